@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Creates .tools/venv with the Python tools the tests use as outside oracles:
+#   chdb       ClickHouse in-process, runs windowFunnel (the oracle for `ordered` and `strict_order`)
+#   cqlite-py  an independent Cassandra SSTable reader (checks what our writer writes)
+# Reused when present.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$root/.tools/venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import chdb, cqlite' 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'chdb>=3' 'cqlite-py>=0.17'
+fi
+"$venv/bin/python" -c 'import chdb, cqlite; print("python tools ready:", chdb.__version__)'

@@ -1,0 +1,56 @@
+//! `funnel`: retroactive conversion funnels straight from Cassandra SSTable snapshots, real-time counts and
+//! conversions from Kafka, and the fact tables a dashboard reads. This binary only wires the library crates
+//! together: each subcommand lives in its own module with its `Args` and a `run` function.
+
+mod common;
+mod dump;
+mod facts_cmd;
+mod gen;
+mod query;
+mod stats;
+mod stream;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Retroactive conversion funnels over Cassandra SSTable snapshots, with a real-time Kafka companion.
+///
+/// Typical use: `funnel stats SNAPSHOT_DIR` to see what is on disk, `funnel dump SNAPSHOT_DIR --limit 5`
+/// to look at rows, `funnel run --data SNAPSHOT_DIR --funnels funnels.toml --facts sqlite:facts.db` to
+/// compute every funnel over all history, `funnel query` to read the results.
+#[derive(Debug, Parser)]
+#[command(name = "funnel", version, about, long_about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Dump(dump::Args),
+    Gen(gen::Args),
+    Stats(stats::Args),
+    Query(query::Args),
+    Facts(facts_cmd::Args),
+    Stream(stream::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dump(args) => dump::run(args),
+        Command::Gen(args) => gen::run(args),
+        Command::Stats(args) => stats::run(args),
+        Command::Query(args) => query::run(args),
+        Command::Facts(args) => facts_cmd::run(args),
+        Command::Stream(args) => stream::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

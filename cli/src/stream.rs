@@ -1,0 +1,167 @@
+//! `funnel stream`: the speed layer — consume hits and events from Kafka into the fact store, exactly once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ::stream::{AttributionConfig, DeadLetterSink, Metrics, StartFrom, StreamOptions};
+
+/// Consume hits and SDK events from Kafka into the fact store: real-time daily counts and
+/// hit→event conversions, exactly once.
+///
+/// Each message is one JSON hit or event (schema and examples: stream/MESSAGES.md).
+/// Producers key messages `app_id|fingerprint` (MESSAGES.md), so one device's clicks and
+/// events share a partition and are matched in one order.
+///
+/// Each batch of one partition is applied to the store in one transaction with the offset
+/// to resume from. The store, not Kafka, decides where a partition resumes: a crash (even
+/// kill -9), a broker restart or a rebalance neither loses nor double-counts anything.
+/// Malformed messages are counted per reason and dead-lettered; they never stop the stream.
+/// SIGINT/SIGTERM: current batches are applied and committed, then the group is left.
+///
+/// Examples:
+///
+///   funnel stream --brokers 127.0.0.1:9092 --topic tracking \
+///       --group funnel-speed --facts sqlite:facts.db
+///
+///   funnel stream --brokers 127.0.0.1:9092 --topic tracking \
+///       --group funnel-speed --facts sqlite:facts.db --config attribution.toml \
+///       --metrics 127.0.0.1:9464 --dead-letter-topic tracking-dead
+///
+/// Attribution config (TOML; every key optional):
+///
+///   [defaults]
+///   policy = "first_click"        # or "last_click"
+///   device_window = "7d"          # click and event carry the same device id
+///   fingerprint_window = "24h"    # (IP, user agent) only
+///   conversion_events = ["install", "open"]
+///   late_arrival = "1d"           # how long pending items wait for late messages
+///   [apps.a1]                     # per-app overrides
+///   policy = "last_click"
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Kafka bootstrap servers, `host:port[,host:port…]`.
+    #[arg(long, env = "FUNNEL_BROKERS")]
+    pub brokers: String,
+    /// Topic with the hits and events.
+    #[arg(long)]
+    pub topic: String,
+    /// Consumer group; offsets are kept per group in the fact store.
+    #[arg(long)]
+    pub group: String,
+    /// Fact store URL, e.g. `sqlite:facts.db`.
+    #[arg(long, env = "FUNNEL_FACTS")]
+    pub facts: String,
+    /// Attribution settings (TOML): windows, first/last click, conversion events, per app.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`, e.g. `127.0.0.1:9464`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Produce malformed messages (with reason and origin) to this topic.
+    #[arg(long, conflicts_with = "dead_letter_file")]
+    pub dead_letter_topic: Option<String>,
+    /// Append malformed messages (JSON lines) to this file.
+    #[arg(long)]
+    pub dead_letter_file: Option<PathBuf>,
+    /// Cut a partition's batch at this many messages…
+    #[arg(long, default_value_t = 2000)]
+    pub batch_max_messages: usize,
+    /// …or this many milliseconds after its first message.
+    #[arg(long, default_value_t = 200)]
+    pub batch_max_ms: u64,
+    /// Where a partition the store has no offset for starts.
+    #[arg(long, value_enum, default_value_t = Start::Earliest)]
+    pub start: Start,
+    /// Extra librdkafka setting `key=value` (repeatable), e.g. `--kafka session.timeout.ms=6000`.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub kafka: Vec<String>,
+    /// Log as JSON lines instead of text (filter with RUST_LOG, default `info`).
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Start {
+    Earliest,
+    Latest,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_json);
+    let mut opts = StreamOptions::new(&args.brokers, &args.topic, &args.group);
+    if let Some(path) = &args.config {
+        opts.attribution = AttributionConfig::load(path)?;
+    }
+    if args.batch_max_messages == 0 {
+        bail!("--batch-max-messages must be at least 1");
+    }
+    opts.batch_max_messages = args.batch_max_messages;
+    opts.batch_max_wait = Duration::from_millis(args.batch_max_ms);
+    opts.start = match args.start {
+        Start::Earliest => StartFrom::Earliest,
+        Start::Latest => StartFrom::Latest,
+    };
+    for kv in &args.kafka {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--kafka {kv:?} is not key=value"))?;
+        opts.kafka.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let store: Arc<dyn facts::FactStore> =
+        Arc::from(facts::open_store(&args.facts).with_context(|| format!("opening the fact store {}", args.facts))?);
+    store.init().context("initialising the fact store")?;
+    let dead = Arc::new(match (&args.dead_letter_topic, &args.dead_letter_file) {
+        (Some(topic), _) => DeadLetterSink::topic(&args.brokers, topic)?,
+        (None, Some(path)) => DeadLetterSink::file(path)?,
+        (None, None) => DeadLetterSink::LogOnly,
+    });
+    let metrics = Arc::new(Metrics::new()?);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(async move {
+        let _server = match args.metrics {
+            Some(addr) => Some(::stream::metrics::serve(metrics.clone(), addr).await?),
+            None => None,
+        };
+        ::stream::run(opts, store, dead, metrics, None, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown signal received");
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}

@@ -1,0 +1,1064 @@
+//! `CqlStore`: the Cassandra 4.x/5.x / ScyllaDB fact store (`cql://…`), via the `scylla` driver.
+//!
+//! Prepared statements only (listed and unit-tested in [`crate::cql_statements`]), all marked idempotent so
+//! the driver's default retry policy may retry them, and only idempotent writes (upserts and deletes, no
+//! counters, no lightweight transactions). The driver's default load balancing is token-aware for prepared
+//! statements. Bulk writes run at most [`CONCURRENCY`] requests at once.
+//!
+//! Atomicity: a run's rows are written under its run id before `publish` flips the watermark rows (one
+//! logged batch; isolated per app, as all watermarks of an app share a partition), so readers that follow
+//! the pointer see a whole run or the previous one. Speed batches: facts and state are upserts keyed by the
+//! Kafka batch key, then the offset and the applied-batch marker are written together in one logged batch;
+//! a crash in between makes the stream re-send the batch, which rewrites the same cells.
+//!
+//! Differences from SQLite: runs whose process died are not detected (their rows stay invisible, never
+//! collected); run ids come from the clock in microseconds (unique per store in practice, increasing).
+//! Every method blocks on the store's own tokio runtime (do not call from async code without
+//! `spawn_blocking`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::Consistency;
+
+use crate::cql_statements::{self as st, Stmt};
+use crate::day::Day;
+use crate::error::FactsError;
+use crate::fault;
+use crate::lambda;
+use crate::model::{
+    DailyCountFact, FunnelStepFact, RunId, RunMeta, RunRecord, RunStatus, SpeedBatch, Watermark,
+    COUNTS_WATERMARK_ID,
+};
+use crate::query::{CountsAnswer, CountsQuery, Freshness, FunnelAnswer, FunnelQuery};
+use crate::store::FactStore;
+use crate::url::CqlUrl;
+
+/// Requests in flight at once for bulk writes.
+pub const CONCURRENCY: usize = 64;
+
+/// Most days a publish walks when expiring speed rows between the old and the new watermark.
+const MAX_EXPIRE_DAYS: i32 = 400;
+
+fn cql_err(e: impl std::fmt::Display) -> FactsError {
+    FactsError::Cql(e.to_string())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+struct Inner {
+    session: Session,
+    url: CqlUrl,
+    prepared: OnceLock<HashMap<&'static str, PreparedStatement>>,
+}
+
+/// A fact store in a Cassandra/Scylla keyspace.
+pub struct CqlStore {
+    inner: Arc<Inner>,
+    rt: tokio::runtime::Runtime,
+    /// Per running run of this process: rows staged and first staged day per key (no counters in CQL).
+    staged: Mutex<HashMap<i64, Staged>>,
+}
+
+/// `(app_id, funnel_id, funnel_version)`.
+type Key = (String, String, String);
+/// Rows staged by a run and its first staged day per key.
+type Staged = (u64, BTreeMap<Key, String>);
+/// A `funnel_steps` row as `SELECT_STEPS` returns it.
+type StepRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i32,
+    i64,
+    Option<f64>,
+    Option<f64>,
+);
+
+impl CqlStore {
+    /// Connect to the cluster (tables are not touched: call `init` once per keyspace).
+    pub fn connect(url: &CqlUrl) -> Result<CqlStore, FactsError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("facts-cql")
+            .build()?;
+        if url.tls {
+            return Err(FactsError::BackendDisabled(
+                "cql with tls=true (TLS is not compiled into this build)",
+            ));
+        }
+        let u = url.clone();
+        let session = rt.block_on(async move {
+            let mut b = SessionBuilder::new().known_nodes(&u.nodes);
+            if let (Some(user), Some(pw)) = (&u.user, &u.password) {
+                b = b.user(user, pw);
+            }
+            b.build().await.map_err(cql_err)
+        })?;
+        Ok(CqlStore {
+            inner: Arc::new(Inner {
+                session,
+                url: url.clone(),
+                prepared: OnceLock::new(),
+            }),
+            rt,
+            staged: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Run a future on the store's runtime and wait for it (usable from any thread).
+    fn block<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(
+            Arc<Inner>,
+        ) -> std::pin::Pin<Box<dyn Future<Output = Result<T, FactsError>> + Send>>,
+    ) -> Result<T, FactsError> {
+        let fut = f(self.inner.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.rt.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv()
+            .map_err(|_| FactsError::Cql("the CQL task ended without an answer".into()))?
+    }
+
+    fn staged(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Staged>> {
+        self.staged.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    fn ks(&self) -> &str {
+        &self.url.keyspace
+    }
+
+    async fn prepare_all(&self) -> Result<&HashMap<&'static str, PreparedStatement>, FactsError> {
+        if let Some(p) = self.prepared.get() {
+            return Ok(p);
+        }
+        let mut map = HashMap::new();
+        for s in st::ALL {
+            let mut p = self.session.prepare(s.cql(self.ks())).await.map_err(|e| {
+                FactsError::Cql(format!(
+                    "preparing {} ({e}); were the tables created with `funnel facts init`?",
+                    s.name
+                ))
+            })?;
+            p.set_is_idempotent(true);
+            // Reads and writes at LOCAL_QUORUM: a read after a write sees it.
+            p.set_consistency(Consistency::LocalQuorum);
+            map.insert(s.name, p);
+        }
+        Ok(self.prepared.get_or_init(|| map))
+    }
+
+    async fn stmt(&self, s: Stmt) -> Result<&PreparedStatement, FactsError> {
+        self.prepare_all()
+            .await?
+            .get(s.name)
+            .ok_or_else(|| FactsError::Cql(format!("statement {} not prepared", s.name)))
+    }
+
+    async fn exec(
+        &self,
+        s: Stmt,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<(), FactsError> {
+        let p = self.stmt(s).await?;
+        self.session
+            .execute_unpaged(p, values)
+            .await
+            .map_err(cql_err)?;
+        Ok(())
+    }
+
+    /// All rows of a (paged) read.
+    async fn rows<R>(
+        &self,
+        s: Stmt,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<Vec<R>, FactsError>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm> + Send + 'static,
+    {
+        let p = self.stmt(s).await?.clone();
+        let pager = self
+            .session
+            .execute_iter(p, values)
+            .await
+            .map_err(cql_err)?;
+        pager
+            .rows_stream::<R>()
+            .map_err(cql_err)?
+            .try_collect()
+            .await
+            .map_err(cql_err)
+    }
+
+    async fn first<R>(
+        &self,
+        s: Stmt,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<Option<R>, FactsError>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm> + Send + 'static,
+    {
+        Ok(self.rows(s, values).await?.into_iter().next())
+    }
+
+    /// Run writes with bounded concurrency.
+    async fn exec_all<V>(&self, s: Stmt, values: Vec<V>) -> Result<(), FactsError>
+    where
+        V: scylla::serialize::row::SerializeRow + Send,
+    {
+        let p = self.stmt(s).await?;
+        stream::iter(values)
+            .map(|v| async move {
+                self.session
+                    .execute_unpaged(p, v)
+                    .await
+                    .map(|_| ())
+                    .map_err(cql_err)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn run_status(&self, run: RunId) -> Result<RunStatus, FactsError> {
+        let s: Option<(String,)> = self.first(st::SELECT_RUN_STATUS, (run.0,)).await?;
+        s.ok_or(FactsError::UnknownRun(run.0))?.0.parse()
+    }
+
+    async fn require_running(&self, run: RunId) -> Result<(), FactsError> {
+        match self.run_status(run).await? {
+            RunStatus::Running => Ok(()),
+            other => Err(FactsError::RunNotRunning {
+                run: run.0,
+                status: other.to_string(),
+            }),
+        }
+    }
+
+    async fn pointer(
+        &self,
+        app: &str,
+        fid: &str,
+        ver: &str,
+    ) -> Result<Option<(Day, i64, i64)>, FactsError> {
+        let row: Option<(String, i64, i64)> =
+            self.first(st::SELECT_WATERMARK, (app, fid, ver)).await?;
+        row.map(|(d, run, at)| Ok((d.parse()?, run, at)))
+            .transpose()
+    }
+
+    async fn speed_applied_at(&self) -> Result<Option<i64>, FactsError> {
+        let v: Option<(Option<String>,)> = self
+            .first(st::SELECT_META, ("speed_applied_at_ms",))
+            .await?;
+        Ok(v.and_then(|(s,)| s).and_then(|s| s.parse().ok()))
+    }
+
+    async fn speed_days(
+        &self,
+        app: &str,
+        fid: &str,
+        ver: &str,
+        range: Option<(Day, Day)>,
+    ) -> Result<Vec<String>, FactsError> {
+        let Some((lo, hi)) = range else {
+            return Ok(Vec::new());
+        };
+        let days: Vec<(String,)> = self
+            .rows(
+                st::SELECT_SPEED_DAYS,
+                (app, fid, ver, lo.to_string(), hi.to_string()),
+            )
+            .await?;
+        Ok(days.into_iter().map(|d| d.0).collect())
+    }
+
+    async fn drop_key(&self, run: i64, app: &str, fid: &str, ver: &str) -> Result<(), FactsError> {
+        if fid == COUNTS_WATERMARK_ID {
+            self.exec(st::DELETE_COUNTS_RUN, (app, ver, run)).await?;
+        } else {
+            self.exec(st::DELETE_STEPS_RUN, (app, fid, ver, run))
+                .await?;
+        }
+        self.exec(st::DELETE_RUN_KEY, (run, app, fid, ver)).await
+    }
+
+    async fn drop_run(&self, run: i64) -> Result<(), FactsError> {
+        let keys: Vec<(String, String, String)> = self.rows(st::SELECT_RUN_KEYS, (run,)).await?;
+        for (app, fid, ver) in keys {
+            self.drop_key(run, &app, &fid, &ver).await?;
+        }
+        Ok(())
+    }
+}
+
+type Fut<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, FactsError>> + Send>>;
+
+fn steps_values(run: i64, rows: &[FunnelStepFact]) -> Result<Vec<StepValues>, FactsError> {
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.app_id.clone(),
+                r.funnel_id.clone(),
+                r.funnel_version.clone(),
+                run,
+                r.day.to_string(),
+                r.breakdown.clone(),
+                i32::try_from(r.step).map_err(|_| FactsError::Invalid {
+                    what: "step",
+                    value: r.step.to_string(),
+                })?,
+                i64::try_from(r.actors).map_err(|_| FactsError::Invalid {
+                    what: "actors",
+                    value: r.actors.to_string(),
+                })?,
+                r.ttc_median_s,
+                r.ttc_p90_s,
+            ))
+        })
+        .collect()
+}
+
+type StepValues = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    i32,
+    i64,
+    Option<f64>,
+    Option<f64>,
+);
+
+impl FactStore for CqlStore {
+    fn init(&self) -> Result<(), FactsError> {
+        self.block(|inner| -> Fut<()> {
+            Box::pin(async move {
+                let ks = inner.ks().to_string();
+                let s = &inner.session;
+                s.query_unpaged(st::create_keyspace(&ks, inner.url.replication_factor), ())
+                    .await
+                    .map_err(cql_err)?;
+                for ddl in st::TABLES {
+                    s.query_unpaged(ddl.replace("{ks}", &ks), ())
+                        .await
+                        .map_err(cql_err)?;
+                }
+                s.await_schema_agreement().await.map_err(cql_err)?;
+                inner.prepare_all().await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn begin_run(&self, meta: &RunMeta) -> Result<RunId, FactsError> {
+        let micros = chrono::Utc::now().timestamp_micros();
+        let run = RunId(micros);
+        let inputs = serde_json::to_string(&meta.inputs)?;
+        let funnels = serde_json::to_string(&meta.funnels)?;
+        let started = meta.started_at_ms;
+        self.block(move |inner| -> Fut<()> {
+            Box::pin(async move {
+                inner
+                    .exec(st::INSERT_RUN, (run.0, started, inputs, funnels))
+                    .await
+            })
+        })?;
+        self.staged().insert(run.0, (0, BTreeMap::new()));
+        Ok(run)
+    }
+
+    fn write_funnel_steps(&self, run: RunId, rows: &[FunnelStepFact]) -> Result<(), FactsError> {
+        let values = steps_values(run.0, rows)?;
+        let mut firsts: BTreeMap<Key, String> = BTreeMap::new();
+        for r in rows {
+            let day = r.day.to_string();
+            let e = firsts
+                .entry((
+                    r.app_id.clone(),
+                    r.funnel_id.clone(),
+                    r.funnel_version.clone(),
+                ))
+                .or_insert_with(|| day.clone());
+            if day < *e {
+                *e = day;
+            }
+        }
+        self.stage(run, rows.len(), firsts, move |inner| -> Fut<()> {
+            Box::pin(async move { inner.exec_all(st::INSERT_STEP, values).await })
+        })
+    }
+
+    fn write_daily_counts(&self, run: RunId, rows: &[DailyCountFact]) -> Result<(), FactsError> {
+        let values: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.app_id.clone(),
+                    r.metric.clone(),
+                    run.0,
+                    r.day.to_string(),
+                    r.dimension.clone(),
+                    r.value.clone(),
+                    r.count,
+                )
+            })
+            .collect();
+        let mut firsts: BTreeMap<Key, String> = BTreeMap::new();
+        for r in rows {
+            let day = r.day.to_string();
+            let e = firsts
+                .entry((
+                    r.app_id.clone(),
+                    COUNTS_WATERMARK_ID.to_string(),
+                    r.metric.clone(),
+                ))
+                .or_insert_with(|| day.clone());
+            if day < *e {
+                *e = day;
+            }
+        }
+        self.stage(run, rows.len(), firsts, move |inner| -> Fut<()> {
+            Box::pin(async move { inner.exec_all(st::INSERT_COUNT, values).await })
+        })
+    }
+
+    fn publish(&self, run: RunId, watermarks: &[Watermark]) -> Result<(), FactsError> {
+        let wms = watermarks.to_vec();
+        let rows = self.staged().get(&run.0).map(|s| s.0).unwrap_or(0);
+        self.block(move |inner| -> Fut<()> {
+            Box::pin(async move {
+                inner.require_running(run).await?;
+                let now = now_ms();
+                let mut previous = Vec::new();
+                for w in &wms {
+                    let (app, fid, ver) = (&w.app_id, &w.funnel_id, &w.funnel_version);
+                    let current = inner.pointer(app, fid, ver).await?;
+                    if let Some((_, cur, _)) = current {
+                        if cur > run.0 {
+                            return Err(FactsError::StaleRun {
+                                run: run.0,
+                                current: cur,
+                                app_id: app.clone(),
+                                funnel_id: fid.clone(),
+                                funnel_version: ver.clone(),
+                            });
+                        }
+                    }
+                    let first: Option<(String,)> = inner
+                        .first(st::SELECT_RUN_KEY, (run.0, app, fid, ver))
+                        .await?;
+                    // Carry forward days before the run's first staged day from the previous run.
+                    if let (Some((_, old, _)), Some((first,))) = (current, &first) {
+                        let day_before = first.parse::<Day>()?.plus(-1).to_string();
+                        if fid == COUNTS_WATERMARK_ID {
+                            let old_rows: Vec<(String, String, String, i64)> = inner
+                                .rows(
+                                    st::SELECT_COUNTS,
+                                    (app, ver, old, Day::FIRST.to_string(), day_before),
+                                )
+                                .await?;
+                            let values: Vec<_> = old_rows
+                                .into_iter()
+                                .map(|(d, dim, v, c)| {
+                                    (app.clone(), ver.clone(), run.0, d, dim, v, c)
+                                })
+                                .collect();
+                            inner.exec_all(st::INSERT_COUNT, values).await?;
+                        } else {
+                            let old_rows: Vec<StepRow> = inner
+                                .rows(
+                                    st::SELECT_STEPS,
+                                    (app, fid, ver, old, Day::FIRST.to_string(), day_before),
+                                )
+                                .await?;
+                            let values: Vec<StepValues> = old_rows
+                                .into_iter()
+                                .map(|(a, f, v, d, b, s, n, m, p)| {
+                                    (a, f, v, run.0, d, b, s, n, m, p)
+                                })
+                                .collect();
+                            inner.exec_all(st::INSERT_STEP, values).await?;
+                        }
+                    }
+                    if first.is_none() {
+                        inner
+                            .exec(
+                                st::UPSERT_RUN_KEY,
+                                (run.0, app, fid, ver, w.batch_until.to_string()),
+                            )
+                            .await?;
+                    }
+                    previous.push(current);
+                }
+                fault::point("publish");
+                // The flip: all watermark rows in one logged batch.
+                let mut batch = Batch::new(BatchType::Logged);
+                let upsert = inner.stmt(st::UPSERT_WATERMARK).await?.clone();
+                let mut values = Vec::new();
+                for w in &wms {
+                    batch.append_statement(upsert.clone());
+                    values.push((
+                        w.app_id.clone(),
+                        w.funnel_id.clone(),
+                        w.funnel_version.clone(),
+                        w.batch_until.to_string(),
+                        run.0,
+                        now,
+                    ));
+                }
+                batch.set_is_idempotent(true);
+                batch.set_consistency(Consistency::LocalQuorum);
+                if !wms.is_empty() {
+                    inner.session.batch(&batch, values).await.map_err(cql_err)?;
+                }
+                inner
+                    .exec(
+                        st::FINISH_RUN,
+                        ("published", now, None::<String>, rows as i64, run.0),
+                    )
+                    .await?;
+                // Expire speed rows below the new watermarks; collect superseded runs.
+                for (w, current) in wms.iter().zip(previous) {
+                    let (app, fid, ver) = (&w.app_id, &w.funnel_id, &w.funnel_version);
+                    let old_until = current
+                        .map(|c| c.0)
+                        .unwrap_or(w.batch_until.plus(-MAX_EXPIRE_DAYS));
+                    let lo = old_until.max(w.batch_until.plus(-MAX_EXPIRE_DAYS));
+                    for day in inner
+                        .speed_days(app, fid, ver, Some((lo, w.batch_until.plus(-1))))
+                        .await?
+                    {
+                        if fid == COUNTS_WATERMARK_ID {
+                            inner
+                                .exec(st::DELETE_COUNTS_SPEED_DAY, (app, ver, &day))
+                                .await?;
+                        } else {
+                            inner
+                                .exec(st::DELETE_STEPS_SPEED_DAY, (app, fid, ver, &day))
+                                .await?;
+                        }
+                        inner
+                            .exec(st::DELETE_SPEED_DAY, (app, fid, ver, &day))
+                            .await?;
+                    }
+                    if let Some((_, old, _)) = current.filter(|c| c.1 != run.0) {
+                        inner.drop_key(old, app, fid, ver).await?;
+                    }
+                }
+                // Keys this run staged but did not publish.
+                let keys: Vec<(String, String, String)> =
+                    inner.rows(st::SELECT_RUN_KEYS, (run.0,)).await?;
+                for (app, fid, ver) in keys {
+                    if !wms
+                        .iter()
+                        .any(|w| w.app_id == app && w.funnel_id == fid && w.funnel_version == ver)
+                    {
+                        inner.drop_key(run.0, &app, &fid, &ver).await?;
+                    }
+                }
+                Ok(())
+            })
+        })?;
+        self.staged().remove(&run.0);
+        Ok(())
+    }
+
+    fn fail_run(&self, run: RunId, error: &str) -> Result<(), FactsError> {
+        let error = error.to_string();
+        let rows = self.staged().get(&run.0).map(|s| s.0).unwrap_or(0);
+        self.block(move |inner| -> Fut<()> {
+            Box::pin(async move {
+                inner.require_running(run).await?;
+                inner
+                    .exec(
+                        st::FINISH_RUN,
+                        ("failed", now_ms(), Some(error), rows as i64, run.0),
+                    )
+                    .await?;
+                inner.drop_run(run.0).await
+            })
+        })?;
+        self.staged().remove(&run.0);
+        Ok(())
+    }
+
+    fn apply_speed_batch(&self, b: &SpeedBatch) -> Result<bool, FactsError> {
+        if b.next_offset < b.first_offset {
+            return Err(FactsError::Invalid {
+                what: "speed batch offsets (next_offset < first_offset)",
+                value: format!("{}..{}", b.first_offset, b.next_offset),
+            });
+        }
+        let b = b.clone();
+        self.block(move |inner| -> Fut<bool> {
+            Box::pin(async move {
+                let seen: Option<(i64,)> = inner
+                    .first(
+                        st::SELECT_SPEED_BATCH,
+                        (&b.topic, b.partition, b.first_offset),
+                    )
+                    .await?;
+                if seen.is_some() {
+                    return Ok(false);
+                }
+                let committed: Option<(i64,)> = inner
+                    .first(st::SELECT_OFFSET, (&b.group, &b.topic, b.partition))
+                    .await?;
+                if let Some((c,)) = committed.filter(|c| c.0 > b.first_offset) {
+                    return Err(FactsError::OffsetOverlap {
+                        group: b.group.clone(),
+                        topic: b.topic.clone(),
+                        partition: b.partition,
+                        first_offset: b.first_offset,
+                        committed: c,
+                    });
+                }
+                let key = st::batch_key(&b.topic, b.partition, b.first_offset);
+                let ttl = st::SPEED_TTL_S;
+                let mut days = std::collections::BTreeSet::new();
+                let mut steps = Vec::new();
+                for r in &b.funnel_steps {
+                    let day = r.day.to_string();
+                    days.insert((
+                        r.app_id.clone(),
+                        r.funnel_id.clone(),
+                        r.funnel_version.clone(),
+                        day.clone(),
+                    ));
+                    steps.push((
+                        r.app_id.clone(),
+                        r.funnel_id.clone(),
+                        r.funnel_version.clone(),
+                        day,
+                        r.breakdown.clone(),
+                        i32::try_from(r.step).map_err(|_| FactsError::Invalid {
+                            what: "step",
+                            value: r.step.to_string(),
+                        })?,
+                        key.clone(),
+                        i64::try_from(r.actors).map_err(|_| FactsError::Invalid {
+                            what: "actors",
+                            value: r.actors.to_string(),
+                        })?,
+                        ttl,
+                    ));
+                }
+                let mut counts = Vec::new();
+                for r in &b.daily_counts {
+                    let day = r.day.to_string();
+                    days.insert((
+                        r.app_id.clone(),
+                        COUNTS_WATERMARK_ID.to_string(),
+                        r.metric.clone(),
+                        day.clone(),
+                    ));
+                    counts.push((
+                        r.app_id.clone(),
+                        r.metric.clone(),
+                        day,
+                        r.dimension.clone(),
+                        r.value.clone(),
+                        key.clone(),
+                        r.count,
+                        ttl,
+                    ));
+                }
+                inner.exec_all(st::INSERT_STEP_SPEED, steps).await?;
+                inner.exec_all(st::INSERT_COUNT_SPEED, counts).await?;
+                let days: Vec<_> = days
+                    .into_iter()
+                    .map(|(a, f, v, d)| (a, f, v, d, ttl))
+                    .collect();
+                inner.exec_all(st::UPSERT_SPEED_DAY, days).await?;
+                let now = now_ms();
+                // State changes in order (a put and a delete of one key in the same batch: the delete wins).
+                for s in &b.state_puts {
+                    let ttl = st::state_ttl_s(s.expires_at_ms, now);
+                    inner
+                        .exec(
+                            st::UPSERT_STATE,
+                            (&s.namespace, &s.key, &s.value, s.expires_at_ms, ttl),
+                        )
+                        .await?;
+                }
+                inner
+                    .exec_all(st::DELETE_STATE, b.state_deletes.clone())
+                    .await?;
+                fault::point("speed");
+                let mut batch = Batch::new(BatchType::Logged);
+                batch.append_statement(inner.stmt(st::UPSERT_OFFSET).await?.clone());
+                batch.append_statement(inner.stmt(st::INSERT_SPEED_BATCH).await?.clone());
+                batch.append_statement(inner.stmt(st::UPSERT_META).await?.clone());
+                batch.set_is_idempotent(true);
+                batch.set_consistency(Consistency::LocalQuorum);
+                let values = (
+                    (&b.group, &b.topic, b.partition, b.next_offset, now),
+                    (
+                        &b.topic,
+                        b.partition,
+                        b.first_offset,
+                        b.next_offset,
+                        &b.group,
+                        now,
+                        ttl,
+                    ),
+                    ("speed_applied_at_ms", now.to_string()),
+                );
+                inner.session.batch(&batch, values).await.map_err(cql_err)?;
+                Ok(true)
+            })
+        })
+    }
+
+    fn committed_offsets(&self, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, FactsError> {
+        let (group, topic) = (group.to_string(), topic.to_string());
+        self.block(move |inner| -> Fut<Vec<(i32, i64)>> {
+            Box::pin(async move {
+                let mut v: Vec<(i32, i64)> = inner.rows(st::SELECT_OFFSETS, (group, topic)).await?;
+                v.sort();
+                Ok(v)
+            })
+        })
+    }
+
+    fn get_state(
+        &self,
+        namespace: &str,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Option<Vec<u8>>, FactsError> {
+        let (ns, key) = (namespace.to_string(), key.to_string());
+        self.block(move |inner| -> Fut<Option<Vec<u8>>> {
+            Box::pin(async move {
+                let v: Option<(Vec<u8>,)> =
+                    inner.first(st::SELECT_STATE, (ns, key, now_ms)).await?;
+                Ok(v.map(|v| v.0))
+            })
+        })
+    }
+
+    fn scan_state(
+        &self,
+        namespace: &str,
+        key_prefix: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
+        let (ns, prefix) = (namespace.to_string(), key_prefix.to_string());
+        self.block(move |inner| -> Fut<Vec<(String, Vec<u8>)>> {
+            Box::pin(async move {
+                let upper = format!("{prefix}\u{10FFFF}");
+                let rows: Vec<(String, Vec<u8>, i64)> = inner
+                    .rows(st::SCAN_STATE, (ns, &prefix, upper, now_ms))
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .filter(|(k, _, _)| k.starts_with(&prefix))
+                    .map(|(k, v, _)| (k, v))
+                    .collect())
+            })
+        })
+    }
+
+    fn read_funnel(&self, q: &FunnelQuery) -> Result<FunnelAnswer, FactsError> {
+        let q = q.clone();
+        self.block(move |inner| -> Fut<FunnelAnswer> {
+            Box::pin(async move {
+                let version = match &q.funnel_version {
+                    Some(v) => v.clone(),
+                    None => {
+                        let wms: Vec<(String, String, String, i64, i64)> =
+                            inner.rows(st::SELECT_WATERMARKS, (&q.app_id,)).await?;
+                        let latest = wms
+                            .into_iter()
+                            .filter(|w| w.0 == q.funnel_id)
+                            .max_by_key(|w| (w.4, w.3))
+                            .map(|w| w.1);
+                        match latest {
+                            Some(v) => v,
+                            None => {
+                                let mut vs: Vec<String> = inner
+                                    .rows::<(String,)>(
+                                        st::SELECT_SPEED_VERSIONS,
+                                        (&q.app_id, &q.funnel_id),
+                                    )
+                                    .await?
+                                    .into_iter()
+                                    .map(|v| v.0)
+                                    .collect();
+                                vs.dedup();
+                                match vs.len() {
+                                    0 => String::new(),
+                                    1 => vs.remove(0),
+                                    _ => {
+                                        return Err(FactsError::AmbiguousVersion {
+                                            app_id: q.app_id.clone(),
+                                            funnel_id: q.funnel_id.clone(),
+                                            versions: vs,
+                                        })
+                                    }
+                                }
+                            }
+                        }
+                    }
+                };
+                let (app, fid) = (q.app_id.as_str(), q.funnel_id.as_str());
+                let pointer = inner.pointer(app, fid, &version).await?;
+                let watermark = pointer.map(|p| p.0);
+                let split = lambda::split(q.from, q.to, watermark);
+                let mut batch = Vec::new();
+                if let (Some((_, run, _)), Some((lo, hi))) = (pointer, split.batch) {
+                    let rows: Vec<StepRow> = inner
+                        .rows(
+                            st::SELECT_STEPS,
+                            (app, fid, &version, run, lo.to_string(), hi.to_string()),
+                        )
+                        .await?;
+                    for (app_id, funnel_id, funnel_version, day, breakdown, step, actors, m, p) in
+                        rows
+                    {
+                        batch.push(FunnelStepFact {
+                            app_id,
+                            funnel_id,
+                            funnel_version,
+                            day: day.parse()?,
+                            breakdown,
+                            step: u32::try_from(step).unwrap_or(0),
+                            actors: u64::try_from(actors).unwrap_or(0),
+                            ttc_median_s: m,
+                            ttc_p90_s: p,
+                        });
+                    }
+                }
+                let mut speed = Vec::new();
+                for day in inner.speed_days(app, fid, &version, split.speed).await? {
+                    let rows: Vec<(String, i32, i64)> = inner
+                        .rows(st::SELECT_STEPS_SPEED, (app, fid, &version, &day))
+                        .await?;
+                    let d: Day = day.parse()?;
+                    for (breakdown, step, actors) in rows {
+                        speed.push(FunnelStepFact {
+                            app_id: app.to_string(),
+                            funnel_id: fid.to_string(),
+                            funnel_version: version.clone(),
+                            day: d,
+                            breakdown,
+                            step: u32::try_from(step).unwrap_or(0),
+                            actors: u64::try_from(actors).unwrap_or(0),
+                            ttc_median_s: None,
+                            ttc_p90_s: None,
+                        });
+                    }
+                }
+                let freshness = Freshness {
+                    watermark,
+                    batch_run: pointer.map(|p| RunId(p.1)),
+                    batch_published_at_ms: pointer.map(|p| p.2),
+                    speed_applied_at_ms: inner.speed_applied_at().await?,
+                };
+                let days = lambda::merge_funnel(&q, watermark, batch, speed)?;
+                Ok(FunnelAnswer {
+                    app_id: q.app_id.clone(),
+                    funnel_id: q.funnel_id.clone(),
+                    funnel_version: version,
+                    freshness,
+                    days,
+                })
+            })
+        })
+    }
+
+    fn read_counts(&self, q: &CountsQuery) -> Result<CountsAnswer, FactsError> {
+        let q = q.clone();
+        self.block(move |inner| -> Fut<CountsAnswer> {
+            Box::pin(async move {
+                let (app, metric) = (q.app_id.as_str(), q.metric.as_str());
+                let pointer = inner.pointer(app, COUNTS_WATERMARK_ID, metric).await?;
+                let watermark = pointer.map(|p| p.0);
+                let split = lambda::split(q.from, q.to, watermark);
+                let fact =
+                    |day: Day, dimension: String, value: String, count: i64| DailyCountFact {
+                        app_id: app.to_string(),
+                        day,
+                        metric: metric.to_string(),
+                        dimension,
+                        value,
+                        count,
+                    };
+                let mut batch = Vec::new();
+                if let (Some((_, run, _)), Some((lo, hi))) = (pointer, split.batch) {
+                    let rows: Vec<(String, String, String, i64)> = inner
+                        .rows(
+                            st::SELECT_COUNTS,
+                            (app, metric, run, lo.to_string(), hi.to_string()),
+                        )
+                        .await?;
+                    for (day, dim, value, count) in rows {
+                        batch.push(fact(day.parse()?, dim, value, count));
+                    }
+                }
+                let mut speed = Vec::new();
+                for day in inner
+                    .speed_days(app, COUNTS_WATERMARK_ID, metric, split.speed)
+                    .await?
+                {
+                    let rows: Vec<(String, String, i64)> = inner
+                        .rows(st::SELECT_COUNTS_SPEED, (app, metric, &day))
+                        .await?;
+                    let d: Day = day.parse()?;
+                    for (dim, value, count) in rows {
+                        speed.push(fact(d, dim, value, count));
+                    }
+                }
+                let freshness = Freshness {
+                    watermark,
+                    batch_run: pointer.map(|p| RunId(p.1)),
+                    batch_published_at_ms: pointer.map(|p| p.2),
+                    speed_applied_at_ms: inner.speed_applied_at().await?,
+                };
+                let days = lambda::merge_counts(&q, watermark, batch, speed)?;
+                Ok(CountsAnswer {
+                    app_id: q.app_id.clone(),
+                    metric: q.metric.clone(),
+                    freshness,
+                    days,
+                })
+            })
+        })
+    }
+
+    fn watermarks(&self, app_id: &str) -> Result<Vec<Watermark>, FactsError> {
+        let app = app_id.to_string();
+        self.block(move |inner| -> Fut<Vec<Watermark>> {
+            Box::pin(async move {
+                let rows: Vec<(String, String, String, i64, i64)> =
+                    inner.rows(st::SELECT_WATERMARKS, (&app,)).await?;
+                let mut out = Vec::new();
+                for (funnel_id, funnel_version, until, _, _) in rows {
+                    out.push(Watermark {
+                        app_id: app.clone(),
+                        funnel_id,
+                        funnel_version,
+                        batch_until: until.parse()?,
+                    });
+                }
+                out.sort_by(|a, b| {
+                    (&a.funnel_id, &a.funnel_version).cmp(&(&b.funnel_id, &b.funnel_version))
+                });
+                Ok(out)
+            })
+        })
+    }
+
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, FactsError> {
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        self.block(move |inner| -> Fut<Vec<RunRecord>> {
+            Box::pin(async move {
+                type Row = (
+                    i64,
+                    i64,
+                    Option<i64>,
+                    String,
+                    String,
+                    String,
+                    Option<i64>,
+                    Option<String>,
+                );
+                let rows: Vec<Row> = inner.rows(st::SELECT_RUNS, (limit,)).await?;
+                let mut out = Vec::new();
+                for (run_id, started_at_ms, finished_at_ms, status, inputs, funnels, n, error) in
+                    rows
+                {
+                    out.push(RunRecord {
+                        run_id: RunId(run_id),
+                        started_at_ms,
+                        finished_at_ms,
+                        status: status.parse()?,
+                        inputs: serde_json::from_str(&inputs)?,
+                        funnels: serde_json::from_str(&funnels)?,
+                        rows: n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                        error,
+                    });
+                }
+                Ok(out)
+            })
+        })
+    }
+}
+
+impl CqlStore {
+    fn stage(
+        &self,
+        run: RunId,
+        n: usize,
+        firsts: BTreeMap<Key, String>,
+        write: impl FnOnce(Arc<Inner>) -> Fut<()>,
+    ) -> Result<(), FactsError> {
+        self.block(|inner| -> Fut<()> {
+            Box::pin(async move { inner.require_running(run).await })
+        })?;
+        self.block(write)?;
+        // First staged day per key: kept in memory (this process owns the run) and upserted.
+        let keys: Vec<(i64, String, String, String, String)> = {
+            let mut staged = self.staged();
+            let entry = staged.entry(run.0).or_default();
+            entry.0 += n as u64;
+            firsts
+                .into_iter()
+                .map(|(k, day)| {
+                    let e = entry.1.entry(k.clone()).or_insert_with(|| day.clone());
+                    if day < *e {
+                        *e = day;
+                    }
+                    (run.0, k.0, k.1, k.2, e.clone())
+                })
+                .collect()
+        };
+        self.block(move |inner| -> Fut<()> {
+            Box::pin(async move { inner.exec_all(st::UPSERT_RUN_KEY, keys).await })
+        })?;
+        fault::point("stage");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{open_store, FactsError};
+
+    #[test]
+    fn unreachable_cluster_is_an_error_not_a_hang() {
+        // Port 1 on loopback: nothing listens there, the connection is refused at once.
+        let err = open_store("cql://127.0.0.1:1/funnel")
+            .err()
+            .expect("no server, no store");
+        assert!(matches!(err, FactsError::Cql(_)), "{err}");
+    }
+
+    #[test]
+    fn tls_without_tls_support_is_refused() {
+        let err = open_store("cql://127.0.0.1:1/funnel?tls=true")
+            .err()
+            .expect("refused");
+        assert!(matches!(err, FactsError::BackendDisabled(_)), "{err}");
+    }
+}

@@ -1,0 +1,229 @@
+//! The CQL the Cassandra/Scylla store sends: schema (`init`) and every prepared statement, as plain text
+//! built from the keyspace, so they can be unit-tested without a server.
+//!
+//! Layout: batch rows live in one partition per (key, run) — `funnel_steps` by
+//! `(app_id, funnel_id, funnel_version, run_id)`, `daily_counts` by `(app_id, metric, run_id)` — so a run is
+//! published by flipping `watermarks.run_id` and a superseded run is dropped with one partition delete.
+//! Speed partials live in one partition per (key, day) with the Kafka batch key as the last clustering
+//! column: re-applying a batch rewrites the same cells (idempotent upserts, no counters), and readers sum
+//! the partials. `speed_days` lists which days have speed rows, so reads never scan.
+
+/// One statement the store prepares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stmt {
+    pub name: &'static str,
+    /// CQL with `{ks}` standing for the keyspace.
+    pub template: &'static str,
+    /// Bind markers (`?`) it takes.
+    pub arity: usize,
+}
+
+impl Stmt {
+    /// The statement for a keyspace.
+    pub fn cql(&self, keyspace: &str) -> String {
+        self.template.replace("{ks}", keyspace)
+    }
+}
+
+/// Default TTL (seconds) of speed partials and applied-batch markers: 120 days. Speed rows below the
+/// watermark are also deleted at publish; the TTL only bounds what a stopped batch side leaves.
+pub const SPEED_TTL_S: i32 = 120 * 86_400;
+
+/// The keyspace DDL.
+pub fn create_keyspace(keyspace: &str, replication_factor: u32) -> String {
+    format!(
+        "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
+         {{'class': 'NetworkTopologyStrategy', 'replication_factor': {replication_factor}}}"
+    )
+}
+
+/// Table DDL, in creation order (`{ks}` = keyspace).
+pub const TABLES: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS {ks}.runs (bucket int, run_id bigint, started_at_ms bigint, finished_at_ms bigint, \
+     status text, inputs text, funnels text, rows bigint, error text, \
+     PRIMARY KEY ((bucket), run_id)) WITH CLUSTERING ORDER BY (run_id DESC)",
+    "CREATE TABLE IF NOT EXISTS {ks}.run_keys (run_id bigint, app_id text, funnel_id text, funnel_version text, \
+     min_day text, PRIMARY KEY ((run_id), app_id, funnel_id, funnel_version))",
+    "CREATE TABLE IF NOT EXISTS {ks}.funnel_steps (app_id text, funnel_id text, funnel_version text, run_id bigint, \
+     day text, breakdown text, step int, actors bigint, ttc_median_s double, ttc_p90_s double, layer text, \
+     PRIMARY KEY ((app_id, funnel_id, funnel_version, run_id), day, breakdown, step))",
+    "CREATE TABLE IF NOT EXISTS {ks}.daily_counts (app_id text, metric text, run_id bigint, day text, dimension text, \
+     value text, count bigint, layer text, PRIMARY KEY ((app_id, metric, run_id), day, dimension, value))",
+    "CREATE TABLE IF NOT EXISTS {ks}.funnel_steps_speed (app_id text, funnel_id text, funnel_version text, day text, \
+     breakdown text, step int, batch_key text, actors bigint, layer text, \
+     PRIMARY KEY ((app_id, funnel_id, funnel_version, day), breakdown, step, batch_key))",
+    "CREATE TABLE IF NOT EXISTS {ks}.daily_counts_speed (app_id text, metric text, day text, dimension text, value text, \
+     batch_key text, count bigint, layer text, PRIMARY KEY ((app_id, metric, day), dimension, value, batch_key))",
+    "CREATE TABLE IF NOT EXISTS {ks}.speed_days (app_id text, funnel_id text, funnel_version text, day text, \
+     PRIMARY KEY ((app_id, funnel_id), funnel_version, day))",
+    "CREATE TABLE IF NOT EXISTS {ks}.watermarks (app_id text, funnel_id text, funnel_version text, batch_until text, \
+     run_id bigint, published_at_ms bigint, PRIMARY KEY ((app_id), funnel_id, funnel_version))",
+    "CREATE TABLE IF NOT EXISTS {ks}.stream_offsets (group_id text, topic text, partition int, next_offset bigint, \
+     updated_at_ms bigint, PRIMARY KEY ((group_id, topic), partition))",
+    "CREATE TABLE IF NOT EXISTS {ks}.speed_batches (topic text, partition int, first_offset bigint, next_offset bigint, \
+     group_id text, applied_at_ms bigint, PRIMARY KEY ((topic, partition), first_offset))",
+    "CREATE TABLE IF NOT EXISTS {ks}.stream_state (namespace text, key text, value blob, expires_at_ms bigint, \
+     PRIMARY KEY ((namespace), key))",
+    "CREATE TABLE IF NOT EXISTS {ks}.meta (key text PRIMARY KEY, value text)",
+];
+
+macro_rules! stmts {
+    ($($id:ident = $arity:literal, $text:literal;)*) => {
+        $(
+            #[doc = $text]
+            pub const $id: Stmt = Stmt { name: stringify!($id), template: $text, arity: $arity };
+        )*
+        /// Every prepared statement.
+        pub const ALL: &[Stmt] = &[$($id),*];
+    };
+}
+
+stmts! {
+    INSERT_RUN = 4, "INSERT INTO {ks}.runs (bucket, run_id, started_at_ms, status, inputs, funnels, rows) VALUES (0, ?, ?, 'running', ?, ?, 0)";
+    FINISH_RUN = 5, "UPDATE {ks}.runs SET status = ?, finished_at_ms = ?, error = ?, rows = ? WHERE bucket = 0 AND run_id = ?";
+    SELECT_RUN_STATUS = 1, "SELECT status FROM {ks}.runs WHERE bucket = 0 AND run_id = ?";
+    SELECT_RUNS = 1, "SELECT run_id, started_at_ms, finished_at_ms, status, inputs, funnels, rows, error FROM {ks}.runs WHERE bucket = 0 LIMIT ?";
+    UPSERT_RUN_KEY = 5, "INSERT INTO {ks}.run_keys (run_id, app_id, funnel_id, funnel_version, min_day) VALUES (?, ?, ?, ?, ?)";
+    SELECT_RUN_KEY = 4, "SELECT min_day FROM {ks}.run_keys WHERE run_id = ? AND app_id = ? AND funnel_id = ? AND funnel_version = ?";
+    SELECT_RUN_KEYS = 1, "SELECT app_id, funnel_id, funnel_version FROM {ks}.run_keys WHERE run_id = ?";
+    DELETE_RUN_KEY = 4, "DELETE FROM {ks}.run_keys WHERE run_id = ? AND app_id = ? AND funnel_id = ? AND funnel_version = ?";
+    INSERT_STEP = 10, "INSERT INTO {ks}.funnel_steps (app_id, funnel_id, funnel_version, run_id, day, breakdown, step, actors, ttc_median_s, ttc_p90_s, layer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'batch')";
+    SELECT_STEPS = 6, "SELECT app_id, funnel_id, funnel_version, day, breakdown, step, actors, ttc_median_s, ttc_p90_s FROM {ks}.funnel_steps WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND run_id = ? AND day >= ? AND day <= ?";
+    DELETE_STEPS_RUN = 4, "DELETE FROM {ks}.funnel_steps WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND run_id = ?";
+    INSERT_COUNT = 7, "INSERT INTO {ks}.daily_counts (app_id, metric, run_id, day, dimension, value, count, layer) VALUES (?, ?, ?, ?, ?, ?, ?, 'batch')";
+    SELECT_COUNTS = 5, "SELECT day, dimension, value, count FROM {ks}.daily_counts WHERE app_id = ? AND metric = ? AND run_id = ? AND day >= ? AND day <= ?";
+    DELETE_COUNTS_RUN = 3, "DELETE FROM {ks}.daily_counts WHERE app_id = ? AND metric = ? AND run_id = ?";
+    INSERT_STEP_SPEED = 9, "INSERT INTO {ks}.funnel_steps_speed (app_id, funnel_id, funnel_version, day, breakdown, step, batch_key, actors, layer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'speed') USING TTL ?";
+    SELECT_STEPS_SPEED = 4, "SELECT breakdown, step, actors FROM {ks}.funnel_steps_speed WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND day = ?";
+    DELETE_STEPS_SPEED_DAY = 4, "DELETE FROM {ks}.funnel_steps_speed WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND day = ?";
+    INSERT_COUNT_SPEED = 8, "INSERT INTO {ks}.daily_counts_speed (app_id, metric, day, dimension, value, batch_key, count, layer) VALUES (?, ?, ?, ?, ?, ?, ?, 'speed') USING TTL ?";
+    SELECT_COUNTS_SPEED = 3, "SELECT dimension, value, count FROM {ks}.daily_counts_speed WHERE app_id = ? AND metric = ? AND day = ?";
+    DELETE_COUNTS_SPEED_DAY = 3, "DELETE FROM {ks}.daily_counts_speed WHERE app_id = ? AND metric = ? AND day = ?";
+    UPSERT_SPEED_DAY = 5, "INSERT INTO {ks}.speed_days (app_id, funnel_id, funnel_version, day) VALUES (?, ?, ?, ?) USING TTL ?";
+    SELECT_SPEED_DAYS = 5, "SELECT day FROM {ks}.speed_days WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND day >= ? AND day <= ?";
+    SELECT_SPEED_VERSIONS = 2, "SELECT funnel_version FROM {ks}.speed_days WHERE app_id = ? AND funnel_id = ?";
+    DELETE_SPEED_DAY = 4, "DELETE FROM {ks}.speed_days WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND day = ?";
+    UPSERT_WATERMARK = 6, "INSERT INTO {ks}.watermarks (app_id, funnel_id, funnel_version, batch_until, run_id, published_at_ms) VALUES (?, ?, ?, ?, ?, ?)";
+    SELECT_WATERMARK = 3, "SELECT batch_until, run_id, published_at_ms FROM {ks}.watermarks WHERE app_id = ? AND funnel_id = ? AND funnel_version = ?";
+    SELECT_WATERMARKS = 1, "SELECT funnel_id, funnel_version, batch_until, run_id, published_at_ms FROM {ks}.watermarks WHERE app_id = ?";
+    UPSERT_OFFSET = 5, "INSERT INTO {ks}.stream_offsets (group_id, topic, partition, next_offset, updated_at_ms) VALUES (?, ?, ?, ?, ?)";
+    SELECT_OFFSETS = 2, "SELECT partition, next_offset FROM {ks}.stream_offsets WHERE group_id = ? AND topic = ?";
+    SELECT_OFFSET = 3, "SELECT next_offset FROM {ks}.stream_offsets WHERE group_id = ? AND topic = ? AND partition = ?";
+    INSERT_SPEED_BATCH = 7, "INSERT INTO {ks}.speed_batches (topic, partition, first_offset, next_offset, group_id, applied_at_ms) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?";
+    SELECT_SPEED_BATCH = 3, "SELECT next_offset FROM {ks}.speed_batches WHERE topic = ? AND partition = ? AND first_offset = ?";
+    UPSERT_STATE = 5, "INSERT INTO {ks}.stream_state (namespace, key, value, expires_at_ms) VALUES (?, ?, ?, ?) USING TTL ?";
+    DELETE_STATE = 2, "DELETE FROM {ks}.stream_state WHERE namespace = ? AND key = ?";
+    SELECT_STATE = 3, "SELECT value FROM {ks}.stream_state WHERE namespace = ? AND key = ? AND expires_at_ms > ? ALLOW FILTERING";
+    SCAN_STATE = 4, "SELECT key, value, expires_at_ms FROM {ks}.stream_state WHERE namespace = ? AND key >= ? AND key < ? AND expires_at_ms > ? ALLOW FILTERING";
+    UPSERT_META = 2, "INSERT INTO {ks}.meta (key, value) VALUES (?, ?)";
+    SELECT_META = 1, "SELECT value FROM {ks}.meta WHERE key = ?";
+}
+
+/// Whether a statement only reads.
+pub fn is_read(s: &Stmt) -> bool {
+    s.template.starts_with("SELECT")
+}
+
+/// The Kafka batch key of speed partial rows: `topic/partition/first_offset`.
+pub fn batch_key(topic: &str, partition: i32, first_offset: i64) -> String {
+    format!("{topic}/{partition}/{first_offset}")
+}
+
+/// TTL in seconds for a state entry expiring at `expires_at_ms` (at least 1; CQL has no "already expired").
+pub fn state_ttl_s(expires_at_ms: i64, now_ms: i64) -> i32 {
+    let secs = (expires_at_ms.saturating_sub(now_ms) + 999) / 1000;
+    secs.clamp(1, 630_720_000) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn table_of(cql: &str) -> Option<String> {
+        let words: Vec<&str> = cql.split_whitespace().collect();
+        let i = words
+            .iter()
+            .position(|w| matches!(*w, "INTO" | "FROM" | "UPDATE" | "EXISTS"))?;
+        let t = words.get(i + 1)?;
+        Some(t.split('(').next()?.to_string())
+    }
+
+    #[test]
+    fn every_statement_has_its_declared_bind_markers() {
+        for s in ALL {
+            assert_eq!(s.template.matches('?').count(), s.arity, "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn writes_are_idempotent_upserts_and_deletes_only() {
+        for s in ALL {
+            let t = s.template;
+            assert!(!t.contains(" IF "), "{}: lightweight transaction", s.name);
+            assert!(
+                t.starts_with("INSERT")
+                    || t.starts_with("DELETE")
+                    || t.starts_with("SELECT")
+                    || t.starts_with("UPDATE"),
+                "{}",
+                s.name
+            );
+            // No counter arithmetic (`x = x + ?`): re-applying a write must not change the result.
+            assert!(
+                !t.contains("= rows +") && !t.contains(" + ?"),
+                "{}: not idempotent",
+                s.name
+            );
+        }
+        for ddl in TABLES {
+            assert!(!ddl.contains("counter"), "counter column in {ddl}");
+            assert!(ddl.starts_with("CREATE TABLE IF NOT EXISTS {ks}."), "{ddl}");
+        }
+    }
+
+    #[test]
+    fn every_statement_targets_a_created_table_in_the_keyspace() {
+        let created: BTreeSet<String> = TABLES.iter().filter_map(|d| table_of(d)).collect();
+        assert_eq!(created.len(), TABLES.len());
+        for s in ALL {
+            let table = table_of(s.template).unwrap_or_else(|| panic!("{}: no table", s.name));
+            assert!(
+                created.contains(&table),
+                "{}: {table} is not created by init",
+                s.name
+            );
+            assert!(s.cql("funnel_ks").contains("funnel_ks."), "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn filtering_happens_only_within_one_partition() {
+        for s in ALL
+            .iter()
+            .filter(|s| s.template.contains("ALLOW FILTERING"))
+        {
+            assert!(
+                s.template.contains("WHERE namespace = ?"),
+                "{}: filtering across partitions",
+                s.name
+            );
+        }
+    }
+
+    #[test]
+    fn keyspace_ddl() {
+        assert_eq!(
+            create_keyspace("funnel", 3),
+            "CREATE KEYSPACE IF NOT EXISTS funnel WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 3}"
+        );
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(batch_key("events", 3, 42), "events/3/42");
+        assert_eq!(state_ttl_s(10_000, 0), 10);
+        assert_eq!(state_ttl_s(10_001, 0), 11);
+        assert_eq!(state_ttl_s(0, 10_000), 1);
+    }
+}

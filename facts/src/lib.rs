@@ -1,0 +1,90 @@
+//! `facts`: the fact tables shared by the batch funnelizer, the stream and the readers (dashboard,
+//! `funnel query`), behind one trait, [`FactStore`], with two backends: [`SqliteStore`] (embedded default,
+//! `sqlite:PATH`) and, with the `cql` feature (on by default), a Cassandra/ScyllaDB store
+//! (`cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&rf=N`). Open either with [`open_store`].
+//!
+//! # Tables (DESIGN.md)
+//! - `funnel_steps(app_id, funnel_id, funnel_version, day, breakdown, step, actors, ttc_median_s, ttc_p90_s, layer)`
+//! - `daily_counts(app_id, day, metric, dimension, value, count, layer)`
+//! - `watermarks(app_id, funnel_id, funnel_version, batch_until)`: batch complete for days `< batch_until`
+//! - plus the stream's consumed offsets, applied speed batch keys and key/value state, and the batch `runs`.
+//!
+//! # How to use it
+//! Batch: [`FactStore::begin_run`] → [`FactStore::write_funnel_steps`] / [`FactStore::write_daily_counts`]
+//! (staged, invisible) → [`FactStore::publish`] with one [`Watermark`] per funnel (and per counts metric) →
+//! readers switch to the whole run at once; or [`FactStore::fail_run`]. Stream: one
+//! [`FactStore::apply_speed_batch`] per consumed Kafka batch (facts, state and offset in one atomic,
+//! idempotent step), [`FactStore::committed_offsets`] on (re)assignment. Readers: [`FactStore::read_funnel`],
+//! [`FactStore::read_counts`].
+//!
+//! # Decisions and deviations from the agreed contract (read these)
+//! - **Counts watermark**: one per app and metric, stored as a watermark row with `funnel_id = "__counts__"`
+//!   ([`COUNTS_WATERMARK_ID`]) and `funnel_version = metric`; build it with [`Watermark::counts`]. A batch
+//!   run that writes `daily_counts` must publish such a watermark for each metric it wrote, else its count
+//!   rows are discarded (the same holds for funnels: staged rows of keys without a watermark are dropped).
+//! - **Speed time-to-convert**: speed partials are summed for `actors`; `ttc_median_s`/`ttc_p90_s` of
+//!   speed days are always `None` (medians of partial aggregates cannot be merged exactly, and we do not
+//!   pretend). Batch days keep exact values. Summing breakdowns (query without `breakdown`) keeps
+//!   time-to-convert only where a single breakdown row contributes.
+//! - **Carry-forward on publish**: days before the first day a run staged for a key are copied from the
+//!   previously published run, so history whose raw events expired (60-day TTL) is not lost. A run that
+//!   stages nothing for a key it publishes publishes an empty result for that key.
+//! - **Stale publish refused**: publishing run N for a key already pointing at run M > N fails with
+//!   [`FactsError::StaleRun`] (an older snapshot must not replace a newer one).
+//! - **Speed batch overlap**: a batch whose `first_offset` is below the group's committed offset and is not
+//!   a replay of an applied batch fails with [`FactsError::OffsetOverlap`]; offset gaps are allowed.
+//! - **Funnel version**: [`FunnelQuery::funnel_version`] `None` picks the version of the most recently
+//!   published watermark, else the only version the speed layer has.
+//! - [`SqliteStore::open`] (and `open_store("sqlite:…")`) creates the tables itself; CQL needs `init`.
+//! - Extra public items: [`Day::FIRST`]/[`Day::LAST`], [`RunStatus`], [`Freshness`], [`lambda`] (the pure
+//!   merge, usable on any rows), [`fault`] (the `FUNNEL_FAULT` crash hook), [`StoreUrl`].
+//!
+//! # Query answers
+//! [`FunnelAnswer`] / [`CountsAnswer`] list every day of the range (open ends: from the first day with
+//! data to the last day with data or the last batch-complete day), each with the [`Layer`] that answered and
+//! its values (empty = that layer has no row: zero, or speed not caught up), plus [`Freshness`]: watermark,
+//! published run and time, last time the stream applied a batch.
+
+#[cfg(feature = "cql")]
+pub mod cql;
+pub mod cql_statements;
+pub mod day;
+pub mod error;
+pub mod fault;
+pub mod lambda;
+pub mod model;
+pub mod query;
+pub mod sqlite;
+pub mod store;
+pub mod url;
+
+#[cfg(test)]
+mod conformance;
+
+#[cfg(feature = "cql")]
+pub use cql::CqlStore;
+pub use day::Day;
+pub use error::FactsError;
+pub use model::{
+    DailyCountFact, FunnelStepFact, Layer, RunId, RunMeta, RunRecord, RunStatus, SpeedBatch,
+    StateEntry, Watermark, COUNTS_WATERMARK_ID,
+};
+pub use query::{
+    CountValue, CountsAnswer, CountsDay, CountsQuery, Freshness, FunnelAnswer, FunnelDay,
+    FunnelQuery, StepValue,
+};
+pub use sqlite::SqliteStore;
+pub use store::FactStore;
+pub use url::{CqlUrl, StoreUrl};
+
+/// Open a fact store from its URL: `sqlite:PATH` or
+/// `cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&rf=N`.
+pub fn open_store(url: &str) -> Result<Box<dyn FactStore>, FactsError> {
+    match url.parse::<StoreUrl>()? {
+        StoreUrl::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
+        #[cfg(feature = "cql")]
+        StoreUrl::Cql(cql) => Ok(Box::new(cql::CqlStore::connect(&cql)?)),
+        #[cfg(not(feature = "cql"))]
+        StoreUrl::Cql(_) => Err(FactsError::BackendDisabled("cql")),
+    }
+}

@@ -1,0 +1,271 @@
+//! Aggregation of per-actor outcomes into `funnel_steps` facts: per (app, funnel, entry day,
+//! breakdown, step) the actors who reached the step and the exact median / p90 of their time to
+//! convert. Partial aggregates of rayon workers merge exactly: times are kept as exact histograms
+//! (millisecond value → count), which also compress the many equal values (step 1 is always 0).
+//!
+//! Quantiles are exact with linear interpolation between order statistics (numpy's default,
+//! ClickHouse `quantileExactInclusive`): for `n` sorted values `x[0..n]` and `q` in [0, 1], with
+//! `h = q·(n−1)`: `x[⌊h⌋] + (h−⌊h⌋)·(x[⌈h⌉] − x[⌊h⌋])`. The median is `q = 0.5`, p90 `q = 0.9`.
+
+use std::collections::HashMap;
+
+use facts::{Day, FunnelStepFact};
+
+use crate::definition::FunnelSet;
+use crate::kernel::Outcome;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CellKey {
+    app: u32,
+    funnel: u32,
+    day: i32,
+    breakdown: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+struct StepAgg {
+    actors: u64,
+    ttc_ms: HashMap<i64, u64>,
+}
+
+/// Interned strings (apps, breakdown values): lookups by `&str` never allocate.
+#[derive(Debug, Clone, Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(s.to_string(), id);
+        self.names.push(s.to_string());
+        id
+    }
+}
+
+/// A mergeable partial aggregate.
+#[derive(Debug, Clone, Default)]
+pub struct Aggregator {
+    apps: Interner,
+    breakdowns: Interner,
+    cells: HashMap<CellKey, Vec<StepAgg>>,
+}
+
+impl Aggregator {
+    /// An empty aggregate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers an app (so it gets watermarks even when no actor of it entered a funnel).
+    pub fn see_app(&mut self, app_id: &str) {
+        self.apps.id(app_id);
+    }
+
+    /// Adds one actor's outcome (level >= 1) for funnel index `funnel`.
+    pub fn add(&mut self, app_id: &str, funnel: usize, outcome: &Outcome, breakdown: &str) {
+        if outcome.level == 0 {
+            return;
+        }
+        let key = CellKey {
+            app: self.apps.id(app_id),
+            funnel: funnel as u32,
+            day: Day::from_unix_ms(outcome.entry_ts_ms).0,
+            breakdown: self.breakdowns.id(breakdown),
+        };
+        let steps = self.cells.entry(key).or_default();
+        if steps.len() < outcome.level {
+            steps.resize_with(outcome.level, StepAgg::default);
+        }
+        for (k, &ts) in outcome.step_ts_ms.iter().enumerate().take(outcome.level) {
+            let s = &mut steps[k];
+            s.actors += 1;
+            *s.ttc_ms.entry(ts - outcome.entry_ts_ms).or_insert(0) += 1;
+        }
+    }
+
+    /// Merges another partial aggregate into this one.
+    pub fn merge(&mut self, other: Aggregator) {
+        for app in &other.apps.names {
+            self.apps.id(app);
+        }
+        for (key, steps) in other.cells {
+            let key = CellKey {
+                app: self.apps.id(&other.apps.names[key.app as usize]),
+                breakdown: self
+                    .breakdowns
+                    .id(&other.breakdowns.names[key.breakdown as usize]),
+                ..key
+            };
+            let mine = self.cells.entry(key).or_default();
+            if mine.len() < steps.len() {
+                mine.resize_with(steps.len(), StepAgg::default);
+            }
+            for (m, s) in mine.iter_mut().zip(steps) {
+                m.actors += s.actors;
+                for (v, c) in s.ttc_ms {
+                    *m.ttc_ms.entry(v).or_insert(0) += c;
+                }
+            }
+        }
+    }
+
+    /// Apps seen, sorted.
+    pub fn apps(&self) -> Vec<String> {
+        let mut a = self.apps.names.clone();
+        a.sort();
+        a
+    }
+
+    /// The facts, sorted by (app, funnel, day, breakdown, step).
+    pub fn facts(&self, set: &FunnelSet) -> Vec<FunnelStepFact> {
+        let mut out = Vec::new();
+        for (key, steps) in &self.cells {
+            let Some(funnel) = set.funnels.get(key.funnel as usize) else {
+                continue;
+            };
+            for (k, s) in steps.iter().enumerate() {
+                let mut hist: Vec<(i64, u64)> = s.ttc_ms.iter().map(|(&v, &c)| (v, c)).collect();
+                hist.sort_unstable();
+                out.push(FunnelStepFact {
+                    app_id: self.apps.names[key.app as usize].clone(),
+                    funnel_id: funnel.id.clone(),
+                    funnel_version: funnel.version.clone(),
+                    day: Day(key.day),
+                    breakdown: self.breakdowns.names[key.breakdown as usize].clone(),
+                    step: k as u32 + 1,
+                    actors: s.actors,
+                    ttc_median_s: quantile(&hist, 0.5).map(|ms| ms / 1000.0),
+                    ttc_p90_s: quantile(&hist, 0.9).map(|ms| ms / 1000.0),
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.app_id, &a.funnel_id, a.day.0, &a.breakdown, a.step).cmp(&(
+                &b.app_id,
+                &b.funnel_id,
+                b.day.0,
+                &b.breakdown,
+                b.step,
+            ))
+        });
+        out
+    }
+}
+
+/// Exact quantile of a sorted `(value, count)` histogram, linear interpolation (see module doc).
+pub fn quantile(hist: &[(i64, u64)], q: f64) -> Option<f64> {
+    let n: u64 = hist.iter().map(|&(_, c)| c).sum();
+    if n == 0 {
+        return None;
+    }
+    let h = q.clamp(0.0, 1.0) * (n - 1) as f64;
+    let lo = h.floor() as u64;
+    let hi = h.ceil() as u64;
+    let at = |rank: u64| {
+        let mut seen = 0;
+        for &(v, c) in hist {
+            seen += c;
+            if rank < seen {
+                return v as f64;
+            }
+        }
+        hist.last().map_or(0.0, |&(v, _)| v as f64)
+    };
+    let (x_lo, x_hi) = (at(lo), at(hi));
+    Some(x_lo + (h - lo as f64) * (x_hi - x_lo))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(values: &[i64]) -> Vec<(i64, u64)> {
+        let mut m: HashMap<i64, u64> = HashMap::new();
+        for &v in values {
+            *m.entry(v).or_default() += 1;
+        }
+        let mut h: Vec<_> = m.into_iter().collect();
+        h.sort();
+        h
+    }
+
+    #[test]
+    fn quantiles_interpolate_between_order_statistics() {
+        assert_eq!(quantile(&hist(&[]), 0.5), None);
+        assert_eq!(quantile(&hist(&[7]), 0.9), Some(7.0));
+        assert_eq!(quantile(&hist(&[1, 2, 3, 4]), 0.5), Some(2.5));
+        assert_eq!(quantile(&hist(&[10, 0, 5]), 0.5), Some(5.0));
+        // 1..=10: h = 0.9 * 9 = 8.1 → 9 + 0.1 * (10 - 9)
+        let p90 = quantile(&hist(&(1..=10).collect::<Vec<_>>()), 0.9).unwrap();
+        assert!((p90 - 9.1).abs() < 1e-9, "{p90}");
+        assert_eq!(quantile(&hist(&[3, 3, 3, 100]), 0.5), Some(3.0));
+    }
+
+    fn outcome(entry: i64, steps: &[i64]) -> Outcome {
+        Outcome {
+            level: steps.len(),
+            entry_ts_ms: entry,
+            step_ts_ms: steps.to_vec(),
+            breakdown_row: 0,
+        }
+    }
+
+    #[test]
+    fn merged_partials_equal_one_aggregate() {
+        let set = FunnelSet::parse(
+            "[[funnel]]\nid = \"f\"\nwindow = \"1d\"\nsteps = [ { event = \"a\" }, { event = \"b\" } ]\n",
+            "t",
+        )
+        .unwrap();
+        let day = 86_400_000;
+        let inputs = [
+            ("app1", outcome(0, &[0, 4000]), "de"),
+            ("app1", outcome(1000, &[1000]), "de"),
+            ("app1", outcome(day + 5, &[day + 5, day + 1005]), "fr"),
+            ("app2", outcome(0, &[0, 2000]), "de"),
+            ("app1", outcome(0, &[0, 1000]), "de"),
+        ];
+        let mut one = Aggregator::new();
+        let mut a = Aggregator::new();
+        let mut b = Aggregator::new();
+        for (i, (app, o, br)) in inputs.iter().enumerate() {
+            one.add(app, 0, o, br);
+            if i % 2 == 0 {
+                a.add(app, 0, o, br)
+            } else {
+                b.add(app, 0, o, br)
+            }
+        }
+        a.merge(b);
+        assert_eq!(a.facts(&set), one.facts(&set));
+        let facts = one.facts(&set);
+        let app1_day0: Vec<_> = facts
+            .iter()
+            .filter(|f| f.app_id == "app1" && f.day == Day(0))
+            .collect();
+        assert_eq!(app1_day0.len(), 2);
+        assert_eq!(
+            (
+                app1_day0[0].step,
+                app1_day0[0].actors,
+                app1_day0[0].ttc_median_s
+            ),
+            (1, 3, Some(0.0))
+        );
+        assert_eq!(
+            (
+                app1_day0[1].step,
+                app1_day0[1].actors,
+                app1_day0[1].ttc_median_s
+            ),
+            (2, 2, Some(2.5))
+        );
+        assert_eq!(facts.iter().filter(|f| f.day == Day(1)).count(), 2);
+        assert_eq!(one.apps(), vec!["app1".to_string(), "app2".to_string()]);
+    }
+}

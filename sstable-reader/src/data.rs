@@ -1,0 +1,326 @@
+//! Data.db as a stream of uncompressed bytes. The file is memory-mapped; uncompressed files are read in
+//! place (values borrow straight from the map), compressed files are decompressed chunk by chunk into one
+//! reused buffer (values borrow from it). Every chunk's checksum is verified before its bytes are used:
+//! the CRC32 that follows each compressed chunk, or CRC.db's per-chunk CRC32 for uncompressed files.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::bytes::Cursor;
+use crate::compression::CompressionInfo;
+use crate::error::{Error, Result};
+
+/// Per-chunk CRC32s of an uncompressed Data.db (CRC.db: chunk size, then one CRC per chunk).
+#[derive(Debug, Clone)]
+pub struct ChunkChecksums {
+    pub chunk_size: u32,
+    pub crcs: Vec<u32>,
+}
+
+impl ChunkChecksums {
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<ChunkChecksums> {
+        let mut c = Cursor::new(bytes);
+        let chunk_size = c
+            .i32()
+            .map_err(|_| Error::corrupt(path, 0, "a 4-byte chunk size"))?;
+        if chunk_size <= 0 {
+            return Err(Error::corrupt(path, 0, "a positive chunk size"));
+        }
+        if c.remaining() % 4 != 0 {
+            return Err(Error::corrupt(path, bytes.len() as u64, "a whole number of 4-byte checksums"));
+        }
+        let mut crcs = Vec::with_capacity(c.remaining() / 4);
+        while let Ok(v) = c.u32() {
+            crcs.push(v);
+        }
+        Ok(ChunkChecksums {
+            chunk_size: chunk_size as u32,
+            crcs,
+        })
+    }
+}
+
+/// A mapped Data.db with what is needed to turn it into uncompressed, verified bytes.
+#[derive(Debug)]
+pub struct DataFile {
+    path: PathBuf,
+    map: Option<Mmap>,
+    compression: Option<CompressionInfo>,
+    checksums: Option<ChunkChecksums>,
+}
+
+impl DataFile {
+    /// Maps `path`. `compression` comes from CompressionInfo.db, `checksums` from CRC.db (uncompressed).
+    pub fn open(path: &Path, compression: Option<CompressionInfo>, checksums: Option<ChunkChecksums>) -> Result<DataFile> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        // SAFETY: the map is read-only; SSTables are immutable once written. A file truncated or deleted
+        // under us by another process keeps its mapping readable on Linux (the inode lives on).
+        let map = if len == 0 {
+            None
+        } else {
+            Some(unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?)
+        };
+        let df = DataFile {
+            path: path.to_path_buf(),
+            map,
+            compression,
+            checksums,
+        };
+        if let Some(ci) = &df.compression {
+            if let Some(&last) = ci.chunk_offsets.last() {
+                if last + 4 > len {
+                    return Err(Error::corrupt(
+                        path,
+                        len,
+                        format!("chunk {} at offset {last} plus its checksum inside the file (file is truncated)", ci.chunk_offsets.len() - 1),
+                    ));
+                }
+            }
+        }
+        Ok(df)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn raw(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// Size of Data.db on disk.
+    pub fn file_len(&self) -> u64 {
+        self.raw().len() as u64
+    }
+
+    /// Uncompressed length of the data.
+    pub fn len(&self) -> u64 {
+        match &self.compression {
+            Some(ci) => ci.data_length,
+            None => self.file_len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn compression(&self) -> Option<&CompressionInfo> {
+        self.compression.as_ref()
+    }
+
+    /// A reader with its own chunk buffer (one per worker thread).
+    pub fn reader(&self) -> DataReader<'_> {
+        DataReader {
+            file: self,
+            buf: Vec::new(),
+            buf_start: 0,
+            next_chunk: 0,
+            verified: 0,
+            compressed_read: 0,
+            base: 0,
+        }
+    }
+}
+
+/// A position-addressed view of the uncompressed bytes of one [`DataFile`]. Callers ask for a range to be
+/// available with [`DataReader::ensure`] and then read it from [`DataReader::window`].
+#[derive(Debug)]
+pub struct DataReader<'f> {
+    file: &'f DataFile,
+    buf: Vec<u8>,
+    buf_start: u64,
+    next_chunk: usize,
+    verified: u64,
+    compressed_read: u64,
+    /// Uncompressed files: the window starts here (positions before it are released).
+    base: u64,
+}
+
+impl<'f> DataReader<'f> {
+    pub fn file(&self) -> &'f DataFile {
+        self.file
+    }
+
+    /// Bytes available for reading; `window()[i]` is uncompressed position `window_start() + i`.
+    #[inline]
+    pub fn window(&self) -> &[u8] {
+        match self.file.compression {
+            Some(_) => &self.buf,
+            None => self.file.raw().get(self.base as usize..).unwrap_or(&[]),
+        }
+    }
+
+    #[inline]
+    pub fn window_start(&self) -> u64 {
+        match self.file.compression {
+            Some(_) => self.buf_start,
+            None => self.base,
+        }
+    }
+
+    /// Compressed (on-disk) bytes consumed so far, for progress reporting.
+    pub fn disk_bytes_read(&self) -> u64 {
+        match self.file.compression {
+            Some(_) => self.compressed_read,
+            None => self.verified,
+        }
+    }
+
+    /// Prepares reading from `pos` (a partition start): drops buffered bytes that cannot be needed.
+    pub fn seek(&mut self, pos: u64) {
+        if self.file.compression.is_none() {
+            self.base = pos.min(self.file.file_len());
+            return;
+        }
+        if let Some(ci) = &self.file.compression {
+            let end = self.buf_start + self.buf.len() as u64;
+            if pos < self.buf_start || pos > end {
+                let chunk = (pos / ci.chunk_length as u64) as usize;
+                self.buf.clear();
+                self.buf_start = chunk as u64 * ci.chunk_length as u64;
+                self.next_chunk = chunk;
+            }
+        }
+        self.release(pos);
+    }
+
+    /// Lets the reader forget bytes before `pos`.
+    pub fn release(&mut self, pos: u64) {
+        if self.file.compression.is_none() {
+            self.base = self.base.max(pos.min(self.file.file_len()));
+            return;
+        }
+        if pos <= self.buf_start {
+            return;
+        }
+        let drop = ((pos - self.buf_start) as usize).min(self.buf.len());
+        // Compact only when it pays: most of the buffer is dead.
+        if drop >= 64 * 1024 || drop * 2 >= self.buf.len() {
+            self.buf.drain(..drop);
+            self.buf_start += drop as u64;
+        }
+    }
+
+    /// Makes uncompressed bytes up to `end` available (and verified). Asking past the end of the data is
+    /// a corruption error (a record claims more bytes than the file has).
+    pub fn ensure(&mut self, end: u64) -> Result<()> {
+        let len = self.file.len();
+        if end > len {
+            return Err(Error::corrupt(
+                &self.file.path,
+                len,
+                format!("{} more bytes of data (a record runs past the end of the data at {len}; truncated file?)", end - len),
+            ));
+        }
+        match &self.file.compression {
+            Some(ci) => {
+                while self.buf_start + (self.buf.len() as u64) < end {
+                    self.load_chunk(ci)?;
+                }
+            }
+            None => self.verify_uncompressed(end)?,
+        }
+        Ok(())
+    }
+
+    /// Makes at least one more chunk available beyond what is buffered (for readers that do not know
+    /// how far they need to go). Returns false at the end of the data.
+    pub fn extend(&mut self) -> Result<bool> {
+        let have = self.window_start() + self.window().len() as u64;
+        match &self.file.compression {
+            Some(ci) => {
+                if have >= ci.data_length {
+                    return Ok(false);
+                }
+                self.load_chunk(ci)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn load_chunk(&mut self, ci: &CompressionInfo) -> Result<()> {
+        let i = self.next_chunk;
+        let path = &self.file.path;
+        let raw = self.file.raw();
+        let (start, end) = ci.chunk_range(i, raw.len() as u64).ok_or_else(|| {
+            Error::corrupt(
+                path,
+                ci.chunk_offsets.get(i).copied().unwrap_or(raw.len() as u64),
+                format!("chunk {i} of {} inside the file", ci.chunk_offsets.len()),
+            )
+        })?;
+        let compressed = &raw[start as usize..end as usize];
+        let stored = u32::from_be_bytes([
+            raw[end as usize],
+            raw[end as usize + 1],
+            raw[end as usize + 2],
+            raw[end as usize + 3],
+        ]);
+        let computed = crc32fast::hash(compressed);
+        if stored != computed {
+            return Err(Error::Checksum {
+                path: path.clone(),
+                offset: start,
+                length: compressed.len(),
+                stored,
+                computed,
+            });
+        }
+        let ulen = ci.chunk_uncompressed_len(i);
+        let old = self.buf.len();
+        self.buf.resize(old + ulen, 0);
+        let dst = &mut self.buf[old..];
+        let result = if compressed.len() as u64 >= ci.max_compressed_length as u64 {
+            // Stored raw (`maxCompressedLength` rule, na and later).
+            if compressed.len() == ulen {
+                dst.copy_from_slice(compressed);
+                Ok(())
+            } else {
+                Err(format!("raw chunk of {} bytes, expected {ulen}", compressed.len()))
+            }
+        } else {
+            ci.algorithm.decompress(compressed, dst)
+        };
+        if let Err(msg) = result {
+            self.buf.truncate(old);
+            return Err(Error::corrupt(path, start, format!("a decompressible chunk {i}: {msg}")));
+        }
+        self.next_chunk += 1;
+        self.compressed_read += compressed.len() as u64 + 4;
+        Ok(())
+    }
+
+    fn verify_uncompressed(&mut self, end: u64) -> Result<()> {
+        let Some(sums) = &self.file.checksums else {
+            self.verified = self.verified.max(end);
+            return Ok(());
+        };
+        let raw = self.file.raw();
+        let size = sums.chunk_size as u64;
+        while self.verified < end {
+            let i = (self.verified / size) as usize;
+            let start = i as u64 * size;
+            let stop = (start + size).min(raw.len() as u64);
+            let stored = *sums.crcs.get(i).ok_or_else(|| {
+                Error::corrupt(&self.file.path, start, format!("a CRC.db checksum for chunk {i}"))
+            })?;
+            let computed = crc32fast::hash(&raw[start as usize..stop as usize]);
+            if stored != computed {
+                return Err(Error::Checksum {
+                    path: self.file.path.clone(),
+                    offset: start,
+                    length: (stop - start) as usize,
+                    stored,
+                    computed,
+                });
+            }
+            self.verified = stop;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,479 @@
+//! The unfiltered layout of Data.db (`db/rows/UnfilteredSerializer.java`, `db/rows/Cell.java`,
+//! `db/ClusteringPrefix.java`, `db/Columns.java`): partition headers, rows (liveness, deletion, column
+//! subsets, simple and complex cells) and range tombstone markers. Decoding fills reusable buffers with
+//! positions into the current data window, so a row costs no allocation; [`RowRef`] and [`Cell`] borrow.
+
+use crate::bytes::{Cursor, Short, ShortResult};
+use crate::statistics::{SerializationHeader, NO_DELETION_TIME};
+use crate::types::CqlType;
+
+pub(crate) const END_OF_PARTITION: u8 = 0x01;
+pub(crate) const IS_MARKER: u8 = 0x02;
+pub(crate) const HAS_TIMESTAMP: u8 = 0x04;
+pub(crate) const HAS_TTL: u8 = 0x08;
+pub(crate) const HAS_DELETION: u8 = 0x10;
+pub(crate) const HAS_ALL_COLUMNS: u8 = 0x20;
+pub(crate) const HAS_COMPLEX_DELETION: u8 = 0x40;
+pub(crate) const EXTENSION_FLAG: u8 = 0x80;
+pub(crate) const IS_STATIC: u8 = 0x01;
+
+pub(crate) const CELL_IS_DELETED: u8 = 0x01;
+pub(crate) const CELL_IS_EXPIRING: u8 = 0x02;
+pub(crate) const CELL_HAS_EMPTY_VALUE: u8 = 0x04;
+pub(crate) const CELL_USE_ROW_TIMESTAMP: u8 = 0x08;
+pub(crate) const CELL_USE_ROW_TTL: u8 = 0x10;
+
+/// "No timestamp" for liveness info (`LivenessInfo.NO_TIMESTAMP`).
+pub const NO_TIMESTAMP: i64 = i64::MIN;
+
+/// A deletion: everything written at or before `marked_for_delete_at` (µs) is deleted;
+/// `local_deletion_time` (s) is when the tombstone was written, for purging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct DeletionTime {
+    pub marked_for_delete_at: i64,
+    pub local_deletion_time: i64,
+}
+
+impl DeletionTime {
+    pub const LIVE: DeletionTime = DeletionTime {
+        marked_for_delete_at: i64::MIN,
+        local_deletion_time: NO_DELETION_TIME,
+    };
+
+    pub fn is_live(&self) -> bool {
+        self.marked_for_delete_at == i64::MIN && self.local_deletion_time == NO_DELETION_TIME
+    }
+
+    /// Whether data written at `timestamp` is shadowed by this deletion.
+    #[inline]
+    pub fn deletes(&self, timestamp: i64) -> bool {
+        timestamp <= self.marked_for_delete_at
+    }
+
+    /// Cassandra's `supersedes`: the later deletion wins.
+    pub fn supersedes(&self, other: &DeletionTime) -> bool {
+        self.marked_for_delete_at > other.marked_for_delete_at
+            || (self.marked_for_delete_at == other.marked_for_delete_at
+                && self.local_deletion_time > other.local_deletion_time)
+    }
+
+    /// The later of two deletions.
+    pub fn max(self, other: DeletionTime) -> DeletionTime {
+        if other.supersedes(&self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// A row's primary-key liveness (the `INSERT` marker): timestamp, and TTL/expiry when expiring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct LivenessInfo {
+    /// [`NO_TIMESTAMP`] when the row has no liveness of its own (only written through `UPDATE`).
+    pub timestamp: i64,
+    /// 0 when not expiring.
+    pub ttl: i32,
+    /// Seconds since epoch when it expires; [`NO_DELETION_TIME`] when not expiring.
+    pub local_expiration_time: i64,
+}
+
+impl LivenessInfo {
+    pub const EMPTY: LivenessInfo = LivenessInfo {
+        timestamp: NO_TIMESTAMP,
+        ttl: 0,
+        local_expiration_time: NO_DELETION_TIME,
+    };
+
+    pub fn is_empty(&self) -> bool {
+        self.timestamp == NO_TIMESTAMP
+    }
+
+    pub fn is_expiring(&self) -> bool {
+        self.ttl != 0
+    }
+
+    /// Live at `now` (seconds): has a timestamp and has not expired.
+    pub fn is_live(&self, now: i64) -> bool {
+        !self.is_empty() && (!self.is_expiring() || now < self.local_expiration_time)
+    }
+}
+
+/// The kind of a clustering bound (`ClusteringPrefix.Kind`, serialized by ordinal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoundKind {
+    ExclEndBound,
+    InclStartBound,
+    ExclEndInclStartBoundary,
+    StaticClustering,
+    Clustering,
+    InclEndExclStartBoundary,
+    InclEndBound,
+    ExclStartBound,
+}
+
+impl BoundKind {
+    pub fn from_ordinal(o: u8) -> Option<BoundKind> {
+        use BoundKind::*;
+        Some(match o {
+            0 => ExclEndBound,
+            1 => InclStartBound,
+            2 => ExclEndInclStartBoundary,
+            3 => StaticClustering,
+            4 => Clustering,
+            5 => InclEndExclStartBoundary,
+            6 => InclEndBound,
+            7 => ExclStartBound,
+            _ => return None,
+        })
+    }
+
+    pub fn ordinal(&self) -> u8 {
+        *self as u8
+    }
+
+    pub fn is_boundary(&self) -> bool {
+        matches!(self, BoundKind::ExclEndInclStartBoundary | BoundKind::InclEndExclStartBoundary)
+    }
+
+    /// Opens a deleted range (a start bound, or a boundary, which closes one and opens the next).
+    pub fn is_start(&self) -> bool {
+        matches!(self, BoundKind::InclStartBound | BoundKind::ExclStartBound) || self.is_boundary()
+    }
+
+    pub fn is_end(&self) -> bool {
+        matches!(self, BoundKind::InclEndBound | BoundKind::ExclEndBound) || self.is_boundary()
+    }
+}
+
+/// How time fields of the rows are decoded: deltas against the header's minimums
+/// (`SerializationHeader.readTimestamp` …), in the signed (before `oa`) or unsigned (`oa`) convention.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deltas {
+    pub min_timestamp: i64,
+    pub min_ldt_raw: u32,
+    pub min_ttl: i32,
+    pub uint_ldt: bool,
+}
+
+impl Deltas {
+    pub fn new(h: &SerializationHeader, uint_ldt: bool) -> Deltas {
+        Deltas {
+            min_timestamp: h.min_timestamp,
+            min_ldt_raw: h.min_local_deletion_time_raw,
+            min_ttl: h.min_ttl,
+            uint_ldt,
+        }
+    }
+
+    #[inline]
+    pub fn timestamp(&self, c: &mut Cursor<'_>) -> ShortResult<i64> {
+        Ok((c.uvint()? as i64).wrapping_add(self.min_timestamp))
+    }
+
+    #[inline]
+    pub fn ldt(&self, c: &mut Cursor<'_>) -> ShortResult<i64> {
+        let raw = (c.uvint()? as u32).wrapping_add(self.min_ldt_raw);
+        Ok(self.ldt_from_raw(raw))
+    }
+
+    #[inline]
+    pub fn ldt_from_raw(&self, raw: u32) -> i64 {
+        if self.uint_ldt {
+            if raw == u32::MAX {
+                NO_DELETION_TIME
+            } else {
+                raw as i64
+            }
+        } else if raw as i32 == i32::MAX {
+            NO_DELETION_TIME
+        } else {
+            raw as i32 as i64
+        }
+    }
+
+    #[inline]
+    pub fn ttl(&self, c: &mut Cursor<'_>) -> ShortResult<i32> {
+        Ok((c.uvint()? as u32 as i32).wrapping_add(self.min_ttl))
+    }
+
+    #[inline]
+    pub fn deletion(&self, c: &mut Cursor<'_>) -> ShortResult<DeletionTime> {
+        let mfda = self.timestamp(c)?;
+        let ldt = self.ldt(c)?;
+        Ok(DeletionTime {
+            marked_for_delete_at: mfda,
+            local_deletion_time: ldt,
+        })
+    }
+}
+
+/// Reads a partition-level deletion time (fixed width: 12 bytes before `oa`; 1 byte when LIVE or 12 from `oa`).
+pub(crate) fn read_partition_deletion(c: &mut Cursor<'_>, uint_ldt: bool) -> ShortResult<DeletionTime> {
+    if uint_ldt {
+        let first = c.u8()?;
+        if first & 0x80 != 0 {
+            if first != 0x80 {
+                // Caller reports the invalid flag byte as corruption.
+                return Err(Short { at: c.pos() - 1, needed: usize::MAX });
+            }
+            return Ok(DeletionTime::LIVE);
+        }
+        let rest = c.take(7)?;
+        let mut b = [0u8; 8];
+        b[0] = first;
+        b[1..].copy_from_slice(rest);
+        let mfda = i64::from_be_bytes(b);
+        let ldt = c.u32()?;
+        Ok(DeletionTime {
+            marked_for_delete_at: mfda,
+            local_deletion_time: if ldt == u32::MAX { NO_DELETION_TIME } else { ldt as i64 },
+        })
+    } else {
+        let ldt = c.i32()?;
+        let mfda = c.i64()?;
+        if ldt == i32::MAX && mfda == i64::MIN {
+            return Ok(DeletionTime::LIVE);
+        }
+        Ok(DeletionTime {
+            marked_for_delete_at: mfda,
+            local_deletion_time: if ldt == i32::MAX { NO_DELETION_TIME } else { ldt as i64 },
+        })
+    }
+}
+
+/// A clustering value's place: absent (`None`: null) or a byte range in the window (possibly empty).
+pub(crate) type Slot = Option<(u32, u32)>;
+
+#[inline]
+fn read_value_len(c: &mut Cursor<'_>, ty: &CqlType) -> ShortResult<usize> {
+    match ty.fixed_length() {
+        Some(n) => Ok(n),
+        None => c.uvint_len(),
+    }
+}
+
+/// Skips `size` clustering values serialized with their 2-bit presence headers (32 values per header).
+pub(crate) fn skip_clustering_values(c: &mut Cursor<'_>, types: &[CqlType], size: usize) -> ShortResult<()> {
+    let mut i = 0;
+    while i < size {
+        let header = c.uvint()?;
+        let block_end = (i + 32).min(size);
+        while i < block_end {
+            let bits = (header >> ((i % 32) * 2)) & 3;
+            if bits == 0 {
+                let ty = types.get(i).unwrap_or(&CqlType::Blob);
+                let n = read_value_len(c, ty)?;
+                c.skip(n)?;
+            }
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Reads `size` clustering values into `out` as window positions (`base` = window offset of the cursor's buffer).
+pub(crate) fn read_clustering_values(
+    c: &mut Cursor<'_>,
+    types: &[CqlType],
+    size: usize,
+    base: u32,
+    out: &mut Vec<Slot>,
+) -> ShortResult<()> {
+    out.clear();
+    let mut i = 0;
+    while i < size {
+        let header = c.uvint()?;
+        let block_end = (i + 32).min(size);
+        while i < block_end {
+            let bits = (header >> ((i % 32) * 2)) & 3;
+            if bits & 2 != 0 {
+                out.push(None);
+            } else if bits & 1 != 0 {
+                let p = base + c.pos() as u32;
+                out.push(Some((p, p)));
+            } else {
+                let ty = types.get(i).unwrap_or(&CqlType::Blob);
+                let n = read_value_len(c, ty)?;
+                let p = base + c.pos() as u32;
+                c.skip(n)?;
+                out.push(Some((p, p + n as u32)));
+            }
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Total encoded length of the unfiltered starting at the cursor (flags through its body), without
+/// decoding cells. `clustering_types` are the header's.
+pub(crate) fn unfiltered_extent(c: &mut Cursor<'_>, clustering_types: &[CqlType]) -> ShortResult<usize> {
+    let start = c.pos();
+    let flags = c.u8()?;
+    if flags & END_OF_PARTITION != 0 {
+        return Ok(1);
+    }
+    let ext = if flags & EXTENSION_FLAG != 0 { c.u8()? } else { 0 };
+    if flags & IS_MARKER != 0 {
+        c.u8()?; // bound kind
+        let size = c.u16()? as usize;
+        skip_clustering_values(c, clustering_types, size)?;
+    } else if ext & IS_STATIC == 0 {
+        skip_clustering_values(c, clustering_types, clustering_types.len())?;
+    }
+    let body = c.uvint_len()?;
+    Ok(c.pos() - start + body)
+}
+
+/// One cell as decoded into the reusable buffer: positions are window offsets.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawCell {
+    pub column: u32,
+    pub flags: u8,
+    pub timestamp: i64,
+    pub ttl: i32,
+    pub ldt: i64,
+    pub path: Slot,
+    pub value: (u32, u32),
+}
+
+/// A complex column's deletion, recorded when not LIVE.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawComplexDeletion {
+    pub column: u32,
+    pub deletion: DeletionTime,
+}
+
+/// A decoded cell, borrowing its path and value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cell<'a> {
+    /// Index of the column among the row's kind of columns (static or regular), in Data.db order.
+    pub column: usize,
+    pub timestamp: i64,
+    /// 0 when not expiring.
+    pub ttl: i32,
+    /// Expiry (expiring cells) or deletion (tombstones) time in seconds; [`NO_DELETION_TIME`] otherwise.
+    pub local_deletion_time: i64,
+    pub tombstone: bool,
+    /// Collection element / UDT field of a multi-cell column: list timeuuid, set element, map key, field index.
+    pub path: Option<&'a [u8]>,
+    pub value: &'a [u8],
+}
+
+impl Cell<'_> {
+    pub fn is_expiring(&self) -> bool {
+        self.ttl != 0 && !self.tombstone
+    }
+
+    /// Live at `now` (seconds): not a tombstone and not expired (`Cell.isLive`).
+    #[inline]
+    pub fn is_live(&self, now: i64) -> bool {
+        !self.tombstone && (self.ttl == 0 || now < self.local_deletion_time)
+    }
+}
+
+/// One decoded row (regular or static), borrowing the scanner's window and buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    pub(crate) window: &'a [u8],
+    pub(crate) is_static: bool,
+    pub(crate) liveness: LivenessInfo,
+    pub(crate) deletion: DeletionTime,
+    pub(crate) clustering: &'a [Slot],
+    pub(crate) cells: &'a [RawCell],
+    pub(crate) complex_deletions: &'a [RawComplexDeletion],
+    /// Position of the row's flags byte in the uncompressed data.
+    pub(crate) position: u64,
+}
+
+impl<'a> RowRef<'a> {
+    pub fn is_static(&self) -> bool {
+        self.is_static
+    }
+
+    pub fn liveness(&self) -> LivenessInfo {
+        self.liveness
+    }
+
+    /// The row deletion (LIVE when none).
+    pub fn deletion(&self) -> DeletionTime {
+        self.deletion
+    }
+
+    /// Where the row starts in the uncompressed Data.db.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    pub fn clustering_len(&self) -> usize {
+        self.clustering.len()
+    }
+
+    /// The i-th clustering value (`None` when null).
+    #[inline]
+    pub fn clustering(&self, i: usize) -> Option<&'a [u8]> {
+        self.clustering
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|(s, e)| &self.window[s as usize..e as usize])
+    }
+
+    /// Cells of the projected columns, in Data.db column order (complex columns' cells in path order).
+    pub fn cells(&self) -> impl Iterator<Item = Cell<'a>> + 'a {
+        let window = self.window;
+        self.cells.iter().map(move |c| Cell {
+            column: c.column as usize,
+            timestamp: c.timestamp,
+            ttl: c.ttl,
+            local_deletion_time: c.ldt,
+            tombstone: c.flags & CELL_IS_DELETED != 0,
+            path: c.path.map(|(s, e)| &window[s as usize..e as usize]),
+            value: &window[c.value.0 as usize..c.value.1 as usize],
+        })
+    }
+
+    /// Deletions of complex (multi-cell) columns in this row, as (column index, deletion).
+    pub fn complex_deletions(&self) -> impl Iterator<Item = (usize, DeletionTime)> + 'a {
+        self.complex_deletions.iter().map(|d| (d.column as usize, d.deletion))
+    }
+}
+
+/// A range tombstone marker: a bound (or boundary) and the deletion(s) it opens or closes.
+#[derive(Debug, Clone, Copy)]
+pub struct MarkerRef<'a> {
+    pub(crate) window: &'a [u8],
+    pub kind: BoundKind,
+    pub(crate) clustering: &'a [Slot],
+    /// Deletion that ends here (end bounds and boundaries).
+    pub end_deletion: Option<DeletionTime>,
+    /// Deletion that starts here (start bounds and boundaries).
+    pub start_deletion: Option<DeletionTime>,
+    pub(crate) position: u64,
+}
+
+impl<'a> MarkerRef<'a> {
+    pub fn clustering_len(&self) -> usize {
+        self.clustering.len()
+    }
+
+    pub fn clustering(&self, i: usize) -> Option<&'a [u8]> {
+        self.clustering
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|(s, e)| &self.window[s as usize..e as usize])
+    }
+
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+}
+
+/// A row or a range tombstone marker.
+#[derive(Debug, Clone, Copy)]
+pub enum Unfiltered<'a> {
+    Row(RowRef<'a>),
+    Marker(MarkerRef<'a>),
+}

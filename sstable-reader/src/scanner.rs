@@ -1,0 +1,517 @@
+//! Sequential scan of one SSTable's Data.db: partition by partition, unfiltered by unfiltered, decoding
+//! only the projected columns. Each unfiltered's extent is measured first (flags, clustering and the
+//! `row_size` vint), its bytes are made available in the data window, and then it is decoded into reused
+//! buffers; columns outside the projection are skipped, and once the last projected column of a row is
+//! read the rest of the row is skipped by `row_size`.
+
+use crate::bytes::{Cursor, Short};
+use crate::data::DataReader;
+use crate::error::{Error, Result};
+use crate::row::*;
+use crate::schema::TableSchema;
+use crate::sstable::SSTable;
+use crate::statistics::NO_DELETION_TIME;
+
+/// Which static and regular columns a scan decodes (key and clustering columns are always decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Projection {
+    statics: Vec<bool>,
+    regulars: Vec<bool>,
+}
+
+impl Projection {
+    /// Every column.
+    pub fn all(schema: &TableSchema) -> Projection {
+        Projection {
+            statics: vec![true; schema.statics.len()],
+            regulars: vec![true; schema.regulars.len()],
+        }
+    }
+
+    /// No static or regular column (keys, clustering, liveness and deletions only).
+    pub fn none(schema: &TableSchema) -> Projection {
+        Projection {
+            statics: vec![false; schema.statics.len()],
+            regulars: vec![false; schema.regulars.len()],
+        }
+    }
+
+    /// The named columns; key and clustering column names are accepted (they are always decoded).
+    pub fn columns<S: AsRef<str>>(schema: &TableSchema, names: &[S]) -> std::result::Result<Projection, String> {
+        let mut p = Projection::none(schema);
+        for n in names {
+            let n = n.as_ref();
+            if let Some(i) = schema.statics.iter().position(|c| c.name == n) {
+                p.statics[i] = true;
+            } else if let Some(i) = schema.regulars.iter().position(|c| c.name == n) {
+                p.regulars[i] = true;
+            } else if schema.column(n).is_none() {
+                let known: Vec<&str> = schema.select_order().iter().map(|c| c.name.as_str()).collect();
+                return Err(format!("no column {n:?}; columns are: {}", known.join(", ")));
+            }
+        }
+        Ok(p)
+    }
+
+    pub fn includes_static(&self, i: usize) -> bool {
+        self.statics.get(i).copied().unwrap_or(false)
+    }
+
+    pub fn includes_regular(&self, i: usize) -> bool {
+        self.regulars.get(i).copied().unwrap_or(false)
+    }
+}
+
+/// The header of the current partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionHeader {
+    /// Position of the partition in the uncompressed Data.db.
+    pub position: u64,
+    pub deletion: DeletionTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    BetweenPartitions,
+    InPartition,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Decoded {
+    Row { is_static: bool, liveness: LivenessInfo, deletion: DeletionTime },
+    Marker { kind: BoundKind, end: Option<DeletionTime>, start: Option<DeletionTime> },
+}
+
+/// A sequential scanner (see the module docs). Lending-iterator style: each returned row borrows the
+/// scanner until the next call.
+pub struct Scanner<'s> {
+    sst: &'s SSTable,
+    reader: DataReader<'s>,
+    projection: Projection,
+    last_static: Option<usize>,
+    last_regular: Option<usize>,
+    pos: u64,
+    end: u64,
+    state: State,
+    key: Vec<u8>,
+    partition: PartitionHeader,
+    clustering: Vec<Slot>,
+    cells: Vec<RawCell>,
+    complex: Vec<RawComplexDeletion>,
+    present: Vec<u32>,
+    unfiltered_pos: u64,
+    partitions: u64,
+    rows: u64,
+}
+
+impl<'s> Scanner<'s> {
+    pub(crate) fn new(sst: &'s SSTable, projection: Projection) -> Scanner<'s> {
+        let last_static = projection.statics.iter().rposition(|&b| b);
+        let last_regular = projection.regulars.iter().rposition(|&b| b);
+        Scanner {
+            sst,
+            reader: sst.data.reader(),
+            projection,
+            last_static,
+            last_regular,
+            pos: 0,
+            end: sst.data.len(),
+            state: State::BetweenPartitions,
+            key: Vec::new(),
+            partition: PartitionHeader {
+                position: 0,
+                deletion: DeletionTime::LIVE,
+            },
+            clustering: Vec::new(),
+            cells: Vec::new(),
+            complex: Vec::new(),
+            present: Vec::new(),
+            unfiltered_pos: 0,
+            partitions: 0,
+            rows: 0,
+        }
+    }
+
+    pub fn sstable(&self) -> &'s SSTable {
+        self.sst
+    }
+
+    /// Restricts the scan to partitions starting in `[start, end)` of the uncompressed data; `start` must
+    /// be a partition boundary (from Index.db / Summary.db).
+    pub fn set_range(&mut self, start: u64, end: u64) {
+        self.pos = start;
+        self.end = end.min(self.sst.data.len());
+        self.state = State::BetweenPartitions;
+        self.reader.seek(start);
+    }
+
+    /// Key of the current partition (raw bytes; composite keys in their composite encoding).
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    pub fn partition(&self) -> PartitionHeader {
+        self.partition
+    }
+
+    /// Partitions and rows read so far, and on-disk bytes consumed (for progress).
+    pub fn counters(&self) -> (u64, u64, u64) {
+        (self.partitions, self.rows, self.reader.disk_bytes_read())
+    }
+
+    fn corrupt(&self, at: u64, what: impl Into<String>) -> Error {
+        Error::corrupt(self.sst.data_path(), at, what)
+    }
+
+    fn short_to_error(&self, base: u64, s: Short, what: &str) -> Error {
+        if s.needed == usize::MAX {
+            self.corrupt(base + s.at as u64, format!("valid flags for {what}"))
+        } else {
+            self.corrupt(base + s.at as u64, format!("{} bytes for {what} (the data ends first)", s.needed))
+        }
+    }
+
+    /// Makes bytes available until `measure` succeeds on the window from `at`; returns its result.
+    fn measured<T>(&mut self, at: u64, what: &str, measure: impl Fn(&mut Cursor<'_>) -> Result<T, Short>) -> Result<T> {
+        loop {
+            let ws = self.reader.window_start();
+            let w = self.reader.window();
+            let off = (at - ws) as usize;
+            let mut c = Cursor::at(w, off);
+            match measure(&mut c) {
+                Ok(v) => return Ok(v),
+                Err(s) if s.needed == usize::MAX => return Err(self.short_to_error(ws, s, what)),
+                Err(s) => {
+                    let need = ws + s.at as u64 + s.needed as u64;
+                    if need <= ws + w.len() as u64 {
+                        // The bytes are there but the read still failed: never spin.
+                        return Err(self.short_to_error(ws, s, what));
+                    }
+                    if need > self.end.max(at + 1) && need > self.sst.data.len() {
+                        return Err(self.short_to_error(ws, s, what));
+                    }
+                    self.reader.ensure(need)?;
+                }
+            }
+        }
+    }
+
+    /// Advances to the next partition (skipping what is left of the current one).
+    pub fn next_partition(&mut self) -> Result<Option<PartitionHeader>> {
+        while self.state == State::InPartition {
+            self.skip_unfiltered()?;
+        }
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let at = self.pos;
+        self.reader.release(at);
+        let uint = self.sst.descriptor.version.has_uint_deletion_time();
+        let (klen, deletion, len) = self.measured(at, "a partition header", |c| {
+            let start = c.pos();
+            let klen = c.u16()? as usize;
+            c.skip(klen)?;
+            let d = read_partition_deletion(c, uint)?;
+            Ok((klen, d, c.pos() - start))
+        })?;
+        let ws = self.reader.window_start();
+        let off = (at - ws) as usize + 2;
+        self.key.clear();
+        self.key.extend_from_slice(&self.reader.window()[off..off + klen]);
+        if !uint && deletion.local_deletion_time < 0 {
+            return Err(self.corrupt(
+                at + 2 + klen as u64,
+                format!(
+                    "a non-negative local deletion time in the partition deletion, found {} (invalid tombstone; run nodetool scrub)",
+                    deletion.local_deletion_time
+                ),
+            ));
+        }
+        self.pos = at + len as u64;
+        self.partition = PartitionHeader { position: at, deletion };
+        self.state = State::InPartition;
+        self.partitions += 1;
+        Ok(Some(self.partition))
+    }
+
+    fn extent(&mut self, at: u64) -> Result<usize> {
+        let types = &self.sst.header.clustering_types;
+        let sst = self.sst;
+        let _ = types;
+        self.measured(at, "a row or marker", |c| unfiltered_extent(c, &sst.header.clustering_types))
+    }
+
+    fn skip_unfiltered(&mut self) -> Result<()> {
+        let at = self.pos;
+        let n = self.extent(at)?;
+        let ws = self.reader.window_start();
+        if self.reader.window()[(at - ws) as usize] & END_OF_PARTITION != 0 {
+            self.state = State::BetweenPartitions;
+        }
+        self.pos = at + n as u64;
+        Ok(())
+    }
+
+    /// The next row or range tombstone marker of the current partition; `None` at its end.
+    pub fn next_unfiltered(&mut self) -> Result<Option<Unfiltered<'_>>> {
+        if self.state != State::InPartition {
+            return Ok(None);
+        }
+        let at = self.pos;
+        self.reader.release(at);
+        let n = self.extent(at)?;
+        self.reader.ensure(at + n as u64)?;
+        let ws = self.reader.window_start();
+        let off = (at - ws) as usize;
+        if self.reader.window()[off] & END_OF_PARTITION != 0 {
+            self.pos = at + 1;
+            self.state = State::BetweenPartitions;
+            return Ok(None);
+        }
+        let decoded = self.decode(off, n, at)?;
+        self.pos = at + n as u64;
+        self.unfiltered_pos = at;
+        let window = self.reader.window();
+        Ok(Some(match decoded {
+            Decoded::Row { is_static, liveness, deletion } => {
+                self.rows += 1;
+                Unfiltered::Row(RowRef {
+                    window,
+                    is_static,
+                    liveness,
+                    deletion,
+                    clustering: &self.clustering,
+                    cells: &self.cells,
+                    complex_deletions: &self.complex,
+                    position: at,
+                })
+            }
+            Decoded::Marker { kind, end, start } => Unfiltered::Marker(MarkerRef {
+                window,
+                kind,
+                clustering: &self.clustering,
+                end_deletion: end,
+                start_deletion: start,
+                position: at,
+            }),
+        }))
+    }
+
+    fn check_ldt(&self, ldt: i64, expiring: bool, at: u64, what: &str) -> Result<i64> {
+        if self.sst.descriptor.version.has_uint_deletion_time() || ldt >= 0 || ldt == NO_DELETION_TIME {
+            return Ok(ldt);
+        }
+        if expiring && self.sst.options.recover_overflowed_ttl {
+            return Ok(i32::MAX as i64 - 1);
+        }
+        let hint = if expiring {
+            "TTL expiry overflowed past 2038 (CASSANDRA-14092); read with --recover-overflowed-ttl, or run nodetool scrub --reinsert-overflowed-ttl"
+        } else {
+            "invalid tombstone; nodetool scrub repairs it"
+        };
+        Err(self.corrupt(at, format!("a non-negative local deletion time for {what}, found {ldt} ({hint})")))
+    }
+
+    fn decode(&mut self, off: usize, n: usize, at: u64) -> Result<Decoded> {
+        let window = self.reader.window();
+        let slice = &window[..off + n];
+        let mut c = Cursor::at(slice, off);
+        let sst = self.sst;
+        let types = &sst.header.clustering_types;
+        let d = sst.deltas;
+        let short = |s: Short| Error::corrupt(sst.data_path(), at + (s.at - off) as u64, "a row no longer than its declared size");
+        let flags = c.u8().map_err(short)?;
+        let ext = if flags & EXTENSION_FLAG != 0 { c.u8().map_err(short)? } else { 0 };
+        if flags & IS_MARKER != 0 {
+            let ko = c.u8().map_err(short)?;
+            let kind = BoundKind::from_ordinal(ko)
+                .filter(|k| !matches!(k, BoundKind::Clustering | BoundKind::StaticClustering))
+                .ok_or_else(|| self.corrupt(at + 1, format!("a range tombstone bound kind (0-7, not 3 or 4), found {ko}")))?;
+            let size = c.u16().map_err(short)? as usize;
+            if size > types.len() {
+                return Err(self.corrupt(at + 2, format!("a bound of at most {} values, found {size}", types.len())));
+            }
+            read_clustering_values(&mut c, types, size, 0, &mut self.clustering).map_err(short)?;
+            c.uvint().map_err(short)?;
+            c.uvint().map_err(short)?;
+            let first = d.deletion(&mut c).map_err(short)?;
+            let (end, start) = if kind.is_boundary() {
+                let second = d.deletion(&mut c).map_err(short)?;
+                (Some(first), Some(second))
+            } else if kind.is_start() {
+                (None, Some(first))
+            } else {
+                (Some(first), None)
+            };
+            for dt in end.iter().chain(start.iter()) {
+                self.check_ldt(dt.local_deletion_time, false, at, "a range tombstone")?;
+            }
+            return Ok(Decoded::Marker { kind, end, start });
+        }
+        let is_static = ext & IS_STATIC != 0;
+        if is_static {
+            self.clustering.clear();
+        } else {
+            read_clustering_values(&mut c, types, types.len(), 0, &mut self.clustering).map_err(short)?;
+        }
+        let row_size = c.uvint_len().map_err(short)?;
+        let body_end = c.pos() + row_size;
+        c.uvint().map_err(short)?; // previous unfiltered size
+        let mut liveness = LivenessInfo::EMPTY;
+        if flags & HAS_TIMESTAMP != 0 {
+            liveness.timestamp = d.timestamp(&mut c).map_err(short)?;
+            if flags & HAS_TTL != 0 {
+                liveness.ttl = d.ttl(&mut c).map_err(short)?;
+                let ldt = d.ldt(&mut c).map_err(short)?;
+                liveness.local_expiration_time = self.check_ldt(ldt, true, at, "the row liveness")?;
+            }
+        }
+        let deletion = if flags & HAS_DELETION != 0 {
+            let dt = d.deletion(&mut c).map_err(short)?;
+            self.check_ldt(dt.local_deletion_time, false, at, "the row deletion")?;
+            dt
+        } else {
+            DeletionTime::LIVE
+        };
+        self.cells.clear();
+        self.complex.clear();
+        let (columns, wanted, last_wanted) = if is_static {
+            (&sst.schema.statics, &self.projection.statics, self.last_static)
+        } else {
+            (&sst.schema.regulars, &self.projection.regulars, self.last_regular)
+        };
+        let Some(last_wanted) = last_wanted else {
+            return Ok(Decoded::Row { is_static, liveness, deletion });
+        };
+        // Which columns are present: all, or a subset encoded against the header's columns.
+        self.present.clear();
+        let total = columns.len();
+        if flags & HAS_ALL_COLUMNS != 0 {
+            self.present.extend(0..total as u32);
+        } else {
+            let encoded = c.uvint().map_err(short)?;
+            if encoded == 0 {
+                self.present.extend(0..total as u32);
+            } else if total < 64 {
+                for i in 0..total {
+                    if encoded & (1u64 << i) == 0 {
+                        self.present.push(i as u32);
+                    }
+                }
+            } else {
+                let delta = encoded as usize;
+                let count = total.saturating_sub(delta);
+                if count < total / 2 {
+                    for _ in 0..count {
+                        let i = c.uvint().map_err(short)? as u32;
+                        self.present.push(i);
+                    }
+                } else {
+                    let mut idx = 0u32;
+                    let mut skipped = 0;
+                    loop {
+                        let next_missing = if skipped < delta { c.uvint().map_err(short)? as u32 } else { total as u32 };
+                        while idx < next_missing && (idx as usize) < total {
+                            self.present.push(idx);
+                            idx += 1;
+                        }
+                        if idx as usize >= total {
+                            break;
+                        }
+                        idx += 1;
+                        skipped += 1;
+                    }
+                }
+            }
+        }
+        let complex_deletion = flags & HAS_COMPLEX_DELETION != 0;
+        for &ci in &self.present {
+            let ci = ci as usize;
+            if ci > last_wanted {
+                break;
+            }
+            let col = columns
+                .get(ci)
+                .ok_or_else(|| Error::corrupt(sst.data_path(), at, format!("a column index below {total}, found {ci}")))?;
+            let want = wanted[ci];
+            let complex = col.ty.is_multi_cell();
+            let mut cell_count = 1usize;
+            if complex {
+                if complex_deletion {
+                    let dt = d.deletion(&mut c).map_err(short)?;
+                    if want && !dt.is_live() {
+                        self.complex.push(RawComplexDeletion { column: ci as u32, deletion: dt });
+                    }
+                }
+                cell_count = c.uvint_len().map_err(short)?;
+            }
+            let fixed = col.ty.fixed_length();
+            for _ in 0..cell_count {
+                let cf = c.u8().map_err(short)?;
+                let deleted = cf & CELL_IS_DELETED != 0;
+                let expiring = cf & CELL_IS_EXPIRING != 0;
+                let use_row_ttl = cf & CELL_USE_ROW_TTL != 0;
+                let timestamp = if cf & CELL_USE_ROW_TIMESTAMP != 0 {
+                    liveness.timestamp
+                } else {
+                    d.timestamp(&mut c).map_err(short)?
+                };
+                let mut ldt = if use_row_ttl {
+                    liveness.local_expiration_time
+                } else if deleted || expiring {
+                    d.ldt(&mut c).map_err(short)?
+                } else {
+                    NO_DELETION_TIME
+                };
+                let ttl = if use_row_ttl {
+                    liveness.ttl
+                } else if expiring {
+                    d.ttl(&mut c).map_err(short)?
+                } else {
+                    0
+                };
+                let path = if complex {
+                    let len = c.uvint_len().map_err(short)?;
+                    let p = c.pos() as u32;
+                    c.skip(len).map_err(short)?;
+                    Some((p, p + len as u32))
+                } else {
+                    None
+                };
+                let value = if cf & CELL_HAS_EMPTY_VALUE == 0 {
+                    let len = match fixed {
+                        Some(n) => n,
+                        None => c.uvint_len().map_err(short)?,
+                    };
+                    let p = c.pos() as u32;
+                    c.skip(len).map_err(short)?;
+                    (p, p + len as u32)
+                } else {
+                    let p = c.pos() as u32;
+                    (p, p)
+                };
+                if want {
+                    if ttl < 0 {
+                        return Err(self.corrupt(at, format!("a non-negative TTL for column {}, found {ttl}", col.name)));
+                    }
+                    if deleted || expiring {
+                        ldt = self.check_ldt(ldt, expiring && !deleted, at, &format!("column {}", col.name))?;
+                    }
+                    self.cells.push(RawCell {
+                        column: ci as u32,
+                        flags: cf,
+                        timestamp,
+                        ttl,
+                        ldt,
+                        path,
+                        value,
+                    });
+                }
+            }
+        }
+        if c.pos() > body_end {
+            return Err(self.corrupt(at, format!("a row body of {row_size} bytes, but its cells run {} bytes past it", c.pos() - body_end)));
+        }
+        Ok(Decoded::Row { is_static, liveness, deletion })
+    }
+}

@@ -1,0 +1,679 @@
+//! The Kafka side: a consumer group member (rdkafka, vendored librdkafka) that gives every assigned
+//! partition its own task, cuts batches per partition (size or age), applies each batch to the fact store,
+//! then commits the offset to Kafka.
+//!
+//! - **Assignment** (rebalance callback): every partition starts at the store's committed offset (the
+//!   source of truth); without one, at `--start` (earliest by default). If the store cannot be read there,
+//!   the Kafka-committed offset is used: it is never ahead of the store, so the first batch is at worst a
+//!   replay the store refuses, which rewinds the partition (below).
+//! - **Revocation**: the partition's task is dropped with whatever batch it had not applied yet (the next
+//!   owner re-reads those messages from the store's offset).
+//! - **Refused batch** (`apply_speed_batch` says it was applied before, or overlaps another consumer's
+//!   batch — a rebalance race): the task ends, the poll loop seeks the partition to the store's offset and
+//!   starts a fresh task for it. Messages fetched before the seek never reach the fresh task.
+//! - **Backpressure**: each partition task has a bounded queue; when it is full (the store is slower than
+//!   Kafka) the poll loop waits, and librdkafka stops fetching once its own queue is full.
+//! - **Shutdown**: the poll loop stops, every task applies its current batch and commits (synchronously),
+//!   then the consumer closes and leaves the group.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use facts::FactStore;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message as _;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::batch::{BatchBuilder, BatchSummary};
+use crate::config::AttributionConfig;
+use crate::deadletter::DeadLetterSink;
+use crate::metrics::Metrics;
+use crate::StreamError;
+
+/// Where a partition without an offset in the store starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    Earliest,
+    Latest,
+}
+
+/// Everything `run` needs besides the store and sinks.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    pub brokers: String,
+    pub topic: String,
+    pub group: String,
+    pub attribution: AttributionConfig,
+    /// A batch is cut at this many messages…
+    pub batch_max_messages: usize,
+    /// …or this long after its first message arrived.
+    pub batch_max_wait: Duration,
+    /// Per-partition queue between the poll loop and the partition's task.
+    pub queue_capacity: usize,
+    pub start: StartFrom,
+    /// Extra librdkafka settings (`session.timeout.ms`, `security.protocol`, …); they win over defaults.
+    pub kafka: Vec<(String, String)>,
+}
+
+impl StreamOptions {
+    pub fn new(brokers: &str, topic: &str, group: &str) -> StreamOptions {
+        StreamOptions {
+            brokers: brokers.to_string(),
+            topic: topic.to_string(),
+            group: group.to_string(),
+            attribution: AttributionConfig::default(),
+            batch_max_messages: 2_000,
+            batch_max_wait: Duration::from_millis(200),
+            queue_capacity: 10_000,
+            start: StartFrom::Earliest,
+            kafka: Vec::new(),
+        }
+    }
+}
+
+/// What an applied batch was, for observers (benchmarks, tests, logs).
+#[derive(Debug, Clone)]
+pub struct AppliedBatch {
+    pub partition: i32,
+    pub first_offset: i64,
+    pub next_offset: i64,
+    pub summary: BatchSummary,
+    /// Wall-clock time the store transaction committed (epoch ms).
+    pub applied_at_ms: i64,
+}
+
+/// Called after every applied batch.
+pub type BatchObserver = Arc<dyn Fn(&AppliedBatch) + Send + Sync>;
+
+enum RebalanceEvent {
+    Assigned(Vec<(i32, Option<i64>)>),
+    Revoked(Vec<i32>),
+}
+
+struct Ctx {
+    store: Arc<dyn FactStore>,
+    group: String,
+    topic: String,
+    start: StartFrom,
+    events: Mutex<Vec<RebalanceEvent>>,
+    wake: Notify,
+    metrics: Arc<Metrics>,
+}
+
+impl ClientContext for Ctx {
+    fn stats(&self, stats: Statistics) {
+        if let Some(t) = stats.topics.get(&self.topic) {
+            for (p, s) in &t.partitions {
+                if *p >= 0 && s.consumer_lag >= 0 {
+                    self.metrics
+                        .lag
+                        .with_label_values(&[&p.to_string()])
+                        .set(s.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(
+        &self,
+        base: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let stored = match self.store.committed_offsets(&self.group, &self.topic) {
+                    Ok(v) => Some(v.into_iter().collect::<HashMap<i32, i64>>()),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read offsets from the store; resuming from Kafka's (the store will refuse replays)");
+                        None
+                    }
+                };
+                let mut assigned = Vec::new();
+                for elem in tpl.elements() {
+                    let p = elem.partition();
+                    let start = stored.as_ref().and_then(|s| s.get(&p).copied());
+                    assigned.push((elem.topic().to_string(), p, start));
+                }
+                for (topic, p, start) in &assigned {
+                    let offset = match (start, &stored, self.start) {
+                        (Some(o), _, _) => Offset::Offset(*o),
+                        (None, None, _) => Offset::Stored,
+                        (None, Some(_), StartFrom::Earliest) => Offset::Beginning,
+                        (None, Some(_), StartFrom::Latest) => Offset::End,
+                    };
+                    if let Err(e) = tpl.set_partition_offset(topic, *p, offset) {
+                        tracing::error!(partition = p, error = %e, "cannot set the start offset");
+                    }
+                }
+                tracing::info!(partitions = ?assigned.iter().map(|a| (a.1, a.2)).collect::<Vec<_>>(), "assigned (partition, store offset)");
+                self.metrics.assigned_partitions.set(assigned.len() as i64);
+                lock(&self.events).push(RebalanceEvent::Assigned(
+                    assigned.into_iter().map(|a| (a.1, a.2)).collect(),
+                ));
+                if let Err(e) = base.assign(tpl) {
+                    tracing::error!(error = %e, "assign failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                tracing::info!(partitions = ?revoked, "revoked");
+                self.metrics.assigned_partitions.set(0);
+                lock(&self.events).push(RebalanceEvent::Revoked(revoked));
+                if let Err(e) = base.unassign() {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error; dropping the assignment");
+                let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                lock(&self.events).push(RebalanceEvent::Revoked(revoked));
+                let _ = base.unassign();
+            }
+        }
+        self.wake.notify_one();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+type Kafka = StreamConsumer<Ctx>;
+
+/// A message copied out of librdkafka's buffer.
+struct Owned {
+    offset: i64,
+    payload: Option<Vec<u8>>,
+    timestamp_ms: Option<i64>,
+}
+
+enum Item {
+    Msg(Owned),
+    /// Apply what you have, commit synchronously, then acknowledge and stop.
+    Flush(oneshot::Sender<()>),
+}
+
+/// A partition task asks the poll loop to rewind it to the store's offset.
+struct Rewind {
+    partition: i32,
+    generation: u64,
+}
+
+struct Task {
+    tx: mpsc::Sender<Item>,
+    generation: u64,
+    join: tokio::task::JoinHandle<()>,
+}
+
+/// The live partition tasks, the revoked ones still finishing, and the generation counter that tells a
+/// task's rewind request from a stale one.
+#[derive(Default)]
+struct Tasks {
+    live: HashMap<i32, Task>,
+    retired: Vec<tokio::task::JoinHandle<()>>,
+    generation: u64,
+}
+
+impl Tasks {
+    /// Ends a partition's task: dropping its queue makes it stop after its current store write, if any;
+    /// its unapplied messages belong to the partition's next owner.
+    fn retire(&mut self, partition: i32) {
+        if let Some(t) = self.live.remove(&partition) {
+            drop(t.tx);
+            self.retired.push(t.join);
+        }
+        self.retired.retain(|j| !j.is_finished());
+    }
+}
+
+struct Shared {
+    opts: StreamOptions,
+    store: Arc<dyn FactStore>,
+    cfg: Arc<AttributionConfig>,
+    dead: Arc<DeadLetterSink>,
+    metrics: Arc<Metrics>,
+    consumer: Arc<Kafka>,
+    rewind_tx: mpsc::UnboundedSender<Rewind>,
+    observer: Option<BatchObserver>,
+}
+
+/// Consumes `opts.topic` as member of `opts.group` until `shutdown` completes, then finishes the current
+/// batches, commits and leaves the group.
+pub async fn run(
+    opts: StreamOptions,
+    store: Arc<dyn FactStore>,
+    dead: Arc<DeadLetterSink>,
+    metrics: Arc<Metrics>,
+    observer: Option<BatchObserver>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StreamError> {
+    let ctx = Ctx {
+        store: store.clone(),
+        group: opts.group.clone(),
+        topic: opts.topic.clone(),
+        start: opts.start,
+        events: Mutex::new(Vec::new()),
+        wake: Notify::new(),
+        metrics: metrics.clone(),
+    };
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &opts.brokers)
+        .set("group.id", &opts.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("statistics.interval.ms", "5000")
+        .set("client.id", format!("funnel-stream-{}", std::process::id()));
+    for (k, v) in &opts.kafka {
+        cc.set(k, v);
+    }
+    let consumer: Arc<Kafka> = Arc::new(
+        cc.create_with_context(ctx)
+            .map_err(|e| StreamError::Kafka(format!("creating the consumer: {e}")))?,
+    );
+    consumer
+        .subscribe(&[&opts.topic])
+        .map_err(|e| StreamError::Kafka(format!("subscribe: {e}")))?;
+    tracing::info!(brokers = %opts.brokers, topic = %opts.topic, group = %opts.group, "consuming");
+
+    let (rewind_tx, mut rewind_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        cfg: Arc::new(opts.attribution.clone()),
+        opts,
+        store,
+        dead,
+        metrics,
+        consumer: consumer.clone(),
+        rewind_tx,
+        observer,
+    });
+    let mut tasks = Tasks::default();
+    tokio::pin!(shutdown);
+    let mut recv_errors = 0u32;
+
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            r = rewind_rx.recv() => {
+                if let Some(r) = r {
+                    handle_rewind(&shared, &mut tasks, r).await;
+                }
+                continue;
+            }
+            _ = consumer.context().wake.notified() => None,
+            m = consumer.recv() => Some(m),
+        };
+        handle_rebalance_events(&shared, &mut tasks);
+        let Some(result) = item else { continue };
+        let msg = match result {
+            Ok(m) => {
+                recv_errors = 0;
+                m
+            }
+            Err(e) => {
+                recv_errors = recv_errors.saturating_add(1);
+                log_recv_error(&e, recv_errors);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let partition = msg.partition();
+        let owned = Owned {
+            offset: msg.offset(),
+            payload: msg.payload().map(<[u8]>::to_vec),
+            timestamp_ms: msg.timestamp().to_millis(),
+        };
+        drop(msg);
+        if !tasks.live.contains_key(&partition) {
+            // Not announced by a rebalance (should not happen): start from the store's offset, and seek there.
+            tracing::warn!(
+                partition,
+                "message for a partition without a task; starting one at the store's offset"
+            );
+            rewind_to_store(&shared, &mut tasks, partition).await;
+            continue;
+        }
+        if let Some(task) = tasks.live.get(&partition) {
+            let item = Item::Msg(owned);
+            let item = match task.tx.try_send(item) {
+                Ok(()) => continue,
+                Err(mpsc::error::TrySendError::Closed(_)) => continue,
+                Err(mpsc::error::TrySendError::Full(item)) => item,
+            };
+            shared.metrics.backpressure_waits.inc();
+            let _ = task.tx.send(item).await;
+        }
+    }
+
+    // Graceful shutdown: every task applies what it has, commits, stops.
+    tracing::info!("shutting down: applying the current batches");
+    let mut acks = Vec::new();
+    for (_, task) in tasks.live.drain() {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        let _ = task.tx.send(Item::Flush(ack_tx)).await;
+        acks.push((ack_rx, task.join));
+    }
+    for (ack, join) in acks {
+        let _ = ack.await;
+        let _ = join.await;
+    }
+    drop(shared);
+    // Dropping the last handle closes the consumer: it leaves the group (the revoke callback runs).
+    let consumer = Arc::try_unwrap(consumer)
+        .map_err(|_| StreamError::Task("consumer still shared at shutdown".into()))?;
+    consumer.unsubscribe();
+    drop(consumer);
+    tracing::info!("left the group");
+    Ok(())
+}
+
+fn log_recv_error(e: &KafkaError, n: u32) {
+    if n == 1 || n.is_power_of_two() {
+        tracing::warn!(error = %e, consecutive = n, "kafka receive error (librdkafka retries by itself)");
+    }
+}
+
+fn handle_rebalance_events(shared: &Arc<Shared>, tasks: &mut Tasks) {
+    let events = std::mem::take(&mut *lock(&shared.consumer.context().events));
+    for ev in events {
+        match ev {
+            RebalanceEvent::Revoked(ps) => {
+                for p in ps {
+                    // Dropping the sender ends the task; its unapplied batch is dropped with it.
+                    tasks.retire(p);
+                }
+            }
+            RebalanceEvent::Assigned(ps) => {
+                for (p, start) in ps {
+                    spawn_task(shared, tasks, p, start);
+                }
+            }
+        }
+    }
+}
+
+fn spawn_task(shared: &Arc<Shared>, tasks: &mut Tasks, partition: i32, start: Option<i64>) {
+    tasks.generation += 1;
+    let generation = tasks.generation;
+    let (tx, rx) = mpsc::channel(shared.opts.queue_capacity.max(1));
+    let join = tokio::spawn(partition_task(
+        shared.clone(),
+        partition,
+        generation,
+        start,
+        rx,
+    ));
+    tasks.live.insert(
+        partition,
+        Task {
+            tx,
+            generation,
+            join,
+        },
+    );
+}
+
+async fn handle_rewind(shared: &Arc<Shared>, tasks: &mut Tasks, r: Rewind) {
+    if tasks.live.get(&r.partition).map(|t| t.generation) != Some(r.generation) {
+        return; // the partition moved on (revoked or already rewound)
+    }
+    rewind_to_store(shared, tasks, r.partition).await;
+}
+
+/// Seeks `partition` to the store's offset and gives it a fresh task starting there.
+async fn rewind_to_store(shared: &Arc<Shared>, tasks: &mut Tasks, partition: i32) {
+    tasks.retire(partition);
+    let (store, group, topic) = (
+        shared.store.clone(),
+        shared.opts.group.clone(),
+        shared.opts.topic.clone(),
+    );
+    let stored = tokio::task::spawn_blocking(move || store.committed_offsets(&group, &topic)).await;
+    let start = match stored {
+        Ok(Ok(v)) => v.into_iter().find(|(p, _)| *p == partition).map(|(_, o)| o),
+        Ok(Err(e)) => {
+            tracing::error!(partition, error = %e, "cannot read the store's offset; the partition waits for the next rebalance");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(partition, error = %e, "offset lookup task failed");
+            return;
+        }
+    };
+    let offset = match (start, shared.opts.start) {
+        (Some(o), _) => Offset::Offset(o),
+        (None, StartFrom::Earliest) => Offset::Beginning,
+        (None, StartFrom::Latest) => Offset::End,
+    };
+    let consumer = shared.consumer.clone();
+    let topic = shared.opts.topic.clone();
+    let seek = tokio::task::spawn_blocking(move || {
+        consumer.seek(&topic, partition, offset, Duration::from_secs(10))
+    })
+    .await;
+    match seek {
+        Ok(Ok(())) => {
+            tracing::info!(partition, offset = ?start, "rewound to the store's offset");
+            spawn_task(shared, tasks, partition, start);
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(partition, error = %e, "seek failed (partition probably revoked)")
+        }
+        Err(e) => tracing::error!(partition, error = %e, "seek task failed"),
+    }
+}
+
+enum Outcome {
+    Applied(i64),
+    Refused,
+}
+
+async fn partition_task(
+    shared: Arc<Shared>,
+    partition: i32,
+    generation: u64,
+    start: Option<i64>,
+    mut rx: mpsc::Receiver<Item>,
+) {
+    // The next offset this task accepts; `None` until the first message when the store had no offset.
+    let mut next: Option<i64> = start;
+    let mut skipped_stale = 0u64;
+    loop {
+        let batch_start = next;
+        let mut msgs: Vec<Owned> = Vec::new();
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut flush: Option<oneshot::Sender<()>> = None;
+        let mut closed = false;
+        loop {
+            let item = match deadline {
+                Some(d) => tokio::select! {
+                    i = rx.recv() => i,
+                    _ = tokio::time::sleep_until(d) => break,
+                },
+                None => rx.recv().await,
+            };
+            match item {
+                None => {
+                    closed = true;
+                    break;
+                }
+                Some(Item::Flush(ack)) => {
+                    flush = Some(ack);
+                    break;
+                }
+                Some(Item::Msg(m)) => {
+                    if next.is_some_and(|n| m.offset < n) {
+                        skipped_stale += 1;
+                        if skipped_stale == 1 || skipped_stale.is_power_of_two() {
+                            tracing::debug!(partition, offset = m.offset, expected = ?next, skipped_stale, "skipping a message below the resume offset");
+                        }
+                        continue;
+                    }
+                    next = Some(m.offset + 1);
+                    msgs.push(m);
+                    if deadline.is_none() {
+                        deadline = Some(tokio::time::Instant::now() + shared.opts.batch_max_wait);
+                    }
+                    if msgs.len() >= shared.opts.batch_max_messages {
+                        break;
+                    }
+                }
+            }
+        }
+        if closed {
+            // Revoked: the unapplied messages belong to the next owner.
+            return;
+        }
+        if !msgs.is_empty() {
+            let first_offset = batch_start.unwrap_or(msgs[0].offset);
+            match apply(&shared, partition, first_offset, msgs, flush.is_some()).await {
+                Ok(Outcome::Applied(n)) => next = Some(n),
+                Ok(Outcome::Refused) => {
+                    let _ = shared.rewind_tx.send(Rewind {
+                        partition,
+                        generation,
+                    });
+                    if let Some(ack) = flush {
+                        let _ = ack.send(());
+                    }
+                    return;
+                }
+                Err(e) => {
+                    // The store or the dead-letter sink failed: nothing was applied. Rewind and retry from
+                    // the store's offset after a pause, instead of skipping the batch.
+                    tracing::error!(partition, error = %e, "batch failed; retrying from the store's offset");
+                    if flush.is_none() {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    let _ = shared.rewind_tx.send(Rewind {
+                        partition,
+                        generation,
+                    });
+                    if let Some(ack) = flush {
+                        let _ = ack.send(());
+                    }
+                    return;
+                }
+            }
+        }
+        if let Some(ack) = flush {
+            let _ = ack.send(());
+            return;
+        }
+    }
+}
+
+/// Builds, dead-letters and applies one batch starting at `first_offset`, then commits its offset to Kafka.
+async fn apply(
+    shared: &Arc<Shared>,
+    partition: i32,
+    first_offset: i64,
+    msgs: Vec<Owned>,
+    final_commit: bool,
+) -> Result<Outcome, StreamError> {
+    let store = shared.store.clone();
+    let cfg = shared.cfg.clone();
+    let topic = shared.opts.topic.clone();
+    let group = shared.opts.group.clone();
+    let (batch, summary) = tokio::task::spawn_blocking(move || {
+        let mut b = BatchBuilder::new(&*store, &cfg, &topic, partition, first_offset);
+        for m in &msgs {
+            b.push(m.offset, m.payload.as_deref(), m.timestamp_ms)?;
+        }
+        b.finish(&group, now_ms())
+    })
+    .await
+    .map_err(|e| StreamError::Task(e.to_string()))??;
+    shared.dead.write(&summary.dead_letters).await?;
+    let store = shared.store.clone();
+    let started = Instant::now();
+    let (first, next) = (batch.first_offset, batch.next_offset);
+    let result = tokio::task::spawn_blocking(move || store.apply_speed_batch(&batch))
+        .await
+        .map_err(|e| StreamError::Task(e.to_string()))?;
+    let m = &shared.metrics;
+    match result {
+        Ok(true) => {}
+        Ok(false) => {
+            m.batches.with_label_values(&["replayed"]).inc();
+            tracing::info!(
+                partition,
+                first_offset = first,
+                "batch already applied (a replay); rewinding to the store's offset"
+            );
+            return Ok(Outcome::Refused);
+        }
+        Err(e @ facts::FactsError::OffsetOverlap { .. }) => {
+            m.batches.with_label_values(&["conflict"]).inc();
+            tracing::info!(partition, error = %e, "batch overlaps another consumer's; rewinding to the store's offset");
+            return Ok(Outcome::Refused);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let applied_at_ms = now_ms();
+    m.batch_apply_seconds
+        .observe(started.elapsed().as_secs_f64());
+    m.batches.with_label_values(&["applied"]).inc();
+    m.consumed.inc_by(summary.messages);
+    m.conversions.inc_by(summary.conversions);
+    m.batch_messages
+        .with_label_values(&[&partition.to_string()])
+        .observe(summary.messages as f64);
+    for (reason, n) in &summary.poison {
+        m.dead_letters
+            .with_label_values(&[reason.as_str()])
+            .inc_by(*n);
+    }
+    for ts in &summary.kafka_timestamps_ms {
+        m.end_to_end_seconds
+            .observe((applied_at_ms - ts).max(0) as f64 / 1000.0);
+    }
+    tracing::debug!(
+        partition,
+        first_offset = first,
+        next_offset = next,
+        messages = summary.messages,
+        conversions = summary.conversions,
+        "batch applied"
+    );
+    let mut tpl = TopicPartitionList::new();
+    let mode = if final_commit {
+        CommitMode::Sync
+    } else {
+        CommitMode::Async
+    };
+    let committed = tpl
+        .add_partition_offset(&shared.opts.topic, partition, Offset::Offset(next))
+        .and_then(|_| shared.consumer.commit(&tpl, mode));
+    if let Err(e) = committed {
+        // Only lag tools read Kafka's offsets; the store has the real one.
+        tracing::debug!(partition, error = %e, "kafka offset commit failed");
+    }
+    if let Some(obs) = &shared.observer {
+        obs(&AppliedBatch {
+            partition,
+            first_offset: first,
+            next_offset: next,
+            summary,
+            applied_at_ms,
+        });
+    }
+    Ok(Outcome::Applied(next))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,83 @@
+//! `stream`: the speed layer. Consumes hits and SDK events (JSON, one per Kafka message — see
+//! `stream/MESSAGES.md`) and keeps, within seconds, `daily_counts` (hits per tracker, events per name,
+//! conversions per tracker) and hit→event conversions in the shared fact store, exactly once.
+//!
+//! # How it fits together
+//! - [`message`]: strict parsing; anything else is a [`message::Poison`] with a reason.
+//! - [`fingerprint`]: normalised (IP, user agent) and the partition key producers must use.
+//! - [`attribution`]: the matching rule on one key's pending hits/events ([`attribution::Bucket`]);
+//!   [`reference`] is the same rule by brute force, the specification tests compare against.
+//! - [`batch`]: one partition's batch folded into a [`facts::SpeedBatch`] (counts, conversions, pending
+//!   state, dead-letter counters, next offset), applied by the store in one transaction.
+//! - [`consumer`]: the Kafka side (rdkafka + tokio): consumer group, one task per assigned partition,
+//!   resume from the store's offsets on assignment, rewind on conflicts, graceful shutdown.
+//! - [`readback`]: what the stream wrote, read back (counts, conversions, dead-letter counters).
+//! - [`synth`]: deterministic synthetic traffic (tests, benchmark).
+//! - [`deadletter`], [`metrics`], [`config`].
+//!
+//! # Exactly once
+//! A batch's facts, state changes and next offset are one `apply_speed_batch` transaction keyed by
+//! `(topic, partition, first_offset)`; Kafka offsets are committed only afterwards (for lag tools — the
+//! store is the source of truth). On assignment each partition starts at the store's offset. A batch the
+//! store refuses (applied before, or overlapping what another consumer applied) makes the partition rewind
+//! to the store's offset and drop what it had built.
+//!
+//! # Ordering this relies on
+//! Conversions are decided per (app, fingerprint) key in that key's arrival order. Producers must key
+//! every hit and event with [`fingerprint::partition_key`], so a key lives on one partition, in one order,
+//! and the answer does not depend on batching, concurrency, restarts or rebalances.
+
+pub mod attribution;
+pub mod batch;
+pub mod config;
+pub mod consumer;
+pub mod counts;
+pub mod deadletter;
+pub mod fingerprint;
+pub mod message;
+pub mod metrics;
+pub mod readback;
+pub mod reference;
+pub mod synth;
+
+pub use attribution::{Bucket, Conversion, MatchKind};
+pub use batch::{BatchBuilder, BatchSummary};
+pub use config::{AppAttribution, AttributionConfig, Policy};
+pub use consumer::{run, AppliedBatch, StartFrom, StreamOptions};
+pub use deadletter::{DeadLetter, DeadLetterSink};
+pub use fingerprint::{fingerprint, partition_key};
+pub use message::{Event, Hit, Message, Poison, PoisonReason};
+pub use metrics::Metrics;
+pub use readback::{read_conversions, read_counts, read_dead_letter_counts, CountTable};
+
+/// Errors of the stream. Poison messages are not errors (they are counted and dead-lettered).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamError {
+    #[error("fact store: {0}")]
+    Store(#[from] facts::FactsError),
+    #[error("kafka: {0}")]
+    Kafka(String),
+    #[error("config: {0}")]
+    Config(String),
+    #[error("metrics: {0}")]
+    Metrics(String),
+    #[error("dead-letter sink: {0}")]
+    DeadLetter(String),
+    #[error("encoding state: {0}")]
+    Encode(serde_json::Error),
+    #[error("stored state {namespace}/{key} is unreadable: {reason}")]
+    CorruptState {
+        namespace: &'static str,
+        key: String,
+        reason: String,
+    },
+    #[error("partition {partition}: offset {offset} arrived after {expected} was expected")]
+    OffsetOrder {
+        partition: i32,
+        offset: i64,
+        expected: i64,
+    },
+    #[error("task failed: {0}")]
+    Task(String),
+}
