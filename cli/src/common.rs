@@ -20,7 +20,9 @@ pub fn parse_time_seconds(s: &str) -> Result<i64> {
     }
     let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .with_context(|| format!("{s:?} is not a time: use RFC 3339 (2026-11-20T00:00:00Z), a date (2026-11-20) or seconds since the epoch"))?;
-    Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()).unwrap_or(0))
+    Ok(d.and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp())
+        .unwrap_or(0))
 }
 
 /// Treats a closed stdout (`funnel dump … | head`) as a normal end instead of an error.

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use sstable_reader::reconcile::OwnedRow;
-use sstable_reader::{cql::RowRenderer, find_data_files, CqlSchema, Projection, ReadOptions, SSTable, Unfiltered};
+use sstable_reader::{
+    cql::RowRenderer, find_data_files, CqlSchema, Projection, ReadOptions, SSTable, Unfiltered,
+};
 
 use crate::common::{parse_now, write_or_quit};
 
@@ -63,7 +65,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         files.extend(find_data_files(p)?);
     }
     if files.is_empty() {
-        anyhow::bail!("no SSTables (…-Data.db) found under {}", args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        anyhow::bail!(
+            "no SSTables (…-Data.db) found under {}",
+            args.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -75,7 +84,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let projection = if args.columns.is_empty() {
             Projection::all(&sst.schema)
         } else {
-            Projection::columns(&sst.schema, &args.columns).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+            Projection::columns(&sst.schema, &args.columns)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
         };
         let mut renderer = RowRenderer::new(&sst.schema, &args.columns, now, args.with_meta);
         let mut scan = sst.scanner(projection);
@@ -89,14 +99,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     None => break,
                     Some(Unfiltered::Row(r)) => {
                         let pos = r.position();
-                        renderer.row(OwnedRow::from_row(&r), &mut lines).map_err(|e| (e, pos))
+                        renderer
+                            .row(OwnedRow::from_row(&r), &mut lines)
+                            .map_err(|e| (e, pos))
                     }
                     Some(Unfiltered::Marker(m)) => {
                         let pos = m.position();
                         renderer.marker(&m, &mut lines).map_err(|e| (e, pos))
                     }
                 };
-                result.map_err(|(e, pos)| anyhow::anyhow!("{}: row at offset {pos}: {e}", file.display()))?;
+                result.map_err(|(e, pos)| {
+                    anyhow::anyhow!("{}: row at offset {pos}: {e}", file.display())
+                })?;
                 if emit(&mut out, &mut lines, &mut printed, limit)? {
                     break 'files;
                 }
@@ -119,7 +133,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// Writes buffered lines; returns true when the limit is reached.
-fn emit(out: &mut impl Write, lines: &mut Vec<String>, printed: &mut u64, limit: u64) -> Result<bool> {
+fn emit(
+    out: &mut impl Write,
+    lines: &mut Vec<String>,
+    printed: &mut u64,
+    limit: u64,
+) -> Result<bool> {
     for line in lines.drain(..) {
         if *printed >= limit {
             return Ok(true);

@@ -80,7 +80,14 @@ struct ColumnInfo {
 
 fn describe(sst: &SSTable, now: i64) -> Result<Stats> {
     let mut scan = sst.scanner(Projection::none(&sst.schema));
-    let (mut partitions, mut rows, mut statics, mut markers, mut row_tombstones, mut partition_tombstones) = (0, 0, 0, 0, 0, 0);
+    let (
+        mut partitions,
+        mut rows,
+        mut statics,
+        mut markers,
+        mut row_tombstones,
+        mut partition_tombstones,
+    ) = (0, 0, 0, 0, 0, 0);
     while let Some(p) = scan.next_partition()? {
         partitions += 1;
         if !p.deletion.is_live() {
@@ -159,7 +166,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let mut all = Vec::new();
     for f in &files {
-        let sst = SSTable::open(f, schema.as_ref(), ReadOptions { recover_overflowed_ttl: true })?;
+        let sst = SSTable::open(
+            f,
+            schema.as_ref(),
+            ReadOptions {
+                recover_overflowed_ttl: true,
+            },
+        )?;
         all.push(describe(&sst, now)?);
     }
     let stdout = std::io::stdout();
@@ -172,38 +185,86 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let mut t = String::new();
         use std::fmt::Write as _;
         let _ = writeln!(t, "SSTable: {}", s.path);
-        let _ = writeln!(t, "  table:              {}.{}", s.keyspace.as_deref().unwrap_or("?"), s.table.as_deref().unwrap_or("?"));
+        let _ = writeln!(
+            t,
+            "  table:              {}.{}",
+            s.keyspace.as_deref().unwrap_or("?"),
+            s.table.as_deref().unwrap_or("?")
+        );
         let _ = writeln!(t, "  version:            {} ({})", s.version, s.format);
-        let _ = writeln!(t, "  partitioner:        {}", s.partitioner.as_deref().unwrap_or("?"));
+        let _ = writeln!(
+            t,
+            "  partitioner:        {}",
+            s.partitioner.as_deref().unwrap_or("?")
+        );
         match (&s.compression, s.chunk_length) {
             (Some(c), Some(l)) => {
-                let _ = writeln!(t, "  compression:        {c}, {} KiB chunks, ratio {:.3}", l / 1024, s.compression_ratio.unwrap_or(-1.0));
+                let _ = writeln!(
+                    t,
+                    "  compression:        {c}, {} KiB chunks, ratio {:.3}",
+                    l / 1024,
+                    s.compression_ratio.unwrap_or(-1.0)
+                );
             }
             _ => {
                 let _ = writeln!(t, "  compression:        none");
             }
         }
-        let _ = writeln!(t, "  data size:          {} bytes on disk, {} uncompressed", s.data_bytes_on_disk, s.data_bytes_uncompressed);
-        let _ = writeln!(t, "  partitions:         {} (estimated {})", s.partitions, s.estimated_partitions.unwrap_or(-1));
-        let _ = writeln!(t, "  rows:               {} (+{} static; statistics say {})", s.rows, s.static_rows, s.total_rows_in_statistics.unwrap_or(-1));
-        let _ = writeln!(t, "  tombstones:         {} partition, {} row, {} range markers", s.partition_tombstones, s.row_tombstones, s.range_tombstone_markers);
+        let _ = writeln!(
+            t,
+            "  data size:          {} bytes on disk, {} uncompressed",
+            s.data_bytes_on_disk, s.data_bytes_uncompressed
+        );
+        let _ = writeln!(
+            t,
+            "  partitions:         {} (estimated {})",
+            s.partitions,
+            s.estimated_partitions.unwrap_or(-1)
+        );
+        let _ = writeln!(
+            t,
+            "  rows:               {} (+{} static; statistics say {})",
+            s.rows,
+            s.static_rows,
+            s.total_rows_in_statistics.unwrap_or(-1)
+        );
+        let _ = writeln!(
+            t,
+            "  tombstones:         {} partition, {} row, {} range markers",
+            s.partition_tombstones, s.row_tombstones, s.range_tombstone_markers
+        );
         let _ = writeln!(
             t,
             "  timestamps:         {} .. {}",
             s.min_timestamp_utc.as_deref().unwrap_or("?"),
             s.max_timestamp_utc.as_deref().unwrap_or("?")
         );
-        let _ = writeln!(t, "  TTL:                {} .. {} s", s.min_ttl.unwrap_or(0), s.max_ttl.unwrap_or(0));
+        let _ = writeln!(
+            t,
+            "  TTL:                {} .. {} s",
+            s.min_ttl.unwrap_or(0),
+            s.max_ttl.unwrap_or(0)
+        );
         let _ = writeln!(
             t,
             "  deletion times:     {} .. {}",
             s.min_local_deletion_time_utc.as_deref().unwrap_or("none"),
             s.max_local_deletion_time_utc.as_deref().unwrap_or("none")
         );
-        let _ = writeln!(t, "  droppable tombstones (estimate at --now): {}", s.droppable_tombstones.unwrap_or(0));
+        let _ = writeln!(
+            t,
+            "  droppable tombstones (estimate at --now): {}",
+            s.droppable_tombstones.unwrap_or(0)
+        );
         let _ = writeln!(t, "  columns:");
         for c in &s.columns {
-            let _ = writeln!(t, "    {:<24} {:<14} {}", c.name, format!("{:?}", c.kind), c.ty);
+            let _ = writeln!(
+                t,
+                "    {:<24} {:<14} {}",
+                c.name,
+                format!("{:?}", c.kind),
+                c.ty
+            );
         }
         write_or_quit(writeln!(out, "{t}"))?;
     }

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use ::stream::{AttributionConfig, DeadLetterSink, Metrics, StartFrom, StreamOptions};
+use anyhow::{bail, Context};
 
 /// Consume hits and SDK events from Kafka into the fact store: real-time daily counts and
 /// hit→event conversions, exactly once.
@@ -107,11 +107,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Start::Latest => StartFrom::Latest,
     };
     for kv in &args.kafka {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--kafka {kv:?} is not key=value"))?;
-        opts.kafka.push((k.trim().to_string(), v.trim().to_string()));
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--kafka {kv:?} is not key=value"))?;
+        opts.kafka
+            .push((k.trim().to_string(), v.trim().to_string()));
     }
-    let store: Arc<dyn facts::FactStore> =
-        Arc::from(facts::open_store(&args.facts).with_context(|| format!("opening the fact store {}", args.facts))?);
+    let store: Arc<dyn facts::FactStore> = Arc::from(
+        facts::open_store(&args.facts)
+            .with_context(|| format!("opening the fact store {}", args.facts))?,
+    );
     store.init().context("initialising the fact store")?;
     let dead = Arc::new(match (&args.dead_letter_topic, &args.dead_letter_file) {
         (Some(topic), _) => DeadLetterSink::topic(&args.brokers, topic)?,
@@ -162,6 +167,12 @@ async fn shutdown_signal() {
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

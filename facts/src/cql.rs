@@ -93,16 +93,19 @@ impl CqlStore {
             .enable_all()
             .thread_name("facts-cql")
             .build()?;
-        if url.tls {
-            return Err(FactsError::BackendDisabled(
-                "cql with tls=true (TLS is not compiled into this build)",
-            ));
-        }
+        #[cfg(feature = "cql-tls")]
+        let tls = tls_config(url)?;
+        #[cfg(not(feature = "cql-tls"))]
+        tls_config(url)?;
         let u = url.clone();
         let session = rt.block_on(async move {
             let mut b = SessionBuilder::new().known_nodes(&u.nodes);
             if let (Some(user), Some(pw)) = (&u.user, &u.password) {
                 b = b.user(user, pw);
+            }
+            #[cfg(feature = "cql-tls")]
+            {
+                b = b.tls_context(tls);
             }
             b.build().await.map_err(cql_err)
         })?;
@@ -307,6 +310,57 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// The rustls client configuration for `tls=true`: the CA file's certificates, or the system roots.
+#[cfg(feature = "cql-tls")]
+fn tls_config(url: &CqlUrl) -> Result<Option<Arc<rustls::ClientConfig>>, FactsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    if !url.tls {
+        return Ok(None);
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    match &url.ca_file {
+        Some(path) => {
+            for cert in CertificateDer::pem_file_iter(path)
+                .map_err(|e| FactsError::Cql(format!("CA file {}: {e}", path.display())))?
+            {
+                let cert =
+                    cert.map_err(|e| FactsError::Cql(format!("CA file {}: {e}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| FactsError::Cql(format!("CA file {}: {e}", path.display())))?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                // A malformed system certificate is skipped, as browsers do.
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(FactsError::Cql(
+            "tls=true but no CA certificate was found (pass ca=PATH)".into(),
+        ));
+    }
+    Ok(Some(Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )))
+}
+
+/// Without the `cql-tls` feature, `tls=true` is refused (never silently downgraded to plain text).
+#[cfg(not(feature = "cql-tls"))]
+fn tls_config(url: &CqlUrl) -> Result<(), FactsError> {
+    if url.tls {
+        return Err(FactsError::BackendDisabled(
+            "cql with tls=true (build with the `cql-tls` feature)",
+        ));
+    }
+    Ok(())
 }
 
 type Fut<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, FactsError>> + Send>>;
@@ -624,6 +678,12 @@ impl FactStore for CqlStore {
                 let committed: Option<(i64,)> = inner
                     .first(st::SELECT_OFFSET, (&b.group, &b.topic, b.partition))
                     .await?;
+                if committed
+                    .is_some_and(|(c,)| b.next_offset <= c && b.next_offset > b.first_offset)
+                {
+                    // Entirely below the committed offset: consumed before (its marker expired).
+                    return Ok(false);
+                }
                 if let Some((c,)) = committed.filter(|c| c.0 > b.first_offset) {
                     return Err(FactsError::OffsetOverlap {
                         group: b.group.clone(),
@@ -1054,11 +1114,21 @@ mod tests {
         assert!(matches!(err, FactsError::Cql(_)), "{err}");
     }
 
+    #[cfg(not(feature = "cql-tls"))]
     #[test]
     fn tls_without_tls_support_is_refused() {
         let err = open_store("cql://127.0.0.1:1/funnel?tls=true")
             .err()
             .expect("refused");
         assert!(matches!(err, FactsError::BackendDisabled(_)), "{err}");
+    }
+
+    #[cfg(feature = "cql-tls")]
+    #[test]
+    fn tls_with_a_missing_ca_file_is_an_error() {
+        let err = open_store("cql://127.0.0.1:1/funnel?tls=true&ca=/nonexistent/ca.pem")
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
     }
 }

@@ -1,4 +1,5 @@
-//! `StoreUrl`: the `--facts` URL, `sqlite:PATH` or `cql://host:port[,host…]/keyspace?user=..&password=..&tls=true`.
+//! `StoreUrl`: the `--facts` URL, `sqlite:PATH` or
+//! `cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&ca=PATH&rf=N`.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,8 @@ pub struct CqlUrl {
     pub user: Option<String>,
     pub password: Option<String>,
     pub tls: bool,
+    /// PEM file of the CA that signed the nodes' certificates (`?ca=PATH`); default: the system roots.
+    pub ca_file: Option<PathBuf>,
     /// Replication factor used when `init` creates the keyspace (`?rf=N`, default 1).
     pub replication_factor: u32,
 }
@@ -123,6 +126,7 @@ impl std::str::FromStr for StoreUrl {
             user: None,
             password: None,
             tls: false,
+            ca_file: None,
             replication_factor: 1,
         };
         for kv in query.split('&').filter(|s| !s.is_empty()) {
@@ -137,6 +141,7 @@ impl std::str::FromStr for StoreUrl {
                         _ => return Err(bad(url, "tls must be true or false")),
                     }
                 }
+                "ca" => cql.ca_file = Some(PathBuf::from(percent_decode(url, v)?)),
                 "rf" => {
                     cql.replication_factor = v
                         .parse()
@@ -146,6 +151,9 @@ impl std::str::FromStr for StoreUrl {
                 }
                 _ => return Err(bad(url, format!("unknown option {k:?}"))),
             }
+        }
+        if cql.ca_file.is_some() && !cql.tls {
+            return Err(bad(url, "ca= needs tls=true"));
         }
         if cql.password.is_some() && cql.user.is_none() {
             return Err(bad(url, "password without user"));
@@ -190,6 +198,11 @@ mod tests {
         assert!("cql://h".parse::<StoreUrl>().is_err());
         assert!("cql://h/ks?colour=red".parse::<StoreUrl>().is_err());
         assert!("cql://h/ks?password=x".parse::<StoreUrl>().is_err());
+        assert!("cql://h/ks?ca=/etc/ca.pem".parse::<StoreUrl>().is_err());
+        let StoreUrl::Cql(c) = "cql://h/ks?tls=true&ca=/etc/ca.pem".parse().unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.ca_file, Some(PathBuf::from("/etc/ca.pem")));
     }
 
     #[test]

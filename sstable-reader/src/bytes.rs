@@ -50,7 +50,10 @@ impl<'a> Cursor<'a> {
 
     #[inline]
     fn short(&self, needed: usize) -> Short {
-        Short { at: self.pos, needed }
+        Short {
+            at: self.pos,
+            needed,
+        }
     }
 
     #[inline]
@@ -154,7 +157,7 @@ impl<'a> Cursor<'a> {
 pub fn put_uvint(out: &mut Vec<u8>, value: u64) {
     let bits = 64 - value.leading_zeros() as usize;
     // Number of extra bytes: each extra byte adds 7 bits of capacity to the 7 of the first byte.
-    let extra = if bits <= 7 { 0 } else { ((bits - 7) + 6) / 7 }.min(8);
+    let extra = if bits <= 7 { 0 } else { (bits - 7).div_ceil(7) }.min(8);
     if extra == 0 {
         out.push(value as u8);
         return;
@@ -192,7 +195,10 @@ mod tests {
             (255, &[0x80, 0xff]),
             (16383, &[0xbf, 0xff]),
             (16384, &[0xc0, 0x40, 0x00]),
-            (u64::MAX, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            (
+                u64::MAX,
+                &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            ),
         ];
         for (v, enc) in cases {
             let mut out = Vec::new();

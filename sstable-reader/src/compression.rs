@@ -55,7 +55,10 @@ impl Algorithm {
                 }
                 let declared = u32::from_le_bytes([src[0], src[1], src[2], src[3]]) as usize;
                 if declared != dst.len() {
-                    return Err(format!("LZ4 chunk declares {declared} bytes, expected {}", dst.len()));
+                    return Err(format!(
+                        "LZ4 chunk declares {declared} bytes, expected {}",
+                        dst.len()
+                    ));
                 }
                 lz4_flex::block::decompress_into(&src[4..], dst).map_err(|e| format!("LZ4: {e}"))?
             }
@@ -68,10 +71,16 @@ impl Algorithm {
                     .map_err(|e| format!("Deflate: {e}"))?;
                 d.total_out() as usize
             }
-            Algorithm::Zstd => zstd::bulk::decompress_to_buffer(src, dst).map_err(|e| format!("Zstd: {e}"))?,
+            Algorithm::Zstd => {
+                zstd::bulk::decompress_to_buffer(src, dst).map_err(|e| format!("Zstd: {e}"))?
+            }
             Algorithm::Noop => {
                 if src.len() != dst.len() {
-                    return Err(format!("raw chunk has {} bytes, expected {}", src.len(), dst.len()));
+                    return Err(format!(
+                        "raw chunk has {} bytes, expected {}",
+                        src.len(),
+                        dst.len()
+                    ));
                 }
                 dst.copy_from_slice(src);
                 src.len()
@@ -103,8 +112,11 @@ pub struct CompressionInfo {
 impl CompressionInfo {
     pub fn parse(bytes: &[u8], path: &Path, version: Version) -> Result<CompressionInfo> {
         let mut c = Cursor::new(bytes);
-        let corrupt = |c: &Cursor<'_>, what: &str| Error::corrupt(path, c.pos() as u64, what.to_string());
-        let class_bytes = c.utf().map_err(|_| corrupt(&c, "the compressor class name"))?;
+        let corrupt =
+            |c: &Cursor<'_>, what: &str| Error::corrupt(path, c.pos() as u64, what.to_string());
+        let class_bytes = c
+            .utf()
+            .map_err(|_| corrupt(&c, "the compressor class name"))?;
         let class = String::from_utf8_lossy(class_bytes).into_owned();
         let algorithm = Algorithm::from_class(&class)
             .ok_or_else(|| Error::unsupported(path, format!("compressor {class:?}")))?;
@@ -116,7 +128,10 @@ impl CompressionInfo {
         for _ in 0..n {
             let k = c.utf().map_err(|_| corrupt(&c, "an option name"))?;
             let v = c.utf().map_err(|_| corrupt(&c, "an option value"))?;
-            options.push((String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()));
+            options.push((
+                String::from_utf8_lossy(k).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            ));
         }
         let chunk_length = c.i32().map_err(|_| corrupt(&c, "the chunk length"))?;
         if chunk_length <= 0 || (chunk_length & (chunk_length - 1)) != 0 {
@@ -131,7 +146,9 @@ impl CompressionInfo {
         } else {
             i32::MAX as u32
         };
-        let data_length = c.i64().map_err(|_| corrupt(&c, "the uncompressed data length"))?;
+        let data_length = c
+            .i64()
+            .map_err(|_| corrupt(&c, "the uncompressed data length"))?;
         if data_length < 0 {
             return Err(corrupt(&c, "a non-negative data length"));
         }
@@ -165,7 +182,7 @@ impl CompressionInfo {
         let start = *self.chunk_offsets.get(i)?;
         let next = self.chunk_offsets.get(i + 1).copied().unwrap_or(file_len);
         let end = next.checked_sub(4)?;
-        (end >= start).then_some((start, end))
+        (end >= start && next <= file_len).then_some((start, end))
     }
 
     /// Uncompressed length of chunk `i`.
@@ -189,7 +206,8 @@ mod tests {
         let mut deflate = Vec::new();
         {
             use std::io::Write;
-            let mut e = flate2::write::ZlibEncoder::new(&mut deflate, flate2::Compression::default());
+            let mut e =
+                flate2::write::ZlibEncoder::new(&mut deflate, flate2::Compression::default());
             e.write_all(&data).unwrap();
             e.finish().unwrap();
         }
@@ -204,8 +222,14 @@ mod tests {
             alg.decompress(&src, &mut out).unwrap();
             assert_eq!(out, data, "{alg:?}");
             let mut short = vec![0; data.len() + 1];
-            assert!(alg.decompress(&src, &mut short).is_err(), "{alg:?} must notice a size mismatch");
-            assert!(alg.decompress(&src[..src.len() / 2], &mut out).is_err(), "{alg:?} must reject a truncated chunk");
+            assert!(
+                alg.decompress(&src, &mut short).is_err(),
+                "{alg:?} must notice a size mismatch"
+            );
+            assert!(
+                alg.decompress(&src[..src.len() / 2], &mut out).is_err(),
+                "{alg:?} must reject a truncated chunk"
+            );
         }
     }
 }

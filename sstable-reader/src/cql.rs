@@ -41,9 +41,17 @@ pub struct RowRenderer<'s> {
 
 impl<'s> RowRenderer<'s> {
     /// `now` is in seconds since the epoch; `columns` restricts the output (all when empty).
-    pub fn new(schema: &'s TableSchema, columns: &[String], now: i64, with_meta: bool) -> RowRenderer<'s> {
+    pub fn new(
+        schema: &'s TableSchema,
+        columns: &[String],
+        now: i64,
+        with_meta: bool,
+    ) -> RowRenderer<'s> {
         let order = schema.select_order();
-        let only = order.iter().map(|c| columns.is_empty() || columns.contains(&c.name)).collect();
+        let only = order
+            .iter()
+            .map(|c| columns.is_empty() || columns.contains(&c.name))
+            .collect();
         RowRenderer {
             schema,
             order,
@@ -61,7 +69,12 @@ impl<'s> RowRenderer<'s> {
     }
 
     /// Starts a partition. With metadata, a partition deletion is rendered as a tombstone line.
-    pub fn start_partition(&mut self, key: &[u8], deletion: DeletionTime, out: &mut Vec<String>) -> Result<(), RenderError> {
+    pub fn start_partition(
+        &mut self,
+        key: &[u8],
+        deletion: DeletionTime,
+        out: &mut Vec<String>,
+    ) -> Result<(), RenderError> {
         self.key.clear();
         self.key.extend_from_slice(key);
         self.partition_deletion = deletion;
@@ -87,7 +100,17 @@ impl<'s> RowRenderer<'s> {
         if self.with_meta {
             let mut s = String::from("{");
             self.write_key_columns(&mut s, None)?;
-            let _ = write!(s, ",\"_tombstone\":\"range_{}\",\"bound\":[", if m.kind.is_boundary() { "boundary" } else if m.kind.is_start() { "start" } else { "end" });
+            let _ = write!(
+                s,
+                ",\"_tombstone\":\"range_{}\",\"bound\":[",
+                if m.kind.is_boundary() {
+                    "boundary"
+                } else if m.kind.is_start() {
+                    "start"
+                } else {
+                    "end"
+                }
+            );
             for i in 0..m.clustering_len() {
                 if i > 0 {
                     s.push(',');
@@ -152,12 +175,15 @@ impl<'s> RowRenderer<'s> {
     }
 
     fn flush_pending(&mut self, out: &mut Vec<String>) -> Result<(), RenderError> {
-        let Some(row) = self.pending.take() else { return Ok(()) };
+        let Some(row) = self.pending.take() else {
+            return Ok(());
+        };
         let mut deletion = self.partition_deletion.max(row.deletion);
         if let Some(rt) = self.open_range {
             deletion = deletion.max(rt);
         }
-        let live = (row.liveness.is_live(self.now) && !deletion.deletes(row.liveness.timestamp)) || has_live_cell(&row, &deletion, self.now);
+        let live = (row.liveness.is_live(self.now) && !deletion.deletes(row.liveness.timestamp))
+            || has_live_cell(&row, &deletion, self.now);
         if live {
             let line = self.render(Some(&row), &deletion)?;
             out.push(line);
@@ -175,7 +201,12 @@ impl<'s> RowRenderer<'s> {
 
     fn write_key_columns(&self, s: &mut String, row: Option<&OwnedRow>) -> Result<(), RenderError> {
         let mut first = true;
-        for col in self.schema.partition_key.iter().chain(&self.schema.clustering) {
+        for col in self
+            .schema
+            .partition_key
+            .iter()
+            .chain(&self.schema.clustering)
+        {
             if !first {
                 s.push(',');
             }
@@ -187,7 +218,12 @@ impl<'s> RowRenderer<'s> {
         Ok(())
     }
 
-    fn write_key_value(&self, s: &mut String, col: &Column, row: Option<&OwnedRow>) -> Result<(), RenderError> {
+    fn write_key_value(
+        &self,
+        s: &mut String,
+        col: &Column,
+        row: Option<&OwnedRow>,
+    ) -> Result<(), RenderError> {
         match col.kind {
             ColumnKind::PartitionKey => {
                 if self.schema.partition_key.len() == 1 {
@@ -206,7 +242,10 @@ impl<'s> RowRenderer<'s> {
                     }
                 }
             }
-            _ => match row.and_then(|r| r.clustering.get(col.index)).and_then(|v| v.as_deref()) {
+            _ => match row
+                .and_then(|r| r.clustering.get(col.index))
+                .and_then(|v| v.as_deref())
+            {
                 Some(b) => render_value(s, &col.ty, b, &col.name),
                 None => {
                     s.push_str("null");
@@ -216,12 +255,18 @@ impl<'s> RowRenderer<'s> {
         }
     }
 
-    fn render(&self, row: Option<&OwnedRow>, deletion: &DeletionTime) -> Result<String, RenderError> {
+    fn render(
+        &self,
+        row: Option<&OwnedRow>,
+        deletion: &DeletionTime,
+    ) -> Result<String, RenderError> {
         let mut s = String::with_capacity(256);
         s.push('{');
         let mut first = true;
         let statics = self.statics.as_ref();
-        let static_deletion = self.partition_deletion.max(statics.map(|r| r.deletion).unwrap_or(DeletionTime::LIVE));
+        let static_deletion = self
+            .partition_deletion
+            .max(statics.map(|r| r.deletion).unwrap_or(DeletionTime::LIVE));
         for (i, col) in self.order.iter().enumerate() {
             if !self.only[i] {
                 continue;
@@ -233,8 +278,12 @@ impl<'s> RowRenderer<'s> {
             write_str(&mut s, &col.name);
             s.push(':');
             match col.kind {
-                ColumnKind::PartitionKey | ColumnKind::Clustering => self.write_key_value(&mut s, col, row)?,
-                ColumnKind::Static => write_column(&mut s, col, statics, &static_deletion, self.now)?,
+                ColumnKind::PartitionKey | ColumnKind::Clustering => {
+                    self.write_key_value(&mut s, col, row)?
+                }
+                ColumnKind::Static => {
+                    write_column(&mut s, col, statics, &static_deletion, self.now)?
+                }
                 ColumnKind::Regular => write_column(&mut s, col, row, deletion, self.now)?,
             }
         }
@@ -253,10 +302,15 @@ impl<'s> RowRenderer<'s> {
             }
             s.push_str("\"cells\":{");
             let mut firstc = true;
-            for (src, cols) in [(statics, &self.schema.statics), (row, &self.schema.regulars)] {
+            for (src, cols) in [
+                (statics, &self.schema.statics),
+                (row, &self.schema.regulars),
+            ] {
                 let Some(src) = src else { continue };
                 for c in &src.cells {
-                    let Some(col) = cols.get(c.column) else { continue };
+                    let Some(col) = cols.get(c.column) else {
+                        continue;
+                    };
                     if !firstc {
                         s.push(',');
                     }
@@ -325,7 +379,12 @@ pub fn split_composite(key: &[u8], i: usize) -> Option<&[u8]> {
     None
 }
 
-fn render_value(s: &mut String, ty: &CqlType, bytes: &[u8], column: &str) -> Result<(), RenderError> {
+fn render_value(
+    s: &mut String,
+    ty: &CqlType,
+    bytes: &[u8],
+    column: &str,
+) -> Result<(), RenderError> {
     let v = Value::decode(ty, bytes).map_err(|source| RenderError {
         column: column.to_string(),
         source,
@@ -334,24 +393,45 @@ fn render_value(s: &mut String, ty: &CqlType, bytes: &[u8], column: &str) -> Res
     Ok(())
 }
 
-fn cell_is_visible(c: &crate::reconcile::OwnedCell, deletion: &DeletionTime, complex: Option<&DeletionTime>, now: i64) -> bool {
-    c.as_cell().is_live(now) && !deletion.deletes(c.timestamp) && !complex.is_some_and(|d| d.deletes(c.timestamp))
+fn cell_is_visible(
+    c: &crate::reconcile::OwnedCell,
+    deletion: &DeletionTime,
+    complex: Option<&DeletionTime>,
+    now: i64,
+) -> bool {
+    c.as_cell().is_live(now)
+        && !deletion.deletes(c.timestamp)
+        && !complex.is_some_and(|d| d.deletes(c.timestamp))
 }
 
 fn has_live_cell(row: &OwnedRow, deletion: &DeletionTime, now: i64) -> bool {
     row.cells.iter().any(|c| {
-        let complex = row.complex_deletions.iter().find(|(col, _)| *col == c.column).map(|(_, d)| d);
+        let complex = row
+            .complex_deletions
+            .iter()
+            .find(|(col, _)| *col == c.column)
+            .map(|(_, d)| d);
         cell_is_visible(c, deletion, complex, now)
     })
 }
 
 /// Writes the value of `col` from `row` (null when absent or not live).
-fn write_column(s: &mut String, col: &Column, row: Option<&OwnedRow>, deletion: &DeletionTime, now: i64) -> Result<(), RenderError> {
+fn write_column(
+    s: &mut String,
+    col: &Column,
+    row: Option<&OwnedRow>,
+    deletion: &DeletionTime,
+    now: i64,
+) -> Result<(), RenderError> {
     let Some(row) = row else {
         s.push_str("null");
         return Ok(());
     };
-    let complex = row.complex_deletions.iter().find(|(c, _)| *c == col.index).map(|(_, d)| d);
+    let complex = row
+        .complex_deletions
+        .iter()
+        .find(|(c, _)| *c == col.index)
+        .map(|(_, d)| d);
     let mut cells = row
         .cells
         .iter()
@@ -369,31 +449,48 @@ fn write_column(s: &mut String, col: &Column, row: Option<&OwnedRow>, deletion: 
     let value = match &col.ty {
         CqlType::List(e) => {
             let vals: Vec<&[u8]> = cells.map(|c| c.value.as_slice()).collect();
-            let items = vals.iter().map(|b| Value::decode(e, b)).collect::<Result<Vec<_>, _>>().map_err(err)?;
+            let items = vals
+                .iter()
+                .map(|b| Value::decode(e, b))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
             let v = Value::List(items);
             write_value(s, &v, &col.ty);
             return Ok(());
         }
         CqlType::Set(e) => {
             let paths: Vec<Vec<u8>> = cells.map(path).collect();
-            let items = paths.iter().map(|b| Value::decode(e, b)).collect::<Result<Vec<_>, _>>().map_err(err)?;
+            let items = paths
+                .iter()
+                .map(|b| Value::decode(e, b))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
             write_value(s, &Value::Set(items), &col.ty);
             return Ok(());
         }
         CqlType::Map(k, v) => {
-            let pairs: Vec<(Vec<u8>, &[u8])> = cells.map(|c| (path(c), c.value.as_slice())).collect();
+            let pairs: Vec<(Vec<u8>, &[u8])> =
+                cells.map(|c| (path(c), c.value.as_slice())).collect();
             let mut items = Vec::with_capacity(pairs.len());
             for (kb, vb) in &pairs {
-                items.push((Value::decode(k, kb).map_err(err)?, Value::decode(v, vb).map_err(err)?));
+                items.push((
+                    Value::decode(k, kb).map_err(err)?,
+                    Value::decode(v, vb).map_err(err)?,
+                ));
             }
             write_value(s, &Value::Map(items), &col.ty);
             return Ok(());
         }
         CqlType::Udt(u) => {
-            let fields: Vec<(Vec<u8>, &[u8])> = cells.map(|c| (path(c), c.value.as_slice())).collect();
+            let fields: Vec<(Vec<u8>, &[u8])> =
+                cells.map(|c| (path(c), c.value.as_slice())).collect();
             let mut items = vec![Value::Null; u.fields.len()];
             for (p, vb) in &fields {
-                let idx = if p.len() == 2 { u16::from_be_bytes([p[0], p[1]]) as usize } else { usize::MAX };
+                let idx = if p.len() == 2 {
+                    u16::from_be_bytes([p[0], p[1]]) as usize
+                } else {
+                    usize::MAX
+                };
                 if let Some((_, t)) = u.fields.get(idx) {
                     items[idx] = Value::decode(t, vb).map_err(err)?;
                 }

@@ -28,8 +28,12 @@ impl ChunkChecksums {
         if chunk_size <= 0 {
             return Err(Error::corrupt(path, 0, "a positive chunk size"));
         }
-        if c.remaining() % 4 != 0 {
-            return Err(Error::corrupt(path, bytes.len() as u64, "a whole number of 4-byte checksums"));
+        if !c.remaining().is_multiple_of(4) {
+            return Err(Error::corrupt(
+                path,
+                bytes.len() as u64,
+                "a whole number of 4-byte checksums",
+            ));
         }
         let mut crcs = Vec::with_capacity(c.remaining() / 4);
         while let Ok(v) = c.u32() {
@@ -53,7 +57,11 @@ pub struct DataFile {
 
 impl DataFile {
     /// Maps `path`. `compression` comes from CompressionInfo.db, `checksums` from CRC.db (uncompressed).
-    pub fn open(path: &Path, compression: Option<CompressionInfo>, checksums: Option<ChunkChecksums>) -> Result<DataFile> {
+    pub fn open(
+        path: &Path,
+        compression: Option<CompressionInfo>,
+        checksums: Option<ChunkChecksums>,
+    ) -> Result<DataFile> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         // SAFETY: the map is read-only; SSTables are immutable once written. A file truncated or deleted
@@ -70,6 +78,17 @@ impl DataFile {
             checksums,
         };
         if let Some(ci) = &df.compression {
+            let mut prev: Option<u64> = None;
+            for (i, &o) in ci.chunk_offsets.iter().enumerate() {
+                if prev.is_some_and(|p| o < p + 4) || o > len {
+                    return Err(Error::corrupt(
+                        path,
+                        o,
+                        format!("chunk {i} at an offset after the previous chunk and inside the file (CompressionInfo.db lists offset {o})"),
+                    ));
+                }
+                prev = Some(o);
+            }
             if let Some(&last) = ci.chunk_offsets.last() {
                 if last + 4 > len {
                     return Err(Error::corrupt(
@@ -281,14 +300,21 @@ impl<'f> DataReader<'f> {
                 dst.copy_from_slice(compressed);
                 Ok(())
             } else {
-                Err(format!("raw chunk of {} bytes, expected {ulen}", compressed.len()))
+                Err(format!(
+                    "raw chunk of {} bytes, expected {ulen}",
+                    compressed.len()
+                ))
             }
         } else {
             ci.algorithm.decompress(compressed, dst)
         };
         if let Err(msg) = result {
             self.buf.truncate(old);
-            return Err(Error::corrupt(path, start, format!("a decompressible chunk {i}: {msg}")));
+            return Err(Error::corrupt(
+                path,
+                start,
+                format!("a decompressible chunk {i}: {msg}"),
+            ));
         }
         self.next_chunk += 1;
         self.compressed_read += compressed.len() as u64 + 4;
@@ -307,7 +333,11 @@ impl<'f> DataReader<'f> {
             let start = i as u64 * size;
             let stop = (start + size).min(raw.len() as u64);
             let stored = *sums.crcs.get(i).ok_or_else(|| {
-                Error::corrupt(&self.file.path, start, format!("a CRC.db checksum for chunk {i}"))
+                Error::corrupt(
+                    &self.file.path,
+                    start,
+                    format!("a CRC.db checksum for chunk {i}"),
+                )
             })?;
             let computed = crc32fast::hash(&raw[start as usize..stop as usize]);
             if stored != computed {

@@ -31,17 +31,24 @@ pub struct Version([u8; 2]);
 
 /// Versions this reader decodes. Older ones (`ic`, `jb`, `ka`, `la`: Cassandra 1.2–2.2) use the pre-3.0
 /// cell layout and are rejected with an error naming the version.
-pub const SUPPORTED_VERSIONS: &[&str] = &["ma", "mb", "mc", "md", "me", "na", "nb", "nc", "oa", "da"];
+pub const SUPPORTED_VERSIONS: &[&str] =
+    &["ma", "mb", "mc", "md", "me", "na", "nb", "nc", "oa", "da"];
 
 impl Version {
     /// Parses and checks a version string for the given family.
     pub fn parse(s: &str, kind: FormatKind, path: &Path) -> Result<Version> {
         let b = s.as_bytes();
         if b.len() != 2 || !b.iter().all(|c| c.is_ascii_lowercase()) {
-            return Err(Error::unsupported(path, format!("unknown SSTable version {s:?}")));
+            return Err(Error::unsupported(
+                path,
+                format!("unknown SSTable version {s:?}"),
+            ));
         }
         let known = match kind {
-            FormatKind::Big => matches!(s, "ma" | "mb" | "mc" | "md" | "me" | "na" | "nb" | "nc" | "oa"),
+            FormatKind::Big => matches!(
+                s,
+                "ma" | "mb" | "mc" | "md" | "me" | "na" | "nb" | "nc" | "oa"
+            ),
             FormatKind::Bti => s == "da",
         };
         if !known {
@@ -54,7 +61,10 @@ impl Version {
             };
             return Err(Error::unsupported(
                 path,
-                format!("SSTable version {s:?} of the {kind} format{why}; supported: {}", SUPPORTED_VERSIONS.join(" ")),
+                format!(
+                    "SSTable version {s:?} of the {kind} format{why}; supported: {}",
+                    SUPPORTED_VERSIONS.join(" ")
+                ),
             ));
         }
         Ok(Version([b[0], b[1]]))
@@ -203,9 +213,11 @@ impl Descriptor {
                 path: path.to_path_buf(),
                 message: "not an SSTable component file name".into(),
             })?;
-        let not_sstable = || Error::NotFound {
+        let not_sstable = || {
+            Error::NotFound {
             path: path.to_path_buf(),
             message: "not an SSTable component file name (expected <version>-<generation>-<big|bti>-<Component>)".into(),
+        }
         };
         let directory = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let parts: Vec<&str> = name.split('-').collect();
@@ -219,7 +231,11 @@ impl Descriptor {
         let prefix = &name[..name.len() - component.len()];
         // New layout: <ver>-<gen>-<big|bti>-<Component>.
         if parts.len() == 4 && (parts[2] == "big" || parts[2] == "bti") {
-            let kind = if parts[2] == "big" { FormatKind::Big } else { FormatKind::Bti };
+            let kind = if parts[2] == "big" {
+                FormatKind::Big
+            } else {
+                FormatKind::Bti
+            };
             let version = Version::parse(parts[0], kind, path)?;
             return Ok(Descriptor {
                 directory,
@@ -242,7 +258,8 @@ impl Descriptor {
 
     /// The path of one component of this SSTable.
     pub fn path(&self, component: Component) -> PathBuf {
-        self.directory.join(format!("{}{}", self.prefix, component.file_name()))
+        self.directory
+            .join(format!("{}{}", self.prefix, component.file_name()))
     }
 
     /// The Data.db path (the name users see in messages).
@@ -293,9 +310,13 @@ mod tests {
 
     #[test]
     fn rejects_old_versions_by_name() {
-        let err = Descriptor::from_path(Path::new("/x/Keyspace1-Standard1-ic-0-Data.db")).unwrap_err();
+        let err =
+            Descriptor::from_path(Path::new("/x/Keyspace1-Standard1-ic-0-Data.db")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("\"ic\"") && msg.contains("Keyspace1-Standard1-ic-0-Data.db"), "{msg}");
+        assert!(
+            msg.contains("\"ic\"") && msg.contains("Keyspace1-Standard1-ic-0-Data.db"),
+            "{msg}"
+        );
         let err = Descriptor::from_path(Path::new("/x/la-1-big-Data.db")).unwrap_err();
         assert!(err.to_string().contains("\"la\""));
         let err = Descriptor::from_path(Path::new("/x/zz-1-big-Data.db")).unwrap_err();

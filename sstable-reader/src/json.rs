@@ -39,17 +39,26 @@ pub fn write_hex(out: &mut String, b: &[u8]) {
 /// Formats a 16-byte UUID in its canonical 8-4-4-4-12 form.
 pub fn format_uuid(u: &[u8; 16]) -> String {
     let h = |r: std::ops::Range<usize>| u[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!("{}-{}-{}-{}-{}", h(0..4), h(4..6), h(6..8), h(8..10), h(10..16))
+    format!(
+        "{}-{}-{}-{}-{}",
+        h(0..4),
+        h(4..6),
+        h(6..8),
+        h(8..10),
+        h(10..16)
+    )
 }
 
 /// ISO-8601 UTC with milliseconds (`2021-07-02T20:47:23.000Z`); out-of-range values print as numbers.
 pub fn format_timestamp_ms(ms: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
 /// ISO-8601 UTC with microseconds, for write times (`2021-07-02T20:47:23.123456Z`).
 pub fn format_timestamp_us(us: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_micros(us).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
 }
 
 /// ISO-8601 UTC for seconds since the epoch (deletion and expiry times).
@@ -115,7 +124,11 @@ pub fn decimal_string(scale: i32, unscaled: &[u8]) -> String {
     };
     let sign = if neg { "-" } else { "" };
     if scale <= 0 {
-        return if scale == 0 { format!("{sign}{digits}") } else { format!("{sign}{digits}e{}", -(scale as i64)) };
+        return if scale == 0 {
+            format!("{sign}{digits}")
+        } else {
+            format!("{sign}{digits}e{}", -(scale as i64))
+        };
     }
     let scale = scale as usize;
     if digits.len() > scale {
@@ -179,7 +192,11 @@ pub fn write_value(out: &mut String, v: &Value<'_>, ty: &CqlType) {
             }
         },
         Value::Time(n) => write_str(out, &format_time(*n)),
-        Value::Duration { months, days, nanos } => write_str(out, &format_duration(*months, *days, *nanos)),
+        Value::Duration {
+            months,
+            days,
+            nanos,
+        } => write_str(out, &format_duration(*months, *days, *nanos)),
         Value::Decimal { scale, unscaled } => out.push_str(&decimal_string(*scale, unscaled)),
         Value::Varint(b) => out.push_str(&varint_string(b)),
         Value::List(items) | Value::Set(items) => {
@@ -272,15 +289,24 @@ mod tests {
 
     #[test]
     fn renders_scalars_like_cassandra() {
-        assert_eq!(json(Value::Timestamp(1625258843000), &CqlType::Timestamp), "\"2021-07-02T20:47:23.000Z\"");
+        assert_eq!(
+            json(Value::Timestamp(1625258843000), &CqlType::Timestamp),
+            "\"2021-07-02T20:47:23.000Z\""
+        );
         assert_eq!(json(Value::Date(18803), &CqlType::Date), "\"2021-06-25\"");
-        assert_eq!(json(Value::Time(9_990_000_000_000), &CqlType::Time), "\"02:46:30.000000000\"");
+        assert_eq!(
+            json(Value::Time(9_990_000_000_000), &CqlType::Time),
+            "\"02:46:30.000000000\""
+        );
         assert_eq!(format_duration(0, 0, 45_000_050_000_000), "12h30m50ms");
         assert_eq!(format_duration(14, 3, 0), "1y2mo3d");
         assert_eq!(decimal_string(5, &271828i32.to_be_bytes()), "2.71828");
         assert_eq!(decimal_string(3, &(-5i32).to_be_bytes()), "-0.005");
         assert_eq!(varint_string(&[0x00, 0xd4, 0x31]), "54321");
-        assert_eq!(json(Value::Blob(&[0, 0, 4, 0xd2]), &CqlType::Blob), "\"0x000004d2\"");
+        assert_eq!(
+            json(Value::Blob(&[0, 0, 4, 0xd2]), &CqlType::Blob),
+            "\"0x000004d2\""
+        );
         assert_eq!(json(Value::Text("a\"b\n"), &CqlType::Text), "\"a\\\"b\\n\"");
         assert_eq!(json(Value::Double(f64::NAN), &CqlType::Double), "\"NaN\"");
     }
@@ -288,8 +314,14 @@ mod tests {
     #[test]
     fn renders_collections() {
         let ty = CqlType::Map(Box::new(CqlType::Int), Box::new(CqlType::Int));
-        assert_eq!(json(Value::Map(vec![(Value::Int(42), Value::Int(13))]), &ty), "{\"42\":13}");
+        assert_eq!(
+            json(Value::Map(vec![(Value::Int(42), Value::Int(13))]), &ty),
+            "{\"42\":13}"
+        );
         let ty = CqlType::Tuple(vec![CqlType::Int, CqlType::Text]);
-        assert_eq!(json(Value::Tuple(vec![Value::Int(1), Value::Null]), &ty), "[1,null]");
+        assert_eq!(
+            json(Value::Tuple(vec![Value::Int(1), Value::Null]), &ty),
+            "[1,null]"
+        );
     }
 }

@@ -28,6 +28,7 @@ pub mod cql;
 pub mod data;
 pub mod descriptor;
 pub mod error;
+pub mod index;
 pub mod json;
 pub mod reconcile;
 pub mod row;

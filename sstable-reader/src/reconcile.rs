@@ -84,7 +84,9 @@ impl OwnedRow {
     pub fn from_row(r: &RowRef<'_>) -> OwnedRow {
         OwnedRow {
             is_static: r.is_static(),
-            clustering: (0..r.clustering_len()).map(|i| r.clustering(i).map(<[u8]>::to_vec)).collect(),
+            clustering: (0..r.clustering_len())
+                .map(|i| r.clustering(i).map(<[u8]>::to_vec))
+                .collect(),
             liveness: r.liveness(),
             deletion: r.deletion(),
             cells: r.cells().map(|c| OwnedCell::from_cell(&c)).collect(),
@@ -99,7 +101,8 @@ impl OwnedRow {
         if !l.is_empty()
             && (self.liveness.is_empty()
                 || l.timestamp > self.liveness.timestamp
-                || (l.timestamp == self.liveness.timestamp && l.local_expiration_time > self.liveness.local_expiration_time))
+                || (l.timestamp == self.liveness.timestamp
+                    && l.local_expiration_time > self.liveness.local_expiration_time))
         {
             self.liveness = l;
         }
@@ -127,7 +130,11 @@ impl OwnedRow {
                 Ordering::Equal => {
                     let (x, y) = (a.next(), b.next());
                     if let (Some(x), Some(y)) = (x, y) {
-                        merged.push(if resolve(&x.as_cell(), &y.as_cell()) == Ordering::Less { y } else { x });
+                        merged.push(if resolve(&x.as_cell(), &y.as_cell()) == Ordering::Less {
+                            y
+                        } else {
+                            x
+                        });
                     }
                 }
             }
@@ -157,10 +164,19 @@ mod tests {
         let live = cell(10, 0, NO_DELETION_TIME, false, b"b");
         let expiring = cell(10, 5, 100, false, b"a");
         let tomb = cell(10, 0, 50, true, b"");
-        assert_eq!(resolve(&cell(11, 0, NO_DELETION_TIME, false, b"a"), &tomb), Ordering::Greater);
+        assert_eq!(
+            resolve(&cell(11, 0, NO_DELETION_TIME, false, b"a"), &tomb),
+            Ordering::Greater
+        );
         assert_eq!(resolve(&tomb, &expiring), Ordering::Greater);
         assert_eq!(resolve(&expiring, &live), Ordering::Greater);
-        assert_eq!(resolve(&cell(10, 5, 200, false, b"a"), &expiring), Ordering::Greater);
-        assert_eq!(resolve(&live, &cell(10, 0, NO_DELETION_TIME, false, b"a")), Ordering::Greater);
+        assert_eq!(
+            resolve(&cell(10, 5, 200, false, b"a"), &expiring),
+            Ordering::Greater
+        );
+        assert_eq!(
+            resolve(&live, &cell(10, 0, NO_DELETION_TIME, false, b"a")),
+            Ordering::Greater
+        );
     }
 }

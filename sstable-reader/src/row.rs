@@ -134,7 +134,10 @@ impl BoundKind {
     }
 
     pub fn is_boundary(&self) -> bool {
-        matches!(self, BoundKind::ExclEndInclStartBoundary | BoundKind::InclEndExclStartBoundary)
+        matches!(
+            self,
+            BoundKind::ExclEndInclStartBoundary | BoundKind::InclEndExclStartBoundary
+        )
     }
 
     /// Opens a deleted range (a start bound, or a boundary, which closes one and opens the next).
@@ -210,13 +213,19 @@ impl Deltas {
 }
 
 /// Reads a partition-level deletion time (fixed width: 12 bytes before `oa`; 1 byte when LIVE or 12 from `oa`).
-pub(crate) fn read_partition_deletion(c: &mut Cursor<'_>, uint_ldt: bool) -> ShortResult<DeletionTime> {
+pub(crate) fn read_partition_deletion(
+    c: &mut Cursor<'_>,
+    uint_ldt: bool,
+) -> ShortResult<DeletionTime> {
     if uint_ldt {
         let first = c.u8()?;
         if first & 0x80 != 0 {
             if first != 0x80 {
                 // Caller reports the invalid flag byte as corruption.
-                return Err(Short { at: c.pos() - 1, needed: usize::MAX });
+                return Err(Short {
+                    at: c.pos() - 1,
+                    needed: usize::MAX,
+                });
             }
             return Ok(DeletionTime::LIVE);
         }
@@ -228,7 +237,11 @@ pub(crate) fn read_partition_deletion(c: &mut Cursor<'_>, uint_ldt: bool) -> Sho
         let ldt = c.u32()?;
         Ok(DeletionTime {
             marked_for_delete_at: mfda,
-            local_deletion_time: if ldt == u32::MAX { NO_DELETION_TIME } else { ldt as i64 },
+            local_deletion_time: if ldt == u32::MAX {
+                NO_DELETION_TIME
+            } else {
+                ldt as i64
+            },
         })
     } else {
         let ldt = c.i32()?;
@@ -238,7 +251,11 @@ pub(crate) fn read_partition_deletion(c: &mut Cursor<'_>, uint_ldt: bool) -> Sho
         }
         Ok(DeletionTime {
             marked_for_delete_at: mfda,
-            local_deletion_time: if ldt == i32::MAX { NO_DELETION_TIME } else { ldt as i64 },
+            local_deletion_time: if ldt == i32::MAX {
+                NO_DELETION_TIME
+            } else {
+                ldt as i64
+            },
         })
     }
 }
@@ -255,7 +272,11 @@ fn read_value_len(c: &mut Cursor<'_>, ty: &CqlType) -> ShortResult<usize> {
 }
 
 /// Skips `size` clustering values serialized with their 2-bit presence headers (32 values per header).
-pub(crate) fn skip_clustering_values(c: &mut Cursor<'_>, types: &[CqlType], size: usize) -> ShortResult<()> {
+pub(crate) fn skip_clustering_values(
+    c: &mut Cursor<'_>,
+    types: &[CqlType],
+    size: usize,
+) -> ShortResult<()> {
     let mut i = 0;
     while i < size {
         let header = c.uvint()?;
@@ -308,13 +329,20 @@ pub(crate) fn read_clustering_values(
 
 /// Total encoded length of the unfiltered starting at the cursor (flags through its body), without
 /// decoding cells. `clustering_types` are the header's.
-pub(crate) fn unfiltered_extent(c: &mut Cursor<'_>, clustering_types: &[CqlType]) -> ShortResult<usize> {
+pub(crate) fn unfiltered_extent(
+    c: &mut Cursor<'_>,
+    clustering_types: &[CqlType],
+) -> ShortResult<usize> {
     let start = c.pos();
     let flags = c.u8()?;
     if flags & END_OF_PARTITION != 0 {
         return Ok(1);
     }
-    let ext = if flags & EXTENSION_FLAG != 0 { c.u8()? } else { 0 };
+    let ext = if flags & EXTENSION_FLAG != 0 {
+        c.u8()?
+    } else {
+        0
+    };
     if flags & IS_MARKER != 0 {
         c.u8()?; // bound kind
         let size = c.u16()? as usize;
@@ -436,7 +464,9 @@ impl<'a> RowRef<'a> {
 
     /// Deletions of complex (multi-cell) columns in this row, as (column index, deletion).
     pub fn complex_deletions(&self) -> impl Iterator<Item = (usize, DeletionTime)> + 'a {
-        self.complex_deletions.iter().map(|d| (d.column as usize, d.deletion))
+        self.complex_deletions
+            .iter()
+            .map(|d| (d.column as usize, d.deletion))
     }
 }
 

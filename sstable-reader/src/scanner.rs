@@ -37,7 +37,10 @@ impl Projection {
     }
 
     /// The named columns; key and clustering column names are accepted (they are always decoded).
-    pub fn columns<S: AsRef<str>>(schema: &TableSchema, names: &[S]) -> std::result::Result<Projection, String> {
+    pub fn columns<S: AsRef<str>>(
+        schema: &TableSchema,
+        names: &[S],
+    ) -> std::result::Result<Projection, String> {
         let mut p = Projection::none(schema);
         for n in names {
             let n = n.as_ref();
@@ -46,8 +49,15 @@ impl Projection {
             } else if let Some(i) = schema.regulars.iter().position(|c| c.name == n) {
                 p.regulars[i] = true;
             } else if schema.column(n).is_none() {
-                let known: Vec<&str> = schema.select_order().iter().map(|c| c.name.as_str()).collect();
-                return Err(format!("no column {n:?}; columns are: {}", known.join(", ")));
+                let known: Vec<&str> = schema
+                    .select_order()
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                return Err(format!(
+                    "no column {n:?}; columns are: {}",
+                    known.join(", ")
+                ));
             }
         }
         Ok(p)
@@ -78,8 +88,16 @@ enum State {
 
 #[derive(Debug, Clone, Copy)]
 enum Decoded {
-    Row { is_static: bool, liveness: LivenessInfo, deletion: DeletionTime },
-    Marker { kind: BoundKind, end: Option<DeletionTime>, start: Option<DeletionTime> },
+    Row {
+        is_static: bool,
+        liveness: LivenessInfo,
+        deletion: DeletionTime,
+    },
+    Marker {
+        kind: BoundKind,
+        end: Option<DeletionTime>,
+        start: Option<DeletionTime>,
+    },
 }
 
 /// A sequential scanner (see the module docs). Lending-iterator style: each returned row borrows the
@@ -167,12 +185,20 @@ impl<'s> Scanner<'s> {
         if s.needed == usize::MAX {
             self.corrupt(base + s.at as u64, format!("valid flags for {what}"))
         } else {
-            self.corrupt(base + s.at as u64, format!("{} bytes for {what} (the data ends first)", s.needed))
+            self.corrupt(
+                base + s.at as u64,
+                format!("{} bytes for {what} (the data ends first)", s.needed),
+            )
         }
     }
 
     /// Makes bytes available until `measure` succeeds on the window from `at`; returns its result.
-    fn measured<T>(&mut self, at: u64, what: &str, measure: impl Fn(&mut Cursor<'_>) -> Result<T, Short>) -> Result<T> {
+    fn measured<T>(
+        &mut self,
+        at: u64,
+        what: &str,
+        measure: impl Fn(&mut Cursor<'_>) -> Result<T, Short>,
+    ) -> Result<T> {
         loop {
             let ws = self.reader.window_start();
             let w = self.reader.window();
@@ -217,7 +243,8 @@ impl<'s> Scanner<'s> {
         let ws = self.reader.window_start();
         let off = (at - ws) as usize + 2;
         self.key.clear();
-        self.key.extend_from_slice(&self.reader.window()[off..off + klen]);
+        self.key
+            .extend_from_slice(&self.reader.window()[off..off + klen]);
         if !uint && deletion.local_deletion_time < 0 {
             return Err(self.corrupt(
                 at + 2 + klen as u64,
@@ -228,7 +255,10 @@ impl<'s> Scanner<'s> {
             ));
         }
         self.pos = at + len as u64;
-        self.partition = PartitionHeader { position: at, deletion };
+        self.partition = PartitionHeader {
+            position: at,
+            deletion,
+        };
         self.state = State::InPartition;
         self.partitions += 1;
         Ok(Some(self.partition))
@@ -238,7 +268,9 @@ impl<'s> Scanner<'s> {
         let types = &self.sst.header.clustering_types;
         let sst = self.sst;
         let _ = types;
-        self.measured(at, "a row or marker", |c| unfiltered_extent(c, &sst.header.clustering_types))
+        self.measured(at, "a row or marker", |c| {
+            unfiltered_extent(c, &sst.header.clustering_types)
+        })
     }
 
     fn skip_unfiltered(&mut self) -> Result<()> {
@@ -273,7 +305,11 @@ impl<'s> Scanner<'s> {
         self.unfiltered_pos = at;
         let window = self.reader.window();
         Ok(Some(match decoded {
-            Decoded::Row { is_static, liveness, deletion } => {
+            Decoded::Row {
+                is_static,
+                liveness,
+                deletion,
+            } => {
                 self.rows += 1;
                 Unfiltered::Row(RowRef {
                     window,
@@ -298,7 +334,10 @@ impl<'s> Scanner<'s> {
     }
 
     fn check_ldt(&self, ldt: i64, expiring: bool, at: u64, what: &str) -> Result<i64> {
-        if self.sst.descriptor.version.has_uint_deletion_time() || ldt >= 0 || ldt == NO_DELETION_TIME {
+        if self.sst.descriptor.version.has_uint_deletion_time()
+            || ldt >= 0
+            || ldt == NO_DELETION_TIME
+        {
             return Ok(ldt);
         }
         if expiring && self.sst.options.recover_overflowed_ttl {
@@ -309,7 +348,10 @@ impl<'s> Scanner<'s> {
         } else {
             "invalid tombstone; nodetool scrub repairs it"
         };
-        Err(self.corrupt(at, format!("a non-negative local deletion time for {what}, found {ldt} ({hint})")))
+        Err(self.corrupt(
+            at,
+            format!("a non-negative local deletion time for {what}, found {ldt} ({hint})"),
+        ))
     }
 
     fn decode(&mut self, off: usize, n: usize, at: u64) -> Result<Decoded> {
@@ -319,17 +361,35 @@ impl<'s> Scanner<'s> {
         let sst = self.sst;
         let types = &sst.header.clustering_types;
         let d = sst.deltas;
-        let short = |s: Short| Error::corrupt(sst.data_path(), at + (s.at - off) as u64, "a row no longer than its declared size");
+        let short = |s: Short| {
+            Error::corrupt(
+                sst.data_path(),
+                at + (s.at - off) as u64,
+                "a row no longer than its declared size",
+            )
+        };
         let flags = c.u8().map_err(short)?;
-        let ext = if flags & EXTENSION_FLAG != 0 { c.u8().map_err(short)? } else { 0 };
+        let ext = if flags & EXTENSION_FLAG != 0 {
+            c.u8().map_err(short)?
+        } else {
+            0
+        };
         if flags & IS_MARKER != 0 {
             let ko = c.u8().map_err(short)?;
             let kind = BoundKind::from_ordinal(ko)
                 .filter(|k| !matches!(k, BoundKind::Clustering | BoundKind::StaticClustering))
-                .ok_or_else(|| self.corrupt(at + 1, format!("a range tombstone bound kind (0-7, not 3 or 4), found {ko}")))?;
+                .ok_or_else(|| {
+                    self.corrupt(
+                        at + 1,
+                        format!("a range tombstone bound kind (0-7, not 3 or 4), found {ko}"),
+                    )
+                })?;
             let size = c.u16().map_err(short)? as usize;
             if size > types.len() {
-                return Err(self.corrupt(at + 2, format!("a bound of at most {} values, found {size}", types.len())));
+                return Err(self.corrupt(
+                    at + 2,
+                    format!("a bound of at most {} values, found {size}", types.len()),
+                ));
             }
             read_clustering_values(&mut c, types, size, 0, &mut self.clustering).map_err(short)?;
             c.uvint().map_err(short)?;
@@ -352,7 +412,8 @@ impl<'s> Scanner<'s> {
         if is_static {
             self.clustering.clear();
         } else {
-            read_clustering_values(&mut c, types, types.len(), 0, &mut self.clustering).map_err(short)?;
+            read_clustering_values(&mut c, types, types.len(), 0, &mut self.clustering)
+                .map_err(short)?;
         }
         let row_size = c.uvint_len().map_err(short)?;
         let body_end = c.pos() + row_size;
@@ -363,7 +424,8 @@ impl<'s> Scanner<'s> {
             if flags & HAS_TTL != 0 {
                 liveness.ttl = d.ttl(&mut c).map_err(short)?;
                 let ldt = d.ldt(&mut c).map_err(short)?;
-                liveness.local_expiration_time = self.check_ldt(ldt, true, at, "the row liveness")?;
+                liveness.local_expiration_time =
+                    self.check_ldt(ldt, true, at, "the row liveness")?;
             }
         }
         let deletion = if flags & HAS_DELETION != 0 {
@@ -376,12 +438,24 @@ impl<'s> Scanner<'s> {
         self.cells.clear();
         self.complex.clear();
         let (columns, wanted, last_wanted) = if is_static {
-            (&sst.schema.statics, &self.projection.statics, self.last_static)
+            (
+                &sst.schema.statics,
+                &self.projection.statics,
+                self.last_static,
+            )
         } else {
-            (&sst.schema.regulars, &self.projection.regulars, self.last_regular)
+            (
+                &sst.schema.regulars,
+                &self.projection.regulars,
+                self.last_regular,
+            )
         };
         let Some(last_wanted) = last_wanted else {
-            return Ok(Decoded::Row { is_static, liveness, deletion });
+            return Ok(Decoded::Row {
+                is_static,
+                liveness,
+                deletion,
+            });
         };
         // Which columns are present: all, or a subset encoded against the header's columns.
         self.present.clear();
@@ -410,7 +484,11 @@ impl<'s> Scanner<'s> {
                     let mut idx = 0u32;
                     let mut skipped = 0;
                     loop {
-                        let next_missing = if skipped < delta { c.uvint().map_err(short)? as u32 } else { total as u32 };
+                        let next_missing = if skipped < delta {
+                            c.uvint().map_err(short)? as u32
+                        } else {
+                            total as u32
+                        };
                         while idx < next_missing && (idx as usize) < total {
                             self.present.push(idx);
                             idx += 1;
@@ -430,9 +508,13 @@ impl<'s> Scanner<'s> {
             if ci > last_wanted {
                 break;
             }
-            let col = columns
-                .get(ci)
-                .ok_or_else(|| Error::corrupt(sst.data_path(), at, format!("a column index below {total}, found {ci}")))?;
+            let col = columns.get(ci).ok_or_else(|| {
+                Error::corrupt(
+                    sst.data_path(),
+                    at,
+                    format!("a column index below {total}, found {ci}"),
+                )
+            })?;
             let want = wanted[ci];
             let complex = col.ty.is_multi_cell();
             let mut cell_count = 1usize;
@@ -440,7 +522,10 @@ impl<'s> Scanner<'s> {
                 if complex_deletion {
                     let dt = d.deletion(&mut c).map_err(short)?;
                     if want && !dt.is_live() {
-                        self.complex.push(RawComplexDeletion { column: ci as u32, deletion: dt });
+                        self.complex.push(RawComplexDeletion {
+                            column: ci as u32,
+                            deletion: dt,
+                        });
                     }
                 }
                 cell_count = c.uvint_len().map_err(short)?;
@@ -492,10 +577,18 @@ impl<'s> Scanner<'s> {
                 };
                 if want {
                     if ttl < 0 {
-                        return Err(self.corrupt(at, format!("a non-negative TTL for column {}, found {ttl}", col.name)));
+                        return Err(self.corrupt(
+                            at,
+                            format!("a non-negative TTL for column {}, found {ttl}", col.name),
+                        ));
                     }
                     if deleted || expiring {
-                        ldt = self.check_ldt(ldt, expiring && !deleted, at, &format!("column {}", col.name))?;
+                        ldt = self.check_ldt(
+                            ldt,
+                            expiring && !deleted,
+                            at,
+                            &format!("column {}", col.name),
+                        )?;
                     }
                     self.cells.push(RawCell {
                         column: ci as u32,
@@ -510,8 +603,18 @@ impl<'s> Scanner<'s> {
             }
         }
         if c.pos() > body_end {
-            return Err(self.corrupt(at, format!("a row body of {row_size} bytes, but its cells run {} bytes past it", c.pos() - body_end)));
+            return Err(self.corrupt(
+                at,
+                format!(
+                    "a row body of {row_size} bytes, but its cells run {} bytes past it",
+                    c.pos() - body_end
+                ),
+            ));
         }
-        Ok(Decoded::Row { is_static, liveness, deletion })
+        Ok(Decoded::Row {
+            is_static,
+            liveness,
+            deletion,
+        })
     }
 }

@@ -48,7 +48,10 @@ pub struct TableSchema {
 impl TableSchema {
     /// Builds the schema of an SSTable from its header, naming key columns from `cql` when given.
     /// Types always come from the header: they are what the data was written with.
-    pub fn from_header(h: &SerializationHeader, cql: Option<&CqlTable>) -> std::result::Result<TableSchema, String> {
+    pub fn from_header(
+        h: &SerializationHeader,
+        cql: Option<&CqlTable>,
+    ) -> std::result::Result<TableSchema, String> {
         let pk_types: Vec<CqlType> = match &h.key_type {
             CqlType::Composite(ts) => ts.clone(),
             t => vec![t.clone()],
@@ -131,7 +134,11 @@ impl TableSchema {
     pub fn select_order(&self) -> Vec<&Column> {
         let mut rest: Vec<&Column> = self.statics.iter().chain(&self.regulars).collect();
         rest.sort_by(|a, b| a.name.cmp(&b.name));
-        self.partition_key.iter().chain(&self.clustering).chain(rest).collect()
+        self.partition_key
+            .iter()
+            .chain(&self.clustering)
+            .chain(rest)
+            .collect()
     }
 
     pub fn column(&self, name: &str) -> Option<&Column> {
@@ -186,8 +193,12 @@ impl CqlSchema {
 
     pub fn parse(text: &str, origin: &str) -> Result<CqlSchema> {
         let tokens = tokenize(text, origin)?;
-        let mut p = Parser { t: &tokens, i: 0, origin };
-        let mut raw_types: Vec<(Option<String>, String, Vec<(String, String, Tok)>)> = Vec::new();
+        let mut p = Parser {
+            t: &tokens,
+            i: 0,
+            origin,
+        };
+        let mut raw_types: Vec<RawType> = Vec::new();
         let mut raw_tables = Vec::new();
         while !p.done() {
             if p.kw("create") {
@@ -226,8 +237,10 @@ impl CqlSchema {
             let mut still = Vec::new();
             for (ks, name, fields) in pending {
                 let lookup = |n: &str| types.get(n).cloned();
-                let resolved: std::result::Result<Vec<_>, _> =
-                    fields.iter().map(|(f, ty, _)| CqlType::from_cql(ty, &lookup).map(|t| (f.clone(), t))).collect();
+                let resolved: std::result::Result<Vec<_>, _> = fields
+                    .iter()
+                    .map(|(f, ty, _)| CqlType::from_cql(ty, &lookup).map(|t| (f.clone(), t)))
+                    .collect();
                 match resolved {
                     Ok(fields) => {
                         types.insert(
@@ -249,7 +262,11 @@ impl CqlSchema {
             let lookup = |n: &str| types.get(n).cloned();
             for (_, ty, at) in fields {
                 if let Err(e) = CqlType::from_cql(ty, &lookup) {
-                    return Err(schema_error(origin, at, format!("in type {name}: {}", e.message)));
+                    return Err(schema_error(
+                        origin,
+                        at,
+                        format!("in type {name}: {}", e.message),
+                    ));
                 }
             }
         }
@@ -258,12 +275,21 @@ impl CqlSchema {
         for rt in raw_tables {
             let mut columns = Vec::new();
             for (name, ty, is_static, at) in rt.columns {
-                let t = CqlType::from_cql(&ty, &lookup).map_err(|e| schema_error(origin, &at, e.message))?;
+                let t = CqlType::from_cql(&ty, &lookup)
+                    .map_err(|e| schema_error(origin, &at, e.message))?;
                 columns.push((name, t, is_static));
             }
-            for k in rt.partition_key.iter().chain(rt.clustering.iter().map(|(n, _)| n)) {
+            for k in rt
+                .partition_key
+                .iter()
+                .chain(rt.clustering.iter().map(|(n, _)| n))
+            {
                 if !columns.iter().any(|(n, _, _)| n == k) {
-                    return Err(schema_error(origin, &rt.at, format!("primary key column {k:?} is not a column of {}", rt.name)));
+                    return Err(schema_error(
+                        origin,
+                        &rt.at,
+                        format!("primary key column {k:?} is not a column of {}", rt.name),
+                    ));
                 }
             }
             tables.push(CqlTable {
@@ -324,7 +350,9 @@ fn tokenize(text: &str, origin: &str) -> Result<Vec<Tok>> {
         let (tl, tc) = (line, col);
         if c.is_whitespace() {
             advance(&mut i, &mut line, &mut col, c);
-        } else if (c == '-' && chars.get(i + 1) == Some(&'-')) || (c == '/' && chars.get(i + 1) == Some(&'/')) {
+        } else if (c == '-' && chars.get(i + 1) == Some(&'-'))
+            || (c == '/' && chars.get(i + 1) == Some(&'/'))
+        {
             while i < chars.len() && chars[i] != '\n' {
                 let ch = chars[i];
                 advance(&mut i, &mut line, &mut col, ch);
@@ -373,14 +401,20 @@ fn tokenize(text: &str, origin: &str) -> Result<Vec<Tok>> {
                 }
             }
             out.push(Tok {
-                kind: if c == '"' { TokKind::Quoted } else { TokKind::Str },
+                kind: if c == '"' {
+                    TokKind::Quoted
+                } else {
+                    TokKind::Str
+                },
                 text: s,
                 line: tl,
                 col: tc,
             });
         } else if c.is_alphanumeric() || c == '_' || c == '.' || c == '-' || c == '+' {
             let mut s = String::new();
-            while i < chars.len() && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '.' | '-' | '+')) {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '.' | '-' | '+'))
+            {
                 s.push(chars[i]);
                 let ch = chars[i];
                 advance(&mut i, &mut line, &mut col, ch);
@@ -403,6 +437,9 @@ fn tokenize(text: &str, origin: &str) -> Result<Vec<Tok>> {
     }
     Ok(out)
 }
+
+/// A CREATE TYPE before its field types are resolved: keyspace, name, (field, type text, position).
+type RawType = (Option<String>, String, Vec<(String, String, Tok)>);
 
 struct RawTable {
     keyspace: Option<String>,
@@ -441,7 +478,11 @@ impl Parser<'_> {
 
     fn err(&self, msg: impl Into<String>) -> Error {
         let at = self.here();
-        let found = if self.done() { "end of file".to_string() } else { format!("{:?}", at.text) };
+        let found = if self.done() {
+            "end of file".to_string()
+        } else {
+            format!("{:?}", at.text)
+        };
         schema_error(self.origin, &at, format!("{}, found {found}", msg.into()))
     }
 
@@ -530,7 +571,14 @@ impl Parser<'_> {
                 TokKind::Sym('<') => depth += 1,
                 TokKind::Sym('>') => depth -= 1,
                 TokKind::Sym(',') | TokKind::Sym(')') if depth == 0 => break,
-                TokKind::Word if depth == 0 && !s.is_empty() && (t.text.eq_ignore_ascii_case("static") || t.text.eq_ignore_ascii_case("primary")) => break,
+                TokKind::Word
+                    if depth == 0
+                        && !s.is_empty()
+                        && (t.text.eq_ignore_ascii_case("static")
+                            || t.text.eq_ignore_ascii_case("primary")) =>
+                {
+                    break
+                }
                 TokKind::Sym(';') => break,
                 _ => {}
             }
@@ -577,7 +625,11 @@ impl Parser<'_> {
                     return Err(self.err("expected KEY after PRIMARY"));
                 }
                 self.sym('(')?;
-                if self.peek().map(|t| t.kind == TokKind::Sym('(')).unwrap_or(false) {
+                if self
+                    .peek()
+                    .map(|t| t.kind == TokKind::Sym('('))
+                    .unwrap_or(false)
+                {
                     partition_key = self.name_list()?;
                 } else {
                     partition_key = vec![self.name()?];
@@ -611,7 +663,11 @@ impl Parser<'_> {
             self.sym(',')?;
         }
         if partition_key.is_empty() {
-            return Err(schema_error(self.origin, &at, format!("table {name} has no PRIMARY KEY")));
+            return Err(schema_error(
+                self.origin,
+                &at,
+                format!("table {name} has no PRIMARY KEY"),
+            ));
         }
         // WITH options: only CLUSTERING ORDER BY matters here.
         while !self.done() && !self.sym_opt(';') {
@@ -682,21 +738,37 @@ mod tests {
         let t = s.table(Some("events")).unwrap();
         assert_eq!(t.keyspace.as_deref(), Some("tracking"));
         assert_eq!(t.partition_key, vec!["app_id", "actor_id"]);
-        assert_eq!(t.clustering, vec![("ts".to_string(), true), ("event_id".to_string(), false)]);
+        assert_eq!(
+            t.clustering,
+            vec![("ts".to_string(), true), ("event_id".to_string(), false)]
+        );
         let props = t.columns.iter().find(|c| c.0 == "props").unwrap();
         assert_eq!(props.1.to_string(), "map<text, text>");
         let geo = t.columns.iter().find(|c| c.0 == "where_").unwrap();
-        let CqlType::Frozen(inner) = &geo.1 else { panic!() };
-        let CqlType::Udt(u) = inner.as_ref() else { panic!() };
+        let CqlType::Frozen(inner) = &geo.1 else {
+            panic!()
+        };
+        let CqlType::Udt(u) = inner.as_ref() else {
+            panic!()
+        };
         assert_eq!(u.fields[1].0, "Lon");
         assert!(t.columns.iter().any(|c| c.0 == "s" && c.2));
     }
 
     #[test]
     fn errors_name_line_and_column() {
-        let err = CqlSchema::parse("CREATE TABLE t (\n  a text,\n  b nosuchtype,\n  PRIMARY KEY (a));", "x.cql").unwrap_err();
+        let err = CqlSchema::parse(
+            "CREATE TABLE t (\n  a text,\n  b nosuchtype,\n  PRIMARY KEY (a));",
+            "x.cql",
+        )
+        .unwrap_err();
         match err {
-            Error::Schema { line, column, message, .. } => {
+            Error::Schema {
+                line,
+                column,
+                message,
+                ..
+            } => {
                 assert_eq!((line, column), (3, 3), "{message}");
                 assert!(message.contains("nosuchtype"));
             }
@@ -704,7 +776,8 @@ mod tests {
         }
         let err = CqlSchema::parse("CREATE TABLE t (a text);", "x.cql").unwrap_err();
         assert!(err.to_string().contains("PRIMARY KEY"), "{err}");
-        let err = CqlSchema::parse("CREATE TABLE t (a text, PRIMARY KEY (b));", "x.cql").unwrap_err();
+        let err =
+            CqlSchema::parse("CREATE TABLE t (a text, PRIMARY KEY (b));", "x.cql").unwrap_err();
         assert!(err.to_string().contains("\"b\""), "{err}");
     }
 }

@@ -42,17 +42,35 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 /// Table and keyspace names implied by where a Data.db sits: `<ks>/<table>-<id>/` or
 /// `<ks>/<table>-<id>/snapshots/<tag>/`.
 pub fn table_location(data_path: &Path) -> (Option<String>, Option<String>) {
-    let Some(dir) = data_path.parent() else { return (None, None) };
+    let Some(dir) = data_path.parent() else {
+        return (None, None);
+    };
     let table_dir = match dir.parent() {
-        Some(p) if p.file_name().is_some_and(|n| n == "snapshots" || n == "backups") => p.parent(),
+        Some(p)
+            if p.file_name()
+                .is_some_and(|n| n == "snapshots" || n == "backups") =>
+        {
+            p.parent()
+        }
         _ => Some(dir),
     };
-    let Some(table_dir) = table_dir else { return (None, None) };
-    let name = table_dir.file_name().and_then(|n| n.to_str()).map(|n| match n.rsplit_once('-') {
-        Some((t, id)) if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) => t.to_string(),
-        _ => n.to_string(),
-    });
-    let ks = table_dir.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).map(str::to_string);
+    let Some(table_dir) = table_dir else {
+        return (None, None);
+    };
+    let name = table_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(|n| match n.rsplit_once('-') {
+            Some((t, id)) if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                t.to_string()
+            }
+            _ => n.to_string(),
+        });
+    let ks = table_dir
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .map(str::to_string);
     (ks, name)
 }
 
@@ -81,14 +99,19 @@ impl SSTable {
             });
         }
         let stats_path = descriptor.path(Component::Statistics);
-        let statistics = Statistics::parse(&read_file(&stats_path)?, &stats_path, descriptor.version)?;
+        let statistics =
+            Statistics::parse(&read_file(&stats_path)?, &stats_path, descriptor.version)?;
         let header = statistics
             .header
             .clone()
             .ok_or_else(|| Error::corrupt(&stats_path, 0, "a serialization header component"))?;
         let ci_path = descriptor.path(Component::CompressionInfo);
         let compression = if ci_path.exists() {
-            Some(CompressionInfo::parse(&read_file(&ci_path)?, &ci_path, descriptor.version)?)
+            Some(CompressionInfo::parse(
+                &read_file(&ci_path)?,
+                &ci_path,
+                descriptor.version,
+            )?)
         } else if components.contains(&Component::CompressionInfo) {
             return Err(Error::NotFound {
                 path: ci_path,
@@ -118,12 +141,13 @@ impl SSTable {
         };
         let (_, table_name) = table_location(&data_path);
         let cql_table = cql.and_then(|s| s.table(table_name.as_deref()).or_else(|| s.table(None)));
-        let mut table_schema = TableSchema::from_header(&header, cql_table).map_err(|message| Error::Schema {
-            origin: data_path.display().to_string(),
-            line: 0,
-            column: 0,
-            message,
-        })?;
+        let mut table_schema =
+            TableSchema::from_header(&header, cql_table).map_err(|message| Error::Schema {
+                origin: data_path.display().to_string(),
+                line: 0,
+                column: 0,
+                message,
+            })?;
         if table_schema.table.is_none() {
             let (ks, t) = table_location(&data_path);
             table_schema.keyspace = ks;
@@ -152,7 +176,10 @@ impl SSTable {
 
     /// Partitioner class name from the validation metadata.
     pub fn partitioner(&self) -> Option<&str> {
-        self.statistics.validation.as_ref().map(|v| v.partitioner.as_str())
+        self.statistics
+            .validation
+            .as_ref()
+            .map(|v| v.partitioner.as_str())
     }
 
     /// A sequential scanner over all partitions, decoding only the `projection` columns.

@@ -105,11 +105,16 @@ impl Statistics {
         let corrupt = |at: usize, what: &str| Error::corrupt(path, at as u64, what.to_string());
         let count = c.i32().map_err(|_| corrupt(0, "a component count"))?;
         if !(1..=16).contains(&count) {
-            return Err(corrupt(0, &format!("a component count between 1 and 16, found {count}")));
+            return Err(corrupt(
+                0,
+                &format!("a component count between 1 and 16, found {count}"),
+            ));
         }
         let mut ints = vec![count];
         if checksummed {
-            let stored = c.u32().map_err(|_| corrupt(4, "the component count's CRC32"))?;
+            let stored = c
+                .u32()
+                .map_err(|_| corrupt(4, "the component count's CRC32"))?;
             if stored != crc_of_ints(&ints) {
                 return Err(corrupt(4, "the CRC32 of the component count to match"));
             }
@@ -118,18 +123,28 @@ impl Statistics {
         let mut toc = Vec::with_capacity(count as usize);
         for _ in 0..count {
             let ty = c.i32().map_err(|_| corrupt(c.pos(), "a component type"))?;
-            let off = c.i32().map_err(|_| corrupt(c.pos(), "a component offset"))?;
+            let off = c
+                .i32()
+                .map_err(|_| corrupt(c.pos(), "a component offset"))?;
             if off < 0 || off as usize > bytes.len() {
-                return Err(corrupt(c.pos() - 4, &format!("a component offset inside the file, found {off}")));
+                return Err(corrupt(
+                    c.pos() - 4,
+                    &format!("a component offset inside the file, found {off}"),
+                ));
             }
             ints.extend([ty, off]);
             toc.push((ty, off as usize));
         }
         if checksummed {
             let at = c.pos();
-            let stored = c.u32().map_err(|_| corrupt(at, "the table of contents' CRC32"))?;
+            let stored = c
+                .u32()
+                .map_err(|_| corrupt(at, "the table of contents' CRC32"))?;
             if stored != crc_of_ints(&ints) {
-                return Err(corrupt(toc_start, "the CRC32 of the table of contents to match"));
+                return Err(corrupt(
+                    toc_start,
+                    "the CRC32 of the table of contents to match",
+                ));
             }
         }
         let mut out = Statistics {
@@ -152,7 +167,10 @@ impl Statistics {
                 let (b, crc) = body.split_at(body.len() - 4);
                 let stored = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
                 if stored != crc32fast::hash(b) {
-                    return Err(corrupt(off, &format!("the CRC32 of metadata component {ty} to match")));
+                    return Err(corrupt(
+                        off,
+                        &format!("the CRC32 of metadata component {ty} to match"),
+                    ));
                 }
                 body = b;
             }
@@ -160,8 +178,12 @@ impl Statistics {
             match ty {
                 VALIDATION => {
                     let mut c = Cursor::new(body);
-                    let p = c.utf().map_err(|_| corrupt(at(&c), "the partitioner class name"))?;
-                    let fp = c.f64().map_err(|_| corrupt(at(&c), "the bloom filter fp chance"))?;
+                    let p = c
+                        .utf()
+                        .map_err(|_| corrupt(at(&c), "the partitioner class name"))?;
+                    let fp = c
+                        .f64()
+                        .map_err(|_| corrupt(at(&c), "the bloom filter fp chance"))?;
                     out.validation = Some(ValidationMetadata {
                         partitioner: String::from_utf8_lossy(p).into_owned(),
                         bloom_filter_fp_chance: fp,
@@ -169,7 +191,10 @@ impl Statistics {
                 }
                 STATS => {
                     let mut c = Cursor::new(body);
-                    out.stats = Some(parse_stats(&mut c, version).map_err(|_| corrupt(at(&c), "a complete stats component"))?);
+                    out.stats = Some(
+                        parse_stats(&mut c, version)
+                            .map_err(|_| corrupt(at(&c), "a complete stats component"))?,
+                    );
                 }
                 HEADER => {
                     let mut c = Cursor::new(body);
@@ -220,7 +245,9 @@ fn parse_stats(c: &mut Cursor<'_>, version: Version) -> crate::bytes::ShortResul
     let compression_ratio = c.f64()?;
     // Tombstone histogram (legacy serializer in every Apache version): max bin size, size, (double, long)*.
     c.i32()?;
-    let n = usize::try_from(c.i32()?).unwrap_or(0).min(c.remaining() / 16);
+    let n = usize::try_from(c.i32()?)
+        .unwrap_or(0)
+        .min(c.remaining() / 16);
     let mut tombstone_drop_times = Vec::with_capacity(n);
     for _ in 0..n {
         tombstone_drop_times.push((c.f64()? as i64, c.i64()?));
@@ -283,10 +310,19 @@ fn skip_improved_min_max(c: &mut Cursor<'_>) -> crate::bytes::ShortResult<()> {
     Ok(())
 }
 
-fn parse_header(c: &mut Cursor<'_>, version: Version, path: &Path, base: usize) -> Result<SerializationHeader> {
-    let corrupt = |c: &Cursor<'_>, what: &str| Error::corrupt(path, (base + c.pos()) as u64, what.to_string());
+fn parse_header(
+    c: &mut Cursor<'_>,
+    version: Version,
+    path: &Path,
+    base: usize,
+) -> Result<SerializationHeader> {
+    let corrupt = |c: &Cursor<'_>, what: &str| {
+        Error::corrupt(path, (base + c.pos()) as u64, what.to_string())
+    };
     let min_ts = c.uvint().map_err(|_| corrupt(c, "the minimum timestamp"))?;
-    let min_ldt = c.uvint().map_err(|_| corrupt(c, "the minimum local deletion time"))?;
+    let min_ldt = c
+        .uvint()
+        .map_err(|_| corrupt(c, "the minimum local deletion time"))?;
     let min_ttl = c.uvint().map_err(|_| corrupt(c, "the minimum TTL"))?;
     let epoch = DELETION_TIME_EPOCH as u32;
     let min_local_deletion_time_raw = (min_ldt as u32).wrapping_add(epoch);
@@ -295,11 +331,15 @@ fn parse_header(c: &mut Cursor<'_>, version: Version, path: &Path, base: usize) 
         let at = c.pos();
         let len = c.uvint_len().map_err(|_| corrupt(c, what))?;
         let s = c.take(len).map_err(|_| corrupt(c, what))?;
-        let s = std::str::from_utf8(s).map_err(|_| Error::corrupt(path, (base + at) as u64, format!("{what} as UTF-8")))?;
-        CqlType::from_marshal(s).map_err(|e| Error::corrupt(path, (base + at) as u64, format!("{what}: {e}")))
+        let s = std::str::from_utf8(s)
+            .map_err(|_| Error::corrupt(path, (base + at) as u64, format!("{what} as UTF-8")))?;
+        CqlType::from_marshal(s)
+            .map_err(|e| Error::corrupt(path, (base + at) as u64, format!("{what}: {e}")))
     };
     let key_type = read_type(c, "the partition key type")?;
-    let n = c.uvint().map_err(|_| corrupt(c, "the clustering column count"))? as usize;
+    let n = c
+        .uvint()
+        .map_err(|_| corrupt(c, "the clustering column count"))? as usize;
     let mut clustering_types = Vec::with_capacity(n.min(64));
     for _ in 0..n {
         clustering_types.push(read_type(c, "a clustering type")?);
@@ -315,7 +355,9 @@ fn parse_header(c: &mut Cursor<'_>, version: Version, path: &Path, base: usize) 
             cols.push((name, ty));
         }
         // Data.db order (`Columns`): simple columns before complex ones, then by name bytes.
-        cols.sort_by(|(an, at), (bn, bt)| (at.is_multi_cell(), an.as_bytes()).cmp(&(bt.is_multi_cell(), bn.as_bytes())));
+        cols.sort_by(|(an, at), (bn, bt)| {
+            (at.is_multi_cell(), an.as_bytes()).cmp(&(bt.is_multi_cell(), bn.as_bytes()))
+        });
         Ok(cols)
     };
     let static_columns = columns(c, "the static columns")?;

@@ -74,7 +74,10 @@ impl CqlType {
 
     /// Whether a column of this type is stored as several cells (non-frozen collection or UDT).
     pub fn is_multi_cell(&self) -> bool {
-        matches!(self, CqlType::List(_) | CqlType::Set(_) | CqlType::Map(..) | CqlType::Udt(_))
+        matches!(
+            self,
+            CqlType::List(_) | CqlType::Set(_) | CqlType::Map(..) | CqlType::Udt(_)
+        )
     }
 
     pub fn is_counter(&self) -> bool {
@@ -109,7 +112,12 @@ impl CqlType {
     /// The marshal class string Cassandra writes for this type (inverse of [`CqlType::from_marshal`]).
     pub fn to_marshal(&self) -> String {
         let simple = |n: &str| format!("{MARSHAL_PREFIX}{n}");
-        let list = |ts: &[CqlType]| ts.iter().map(CqlType::to_marshal).collect::<Vec<_>>().join(",");
+        let list = |ts: &[CqlType]| {
+            ts.iter()
+                .map(CqlType::to_marshal)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         match self {
             CqlType::Ascii => simple("AsciiType"),
             CqlType::BigInt => simple("LongType"),
@@ -134,13 +142,23 @@ impl CqlType {
             CqlType::Empty => simple("EmptyType"),
             CqlType::List(t) => format!("{}({})", simple("ListType"), t.to_marshal()),
             CqlType::Set(t) => format!("{}({})", simple("SetType"), t.to_marshal()),
-            CqlType::Map(k, v) => format!("{}({},{})", simple("MapType"), k.to_marshal(), v.to_marshal()),
+            CqlType::Map(k, v) => format!(
+                "{}({},{})",
+                simple("MapType"),
+                k.to_marshal(),
+                v.to_marshal()
+            ),
             CqlType::Tuple(ts) => format!("{}({})", simple("TupleType"), list(ts)),
             CqlType::Frozen(t) => format!("{}({})", simple("FrozenType"), t.to_marshal()),
             CqlType::Reversed(t) => format!("{}({})", simple("ReversedType"), t.to_marshal()),
             CqlType::Composite(ts) => format!("{}({})", simple("CompositeType"), list(ts)),
             CqlType::Udt(u) => {
-                let mut s = format!("{}({},{}", simple("UserType"), u.keyspace, hex(u.name.as_bytes()));
+                let mut s = format!(
+                    "{}({},{}",
+                    simple("UserType"),
+                    u.keyspace,
+                    hex(u.name.as_bytes())
+                );
                 for (name, t) in &u.fields {
                     s.push(',');
                     s.push_str(&hex(name.as_bytes()));
@@ -155,7 +173,10 @@ impl CqlType {
     }
 
     /// Parses a CQL type (`text`, `map<text, frozen<list<int>>>`, a UDT name resolved by `udt`).
-    pub fn from_cql(s: &str, udt: &dyn Fn(&str) -> Option<UserType>) -> Result<CqlType, TypeParseError> {
+    pub fn from_cql(
+        s: &str,
+        udt: &dyn Fn(&str) -> Option<UserType>,
+    ) -> Result<CqlType, TypeParseError> {
         let mut p = CqlParser { s, pos: 0, udt };
         let t = p.parse()?;
         p.skip_ws();
@@ -226,7 +247,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..s.len())
@@ -383,16 +404,22 @@ impl MarshalParser<'_> {
         let keyspace = self.ident().to_string();
         self.expect(',')?;
         let hex_name = self.ident().to_string();
-        let name = unhex(&hex_name).ok_or_else(|| self.error("UDT name is not hex-encoded UTF-8"))?;
+        let name =
+            unhex(&hex_name).ok_or_else(|| self.error("UDT name is not hex-encoded UTF-8"))?;
         let mut fields = Vec::new();
         while self.eat(',') {
             let hex_field = self.ident().to_string();
-            let field = unhex(&hex_field).ok_or_else(|| self.error("UDT field name is not hex-encoded UTF-8"))?;
+            let field = unhex(&hex_field)
+                .ok_or_else(|| self.error("UDT field name is not hex-encoded UTF-8"))?;
             self.expect(':')?;
             fields.push((field, self.parse()?));
         }
         self.expect(')')?;
-        Ok(CqlType::Udt(Box::new(UserType { keyspace, name, fields })))
+        Ok(CqlType::Udt(Box::new(UserType {
+            keyspace,
+            name,
+            fields,
+        })))
     }
 }
 
@@ -439,7 +466,9 @@ impl CqlParser<'_, '_> {
         self.skip_ws();
         if self.s[self.pos..].starts_with('"') {
             let rest = &self.s[self.pos + 1..];
-            let end = rest.find('"').ok_or_else(|| self.error("unterminated quoted name"))?;
+            let end = rest
+                .find('"')
+                .ok_or_else(|| self.error("unterminated quoted name"))?;
             let n = rest[..end].to_string();
             self.pos += end + 2;
             return Ok(n);
@@ -532,7 +561,10 @@ mod tests {
             "org.apache.cassandra.db.marshal.MapType(org.apache.cassandra.db.marshal.UTF8Type,org.apache.cassandra.db.marshal.Int32Type)",
         )
         .unwrap();
-        assert_eq!(t, CqlType::Map(Box::new(CqlType::Text), Box::new(CqlType::Int)));
+        assert_eq!(
+            t,
+            CqlType::Map(Box::new(CqlType::Text), Box::new(CqlType::Int))
+        );
         assert!(t.is_multi_cell());
         let f = CqlType::from_marshal("org.apache.cassandra.db.marshal.FrozenType(org.apache.cassandra.db.marshal.ListType(org.apache.cassandra.db.marshal.Int32Type))").unwrap();
         assert!(!f.is_multi_cell());
@@ -579,12 +611,21 @@ mod tests {
                 fields: vec![("zip".into(), CqlType::Int)],
             })
         };
-        assert!(matches!(CqlType::from_cql("frozen<address>", &addr).unwrap(), CqlType::Frozen(_)));
+        assert!(matches!(
+            CqlType::from_cql("frozen<address>", &addr).unwrap(),
+            CqlType::Frozen(_)
+        ));
     }
 
     #[test]
     fn bad_strings_are_errors_not_panics() {
-        for s in ["", "org.apache.cassandra.db.marshal.MapType(", "ListType(UTF8Type,UTF8Type)", "UserType(ks,zz)", "MapType(UTF8Type)"] {
+        for s in [
+            "",
+            "org.apache.cassandra.db.marshal.MapType(",
+            "ListType(UTF8Type,UTF8Type)",
+            "UserType(ks,zz)",
+            "MapType(UTF8Type)",
+        ] {
             assert!(CqlType::from_marshal(s).is_err(), "{s}");
         }
     }

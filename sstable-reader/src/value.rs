@@ -31,9 +31,16 @@ pub enum Value<'a> {
     Date(i64),
     /// Nanoseconds since midnight.
     Time(i64),
-    Duration { months: i32, days: i32, nanos: i64 },
+    Duration {
+        months: i32,
+        days: i32,
+        nanos: i64,
+    },
     /// `unscaled × 10^-scale`, `unscaled` a big-endian two's complement integer.
-    Decimal { scale: i32, unscaled: &'a [u8] },
+    Decimal {
+        scale: i32,
+        unscaled: &'a [u8],
+    },
     /// Big-endian two's complement integer of any length.
     Varint(&'a [u8]),
     List(Vec<Value<'a>>),
@@ -74,8 +81,12 @@ pub fn counter_total(b: &[u8]) -> Result<i64, ValueError> {
     }
     let header_elements = i16::from_be_bytes([b[0], b[1]]).unsigned_abs() as usize;
     let header = 2 + header_elements * 2;
-    if header > b.len() || (b.len() - header) % 32 != 0 {
-        return Err(bad(&ty, b, "counter context is not a header followed by 32-byte shards"));
+    if header > b.len() || !(b.len() - header).is_multiple_of(32) {
+        return Err(bad(
+            &ty,
+            b,
+            "counter context is not a header followed by 32-byte shards",
+        ));
     }
     let mut total: i64 = 0;
     for shard in b[header..].chunks_exact(32) {
@@ -98,7 +109,9 @@ impl<'a> Value<'a> {
             return Ok(Value::Empty);
         }
         Ok(match ty {
-            T::Ascii | T::Text => Value::Text(std::str::from_utf8(b).map_err(|e| bad(ty, b, e.to_string()))?),
+            T::Ascii | T::Text => {
+                Value::Text(std::str::from_utf8(b).map_err(|e| bad(ty, b, e.to_string()))?)
+            }
             T::Blob | T::Custom(_) => Value::Blob(b),
             T::Empty => Value::Empty,
             T::Boolean => Value::Boolean(exact::<1>(ty, b)?[0] != 0),
@@ -133,7 +146,11 @@ impl<'a> Value<'a> {
             }
             T::Decimal => {
                 if b.len() < 5 {
-                    return Err(bad(ty, b, "a decimal is a 4-byte scale and at least one byte"));
+                    return Err(bad(
+                        ty,
+                        b,
+                        "a decimal is a 4-byte scale and at least one byte",
+                    ));
                 }
                 Value::Decimal {
                     scale: i32::from_be_bytes([b[0], b[1], b[2], b[3]]),
@@ -161,9 +178,15 @@ impl<'a> Value<'a> {
                 let mut c = Cursor::new(b);
                 let mut out = Vec::with_capacity(ts.len());
                 for t in ts {
-                    let n = c.u16().map_err(|_| bad(ty, b, "truncated composite component length"))? as usize;
-                    let item = c.take(n).map_err(|_| bad(ty, b, "truncated composite component"))?;
-                    c.u8().map_err(|_| bad(ty, b, "missing composite end-of-component byte"))?;
+                    let n = c
+                        .u16()
+                        .map_err(|_| bad(ty, b, "truncated composite component length"))?
+                        as usize;
+                    let item = c
+                        .take(n)
+                        .map_err(|_| bad(ty, b, "truncated composite component"))?;
+                    c.u8()
+                        .map_err(|_| bad(ty, b, "missing composite end-of-component byte"))?;
                     out.push(Value::decode(t, item)?);
                 }
                 Value::Tuple(out)
@@ -186,7 +209,11 @@ impl<'a> Value<'a> {
             Value::TinyInt(v) => Some(v as i64),
             Value::SmallInt(v) => Some(v as i64),
             Value::Int(v) => Some(v as i64),
-            Value::BigInt(v) | Value::Counter(v) | Value::Timestamp(v) | Value::Time(v) | Value::Date(v) => Some(v),
+            Value::BigInt(v)
+            | Value::Counter(v)
+            | Value::Timestamp(v)
+            | Value::Time(v)
+            | Value::Date(v) => Some(v),
             _ => None,
         }
     }
@@ -204,15 +231,28 @@ impl<'a> Value<'a> {
             (T::TinyInt, Value::TinyInt(v)) => out.extend_from_slice(&v.to_be_bytes()),
             (T::SmallInt, Value::SmallInt(v)) => out.extend_from_slice(&v.to_be_bytes()),
             (T::Int, Value::Int(v)) => out.extend_from_slice(&v.to_be_bytes()),
-            (T::BigInt, Value::BigInt(v)) | (T::Counter, Value::Counter(v)) => out.extend_from_slice(&v.to_be_bytes()),
-            (T::Timestamp, Value::Timestamp(v)) | (T::Time, Value::Time(v)) => out.extend_from_slice(&v.to_be_bytes()),
+            (T::BigInt, Value::BigInt(v)) | (T::Counter, Value::Counter(v)) => {
+                out.extend_from_slice(&v.to_be_bytes())
+            }
+            (T::Timestamp, Value::Timestamp(v)) | (T::Time, Value::Time(v)) => {
+                out.extend_from_slice(&v.to_be_bytes())
+            }
             (T::Float, Value::Float(v)) => out.extend_from_slice(&v.to_be_bytes()),
             (T::Double, Value::Double(v)) => out.extend_from_slice(&v.to_be_bytes()),
             (T::Uuid | T::TimeUuid, Value::Uuid(v)) => out.extend_from_slice(v),
             (T::Inet, Value::Inet(IpAddr::V4(a))) => out.extend_from_slice(&a.octets()),
             (T::Inet, Value::Inet(IpAddr::V6(a))) => out.extend_from_slice(&a.octets()),
-            (T::Date, Value::Date(d)) => out.extend_from_slice(&((d + (1i64 << 31)) as u32).to_be_bytes()),
-            (T::Duration, Value::Duration { months, days, nanos }) => {
+            (T::Date, Value::Date(d)) => {
+                out.extend_from_slice(&((d + (1i64 << 31)) as u32).to_be_bytes())
+            }
+            (
+                T::Duration,
+                Value::Duration {
+                    months,
+                    days,
+                    nanos,
+                },
+            ) => {
                 put_vint(out, *months as i64);
                 put_vint(out, *days as i64);
                 put_vint(out, *nanos);
@@ -236,7 +276,9 @@ impl<'a> Value<'a> {
                 }
             }
             (T::Tuple(ts), Value::Tuple(items)) => encode_components(ts.iter(), items, out)?,
-            (T::Udt(u), Value::Tuple(items)) => encode_components(u.fields.iter().map(|(_, t)| t), items, out)?,
+            (T::Udt(u), Value::Tuple(items)) => {
+                encode_components(u.fields.iter().map(|(_, t)| t), items, out)?
+            }
             (T::Composite(ts), Value::Tuple(items)) => {
                 for (t, item) in ts.iter().zip(items) {
                     let mut b = Vec::new();
@@ -264,8 +306,14 @@ fn frozen_count(ty: &CqlType, b: &[u8], c: &mut Cursor<'_>) -> Result<usize, Val
     usize::try_from(n).map_err(|_| bad(ty, b, "negative element count"))
 }
 
-fn frozen_item<'a>(ty: &CqlType, b: &[u8], c: &mut Cursor<'a>) -> Result<Option<&'a [u8]>, ValueError> {
-    let n = c.i32().map_err(|_| bad(ty, b, "truncated element length"))?;
+fn frozen_item<'a>(
+    ty: &CqlType,
+    b: &[u8],
+    c: &mut Cursor<'a>,
+) -> Result<Option<&'a [u8]>, ValueError> {
+    let n = c
+        .i32()
+        .map_err(|_| bad(ty, b, "truncated element length"))?;
     if n < 0 {
         return Ok(None);
     }
@@ -274,7 +322,11 @@ fn frozen_item<'a>(ty: &CqlType, b: &[u8], c: &mut Cursor<'a>) -> Result<Option<
         .map_err(|_| bad(ty, b, "element longer than the value"))
 }
 
-fn decode_elements<'a>(ty: &CqlType, b: &'a [u8], elem: &CqlType) -> Result<Vec<Value<'a>>, ValueError> {
+fn decode_elements<'a>(
+    ty: &CqlType,
+    b: &'a [u8],
+    elem: &CqlType,
+) -> Result<Vec<Value<'a>>, ValueError> {
     let mut c = Cursor::new(b);
     let n = frozen_count(ty, b, &mut c)?;
     let mut out = Vec::with_capacity(n.min(1024));
@@ -330,9 +382,18 @@ mod tests {
 
     #[test]
     fn decodes_scalars() {
-        assert_eq!(Value::decode(&CqlType::Int, &420i32.to_be_bytes()).unwrap(), Value::Int(420));
-        assert_eq!(Value::decode(&CqlType::Text, b"abc").unwrap(), Value::Text("abc"));
-        assert_eq!(Value::decode(&CqlType::Date, &[0x80, 0, 0, 0]).unwrap(), Value::Date(0));
+        assert_eq!(
+            Value::decode(&CqlType::Int, &420i32.to_be_bytes()).unwrap(),
+            Value::Int(420)
+        );
+        assert_eq!(
+            Value::decode(&CqlType::Text, b"abc").unwrap(),
+            Value::Text("abc")
+        );
+        assert_eq!(
+            Value::decode(&CqlType::Date, &[0x80, 0, 0, 0]).unwrap(),
+            Value::Date(0)
+        );
         assert_eq!(Value::decode(&CqlType::Int, &[]).unwrap(), Value::Empty);
         assert!(Value::decode(&CqlType::Int, &[1, 2]).is_err());
         assert!(Value::decode(&CqlType::Text, &[0xff]).is_err());
@@ -352,8 +413,14 @@ mod tests {
 
     #[test]
     fn frozen_collections_round_trip() {
-        let ty = CqlType::Map(Box::new(CqlType::Text), Box::new(CqlType::List(Box::new(CqlType::Int))));
-        let v = Value::Map(vec![(Value::Text("a"), Value::List(vec![Value::Int(1), Value::Int(2)]))]);
+        let ty = CqlType::Map(
+            Box::new(CqlType::Text),
+            Box::new(CqlType::List(Box::new(CqlType::Int))),
+        );
+        let v = Value::Map(vec![(
+            Value::Text("a"),
+            Value::List(vec![Value::Int(1), Value::Int(2)]),
+        )]);
         let mut b = Vec::new();
         v.encode(&ty, &mut b).unwrap();
         assert_eq!(Value::decode(&ty, &b).unwrap(), v);

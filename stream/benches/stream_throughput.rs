@@ -112,7 +112,7 @@ fn main() {
         .create()
         .expect("admin");
     let partitions = 4;
-    for t in ["bench", "latency"] {
+    for t in ["bench", "latency", "rawlatency"] {
         rt.block_on(admin.create_topics(
             &[NewTopic::new(t, partitions, TopicReplication::Fixed(1))],
             &AdminOptions::new(),
@@ -160,8 +160,7 @@ fn main() {
         facts::open_store(&format!("sqlite:{}", dir.path().join("facts.db").display()))
             .expect("store"),
     );
-    let applied: Arc<Mutex<Vec<Applied>>> =
-        Arc::new(Mutex::new(Vec::new()));
+    let applied: Arc<Mutex<Vec<Applied>>> = Arc::new(Mutex::new(Vec::new()));
     let observer = {
         let applied = applied.clone();
         Arc::new(move |b: &AppliedBatch| {
@@ -251,6 +250,46 @@ fn main() {
     let _ = stop_tx.send(());
     let _ = rt.block_on(handle);
 
+    // 4. The latency floor: the same offered load read by a consumer that only reads.
+    let raw: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "raw-latency")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("raw consumer");
+    raw.subscribe(&["rawlatency"]).expect("subscribe");
+    send(&p, "rawlatency", warm);
+    p.flush(Duration::from_secs(10)).expect("flush");
+    while raw.poll(Duration::from_millis(100)).is_none() {}
+    let reader = std::thread::spawn(move || {
+        let mut lat = Vec::with_capacity(total);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while lat.len() < total && Instant::now() < deadline {
+            if let Some(Ok(m)) = raw.poll(Duration::from_millis(100)) {
+                let ts = rdkafka::message::Message::timestamp(&m)
+                    .to_millis()
+                    .unwrap_or(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                lat.push(now - ts);
+            }
+        }
+        lat
+    });
+    let start = Instant::now();
+    for (i, m) in traffic.iter().cycle().take(total).enumerate() {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        send(&p, "rawlatency", m);
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+    let mut raw_lat = reader.join().expect("reader");
+    raw_lat.sort_unstable();
+
     println!("stream benchmark on tansu (SQLite storage), {partitions} partitions, {n} messages ({:.0} bytes avg)", bytes as f64 / n as f64);
     println!(
         "  produce (acked)           {:>10.0} msg/s",
@@ -273,5 +312,11 @@ fn main() {
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(0),
         lat.len()
+    );
+    println!(
+        "  broker latency (floor) @ same rate: p50 {} ms, p99 {} ms, max {} ms (producer timestamp -> a plain consumer)",
+        percentile(&raw_lat, 0.50),
+        percentile(&raw_lat, 0.99),
+        raw_lat.last().copied().unwrap_or(0)
     );
 }

@@ -42,7 +42,10 @@ fn broker_restart_loses_and_doubles_nothing() {
     }
     let before = store_offsets(&facts, group, topic).values().sum::<i64>();
     broker.restart();
-    eprintln!("broker restarted with the store at {before} of {} produced so far", first.len());
+    eprintln!(
+        "broker restarted with the store at {before} of {} produced so far",
+        first.len()
+    );
     produce(&brokers, topic, second);
     wait_caught_up(
         &facts,

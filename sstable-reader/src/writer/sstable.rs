@@ -95,7 +95,10 @@ pub struct SSTableWriter<'s> {
     entry: Vec<u8>,
 }
 
-fn clustering_of(u: &Unfiltered) -> (BoundKind, Vec<Option<Vec<u8>>>) {
+/// A bound kind and clustering prefix (what IndexInfo records).
+type Prefix = (BoundKind, Vec<Option<Vec<u8>>>);
+
+fn clustering_of(u: &Unfiltered) -> Prefix {
     match u {
         Unfiltered::Row(r) => (BoundKind::Clustering, r.clustering.clone()),
         Unfiltered::Marker(m) => (m.kind, m.values.clone()),
@@ -183,7 +186,7 @@ impl<'s> SSTableWriter<'s> {
         }
         let header_length = buf.len() as u64;
         let mut blocks: Vec<IndexInfo> = Vec::new();
-        let mut block: Option<(u64, (BoundKind, Vec<Option<Vec<u8>>>))> = None;
+        let mut block: Option<(u64, Prefix)> = None;
         let mut last_clustering = None;
         let mut prev_start = 0u64;
         let mut open_marker = None;

@@ -37,7 +37,7 @@ impl SummaryBuilder {
 
     /// Records a partition whose Index.db entry starts at `index_position`.
     pub fn add(&mut self, key: &[u8], index_position: u64) {
-        if self.keys_written % self.interval as u64 == 0 {
+        if self.keys_written.is_multiple_of(self.interval as u64) {
             self.offsets.push(self.entries.len() as u32);
             self.entries.extend_from_slice(key);
             self.entries
