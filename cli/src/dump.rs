@@ -1,11 +1,16 @@
-//! `funnel dump`: one JSON object per live CQL row, partitions in on-disk order.
+//! `funnel dump`: one JSON object per live CQL row. By default every table's SSTables (all generations,
+//! all nodes) are merged as Cassandra would answer `SELECT *`, partitions in ring order; `--no-merge`
+//! prints each SSTable on its own, in on-disk order.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use sstable_reader::discovery::{discover, Selection};
+use sstable_reader::merge::Columns;
 use sstable_reader::reconcile::OwnedRow;
+use sstable_reader::DeletionTime;
 use sstable_reader::{
     cql::RowRenderer, find_data_files, CqlSchema, Projection, ReadOptions, SSTable, Unfiltered,
 };
@@ -17,17 +22,29 @@ use crate::common::{parse_now, write_or_quit};
 /// Each line maps column names to values: text as strings, integers and decimals as numbers, blobs as
 /// "0x…", uuids and inet addresses as strings, timestamps as ISO-8601 UTC, collections as arrays/objects,
 /// tuples as arrays and UDTs as objects. Deletions and TTLs are applied as Cassandra would answer at
-/// `--now`. Columns come in `SELECT *` order.
+/// `--now`. Columns come in `SELECT *` order. All SSTables of a table — generations, and the copies of
+/// several nodes — are merged into one row per primary key (`--no-merge`: each SSTable on its own; only
+/// then does `--with-meta` print tombstones, which the merge has already applied).
 ///
 /// Examples:
 ///   funnel dump data/tracking/events-1b2c…/snapshots/nightly/ --limit 5
 ///   funnel dump nb-1-big-Data.db --columns actor_id,name,ts
 ///   funnel dump table_dir --schema schema.cql --with-meta | jq .
+///   funnel dump /backups/node1 /backups/node2 --table tracking.events --snapshot nightly
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Data.db files, table directories or snapshot directories.
+    /// Data.db files, table, snapshot, keyspace, data or node directories.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    /// Print each SSTable on its own instead of merging all SSTables of a table.
+    #[arg(long)]
+    no_merge: bool,
+    /// Only this table (`keyspace.table` or `table`).
+    #[arg(long, value_name = "KS.TABLE")]
+    table: Option<String>,
+    /// Only this snapshot tag of each table directory.
+    #[arg(long, value_name = "TAG")]
+    snapshot: Option<String>,
     /// CREATE TABLE / CREATE TYPE statements naming the key columns (default: schema.cql next to the
     /// files; without one, key columns are pk0…, ck0…).
     #[arg(long, value_name = "FILE")]
@@ -60,9 +77,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let options = ReadOptions {
         recover_overflowed_ttl: args.recover_overflowed_ttl,
     };
+    if !args.no_merge {
+        return run_merged(&args, schema.as_ref(), options, now);
+    }
     let mut files = Vec::new();
-    for p in &args.paths {
-        files.extend(find_data_files(p)?);
+    if args.table.is_some() || args.snapshot.is_some() {
+        let sel = Selection { table: args.table.clone(), snapshot: args.snapshot.clone() };
+        for t in discover(&args.paths, &sel)? {
+            files.extend(t.files);
+        }
+    } else {
+        for p in &args.paths {
+            files.extend(find_data_files(p)?);
+        }
     }
     if files.is_empty() {
         anyhow::bail!(
@@ -126,6 +153,40 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 file.display(),
                 renderer.duplicates_merged
             );
+        }
+    }
+    write_or_quit(out.flush())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The merged view: one row per primary key per table, partitions in ring order.
+fn run_merged(args: &Args, schema: Option<&CqlSchema>, options: ReadOptions, now: i64) -> Result<ExitCode> {
+    let sel = Selection { table: args.table.clone(), snapshot: args.snapshot.clone() };
+    let tables = discover(&args.paths, &sel)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut printed = 0u64;
+    let limit = args.limit.unwrap_or(u64::MAX);
+    let mut lines = Vec::new();
+    let columns = if args.columns.is_empty() { Columns::All } else { Columns::Named(args.columns.clone()) };
+    for t in tables {
+        let table = t.open(schema, options).with_context(|| format!("opening {}", t.qualified()))?;
+        let mut renderer = RowRenderer::new(table.schema(), &args.columns, now, args.with_meta);
+        let mut scan = table.scan(&columns, now)?;
+        while let Some(p) = scan.next_partition()? {
+            renderer
+                .start_partition(p.key(), DeletionTime::LIVE, &mut lines)
+                .with_context(|| format!("{}: partition {:02x?}", t.qualified(), p.key()))?;
+            for row in p.static_row().into_iter().chain(p.rows()) {
+                renderer.row(row.to_owned_row(), &mut lines).with_context(|| format!("{}: partition {:02x?}", t.qualified(), p.key()))?;
+            }
+            renderer.end_partition(&mut lines)?;
+            if emit(&mut out, &mut lines, &mut printed, limit)? {
+                break;
+            }
+        }
+        if printed >= limit {
+            break;
         }
     }
     write_or_quit(out.flush())?;

@@ -6,7 +6,11 @@ mod common;
 mod dump;
 mod facts_cmd;
 mod gen;
+mod progress;
 mod query;
+mod report;
+mod run;
+mod scan;
 mod stats;
 mod stream;
 
@@ -34,6 +38,9 @@ enum Command {
     Query(query::Args),
     Facts(facts_cmd::Args),
     Stream(stream::Args),
+    Run(run::Args),
+    Report(report::Args),
+    Scan(scan::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +52,9 @@ fn main() -> ExitCode {
         Command::Query(args) => query::run(args),
         Command::Facts(args) => facts_cmd::run(args),
         Command::Stream(args) => stream::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Scan(args) => scan::run(args),
     };
     match result {
         Ok(code) => code,

@@ -11,8 +11,9 @@
 //! Kafka batch key, then the offset and the applied-batch marker are written together in one logged batch;
 //! a crash in between makes the stream re-send the batch, which rewrites the same cells.
 //!
-//! Differences from SQLite: runs whose process died are not detected (their rows stay invisible, never
-//! collected); run ids come from the clock in microseconds (unique per store in practice, increasing).
+//! Differences from SQLite: a run whose process died is noticed only when it is still `running` a day
+//! ([`ABANDON_AFTER_MS`]) after it began (no pids across hosts); until then its rows are merely invisible.
+//! Run ids come from the clock in microseconds (unique per store in practice, increasing).
 //! Every method blocks on the store's own tokio runtime (do not call from async code without
 //! `spawn_blocking`).
 
@@ -42,6 +43,21 @@ use crate::url::CqlUrl;
 
 /// Requests in flight at once for bulk writes.
 pub const CONCURRENCY: usize = 64;
+
+/// A run still `running` this long after it began is taken as abandoned by the next `begin_run`.
+pub const ABANDON_AFTER_MS: i64 = 24 * 3_600_000;
+
+/// A row of `SELECT_RUNS`.
+type RunsRow = (
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+);
 
 /// Most days a publish walks when expiring speed rows between the old and the new watermark.
 const MAX_EXPIRE_DAYS: i32 = 400;
@@ -430,8 +446,25 @@ impl FactStore for CqlStore {
         let inputs = serde_json::to_string(&meta.inputs)?;
         let funnels = serde_json::to_string(&meta.funnels)?;
         let started = meta.started_at_ms;
+        let mine: Vec<i64> = self.staged().keys().copied().collect();
         self.block(move |inner| -> Fut<()> {
             Box::pin(async move {
+                // Runs still `running` long after they began belong to dead processes: abandon and drop them.
+                let recent: Vec<RunsRow> = inner.rows(st::SELECT_RUNS, (1000i32,)).await?;
+                let cutoff = micros - ABANDON_AFTER_MS * 1000;
+                for (old, ..) in recent
+                    .into_iter()
+                    .filter(|r| r.3 == "running" && r.0 < cutoff && !mine.contains(&r.0))
+                {
+                    let why = "still running a day after it began: its process is gone".to_string();
+                    inner
+                        .exec(
+                            st::FINISH_RUN,
+                            ("abandoned", now_ms(), Some(why), None::<i64>, old),
+                        )
+                        .await?;
+                    inner.drop_run(old).await?;
+                }
                 inner
                     .exec(st::INSERT_RUN, (run.0, started, inputs, funnels))
                     .await

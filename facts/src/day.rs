@@ -88,7 +88,8 @@ impl FromStr for Day {
             }
             part.parse().map_err(|_| bad())
         };
-        let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?).ok_or_else(bad)?;
+        let date =
+            NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?).ok_or_else(bad)?;
         let days = date.signed_duration_since(epoch()).num_days();
         i32::try_from(days).map(Day).map_err(|_| bad())
     }

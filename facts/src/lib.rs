@@ -1,7 +1,13 @@
 //! `facts`: the fact tables shared by the batch funnelizer, the stream and the readers (dashboard,
 //! `funnel query`), behind one trait, [`FactStore`], with two backends: [`SqliteStore`] (embedded default,
 //! `sqlite:PATH`) and, with the `cql` feature (on by default), a Cassandra/ScyllaDB store
-//! (`cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&rf=N`). Open either with [`open_store`].
+//! (`cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&ca=PATH&rf=N`). Open either with
+//! [`open_store`]. Cargo features: `cql` (default) compiles the Cassandra/Scylla store; `cql-tls` adds TLS
+//! (rustls; builds aws-lc, so it is off by default — `tls=true` without it is refused, never downgraded).
+//!
+//! The CQL store has unit tests of every statement it sends ([`cql_statements`]) and runs the same
+//! conformance suite as SQLite when `FUNNEL_CQL_NODES=host:port[,…]` is set at build and test time
+//! (`FUNNEL_CQL_NODES=127.0.0.1:9042 cargo test -p facts`); no CQL v4 server can run on the CI machines.
 //!
 //! # Tables (DESIGN.md)
 //! - `funnel_steps(app_id, funnel_id, funnel_version, day, breakdown, step, actors, ttc_median_s, ttc_p90_s, layer)`
@@ -31,11 +37,16 @@
 //!   stages nothing for a key it publishes publishes an empty result for that key.
 //! - **Stale publish refused**: publishing run N for a key already pointing at run M > N fails with
 //!   [`FactsError::StaleRun`] (an older snapshot must not replace a newer one).
-//! - **Speed batch overlap**: a batch whose `first_offset` is below the group's committed offset and is not
-//!   a replay of an applied batch fails with [`FactsError::OffsetOverlap`]; offset gaps are allowed.
+//! - **Speed batch replays and overlaps**: a batch already applied, or lying wholly below the group's
+//!   committed offset, returns `Ok(false)`; one that starts below the committed offset and ends above it
+//!   fails with [`FactsError::OffsetOverlap`] (nothing written); offset gaps are allowed.
+//! - **State expiry** is wall-clock Unix ms: entries past `expires_at_ms` may be purged by any later
+//!   `apply_speed_batch`, whatever `now_ms` readers pass.
 //! - **Funnel version**: [`FunnelQuery::funnel_version`] `None` picks the version of the most recently
 //!   published watermark, else the only version the speed layer has.
 //! - [`SqliteStore::open`] (and `open_store("sqlite:…")`) creates the tables itself; CQL needs `init`.
+//! - **Crash hook**: `FUNNEL_FAULT=publish|stage|speed` aborts the process at that point ([`fault`]), for
+//!   crash tests (`tests/tests/facts_crash.rs`).
 //! - Extra public items: [`Day::FIRST`]/[`Day::LAST`], [`RunStatus`], [`Freshness`], [`lambda`] (the pure
 //!   merge, usable on any rows), [`fault`] (the `FUNNEL_FAULT` crash hook), [`StoreUrl`].
 //!

@@ -1068,6 +1068,65 @@ mod tests {
     }
 
     #[test]
+    fn a_concurrent_reader_sees_one_whole_run_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let writer = SqliteStore::open(&path).unwrap();
+        let reader = SqliteStore::open(&path).unwrap();
+        let meta = RunMeta {
+            started_at_ms: 0,
+            inputs: serde_json::Value::Null,
+            funnels: vec![],
+        };
+        let wm = [Watermark::funnel("a", "f", "1", Day(60))];
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let r = scope.spawn(|| {
+                let mut seen = std::collections::BTreeSet::new();
+                let mut reads = 0;
+                while reads == 0 || !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    reads += 1;
+                    let a = reader
+                        .read_funnel(&crate::FunnelQuery::new("a", "f"))
+                        .unwrap();
+                    let values: std::collections::BTreeSet<u64> = a
+                        .days
+                        .iter()
+                        .flat_map(|d| d.steps.iter().map(|s| s.actors))
+                        .collect();
+                    assert!(values.len() <= 1, "a read mixed runs: {values:?}");
+                    if let Some(v) = values.first() {
+                        assert_eq!(a.days.len(), 60, "a read saw part of run {v}");
+                        seen.insert(*v);
+                    }
+                }
+                seen
+            });
+            for k in 1..=8u64 {
+                let run = writer.begin_run(&meta).unwrap();
+                // Run k writes `k` actors on every one of 60 days, in three separate calls.
+                for part in 0..3 {
+                    let rows: Vec<_> = (part * 20..part * 20 + 20)
+                        .map(|d| FunnelStepFact {
+                            actors: k,
+                            ..fact(d)
+                        })
+                        .collect();
+                    writer.write_funnel_steps(run, &rows).unwrap();
+                }
+                writer.publish(run, &wm).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            let seen = r.join().unwrap();
+            eprintln!("the reader saw runs {seen:?} while 8 runs were published");
+        });
+        let last = reader
+            .read_funnel(&crate::FunnelQuery::new("a", "f"))
+            .unwrap();
+        assert!(last.days.iter().all(|d| d.steps[0].actors == 8));
+    }
+
+    #[test]
     fn wal_mode_is_on() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.db");

@@ -12,6 +12,7 @@ pub mod predicate;
 pub mod reference;
 pub mod report;
 pub mod row;
+pub mod source;
 
 pub use aggregate::Aggregator;
 pub use batch::{evaluate_chunks, publish, Evaluation, Published, Worker};

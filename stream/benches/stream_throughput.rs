@@ -182,16 +182,16 @@ fn main() {
             opts,
             store.clone(),
             Arc::new(DeadLetterSink::LogOnly),
-            metrics,
+            metrics.clone(),
             Some(observer.clone()),
             async {
                 let _ = stop.await;
             },
         );
-        rt.spawn(fut)
+        (rt.spawn(fut), metrics)
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let handle = run_pipeline("bench", "speed", stop_rx);
+    let (handle, _) = run_pipeline("bench", "speed", stop_rx);
     let count = |v: &Vec<Applied>| v.iter().map(|b| b.2).sum::<usize>();
     let deadline = Instant::now() + Duration::from_secs(600);
     while count(&applied.lock().unwrap()) < n && Instant::now() < deadline {
@@ -216,7 +216,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or((pipe_rate / 2.0).clamp(100.0, 20_000.0));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let handle = run_pipeline("latency", "speed-latency", stop_rx);
+    let (handle, lat_metrics) = run_pipeline("latency", "speed-latency", stop_rx);
     // Wait for the assignment: one warm-up message must come through.
     let warm = &traffic[0];
     send(&p, "latency", warm);
@@ -318,5 +318,11 @@ fn main() {
         percentile(&raw_lat, 0.50),
         percentile(&raw_lat, 0.99),
         raw_lat.last().copied().unwrap_or(0)
+    );
+    println!(
+        "  latency phase store time: build {:.2} s + apply {:.2} s in {} batches",
+        lat_metrics.batch_build_seconds.get_sample_sum(),
+        lat_metrics.batch_apply_seconds.get_sample_sum(),
+        lat_metrics.batch_apply_seconds.get_sample_count()
     );
 }

@@ -373,6 +373,30 @@ mod tests {
     }
 
     #[test]
+    fn horizons_are_inclusive() {
+        let cfg = AppAttribution {
+            late_arrival_ms: H,
+            ..AppAttribution::default()
+        };
+        // A pending event survives a message exactly `late_arrival` later, and a late click still converts it.
+        let mut b = Bucket::default();
+        b.on_conversion_event(&cfg, &install(1, 0, None));
+        assert!(b.on_hit(&cfg, &hit(2, H, None)).is_none());
+        assert_eq!(b.events.len(), 1);
+        assert!(b.on_hit(&cfg, &hit(3, 0, None)).is_some());
+        // A pending click survives a message exactly one hit horizon later, so an out-of-order event
+        // inside its window still converts it.
+        let mut b = Bucket::default();
+        b.on_hit(&cfg, &hit(1, 0, Some("d")));
+        b.on_hit(&cfg, &hit(2, cfg.hit_horizon_ms(), None));
+        assert_eq!(b.hits.len(), 2);
+        let c = b
+            .on_conversion_event(&cfg, &install(1, 3 * 24 * H, Some("d")))
+            .unwrap();
+        assert_eq!(c.tracker, "t1");
+    }
+
+    #[test]
     fn bucket_round_trips_through_json() {
         let cfg = AppAttribution::default();
         let mut b = Bucket::default();

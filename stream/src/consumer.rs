@@ -588,6 +588,7 @@ async fn apply(
     let cfg = shared.cfg.clone();
     let topic = shared.opts.topic.clone();
     let group = shared.opts.group.clone();
+    let build_started = Instant::now();
     let (batch, summary) = tokio::task::spawn_blocking(move || {
         let mut b = BatchBuilder::new(&*store, &cfg, &topic, partition, first_offset);
         for m in &msgs {
@@ -597,6 +598,10 @@ async fn apply(
     })
     .await
     .map_err(|e| StreamError::Task(e.to_string()))??;
+    shared
+        .metrics
+        .batch_build_seconds
+        .observe(build_started.elapsed().as_secs_f64());
     shared.dead.write(&summary.dead_letters).await?;
     let store = shared.store.clone();
     let started = Instant::now();

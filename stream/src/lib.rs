@@ -22,6 +22,14 @@
 //! store refuses (applied before, or overlapping what another consumer applied) makes the partition rewind
 //! to the store's offset and drop what it had built.
 //!
+//! # State and its expiry
+//! Pending hits/events live in the store's stream state (namespace `pending`, one entry per
+//! (app, fingerprint)), written with the batch. What a key forgets is decided by the rule in
+//! [`attribution`] (event time only), so results do not depend on wall-clock time; the store's expiry
+//! (`expires_at_ms`) is garbage collection only and is set to at least one hit horizon (window + late
+//! arrival, 8 days by default) of wall-clock time after the last write. Consequence: replaying a backlog
+//! after the stream was down longer than that horizon can miss matches the reference would find.
+//!
 //! # Ordering this relies on
 //! Conversions are decided per (app, fingerprint) key in that key's arrival order. Producers must key
 //! every hit and event with [`fingerprint::partition_key`], so a key lives on one partition, in one order,

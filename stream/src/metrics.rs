@@ -27,6 +27,8 @@ pub struct Metrics {
     pub batches: IntCounterVec,
     /// Seconds to apply one batch to the store (facts + state + offset transaction).
     pub batch_apply_seconds: Histogram,
+    /// Seconds to fold one batch (parse, pending-state reads, matching) before it is applied.
+    pub batch_build_seconds: Histogram,
     /// Seconds from a message's Kafka timestamp to its batch being applied.
     pub end_to_end_seconds: Histogram,
     /// Messages behind the partition's high watermark (librdkafka statistics), per partition.
@@ -69,6 +71,13 @@ impl Metrics {
             )
             .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16)?),
         )?;
+        let batch_build_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "batch_build_seconds",
+                "Seconds to fold one batch (parse, state reads, matching)",
+            )
+            .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16)?),
+        )?;
         let end_to_end_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "end_to_end_seconds",
@@ -98,6 +107,7 @@ impl Metrics {
             conversions,
             batches,
             batch_apply_seconds,
+            batch_build_seconds,
             end_to_end_seconds,
             lag,
             backpressure_waits,
@@ -110,6 +120,7 @@ impl Metrics {
             Box::new(m.conversions.clone()),
             Box::new(m.batches.clone()),
             Box::new(m.batch_apply_seconds.clone()),
+            Box::new(m.batch_build_seconds.clone()),
             Box::new(m.end_to_end_seconds.clone()),
             Box::new(m.lag.clone()),
             Box::new(m.backpressure_waits.clone()),

@@ -1071,6 +1071,76 @@ fn count_live(
     }
 }
 
+/// One live event of [`live_timelines`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveEvent {
+    pub ts_ms: i64,
+    pub name: String,
+    pub props: Vec<(String, String)>,
+}
+
+/// One live conversion (attributed hit) of [`live_timelines`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveConversion {
+    pub hit_ts_ms: i64,
+    pub event_ts_ms: i64,
+    pub tracker: String,
+    pub referrer: String,
+}
+
+/// An actor's rows as Cassandra answers them at the end time (after overwrites, deletions, TTLs and erasure).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveActor {
+    pub app: String,
+    pub actor: String,
+    pub events: Vec<LiveEvent>,
+    pub conversions: Vec<LiveConversion>,
+}
+
+/// The generator's own truth for `events` and `conversions`: every actor's live rows at `end_ms`, computed
+/// from the generator's timelines (not from the files), for end-to-end tests of readers and funnels.
+pub fn live_timelines(o: &GenOptions) -> Result<Vec<LiveActor>, WriterError> {
+    let world = World::new(o)?;
+    let end_s = o.end_ms / 1000;
+    let ttl = o.ttl as i64;
+    let mut out = Vec::new();
+    for a in 0..o.actors {
+        let actor = world.actor(a);
+        if actor.erased {
+            continue;
+        }
+        let mut events = Vec::new();
+        for e in &actor.events {
+            let (alive, corrected) = match e.fate {
+                Fate::Live => (ttl == 0 || e.write_us / 1_000_000 + ttl > end_s, false),
+                Fate::Overwritten { write_us, .. } => (ttl == 0 || write_us / 1_000_000 + ttl > end_s, true),
+                Fate::Deleted { .. } | Fate::Expired => (false, false),
+            };
+            if !alive {
+                continue;
+            }
+            let mut props = e.props.clone();
+            if corrected {
+                props.push(("corrected".into(), "true".into()));
+                props.sort();
+            }
+            events.push(LiveEvent { ts_ms: e.ts_ms, name: e.name.to_string(), props });
+        }
+        let conversions = actor
+            .conversions
+            .iter()
+            .map(|c| LiveConversion {
+                hit_ts_ms: c.hit_ts_ms,
+                event_ts_ms: c.event_ts_ms,
+                tracker: TRACKERS[c.tracker].0.to_string(),
+                referrer: TRACKERS[c.tracker].1.to_string(),
+            })
+            .collect();
+        out.push(LiveActor { app: World::app_name(actor.app), actor: actor.id, events, conversions });
+    }
+    Ok(out)
+}
+
 /// A rough uncompressed size estimate (for progress bars): ~300 bytes per event and hit row.
 pub fn estimate_bytes(o: &GenOptions) -> u64 {
     let rows = o.actors as f64 * (o.events_per_actor + 2.0) * o.rf as f64;

@@ -1,0 +1,114 @@
+//! `funnel scan`: time a merged scan of one table (or a decompress-only pass over the same chunks) on N
+//! threads and print one JSON line — what the benchmarks in `bench/scan.sh` compare.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use sstable_reader::discovery::{discover, Selection};
+use sstable_reader::merge::Columns;
+use sstable_reader::parallel::{for_each_ordered, plan_ranges};
+use sstable_reader::ReadOptions;
+
+use crate::common::parse_now;
+
+/// Scan one table merged (every SSTable and node) and report rows/s — or only decompress its chunks.
+///
+/// Example:
+///   funnel scan /data/node1 /data/node2 --table tracking.events --columns name,props --threads 2
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Data.db files, table, snapshot, keyspace, data or node directories.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The table (`keyspace.table`).
+    #[arg(long, value_name = "KS.TABLE")]
+    table: String,
+    #[arg(long, value_name = "TAG")]
+    snapshot: Option<String>,
+    /// Decode only these columns (default: all).
+    #[arg(long, value_delimiter = ',')]
+    columns: Vec<String>,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Judge TTLs at this time (default: now).
+    #[arg(long, value_name = "TS")]
+    now: Option<String>,
+    /// Only read, verify and decompress the chunks of the same ranges (the floor of any scan).
+    #[arg(long)]
+    decompress_only: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let now = parse_now(args.now.as_deref())?;
+    let tables = discover(&args.paths, &Selection { table: Some(args.table.clone()), snapshot: args.snapshot.clone() })?;
+    if tables.len() != 1 {
+        bail!("{} tables match {}", tables.len(), args.table);
+    }
+    let table = tables[0].open(None, ReadOptions::default())?;
+    let ranges = plan_ranges(&[&table], args.threads.max(1) * 8)?;
+    let columns = if args.columns.is_empty() { Columns::All } else { Columns::Named(args.columns.clone()) };
+    let uncompressed: u64 = table.sstables().iter().map(|s| s.data.len()).sum();
+    let started = Instant::now();
+    let (mut rows, mut partitions, mut versions, mut checksum) = (0u64, 0u64, 0u64, 0u64);
+    for_each_ordered(
+        &ranges,
+        args.threads,
+        |r| {
+            if args.decompress_only {
+                for (sst, span) in table.sstables().iter().zip(&r.spans[0]) {
+                    let Some((start, end)) = *span else { continue };
+                    let mut reader = sst.data.reader();
+                    reader.seek(start);
+                    let chunk = sst.data.compression().map_or(1 << 16, |c| c.chunk_length as u64);
+                    let mut pos = start;
+                    while pos < end {
+                        let next = (pos + chunk).min(end);
+                        reader.ensure(next)?;
+                        pos = next;
+                        reader.release(pos);
+                    }
+                }
+                return Ok((0, 0, 0, 0));
+            }
+            let mut scan = table.scan_spans(&columns, now, &r.spans[0])?;
+            let mut sum = 0u64;
+            while let Some(p) = scan.next_partition()? {
+                for row in p.rows() {
+                    for c in row.cells() {
+                        sum = sum.wrapping_add(c.value.len() as u64);
+                    }
+                }
+            }
+            let s = scan.stats();
+            Ok((s.rows_live, s.partitions, s.rows_read, sum))
+        },
+        |_, (r, p, v, s)| {
+            rows += r;
+            partitions += p;
+            versions += v;
+            checksum = checksum.wrapping_add(s);
+            Ok(true)
+        },
+    )?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "mode": if args.decompress_only { "decompress" } else if args.columns.is_empty() { "merged_full" } else { "merged_projection" },
+            "threads": args.threads,
+            "sstables": table.sstables().len(),
+            "ranges": ranges.len(),
+            "live_rows": rows,
+            "row_versions_read": versions,
+            "partitions": partitions,
+            "uncompressed_bytes": uncompressed,
+            "seconds": secs,
+            "rows_per_s": versions as f64 / secs,
+            "uncompressed_mb_per_s": uncompressed as f64 / 1e6 / secs,
+            "checksum": checksum,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,425 @@
+//! Actor timelines straight from SSTables: the events and conversions tables (which share the partition
+//! key `(app, actor)` and so the ring order) are each merged across all their SSTables and nodes
+//! ([`sstable_reader::merge`]), and the two merged streams are joined partition by partition — one actor's
+//! whole timeline at a time, memory bounded by the largest actor.
+//!
+//! Rows reach the funnel kernel as [`RowView`]s borrowing the merged partitions: each column a definition
+//! reads ([`FunnelSet::columns`]) is mapped once to its place in the table (partition key component,
+//! clustering column or regular column) and decoded per row into reused buffers — text is borrowed, not
+//! copied; `map<text,text>` properties are looked up in the row's cells on demand.
+//!
+//! Work is split by [`SstableSource::plan`] into ranges of the ring ([`sstable_reader::parallel`]) that
+//! [`crate::batch::evaluate_chunks`] evaluates in parallel with [`SstableSource::scan_range`].
+
+use std::fmt::Write as _;
+
+use sstable_reader::cql::split_composite;
+use sstable_reader::json::write_value;
+use sstable_reader::merge::{Columns, MergeTable, MergedPartition, MergedRow, MergedScan};
+use sstable_reader::parallel::{plan_ranges, ScanCounters, TokenRange};
+use sstable_reader::schema::TableSchema;
+use sstable_reader::types::CqlType;
+use sstable_reader::value::{counter_total, Value as CqlValue};
+
+use crate::batch::Worker;
+use crate::definition::FunnelSet;
+use crate::row::{ColumnRef, RowView, Table, Value};
+
+/// Errors of the SSTable source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Reader(#[from] sstable_reader::Error),
+    /// The source mapping does not fit the table.
+    #[error("{table}: {message}")]
+    Mapping { table: String, message: String },
+}
+
+/// How a column's bytes become a [`Value`].
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    Text,
+    Int,
+    Float,
+    Bool,
+    Counter,
+    /// Rendered as text (uuid, inet, dates, decimals …).
+    Rendered(CqlType),
+    /// A `map<text, text>`: read through `property`.
+    Map,
+}
+
+fn kind_of(ty: &CqlType) -> Kind {
+    match ty.base() {
+        CqlType::Text | CqlType::Ascii => Kind::Text,
+        CqlType::Int | CqlType::BigInt | CqlType::SmallInt | CqlType::TinyInt | CqlType::Timestamp => Kind::Int,
+        CqlType::Float | CqlType::Double => Kind::Float,
+        CqlType::Boolean => Kind::Bool,
+        CqlType::Counter => Kind::Counter,
+        CqlType::Map(..) => Kind::Map,
+        t => Kind::Rendered(t.clone()),
+    }
+}
+
+/// Where a column lives in the table.
+#[derive(Debug, Clone, PartialEq)]
+enum Place {
+    Missing,
+    Key(usize, Kind),
+    Clustering(usize, Kind),
+    Regular(usize, Kind),
+}
+
+#[derive(Debug, Clone)]
+struct TableMap {
+    table: Table,
+    /// By [`ColumnRef::id`].
+    places: Vec<Place>,
+    time: Place,
+    app: usize,
+    key_len: usize,
+    projection: Columns,
+    rendered: bool,
+}
+
+fn place(schema: &TableSchema, name: &str) -> Place {
+    if let Some(i) = schema.partition_key.iter().position(|c| c.name == name) {
+        return Place::Key(i, kind_of(&schema.partition_key[i].ty));
+    }
+    if let Some(i) = schema.clustering.iter().position(|c| c.name == name) {
+        return Place::Clustering(i, kind_of(&schema.clustering[i].ty));
+    }
+    if let Some(i) = schema.regulars.iter().position(|c| c.name == name) {
+        return Place::Regular(i, kind_of(&schema.regulars[i].ty));
+    }
+    Place::Missing
+}
+
+impl TableMap {
+    fn new(set: &FunnelSet, table: Table, schema: &TableSchema) -> Result<TableMap, SourceError> {
+        let src = set.source.of(table);
+        let err = |message: String| SourceError::Mapping { table: src.table.clone(), message };
+        let app = schema
+            .partition_key
+            .iter()
+            .position(|c| c.name == src.app)
+            .ok_or_else(|| err(format!("the app column {:?} is not a partition key column", src.app)))?;
+        if !schema.partition_key.iter().any(|c| c.name == src.actor) {
+            return Err(err(format!("the actor column {:?} is not a partition key column", src.actor)));
+        }
+        let time = place(schema, &src.time);
+        if !matches!(time, Place::Clustering(_, Kind::Int) | Place::Regular(_, Kind::Int)) {
+            return Err(err(format!("the time column {:?} is not a timestamp clustering or regular column", src.time)));
+        }
+        let places: Vec<Place> = set.columns(table).iter().map(|n| place(schema, n)).collect();
+        let mut proj: Vec<String> = set.columns(table).iter().filter(|n| schema.regulars.iter().any(|c| &c.name == *n)).cloned().collect();
+        if let Place::Regular(i, _) = time {
+            proj.push(schema.regulars[i].name.clone());
+        }
+        let rendered = places.iter().any(|p| matches!(p, Place::Key(_, Kind::Rendered(_)) | Place::Clustering(_, Kind::Rendered(_)) | Place::Regular(_, Kind::Rendered(_))));
+        Ok(TableMap {
+            table,
+            places,
+            time,
+            app,
+            key_len: schema.partition_key.len(),
+            projection: Columns::Named(proj),
+            rendered,
+        })
+    }
+
+    fn key_part<'a>(&self, key: &'a [u8], i: usize) -> Option<&'a [u8]> {
+        if self.key_len == 1 {
+            Some(key)
+        } else {
+            split_composite(key, i)
+        }
+    }
+
+    fn bytes<'a>(&self, p: &Place, key: &'a [u8], row: &MergedRow<'a>) -> Option<&'a [u8]> {
+        match p {
+            Place::Missing => None,
+            Place::Key(i, _) => self.key_part(key, *i),
+            Place::Clustering(i, _) => row.clustering(*i),
+            Place::Regular(i, _) => row.cell(*i).map(|c| c.value),
+        }
+    }
+}
+
+fn kind(p: &Place) -> Option<&Kind> {
+    match p {
+        Place::Missing => None,
+        Place::Key(_, k) | Place::Clustering(_, k) | Place::Regular(_, k) => Some(k),
+    }
+}
+
+fn decode<'a>(k: &Kind, b: &'a [u8]) -> Value<'a> {
+    let int = |b: &[u8]| -> Option<i64> {
+        Some(match b.len() {
+            1 => b[0] as i8 as i64,
+            2 => i16::from_be_bytes([b[0], b[1]]) as i64,
+            4 => i32::from_be_bytes(b.try_into().ok()?) as i64,
+            8 => i64::from_be_bytes(b.try_into().ok()?),
+            _ => return None,
+        })
+    };
+    match k {
+        Kind::Text => std::str::from_utf8(b).map_or(Value::Null, Value::Str),
+        Kind::Int => int(b).map_or(Value::Null, Value::Int),
+        Kind::Float => match b.len() {
+            4 => b.try_into().map_or(Value::Null, |x| Value::Float(f32::from_be_bytes(x) as f64)),
+            8 => b.try_into().map_or(Value::Null, |x| Value::Float(f64::from_be_bytes(x))),
+            _ => Value::Null,
+        },
+        Kind::Bool => match b.first() {
+            Some(0) => Value::Str("false"),
+            Some(_) => Value::Str("true"),
+            None => Value::Null,
+        },
+        Kind::Counter => match b.len() {
+            8 => int(b).map_or(Value::Null, Value::Int),
+            _ => counter_total(b).map_or(Value::Null, Value::Int),
+        },
+        Kind::Rendered(_) | Kind::Map => Value::Null,
+    }
+}
+
+/// Renders a value of a type without a native [`Value`] as text (JSON strings lose their quotes).
+fn render(ty: &CqlType, b: &[u8], out: &mut String) {
+    match CqlValue::decode(ty, b) {
+        Ok(v) => {
+            let start = out.len();
+            write_value(out, &v, ty);
+            if out.len() >= start + 2 && out[start..].starts_with('"') && out.ends_with('"') {
+                out.pop();
+                out.remove(start);
+            }
+        }
+        Err(_) => {
+            let _ = write!(out, "");
+        }
+    }
+}
+
+/// One row of an actor's timeline.
+pub struct SourceRow<'a> {
+    table: Table,
+    ts_ms: i64,
+    values: &'a [Value<'a>],
+    row: MergedRow<'a>,
+    map: &'a TableMap,
+}
+
+impl RowView for SourceRow<'_> {
+    fn table(&self) -> Table {
+        self.table
+    }
+
+    fn ts_ms(&self) -> i64 {
+        self.ts_ms
+    }
+
+    fn column(&self, col: &ColumnRef) -> Value<'_> {
+        self.values.get(col.id as usize).copied().unwrap_or(Value::Null)
+    }
+
+    fn property(&self, map: &ColumnRef, key: &str) -> Option<&str> {
+        let Some(Place::Regular(i, Kind::Map)) = self.map.places.get(map.id as usize) else { return None };
+        self.row
+            .cells()
+            .find(|c| c.column == *i && c.path == Some(key.as_bytes()))
+            .and_then(|c| std::str::from_utf8(c.value).ok())
+    }
+}
+
+/// Reuses a vector's allocation for a new lifetime (it is emptied first, so nothing of the old one is kept).
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("the vector was emptied")).collect()
+}
+
+/// Per-worker reused buffers.
+#[derive(Default)]
+pub struct Buffers {
+    values: Vec<Value<'static>>,
+    rows: Vec<SourceRow<'static>>,
+    text: String,
+    spans: Vec<(u32, u32)>,
+    meta: Vec<(Table, i64, usize, usize)>,
+}
+
+/// The events and conversions tables of a funnel set, ready to scan.
+pub struct SstableSource {
+    events: MergeTable,
+    conversions: Option<MergeTable>,
+    maps: [Option<TableMap>; 2],
+    now_s: i64,
+}
+
+impl SstableSource {
+    /// `conversions` may be absent when no funnel reads it. `now_s` judges TTLs (seconds).
+    pub fn new(set: &FunnelSet, events: MergeTable, conversions: Option<MergeTable>, now_s: i64) -> Result<SstableSource, SourceError> {
+        let uses_conv = set.funnels.iter().any(|f| f.uses(Table::Conversions));
+        if uses_conv && conversions.is_none() {
+            return Err(SourceError::Mapping {
+                table: set.source.conversions.table.clone(),
+                message: "a funnel uses hits (conversions) but no SSTables of this table were found".into(),
+            });
+        }
+        let maps = [
+            Some(TableMap::new(set, Table::Events, events.schema())?),
+            match &conversions {
+                Some(c) => Some(TableMap::new(set, Table::Conversions, c.schema())?),
+                None => None,
+            },
+        ];
+        Ok(SstableSource { events, conversions, maps, now_s })
+    }
+
+    fn tables(&self) -> Vec<&MergeTable> {
+        std::iter::once(&self.events).chain(self.conversions.as_ref()).collect()
+    }
+
+    /// Total uncompressed Data.db bytes and on-disk bytes of all SSTables.
+    pub fn sizes(&self) -> (u64, u64) {
+        self.tables().iter().flat_map(|t| t.sstables()).fold((0, 0), |(u, d), s| (u + s.data.len(), d + s.data.file_len()))
+    }
+
+    /// SSTables per table (events, conversions).
+    pub fn sstable_counts(&self) -> (usize, usize) {
+        (self.events.sstables().len(), self.conversions.as_ref().map_or(0, |c| c.sstables().len()))
+    }
+
+    /// Ranges of the ring for parallel evaluation (about `target`).
+    pub fn plan(&self, target: usize) -> Result<Vec<TokenRange>, SourceError> {
+        Ok(plan_ranges(&self.tables(), target)?)
+    }
+
+    /// Streams every actor of `range` into `worker`; adds progress to `counters`.
+    pub fn scan_range<'a>(&'a self, range: &TokenRange, worker: &mut Worker<'_>, bufs: &mut Buffers, counters: Option<&'a ScanCounters>) -> Result<(), SourceError> {
+        let empty = Vec::new();
+        let [Some(emap), cmap] = &self.maps else {
+            return Err(SourceError::Mapping { table: "events".into(), message: "no mapping".into() });
+        };
+        let with = |s: MergedScan<'a>| match counters {
+            Some(k) => s.report_to(k),
+            None => s,
+        };
+        let mut ev = with(self.events.scan_spans(&emap.projection, self.now_s, range.spans.first().unwrap_or(&empty))?);
+        let mut cv = match (&self.conversions, cmap) {
+            (Some(t), Some(m)) => Some(with(t.scan_spans(&m.projection, self.now_s, range.spans.get(1).unwrap_or(&empty))?)),
+            _ => None,
+        };
+        let mut e = ev.next_partition()?;
+        let mut c = match cv.as_mut() {
+            Some(s) => s.next_partition()?,
+            None => None,
+        };
+        loop {
+            let ord = match (e, c) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(a), Some(b)) => (a.token(), a.key()).cmp(&(b.token(), b.key())),
+            };
+            match ord {
+                std::cmp::Ordering::Less => {
+                    observe(emap, cmap.as_ref(), e, None, worker, bufs);
+                    e = ev.next_partition()?;
+                }
+                std::cmp::Ordering::Greater => {
+                    observe(emap, cmap.as_ref(), None, c, worker, bufs);
+                    c = match cv.as_mut() {
+                        Some(s) => s.next_partition()?,
+                        None => None,
+                    };
+                }
+                std::cmp::Ordering::Equal => {
+                    observe(emap, cmap.as_ref(), e, c, worker, bufs);
+                    e = ev.next_partition()?;
+                    c = match cv.as_mut() {
+                        Some(s) => s.next_partition()?,
+                        None => None,
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds one actor's rows from its merged partitions and evaluates every funnel on them.
+fn observe(emap: &TableMap, cmap: Option<&TableMap>, e: Option<&MergedPartition>, c: Option<&MergedPartition>, worker: &mut Worker<'_>, bufs: &mut Buffers) {
+    let parts: [(Option<&MergedPartition>, Option<&TableMap>); 2] = [(e, Some(emap)), (c, cmap)];
+    let Some((key, map)) = parts.iter().find_map(|(p, m)| Some((p.as_ref()?.key(), (*m)?))) else { return };
+    let Some(app) = map.key_part(key, map.app).and_then(|b| std::str::from_utf8(b).ok()) else { return };
+    // Pass 1: text renderings of values without a native form (rare: uuid, inet … columns in predicates).
+    bufs.text.clear();
+    bufs.spans.clear();
+    for (p, m) in &parts {
+        let (Some(p), Some(m)) = (p, m) else { continue };
+        if !m.rendered {
+            continue;
+        }
+        for row in p.rows() {
+            for place in &m.places {
+                if let Some(Kind::Rendered(ty)) = kind(place) {
+                    let start = bufs.text.len() as u32;
+                    if let Some(b) = m.bytes(place, p.key(), &row) {
+                        render(ty, b, &mut bufs.text);
+                    }
+                    bufs.spans.push((start, bufs.text.len() as u32));
+                }
+            }
+        }
+    }
+    // Pass 2: values (borrowed from the partitions and the renderings), then the rows.
+    let text = bufs.text.as_str();
+    let mut values: Vec<Value<'_>> = recycle(std::mem::take(&mut bufs.values));
+    let mut spans = bufs.spans.iter();
+    let meta = &mut bufs.meta;
+    meta.clear();
+    for (t, (p, m)) in parts.iter().enumerate() {
+        let (Some(p), Some(m)) = (p, m) else { continue };
+        for (ri, row) in p.rows().enumerate() {
+            let ts = match m.bytes(&m.time, p.key(), &row).map(|b| decode(&Kind::Int, b)) {
+                Some(Value::Int(ts)) => ts,
+                _ => {
+                    // no time: not part of the timeline (keep the renderings in step)
+                    for pl in &m.places {
+                        if matches!(kind(pl), Some(Kind::Rendered(_))) {
+                            spans.next();
+                        }
+                    }
+                    continue;
+                }
+            };
+            let base = values.len();
+            for place in &m.places {
+                let v = match kind(place) {
+                    None => Value::Null,
+                    Some(Kind::Rendered(_)) => match spans.next() {
+                        Some(&(s, e)) if e > s => Value::Str(&text[s as usize..e as usize]),
+                        _ => Value::Null,
+                    },
+                    Some(k) => m.bytes(place, p.key(), &row).map_or(Value::Null, |b| decode(k, b)),
+                };
+                values.push(v);
+            }
+            meta.push((m.table, ts, base, t * (1 << 40) + ri));
+        }
+    }
+    let mut rows: Vec<SourceRow<'_>> = recycle(std::mem::take(&mut bufs.rows));
+    for &(table, ts_ms, base, which) in meta.iter() {
+        let (t, ri) = (which >> 40, which & ((1 << 40) - 1));
+        let (Some(p), Some(m)) = parts[t] else { continue };
+        let Some(row) = p.row(ri) else { continue };
+        let n = m.places.len();
+        rows.push(SourceRow { table, ts_ms, values: &values[base..base + n], row, map: m });
+    }
+    if !rows.is_empty() {
+        worker.observe_actor(app, &rows);
+    }
+    bufs.rows = recycle(rows);
+    bufs.values = recycle(values);
+}

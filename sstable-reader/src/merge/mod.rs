@@ -1,0 +1,747 @@
+//! The merged view of a table: what Cassandra answers to `SELECT *`, computed from every SSTable of the
+//! table (all generations, all nodes' replicas) in one streaming k-way merge.
+//!
+//! ```no_run
+//! use sstable_reader::merge::{Columns, MergeTable};
+//! use sstable_reader::{ReadOptions, SSTable};
+//! # let paths: Vec<std::path::PathBuf> = vec![];
+//! let ssts = paths.iter().map(|p| SSTable::open(p, None, ReadOptions::default())).collect::<Result<Vec<_>, _>>()?;
+//! let table = MergeTable::new(ssts)?;
+//! let now = 1_700_000_000; // seconds: TTLs are judged at this one instant
+//! let mut scan = table.scan(&Columns::Named(vec!["name".into()]), now)?;
+//! while let Some(p) = scan.next_partition()? {
+//!     for row in p.rows() {
+//!         let _ = (p.key(), row.clustering(0), row.cells().count()); // borrowed, live cells only
+//!     }
+//! }
+//! # Ok::<(), sstable_reader::Error>(())
+//! ```
+//!
+//! How it works:
+//! - [`MergeTable::new`] checks that the SSTables agree on partitioner, partition key and clustering
+//!   (errors name the disagreeing files), and builds one column list for them all (columns added over
+//!   time line up by name).
+//! - [`MergedScan::next_partition`] advances every SSTable's scanner to its next partition, takes the
+//!   smallest by ring position ([`crate::partitioner`]: token, then key), and copies that partition's
+//!   unfiltereds from each SSTable holding it into a reused arena ([`stage`]).
+//! - The copies are merged in clustering order ([`order`]), with Cassandra's reconciliation: the partition
+//!   deletion, open range tombstones (of any SSTable), row deletions and complex (collection) deletions
+//!   shadow data written at or before them; versions of a cell are resolved by `Cells.resolveRegular`
+//!   ([`crate::reconcile::resolve`]), counters by their shards ([`counter`]); TTLs expire at the fixed
+//!   `now`. Identical replicas and duplicate rows collapse into one row.
+//! - The result, [`MergedPartition`], holds only live rows and their live cells, borrowed from the arena.
+//!
+//! Row liveness is judged from the primary-key liveness and the *projected* cells: a row kept alive only by
+//! a column outside the projection (an `UPDATE` of that column alone) is not returned. Ranges of the ring
+//! for parallel scans come from [`crate::parallel`].
+
+pub mod counter;
+pub mod order;
+pub mod stage;
+
+use std::cmp::Ordering;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::parallel::ScanCounters;
+use crate::partitioner::Partitioner;
+use crate::reconcile::{resolve, OwnedCell, OwnedRow};
+use crate::row::{BoundKind, Cell, DeletionTime, LivenessInfo, Unfiltered};
+use crate::scanner::{Projection, Scanner};
+use crate::schema::{Column, TableSchema};
+use crate::sstable::SSTable;
+use crate::statistics::NO_DELETION_TIME;
+use crate::types::CqlType;
+
+use counter::CounterMerger;
+use order::compare_prefixes;
+use stage::{Arena, CellRec, Item};
+
+/// Which static and regular columns a merged scan decodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Columns {
+    All,
+    /// By name; key and clustering columns are accepted (always decoded).
+    Named(Vec<String>),
+}
+
+/// The SSTables of one table, ready to be merged.
+#[derive(Debug)]
+pub struct MergeTable {
+    sstables: Vec<SSTable>,
+    schema: TableSchema,
+    partitioner: Partitioner,
+    clustering_types: Vec<CqlType>,
+    /// Per SSTable: its static and regular column indexes → the merged schema's.
+    maps: Vec<(Vec<u32>, Vec<u32>)>,
+}
+
+fn schema_error(a: &Path, b: &Path, message: String) -> Error {
+    Error::Schema {
+        origin: format!("{} and {}", a.display(), b.display()),
+        line: 0,
+        column: 0,
+        message,
+    }
+}
+
+fn same_key_columns(a: &[Column], b: &[Column]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.name == y.name && x.ty == y.ty)
+}
+
+/// Orders columns as Data.db does (`ColumnMetadata.compareTo`: simple before complex, then name bytes).
+fn data_order(cols: &mut [Column]) {
+    cols.sort_by(|a, b| (a.ty.is_multi_cell(), a.name.as_bytes()).cmp(&(b.ty.is_multi_cell(), b.name.as_bytes())));
+    for (i, c) in cols.iter_mut().enumerate() {
+        c.index = i;
+    }
+}
+
+impl MergeTable {
+    /// Checks that `sstables` are one table (partitioner, key and clustering columns, column types) and
+    /// prepares the merged column list.
+    pub fn new(sstables: Vec<SSTable>) -> Result<MergeTable> {
+        let Some(first) = sstables.first() else {
+            return Err(Error::NotFound {
+                path: Default::default(),
+                message: "no SSTables to merge".into(),
+            });
+        };
+        let class = first.partitioner().unwrap_or("org.apache.cassandra.dht.Murmur3Partitioner");
+        let partitioner = Partitioner::from_class(class)
+            .ok_or_else(|| Error::unsupported(first.data_path(), format!("merging SSTables of partitioner {class}")))?;
+        let mut schema = first.schema.clone();
+        for s in &sstables[1..] {
+            let theirs = s.partitioner().unwrap_or("org.apache.cassandra.dht.Murmur3Partitioner");
+            if Partitioner::from_class(theirs) != Some(partitioner) {
+                return Err(schema_error(first.data_path(), s.data_path(), format!("different partitioners: {class} and {theirs}")));
+            }
+            if !same_key_columns(&schema.partition_key, &s.schema.partition_key) || !same_key_columns(&schema.clustering, &s.schema.clustering) {
+                return Err(schema_error(
+                    first.data_path(),
+                    s.data_path(),
+                    "different partition key or clustering columns (names or types)".into(),
+                ));
+            }
+            for (mine, theirs) in [(&mut schema.statics, &s.schema.statics), (&mut schema.regulars, &s.schema.regulars)] {
+                for c in theirs {
+                    match mine.iter().find(|m| m.name == c.name) {
+                        Some(m) if m.ty != c.ty => {
+                            return Err(schema_error(
+                                first.data_path(),
+                                s.data_path(),
+                                format!("column {} is {} in one and {} in the other", c.name, m.ty, c.ty),
+                            ))
+                        }
+                        Some(_) => {}
+                        None => mine.push(c.clone()),
+                    }
+                }
+            }
+        }
+        data_order(&mut schema.statics);
+        data_order(&mut schema.regulars);
+        let index = |cols: &[Column], name: &str| cols.iter().position(|c| c.name == name).map_or(u32::MAX, |i| i as u32);
+        let maps = sstables
+            .iter()
+            .map(|s| {
+                (
+                    s.schema.statics.iter().map(|c| index(&schema.statics, &c.name)).collect(),
+                    s.schema.regulars.iter().map(|c| index(&schema.regulars, &c.name)).collect(),
+                )
+            })
+            .collect();
+        Ok(MergeTable {
+            clustering_types: schema.clustering.iter().map(|c| c.ty.clone()).collect(),
+            sstables,
+            schema,
+            partitioner,
+            maps,
+        })
+    }
+
+    /// The merged schema (column indexes of merged cells refer to it).
+    pub fn schema(&self) -> &TableSchema {
+        &self.schema
+    }
+
+    pub fn partitioner(&self) -> Partitioner {
+        self.partitioner
+    }
+
+    pub fn sstables(&self) -> &[SSTable] {
+        &self.sstables
+    }
+
+    fn projection(&self, sst: &SSTable, columns: &Columns) -> Result<Projection> {
+        match columns {
+            Columns::All => Ok(Projection::all(&sst.schema)),
+            Columns::Named(names) => {
+                if let Some(bad) = names.iter().find(|n| self.schema.column(n).is_none()) {
+                    let known: Vec<&str> = self.schema.select_order().iter().map(|c| c.name.as_str()).collect();
+                    return Err(Error::Schema {
+                        origin: sst.data_path().display().to_string(),
+                        line: 0,
+                        column: 0,
+                        message: format!("no column {bad:?}; columns are: {}", known.join(", ")),
+                    });
+                }
+                let here: Vec<&String> = names.iter().filter(|n| sst.schema.column(n).is_some()).collect();
+                Projection::columns(&sst.schema, &here).map_err(|message| Error::Schema {
+                    origin: sst.data_path().display().to_string(),
+                    line: 0,
+                    column: 0,
+                    message,
+                })
+            }
+        }
+    }
+
+    /// A merged scan of the whole table.
+    pub fn scan(&self, columns: &Columns, now: i64) -> Result<MergedScan<'_>> {
+        let spans: Vec<Option<(u64, u64)>> = self.sstables.iter().map(|s| Some((0, s.data.len()))).collect();
+        self.scan_spans(columns, now, &spans)
+    }
+
+    /// A merged scan of one span `[start, end)` of uncompressed Data.db per SSTable (`None`: skip it); the
+    /// spans must cover the same range of the ring, starting at partition boundaries
+    /// ([`crate::parallel::plan_ranges`]).
+    pub fn scan_spans(&self, columns: &Columns, now: i64, spans: &[Option<(u64, u64)>]) -> Result<MergedScan<'_>> {
+        let mut sources = Vec::new();
+        for (i, sst) in self.sstables.iter().enumerate() {
+            let Some(&Some((start, end))) = spans.get(i) else { continue };
+            if start >= end {
+                continue;
+            }
+            let mut scan = sst.scanner(self.projection(sst, columns)?);
+            if start != 0 || end != sst.data.len() {
+                scan.set_range(start, end);
+            }
+            sources.push(Source {
+                scan,
+                sst: i,
+                has: false,
+                done: false,
+                token: 0,
+                deletion: DeletionTime::LIVE,
+            });
+        }
+        Ok(MergedScan {
+            table: self,
+            sources,
+            part: MergedPartition::default(),
+            scratch: Scratch::default(),
+            now,
+            contributing: Vec::new(),
+            stats: MergeStats::default(),
+            counters: None,
+            reported: (0, 0, 0),
+        })
+    }
+}
+
+struct Source<'t> {
+    scan: Scanner<'t>,
+    sst: usize,
+    has: bool,
+    done: bool,
+    token: u128,
+    deletion: DeletionTime,
+}
+
+/// What a merged scan has seen so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeStats {
+    /// Merged partitions returned.
+    pub partitions: u64,
+    /// Partition versions read (one per SSTable holding the partition).
+    pub partition_versions: u64,
+    /// Rows read from all SSTables (every version).
+    pub rows_read: u64,
+    /// Live rows returned.
+    pub rows_live: u64,
+}
+
+#[derive(Debug, Default)]
+struct Scratch {
+    heads: Vec<(usize, usize)>,
+    open: Vec<Option<DeletionTime>>,
+    group: Vec<usize>,
+    cand: Vec<u32>,
+    complex: Vec<(u32, DeletionTime)>,
+    counters: CounterMerger,
+    counter_out: Vec<u8>,
+}
+
+/// A merged scan: partitions in ring order, each the reconciliation of every SSTable's version.
+pub struct MergedScan<'t> {
+    table: &'t MergeTable,
+    sources: Vec<Source<'t>>,
+    part: MergedPartition,
+    scratch: Scratch,
+    now: i64,
+    contributing: Vec<usize>,
+    stats: MergeStats,
+    counters: Option<&'t ScanCounters>,
+    reported: (u64, u64, u64),
+}
+
+impl<'t> MergedScan<'t> {
+    /// Publishes progress (disk bytes, rows read, partitions) to shared counters every 256 partitions
+    /// and at the end of the scan.
+    pub fn report_to(mut self, counters: &'t ScanCounters) -> Self {
+        self.counters = Some(counters);
+        self
+    }
+
+    fn report(&mut self) {
+        if let Some(k) = self.counters {
+            let now = (self.disk_bytes_read(), self.stats.rows_read, self.stats.partitions);
+            k.add(now.0.saturating_sub(self.reported.0), now.1.saturating_sub(self.reported.1), now.2.saturating_sub(self.reported.2));
+            self.reported = now;
+        }
+    }
+
+    pub fn table(&self) -> &'t MergeTable {
+        self.table
+    }
+
+    pub fn stats(&self) -> MergeStats {
+        self.stats
+    }
+
+    /// Uncompressed bytes, on-disk bytes read so far, summed over the SSTables (for progress).
+    pub fn disk_bytes_read(&self) -> u64 {
+        self.sources.iter().map(|s| s.scan.counters().2).sum()
+    }
+
+    /// The next merged partition (it may have no live row: a deleted or expired partition is still
+    /// returned, with its deletion, so callers can count it), or `None` at the end.
+    pub fn next_partition(&mut self) -> Result<Option<&MergedPartition>> {
+        let p = self.table.partitioner;
+        for s in &mut self.sources {
+            if !s.has && !s.done {
+                match s.scan.next_partition()? {
+                    None => s.done = true,
+                    Some(h) => {
+                        s.has = true;
+                        s.token = p.token(s.scan.key());
+                        s.deletion = h.deletion;
+                    }
+                }
+            }
+        }
+        let mut best: Option<usize> = None;
+        for (i, s) in self.sources.iter().enumerate() {
+            if !s.has {
+                continue;
+            }
+            best = match best {
+                Some(b) if (self.sources[b].token, self.sources[b].scan.key()) <= (s.token, s.scan.key()) => Some(b),
+                _ => Some(i),
+            };
+        }
+        let Some(b) = best else {
+            self.report();
+            return Ok(None);
+        };
+        if self.stats.partitions.is_multiple_of(256) {
+            self.report();
+        }
+        self.contributing.clear();
+        let (token, key) = (self.sources[b].token, self.sources[b].scan.key());
+        for (i, s) in self.sources.iter().enumerate() {
+            if s.has && s.token == token && s.scan.key() == key {
+                self.contributing.push(i);
+            }
+        }
+        let part = &mut self.part;
+        part.arena.clear();
+        part.key.clear();
+        part.key.extend_from_slice(key);
+        part.token = token;
+        part.deletion = DeletionTime::LIVE;
+        part.versions = self.contributing.len() as u32;
+        self.scratch.heads.clear();
+        for (j, &i) in self.contributing.iter().enumerate() {
+            let s = &mut self.sources[i];
+            part.deletion = part.deletion.max(s.deletion);
+            let (statics_map, regulars_map) = &self.table.maps[s.sst];
+            let start = part.arena.items.len();
+            while let Some(u) = s.scan.next_unfiltered()? {
+                let staged = match u {
+                    Unfiltered::Row(r) => {
+                        self.stats.rows_read += 1;
+                        let map = if r.is_static() { statics_map } else { regulars_map };
+                        part.arena.stage_row(j as u32, &r, map)
+                    }
+                    Unfiltered::Marker(m) => part.arena.stage_marker(j as u32, &m),
+                };
+                staged.map_err(|_| Error::unsupported(s.scan.sstable().data_path(), "a partition wider than 4 GiB of projected data"))?;
+            }
+            self.scratch.heads.push((start, part.arena.items.len()));
+            s.has = false;
+        }
+        self.stats.partitions += 1;
+        self.stats.partition_versions += self.contributing.len() as u64;
+        let path = self.sources[b].scan.sstable().data_path();
+        merge_partition(part, &self.table.schema, &self.table.clustering_types, self.now, &mut self.scratch)
+            .map_err(|what| Error::corrupt(path, 0, format!("{what} (partition merge)")))?;
+        self.stats.rows_live += part.rows.len() as u64;
+        Ok(Some(&self.part))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OutRow {
+    clust: (u32, u32),
+    liveness: LivenessInfo,
+    /// Range in `MergedPartition::out_cells`.
+    cells: (u32, u32),
+    is_static: bool,
+}
+
+/// One merged partition: its key, merged deletion and live rows (borrowed from the scan until its next
+/// call).
+#[derive(Debug)]
+pub struct MergedPartition {
+    key: Vec<u8>,
+    token: u128,
+    deletion: DeletionTime,
+    versions: u32,
+    arena: Arena,
+    rows: Vec<OutRow>,
+    static_row: Option<OutRow>,
+    out_cells: Vec<u32>,
+}
+
+impl Default for MergedPartition {
+    fn default() -> Self {
+        MergedPartition {
+            key: Vec::new(),
+            token: 0,
+            deletion: DeletionTime::LIVE,
+            versions: 0,
+            arena: Arena::default(),
+            rows: Vec::new(),
+            static_row: None,
+            out_cells: Vec::new(),
+        }
+    }
+}
+
+impl MergedPartition {
+    /// The serialized partition key.
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The token as an order-preserving number ([`crate::partitioner::Partitioner::token`]).
+    pub fn token(&self) -> u128 {
+        self.token
+    }
+
+    /// The merged partition deletion (LIVE when none).
+    pub fn deletion(&self) -> DeletionTime {
+        self.deletion
+    }
+
+    /// How many SSTables held a version of this partition.
+    pub fn versions(&self) -> u32 {
+        self.versions
+    }
+
+    /// Live regular rows in clustering order.
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = MergedRow<'_>> + '_ {
+        self.rows.iter().map(move |r| MergedRow { part: self, row: r })
+    }
+
+    pub fn row_count(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn row(&self, i: usize) -> Option<MergedRow<'_>> {
+        self.rows.get(i).map(|r| MergedRow { part: self, row: r })
+    }
+
+    /// The static row, when it has live cells.
+    pub fn static_row(&self) -> Option<MergedRow<'_>> {
+        self.static_row.as_ref().map(|r| MergedRow { part: self, row: r })
+    }
+}
+
+/// A live merged row: clustering, liveness and its live cells (merged column indexes).
+#[derive(Debug, Clone, Copy)]
+pub struct MergedRow<'p> {
+    part: &'p MergedPartition,
+    row: &'p OutRow,
+}
+
+impl<'p> MergedRow<'p> {
+    pub fn is_static(&self) -> bool {
+        self.row.is_static
+    }
+
+    pub fn liveness(&self) -> LivenessInfo {
+        self.row.liveness
+    }
+
+    pub fn clustering_len(&self) -> usize {
+        (self.row.clust.1 - self.row.clust.0) as usize
+    }
+
+    /// The i-th clustering value (`None` when null or out of range).
+    pub fn clustering(&self, i: usize) -> Option<&'p [u8]> {
+        let a = &self.part.arena;
+        let idx = self.row.clust.0 as usize + i;
+        if idx >= self.row.clust.1 as usize {
+            return None;
+        }
+        a.slot(a.slots[idx])
+    }
+
+    /// Live cells in (column, path) order; `column` indexes the merged schema's statics or regulars.
+    pub fn cells(&self) -> impl Iterator<Item = Cell<'p>> + 'p {
+        let part = self.part;
+        part.out_cells[self.row.cells.0 as usize..self.row.cells.1 as usize]
+            .iter()
+            .map(move |&i| cell_view(&part.arena, &part.arena.cells[i as usize]))
+    }
+
+    /// The first live cell of `column` (the value of a simple column).
+    pub fn cell(&self, column: usize) -> Option<Cell<'p>> {
+        self.cells().find(|c| c.column == column)
+    }
+
+    /// An owned copy (e.g. for [`crate::cql::RowRenderer`], with no deletion left to apply).
+    pub fn to_owned_row(&self) -> OwnedRow {
+        OwnedRow {
+            is_static: self.row.is_static,
+            clustering: (0..self.clustering_len()).map(|i| self.clustering(i).map(<[u8]>::to_vec)).collect(),
+            liveness: self.row.liveness,
+            deletion: DeletionTime::LIVE,
+            cells: self.cells().map(|c| OwnedCell::from_cell(&c)).collect(),
+            complex_deletions: Vec::new(),
+        }
+    }
+}
+
+#[inline]
+fn cell_view<'a>(a: &'a Arena, c: &CellRec) -> Cell<'a> {
+    Cell {
+        column: c.column as usize,
+        timestamp: c.timestamp,
+        ttl: c.ttl,
+        local_deletion_time: c.ldt,
+        tombstone: c.tombstone,
+        path: a.slot(c.path),
+        value: a.get(c.value),
+    }
+}
+
+/// `LivenessInfo.supersedes`: later timestamp; on a tie expiring beats not expiring, then later expiry.
+fn liveness_supersedes(a: &LivenessInfo, b: &LivenessInfo) -> bool {
+    if a.timestamp != b.timestamp {
+        return a.timestamp > b.timestamp;
+    }
+    if a.is_expiring() != b.is_expiring() {
+        return a.is_expiring();
+    }
+    a.local_expiration_time > b.local_expiration_time
+}
+
+fn cmp_items(a: &Arena, types: &[CqlType], x: &Item, y: &Item) -> Ordering {
+    compare_prefixes(types, x.kind, a.clustering(x), y.kind, a.clustering(y))
+}
+
+fn cmp_cells(a: &Arena, x: u32, y: u32) -> Ordering {
+    let (cx, cy) = (&a.cells[x as usize], &a.cells[y as usize]);
+    cx.column.cmp(&cy.column).then_with(|| a.slot(cx.path).cmp(&a.slot(cy.path)))
+}
+
+/// Reconciles the staged versions (`scratch.heads`: each source's item range) into live rows.
+fn merge_partition(part: &mut MergedPartition, schema: &TableSchema, ctys: &[CqlType], now: i64, sc: &mut Scratch) -> std::result::Result<(), String> {
+    part.rows.clear();
+    part.out_cells.clear();
+    part.static_row = None;
+    let n = sc.heads.len();
+    sc.open.clear();
+    sc.open.resize(n, None);
+    let pdel = part.deletion;
+
+    // The static row: versions of it, shadowed only by the partition deletion.
+    if !part.arena.statics.is_empty() {
+        let mut group = std::mem::take(&mut sc.group);
+        group.clear();
+        group.extend(0..part.arena.statics.len());
+        let statics = std::mem::take(&mut part.arena.statics);
+        let out = merge_group(part, &statics, &group, pdel, &schema.statics, now, sc, true);
+        part.arena.statics = statics;
+        sc.group = group;
+        part.static_row = out?;
+    }
+
+    let items = std::mem::take(&mut part.arena.items);
+    loop {
+        let mut best: Option<usize> = None;
+        for s in 0..n {
+            let (h, e) = sc.heads[s];
+            if h >= e {
+                continue;
+            }
+            best = match best {
+                Some(b) if cmp_items(&part.arena, ctys, &items[sc.heads[b].0], &items[h]) != Ordering::Greater => Some(b),
+                _ => Some(s),
+            };
+        }
+        let Some(b) = best else { break };
+        let at = sc.heads[b].0;
+        let it = items[at];
+        sc.heads[b].0 += 1;
+        if it.kind != BoundKind::Clustering {
+            sc.open[b] = it.start_deletion;
+            continue;
+        }
+        sc.group.clear();
+        sc.group.push(at);
+        loop {
+            let mut found = false;
+            for s in 0..n {
+                while sc.heads[s].0 < sc.heads[s].1 {
+                    let h = sc.heads[s].0;
+                    let cand = &items[h];
+                    if cand.kind != BoundKind::Clustering || cmp_items(&part.arena, ctys, cand, &it) != Ordering::Equal {
+                        break;
+                    }
+                    sc.group.push(h);
+                    sc.heads[s].0 += 1;
+                    found = true;
+                }
+            }
+            if !found {
+                break;
+            }
+        }
+        let mut del = pdel;
+        for d in sc.open.iter().flatten() {
+            del = del.max(*d);
+        }
+        let group = std::mem::take(&mut sc.group);
+        let out = merge_group(part, &items, &group, del, &schema.regulars, now, sc, false);
+        sc.group = group;
+        if let Some(row) = out? {
+            part.rows.push(row);
+        }
+    }
+    part.arena.items = items;
+    Ok(())
+}
+
+/// Merges the versions `group` (indexes into `items`) of one row under the deletion `del`.
+#[allow(clippy::too_many_arguments)]
+fn merge_group(
+    part: &mut MergedPartition,
+    items: &[Item],
+    group: &[usize],
+    del: DeletionTime,
+    columns: &[Column],
+    now: i64,
+    sc: &mut Scratch,
+    is_static: bool,
+) -> std::result::Result<Option<OutRow>, String> {
+    let first = items[group[0]];
+    let mut liveness = first.liveness;
+    let mut del = del.max(first.deletion);
+    sc.complex.clear();
+    for &g in group {
+        let it = &items[g];
+        if liveness_supersedes(&it.liveness, &liveness) {
+            liveness = it.liveness;
+        }
+        del = del.max(it.deletion);
+        for &(col, d) in &part.arena.complex[it.complex.0 as usize..it.complex.1 as usize] {
+            match sc.complex.iter_mut().find(|(c, _)| *c == col) {
+                Some((_, m)) => *m = m.max(d),
+                None => sc.complex.push((col, d)),
+            }
+        }
+    }
+    let row_live = liveness.is_live(now) && !del.deletes(liveness.timestamp);
+    sc.cand.clear();
+    for &g in group {
+        let it = &items[g];
+        sc.cand.extend(it.cells.0..it.cells.1);
+    }
+    if group.len() > 1 {
+        let arena = &part.arena;
+        sc.cand.sort_by(|&x, &y| cmp_cells(arena, x, y));
+    }
+    let cells_start = part.out_cells.len();
+    let mut i = 0;
+    while i < sc.cand.len() {
+        let mut j = i + 1;
+        while j < sc.cand.len() && cmp_cells(&part.arena, sc.cand[i], sc.cand[j]) == Ordering::Equal {
+            j += 1;
+        }
+        let col = part.arena.cells[sc.cand[i] as usize].column;
+        let counter = columns.get(col as usize).is_some_and(|c| c.ty.is_counter());
+        let mut winner = sc.cand[i];
+        if counter && j - i > 1 {
+            winner = merge_counter(part, &sc.cand[i..j], &mut sc.counters, &mut sc.counter_out)?;
+        } else {
+            for &k in &sc.cand[i + 1..j] {
+                let a = &part.arena;
+                if resolve(&cell_view(a, &a.cells[k as usize]), &cell_view(a, &a.cells[winner as usize])) == Ordering::Greater {
+                    winner = k;
+                }
+            }
+        }
+        let c = &part.arena.cells[winner as usize];
+        let complex = sc.complex.iter().find(|(cc, _)| *cc == col).map(|(_, d)| *d);
+        let visible = col != u32::MAX
+            && !c.tombstone
+            && (c.ttl == 0 || c.ldt == NO_DELETION_TIME || now < c.ldt)
+            && !del.deletes(c.timestamp)
+            && !complex.is_some_and(|d| d.deletes(c.timestamp));
+        if visible {
+            part.out_cells.push(winner);
+        }
+        i = j;
+    }
+    let cells_end = part.out_cells.len();
+    if (is_static || !row_live) && cells_end == cells_start {
+        part.out_cells.truncate(cells_start);
+        return Ok(None);
+    }
+    Ok(Some(OutRow {
+        clust: first.clust,
+        liveness: if row_live { liveness } else { LivenessInfo::EMPTY },
+        cells: (cells_start as u32, cells_end as u32),
+        is_static,
+    }))
+}
+
+/// `Cells.resolveCounter`: a tombstone wins whatever its timestamp; otherwise the contexts merge.
+fn merge_counter(part: &mut MergedPartition, versions: &[u32], counters: &mut CounterMerger, out: &mut Vec<u8>) -> std::result::Result<u32, String> {
+    let a = &part.arena;
+    if let Some(&t) = versions.iter().find(|&&k| a.cells[k as usize].tombstone) {
+        return Ok(t);
+    }
+    let nonempty: Vec<u32> = versions.iter().copied().filter(|&k| a.cells[k as usize].value.1 > a.cells[k as usize].value.0).collect();
+    if nonempty.len() <= 1 {
+        return Ok(nonempty.first().copied().unwrap_or(versions[0]));
+    }
+    counters.merge(nonempty.iter().map(|&k| a.get(a.cells[k as usize].value)), out)?;
+    let timestamp = nonempty.iter().map(|&k| a.cells[k as usize].timestamp).max().unwrap_or(i64::MIN);
+    let base = a.cells[nonempty[0] as usize];
+    let value = part.arena.push_bytes(out).map_err(|_| "a partition narrower than 4 GiB".to_string())?;
+    part.arena.cells.push(CellRec {
+        timestamp,
+        ttl: 0,
+        ldt: NO_DELETION_TIME,
+        tombstone: false,
+        value,
+        ..base
+    });
+    Ok((part.arena.cells.len() - 1) as u32)
+}

@@ -1,0 +1,233 @@
+//! Parallel merged scans: the ring is cut into ranges at partition boundaries, each range merged
+//! independently across every SSTable (of one or several tables sharing a partitioner) that overlaps it.
+//!
+//! Split points are sampled partition keys from Summary.db (every `min_index_interval`-th key of every
+//! SSTable), taken at quantiles so ranges hold similar numbers of partitions. Each split point becomes,
+//! for every SSTable, the Data.db offset of its first partition at or after the point: a binary search in
+//! Summary.db and a short walk of Index.db from the sampled entry — a scan *seeks* to its range, it never
+//! reads from the start of the file. SSTables without Index.db/Summary.db (BTI `da` files) are not split:
+//! with any of them present the plan is one range.
+//!
+//! ```no_run
+//! # use sstable_reader::merge::{Columns, MergeTable};
+//! # use sstable_reader::parallel::{plan_ranges, for_each_ordered};
+//! # fn f(table: &MergeTable) -> sstable_reader::Result<()> {
+//! let ranges = plan_ranges(&[table], 16)?;
+//! for_each_ordered(&ranges, 2, |r| {
+//!     let mut scan = table.scan_spans(&Columns::All, 1_700_000_000, &r.spans[0])?;
+//!     let mut rows = 0;
+//!     while let Some(p) = scan.next_partition()? { rows += p.row_count(); }
+//!     Ok(rows)
+//! }, |_range, rows| { println!("{rows}"); Ok(true) })?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use crate::descriptor::Component;
+use crate::error::{Error, Result};
+use crate::index::{PartitionIndex, Summary};
+use crate::merge::MergeTable;
+use crate::partitioner::{OwnedPosition, Partitioner};
+use crate::sstable::SSTable;
+
+/// One range of the ring: partitions at or after `start` and before `end` (`None`: the ring's ends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRange {
+    /// Position in the plan (ranges are in ring order).
+    pub index: usize,
+    pub start: Option<OwnedPosition>,
+    pub end: Option<OwnedPosition>,
+    /// `spans[table][sstable]`: the `[start, end)` of uncompressed Data.db to scan, `None` when empty.
+    pub spans: Vec<Vec<Option<(u64, u64)>>>,
+}
+
+impl TokenRange {
+    /// Uncompressed bytes the range covers (a size estimate).
+    pub fn bytes(&self) -> u64 {
+        self.spans.iter().flatten().flatten().map(|(s, e)| e - s).sum()
+    }
+}
+
+/// `VIntCoding.computeUnsignedVIntSize`.
+fn uvint_size(v: u64) -> u64 {
+    let magnitude = (v | 1).leading_zeros() as u64;
+    (639 - magnitude * 9) >> 6
+}
+
+/// The sampled keys of an SSTable's Summary.db with their ring positions and Index.db offsets.
+struct Sampled {
+    samples: Vec<(OwnedPosition, u64)>,
+    index: PartitionIndex,
+    data_len: u64,
+}
+
+fn sample(sst: &SSTable, p: Partitioner) -> Result<Option<Sampled>> {
+    let d = &sst.descriptor;
+    if !d.path(Component::Summary).exists() || !d.path(Component::Index).exists() {
+        return Ok(None);
+    }
+    let summary = Summary::read(d)?;
+    let samples = summary.entries.into_iter().map(|(k, pos)| (OwnedPosition { token: p.token(&k), key: k }, pos)).collect();
+    Ok(Some(Sampled {
+        samples,
+        index: PartitionIndex::open(d)?,
+        data_len: sst.data.len(),
+    }))
+}
+
+impl Sampled {
+    /// Data.db offset of the first partition at or after `at`.
+    fn offset_of(&self, at: &OwnedPosition, p: Partitioner) -> Result<u64> {
+        let i = self.samples.partition_point(|(pos, _)| pos < at);
+        let mut pos = if i == 0 { 0 } else { self.samples[i - 1].1 };
+        let len = std::fs::metadata(self.index.path()).map_err(|e| Error::Io { path: self.index.path().to_path_buf(), source: e })?.len();
+        while pos < len {
+            let e = self.index.entry_at(pos)?;
+            if p.position(e.key) >= at.as_ref() {
+                return Ok(e.data_position);
+            }
+            pos = e.index_position + 2 + e.key.len() as u64 + uvint_size(e.data_position) + uvint_size(e.promoted_index_size) + e.promoted_index_size;
+        }
+        Ok(self.data_len)
+    }
+}
+
+/// Cuts the ring into about `target` ranges for `tables` (all with the same partitioner).
+pub fn plan_ranges(tables: &[&MergeTable], target: usize) -> Result<Vec<TokenRange>> {
+    let whole = || TokenRange {
+        index: 0,
+        start: None,
+        end: None,
+        spans: tables.iter().map(|t| t.sstables().iter().map(|s| Some((0, s.data.len()))).collect()).collect(),
+    };
+    let Some(first) = tables.first() else { return Ok(vec![whole()]) };
+    let p = first.partitioner();
+    if let Some(t) = tables.iter().find(|t| t.partitioner() != p) {
+        return Err(Error::Schema {
+            origin: format!("{} and {}", first.sstables()[0].data_path().display(), t.sstables()[0].data_path().display()),
+            line: 0,
+            column: 0,
+            message: format!("tables merged together must share a partitioner ({} and {})", p.name(), t.partitioner().name()),
+        });
+    }
+    if target <= 1 {
+        return Ok(vec![whole()]);
+    }
+    let mut sampled: Vec<Vec<Sampled>> = Vec::new();
+    for t in tables {
+        let mut v = Vec::new();
+        for s in t.sstables() {
+            match sample(s, p)? {
+                Some(x) => v.push(x),
+                None => return Ok(vec![whole()]),
+            }
+        }
+        sampled.push(v);
+    }
+    let mut all: Vec<&OwnedPosition> = sampled.iter().flatten().flat_map(|s| s.samples.iter().map(|(p, _)| p)).collect();
+    all.sort();
+    all.dedup();
+    let mut splits: Vec<OwnedPosition> = (1..target).filter_map(|i| all.get(i * all.len() / target).map(|p| (*p).clone())).collect();
+    splits.dedup();
+    if splits.is_empty() {
+        return Ok(vec![whole()]);
+    }
+    // offsets[table][sstable][split]
+    let offsets: Vec<Vec<Vec<u64>>> = sampled
+        .iter()
+        .map(|v| v.iter().map(|s| splits.iter().map(|at| s.offset_of(at, p)).collect::<Result<Vec<u64>>>()).collect::<Result<Vec<_>>>())
+        .collect::<Result<_>>()?;
+    let n = splits.len() + 1;
+    let mut ranges = Vec::with_capacity(n);
+    for i in 0..n {
+        let spans = sampled
+            .iter()
+            .zip(&offsets)
+            .map(|(v, offs)| {
+                v.iter()
+                    .zip(offs)
+                    .map(|(s, o)| {
+                        let a = if i == 0 { 0 } else { o[i - 1] };
+                        let b = if i == n - 1 { s.data_len } else { o[i] };
+                        (a < b).then_some((a, b))
+                    })
+                    .collect()
+            })
+            .collect();
+        ranges.push(TokenRange {
+            index: i,
+            start: (i > 0).then(|| splits[i - 1].clone()),
+            end: (i < n - 1).then(|| splits[i].clone()),
+            spans,
+        });
+    }
+    Ok(ranges)
+}
+
+/// Runs `work` over `ranges` on `threads` rayon threads and hands the results to `sink` in ring order,
+/// holding at most `2 × threads` results at a time. `sink` returns `false` to stop early.
+pub fn for_each_ordered<T, W, S>(ranges: &[TokenRange], threads: usize, work: W, mut sink: S) -> Result<()>
+where
+    T: Send,
+    W: Fn(&TokenRange) -> Result<T> + Sync,
+    S: FnMut(&TokenRange, T) -> Result<bool>,
+{
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| Error::Unsupported { path: Default::default(), what: format!("a thread pool: {e}") })?;
+    let window = (threads.max(1) * 2).max(1);
+    for batch in ranges.chunks(window) {
+        let results: Vec<Result<T>> = pool.install(|| batch.par_iter().map(&work).collect());
+        for (r, res) in batch.iter().zip(results) {
+            if !sink(r, res?)? {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Counters shared by the workers of a parallel scan, for progress displays.
+#[derive(Debug, Default)]
+pub struct ScanCounters {
+    /// Compressed (on-disk) Data.db bytes read.
+    pub disk_bytes: AtomicU64,
+    /// Rows read (every version in every SSTable).
+    pub rows: AtomicU64,
+    /// Merged partitions.
+    pub partitions: AtomicU64,
+}
+
+impl ScanCounters {
+    pub fn add(&self, disk_bytes: u64, rows: u64, partitions: u64) {
+        self.disk_bytes.fetch_add(disk_bytes, Ordering::Relaxed);
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        self.partitions.fetch_add(partitions, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> (u64, u64, u64) {
+        (
+            self.disk_bytes.load(Ordering::Relaxed),
+            self.rows.load(Ordering::Relaxed),
+            self.partitions.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uvint_size;
+
+    #[test]
+    fn vint_sizes() {
+        for (v, n) in [(0u64, 1u64), (127, 1), (128, 2), (16383, 2), (16384, 3), (u64::MAX, 9)] {
+            let mut b = Vec::new();
+            crate::bytes::put_uvint(&mut b, v);
+            assert_eq!((uvint_size(v), b.len() as u64), (n, n), "{v}");
+        }
+    }
+}

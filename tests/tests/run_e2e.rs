@@ -1,0 +1,187 @@
+//! End to end: `funnel gen` writes a 3-node cluster's snapshots (RF 2, several overlapping SSTables per
+//! node, overwrites, deletions, erased actors, TTLs that expire part of the history) → `funnel run` merges
+//! them and publishes facts → the facts in the SQLite store equal the funnel reference evaluator run over
+//! the generator's own live timelines (`live_timelines`, computed from its model, not from the files).
+//! Then a funnel added to the definitions file gets results over the whole history on the next run.
+
+use std::path::Path;
+use std::process::Command;
+
+use e2e_tests::funnel_bin;
+use facts::{FactStore, FunnelQuery, FunnelStepFact};
+use funnelizer::row::{OwnedRow, RowView, Value};
+use funnelizer::{reference, Aggregator, FunnelSet};
+use sstable_reader::writer::gen::{live_timelines, GenOptions};
+use sstable_reader::writer::{writer_version, Compression};
+
+const END_DATE: &str = "2025-03-01";
+const END_MS: i64 = 1_740_787_200_000; // 2025-03-01T00:00:00Z
+const ACTORS: u64 = 700;
+const DAYS: u32 = 20;
+const TTL: u32 = 15 * 86_400; // the first days of history have expired at the end
+
+const FUNNELS_V1: &str = r#"
+[[funnel]]
+id = "activation"
+window = "7d"
+breakdown = "props.os"
+steps = [ { event = "install" }, { event = "signup" }, { event = "purchase" } ]
+
+[[funnel]]
+id = "click_to_install"
+window = "2d"
+mode = "strict_order"
+steps = [ { hit = true }, { event = "install" }, { event = "open" } ]
+"#;
+
+const FUNNEL_ADDED: &str = r#"
+[[funnel]]
+id = "browse_to_buy"
+window = "3d"
+mode = "unordered"
+steps = [ { event = "view_item" }, { event = "add_to_cart" }, { event = "purchase", where = { "props.currency" = "EUR" } } ]
+"#;
+
+fn gen_options(out: &Path) -> GenOptions {
+    GenOptions {
+        out: out.to_path_buf(),
+        actors: ACTORS,
+        days: DAYS,
+        events_per_actor: 8.0,
+        sstables: 3,
+        compression: Compression::Lz4,
+        version: writer_version("nb").unwrap(),
+        nodes: 3,
+        rf: 2,
+        seed: 42,
+        end_ms: END_MS,
+        ttl: TTL,
+        apps: 3,
+        snapshot_tag: "funnel-gen".into(),
+    }
+}
+
+fn funnel(args: &[&str]) -> String {
+    let out = Command::new(funnel_bin()).args(args).output().unwrap();
+    assert!(out.status.success(), "funnel {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The reference: every funnel over the generator's live timelines.
+fn reference_facts(set: &FunnelSet, o: &GenOptions) -> Vec<FunnelStepFact> {
+    let mut agg = Aggregator::new();
+    for a in live_timelines(o).unwrap() {
+        let mut rows: Vec<OwnedRow> = a
+            .events
+            .iter()
+            .map(|e| OwnedRow::event(e.ts_ms, &e.name, &e.props.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>()))
+            .collect();
+        rows.extend(a.conversions.iter().map(|c| OwnedRow::hit(c.hit_ts_ms, &c.tracker, &c.referrer)));
+        if rows.is_empty() {
+            continue;
+        }
+        agg.see_app(&a.app);
+        for (i, f) in set.funnels.iter().enumerate() {
+            let o = reference::evaluate(f, &rows);
+            let mut breakdown = String::new();
+            if let (Some(fields), Some(row)) = (&f.breakdown, rows.get(o.breakdown_row)) {
+                match fields[row.table().index()].get(row) {
+                    Value::Str(s) => breakdown.push_str(s),
+                    Value::Int(x) => breakdown.push_str(&x.to_string()),
+                    Value::Float(x) => breakdown.push_str(&x.to_string()),
+                    Value::Null => {}
+                }
+            }
+            agg.add(&a.app, i, &o, &breakdown);
+        }
+    }
+    sorted(agg.facts(set))
+}
+
+fn sorted(mut v: Vec<FunnelStepFact>) -> Vec<FunnelStepFact> {
+    v.sort_by(|a, b| {
+        (&a.app_id, &a.funnel_id, &a.funnel_version, a.day, &a.breakdown, a.step).cmp(&(&b.app_id, &b.funnel_id, &b.funnel_version, b.day, &b.breakdown, b.step))
+    });
+    v
+}
+
+/// What the store answers for every app and funnel of `set`.
+fn stored_facts(store: &dyn FactStore, set: &FunnelSet, apps: &[String]) -> Vec<FunnelStepFact> {
+    let mut out = Vec::new();
+    for app in apps {
+        for f in &set.funnels {
+            let mut q = FunnelQuery::new(app, &f.id);
+            q.funnel_version = Some(f.version.clone());
+            q.breakdown = true;
+            let answer = store.read_funnel(&q).unwrap();
+            for d in answer.days {
+                for s in d.steps {
+                    out.push(FunnelStepFact {
+                        app_id: app.clone(),
+                        funnel_id: f.id.clone(),
+                        funnel_version: f.version.clone(),
+                        day: d.day,
+                        breakdown: s.breakdown,
+                        step: s.step,
+                        actors: s.actors,
+                        ttc_median_s: s.ttc_median_s,
+                        ttc_p90_s: s.ttc_p90_s,
+                    });
+                }
+            }
+        }
+    }
+    sorted(out)
+}
+
+#[test]
+fn gen_run_facts_equal_the_reference_and_a_new_funnel_covers_all_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cluster");
+    let o = gen_options(&data);
+    funnel(&[
+        "gen", "--out", data.to_str().unwrap(), "--actors", &ACTORS.to_string(), "--days", &DAYS.to_string(), "--events-per-actor", "8",
+        "--sstables", "3", "--nodes", "3", "--rf", "2", "--seed", "42", "--end-date", END_DATE, "--ttl", &TTL.to_string(), "--apps", "3", "--quiet",
+    ]);
+    let funnels = dir.path().join("funnels.toml");
+    std::fs::write(&funnels, FUNNELS_V1).unwrap();
+    let db = dir.path().join("facts.db");
+    let url = format!("sqlite:{}", db.display());
+    let report = dir.path().join("report.html");
+    let nodes: Vec<String> = (0..3).map(|n| data.join(format!("node{n}")).display().to_string()).collect();
+    let mut args = vec!["run", "--data"];
+    args.extend(nodes.iter().map(String::as_str));
+    args.extend(["--funnels", funnels.to_str().unwrap(), "--facts", &url, "--now", END_DATE, "--threads", "2", "--quiet", "--report", report.to_str().unwrap()]);
+    let summary = funnel(&args);
+    assert!(summary.contains("activation"), "{summary}");
+
+    let set = FunnelSet::parse(FUNNELS_V1, "v1").unwrap();
+    let expected = reference_facts(&set, &o);
+    let apps: Vec<String> = (1..=3).map(|a| format!("app-{a:03}")).collect();
+    let store = facts::open_store(&url).unwrap();
+    let got = stored_facts(store.as_ref(), &set, &apps);
+    assert!(expected.iter().any(|f| f.funnel_id == "click_to_install" && f.step == 3), "the data must exercise every step");
+    assert!(expected.len() > 50, "{} facts", expected.len());
+    assert_eq!(got, expected);
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("<svg") && html.contains("activation"), "self-contained chart per funnel");
+
+    // A funnel added later: the next run computes it over every day on disk.
+    std::fs::write(&funnels, format!("{FUNNELS_V1}\n{FUNNEL_ADDED}")).unwrap();
+    funnel(&args);
+    let set2 = FunnelSet::parse(&format!("{FUNNELS_V1}\n{FUNNEL_ADDED}"), "v2").unwrap();
+    let expected2 = reference_facts(&set2, &o);
+    let got2 = stored_facts(store.as_ref(), &set2, &apps);
+    assert_eq!(got2, expected2);
+    let days: std::collections::BTreeSet<i32> = got2.iter().filter(|f| f.funnel_id == "browse_to_buy").map(|f| f.day.0).collect();
+    // Not just the days since the previous watermark (END_DATE) minus the window: all the days on disk.
+    let watermark = (END_MS / 86_400_000) as i32;
+    let first_event_day = expected.iter().filter(|f| f.funnel_id == "activation").map(|f| f.day.0).min().unwrap();
+    assert!(days.len() >= 10 && *days.first().unwrap() <= first_event_day + 1 && *days.first().unwrap() < watermark - 7, "the new funnel covers the history: {days:?}");
+
+    // `funnel report` reads the same facts back from the store.
+    let out = dir.path().join("again.html");
+    funnel(&["report", "--facts", &url, "--out", out.to_str().unwrap()]);
+    let again = std::fs::read_to_string(&out).unwrap();
+    assert!(again.contains("browse_to_buy"));
+}
