@@ -30,9 +30,11 @@ d = sys.argv[1]
 r = {k: json.loads(open(os.path.join(d, k)).read().strip().splitlines()[-1]) for k in os.listdir(d)}
 mb = r["full1"]["uncompressed_bytes"] / 1e6
 print(f"events table: {r['full1']['sstables']} SSTables, {mb:.0f} MB uncompressed, {r['full1']['row_versions_read']} rows read, {r['full1']['live_rows']} live merged rows")
-for k in ["dec1", "dec2", "full1", "full2", "proj1", "proj2", "cqlite"]:
+for k in ["dec1", "dec2", "full1", "full2", "proj1", "proj2"]:
     x = r[k]
-    print(f"{k:7} {x['seconds']:7.2f} s  {x.get('rows_per_s', 0)/1e6:7.2f} M rows/s  {mb / x['seconds']:8.1f} MB/s")
+    print(f"{k:7} {x['seconds']:7.2f} s  {x.get('rows_per_s', 0)/1e6:7.2f} M rows/s  {mb / x['seconds']:8.1f} MB/s uncompressed")
+x = r["cqlite"]
+print(f"cqlite  {x['seconds']:7.2f} s  {x['rows_per_s']/1e6:7.2f} M rows/s  ({x['rows']} rows, {'complete' if x['complete'] else 'stopped early'})")
 c = r["cqlite"]["rows_per_s"]
 print(f"projection vs cqlite full scan, 1 thread: {r['proj1']['rows_per_s'] / c:.1f}x (target >= 5x)")
 print(f"full merged scan vs cqlite, 1 thread:      {r['full1']['rows_per_s'] / c:.1f}x")

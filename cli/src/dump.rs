@@ -82,7 +82,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let mut files = Vec::new();
     if args.table.is_some() || args.snapshot.is_some() {
-        let sel = Selection { table: args.table.clone(), snapshot: args.snapshot.clone() };
+        let sel = Selection {
+            table: args.table.clone(),
+            snapshot: args.snapshot.clone(),
+        };
         for t in discover(&args.paths, &sel)? {
             files.extend(t.files);
         }
@@ -160,17 +163,31 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// The merged view: one row per primary key per table, partitions in ring order.
-fn run_merged(args: &Args, schema: Option<&CqlSchema>, options: ReadOptions, now: i64) -> Result<ExitCode> {
-    let sel = Selection { table: args.table.clone(), snapshot: args.snapshot.clone() };
+fn run_merged(
+    args: &Args,
+    schema: Option<&CqlSchema>,
+    options: ReadOptions,
+    now: i64,
+) -> Result<ExitCode> {
+    let sel = Selection {
+        table: args.table.clone(),
+        snapshot: args.snapshot.clone(),
+    };
     let tables = discover(&args.paths, &sel)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut printed = 0u64;
     let limit = args.limit.unwrap_or(u64::MAX);
     let mut lines = Vec::new();
-    let columns = if args.columns.is_empty() { Columns::All } else { Columns::Named(args.columns.clone()) };
+    let columns = if args.columns.is_empty() {
+        Columns::All
+    } else {
+        Columns::Named(args.columns.clone())
+    };
     for t in tables {
-        let table = t.open(schema, options).with_context(|| format!("opening {}", t.qualified()))?;
+        let table = t
+            .open(schema, options)
+            .with_context(|| format!("opening {}", t.qualified()))?;
         let mut renderer = RowRenderer::new(table.schema(), &args.columns, now, args.with_meta);
         let mut scan = table.scan(&columns, now)?;
         while let Some(p) = scan.next_partition()? {
@@ -178,7 +195,9 @@ fn run_merged(args: &Args, schema: Option<&CqlSchema>, options: ReadOptions, now
                 .start_partition(p.key(), DeletionTime::LIVE, &mut lines)
                 .with_context(|| format!("{}: partition {:02x?}", t.qualified(), p.key()))?;
             for row in p.static_row().into_iter().chain(p.rows()) {
-                renderer.row(row.to_owned_row(), &mut lines).with_context(|| format!("{}: partition {:02x?}", t.qualified(), p.key()))?;
+                renderer
+                    .row(row.to_owned_row(), &mut lines)
+                    .with_context(|| format!("{}: partition {:02x?}", t.qualified(), p.key()))?;
             }
             renderer.end_partition(&mut lines)?;
             if emit(&mut out, &mut lines, &mut printed, limit)? {

@@ -11,7 +11,9 @@ mod query;
 mod report;
 mod run;
 mod scan;
+mod schedule;
 mod stats;
+mod status;
 mod stream;
 
 use std::process::ExitCode;
@@ -41,6 +43,8 @@ enum Command {
     Run(run::Args),
     Report(report::Args),
     Scan(scan::Args),
+    Schedule(schedule::Args),
+    Status(status::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Report(args) => report::run(args),
         Command::Scan(args) => scan::run(args),
+        Command::Schedule(args) => schedule::run(args),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(code) => code,

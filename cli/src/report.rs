@@ -34,14 +34,20 @@ pub struct Args {
 }
 
 /// Every funnel_steps value the store answers for `apps` × `funnels` (id, version).
-pub fn read_facts(store: &dyn FactStore, apps: &[String], funnels: &[(String, String)]) -> Result<Vec<FunnelStepFact>> {
+pub fn read_facts(
+    store: &dyn FactStore,
+    apps: &[String],
+    funnels: &[(String, String)],
+) -> Result<Vec<FunnelStepFact>> {
     let mut out = Vec::new();
     for app in apps {
         for (id, version) in funnels {
             let mut q = FunnelQuery::new(app, id);
             q.funnel_version = Some(version.clone());
             q.breakdown = true;
-            let answer = store.read_funnel(&q).with_context(|| format!("reading funnel {id} of app {app}"))?;
+            let answer = store
+                .read_funnel(&q)
+                .with_context(|| format!("reading funnel {id} of app {app}"))?;
             for day in answer.days {
                 if day.layer != Layer::Batch && day.steps.is_empty() {
                     continue;
@@ -66,7 +72,8 @@ pub fn read_facts(store: &dyn FactStore, apps: &[String], funnels: &[(String, St
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let store = facts::open_store(&args.facts).with_context(|| format!("opening {}", args.facts))?;
+    let store =
+        facts::open_store(&args.facts).with_context(|| format!("opening {}", args.facts))?;
     let set = match &args.funnels {
         Some(p) => Some(funnelizer::FunnelSet::load(p)?),
         None => None,
@@ -81,7 +88,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         last.inputs
             .get("apps")
             .and_then(|a| a.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     } else {
         args.app.clone()
@@ -89,6 +100,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let facts = read_facts(store.as_ref(), &apps, &last.funnels)?;
     let html = funnelizer::report::render(&facts, set.as_ref(), &args.title);
     std::fs::write(&args.out, html).with_context(|| format!("writing {}", args.out.display()))?;
-    eprintln!("wrote {} ({} apps, {} funnels, {} fact rows)", args.out.display(), apps.len(), last.funnels.len(), facts.len());
+    eprintln!(
+        "wrote {} ({} apps, {} funnels, {} fact rows)",
+        args.out.display(),
+        apps.len(),
+        last.funnels.len(),
+        facts.len()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -36,7 +36,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub funnels: PathBuf,
     /// Fact store URL.
-    #[arg(long, env = "FUNNEL_FACTS", value_name = "URL", default_value = "sqlite:facts.db")]
+    #[arg(
+        long,
+        env = "FUNNEL_FACTS",
+        value_name = "URL",
+        default_value = "sqlite:facts.db"
+    )]
     pub facts: String,
     /// Judge TTLs at this time and set the watermark to its day (RFC 3339, date or seconds; default: now).
     #[arg(long, value_name = "TS")]
@@ -62,32 +67,56 @@ pub struct Args {
 }
 
 fn find<'a>(tables: &'a [DiscoveredTable], qualified: &str) -> Option<&'a DiscoveredTable> {
-    tables.iter().find(|t| t.qualified() == qualified || (!qualified.contains('.') && t.name == qualified))
+    tables
+        .iter()
+        .find(|t| t.qualified() == qualified || (!qualified.contains('.') && t.name == qualified))
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let started = Instant::now();
     let set = FunnelSet::load(&args.funnels)?;
     let now_s = parse_now(args.now.as_deref())?;
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let schema = match &args.schema {
         Some(p) => Some(CqlSchema::read(p)?),
         None => None,
     };
-    let tables = discover(&args.data, &Selection { table: None, snapshot: args.snapshot.clone() })?;
+    let tables = discover(
+        &args.data,
+        &Selection {
+            table: None,
+            snapshot: args.snapshot.clone(),
+        },
+    )?;
     let Some(events) = find(&tables, &set.source.events.table) else {
         bail!(
             "no SSTables of {} under {} (found: {})",
             set.source.events.table,
-            args.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
-            tables.iter().map(|t| t.qualified()).collect::<Vec<_>>().join(", ")
+            args.data
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            tables
+                .iter()
+                .map(|t| t.qualified())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     };
     let conversions = find(&tables, &set.source.conversions.table);
     let options = ReadOptions::default();
-    let ev = events.open(schema.as_ref(), options).with_context(|| format!("opening {}", events.qualified()))?;
+    let ev = events
+        .open(schema.as_ref(), options)
+        .with_context(|| format!("opening {}", events.qualified()))?;
     let cv = match conversions {
-        Some(c) => Some(c.open(schema.as_ref(), options).with_context(|| format!("opening {}", c.qualified()))?),
+        Some(c) => Some(
+            c.open(schema.as_ref(), options)
+                .with_context(|| format!("opening {}", c.qualified()))?,
+        ),
         None => None,
     };
     let source = SstableSource::new(&set, ev, cv, now_s)?;
@@ -106,7 +135,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     })?;
     let scanned = scan_started.elapsed();
 
-    let store = facts::open_store(&args.facts).with_context(|| format!("opening {}", args.facts))?;
+    let store =
+        facts::open_store(&args.facts).with_context(|| format!("opening {}", args.facts))?;
     let apps = eval.aggregate.apps();
     let inputs = serde_json::json!({
         "data": args.data,
@@ -115,7 +145,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "now_s": now_s,
         "apps": apps,
     });
-    let published = funnelizer::publish(store.as_ref(), &set, &eval.aggregate, now_s * 1000, inputs)?;
+    let published =
+        funnelizer::publish(store.as_ref(), &set, &eval.aggregate, now_s * 1000, inputs)?;
     let (disk, rows_read, partitions) = counters.get();
 
     print_summary(&set, &published.facts);
@@ -149,18 +180,38 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// Actors per step of each funnel (all apps, days and breakdowns), with the conversion from step 1.
 fn print_summary(set: &FunnelSet, facts: &[facts::FunnelStepFact]) {
-    println!("{:<24} {:>4}  {:<28} {:>12} {:>8}", "funnel", "step", "name", "actors", "of step 1");
+    println!(
+        "{:<24} {:>4}  {:<28} {:>12} {:>8}",
+        "funnel", "step", "name", "actors", "of step 1"
+    );
     for f in &set.funnels {
         let mut per_step = vec![0u64; f.steps.len()];
-        for x in facts.iter().filter(|x| x.funnel_id == f.id && x.funnel_version == f.version) {
-            if let Some(s) = (x.step as usize).checked_sub(1).and_then(|i| per_step.get_mut(i)) {
+        for x in facts
+            .iter()
+            .filter(|x| x.funnel_id == f.id && x.funnel_version == f.version)
+        {
+            if let Some(s) = (x.step as usize)
+                .checked_sub(1)
+                .and_then(|i| per_step.get_mut(i))
+            {
                 *s += x.actors;
             }
         }
         for (i, (step, n)) in f.steps.iter().zip(&per_step).enumerate() {
-            let pct = if per_step[0] > 0 { format!("{:.1}%", *n as f64 * 100.0 / per_step[0] as f64) } else { "–".into() };
+            let pct = if per_step[0] > 0 {
+                format!("{:.1}%", *n as f64 * 100.0 / per_step[0] as f64)
+            } else {
+                "–".into()
+            };
             let id = if i == 0 { f.id.as_str() } else { "" };
-            println!("{:<24} {:>4}  {:<28} {:>12} {:>8}", id, i + 1, step.name, n, pct);
+            println!(
+                "{:<24} {:>4}  {:<28} {:>12} {:>8}",
+                id,
+                i + 1,
+                step.name,
+                n,
+                pct
+            );
         }
     }
 }

@@ -42,13 +42,23 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let now = parse_now(args.now.as_deref())?;
-    let tables = discover(&args.paths, &Selection { table: Some(args.table.clone()), snapshot: args.snapshot.clone() })?;
+    let tables = discover(
+        &args.paths,
+        &Selection {
+            table: Some(args.table.clone()),
+            snapshot: args.snapshot.clone(),
+        },
+    )?;
     if tables.len() != 1 {
         bail!("{} tables match {}", tables.len(), args.table);
     }
     let table = tables[0].open(None, ReadOptions::default())?;
     let ranges = plan_ranges(&[&table], args.threads.max(1) * 8)?;
-    let columns = if args.columns.is_empty() { Columns::All } else { Columns::Named(args.columns.clone()) };
+    let columns = if args.columns.is_empty() {
+        Columns::All
+    } else {
+        Columns::Named(args.columns.clone())
+    };
     let uncompressed: u64 = table.sstables().iter().map(|s| s.data.len()).sum();
     let started = Instant::now();
     let (mut rows, mut partitions, mut versions, mut checksum) = (0u64, 0u64, 0u64, 0u64);
@@ -61,7 +71,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     let Some((start, end)) = *span else { continue };
                     let mut reader = sst.data.reader();
                     reader.seek(start);
-                    let chunk = sst.data.compression().map_or(1 << 16, |c| c.chunk_length as u64);
+                    let chunk = sst
+                        .data
+                        .compression()
+                        .map_or(1 << 16, |c| c.chunk_length as u64);
                     let mut pos = start;
                     while pos < end {
                         let next = (pos + chunk).min(end);

@@ -326,6 +326,56 @@ pub fn speed_batches_apply_exactly_once(store: &dyn FactStore) {
     assert_eq!(f.days[0].steps[0].ttc_median_s, None);
 }
 
+/// The idempotency key is `(group, topic, partition, first_offset)`: two consumer groups reading the same
+/// topic into one store both apply their batches (and each group's partials count), while each group's own
+/// replay is refused.
+pub fn speed_batch_key_includes_the_group(store: &dyn FactStore) {
+    let app = app("groups");
+    let topic = format!("events-{app}");
+    let of = |group: &str, first: i64, next: i64| {
+        let mut b = SpeedBatch {
+            group: group.into(),
+            ..speed_batch(&app, 0, first, next)
+        };
+        if next == first {
+            // An empty batch (e.g. only offsets moved) carries no facts.
+            b.daily_counts.clear();
+            b.funnel_steps.clear();
+        }
+        b
+    };
+    assert!(store.apply_speed_batch(&of("g1", 0, 10)).unwrap());
+    assert!(
+        store.apply_speed_batch(&of("g2", 0, 10)).unwrap(),
+        "group g2 was refused because g1 applied the same (topic, partition, first_offset)"
+    );
+    assert!(
+        !store.apply_speed_batch(&of("g1", 0, 10)).unwrap(),
+        "g1 replay applied twice"
+    );
+    assert!(
+        !store.apply_speed_batch(&of("g2", 0, 10)).unwrap(),
+        "g2 replay applied twice"
+    );
+    // g2 moves on alone; g1's offset is its own.
+    assert!(store.apply_speed_batch(&of("g2", 10, 15)).unwrap());
+    assert_eq!(store.committed_offsets("g1", &topic).unwrap(), vec![(0, 10)]);
+    assert_eq!(store.committed_offsets("g2", &topic).unwrap(), vec![(0, 15)]);
+    // Empty batches (next == first) are refused on replay by their key alone: the committed-offset
+    // shortcut does not cover them.
+    assert!(store.apply_speed_batch(&of("g1", 20, 20)).unwrap());
+    assert!(store.apply_speed_batch(&of("g2", 20, 20)).unwrap());
+    assert!(!store.apply_speed_batch(&of("g1", 20, 20)).unwrap());
+    assert!(!store.apply_speed_batch(&of("g2", 20, 20)).unwrap());
+    // Each applied non-empty batch counted once, per group: g1 0..10, g2 0..10, g2 10..15, 2 hits each.
+    let a = store.read_counts(&CountsQuery::new(&app, "hits")).unwrap();
+    assert_eq!(a.days.len(), 1);
+    assert_eq!(
+        (a.days[0].layer, a.days[0].values[0].count),
+        (Layer::Speed, 6)
+    );
+}
+
 pub fn state_is_written_with_the_batch(store: &dyn FactStore) {
     let app = app("state");
     let ns = format!("pending-{app}");
@@ -662,6 +712,7 @@ macro_rules! conformance_suite {
             publish_carries_forward_expired_history,
             counts_publish_under_their_own_watermark,
             speed_batches_apply_exactly_once,
+            speed_batch_key_includes_the_group,
             state_is_written_with_the_batch,
             lambda_batch_only,
             lambda_speed_only,

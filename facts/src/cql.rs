@@ -702,7 +702,7 @@ impl FactStore for CqlStore {
                 let seen: Option<(i64,)> = inner
                     .first(
                         st::SELECT_SPEED_BATCH,
-                        (&b.topic, b.partition, b.first_offset),
+                        (&b.group, &b.topic, b.partition, b.first_offset),
                     )
                     .await?;
                 if seen.is_some() {
@@ -726,7 +726,7 @@ impl FactStore for CqlStore {
                         committed: c,
                     });
                 }
-                let key = st::batch_key(&b.topic, b.partition, b.first_offset);
+                let key = st::batch_key(&b.group, &b.topic, b.partition, b.first_offset);
                 let ttl = st::SPEED_TTL_S;
                 let mut days = std::collections::BTreeSet::new();
                 let mut steps = Vec::new();
@@ -807,11 +807,11 @@ impl FactStore for CqlStore {
                 let values = (
                     (&b.group, &b.topic, b.partition, b.next_offset, now),
                     (
+                        &b.group,
                         &b.topic,
                         b.partition,
                         b.first_offset,
                         b.next_offset,
-                        &b.group,
                         now,
                         ttl,
                     ),

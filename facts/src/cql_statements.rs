@@ -7,6 +7,17 @@
 //! Speed partials live in one partition per (key, day) with the Kafka batch key as the last clustering
 //! column: re-applying a batch rewrites the same cells (idempotent upserts, no counters), and readers sum
 //! the partials. `speed_days` lists which days have speed rows, so reads never scan.
+//!
+//! Idempotency key of a speed batch: `(group, topic, partition, first_offset)` — the marker table
+//! `speed_batches_by_group` and the partials' `batch_key` both carry the consumer group, so two groups
+//! reading one topic into one keyspace both apply their batches.
+//!
+//! Upgrading a keyspace created before the group was part of the key: `init` creates
+//! `speed_batches_by_group`; the old `speed_batches` table is no longer read or written and empties itself
+//! through its TTL (drop it at leisure: `DROP TABLE ks.speed_batches`). Replays of batches applied before the
+//! upgrade are still refused by the group's committed offset (`stream_offsets`, unchanged). Stop the stream
+//! cleanly before upgrading: a batch cut short by a crash and re-applied by the new version would write its
+//! partials under the new `batch_key` beside the old ones.
 
 /// One statement the store prepares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +71,11 @@ pub const TABLES: &[&str] = &[
      run_id bigint, published_at_ms bigint, PRIMARY KEY ((app_id), funnel_id, funnel_version))",
     "CREATE TABLE IF NOT EXISTS {ks}.stream_offsets (group_id text, topic text, partition int, next_offset bigint, \
      updated_at_ms bigint, PRIMARY KEY ((group_id, topic), partition))",
-    "CREATE TABLE IF NOT EXISTS {ks}.speed_batches (topic text, partition int, first_offset bigint, next_offset bigint, \
-     group_id text, applied_at_ms bigint, PRIMARY KEY ((topic, partition), first_offset))",
+    // Applied-batch markers, keyed by consumer group too (two groups may read one topic into one store).
+    // Replaces `speed_batches` (keyed without the group; see the module docs on upgrading).
+    "CREATE TABLE IF NOT EXISTS {ks}.speed_batches_by_group (group_id text, topic text, partition int, \
+     first_offset bigint, next_offset bigint, applied_at_ms bigint, \
+     PRIMARY KEY ((group_id, topic, partition), first_offset))",
     "CREATE TABLE IF NOT EXISTS {ks}.stream_state (namespace text, key text, value blob, expires_at_ms bigint, \
      PRIMARY KEY ((namespace), key))",
     "CREATE TABLE IF NOT EXISTS {ks}.meta (key text PRIMARY KEY, value text)",
@@ -109,8 +123,8 @@ stmts! {
     UPSERT_OFFSET = 5, "INSERT INTO {ks}.stream_offsets (group_id, topic, partition, next_offset, updated_at_ms) VALUES (?, ?, ?, ?, ?)";
     SELECT_OFFSETS = 2, "SELECT partition, next_offset FROM {ks}.stream_offsets WHERE group_id = ? AND topic = ?";
     SELECT_OFFSET = 3, "SELECT next_offset FROM {ks}.stream_offsets WHERE group_id = ? AND topic = ? AND partition = ?";
-    INSERT_SPEED_BATCH = 7, "INSERT INTO {ks}.speed_batches (topic, partition, first_offset, next_offset, group_id, applied_at_ms) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?";
-    SELECT_SPEED_BATCH = 3, "SELECT next_offset FROM {ks}.speed_batches WHERE topic = ? AND partition = ? AND first_offset = ?";
+    INSERT_SPEED_BATCH = 7, "INSERT INTO {ks}.speed_batches_by_group (group_id, topic, partition, first_offset, next_offset, applied_at_ms) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?";
+    SELECT_SPEED_BATCH = 4, "SELECT next_offset FROM {ks}.speed_batches_by_group WHERE group_id = ? AND topic = ? AND partition = ? AND first_offset = ?";
     UPSERT_STATE = 5, "INSERT INTO {ks}.stream_state (namespace, key, value, expires_at_ms) VALUES (?, ?, ?, ?) USING TTL ?";
     DELETE_STATE = 2, "DELETE FROM {ks}.stream_state WHERE namespace = ? AND key = ?";
     SELECT_STATE = 3, "SELECT value FROM {ks}.stream_state WHERE namespace = ? AND key = ? AND expires_at_ms > ? ALLOW FILTERING";
@@ -124,9 +138,12 @@ pub fn is_read(s: &Stmt) -> bool {
     s.template.starts_with("SELECT")
 }
 
-/// The Kafka batch key of speed partial rows: `topic/partition/first_offset`.
-pub fn batch_key(topic: &str, partition: i32, first_offset: i64) -> String {
-    format!("{topic}/{partition}/{first_offset}")
+/// The Kafka batch key of speed partial rows: `group/topic/partition/first_offset`. The consumer group is
+/// part of it so two groups' partials of the same Kafka batch are two rows (summed by readers, as SQLite
+/// sums them), not one overwriting the other. Unambiguous: Kafka topic names cannot contain `/`, and the
+/// partition and offset are numbers, so the key splits from the right.
+pub fn batch_key(group: &str, topic: &str, partition: i32, first_offset: i64) -> String {
+    format!("{group}/{topic}/{partition}/{first_offset}")
 }
 
 /// TTL in seconds for a state entry expiring at `expires_at_ms` (at least 1; CQL has no "already expired").
@@ -212,6 +229,27 @@ mod tests {
     }
 
     #[test]
+    fn speed_batch_markers_are_keyed_by_group_topic_partition_first_offset() {
+        let ddl = TABLES
+            .iter()
+            .find(|d| d.contains("{ks}.speed_batches_by_group "))
+            .expect("marker table");
+        assert!(
+            ddl.contains("PRIMARY KEY ((group_id, topic, partition), first_offset))"),
+            "{ddl}"
+        );
+        assert!(!TABLES.iter().any(|d| d.contains("{ks}.speed_batches ")));
+        assert_eq!(
+            SELECT_SPEED_BATCH.cql("ks"),
+            "SELECT next_offset FROM ks.speed_batches_by_group WHERE group_id = ? AND topic = ? AND partition = ? AND first_offset = ?"
+        );
+        assert_eq!(
+            INSERT_SPEED_BATCH.cql("ks"),
+            "INSERT INTO ks.speed_batches_by_group (group_id, topic, partition, first_offset, next_offset, applied_at_ms) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
+        );
+    }
+
+    #[test]
     fn keyspace_ddl() {
         assert_eq!(
             create_keyspace("funnel", 3),
@@ -221,7 +259,8 @@ mod tests {
 
     #[test]
     fn helpers() {
-        assert_eq!(batch_key("events", 3, 42), "events/3/42");
+        assert_eq!(batch_key("g", "events", 3, 42), "g/events/3/42");
+        assert_ne!(batch_key("g1", "events", 3, 42), batch_key("g2", "events", 3, 42));
         assert_eq!(state_ttl_s(10_000, 0), 10);
         assert_eq!(state_ttl_s(10_001, 0), 11);
         assert_eq!(state_ttl_s(0, 10_000), 1);

@@ -37,6 +37,10 @@
 //!   stages nothing for a key it publishes publishes an empty result for that key.
 //! - **Stale publish refused**: publishing run N for a key already pointing at run M > N fails with
 //!   [`FactsError::StaleRun`] (an older snapshot must not replace a newer one).
+//! - **Speed batch key** is `(group, topic, partition, first_offset)` (since SQLite schema 2; a schema-1
+//!   file is migrated in place on open, a CQL keyspace gets the new `speed_batches_by_group` table from
+//!   `init` — see [`cql_statements`]), so consumer groups sharing a topic and a store do not refuse each
+//!   other's batches.
 //! - **Speed batch replays and overlaps**: a batch already applied, or lying wholly below the group's
 //!   committed offset, returns `Ok(false)`; one that starts below the committed offset and ends above it
 //!   fails with [`FactsError::OffsetOverlap`] (nothing written); offset gaps are allowed.

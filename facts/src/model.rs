@@ -214,7 +214,8 @@ pub struct StateEntry {
 }
 
 /// One consumed Kafka batch of one partition: its speed-layer facts, state changes and the offset to resume
-/// from, applied atomically and idempotently (keyed by `(topic, partition, first_offset)`).
+/// from, applied atomically and idempotently (keyed by `(group, topic, partition, first_offset)`: two
+/// consumer groups reading the same topic into one store apply their batches independently).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SpeedBatch {
     pub group: String,

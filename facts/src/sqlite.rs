@@ -26,12 +26,17 @@ use crate::query::{CountsAnswer, CountsQuery, Freshness, FunnelAnswer, FunnelQue
 use crate::store::FactStore;
 
 /// Schema version written to `meta`; bump when the layout changes.
-pub const SCHEMA_VERSION: i64 = 1;
+///
+/// - 1: first layout.
+/// - 2: `speed_batches` keyed by `(group_id, topic, partition, first_offset)` (was without `group_id`, so
+///   two consumer groups reading one topic into one store refused each other's batches). [`SqliteStore::open`]
+///   migrates a version-1 file in place (see `migrate_speed_batches`).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Speed batch keys kept per (topic, partition) for duplicate detection (older replays are refused by the
+/// Speed batch keys kept per (group, topic, partition) for duplicate detection (older replays are refused by the
 /// committed-offset check instead).
 const SPEED_BATCH_KEYS_KEPT: i64 = 10_000;
 
@@ -105,7 +110,7 @@ CREATE TABLE IF NOT EXISTS speed_batches (
     next_offset INTEGER NOT NULL,
     group_id TEXT NOT NULL,
     applied_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition, first_offset)
+    PRIMARY KEY (group_id, topic, partition, first_offset)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stream_state (
     namespace TEXT NOT NULL,
@@ -370,6 +375,48 @@ fn delete_key_rows(
     Ok(())
 }
 
+/// Whether `speed_batches` has the schema-1 key `(topic, partition, first_offset)`, i.e. `group_id` is not
+/// part of its primary key.
+fn speed_batches_key_lacks_group(conn: &Connection) -> Result<bool, FactsError> {
+    let in_pk: Option<i64> = conn
+        .query_row(
+            "SELECT pk FROM pragma_table_info('speed_batches') WHERE name = 'group_id'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(in_pk.is_some_and(|pk| pk == 0))
+}
+
+/// Schema 1 → 2: rebuild `speed_batches` with `group_id` in its key. Lossless (schema 1 already stored
+/// `group_id` in every row) and atomic (one immediate transaction; a concurrent opener re-checks under the
+/// lock and finds nothing to do). A no-op on files created with schema 2.
+fn migrate_speed_batches(conn: &mut Connection) -> Result<(), FactsError> {
+    if !speed_batches_key_lacks_group(conn)? {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if speed_batches_key_lacks_group(&tx)? {
+        tx.execute_batch(
+            "CREATE TABLE speed_batches_v2 (
+                 topic TEXT NOT NULL,
+                 partition INTEGER NOT NULL,
+                 first_offset INTEGER NOT NULL,
+                 next_offset INTEGER NOT NULL,
+                 group_id TEXT NOT NULL,
+                 applied_at_ms INTEGER NOT NULL,
+                 PRIMARY KEY (group_id, topic, partition, first_offset)
+             ) WITHOUT ROWID;
+             INSERT INTO speed_batches_v2 (topic, partition, first_offset, next_offset, group_id, applied_at_ms)
+                 SELECT topic, partition, first_offset, next_offset, group_id, applied_at_ms FROM speed_batches;
+             DROP TABLE speed_batches;
+             ALTER TABLE speed_batches_v2 RENAME TO speed_batches;",
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// Decode a `funnel_steps` row (columns as selected by `load_steps`).
 fn step_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FunnelStepFact> {
     let conv = |i: usize, e: FactsError| {
@@ -464,11 +511,13 @@ fn load_counts(
 
 impl FactStore for SqliteStore {
     fn init(&self) -> Result<(), FactsError> {
-        let conn = self.lock();
+        let mut conn = self.lock();
         conn.execute_batch(SCHEMA)?;
+        migrate_speed_batches(&mut conn)?;
         conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
-            [SCHEMA_VERSION.to_string()],
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+             ON CONFLICT DO UPDATE SET value = excluded.value WHERE CAST(value AS INTEGER) < ?1",
+            [SCHEMA_VERSION],
         )?;
         Ok(())
     }
@@ -694,8 +743,9 @@ impl FactStore for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let seen: Option<i64> = tx
             .query_row(
-                "SELECT 1 FROM speed_batches WHERE topic = ?1 AND partition = ?2 AND first_offset = ?3",
-                params![b.topic, b.partition, b.first_offset],
+                "SELECT 1 FROM speed_batches
+                 WHERE group_id = ?1 AND topic = ?2 AND partition = ?3 AND first_offset = ?4",
+                params![b.group, b.topic, b.partition, b.first_offset],
                 |r| r.get(0),
             )
             .optional()?;
@@ -787,10 +837,11 @@ impl FactStore for SqliteStore {
         tx.execute("DELETE FROM stream_state WHERE expires_at_ms <= ?1", [now])?;
         if b.first_offset % 64 == 0 {
             tx.execute(
-                "DELETE FROM speed_batches WHERE topic = ?1 AND partition = ?2 AND first_offset <
-                   (SELECT first_offset FROM speed_batches WHERE topic = ?1 AND partition = ?2
-                    ORDER BY first_offset DESC LIMIT 1 OFFSET ?3)",
-                params![b.topic, b.partition, SPEED_BATCH_KEYS_KEPT],
+                "DELETE FROM speed_batches
+                 WHERE group_id = ?1 AND topic = ?2 AND partition = ?3 AND first_offset <
+                   (SELECT first_offset FROM speed_batches WHERE group_id = ?1 AND topic = ?2 AND partition = ?3
+                    ORDER BY first_offset DESC LIMIT 1 OFFSET ?4)",
+                params![b.group, b.topic, b.partition, SPEED_BATCH_KEYS_KEPT],
             )?;
         }
         tx.commit()?;
@@ -1124,6 +1175,64 @@ mod tests {
             .read_funnel(&crate::FunnelQuery::new("a", "f"))
             .unwrap();
         assert!(last.days.iter().all(|d| d.steps[0].actors == 8));
+    }
+
+    #[test]
+    fn a_schema_1_file_is_migrated_to_group_keyed_speed_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // The schema-1 table, with a batch group g1 applied at topic t, partition 0, offsets 0..10.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                 INSERT INTO meta VALUES ('schema_version', '1');
+                 CREATE TABLE speed_batches (
+                     topic TEXT NOT NULL, partition INTEGER NOT NULL, first_offset INTEGER NOT NULL,
+                     next_offset INTEGER NOT NULL, group_id TEXT NOT NULL, applied_at_ms INTEGER NOT NULL,
+                     PRIMARY KEY (topic, partition, first_offset)) WITHOUT ROWID;
+                 INSERT INTO speed_batches VALUES ('t', 0, 10, 10, 'g1', 1);
+                 CREATE TABLE stream_offsets (group_id TEXT NOT NULL, topic TEXT NOT NULL,
+                     partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL,
+                     PRIMARY KEY (group_id, topic, partition)) WITHOUT ROWID;
+                 INSERT INTO stream_offsets VALUES ('g1', 't', 0, 10, 1);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let c = Connection::open(&path).unwrap();
+        let pk: Vec<String> = c
+            .prepare("SELECT name FROM pragma_table_info('speed_batches') WHERE pk > 0 ORDER BY pk")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(pk, ["group_id", "topic", "partition", "first_offset"]);
+        let version: String = c
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION.to_string());
+        let empty = |group: &str| SpeedBatch {
+            group: group.into(),
+            topic: "t".into(),
+            partition: 0,
+            first_offset: 10,
+            next_offset: 10,
+            ..SpeedBatch::default()
+        };
+        // The migrated marker still refuses g1's replay; g2 is a different key now.
+        assert!(!store.apply_speed_batch(&empty("g1")).unwrap());
+        assert!(store.apply_speed_batch(&empty("g2")).unwrap());
+        assert!(!store.apply_speed_batch(&empty("g2")).unwrap());
+        // Re-opening a migrated file is a no-op.
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        assert!(!store.apply_speed_batch(&empty("g1")).unwrap());
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub trait FactStore: Send + Sync {
     fn fail_run(&self, run: RunId, error: &str) -> Result<(), FactsError>;
 
     /// Apply one consumed Kafka batch atomically: facts, state puts/deletes and the group's committed offset.
-    /// Returns `false` (and changes nothing) when this `(topic, partition, first_offset)` was applied before.
+    /// Returns `false` (and changes nothing) when this `(group, topic, partition, first_offset)` was applied
+    /// before; another consumer group's batch with the same `(topic, partition, first_offset)` is a different
+    /// batch.
     fn apply_speed_batch(&self, batch: &SpeedBatch) -> Result<bool, FactsError>;
 
     /// `(partition, next offset)` committed by `apply_speed_batch` for a consumer group and topic.

@@ -12,6 +12,7 @@ pub mod predicate;
 pub mod reference;
 pub mod report;
 pub mod row;
+pub mod schedule;
 pub mod source;
 
 pub use aggregate::Aggregator;

@@ -52,7 +52,11 @@ enum Kind {
 fn kind_of(ty: &CqlType) -> Kind {
     match ty.base() {
         CqlType::Text | CqlType::Ascii => Kind::Text,
-        CqlType::Int | CqlType::BigInt | CqlType::SmallInt | CqlType::TinyInt | CqlType::Timestamp => Kind::Int,
+        CqlType::Int
+        | CqlType::BigInt
+        | CqlType::SmallInt
+        | CqlType::TinyInt
+        | CqlType::Timestamp => Kind::Int,
         CqlType::Float | CqlType::Double => Kind::Float,
         CqlType::Boolean => Kind::Bool,
         CqlType::Counter => Kind::Counter,
@@ -98,25 +102,58 @@ fn place(schema: &TableSchema, name: &str) -> Place {
 impl TableMap {
     fn new(set: &FunnelSet, table: Table, schema: &TableSchema) -> Result<TableMap, SourceError> {
         let src = set.source.of(table);
-        let err = |message: String| SourceError::Mapping { table: src.table.clone(), message };
+        let err = |message: String| SourceError::Mapping {
+            table: src.table.clone(),
+            message,
+        };
         let app = schema
             .partition_key
             .iter()
             .position(|c| c.name == src.app)
-            .ok_or_else(|| err(format!("the app column {:?} is not a partition key column", src.app)))?;
+            .ok_or_else(|| {
+                err(format!(
+                    "the app column {:?} is not a partition key column",
+                    src.app
+                ))
+            })?;
         if !schema.partition_key.iter().any(|c| c.name == src.actor) {
-            return Err(err(format!("the actor column {:?} is not a partition key column", src.actor)));
+            return Err(err(format!(
+                "the actor column {:?} is not a partition key column",
+                src.actor
+            )));
         }
         let time = place(schema, &src.time);
-        if !matches!(time, Place::Clustering(_, Kind::Int) | Place::Regular(_, Kind::Int)) {
-            return Err(err(format!("the time column {:?} is not a timestamp clustering or regular column", src.time)));
+        if !matches!(
+            time,
+            Place::Clustering(_, Kind::Int) | Place::Regular(_, Kind::Int)
+        ) {
+            return Err(err(format!(
+                "the time column {:?} is not a timestamp clustering or regular column",
+                src.time
+            )));
         }
-        let places: Vec<Place> = set.columns(table).iter().map(|n| place(schema, n)).collect();
-        let mut proj: Vec<String> = set.columns(table).iter().filter(|n| schema.regulars.iter().any(|c| &c.name == *n)).cloned().collect();
+        let places: Vec<Place> = set
+            .columns(table)
+            .iter()
+            .map(|n| place(schema, n))
+            .collect();
+        let mut proj: Vec<String> = set
+            .columns(table)
+            .iter()
+            .filter(|n| schema.regulars.iter().any(|c| &c.name == *n))
+            .cloned()
+            .collect();
         if let Place::Regular(i, _) = time {
             proj.push(schema.regulars[i].name.clone());
         }
-        let rendered = places.iter().any(|p| matches!(p, Place::Key(_, Kind::Rendered(_)) | Place::Clustering(_, Kind::Rendered(_)) | Place::Regular(_, Kind::Rendered(_))));
+        let rendered = places.iter().any(|p| {
+            matches!(
+                p,
+                Place::Key(_, Kind::Rendered(_))
+                    | Place::Clustering(_, Kind::Rendered(_))
+                    | Place::Regular(_, Kind::Rendered(_))
+            )
+        });
         Ok(TableMap {
             table,
             places,
@@ -167,8 +204,12 @@ fn decode<'a>(k: &Kind, b: &'a [u8]) -> Value<'a> {
         Kind::Text => std::str::from_utf8(b).map_or(Value::Null, Value::Str),
         Kind::Int => int(b).map_or(Value::Null, Value::Int),
         Kind::Float => match b.len() {
-            4 => b.try_into().map_or(Value::Null, |x| Value::Float(f32::from_be_bytes(x) as f64)),
-            8 => b.try_into().map_or(Value::Null, |x| Value::Float(f64::from_be_bytes(x))),
+            4 => b
+                .try_into()
+                .map_or(Value::Null, |x| Value::Float(f32::from_be_bytes(x) as f64)),
+            8 => b
+                .try_into()
+                .map_or(Value::Null, |x| Value::Float(f64::from_be_bytes(x))),
             _ => Value::Null,
         },
         Kind::Bool => match b.first() {
@@ -220,11 +261,16 @@ impl RowView for SourceRow<'_> {
     }
 
     fn column(&self, col: &ColumnRef) -> Value<'_> {
-        self.values.get(col.id as usize).copied().unwrap_or(Value::Null)
+        self.values
+            .get(col.id as usize)
+            .copied()
+            .unwrap_or(Value::Null)
     }
 
     fn property(&self, map: &ColumnRef, key: &str) -> Option<&str> {
-        let Some(Place::Regular(i, Kind::Map)) = self.map.places.get(map.id as usize) else { return None };
+        let Some(Place::Regular(i, Kind::Map)) = self.map.places.get(map.id as usize) else {
+            return None;
+        };
         self.row
             .cells()
             .find(|c| c.column == *i && c.path == Some(key.as_bytes()))
@@ -235,7 +281,9 @@ impl RowView for SourceRow<'_> {
 /// Reuses a vector's allocation for a new lifetime (it is emptied first, so nothing of the old one is kept).
 fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
     v.clear();
-    v.into_iter().map(|_| unreachable!("the vector was emptied")).collect()
+    v.into_iter()
+        .map(|_| unreachable!("the vector was emptied"))
+        .collect()
 }
 
 /// Per-worker reused buffers.
@@ -258,12 +306,19 @@ pub struct SstableSource {
 
 impl SstableSource {
     /// `conversions` may be absent when no funnel reads it. `now_s` judges TTLs (seconds).
-    pub fn new(set: &FunnelSet, events: MergeTable, conversions: Option<MergeTable>, now_s: i64) -> Result<SstableSource, SourceError> {
+    pub fn new(
+        set: &FunnelSet,
+        events: MergeTable,
+        conversions: Option<MergeTable>,
+        now_s: i64,
+    ) -> Result<SstableSource, SourceError> {
         let uses_conv = set.funnels.iter().any(|f| f.uses(Table::Conversions));
         if uses_conv && conversions.is_none() {
             return Err(SourceError::Mapping {
                 table: set.source.conversions.table.clone(),
-                message: "a funnel uses hits (conversions) but no SSTables of this table were found".into(),
+                message:
+                    "a funnel uses hits (conversions) but no SSTables of this table were found"
+                        .into(),
             });
         }
         let maps = [
@@ -273,21 +328,36 @@ impl SstableSource {
                 None => None,
             },
         ];
-        Ok(SstableSource { events, conversions, maps, now_s })
+        Ok(SstableSource {
+            events,
+            conversions,
+            maps,
+            now_s,
+        })
     }
 
     fn tables(&self) -> Vec<&MergeTable> {
-        std::iter::once(&self.events).chain(self.conversions.as_ref()).collect()
+        std::iter::once(&self.events)
+            .chain(self.conversions.as_ref())
+            .collect()
     }
 
     /// Total uncompressed Data.db bytes and on-disk bytes of all SSTables.
     pub fn sizes(&self) -> (u64, u64) {
-        self.tables().iter().flat_map(|t| t.sstables()).fold((0, 0), |(u, d), s| (u + s.data.len(), d + s.data.file_len()))
+        self.tables()
+            .iter()
+            .flat_map(|t| t.sstables())
+            .fold((0, 0), |(u, d), s| {
+                (u + s.data.len(), d + s.data.file_len())
+            })
     }
 
     /// SSTables per table (events, conversions).
     pub fn sstable_counts(&self) -> (usize, usize) {
-        (self.events.sstables().len(), self.conversions.as_ref().map_or(0, |c| c.sstables().len()))
+        (
+            self.events.sstables().len(),
+            self.conversions.as_ref().map_or(0, |c| c.sstables().len()),
+        )
     }
 
     /// Ranges of the ring for parallel evaluation (about `target`).
@@ -296,18 +366,35 @@ impl SstableSource {
     }
 
     /// Streams every actor of `range` into `worker`; adds progress to `counters`.
-    pub fn scan_range<'a>(&'a self, range: &TokenRange, worker: &mut Worker<'_>, bufs: &mut Buffers, counters: Option<&'a ScanCounters>) -> Result<(), SourceError> {
+    pub fn scan_range<'a>(
+        &'a self,
+        range: &TokenRange,
+        worker: &mut Worker<'_>,
+        bufs: &mut Buffers,
+        counters: Option<&'a ScanCounters>,
+    ) -> Result<(), SourceError> {
         let empty = Vec::new();
         let [Some(emap), cmap] = &self.maps else {
-            return Err(SourceError::Mapping { table: "events".into(), message: "no mapping".into() });
+            return Err(SourceError::Mapping {
+                table: "events".into(),
+                message: "no mapping".into(),
+            });
         };
         let with = |s: MergedScan<'a>| match counters {
             Some(k) => s.report_to(k),
             None => s,
         };
-        let mut ev = with(self.events.scan_spans(&emap.projection, self.now_s, range.spans.first().unwrap_or(&empty))?);
+        let mut ev = with(self.events.scan_spans(
+            &emap.projection,
+            self.now_s,
+            range.spans.first().unwrap_or(&empty),
+        )?);
         let mut cv = match (&self.conversions, cmap) {
-            (Some(t), Some(m)) => Some(with(t.scan_spans(&m.projection, self.now_s, range.spans.get(1).unwrap_or(&empty))?)),
+            (Some(t), Some(m)) => Some(with(t.scan_spans(
+                &m.projection,
+                self.now_s,
+                range.spans.get(1).unwrap_or(&empty),
+            )?)),
             _ => None,
         };
         let mut e = ev.next_partition()?;
@@ -349,10 +436,27 @@ impl SstableSource {
 }
 
 /// Builds one actor's rows from its merged partitions and evaluates every funnel on them.
-fn observe(emap: &TableMap, cmap: Option<&TableMap>, e: Option<&MergedPartition>, c: Option<&MergedPartition>, worker: &mut Worker<'_>, bufs: &mut Buffers) {
+fn observe(
+    emap: &TableMap,
+    cmap: Option<&TableMap>,
+    e: Option<&MergedPartition>,
+    c: Option<&MergedPartition>,
+    worker: &mut Worker<'_>,
+    bufs: &mut Buffers,
+) {
     let parts: [(Option<&MergedPartition>, Option<&TableMap>); 2] = [(e, Some(emap)), (c, cmap)];
-    let Some((key, map)) = parts.iter().find_map(|(p, m)| Some((p.as_ref()?.key(), (*m)?))) else { return };
-    let Some(app) = map.key_part(key, map.app).and_then(|b| std::str::from_utf8(b).ok()) else { return };
+    let Some((key, map)) = parts
+        .iter()
+        .find_map(|(p, m)| Some((p.as_ref()?.key(), (*m)?)))
+    else {
+        return;
+    };
+    let Some(app) = map
+        .key_part(key, map.app)
+        .and_then(|b| std::str::from_utf8(b).ok())
+    else {
+        return;
+    };
     // Pass 1: text renderings of values without a native form (rare: uuid, inet … columns in predicates).
     bufs.text.clear();
     bufs.spans.clear();
@@ -382,7 +486,10 @@ fn observe(emap: &TableMap, cmap: Option<&TableMap>, e: Option<&MergedPartition>
     for (t, (p, m)) in parts.iter().enumerate() {
         let (Some(p), Some(m)) = (p, m) else { continue };
         for (ri, row) in p.rows().enumerate() {
-            let ts = match m.bytes(&m.time, p.key(), &row).map(|b| decode(&Kind::Int, b)) {
+            let ts = match m
+                .bytes(&m.time, p.key(), &row)
+                .map(|b| decode(&Kind::Int, b))
+            {
                 Some(Value::Int(ts)) => ts,
                 _ => {
                     // no time: not part of the timeline (keep the renderings in step)
@@ -402,7 +509,9 @@ fn observe(emap: &TableMap, cmap: Option<&TableMap>, e: Option<&MergedPartition>
                         Some(&(s, e)) if e > s => Value::Str(&text[s as usize..e as usize]),
                         _ => Value::Null,
                     },
-                    Some(k) => m.bytes(place, p.key(), &row).map_or(Value::Null, |b| decode(k, b)),
+                    Some(k) => m
+                        .bytes(place, p.key(), &row)
+                        .map_or(Value::Null, |b| decode(k, b)),
                 };
                 values.push(v);
             }
@@ -412,10 +521,18 @@ fn observe(emap: &TableMap, cmap: Option<&TableMap>, e: Option<&MergedPartition>
     let mut rows: Vec<SourceRow<'_>> = recycle(std::mem::take(&mut bufs.rows));
     for &(table, ts_ms, base, which) in meta.iter() {
         let (t, ri) = (which >> 40, which & ((1 << 40) - 1));
-        let (Some(p), Some(m)) = parts[t] else { continue };
+        let (Some(p), Some(m)) = parts[t] else {
+            continue;
+        };
         let Some(row) = p.row(ri) else { continue };
         let n = m.places.len();
-        rows.push(SourceRow { table, ts_ms, values: &values[base..base + n], row, map: m });
+        rows.push(SourceRow {
+            table,
+            ts_ms,
+            values: &values[base..base + n],
+            row,
+            map: m,
+        });
     }
     if !rows.is_empty() {
         worker.observe_actor(app, &rows);

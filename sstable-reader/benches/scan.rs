@@ -1,9 +1,10 @@
 //! Reader benchmark: over the same SSTables, in one run, times
-//!   1. decompress-only: every chunk CRC-checked and decompressed into the reused buffer (the floor),
-//!   2. full scan: every row and cell decoded (values borrowed, nothing copied),
-//!   3. projection: only two columns decoded, the rest skipped,
-//!   4. dump: full scan plus JSON rendering of live rows (what `funnel dump` does),
-//! and prints rows/s, uncompressed MB/s and each pass's ratio to decompress-only. Best of N runs.
+//! 1. decompress-only: every chunk CRC-checked and decompressed into the reused buffer (the floor),
+//! 2. full scan: every row and cell decoded (values borrowed, nothing copied),
+//! 3. projection: only two columns decoded, the rest skipped,
+//! 4. dump: full scan plus JSON rendering of live rows (what `funnel dump` does).
+//!
+//! It prints rows/s, uncompressed MB/s and each pass's ratio to decompress-only. Best of N runs.
 //!
 //! Usage: cargo bench -p sstable-reader --bench scan -- PATH [--columns a,b] [--runs N]
 //! (`bench/reader.sh` generates a dataset with `funnel gen` and runs this.)

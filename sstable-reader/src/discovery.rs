@@ -61,7 +61,11 @@ impl DiscoveredTable {
 
     /// Opens every SSTable (`schema` overrides the `schema.cql` files) and prepares the merge.
     pub fn open(&self, schema: Option<&CqlSchema>, options: ReadOptions) -> Result<MergeTable> {
-        let ssts = self.files.iter().map(|f| SSTable::open(f, schema, options)).collect::<Result<Vec<_>>>()?;
+        let ssts = self
+            .files
+            .iter()
+            .map(|f| SSTable::open(f, schema, options))
+            .collect::<Result<Vec<_>>>()?;
         MergeTable::new(ssts)
     }
 }
@@ -78,7 +82,10 @@ fn classify(data: &Path) -> (PathBuf, Copy) {
     if let (Some(tag), Some(snaps)) = (dir.file_name(), dir.parent()) {
         if snaps.file_name().is_some_and(|n| n == "snapshots") {
             if let Some(table_dir) = snaps.parent() {
-                return (table_dir.to_path_buf(), Copy::Snapshot(tag.to_string_lossy().into_owned()));
+                return (
+                    table_dir.to_path_buf(),
+                    Copy::Snapshot(tag.to_string_lossy().into_owned()),
+                );
             }
         }
     }
@@ -124,22 +131,42 @@ pub fn discover(paths: &[PathBuf], sel: &Selection) -> Result<Vec<DiscoveredTabl
     let mut by_dir: BTreeMap<PathBuf, BTreeMap<Copy, Vec<PathBuf>>> = BTreeMap::new();
     for f in files {
         let (dir, copy) = classify(&f);
-        by_dir.entry(dir).or_default().entry(copy).or_default().push(f);
+        by_dir
+            .entry(dir)
+            .or_default()
+            .entry(copy)
+            .or_default()
+            .push(f);
     }
     let mut groups: BTreeMap<(String, String), DiscoveredTable> = BTreeMap::new();
     for (dir, copies) in by_dir {
         let chosen: Vec<PathBuf> = match &sel.snapshot {
-            Some(tag) => copies.get(&Copy::Snapshot(tag.clone())).cloned().unwrap_or_default(),
+            Some(tag) => copies
+                .get(&Copy::Snapshot(tag.clone()))
+                .cloned()
+                .unwrap_or_default(),
             None => match copies.get(&Copy::Live) {
                 Some(live) => live.clone(),
                 None => {
-                    let tags: Vec<&String> = copies.keys().filter_map(|c| if let Copy::Snapshot(t) = c { Some(t) } else { None }).collect();
+                    let tags: Vec<&String> = copies
+                        .keys()
+                        .filter_map(|c| {
+                            if let Copy::Snapshot(t) = c {
+                                Some(t)
+                            } else {
+                                None
+                            }
+                        })
+                        .collect();
                     if tags.len() > 1 {
                         return Err(Error::NotFound {
                             path: dir,
                             message: format!(
                                 "several snapshots ({}): choose one with --snapshot TAG",
-                                tags.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                                tags.iter()
+                                    .map(|t| t.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ),
                         });
                     }
@@ -147,20 +174,27 @@ pub fn discover(paths: &[PathBuf], sel: &Selection) -> Result<Vec<DiscoveredTabl
                 }
             },
         };
-        let Some(first) = chosen.first() else { continue };
+        let Some(first) = chosen.first() else {
+            continue;
+        };
         let (ks, name) = table_location(first);
         let ks = ks.unwrap_or_default();
         let name = name.unwrap_or_default();
         if !sel.wants(&ks, &name) {
             continue;
         }
-        let g = groups.entry((ks.clone(), name.clone())).or_insert_with(|| DiscoveredTable {
-            keyspace: ks,
-            name,
-            files: Vec::new(),
-            schema_files: Vec::new(),
-        });
-        let dirs: BTreeSet<PathBuf> = chosen.iter().filter_map(|f| f.parent().map(Path::to_path_buf)).collect();
+        let g = groups
+            .entry((ks.clone(), name.clone()))
+            .or_insert_with(|| DiscoveredTable {
+                keyspace: ks,
+                name,
+                files: Vec::new(),
+                schema_files: Vec::new(),
+            });
+        let dirs: BTreeSet<PathBuf> = chosen
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
         for d in dirs {
             let s = d.join("schema.cql");
             if s.is_file() && !g.schema_files.contains(&s) {
@@ -183,7 +217,14 @@ pub fn discover(paths: &[PathBuf], sel: &Selection) -> Result<Vec<DiscoveredTabl
         };
         return Err(Error::NotFound {
             path: paths.first().cloned().unwrap_or_default(),
-            message: format!("{what} under {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")),
+            message: format!(
+                "{what} under {}",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         });
     }
     Ok(out)
@@ -193,7 +234,9 @@ fn check_schema_files(t: &DiscoveredTable) -> Result<()> {
     let mut first: Option<(&PathBuf, CqlTable)> = None;
     for f in &t.schema_files {
         let s = CqlSchema::read(f)?;
-        let Some(def) = s.table(Some(&t.name)).or_else(|| s.table(None)).cloned() else { continue };
+        let Some(def) = s.table(Some(&t.name)).or_else(|| s.table(None)).cloned() else {
+            continue;
+        };
         match &first {
             None => first = Some((f, def)),
             Some((f0, d0)) if *d0 != def => {

@@ -47,7 +47,12 @@ pub struct TokenRange {
 impl TokenRange {
     /// Uncompressed bytes the range covers (a size estimate).
     pub fn bytes(&self) -> u64 {
-        self.spans.iter().flatten().flatten().map(|(s, e)| e - s).sum()
+        self.spans
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|(s, e)| e - s)
+            .sum()
     }
 }
 
@@ -70,7 +75,19 @@ fn sample(sst: &SSTable, p: Partitioner) -> Result<Option<Sampled>> {
         return Ok(None);
     }
     let summary = Summary::read(d)?;
-    let samples = summary.entries.into_iter().map(|(k, pos)| (OwnedPosition { token: p.token(&k), key: k }, pos)).collect();
+    let samples = summary
+        .entries
+        .into_iter()
+        .map(|(k, pos)| {
+            (
+                OwnedPosition {
+                    token: p.token(&k),
+                    key: k,
+                },
+                pos,
+            )
+        })
+        .collect();
     Ok(Some(Sampled {
         samples,
         index: PartitionIndex::open(d)?,
@@ -83,13 +100,23 @@ impl Sampled {
     fn offset_of(&self, at: &OwnedPosition, p: Partitioner) -> Result<u64> {
         let i = self.samples.partition_point(|(pos, _)| pos < at);
         let mut pos = if i == 0 { 0 } else { self.samples[i - 1].1 };
-        let len = std::fs::metadata(self.index.path()).map_err(|e| Error::Io { path: self.index.path().to_path_buf(), source: e })?.len();
+        let len = std::fs::metadata(self.index.path())
+            .map_err(|e| Error::Io {
+                path: self.index.path().to_path_buf(),
+                source: e,
+            })?
+            .len();
         while pos < len {
             let e = self.index.entry_at(pos)?;
             if p.position(e.key) >= at.as_ref() {
                 return Ok(e.data_position);
             }
-            pos = e.index_position + 2 + e.key.len() as u64 + uvint_size(e.data_position) + uvint_size(e.promoted_index_size) + e.promoted_index_size;
+            pos = e.index_position
+                + 2
+                + e.key.len() as u64
+                + uvint_size(e.data_position)
+                + uvint_size(e.promoted_index_size)
+                + e.promoted_index_size;
         }
         Ok(self.data_len)
     }
@@ -101,16 +128,34 @@ pub fn plan_ranges(tables: &[&MergeTable], target: usize) -> Result<Vec<TokenRan
         index: 0,
         start: None,
         end: None,
-        spans: tables.iter().map(|t| t.sstables().iter().map(|s| Some((0, s.data.len()))).collect()).collect(),
+        spans: tables
+            .iter()
+            .map(|t| {
+                t.sstables()
+                    .iter()
+                    .map(|s| Some((0, s.data.len())))
+                    .collect()
+            })
+            .collect(),
     };
-    let Some(first) = tables.first() else { return Ok(vec![whole()]) };
+    let Some(first) = tables.first() else {
+        return Ok(vec![whole()]);
+    };
     let p = first.partitioner();
     if let Some(t) = tables.iter().find(|t| t.partitioner() != p) {
         return Err(Error::Schema {
-            origin: format!("{} and {}", first.sstables()[0].data_path().display(), t.sstables()[0].data_path().display()),
+            origin: format!(
+                "{} and {}",
+                first.sstables()[0].data_path().display(),
+                t.sstables()[0].data_path().display()
+            ),
             line: 0,
             column: 0,
-            message: format!("tables merged together must share a partitioner ({} and {})", p.name(), t.partitioner().name()),
+            message: format!(
+                "tables merged together must share a partitioner ({} and {})",
+                p.name(),
+                t.partitioner().name()
+            ),
         });
     }
     if target <= 1 {
@@ -127,10 +172,16 @@ pub fn plan_ranges(tables: &[&MergeTable], target: usize) -> Result<Vec<TokenRan
         }
         sampled.push(v);
     }
-    let mut all: Vec<&OwnedPosition> = sampled.iter().flatten().flat_map(|s| s.samples.iter().map(|(p, _)| p)).collect();
+    let mut all: Vec<&OwnedPosition> = sampled
+        .iter()
+        .flatten()
+        .flat_map(|s| s.samples.iter().map(|(p, _)| p))
+        .collect();
     all.sort();
     all.dedup();
-    let mut splits: Vec<OwnedPosition> = (1..target).filter_map(|i| all.get(i * all.len() / target).map(|p| (*p).clone())).collect();
+    let mut splits: Vec<OwnedPosition> = (1..target)
+        .filter_map(|i| all.get(i * all.len() / target).map(|p| (*p).clone()))
+        .collect();
     splits.dedup();
     if splits.is_empty() {
         return Ok(vec![whole()]);
@@ -138,7 +189,16 @@ pub fn plan_ranges(tables: &[&MergeTable], target: usize) -> Result<Vec<TokenRan
     // offsets[table][sstable][split]
     let offsets: Vec<Vec<Vec<u64>>> = sampled
         .iter()
-        .map(|v| v.iter().map(|s| splits.iter().map(|at| s.offset_of(at, p)).collect::<Result<Vec<u64>>>()).collect::<Result<Vec<_>>>())
+        .map(|v| {
+            v.iter()
+                .map(|s| {
+                    splits
+                        .iter()
+                        .map(|at| s.offset_of(at, p))
+                        .collect::<Result<Vec<u64>>>()
+                })
+                .collect::<Result<Vec<_>>>()
+        })
         .collect::<Result<_>>()?;
     let n = splits.len() + 1;
     let mut ranges = Vec::with_capacity(n);
@@ -169,7 +229,12 @@ pub fn plan_ranges(tables: &[&MergeTable], target: usize) -> Result<Vec<TokenRan
 
 /// Runs `work` over `ranges` on `threads` rayon threads and hands the results to `sink` in ring order,
 /// holding at most `2 × threads` results at a time. `sink` returns `false` to stop early.
-pub fn for_each_ordered<T, W, S>(ranges: &[TokenRange], threads: usize, work: W, mut sink: S) -> Result<()>
+pub fn for_each_ordered<T, W, S>(
+    ranges: &[TokenRange],
+    threads: usize,
+    work: W,
+    mut sink: S,
+) -> Result<()>
 where
     T: Send,
     W: Fn(&TokenRange) -> Result<T> + Sync,
@@ -178,7 +243,10 @@ where
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .build()
-        .map_err(|e| Error::Unsupported { path: Default::default(), what: format!("a thread pool: {e}") })?;
+        .map_err(|e| Error::Unsupported {
+            path: Default::default(),
+            what: format!("a thread pool: {e}"),
+        })?;
     let window = (threads.max(1) * 2).max(1);
     for batch in ranges.chunks(window) {
         let results: Vec<Result<T>> = pool.install(|| batch.par_iter().map(&work).collect());
@@ -224,7 +292,14 @@ mod tests {
 
     #[test]
     fn vint_sizes() {
-        for (v, n) in [(0u64, 1u64), (127, 1), (128, 2), (16383, 2), (16384, 3), (u64::MAX, 9)] {
+        for (v, n) in [
+            (0u64, 1u64),
+            (127, 1),
+            (128, 2),
+            (16383, 2),
+            (16384, 3),
+            (u64::MAX, 9),
+        ] {
             let mut b = Vec::new();
             crate::bytes::put_uvint(&mut b, v);
             assert_eq!((uvint_size(v), b.len() as u64), (n, n), "{v}");

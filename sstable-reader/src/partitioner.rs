@@ -62,7 +62,10 @@ impl Partitioner {
     /// The position of a key on the ring.
     #[inline]
     pub fn position<'k>(self, key: &'k [u8]) -> RingPosition<'k> {
-        RingPosition { token: self.token(key), key }
+        RingPosition {
+            token: self.token(key),
+            key,
+        }
     }
 }
 
@@ -87,7 +90,9 @@ pub struct RingPosition<'k> {
 impl Ord for RingPosition<'_> {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        self.token.cmp(&other.token).then_with(|| self.key.cmp(other.key))
+        self.token
+            .cmp(&other.token)
+            .then_with(|| self.key.cmp(other.key))
     }
 }
 
@@ -106,11 +111,17 @@ pub struct OwnedPosition {
 
 impl OwnedPosition {
     pub fn of(p: Partitioner, key: &[u8]) -> OwnedPosition {
-        OwnedPosition { token: p.token(key), key: key.to_vec() }
+        OwnedPosition {
+            token: p.token(key),
+            key: key.to_vec(),
+        }
     }
 
     pub fn as_ref(&self) -> RingPosition<'_> {
-        RingPosition { token: self.token, key: &self.key }
+        RingPosition {
+            token: self.token,
+            key: &self.key,
+        }
     }
 }
 
@@ -120,9 +131,18 @@ mod tests {
 
     #[test]
     fn class_names() {
-        assert_eq!(Partitioner::from_class("org.apache.cassandra.dht.Murmur3Partitioner"), Some(Partitioner::Murmur3));
-        assert_eq!(Partitioner::from_class("org.apache.cassandra.dht.RandomPartitioner"), Some(Partitioner::Random));
-        assert_eq!(Partitioner::from_class("org.apache.cassandra.dht.LocalPartitioner"), None);
+        assert_eq!(
+            Partitioner::from_class("org.apache.cassandra.dht.Murmur3Partitioner"),
+            Some(Partitioner::Murmur3)
+        );
+        assert_eq!(
+            Partitioner::from_class("org.apache.cassandra.dht.RandomPartitioner"),
+            Some(Partitioner::Random)
+        );
+        assert_eq!(
+            Partitioner::from_class("org.apache.cassandra.dht.LocalPartitioner"),
+            None
+        );
     }
 
     #[test]

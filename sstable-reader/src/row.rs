@@ -351,7 +351,9 @@ pub(crate) fn unfiltered_extent(
         skip_clustering_values(c, clustering_types, clustering_types.len())?;
     }
     let body = c.uvint_len()?;
-    Ok(c.pos() - start + body)
+    let header = c.pos() - start;
+    // A size past what any buffer can hold is reported as a read past the end of the data.
+    header.checked_add(body).ok_or(Short { at: start, needed: usize::MAX - 1 })
 }
 
 /// One cell as decoded into the reusable buffer: positions are window offsets.
@@ -506,4 +508,31 @@ impl<'a> MarkerRef<'a> {
 pub enum Unfiltered<'a> {
     Row(RowRef<'a>),
     Marker(MarkerRef<'a>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_row_size_is_a_short_read_not_an_overflow() {
+        // Row flags, no clustering columns, then row_size = u64::MAX (found by cargo fuzz).
+        let bytes = [HAS_TIMESTAMP, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        let err = unfiltered_extent(&mut Cursor::new(&bytes), &[]).unwrap_err();
+        assert_eq!(err.at, 0);
+    }
+
+    #[test]
+    fn deletion_times_decode_in_both_conventions() {
+        let live_oa = [0x80u8];
+        assert!(read_partition_deletion(&mut Cursor::new(&live_oa), true).unwrap().is_live());
+        assert!(read_partition_deletion(&mut Cursor::new(&[0x81]), true).is_err());
+        let mut legacy = i32::MAX.to_be_bytes().to_vec();
+        legacy.extend(i64::MIN.to_be_bytes());
+        assert!(read_partition_deletion(&mut Cursor::new(&legacy), false).unwrap().is_live());
+        let mut oa = 1_600_000_000_000_000i64.to_be_bytes().to_vec();
+        oa.extend(1_600_000_000u32.to_be_bytes());
+        let d = read_partition_deletion(&mut Cursor::new(&oa), true).unwrap();
+        assert_eq!((d.marked_for_delete_at, d.local_deletion_time), (1_600_000_000_000_000, 1_600_000_000));
+    }
 }

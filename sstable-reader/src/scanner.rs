@@ -208,7 +208,7 @@ impl<'s> Scanner<'s> {
                 Ok(v) => return Ok(v),
                 Err(s) if s.needed == usize::MAX => return Err(self.short_to_error(ws, s, what)),
                 Err(s) => {
-                    let need = ws + s.at as u64 + s.needed as u64;
+                    let need = ws.saturating_add(s.at as u64).saturating_add(s.needed as u64);
                     if need <= ws + w.len() as u64 {
                         // The bytes are there but the read still failed: never spin.
                         return Err(self.short_to_error(ws, s, what));
@@ -416,7 +416,7 @@ impl<'s> Scanner<'s> {
                 .map_err(short)?;
         }
         let row_size = c.uvint_len().map_err(short)?;
-        let body_end = c.pos() + row_size;
+        let body_end = c.pos().saturating_add(row_size);
         c.uvint().map_err(short)?; // previous unfiltered size
         let mut liveness = LivenessInfo::EMPTY;
         if flags & HAS_TIMESTAMP != 0 {

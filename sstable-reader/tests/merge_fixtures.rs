@@ -15,11 +15,17 @@ use sstable_reader::{find_data_files, DeletionTime, Projection, ReadOptions, SST
 const NOW: i64 = 1_900_000_000;
 
 fn shared(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/sstables").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/sstables")
+        .join(rel)
 }
 
 fn open_dir(dir: &Path) -> Vec<SSTable> {
-    find_data_files(dir).unwrap().iter().map(|f| SSTable::open(f, None, ReadOptions::default()).unwrap()).collect()
+    find_data_files(dir)
+        .unwrap()
+        .iter()
+        .map(|f| SSTable::open(f, None, ReadOptions::default()).unwrap())
+        .collect()
 }
 
 type Key = (Vec<u8>, Vec<Option<Vec<u8>>>);
@@ -44,17 +50,38 @@ fn brute_force(ssts: &[SSTable]) -> Answer {
             let d = pdel.entry(key.clone()).or_insert(DeletionTime::LIVE);
             *d = d.max(h.deletion);
             while let Some(u) = scan.next_unfiltered().unwrap() {
-                let Unfiltered::Row(r) = u else { panic!("{}: range tombstones are not in this model", sst.data_path().display()) };
-                let ck = (0..r.clustering_len()).map(|i| r.clustering(i).map(<[u8]>::to_vec)).collect();
+                let Unfiltered::Row(r) = u else {
+                    panic!(
+                        "{}: range tombstones are not in this model",
+                        sst.data_path().display()
+                    )
+                };
+                let ck = (0..r.clustering_len())
+                    .map(|i| r.clustering(i).map(<[u8]>::to_vec))
+                    .collect();
                 let acc = rows.entry((key.clone(), ck)).or_default();
                 let l = r.liveness();
                 if !l.is_empty() && acc.liveness.is_none_or(|(t, _)| l.timestamp > t) {
-                    acc.liveness = Some((l.timestamp, if l.is_expiring() { l.local_expiration_time } else { i64::MAX }));
+                    acc.liveness = Some((
+                        l.timestamp,
+                        if l.is_expiring() {
+                            l.local_expiration_time
+                        } else {
+                            i64::MAX
+                        },
+                    ));
                 }
                 acc.deletion = Some(acc.deletion.unwrap_or(DeletionTime::LIVE).max(r.deletion()));
-                let cols = if r.is_static() { &sst.schema.statics } else { &sst.schema.regulars };
+                let cols = if r.is_static() {
+                    &sst.schema.statics
+                } else {
+                    &sst.schema.regulars
+                };
                 for (c, d) in r.complex_deletions() {
-                    let e = acc.complex.entry(cols[c].name.clone()).or_insert(DeletionTime::LIVE);
+                    let e = acc
+                        .complex
+                        .entry(cols[c].name.clone())
+                        .or_insert(DeletionTime::LIVE);
                     *e = e.max(d);
                 }
                 for c in r.cells() {
@@ -75,7 +102,14 @@ fn brute_force(ssts: &[SSTable]) -> Answer {
         let cells: BTreeMap<_, _> = acc
             .cells
             .into_iter()
-            .filter(|((name, _), c)| c.as_cell().is_live(NOW) && !d.deletes(c.timestamp) && !acc.complex.get(name).is_some_and(|cd| cd.deletes(c.timestamp)))
+            .filter(|((name, _), c)| {
+                c.as_cell().is_live(NOW)
+                    && !d.deletes(c.timestamp)
+                    && !acc
+                        .complex
+                        .get(name)
+                        .is_some_and(|cd| cd.deletes(c.timestamp))
+            })
             .map(|(k, c)| (k, c.value))
             .collect();
         if live || !cells.is_empty() {
@@ -90,10 +124,27 @@ fn merged(table: &MergeTable) -> Answer {
     let mut scan = table.scan(&Columns::All, NOW).unwrap();
     while let Some(p) = scan.next_partition().unwrap() {
         for r in p.static_row().into_iter().chain(p.rows()) {
-            let cols = if r.is_static() { &table.schema().statics } else { &table.schema().regulars };
-            let ck = (0..r.clustering_len()).map(|i| r.clustering(i).map(<[u8]>::to_vec)).collect();
-            let cells = r.cells().map(|c| ((cols[c.column].name.clone(), c.path.map(<[u8]>::to_vec)), c.value.to_vec())).collect();
-            assert!(out.insert((p.key().to_vec(), ck), cells).is_none(), "a primary key returned twice");
+            let cols = if r.is_static() {
+                &table.schema().statics
+            } else {
+                &table.schema().regulars
+            };
+            let ck = (0..r.clustering_len())
+                .map(|i| r.clustering(i).map(<[u8]>::to_vec))
+                .collect();
+            let cells = r
+                .cells()
+                .map(|c| {
+                    (
+                        (cols[c.column].name.clone(), c.path.map(<[u8]>::to_vec)),
+                        c.value.to_vec(),
+                    )
+                })
+                .collect();
+            assert!(
+                out.insert((p.key().to_vec(), ck), cells).is_none(),
+                "a primary key returned twice"
+            );
         }
     }
     out
@@ -113,7 +164,12 @@ fn hello_generations_merge_to_one_row_per_key() {
         assert_eq!(got, expected, "{}", dir.display());
         // one row per key, however many generations hold it
         let keys: std::collections::BTreeSet<_> = got.keys().map(|k| k.0.clone()).collect();
-        assert_eq!(keys.len(), got.len(), "{}: these tables have no clustering: one row per partition", dir.display());
+        assert_eq!(
+            keys.len(),
+            got.len(),
+            "{}: these tables have no clustering: one row per partition",
+            dir.display()
+        );
         checked += got.len();
     }
     assert!(checked >= 5, "rows checked: {checked}");
@@ -122,7 +178,16 @@ fn hello_generations_merge_to_one_row_per_key() {
 #[test]
 fn world_key_foo_combines_both_generations() {
     // `hello.world` holds key "foo" in both generations; the merged row has the cells of both.
-    let dir = std::fs::read_dir(shared("cassandra-3.11-types/data/hello")).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("world-")).unwrap();
+    let dir = std::fs::read_dir(shared("cassandra-3.11-types/data/hello"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("world-")
+        })
+        .unwrap();
     let per_file: Vec<usize> = open_dir(&dir)
         .iter()
         .map(|s| {
@@ -138,19 +203,32 @@ fn world_key_foo_combines_both_generations() {
             n
         })
         .collect();
-    assert!(per_file.iter().all(|&n| n > 0), "both generations write foo: {per_file:?}");
+    assert!(
+        per_file.iter().all(|&n| n > 0),
+        "both generations write foo: {per_file:?}"
+    );
     let table = MergeTable::new(open_dir(&dir)).unwrap();
     let got = merged(&table);
     let foo: Vec<_> = got.iter().filter(|(k, _)| k.0 == b"foo").collect();
     assert_eq!(foo.len(), 1);
     // gen 1 wrote bigintval, gen 2 (after columns were added) blobval and booleanval
-    assert_eq!(foo[0].1.len(), per_file.iter().sum::<usize>(), "{:?}", foo[0].1.keys().collect::<Vec<_>>());
-    assert_eq!(foo[0].1.get(&("bigintval".to_string(), None)), Some(&100i64.to_be_bytes().to_vec()));
+    assert_eq!(
+        foo[0].1.len(),
+        per_file.iter().sum::<usize>(),
+        "{:?}",
+        foo[0].1.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        foo[0].1.get(&("bigintval".to_string(), None)),
+        Some(&100i64.to_be_bytes().to_vec())
+    );
 }
 
 #[test]
 fn duplicate_rows_collapse() {
-    let ssts = open_dir(&shared("cassandra/other/invalid-legacy-sstables/Keyspace1/cf_with_duplicates_3_0"));
+    let ssts = open_dir(&shared(
+        "cassandra/other/invalid-legacy-sstables/Keyspace1/cf_with_duplicates_3_0",
+    ));
     let expected = brute_force(&ssts);
     let table = MergeTable::new(ssts).unwrap();
     let got = merged(&table);
@@ -166,7 +244,9 @@ fn duplicate_rows_collapse() {
 fn legacy_counters_read_through_the_merge() {
     for v in ["ma", "mc", "nb", "oa"] {
         for (table, rows) in [("simple_counter", 5usize), ("clust_counter", 250)] {
-            let dir = shared(&format!("cassandra/legacy/{v}/legacy_tables/legacy_{v}_{table}"));
+            let dir = shared(&format!(
+                "cassandra/legacy/{v}/legacy_tables/legacy_{v}_{table}"
+            ));
             if !dir.exists() {
                 continue;
             }
@@ -175,7 +255,11 @@ fn legacy_counters_read_through_the_merge() {
             let mut n = 0;
             while let Some(p) = scan.next_partition().unwrap() {
                 for r in p.rows() {
-                    assert_eq!(counter_total(r.cell(0).unwrap().value).unwrap(), 1, "{v} {table}");
+                    assert_eq!(
+                        counter_total(r.cell(0).unwrap().value).unwrap(),
+                        1,
+                        "{v} {table}"
+                    );
                     n += 1;
                 }
             }

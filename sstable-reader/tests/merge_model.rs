@@ -17,8 +17,9 @@ use sstable_reader::value::counter_total;
 use sstable_reader::writer::model::BoundKind;
 use sstable_reader::writer::token::partition_order;
 use sstable_reader::writer::{
-    schema_from_cql_text, writer_version, Cell, CellState, ColumnContent, ColumnData, Compression, Expiry, Liveness, Marker,
-    MarkerDeletion, Partition, Row, SSTableWriter, Unfiltered, WriterOptions,
+    schema_from_cql_text, writer_version, Cell, CellState, ColumnContent, ColumnData, Compression,
+    Expiry, Liveness, Marker, MarkerDeletion, Partition, Row, SSTableWriter, Unfiltered,
+    WriterOptions,
 };
 use sstable_reader::{DeletionTime, ReadOptions, SSTable};
 
@@ -28,16 +29,60 @@ const T0: i64 = NOW * 1_000_000 - 3_600_000_000; // µs, an hour before now
 
 #[derive(Debug, Clone)]
 enum Op {
-    Insert { k: usize, c: i32, v: String, n: i32, m: Vec<(String, String)>, exp: Option<i64> },
-    Update { k: usize, c: i32, col: &'static str, v: String, n: i32, exp: Option<i64> },
-    CellDelete { k: usize, c: i32, col: &'static str },
-    RowDelete { k: usize, c: i32 },
-    RangeDelete { k: usize, lo: i32, hi: i32, lo_incl: bool, hi_incl: bool },
-    PartitionDelete { k: usize },
-    MapPut { k: usize, c: i32, key: String, v: String },
-    MapKeyDelete { k: usize, c: i32, key: String },
-    MapClear { k: usize, c: i32 },
-    Static { k: usize, s: i32 },
+    Insert {
+        k: usize,
+        c: i32,
+        v: String,
+        n: i32,
+        m: Vec<(String, String)>,
+        exp: Option<i64>,
+    },
+    Update {
+        k: usize,
+        c: i32,
+        col: &'static str,
+        v: String,
+        n: i32,
+        exp: Option<i64>,
+    },
+    CellDelete {
+        k: usize,
+        c: i32,
+        col: &'static str,
+    },
+    RowDelete {
+        k: usize,
+        c: i32,
+    },
+    RangeDelete {
+        k: usize,
+        lo: i32,
+        hi: i32,
+        lo_incl: bool,
+        hi_incl: bool,
+    },
+    PartitionDelete {
+        k: usize,
+    },
+    MapPut {
+        k: usize,
+        c: i32,
+        key: String,
+        v: String,
+    },
+    MapKeyDelete {
+        k: usize,
+        c: i32,
+        key: String,
+    },
+    MapClear {
+        k: usize,
+        c: i32,
+    },
+    Static {
+        k: usize,
+        s: i32,
+    },
 }
 
 impl Op {
@@ -92,7 +137,16 @@ fn random_ops(rng: &mut StdRng, keys: usize, n: usize) -> Vec<Op> {
                     c,
                     v: format!("v{}", rng.random_range(0..100)),
                     n: rng.random_range(-50..50),
-                    m: (0..rng.random_range(0..3)).map(|_| (words[rng.random_range(0..4)].to_string(), format!("x{}", rng.random_range(0..9)))).collect::<BTreeMap<_, _>>().into_iter().collect(),
+                    m: (0..rng.random_range(0..3))
+                        .map(|_| {
+                            (
+                                words[rng.random_range(0..4)].to_string(),
+                                format!("x{}", rng.random_range(0..9)),
+                            )
+                        })
+                        .collect::<BTreeMap<_, _>>()
+                        .into_iter()
+                        .collect(),
                     exp: exp(rng),
                 },
                 30..=44 => Op::Update {
@@ -103,19 +157,45 @@ fn random_ops(rng: &mut StdRng, keys: usize, n: usize) -> Vec<Op> {
                     n: rng.random_range(-50..50),
                     exp: exp(rng),
                 },
-                45..=51 => Op::CellDelete { k, c, col: if rng.random_bool(0.5) { "v" } else { "n" } },
+                45..=51 => Op::CellDelete {
+                    k,
+                    c,
+                    col: if rng.random_bool(0.5) { "v" } else { "n" },
+                },
                 52..=59 => Op::RowDelete { k, c },
                 60..=66 => {
                     let lo = rng.random_range(-5..=4);
                     let hi = rng.random_range(lo..=5);
-                    let (lo_incl, hi_incl) = if lo == hi { (true, true) } else { (rng.random_bool(0.5), rng.random_bool(0.5)) };
-                    Op::RangeDelete { k, lo, hi, lo_incl, hi_incl }
+                    let (lo_incl, hi_incl) = if lo == hi {
+                        (true, true)
+                    } else {
+                        (rng.random_bool(0.5), rng.random_bool(0.5))
+                    };
+                    Op::RangeDelete {
+                        k,
+                        lo,
+                        hi,
+                        lo_incl,
+                        hi_incl,
+                    }
                 }
                 67..=69 => Op::PartitionDelete { k },
-                70..=79 => Op::MapPut { k, c, key: words[rng.random_range(0..4)].into(), v: format!("p{}", rng.random_range(0..9)) },
-                80..=86 => Op::MapKeyDelete { k, c, key: words[rng.random_range(0..4)].into() },
+                70..=79 => Op::MapPut {
+                    k,
+                    c,
+                    key: words[rng.random_range(0..4)].into(),
+                    v: format!("p{}", rng.random_range(0..9)),
+                },
+                80..=86 => Op::MapKeyDelete {
+                    k,
+                    c,
+                    key: words[rng.random_range(0..4)].into(),
+                },
                 87..=90 => Op::MapClear { k, c },
-                _ => Op::Static { k, s: rng.random_range(0..1000) },
+                _ => Op::Static {
+                    k,
+                    s: rng.random_range(0..1000),
+                },
             }
         })
         .collect()
@@ -126,12 +206,18 @@ fn key_bytes(k: usize) -> Vec<u8> {
 }
 
 fn del(ts: i64) -> DeletionTime {
-    DeletionTime { marked_for_delete_at: ts, local_deletion_time: ts / 1_000_000 }
+    DeletionTime {
+        marked_for_delete_at: ts,
+        local_deletion_time: ts / 1_000_000,
+    }
 }
 
 fn state(exp: Option<i64>) -> CellState {
     match exp {
-        Some(e) => CellState::Expiring(Expiry { ttl: 3600, local_expiration_time: e }),
+        Some(e) => CellState::Expiring(Expiry {
+            ttl: 3600,
+            local_expiration_time: e,
+        }),
         None => CellState::Live,
     }
 }
@@ -147,10 +233,18 @@ fn alive(exp: Option<i64>) -> bool {
 fn model(ops: &[(i64, Op)], keys: usize, cols: &[&str]) -> Answer {
     let mut out = Answer::new();
     for k in 0..keys {
-        let pdel = ops.iter().filter(|(_, o)| matches!(o, Op::PartitionDelete { k: kk } if *kk == k)).map(|(t, _)| *t).max().unwrap_or(i64::MIN);
+        let pdel = ops
+            .iter()
+            .filter(|(_, o)| matches!(o, Op::PartitionDelete { k: kk } if *kk == k))
+            .map(|(t, _)| *t)
+            .max()
+            .unwrap_or(i64::MIN);
         let mut any_row = false;
         for c in -5..=5 {
-            let row_ops: Vec<&(i64, Op)> = ops.iter().filter(|(_, o)| o.key() == k && o.slot().1 == c as i64).collect();
+            let row_ops: Vec<&(i64, Op)> = ops
+                .iter()
+                .filter(|(_, o)| o.key() == k && o.slot().1 == c as i64)
+                .collect();
             if row_ops.is_empty() {
                 continue;
             }
@@ -158,7 +252,13 @@ fn model(ops: &[(i64, Op)], keys: usize, cols: &[&str]) -> Answer {
             for (t, o) in ops {
                 match o {
                     Op::RowDelete { k: kk, c: cc } if *kk == k && *cc == c => d = d.max(*t),
-                    Op::RangeDelete { k: kk, lo, hi, lo_incl, hi_incl } if *kk == k => {
+                    Op::RangeDelete {
+                        k: kk,
+                        lo,
+                        hi,
+                        lo_incl,
+                        hi_incl,
+                    } if *kk == k => {
                         let after_lo = if *lo_incl { c >= *lo } else { c > *lo };
                         let before_hi = if *hi_incl { c <= *hi } else { c < *hi };
                         if after_lo && before_hi {
@@ -168,7 +268,16 @@ fn model(ops: &[(i64, Op)], keys: usize, cols: &[&str]) -> Answer {
                     _ => {}
                 }
             }
-            let liveness = row_ops.iter().filter_map(|(t, o)| if let Op::Insert { exp, .. } = o { Some((*t, *exp)) } else { None }).max_by_key(|x| x.0);
+            let liveness = row_ops
+                .iter()
+                .filter_map(|(t, o)| {
+                    if let Op::Insert { exp, .. } = o {
+                        Some((*t, *exp))
+                    } else {
+                        None
+                    }
+                })
+                .max_by_key(|x| x.0);
             let row_live = liveness.is_some_and(|(t, e)| t > d && alive(e));
             let mut values = BTreeMap::new();
             for col in ["v", "n"] {
@@ -177,8 +286,18 @@ fn model(ops: &[(i64, Op)], keys: usize, cols: &[&str]) -> Answer {
                 }
                 // (ts, value or None for a tombstone, expiry)
                 let cands = row_ops.iter().filter_map(|(t, o)| match o {
-                    Op::Insert { v, n, exp, .. } => Some((*t, Some(if col == "v" { v.clone() } else { n.to_string() }), *exp)),
-                    Op::Update { col: cc, v, n, exp, .. } if *cc == col => Some((*t, Some(if col == "v" { v.clone() } else { n.to_string() }), *exp)),
+                    Op::Insert { v, n, exp, .. } => Some((
+                        *t,
+                        Some(if col == "v" { v.clone() } else { n.to_string() }),
+                        *exp,
+                    )),
+                    Op::Update {
+                        col: cc, v, n, exp, ..
+                    } if *cc == col => Some((
+                        *t,
+                        Some(if col == "v" { v.clone() } else { n.to_string() }),
+                        *exp,
+                    )),
                     Op::CellDelete { col: cc, .. } if *cc == col => Some((*t, None, None)),
                     _ => None,
                 });
@@ -199,16 +318,21 @@ fn model(ops: &[(i64, Op)], keys: usize, cols: &[&str]) -> Answer {
                     .max()
                     .unwrap_or(i64::MIN)
                     .max(d);
-                let mut entries: BTreeMap<String, (i64, Option<String>, Option<i64>)> = BTreeMap::new();
+                let mut entries: BTreeMap<String, (i64, Option<String>, Option<i64>)> =
+                    BTreeMap::new();
                 for (t, o) in &row_ops {
                     let mut put = |key: &str, v: Option<String>, e: Option<i64>| {
-                        let slot = entries.entry(key.to_string()).or_insert((i64::MIN, None, None));
+                        let slot = entries
+                            .entry(key.to_string())
+                            .or_insert((i64::MIN, None, None));
                         if *t > slot.0 {
                             *slot = (*t, v, e);
                         }
                     };
                     match o {
-                        Op::Insert { m, exp, .. } => m.iter().for_each(|(key, v)| put(key, Some(v.clone()), *exp)),
+                        Op::Insert { m, exp, .. } => m
+                            .iter()
+                            .for_each(|(key, v)| put(key, Some(v.clone()), *exp)),
                         Op::MapPut { key, v, .. } => put(key, Some(v.clone()), None),
                         Op::MapKeyDelete { key, .. } => put(key, None, None),
                         _ => {}
@@ -216,7 +340,10 @@ fn model(ops: &[(i64, Op)], keys: usize, cols: &[&str]) -> Answer {
                 }
                 let live: Vec<String> = entries
                     .into_iter()
-                    .filter_map(|(key, (t, v, e))| v.filter(|_| t > cd && alive(e)).map(|v| format!("{key}={v}")))
+                    .filter_map(|(key, (t, v, e))| {
+                        v.filter(|_| t > cd && alive(e))
+                            .map(|v| format!("{key}={v}"))
+                    })
                     .collect();
                 if !live.is_empty() {
                     values.insert("m".into(), live.join(";"));
@@ -229,10 +356,22 @@ fn model(ops: &[(i64, Op)], keys: usize, cols: &[&str]) -> Answer {
         }
         let _ = any_row;
         if cols.contains(&"s") {
-            let s = ops.iter().filter_map(|(t, o)| if let Op::Static { k: kk, s } = o { (*kk == k).then_some((*t, *s)) } else { None }).max_by_key(|x| x.0);
+            let s = ops
+                .iter()
+                .filter_map(|(t, o)| {
+                    if let Op::Static { k: kk, s } = o {
+                        (*kk == k).then_some((*t, *s))
+                    } else {
+                        None
+                    }
+                })
+                .max_by_key(|x| x.0);
             if let Some((t, s)) = s {
                 if t > pdel {
-                    out.insert((k, None), BTreeMap::from([("s".to_string(), s.to_string())]));
+                    out.insert(
+                        (k, None),
+                        BTreeMap::from([("s".to_string(), s.to_string())]),
+                    );
                 }
             }
         }
@@ -260,28 +399,71 @@ fn partitions(ops: &[(i64, Op)], cols: &Cols) -> Vec<Partition> {
         let ck = |c: i32| vec![Some(c.to_be_bytes().to_vec())];
         for (t, op) in ops {
             let t = *t;
-            let simple = |col: usize, value: Vec<u8>, st: CellState| ColumnData { column: col, content: ColumnContent::Simple(Cell { timestamp: t, state: st, path: None, value }) };
-            let tomb = CellState::Tombstone { local_deletion_time: t / 1_000_000 };
-            let complex = |deletion: DeletionTime, cells: Vec<Cell>| ColumnData { column: cols.m, content: ColumnContent::Complex { deletion, cells } };
+            let simple = |col: usize, value: Vec<u8>, st: CellState| ColumnData {
+                column: col,
+                content: ColumnContent::Simple(Cell {
+                    timestamp: t,
+                    state: st,
+                    path: None,
+                    value,
+                }),
+            };
+            let tomb = CellState::Tombstone {
+                local_deletion_time: t / 1_000_000,
+            };
+            let complex = |deletion: DeletionTime, cells: Vec<Cell>| ColumnData {
+                column: cols.m,
+                content: ColumnContent::Complex { deletion, cells },
+            };
             let row = |c: i32| Row::new(ck(c));
             match op {
-                Op::Insert { c, v, n, m, exp, .. } => {
+                Op::Insert {
+                    c, v, n, m, exp, ..
+                } => {
                     let mut r = row(*c);
-                    r.liveness = Some(Liveness { timestamp: t, expiry: exp.map(|e| Expiry { ttl: 3600, local_expiration_time: e }) });
-                    let cells = m.iter().map(|(key, val)| Cell { timestamp: t, state: state(*exp), path: Some(key.as_bytes().to_vec()), value: val.as_bytes().to_vec() }).collect();
-                    let mut cd = vec![simple(cols.n, n.to_be_bytes().to_vec(), state(*exp)), simple(cols.v, v.as_bytes().to_vec(), state(*exp)), complex(del(t - 1), cells)];
+                    r.liveness = Some(Liveness {
+                        timestamp: t,
+                        expiry: exp.map(|e| Expiry {
+                            ttl: 3600,
+                            local_expiration_time: e,
+                        }),
+                    });
+                    let cells = m
+                        .iter()
+                        .map(|(key, val)| Cell {
+                            timestamp: t,
+                            state: state(*exp),
+                            path: Some(key.as_bytes().to_vec()),
+                            value: val.as_bytes().to_vec(),
+                        })
+                        .collect();
+                    let mut cd = vec![
+                        simple(cols.n, n.to_be_bytes().to_vec(), state(*exp)),
+                        simple(cols.v, v.as_bytes().to_vec(), state(*exp)),
+                        complex(del(t - 1), cells),
+                    ];
                     cd.sort_by_key(|c| c.column);
                     r.columns = cd;
                     items.push((*c, 1, Unfiltered::Row(r)));
                 }
-                Op::Update { c, col, v, n, exp, .. } => {
+                Op::Update {
+                    c, col, v, n, exp, ..
+                } => {
                     let mut r = row(*c);
-                    r.columns = vec![if *col == "v" { simple(cols.v, v.as_bytes().to_vec(), state(*exp)) } else { simple(cols.n, n.to_be_bytes().to_vec(), state(*exp)) }];
+                    r.columns = vec![if *col == "v" {
+                        simple(cols.v, v.as_bytes().to_vec(), state(*exp))
+                    } else {
+                        simple(cols.n, n.to_be_bytes().to_vec(), state(*exp))
+                    }];
                     items.push((*c, 1, Unfiltered::Row(r)));
                 }
                 Op::CellDelete { c, col, .. } => {
                     let mut r = row(*c);
-                    r.columns = vec![simple(if *col == "v" { cols.v } else { cols.n }, Vec::new(), tomb)];
+                    r.columns = vec![simple(
+                        if *col == "v" { cols.v } else { cols.n },
+                        Vec::new(),
+                        tomb,
+                    )];
                     items.push((*c, 1, Unfiltered::Row(r)));
                 }
                 Op::RowDelete { c, .. } => {
@@ -289,21 +471,67 @@ fn partitions(ops: &[(i64, Op)], cols: &Cols) -> Vec<Partition> {
                     r.deletion = del(t);
                     items.push((*c, 1, Unfiltered::Row(r)));
                 }
-                Op::RangeDelete { lo, hi, lo_incl, hi_incl, .. } => {
-                    let (sk, sr) = if *lo_incl { (BoundKind::InclStartBound, 0) } else { (BoundKind::ExclStartBound, 2) };
-                    let (ek, er) = if *hi_incl { (BoundKind::InclEndBound, 2) } else { (BoundKind::ExclEndBound, 0) };
-                    items.push((*lo, sr, Unfiltered::Marker(Marker { kind: sk, values: ck(*lo), deletion: MarkerDeletion::Bound(del(t)) })));
-                    items.push((*hi, er, Unfiltered::Marker(Marker { kind: ek, values: ck(*hi), deletion: MarkerDeletion::Bound(del(t)) })));
+                Op::RangeDelete {
+                    lo,
+                    hi,
+                    lo_incl,
+                    hi_incl,
+                    ..
+                } => {
+                    let (sk, sr) = if *lo_incl {
+                        (BoundKind::InclStartBound, 0)
+                    } else {
+                        (BoundKind::ExclStartBound, 2)
+                    };
+                    let (ek, er) = if *hi_incl {
+                        (BoundKind::InclEndBound, 2)
+                    } else {
+                        (BoundKind::ExclEndBound, 0)
+                    };
+                    items.push((
+                        *lo,
+                        sr,
+                        Unfiltered::Marker(Marker {
+                            kind: sk,
+                            values: ck(*lo),
+                            deletion: MarkerDeletion::Bound(del(t)),
+                        }),
+                    ));
+                    items.push((
+                        *hi,
+                        er,
+                        Unfiltered::Marker(Marker {
+                            kind: ek,
+                            values: ck(*hi),
+                            deletion: MarkerDeletion::Bound(del(t)),
+                        }),
+                    ));
                 }
                 Op::PartitionDelete { .. } => p.deletion = del(t),
                 Op::MapPut { c, key, v, .. } => {
                     let mut r = row(*c);
-                    r.columns = vec![complex(DeletionTime::LIVE, vec![Cell { timestamp: t, state: CellState::Live, path: Some(key.as_bytes().to_vec()), value: v.as_bytes().to_vec() }])];
+                    r.columns = vec![complex(
+                        DeletionTime::LIVE,
+                        vec![Cell {
+                            timestamp: t,
+                            state: CellState::Live,
+                            path: Some(key.as_bytes().to_vec()),
+                            value: v.as_bytes().to_vec(),
+                        }],
+                    )];
                     items.push((*c, 1, Unfiltered::Row(r)));
                 }
                 Op::MapKeyDelete { c, key, .. } => {
                     let mut r = row(*c);
-                    r.columns = vec![complex(DeletionTime::LIVE, vec![Cell { timestamp: t, state: tomb, path: Some(key.as_bytes().to_vec()), value: Vec::new() }])];
+                    r.columns = vec![complex(
+                        DeletionTime::LIVE,
+                        vec![Cell {
+                            timestamp: t,
+                            state: tomb,
+                            path: Some(key.as_bytes().to_vec()),
+                            value: Vec::new(),
+                        }],
+                    )];
                     items.push((*c, 1, Unfiltered::Row(r)));
                 }
                 Op::MapClear { c, .. } => {
@@ -326,7 +554,13 @@ fn partitions(ops: &[(i64, Op)], cols: &Cols) -> Vec<Partition> {
     parts
 }
 
-fn write_sstable(dir: &Path, generation: u32, parts: &[Partition], cql: &str, table: &str) -> std::path::PathBuf {
+fn write_sstable(
+    dir: &Path,
+    generation: u32,
+    parts: &[Partition],
+    cql: &str,
+    table: &str,
+) -> std::path::PathBuf {
     let schema = schema_from_cql_text(cql, table).unwrap();
     let opts = WriterOptions::new(writer_version("nb").unwrap(), Compression::Lz4);
     let mut w = SSTableWriter::create(dir, generation, &schema, opts).unwrap();
@@ -344,23 +578,38 @@ fn render(table: &MergeTable, columns: &Columns) -> Answer {
         let k: usize = std::str::from_utf8(p.key()).unwrap()[3..].parse().unwrap();
         let rows = p.static_row().into_iter().chain(p.rows());
         for r in rows {
-            let c = (!r.is_static()).then(|| i32::from_be_bytes(r.clustering(0).unwrap().try_into().unwrap()));
+            let c = (!r.is_static())
+                .then(|| i32::from_be_bytes(r.clustering(0).unwrap().try_into().unwrap()));
             let mut values = BTreeMap::new();
             let mut map = Vec::new();
             for cell in r.cells() {
-                let col = if r.is_static() { &schema.statics[cell.column] } else { &schema.regulars[cell.column] };
+                let col = if r.is_static() {
+                    &schema.statics[cell.column]
+                } else {
+                    &schema.regulars[cell.column]
+                };
                 let text = || String::from_utf8(cell.value.to_vec()).unwrap();
                 match col.name.as_str() {
                     "v" => drop(values.insert("v".to_string(), text())),
-                    "n" | "s" => drop(values.insert(col.name.clone(), i32::from_be_bytes(cell.value.try_into().unwrap()).to_string())),
-                    "m" => map.push(format!("{}={}", String::from_utf8(cell.path.unwrap().to_vec()).unwrap(), text())),
+                    "n" | "s" => drop(values.insert(
+                        col.name.clone(),
+                        i32::from_be_bytes(cell.value.try_into().unwrap()).to_string(),
+                    )),
+                    "m" => map.push(format!(
+                        "{}={}",
+                        String::from_utf8(cell.path.unwrap().to_vec()).unwrap(),
+                        text()
+                    )),
                     other => panic!("unexpected column {other}"),
                 }
             }
             if !map.is_empty() {
                 values.insert("m".into(), map.join(";"));
             }
-            assert!(out.insert((k, c), values).is_none(), "row ({k}, {c:?}) returned twice");
+            assert!(
+                out.insert((k, c), values).is_none(),
+                "row ({k}, {c:?}) returned twice"
+            );
         }
     }
     out
@@ -370,7 +619,11 @@ fn render(table: &MergeTable, columns: &Columns) -> Answer {
 fn merged_scan_equals_the_model_on_replicated_overlapping_sstables() {
     let schema = schema_from_cql_text(CQL, "t").unwrap();
     let col = |n: &str| schema.regulars.iter().position(|c| c.name == n).unwrap();
-    let cols = Cols { n: col("n"), v: col("v"), m: col("m") };
+    let cols = Cols {
+        n: col("n"),
+        v: col("v"),
+        m: col("m"),
+    };
     let (nodes, gens, keys) = (3usize, 4usize, 6usize);
     let mut compared_rows = 0;
     for seed in 0..12u64 {
@@ -384,7 +637,9 @@ fn merged_scan_equals_the_model_on_replicated_overlapping_sstables() {
         for (i, op) in ops.into_iter().enumerate() {
             let t = T0 + i as i64 * 10;
             // a random generation not yet holding this slot (newer writes may land in older files)
-            let free: Vec<usize> = (0..gens).filter(|g| !taken.contains(&(*g, op.slot()))).collect();
+            let free: Vec<usize> = (0..gens)
+                .filter(|g| !taken.contains(&(*g, op.slot())))
+                .collect();
             if free.is_empty() {
                 continue;
             }
@@ -418,7 +673,10 @@ fn merged_scan_equals_the_model_on_replicated_overlapping_sstables() {
         // because it judges liveness from the projected columns too.
         assert_eq!(got_v, expected_v, "seed {seed}: projection v");
     }
-    assert!(compared_rows > 100, "the histories must leave live rows to compare ({compared_rows})");
+    assert!(
+        compared_rows > 100,
+        "the histories must leave live rows to compare ({compared_rows})"
+    );
 }
 
 #[test]
@@ -429,7 +687,8 @@ fn counters_merge_by_shard_across_replicas_and_generations() {
     let mut expected: BTreeMap<(usize, i32), i64> = BTreeMap::new();
     let mut files = Vec::new();
     // each (node, generation) SSTable holds versions of the counters: shards with a clock and the count at that clock
-    let mut versions: Vec<Vec<(usize, i32, Vec<(u8, i64, i64)>)>> = Vec::new();
+    type Version = Vec<(usize, i32, Vec<(u8, i64, i64)>)>;
+    let mut versions: Vec<Version> = Vec::new();
     for _ in 0..6 {
         let mut v = Vec::new();
         for k in 0..4usize {
@@ -461,19 +720,35 @@ fn counters_merge_by_shard_across_replicas_and_generations() {
             }
             expected.entry((*k, *c)).or_insert(0);
             let mut r = Row::new(vec![Some(c.to_be_bytes().to_vec())]);
-            r.columns = vec![ColumnData { column: 0, content: ColumnContent::Simple(Cell::live(T0 + i as i64, global_context(shards))) }];
-            by_key.entry(*k).or_insert_with(|| Partition::new(key_bytes(*k))).unfiltereds.push(Unfiltered::Row(r));
+            r.columns = vec![ColumnData {
+                column: 0,
+                content: ColumnContent::Simple(Cell::live(T0 + i as i64, global_context(shards))),
+            }];
+            by_key
+                .entry(*k)
+                .or_insert_with(|| Partition::new(key_bytes(*k)))
+                .unfiltereds
+                .push(Unfiltered::Row(r));
         }
         let mut parts: Vec<Partition> = by_key.into_values().collect();
         parts.sort_by(|a, b| partition_order(&a.key, &b.key));
         if !parts.is_empty() {
-            files.push(write_sstable(&dir.path().join(format!("node{}", i % 3)), i as u32 + 1, &parts, cql, "cnt"));
+            files.push(write_sstable(
+                &dir.path().join(format!("node{}", i % 3)),
+                i as u32 + 1,
+                &parts,
+                cql,
+                "cnt",
+            ));
         }
     }
     for ((k, c, _), (_, count)) in &best {
         *expected.entry((*k, *c)).or_insert(0) += count;
     }
-    let ssts = files.iter().map(|f| SSTable::open(f, None, ReadOptions::default()).unwrap()).collect();
+    let ssts = files
+        .iter()
+        .map(|f| SSTable::open(f, None, ReadOptions::default()).unwrap())
+        .collect();
     let table = MergeTable::new(ssts).unwrap();
     let mut scan = table.scan(&Columns::All, NOW).unwrap();
     let mut got = BTreeMap::new();

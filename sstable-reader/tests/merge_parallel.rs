@@ -37,8 +37,12 @@ fn cluster(out: &Path, tag: &str) {
 /// (key, rows) of every merged partition with live rows.
 fn keys_and_rows(t: &MergeTable, spans: Option<&[Option<(u64, u64)>]>) -> Vec<(Vec<u8>, usize)> {
     let mut scan = match spans {
-        Some(s) => t.scan_spans(&Columns::Named(vec!["name".into()]), END_MS / 1000, s).unwrap(),
-        None => t.scan(&Columns::Named(vec!["name".into()]), END_MS / 1000).unwrap(),
+        Some(s) => t
+            .scan_spans(&Columns::Named(vec!["name".into()]), END_MS / 1000, s)
+            .unwrap(),
+        None => t
+            .scan(&Columns::Named(vec!["name".into()]), END_MS / 1000)
+            .unwrap(),
     };
     let mut out = Vec::new();
     while let Some(p) = scan.next_partition().unwrap() {
@@ -51,9 +55,21 @@ fn keys_and_rows(t: &MergeTable, spans: Option<&[Option<(u64, u64)>]>) -> Vec<(V
 fn ranges_scanned_in_parallel_equal_one_sequential_scan() {
     let dir = tempfile::tempdir().unwrap();
     cluster(dir.path(), "snap");
-    let tables = discover(&[dir.path().to_path_buf()], &Selection { table: Some("tracking.events".into()), snapshot: None }).unwrap();
+    let tables = discover(
+        &[dir.path().to_path_buf()],
+        &Selection {
+            table: Some("tracking.events".into()),
+            snapshot: None,
+        },
+    )
+    .unwrap();
     assert_eq!(tables.len(), 1);
-    assert_eq!(tables[0].files.len(), 9, "3 nodes x 3 SSTables: {:?}", tables[0].files);
+    assert_eq!(
+        tables[0].files.len(),
+        9,
+        "3 nodes x 3 SSTables: {:?}",
+        tables[0].files
+    );
     let t = tables[0].open(None, ReadOptions::default()).unwrap();
     let whole = keys_and_rows(&t, None);
     assert!(whole.len() > 2000, "{} partitions", whole.len());
@@ -74,15 +90,28 @@ fn ranges_scanned_in_parallel_equal_one_sequential_scan() {
         }
         assert_eq!(at, sst.data.len());
     }
-    let seeking = ranges[1..].iter().flat_map(|r| r.spans[0].iter().flatten()).filter(|(s, _)| *s > 0).count();
-    assert!(seeking >= ranges.len() * 2, "{seeking} spans start inside their file");
+    let seeking = ranges[1..]
+        .iter()
+        .flat_map(|r| r.spans[0].iter().flatten())
+        .filter(|(s, _)| *s > 0)
+        .count();
+    assert!(
+        seeking >= ranges.len() * 2,
+        "{seeking} spans start inside their file"
+    );
     let counters = ScanCounters::default();
     let mut parallel = Vec::new();
     for_each_ordered(
         &ranges,
         2,
         |r| {
-            let mut scan = t.scan_spans(&Columns::Named(vec!["name".into()]), END_MS / 1000, &r.spans[0])?.report_to(&counters);
+            let mut scan = t
+                .scan_spans(
+                    &Columns::Named(vec!["name".into()]),
+                    END_MS / 1000,
+                    &r.spans[0],
+                )?
+                .report_to(&counters);
             let mut v = Vec::new();
             while let Some(p) = scan.next_partition()? {
                 v.push((p.key().to_vec(), p.row_count()));
@@ -107,21 +136,71 @@ fn discovery_selects_snapshots_and_rejects_disagreeing_schemas() {
     cluster(dir.path(), "a");
     cluster(dir.path(), "b"); // a second snapshot of every table
     let all = [dir.path().to_path_buf()];
-    let err = discover(&all, &Selection::default()).unwrap_err().to_string();
-    assert!(err.contains("several snapshots (a, b)") && err.contains("--snapshot"), "{err}");
-    let tables = discover(&all, &Selection { table: None, snapshot: Some("b".into()) }).unwrap();
+    let err = discover(&all, &Selection::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("several snapshots (a, b)") && err.contains("--snapshot"),
+        "{err}"
+    );
+    let tables = discover(
+        &all,
+        &Selection {
+            table: None,
+            snapshot: Some("b".into()),
+        },
+    )
+    .unwrap();
     let names: Vec<String> = tables.iter().map(|t| t.qualified()).collect();
-    assert_eq!(names, ["tracking.conversions", "tracking.events", "tracking.hits"]);
-    assert!(tables.iter().all(|t| t.files.iter().all(|f| f.to_string_lossy().contains("/snapshots/b/"))));
-    let only = discover(&all, &Selection { table: Some("hits".into()), snapshot: Some("a".into()) }).unwrap();
+    assert_eq!(
+        names,
+        ["tracking.conversions", "tracking.events", "tracking.hits"]
+    );
+    assert!(tables.iter().all(|t| t
+        .files
+        .iter()
+        .all(|f| f.to_string_lossy().contains("/snapshots/b/"))));
+    let only = discover(
+        &all,
+        &Selection {
+            table: Some("hits".into()),
+            snapshot: Some("a".into()),
+        },
+    )
+    .unwrap();
     assert_eq!(only.len(), 1);
-    assert!(discover(&all, &Selection { table: Some("tracking.nope".into()), snapshot: Some("a".into()) }).is_err());
+    assert!(discover(
+        &all,
+        &Selection {
+            table: Some("tracking.nope".into()),
+            snapshot: Some("a".into())
+        }
+    )
+    .is_err());
 
     // node1 declares events differently in its schema.cql: an error naming both files
     let events = &tables[1];
-    let victim = events.schema_files.iter().find(|f| f.to_string_lossy().contains("node1")).unwrap().clone();
-    let text = std::fs::read_to_string(&victim).unwrap().replace("name text,", "name text, extra int,");
+    let victim = events
+        .schema_files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("node1"))
+        .unwrap()
+        .clone();
+    let text = std::fs::read_to_string(&victim)
+        .unwrap()
+        .replace("name text,", "name text, extra int,");
     std::fs::write(&victim, text).unwrap();
-    let err = discover(&all, &Selection { table: Some("tracking.events".into()), snapshot: Some("b".into()) }).unwrap_err().to_string();
-    assert!(err.contains(&victim.display().to_string()) && err.contains("declared differently"), "{err}");
+    let err = discover(
+        &all,
+        &Selection {
+            table: Some("tracking.events".into()),
+            snapshot: Some("b".into()),
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(&victim.display().to_string()) && err.contains("declared differently"),
+        "{err}"
+    );
 }

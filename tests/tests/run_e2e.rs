@@ -63,7 +63,11 @@ fn gen_options(out: &Path) -> GenOptions {
 
 fn funnel(args: &[&str]) -> String {
     let out = Command::new(funnel_bin()).args(args).output().unwrap();
-    assert!(out.status.success(), "funnel {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "funnel {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -74,9 +78,22 @@ fn reference_facts(set: &FunnelSet, o: &GenOptions) -> Vec<FunnelStepFact> {
         let mut rows: Vec<OwnedRow> = a
             .events
             .iter()
-            .map(|e| OwnedRow::event(e.ts_ms, &e.name, &e.props.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>()))
+            .map(|e| {
+                OwnedRow::event(
+                    e.ts_ms,
+                    &e.name,
+                    &e.props
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect::<Vec<_>>(),
+                )
+            })
             .collect();
-        rows.extend(a.conversions.iter().map(|c| OwnedRow::hit(c.hit_ts_ms, &c.tracker, &c.referrer)));
+        rows.extend(
+            a.conversions
+                .iter()
+                .map(|c| OwnedRow::hit(c.hit_ts_ms, &c.tracker, &c.referrer)),
+        );
         if rows.is_empty() {
             continue;
         }
@@ -100,7 +117,22 @@ fn reference_facts(set: &FunnelSet, o: &GenOptions) -> Vec<FunnelStepFact> {
 
 fn sorted(mut v: Vec<FunnelStepFact>) -> Vec<FunnelStepFact> {
     v.sort_by(|a, b| {
-        (&a.app_id, &a.funnel_id, &a.funnel_version, a.day, &a.breakdown, a.step).cmp(&(&b.app_id, &b.funnel_id, &b.funnel_version, b.day, &b.breakdown, b.step))
+        (
+            &a.app_id,
+            &a.funnel_id,
+            &a.funnel_version,
+            a.day,
+            &a.breakdown,
+            a.step,
+        )
+            .cmp(&(
+                &b.app_id,
+                &b.funnel_id,
+                &b.funnel_version,
+                b.day,
+                &b.breakdown,
+                b.step,
+            ))
     });
     v
 }
@@ -140,18 +172,54 @@ fn gen_run_facts_equal_the_reference_and_a_new_funnel_covers_all_history() {
     let data = dir.path().join("cluster");
     let o = gen_options(&data);
     funnel(&[
-        "gen", "--out", data.to_str().unwrap(), "--actors", &ACTORS.to_string(), "--days", &DAYS.to_string(), "--events-per-actor", "8",
-        "--sstables", "3", "--nodes", "3", "--rf", "2", "--seed", "42", "--end-date", END_DATE, "--ttl", &TTL.to_string(), "--apps", "3", "--quiet",
+        "gen",
+        "--out",
+        data.to_str().unwrap(),
+        "--actors",
+        &ACTORS.to_string(),
+        "--days",
+        &DAYS.to_string(),
+        "--events-per-actor",
+        "8",
+        "--sstables",
+        "3",
+        "--nodes",
+        "3",
+        "--rf",
+        "2",
+        "--seed",
+        "42",
+        "--end-date",
+        END_DATE,
+        "--ttl",
+        &TTL.to_string(),
+        "--apps",
+        "3",
+        "--quiet",
     ]);
     let funnels = dir.path().join("funnels.toml");
     std::fs::write(&funnels, FUNNELS_V1).unwrap();
     let db = dir.path().join("facts.db");
     let url = format!("sqlite:{}", db.display());
     let report = dir.path().join("report.html");
-    let nodes: Vec<String> = (0..3).map(|n| data.join(format!("node{n}")).display().to_string()).collect();
+    let nodes: Vec<String> = (0..3)
+        .map(|n| data.join(format!("node{n}")).display().to_string())
+        .collect();
     let mut args = vec!["run", "--data"];
     args.extend(nodes.iter().map(String::as_str));
-    args.extend(["--funnels", funnels.to_str().unwrap(), "--facts", &url, "--now", END_DATE, "--threads", "2", "--quiet", "--report", report.to_str().unwrap()]);
+    args.extend([
+        "--funnels",
+        funnels.to_str().unwrap(),
+        "--facts",
+        &url,
+        "--now",
+        END_DATE,
+        "--threads",
+        "2",
+        "--quiet",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
     let summary = funnel(&args);
     assert!(summary.contains("activation"), "{summary}");
 
@@ -160,11 +228,19 @@ fn gen_run_facts_equal_the_reference_and_a_new_funnel_covers_all_history() {
     let apps: Vec<String> = (1..=3).map(|a| format!("app-{a:03}")).collect();
     let store = facts::open_store(&url).unwrap();
     let got = stored_facts(store.as_ref(), &set, &apps);
-    assert!(expected.iter().any(|f| f.funnel_id == "click_to_install" && f.step == 3), "the data must exercise every step");
+    assert!(
+        expected
+            .iter()
+            .any(|f| f.funnel_id == "click_to_install" && f.step == 3),
+        "the data must exercise every step"
+    );
     assert!(expected.len() > 50, "{} facts", expected.len());
     assert_eq!(got, expected);
     let html = std::fs::read_to_string(&report).unwrap();
-    assert!(html.contains("<svg") && html.contains("activation"), "self-contained chart per funnel");
+    assert!(
+        html.contains("<svg") && html.contains("activation"),
+        "self-contained chart per funnel"
+    );
 
     // A funnel added later: the next run computes it over every day on disk.
     std::fs::write(&funnels, format!("{FUNNELS_V1}\n{FUNNEL_ADDED}")).unwrap();
@@ -173,11 +249,25 @@ fn gen_run_facts_equal_the_reference_and_a_new_funnel_covers_all_history() {
     let expected2 = reference_facts(&set2, &o);
     let got2 = stored_facts(store.as_ref(), &set2, &apps);
     assert_eq!(got2, expected2);
-    let days: std::collections::BTreeSet<i32> = got2.iter().filter(|f| f.funnel_id == "browse_to_buy").map(|f| f.day.0).collect();
+    let days: std::collections::BTreeSet<i32> = got2
+        .iter()
+        .filter(|f| f.funnel_id == "browse_to_buy")
+        .map(|f| f.day.0)
+        .collect();
     // Not just the days since the previous watermark (END_DATE) minus the window: all the days on disk.
     let watermark = (END_MS / 86_400_000) as i32;
-    let first_event_day = expected.iter().filter(|f| f.funnel_id == "activation").map(|f| f.day.0).min().unwrap();
-    assert!(days.len() >= 10 && *days.first().unwrap() <= first_event_day + 1 && *days.first().unwrap() < watermark - 7, "the new funnel covers the history: {days:?}");
+    let first_event_day = expected
+        .iter()
+        .filter(|f| f.funnel_id == "activation")
+        .map(|f| f.day.0)
+        .min()
+        .unwrap();
+    assert!(
+        days.len() >= 10
+            && *days.first().unwrap() <= first_event_day + 1
+            && *days.first().unwrap() < watermark - 7,
+        "the new funnel covers the history: {days:?}"
+    );
 
     // `funnel report` reads the same facts back from the store.
     let out = dir.path().join("again.html");

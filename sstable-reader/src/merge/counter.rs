@@ -24,14 +24,22 @@ struct Shard {
 fn parse(b: &[u8], out: &mut Vec<Shard>) -> Result<(), String> {
     out.clear();
     if b.len() < 2 {
-        return Err(format!("a counter context of at least 2 bytes, found {}", b.len()));
+        return Err(format!(
+            "a counter context of at least 2 bytes, found {}",
+            b.len()
+        ));
     }
     let n = i16::from_be_bytes([b[0], b[1]]).unsigned_abs() as usize;
     let body = 2 + 2 * n;
     if body > b.len() || !(b.len() - body).is_multiple_of(32) {
-        return Err(format!("a counter context header of {n} elements followed by 32-byte shards ({} bytes)", b.len()));
+        return Err(format!(
+            "a counter context header of {n} elements followed by 32-byte shards ({} bytes)",
+            b.len()
+        ));
     }
-    let header: Vec<i16> = (0..n).map(|i| i16::from_be_bytes([b[2 + 2 * i], b[3 + 2 * i]])).collect();
+    let header: Vec<i16> = (0..n)
+        .map(|i| i16::from_be_bytes([b[2 + 2 * i], b[3 + 2 * i]]))
+        .collect();
     for (i, s) in b[body..].chunks_exact(32).enumerate() {
         let mut id = [0u8; 16];
         id.copy_from_slice(&s[..16]);
@@ -48,7 +56,12 @@ fn parse(b: &[u8], out: &mut Vec<Shard>) -> Result<(), String> {
         } else {
             Kind::Remote
         };
-        out.push(Shard { id, clock, count, kind });
+        out.push(Shard {
+            id,
+            clock,
+            count,
+            kind,
+        });
     }
     Ok(())
 }
@@ -63,7 +76,11 @@ fn pick(l: &Shard, r: &Shard) -> Option<bool> {
                 Some(l.clock > r.clock)
             } else {
                 // remote shards: a negative clock marks a deleted shard (pre-2.1 semantics)
-                let left_newer = if l.clock < 0 { r.clock > 0 || l.clock < r.clock } else { r.clock > 0 && l.clock >= r.clock };
+                let left_newer = if l.clock < 0 {
+                    r.clock > 0 || l.clock < r.clock
+                } else {
+                    r.clock > 0 && l.clock >= r.clock
+                };
                 Some(left_newer)
             }
         }
@@ -85,7 +102,11 @@ pub struct CounterMerger {
 
 impl CounterMerger {
     /// Merges the contexts `parts` into `out` (a context). Errors describe a malformed context.
-    pub fn merge<'a>(&mut self, parts: impl IntoIterator<Item = &'a [u8]>, out: &mut Vec<u8>) -> Result<(), String> {
+    pub fn merge<'a>(
+        &mut self,
+        parts: impl IntoIterator<Item = &'a [u8]>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         self.acc.clear();
         for (i, p) in parts.into_iter().enumerate() {
             if i == 0 {
@@ -181,11 +202,15 @@ mod tests {
         let a = global_context(&[(1, 5, 50), (2, 1, 7)]);
         let b = global_context(&[(1, 3, 30), (3, 2, 4)]);
         let mut out = Vec::new();
-        CounterMerger::default().merge([a.as_slice(), b.as_slice()], &mut out).unwrap();
+        CounterMerger::default()
+            .merge([a.as_slice(), b.as_slice()], &mut out)
+            .unwrap();
         assert_eq!(counter_total(&out).unwrap(), 50 + 7 + 4);
         // merging is idempotent: identical replicas do not double count
         let mut again = Vec::new();
-        CounterMerger::default().merge([out.as_slice(), a.as_slice(), b.as_slice()], &mut again).unwrap();
+        CounterMerger::default()
+            .merge([out.as_slice(), a.as_slice(), b.as_slice()], &mut again)
+            .unwrap();
         assert_eq!(again, out);
     }
 
@@ -198,8 +223,12 @@ mod tests {
         local.extend_from_slice(&1i64.to_be_bytes());
         local.extend_from_slice(&3i64.to_be_bytes());
         let mut out = Vec::new();
-        CounterMerger::default().merge([local.as_slice(), local.as_slice()], &mut out).unwrap();
+        CounterMerger::default()
+            .merge([local.as_slice(), local.as_slice()], &mut out)
+            .unwrap();
         assert_eq!(counter_total(&out).unwrap(), 6);
-        assert!(CounterMerger::default().merge([&local[..3]], &mut out).is_err());
+        assert!(CounterMerger::default()
+            .merge([&local[..3]], &mut out)
+            .is_err());
     }
 }

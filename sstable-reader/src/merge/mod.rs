@@ -86,12 +86,17 @@ fn schema_error(a: &Path, b: &Path, message: String) -> Error {
 }
 
 fn same_key_columns(a: &[Column], b: &[Column]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.name == y.name && x.ty == y.ty)
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.name == y.name && x.ty == y.ty)
 }
 
 /// Orders columns as Data.db does (`ColumnMetadata.compareTo`: simple before complex, then name bytes).
 fn data_order(cols: &mut [Column]) {
-    cols.sort_by(|a, b| (a.ty.is_multi_cell(), a.name.as_bytes()).cmp(&(b.ty.is_multi_cell(), b.name.as_bytes())));
+    cols.sort_by(|a, b| {
+        (a.ty.is_multi_cell(), a.name.as_bytes()).cmp(&(b.ty.is_multi_cell(), b.name.as_bytes()))
+    });
     for (i, c) in cols.iter_mut().enumerate() {
         c.index = i;
     }
@@ -107,30 +112,50 @@ impl MergeTable {
                 message: "no SSTables to merge".into(),
             });
         };
-        let class = first.partitioner().unwrap_or("org.apache.cassandra.dht.Murmur3Partitioner");
-        let partitioner = Partitioner::from_class(class)
-            .ok_or_else(|| Error::unsupported(first.data_path(), format!("merging SSTables of partitioner {class}")))?;
+        let class = first
+            .partitioner()
+            .unwrap_or("org.apache.cassandra.dht.Murmur3Partitioner");
+        let partitioner = Partitioner::from_class(class).ok_or_else(|| {
+            Error::unsupported(
+                first.data_path(),
+                format!("merging SSTables of partitioner {class}"),
+            )
+        })?;
         let mut schema = first.schema.clone();
         for s in &sstables[1..] {
-            let theirs = s.partitioner().unwrap_or("org.apache.cassandra.dht.Murmur3Partitioner");
+            let theirs = s
+                .partitioner()
+                .unwrap_or("org.apache.cassandra.dht.Murmur3Partitioner");
             if Partitioner::from_class(theirs) != Some(partitioner) {
-                return Err(schema_error(first.data_path(), s.data_path(), format!("different partitioners: {class} and {theirs}")));
+                return Err(schema_error(
+                    first.data_path(),
+                    s.data_path(),
+                    format!("different partitioners: {class} and {theirs}"),
+                ));
             }
-            if !same_key_columns(&schema.partition_key, &s.schema.partition_key) || !same_key_columns(&schema.clustering, &s.schema.clustering) {
+            if !same_key_columns(&schema.partition_key, &s.schema.partition_key)
+                || !same_key_columns(&schema.clustering, &s.schema.clustering)
+            {
                 return Err(schema_error(
                     first.data_path(),
                     s.data_path(),
                     "different partition key or clustering columns (names or types)".into(),
                 ));
             }
-            for (mine, theirs) in [(&mut schema.statics, &s.schema.statics), (&mut schema.regulars, &s.schema.regulars)] {
+            for (mine, theirs) in [
+                (&mut schema.statics, &s.schema.statics),
+                (&mut schema.regulars, &s.schema.regulars),
+            ] {
                 for c in theirs {
                     match mine.iter().find(|m| m.name == c.name) {
                         Some(m) if m.ty != c.ty => {
                             return Err(schema_error(
                                 first.data_path(),
                                 s.data_path(),
-                                format!("column {} is {} in one and {} in the other", c.name, m.ty, c.ty),
+                                format!(
+                                    "column {} is {} in one and {} in the other",
+                                    c.name, m.ty, c.ty
+                                ),
                             ))
                         }
                         Some(_) => {}
@@ -141,13 +166,25 @@ impl MergeTable {
         }
         data_order(&mut schema.statics);
         data_order(&mut schema.regulars);
-        let index = |cols: &[Column], name: &str| cols.iter().position(|c| c.name == name).map_or(u32::MAX, |i| i as u32);
+        let index = |cols: &[Column], name: &str| {
+            cols.iter()
+                .position(|c| c.name == name)
+                .map_or(u32::MAX, |i| i as u32)
+        };
         let maps = sstables
             .iter()
             .map(|s| {
                 (
-                    s.schema.statics.iter().map(|c| index(&schema.statics, &c.name)).collect(),
-                    s.schema.regulars.iter().map(|c| index(&schema.regulars, &c.name)).collect(),
+                    s.schema
+                        .statics
+                        .iter()
+                        .map(|c| index(&schema.statics, &c.name))
+                        .collect(),
+                    s.schema
+                        .regulars
+                        .iter()
+                        .map(|c| index(&schema.regulars, &c.name))
+                        .collect(),
                 )
             })
             .collect();
@@ -178,7 +215,12 @@ impl MergeTable {
             Columns::All => Ok(Projection::all(&sst.schema)),
             Columns::Named(names) => {
                 if let Some(bad) = names.iter().find(|n| self.schema.column(n).is_none()) {
-                    let known: Vec<&str> = self.schema.select_order().iter().map(|c| c.name.as_str()).collect();
+                    let known: Vec<&str> = self
+                        .schema
+                        .select_order()
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect();
                     return Err(Error::Schema {
                         origin: sst.data_path().display().to_string(),
                         line: 0,
@@ -186,7 +228,10 @@ impl MergeTable {
                         message: format!("no column {bad:?}; columns are: {}", known.join(", ")),
                     });
                 }
-                let here: Vec<&String> = names.iter().filter(|n| sst.schema.column(n).is_some()).collect();
+                let here: Vec<&String> = names
+                    .iter()
+                    .filter(|n| sst.schema.column(n).is_some())
+                    .collect();
                 Projection::columns(&sst.schema, &here).map_err(|message| Error::Schema {
                     origin: sst.data_path().display().to_string(),
                     line: 0,
@@ -199,17 +244,28 @@ impl MergeTable {
 
     /// A merged scan of the whole table.
     pub fn scan(&self, columns: &Columns, now: i64) -> Result<MergedScan<'_>> {
-        let spans: Vec<Option<(u64, u64)>> = self.sstables.iter().map(|s| Some((0, s.data.len()))).collect();
+        let spans: Vec<Option<(u64, u64)>> = self
+            .sstables
+            .iter()
+            .map(|s| Some((0, s.data.len())))
+            .collect();
         self.scan_spans(columns, now, &spans)
     }
 
     /// A merged scan of one span `[start, end)` of uncompressed Data.db per SSTable (`None`: skip it); the
     /// spans must cover the same range of the ring, starting at partition boundaries
     /// ([`crate::parallel::plan_ranges`]).
-    pub fn scan_spans(&self, columns: &Columns, now: i64, spans: &[Option<(u64, u64)>]) -> Result<MergedScan<'_>> {
+    pub fn scan_spans(
+        &self,
+        columns: &Columns,
+        now: i64,
+        spans: &[Option<(u64, u64)>],
+    ) -> Result<MergedScan<'_>> {
         let mut sources = Vec::new();
         for (i, sst) in self.sstables.iter().enumerate() {
-            let Some(&Some((start, end))) = spans.get(i) else { continue };
+            let Some(&Some((start, end))) = spans.get(i) else {
+                continue;
+            };
             if start >= end {
                 continue;
             }
@@ -296,8 +352,16 @@ impl<'t> MergedScan<'t> {
 
     fn report(&mut self) {
         if let Some(k) = self.counters {
-            let now = (self.disk_bytes_read(), self.stats.rows_read, self.stats.partitions);
-            k.add(now.0.saturating_sub(self.reported.0), now.1.saturating_sub(self.reported.1), now.2.saturating_sub(self.reported.2));
+            let now = (
+                self.disk_bytes_read(),
+                self.stats.rows_read,
+                self.stats.partitions,
+            );
+            k.add(
+                now.0.saturating_sub(self.reported.0),
+                now.1.saturating_sub(self.reported.1),
+                now.2.saturating_sub(self.reported.2),
+            );
             self.reported = now;
         }
     }
@@ -337,7 +401,12 @@ impl<'t> MergedScan<'t> {
                 continue;
             }
             best = match best {
-                Some(b) if (self.sources[b].token, self.sources[b].scan.key()) <= (s.token, s.scan.key()) => Some(b),
+                Some(b)
+                    if (self.sources[b].token, self.sources[b].scan.key())
+                        <= (s.token, s.scan.key()) =>
+                {
+                    Some(b)
+                }
                 _ => Some(i),
             };
         }
@@ -372,12 +441,21 @@ impl<'t> MergedScan<'t> {
                 let staged = match u {
                     Unfiltered::Row(r) => {
                         self.stats.rows_read += 1;
-                        let map = if r.is_static() { statics_map } else { regulars_map };
+                        let map = if r.is_static() {
+                            statics_map
+                        } else {
+                            regulars_map
+                        };
                         part.arena.stage_row(j as u32, &r, map)
                     }
                     Unfiltered::Marker(m) => part.arena.stage_marker(j as u32, &m),
                 };
-                staged.map_err(|_| Error::unsupported(s.scan.sstable().data_path(), "a partition wider than 4 GiB of projected data"))?;
+                staged.map_err(|_| {
+                    Error::unsupported(
+                        s.scan.sstable().data_path(),
+                        "a partition wider than 4 GiB of projected data",
+                    )
+                })?;
             }
             self.scratch.heads.push((start, part.arena.items.len()));
             s.has = false;
@@ -385,8 +463,14 @@ impl<'t> MergedScan<'t> {
         self.stats.partitions += 1;
         self.stats.partition_versions += self.contributing.len() as u64;
         let path = self.sources[b].scan.sstable().data_path();
-        merge_partition(part, &self.table.schema, &self.table.clustering_types, self.now, &mut self.scratch)
-            .map_err(|what| Error::corrupt(path, 0, format!("{what} (partition merge)")))?;
+        merge_partition(
+            part,
+            &self.table.schema,
+            &self.table.clustering_types,
+            self.now,
+            &mut self.scratch,
+        )
+        .map_err(|what| Error::corrupt(path, 0, format!("{what} (partition merge)")))?;
         self.stats.rows_live += part.rows.len() as u64;
         Ok(Some(&self.part))
     }
@@ -453,7 +537,9 @@ impl MergedPartition {
 
     /// Live regular rows in clustering order.
     pub fn rows(&self) -> impl ExactSizeIterator<Item = MergedRow<'_>> + '_ {
-        self.rows.iter().map(move |r| MergedRow { part: self, row: r })
+        self.rows
+            .iter()
+            .map(move |r| MergedRow { part: self, row: r })
     }
 
     pub fn row_count(&self) -> usize {
@@ -466,7 +552,9 @@ impl MergedPartition {
 
     /// The static row, when it has live cells.
     pub fn static_row(&self) -> Option<MergedRow<'_>> {
-        self.static_row.as_ref().map(|r| MergedRow { part: self, row: r })
+        self.static_row
+            .as_ref()
+            .map(|r| MergedRow { part: self, row: r })
     }
 }
 
@@ -517,7 +605,9 @@ impl<'p> MergedRow<'p> {
     pub fn to_owned_row(&self) -> OwnedRow {
         OwnedRow {
             is_static: self.row.is_static,
-            clustering: (0..self.clustering_len()).map(|i| self.clustering(i).map(<[u8]>::to_vec)).collect(),
+            clustering: (0..self.clustering_len())
+                .map(|i| self.clustering(i).map(<[u8]>::to_vec))
+                .collect(),
             liveness: self.row.liveness,
             deletion: DeletionTime::LIVE,
             cells: self.cells().map(|c| OwnedCell::from_cell(&c)).collect(),
@@ -556,11 +646,19 @@ fn cmp_items(a: &Arena, types: &[CqlType], x: &Item, y: &Item) -> Ordering {
 
 fn cmp_cells(a: &Arena, x: u32, y: u32) -> Ordering {
     let (cx, cy) = (&a.cells[x as usize], &a.cells[y as usize]);
-    cx.column.cmp(&cy.column).then_with(|| a.slot(cx.path).cmp(&a.slot(cy.path)))
+    cx.column
+        .cmp(&cy.column)
+        .then_with(|| a.slot(cx.path).cmp(&a.slot(cy.path)))
 }
 
 /// Reconciles the staged versions (`scratch.heads`: each source's item range) into live rows.
-fn merge_partition(part: &mut MergedPartition, schema: &TableSchema, ctys: &[CqlType], now: i64, sc: &mut Scratch) -> std::result::Result<(), String> {
+fn merge_partition(
+    part: &mut MergedPartition,
+    schema: &TableSchema,
+    ctys: &[CqlType],
+    now: i64,
+    sc: &mut Scratch,
+) -> std::result::Result<(), String> {
     part.rows.clear();
     part.out_cells.clear();
     part.static_row = None;
@@ -590,7 +688,12 @@ fn merge_partition(part: &mut MergedPartition, schema: &TableSchema, ctys: &[Cql
                 continue;
             }
             best = match best {
-                Some(b) if cmp_items(&part.arena, ctys, &items[sc.heads[b].0], &items[h]) != Ordering::Greater => Some(b),
+                Some(b)
+                    if cmp_items(&part.arena, ctys, &items[sc.heads[b].0], &items[h])
+                        != Ordering::Greater =>
+                {
+                    Some(b)
+                }
                 _ => Some(s),
             };
         }
@@ -610,7 +713,9 @@ fn merge_partition(part: &mut MergedPartition, schema: &TableSchema, ctys: &[Cql
                 while sc.heads[s].0 < sc.heads[s].1 {
                     let h = sc.heads[s].0;
                     let cand = &items[h];
-                    if cand.kind != BoundKind::Clustering || cmp_items(&part.arena, ctys, cand, &it) != Ordering::Equal {
+                    if cand.kind != BoundKind::Clustering
+                        || cmp_items(&part.arena, ctys, cand, &it) != Ordering::Equal
+                    {
                         break;
                     }
                     sc.group.push(h);
@@ -680,7 +785,8 @@ fn merge_group(
     let mut i = 0;
     while i < sc.cand.len() {
         let mut j = i + 1;
-        while j < sc.cand.len() && cmp_cells(&part.arena, sc.cand[i], sc.cand[j]) == Ordering::Equal {
+        while j < sc.cand.len() && cmp_cells(&part.arena, sc.cand[i], sc.cand[j]) == Ordering::Equal
+        {
             j += 1;
         }
         let col = part.arena.cells[sc.cand[i] as usize].column;
@@ -691,13 +797,21 @@ fn merge_group(
         } else {
             for &k in &sc.cand[i + 1..j] {
                 let a = &part.arena;
-                if resolve(&cell_view(a, &a.cells[k as usize]), &cell_view(a, &a.cells[winner as usize])) == Ordering::Greater {
+                if resolve(
+                    &cell_view(a, &a.cells[k as usize]),
+                    &cell_view(a, &a.cells[winner as usize]),
+                ) == Ordering::Greater
+                {
                     winner = k;
                 }
             }
         }
         let c = &part.arena.cells[winner as usize];
-        let complex = sc.complex.iter().find(|(cc, _)| *cc == col).map(|(_, d)| *d);
+        let complex = sc
+            .complex
+            .iter()
+            .find(|(cc, _)| *cc == col)
+            .map(|(_, d)| *d);
         let visible = col != u32::MAX
             && !c.tombstone
             && (c.ttl == 0 || c.ldt == NO_DELETION_TIME || now < c.ldt)
@@ -715,26 +829,49 @@ fn merge_group(
     }
     Ok(Some(OutRow {
         clust: first.clust,
-        liveness: if row_live { liveness } else { LivenessInfo::EMPTY },
+        liveness: if row_live {
+            liveness
+        } else {
+            LivenessInfo::EMPTY
+        },
         cells: (cells_start as u32, cells_end as u32),
         is_static,
     }))
 }
 
 /// `Cells.resolveCounter`: a tombstone wins whatever its timestamp; otherwise the contexts merge.
-fn merge_counter(part: &mut MergedPartition, versions: &[u32], counters: &mut CounterMerger, out: &mut Vec<u8>) -> std::result::Result<u32, String> {
+fn merge_counter(
+    part: &mut MergedPartition,
+    versions: &[u32],
+    counters: &mut CounterMerger,
+    out: &mut Vec<u8>,
+) -> std::result::Result<u32, String> {
     let a = &part.arena;
     if let Some(&t) = versions.iter().find(|&&k| a.cells[k as usize].tombstone) {
         return Ok(t);
     }
-    let nonempty: Vec<u32> = versions.iter().copied().filter(|&k| a.cells[k as usize].value.1 > a.cells[k as usize].value.0).collect();
+    let nonempty: Vec<u32> = versions
+        .iter()
+        .copied()
+        .filter(|&k| a.cells[k as usize].value.1 > a.cells[k as usize].value.0)
+        .collect();
     if nonempty.len() <= 1 {
         return Ok(nonempty.first().copied().unwrap_or(versions[0]));
     }
-    counters.merge(nonempty.iter().map(|&k| a.get(a.cells[k as usize].value)), out)?;
-    let timestamp = nonempty.iter().map(|&k| a.cells[k as usize].timestamp).max().unwrap_or(i64::MIN);
+    counters.merge(
+        nonempty.iter().map(|&k| a.get(a.cells[k as usize].value)),
+        out,
+    )?;
+    let timestamp = nonempty
+        .iter()
+        .map(|&k| a.cells[k as usize].timestamp)
+        .max()
+        .unwrap_or(i64::MIN);
     let base = a.cells[nonempty[0] as usize];
-    let value = part.arena.push_bytes(out).map_err(|_| "a partition narrower than 4 GiB".to_string())?;
+    let value = part
+        .arena
+        .push_bytes(out)
+        .map_err(|_| "a partition narrower than 4 GiB".to_string())?;
     part.arena.cells.push(CellRec {
         timestamp,
         ttl: 0,

@@ -28,7 +28,9 @@ pub fn kind_comparison(k: BoundKind) -> i8 {
 pub fn compared_to_clustering(k: BoundKind) -> Ordering {
     use BoundKind::*;
     match k {
-        ExclEndBound | InclStartBound | ExclEndInclStartBoundary | StaticClustering => Ordering::Less,
+        ExclEndBound | InclStartBound | ExclEndInclStartBoundary | StaticClustering => {
+            Ordering::Less
+        }
         Clustering => Ordering::Equal,
         InclEndExclStartBoundary | InclEndBound | ExclStartBound => Ordering::Greater,
     }
@@ -64,7 +66,9 @@ pub fn compare_prefixes<'a>(
 fn be_signed(a: &[u8], b: &[u8]) -> Ordering {
     // Same-length big-endian two's complement: flip the sign bit, then compare bytes.
     match (a.first(), b.first()) {
-        (Some(&x), Some(&y)) if a.len() == b.len() => (x ^ 0x80).cmp(&(y ^ 0x80)).then_with(|| a[1..].cmp(&b[1..])),
+        (Some(&x), Some(&y)) if a.len() == b.len() => (x ^ 0x80)
+            .cmp(&(y ^ 0x80))
+            .then_with(|| a[1..].cmp(&b[1..])),
         _ => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
     }
 }
@@ -127,13 +131,18 @@ pub fn compare_values(ty: &CqlType, a: &[u8], b: &[u8]) -> Ordering {
         return a.len().min(1).cmp(&b.len().min(1));
     }
     match ty.base() {
-        T::Int | T::BigInt | T::SmallInt | T::TinyInt | T::Timestamp | T::Time | T::Counter => be_signed(a, b),
+        T::Int | T::BigInt | T::SmallInt | T::TinyInt | T::Timestamp | T::Time | T::Counter => {
+            be_signed(a, b)
+        }
         T::Varint => varint_cmp(a, b),
         T::Decimal => decimal_cmp(a, b),
         T::Float => float_cmp(a, b),
         T::Double => double_cmp(a, b),
         T::TimeUuid if a.len() == 16 && b.len() == 16 => {
-            let (ma, mb) = (reorder_timestamp(read_u64(a, 0)) as i64, reorder_timestamp(read_u64(b, 0)) as i64);
+            let (ma, mb) = (
+                reorder_timestamp(read_u64(a, 0)) as i64,
+                reorder_timestamp(read_u64(b, 0)) as i64,
+            );
             // lsb: a signed per-byte comparison (`signedBytesToNativeLong`).
             let fa = read_u64(a, 8) ^ 0x0080_8080_8080_8080;
             let fb = read_u64(b, 8) ^ 0x0080_8080_8080_8080;
@@ -168,7 +177,10 @@ mod tests {
         assert_eq!(compare_values(&CqlType::Int, &m1, &p1), Ordering::Less);
         let rev = CqlType::Reversed(Box::new(CqlType::Int));
         assert_eq!(compare_values(&rev, &m1, &p1), Ordering::Greater);
-        assert_eq!(compare_values(&CqlType::Varint, &[0xff], &[0x00, 0x80]), Ordering::Less);
+        assert_eq!(
+            compare_values(&CqlType::Varint, &[0xff], &[0x00, 0x80]),
+            Ordering::Less
+        );
     }
 
     #[test]
@@ -183,7 +195,25 @@ mod tests {
         assert_eq!(cmp(BoundKind::ExclEndBound), Ordering::Less);
         // an empty start bound precedes every row; an empty end bound follows it
         let empty = || std::iter::empty::<Option<&[u8]>>();
-        assert_eq!(compare_prefixes(&t, BoundKind::InclStartBound, empty(), BoundKind::Clustering, row()), Ordering::Less);
-        assert_eq!(compare_prefixes(&t, BoundKind::InclEndBound, empty(), BoundKind::Clustering, row()), Ordering::Greater);
+        assert_eq!(
+            compare_prefixes(
+                &t,
+                BoundKind::InclStartBound,
+                empty(),
+                BoundKind::Clustering,
+                row()
+            ),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_prefixes(
+                &t,
+                BoundKind::InclEndBound,
+                empty(),
+                BoundKind::Clustering,
+                row()
+            ),
+            Ordering::Greater
+        );
     }
 }

@@ -55,7 +55,10 @@ pub struct Arena {
 pub struct TooWide;
 
 fn r32(a: usize, b: usize) -> Result<(u32, u32), TooWide> {
-    Ok((u32::try_from(a).map_err(|_| TooWide)?, u32::try_from(b).map_err(|_| TooWide)?))
+    Ok((
+        u32::try_from(a).map_err(|_| TooWide)?,
+        u32::try_from(b).map_err(|_| TooWide)?,
+    ))
 }
 
 impl Arena {
@@ -87,7 +90,9 @@ impl Arena {
 
     /// Clustering values of an item.
     pub fn clustering(&self, it: &Item) -> impl ExactSizeIterator<Item = Option<&[u8]>> + '_ {
-        self.slots[it.clust.0 as usize..it.clust.1 as usize].iter().map(|s| self.slot(*s))
+        self.slots[it.clust.0 as usize..it.clust.1 as usize]
+            .iter()
+            .map(|s| self.slot(*s))
     }
 
     /// Copies a row; `map` translates the SSTable's column indexes to the merged table's.
@@ -119,11 +124,16 @@ impl Arena {
         }
         let cx = self.complex.len();
         for (col, d) in r.complex_deletions() {
-            self.complex.push((map.get(col).copied().unwrap_or(u32::MAX), d));
+            self.complex
+                .push((map.get(col).copied().unwrap_or(u32::MAX), d));
         }
         let item = Item {
             src,
-            kind: if r.is_static() { BoundKind::StaticClustering } else { BoundKind::Clustering },
+            kind: if r.is_static() {
+                BoundKind::StaticClustering
+            } else {
+                BoundKind::Clustering
+            },
             clust: r32(cs, self.slots.len())?,
             liveness: r.liveness(),
             deletion: r.deletion(),

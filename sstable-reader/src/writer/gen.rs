@@ -1113,7 +1113,9 @@ pub fn live_timelines(o: &GenOptions) -> Result<Vec<LiveActor>, WriterError> {
         for e in &actor.events {
             let (alive, corrected) = match e.fate {
                 Fate::Live => (ttl == 0 || e.write_us / 1_000_000 + ttl > end_s, false),
-                Fate::Overwritten { write_us, .. } => (ttl == 0 || write_us / 1_000_000 + ttl > end_s, true),
+                Fate::Overwritten { write_us, .. } => {
+                    (ttl == 0 || write_us / 1_000_000 + ttl > end_s, true)
+                }
                 Fate::Deleted { .. } | Fate::Expired => (false, false),
             };
             if !alive {
@@ -1124,7 +1126,11 @@ pub fn live_timelines(o: &GenOptions) -> Result<Vec<LiveActor>, WriterError> {
                 props.push(("corrected".into(), "true".into()));
                 props.sort();
             }
-            events.push(LiveEvent { ts_ms: e.ts_ms, name: e.name.to_string(), props });
+            events.push(LiveEvent {
+                ts_ms: e.ts_ms,
+                name: e.name.to_string(),
+                props,
+            });
         }
         let conversions = actor
             .conversions
@@ -1136,7 +1142,12 @@ pub fn live_timelines(o: &GenOptions) -> Result<Vec<LiveActor>, WriterError> {
                 referrer: TRACKERS[c.tracker].1.to_string(),
             })
             .collect();
-        out.push(LiveActor { app: World::app_name(actor.app), actor: actor.id, events, conversions });
+        out.push(LiveActor {
+            app: World::app_name(actor.app),
+            actor: actor.id,
+            events,
+            conversions,
+        });
     }
     Ok(out)
 }

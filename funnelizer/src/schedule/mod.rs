@@ -1,0 +1,194 @@
+//! Scheduled recomputation (`funnel schedule`): the pieces an orchestrator needs to run `funnel run` as a
+//! child process on a timer, boringly and safely on a live node.
+//!
+//! - [`config`]: the operator's TOML (inputs, snapshot selection, funnels file, facts URL, interval or
+//!   cron, threads, memory budget, timeout, retries) and where the scheduler keeps its lock and state.
+//! - [`fingerprint`]: which SSTables (path, size, mtime, `Digest.crc32`) and funnel versions a run would
+//!   cover; equal fingerprints mean the run can be skipped. Files that vanish while listing (compaction)
+//!   are re-listed.
+//! - [`lock`]: an exclusive, non-blocking file lock so two schedulers on one store never overlap.
+//! - [`state`]: the scheduler's own small JSON record next to the store (attempts, including skipped and
+//!   crashed ones, and the fingerprint of the last published run), written atomically.
+//! - [`supervise`]: runs the child, streams its output, enforces the timeout and memory budget (anonymous
+//!   resident memory, so mmapped SSTables do not count), and reports how it ended.
+//! - [`Outcome`]: what one attempt came to, and its documented process exit code.
+
+pub mod config;
+pub mod fingerprint;
+pub mod lock;
+pub mod state;
+pub mod supervise;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use config::{Config, SnapshotChoice, StatePaths, Trigger};
+pub use fingerprint::{Fingerprint, SstableFile};
+pub use lock::RunLock;
+pub use state::{Attempt, LastSuccess, ScheduleState};
+pub use supervise::{supervise, ChildEnd, Limits, Supervised};
+
+/// Errors of the scheduler library. Each maps to an [`Outcome`] (and so to an exit code).
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// The schedule config file is missing or wrong.
+    #[error("{path}: {message}")]
+    Config { path: String, message: String },
+    /// The funnels file does not parse.
+    #[error(transparent)]
+    Definition(#[from] crate::DefinitionError),
+    /// Listing or fingerprinting the SSTables failed.
+    #[error("inputs: {0}")]
+    Input(String),
+    /// The lock or state file could not be used.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ScheduleError {
+    /// The outcome an attempt failing with this error has.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            ScheduleError::Config { .. } | ScheduleError::Definition(_) => Outcome::ConfigError,
+            ScheduleError::Input(_) => Outcome::InputError,
+            ScheduleError::Io { .. } => Outcome::StoreError,
+        }
+    }
+
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> ScheduleError {
+        ScheduleError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// What one scheduled attempt came to. [`Outcome::exit_code`] is the exit code of `funnel schedule --once`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The run published its results (exit 0).
+    Published,
+    /// Nothing changed since the last published run: inputs and funnel versions are the same (exit 3).
+    Skipped,
+    /// Another scheduler holds the lock on this store (exit 4).
+    Busy,
+    /// The schedule config or the funnels file is wrong (exit 5).
+    ConfigError,
+    /// The SSTables could not be listed, opened or read (exit 6).
+    InputError,
+    /// The fact store (or the scheduler's state next to it) failed (exit 7).
+    StoreError,
+    /// The run was killed: a signal, the timeout or the memory budget (exit 8).
+    Crashed,
+    /// The run exited with an error of no other kind (exit 9).
+    Failed,
+    /// The run is in progress (only seen in the state file while it runs).
+    Running,
+}
+
+impl Outcome {
+    /// Every outcome that ends an attempt, in exit-code order.
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Published,
+        Outcome::Skipped,
+        Outcome::Busy,
+        Outcome::ConfigError,
+        Outcome::InputError,
+        Outcome::StoreError,
+        Outcome::Crashed,
+        Outcome::Failed,
+    ];
+
+    /// The process exit code of `funnel schedule --once` (and the code recorded in the state).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Published => 0,
+            Outcome::Skipped => 3,
+            Outcome::Busy => 4,
+            Outcome::ConfigError => 5,
+            Outcome::InputError => 6,
+            Outcome::StoreError => 7,
+            Outcome::Crashed => 8,
+            Outcome::Failed => 9,
+            Outcome::Running => 1,
+        }
+    }
+
+    /// As written in logs and the state file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Published => "published",
+            Outcome::Skipped => "skipped",
+            Outcome::Busy => "busy",
+            Outcome::ConfigError => "config_error",
+            Outcome::InputError => "input_error",
+            Outcome::StoreError => "store_error",
+            Outcome::Crashed => "crashed",
+            Outcome::Failed => "failed",
+            Outcome::Running => "running",
+        }
+    }
+
+    /// Whether the attempt is a success for operators (published or nothing to do).
+    pub fn is_ok(self) -> bool {
+        matches!(self, Outcome::Published | Outcome::Skipped)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The exit code table for `--help` texts, one line per outcome.
+pub fn exit_code_help() -> String {
+    Outcome::ALL
+        .iter()
+        .map(|o| {
+            let what = match o {
+                Outcome::Published => "ran and published",
+                Outcome::Skipped => "skipped: inputs and funnel versions unchanged since the last published run",
+                Outcome::Busy => "another scheduler holds the lock on this store",
+                Outcome::ConfigError => "config or funnel definition error",
+                Outcome::InputError => "input (SSTable) error",
+                Outcome::StoreError => "fact store (or scheduler state) error",
+                Outcome::Crashed => "run crashed or was killed (signal, timeout, memory budget)",
+                Outcome::Failed => "run failed with another error (see funnel status)",
+                Outcome::Running => "",
+            };
+            format!("  {:>2}  {what}", o.exit_code())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct_and_avoid_generic_failure_and_usage_codes() {
+        let mut codes: Vec<u8> = Outcome::ALL.iter().map(|o| o.exit_code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), Outcome::ALL.len());
+        assert!(!codes.contains(&1) && !codes.contains(&2));
+        assert_eq!(Outcome::Published.exit_code(), 0);
+    }
+
+    #[test]
+    fn outcomes_round_trip_through_json() {
+        for o in Outcome::ALL {
+            let s = serde_json::to_string(&o).unwrap();
+            assert_eq!(s, format!("\"{}\"", o.as_str()));
+            assert_eq!(serde_json::from_str::<Outcome>(&s).unwrap(), o);
+        }
+    }
+}
