@@ -17,10 +17,12 @@ use std::time::Duration;
 use anyhow::Result;
 use facts::{FactStore, RunStatus};
 use funnelizer::schedule::config::{parse_now_seconds, LogFormat};
-use funnelizer::schedule::fingerprint::{collect, funnel_versions, resolve_snapshot, source_tables, RunKey};
+use funnelizer::schedule::fingerprint::{
+    collect, funnel_versions, resolve_snapshot, source_tables, RunKey,
+};
 use funnelizer::schedule::{
-    supervise, Attempt, Config, Fingerprint, LastSuccess, Limits, Outcome, RunLock,
-    ScheduleError, ScheduleState,
+    supervise, Attempt, Config, Fingerprint, LastSuccess, Limits, Outcome, RunLock, ScheduleError,
+    ScheduleState,
 };
 use funnelizer::FunnelSet;
 use serde_json::{json, Value};
@@ -154,7 +156,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             return Ok(ExitCode::from(Outcome::ConfigError.exit_code()));
         };
         let Some(next) = trigger.next_after(now_ms(), previous) else {
-            log.event("error", "no_next_run", "the cron expression has no future time", json!({}));
+            log.event(
+                "error",
+                "no_next_run",
+                "the cron expression has no future time",
+                json!({}),
+            );
             return Ok(ExitCode::from(Outcome::ConfigError.exit_code()));
         };
         let wait = next.saturating_sub(now_ms());
@@ -210,7 +217,12 @@ fn attempt(cfg: &Config, force: bool, log: Log) -> Outcome {
         }
         Err(e) => {
             let o = e.outcome();
-            log.event("error", o.as_str(), &e.to_string(), json!({ "outcome": o, "exit_code": o.exit_code() }));
+            log.event(
+                "error",
+                o.as_str(),
+                &e.to_string(),
+                json!({ "outcome": o, "exit_code": o.exit_code() }),
+            );
             return o;
         }
     };
@@ -302,14 +314,17 @@ fn locked(
     att: &mut Attempt,
 ) -> Result<Outcome, Stop> {
     let set = FunnelSet::load(&cfg.funnels).map_err(ScheduleError::from)?;
-    let store = facts::open_store(&cfg.facts)
-        .map_err(|e| Stop(Outcome::StoreError, format!("opening {}: {e}", facts::url::redact(&cfg.facts))))?;
+    let store = facts::open_store(&cfg.facts).map_err(|e| {
+        Stop(
+            Outcome::StoreError,
+            format!("opening {}: {e}", facts::url::redact(&cfg.facts)),
+        )
+    })?;
     store.init().map_err(store_stop)?;
     let snapshot = resolve_snapshot(&cfg.data, &cfg.snapshot)?;
     let now_s = match &cfg.now {
-        Some(n) => parse_now_seconds(n).ok_or_else(|| {
-            Stop(Outcome::ConfigError, format!("now = {n:?} is not a time"))
-        })?,
+        Some(n) => parse_now_seconds(n)
+            .ok_or_else(|| Stop(Outcome::ConfigError, format!("now = {n:?} is not a time")))?,
         None => att.started_at_ms.div_euclid(1000),
     };
     let key = RunKey {
@@ -324,7 +339,10 @@ fn locked(
         log.event(
             "warn",
             "relisted",
-            &format!("SSTables vanished while listing (compaction); listed {} times", relisted + 1),
+            &format!(
+                "SSTables vanished while listing (compaction); listed {} times",
+                relisted + 1
+            ),
             json!({ "relisted": relisted }),
         );
     }
@@ -379,7 +397,8 @@ fn locked(
             .map_err(store_stop)?
             .first()
             .map_or(0, |r| r.run_id.0);
-        let cmd = child_command(cfg, snapshot.as_deref(), now_s).map_err(|e| Stop(Outcome::Failed, e))?;
+        let cmd =
+            child_command(cfg, snapshot.as_deref(), now_s).map_err(|e| Stop(Outcome::Failed, e))?;
         let echo: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |line: &str| {
             if log.json {
                 log.event("info", "run_output", line, json!({}));
@@ -521,7 +540,11 @@ fn classify(cfg: &Config, err_line: &str) -> Outcome {
         return Outcome::ConfigError;
     }
     let l = err_line.to_ascii_lowercase();
-    if l.contains("fact store") || l.contains("sqlite") || l.contains("cql:") || l.contains("opening cql") {
+    if l.contains("fact store")
+        || l.contains("sqlite")
+        || l.contains("cql:")
+        || l.contains("opening cql")
+    {
         return Outcome::StoreError;
     }
     if l.contains("reading actor timelines")
@@ -558,7 +581,8 @@ mod tests {
 
     #[test]
     fn sstables_read_come_from_the_run_inputs() {
-        let v = json!({"events": ["a-Data.db", "b-Data.db"], "conversions": ["c-Data.db"], "now_s": 1});
+        let v =
+            json!({"events": ["a-Data.db", "b-Data.db"], "conversions": ["c-Data.db"], "now_s": 1});
         assert_eq!(sstables_read(&v), ["a-Data.db", "b-Data.db", "c-Data.db"]);
         assert!(sstables_read(&json!({})).is_empty());
     }

@@ -180,7 +180,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     println!("watermarks (batch complete for days before batch_until)");
-    println!("  {:<16} {:<24} {:<18} batch_until", "app", "funnel", "version");
+    println!(
+        "  {:<16} {:<24} {:<18} batch_until",
+        "app", "funnel", "version"
+    );
     for w in &watermarks {
         println!(
             "  {:<16} {:<24} {:<18} {}",

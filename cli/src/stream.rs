@@ -22,6 +22,12 @@ use anyhow::{bail, Context};
 /// Malformed messages are counted per reason and dead-lettered; they never stop the stream.
 /// SIGINT/SIGTERM: current batches are applied and committed, then the group is left.
 ///
+/// With --raw cql://…, every valid hit/event is also written as a row of the 60-day tables
+/// `hits` / `events` (DESIGN.md) in that keyspace, before its batch is applied: idempotent
+/// upserts, so retries never duplicate rows; if they cannot be written, the batch is not
+/// applied and is retried (metric funnel_stream_raw_write_failures_total). --init-raw
+/// creates the keyspace and both tables first (or run the CQL in stream/MESSAGES.md).
+///
 /// Examples:
 ///
 ///   funnel stream --brokers 127.0.0.1:9092 --topic tracking \
@@ -30,6 +36,10 @@ use anyhow::{bail, Context};
 ///   funnel stream --brokers 127.0.0.1:9092 --topic tracking \
 ///       --group funnel-speed --facts sqlite:facts.db --config attribution.toml \
 ///       --metrics 127.0.0.1:9464 --dead-letter-topic tracking-dead
+///
+///   funnel stream --brokers 127.0.0.1:9092 --topic tracking \
+///       --group funnel-speed --facts sqlite:facts.db \
+///       --raw 'cql://10.0.0.1:9042,10.0.0.2/tracking?user=funnel&password=…&rf=3' --init-raw
 ///
 /// Attribution config (TOML; every key optional):
 ///
@@ -80,6 +90,13 @@ pub struct Args {
     /// Extra librdkafka setting `key=value` (repeatable), e.g. `--kafka session.timeout.ms=6000`.
     #[arg(long, value_name = "KEY=VALUE")]
     pub kafka: Vec<String>,
+    /// Also write raw rows (`hits`, `events`) to Cassandra/Scylla:
+    /// `cql://host:port[,host…]/keyspace?user=..&password=..&rf=N`.
+    #[arg(long, value_name = "URL", env = "FUNNEL_RAW")]
+    pub raw: Option<String>,
+    /// Create the --raw keyspace and tables if missing before consuming.
+    #[arg(long, requires = "raw")]
+    pub init_raw: bool,
     /// Log as JSON lines instead of text (filter with RUST_LOG, default `info`).
     #[arg(long)]
     pub log_json: bool,
@@ -130,6 +147,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(async move {
+        let mut opts = opts;
+        if let Some(url) = &args.raw {
+            // The error names the URL (password redacted) or the nodes.
+            let writer = ::stream::raw::RawWriter::connect(url, args.init_raw).await?;
+            tracing::info!(keyspace = writer.keyspace(), "writing raw rows");
+            opts.raw = Some(Arc::new(writer));
+        }
         let _server = match args.metrics {
             Some(addr) => Some(::stream::metrics::serve(metrics.clone(), addr).await?),
             None => None,

@@ -359,8 +359,14 @@ pub fn speed_batch_key_includes_the_group(store: &dyn FactStore) {
     );
     // g2 moves on alone; g1's offset is its own.
     assert!(store.apply_speed_batch(&of("g2", 10, 15)).unwrap());
-    assert_eq!(store.committed_offsets("g1", &topic).unwrap(), vec![(0, 10)]);
-    assert_eq!(store.committed_offsets("g2", &topic).unwrap(), vec![(0, 15)]);
+    assert_eq!(
+        store.committed_offsets("g1", &topic).unwrap(),
+        vec![(0, 10)]
+    );
+    assert_eq!(
+        store.committed_offsets("g2", &topic).unwrap(),
+        vec![(0, 15)]
+    );
     // Empty batches (next == first) are refused on replay by their key alone: the committed-offset
     // shortcut does not cover them.
     assert!(store.apply_speed_batch(&of("g1", 20, 20)).unwrap());

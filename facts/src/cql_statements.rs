@@ -260,7 +260,10 @@ mod tests {
     #[test]
     fn helpers() {
         assert_eq!(batch_key("g", "events", 3, 42), "g/events/3/42");
-        assert_ne!(batch_key("g1", "events", 3, 42), batch_key("g2", "events", 3, 42));
+        assert_ne!(
+            batch_key("g1", "events", 3, 42),
+            batch_key("g2", "events", 3, 42)
+        );
         assert_eq!(state_ttl_s(10_000, 0), 10);
         assert_eq!(state_ttl_s(10_001, 0), 11);
         assert_eq!(state_ttl_s(0, 10_000), 1);

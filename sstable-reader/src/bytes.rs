@@ -175,6 +175,16 @@ pub fn put_uvint(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(&buf[9 - (extra + 1)..]);
 }
 
+/// Encoded length of `value` as an unsigned vint.
+pub fn uvint_size(value: u64) -> usize {
+    let bits = 64 - value.leading_zeros() as usize;
+    if bits <= 7 {
+        1
+    } else {
+        1 + (bits - 7).div_ceil(7).min(8)
+    }
+}
+
 /// Appends `value` as a Cassandra signed (zig-zag) vint.
 pub fn put_vint(out: &mut Vec<u8>, value: i64) {
     put_uvint(out, ((value << 1) ^ (value >> 63)) as u64)
@@ -205,6 +215,7 @@ mod tests {
             put_uvint(&mut out, *v);
             assert_eq!(&out, enc, "encoding {v}");
             assert_eq!(Cursor::new(enc).uvint().unwrap(), *v);
+            assert_eq!(uvint_size(*v), enc.len());
         }
     }
 

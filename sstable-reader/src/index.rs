@@ -141,9 +141,7 @@ impl<'a> Iterator for IndexEntries<'a> {
 }
 
 fn vint_size(v: u64) -> u64 {
-    let mut b = Vec::with_capacity(9);
-    crate::bytes::put_uvint(&mut b, v);
-    b.len() as u64
+    crate::bytes::uvint_size(v) as u64
 }
 
 /// Summary.db: a sample of Index.db entries (key, Index.db position), and the first and last keys.

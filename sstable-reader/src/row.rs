@@ -4,7 +4,7 @@
 //! positions into the current data window, so a row costs no allocation; [`RowRef`] and [`Cell`] borrow.
 
 use crate::bytes::{Cursor, Short, ShortResult};
-use crate::statistics::{SerializationHeader, NO_DELETION_TIME};
+use crate::statistics::{ldt_from_raw, SerializationHeader, NO_DELETION_TIME};
 use crate::types::CqlType;
 
 pub(crate) const END_OF_PARTITION: u8 = 0x01;
@@ -183,17 +183,7 @@ impl Deltas {
 
     #[inline]
     pub fn ldt_from_raw(&self, raw: u32) -> i64 {
-        if self.uint_ldt {
-            if raw == u32::MAX {
-                NO_DELETION_TIME
-            } else {
-                raw as i64
-            }
-        } else if raw as i32 == i32::MAX {
-            NO_DELETION_TIME
-        } else {
-            raw as i32 as i64
-        }
+        ldt_from_raw(raw, self.uint_ldt)
     }
 
     #[inline]
@@ -237,11 +227,7 @@ pub(crate) fn read_partition_deletion(
         let ldt = c.u32()?;
         Ok(DeletionTime {
             marked_for_delete_at: mfda,
-            local_deletion_time: if ldt == u32::MAX {
-                NO_DELETION_TIME
-            } else {
-                ldt as i64
-            },
+            local_deletion_time: ldt_from_raw(ldt, true),
         })
     } else {
         let ldt = c.i32()?;
@@ -251,11 +237,7 @@ pub(crate) fn read_partition_deletion(
         }
         Ok(DeletionTime {
             marked_for_delete_at: mfda,
-            local_deletion_time: if ldt == i32::MAX {
-                NO_DELETION_TIME
-            } else {
-                ldt as i64
-            },
+            local_deletion_time: ldt_from_raw(ldt as u32, false),
         })
     }
 }
@@ -263,19 +245,30 @@ pub(crate) fn read_partition_deletion(
 /// A clustering value's place: absent (`None`: null) or a byte range in the window (possibly empty).
 pub(crate) type Slot = Option<(u32, u32)>;
 
-#[inline]
-fn read_value_len(c: &mut Cursor<'_>, ty: &CqlType) -> ShortResult<usize> {
-    match ty.fixed_length() {
-        Some(n) => Ok(n),
-        None => c.uvint_len(),
-    }
-}
-
 /// Skips `size` clustering values serialized with their 2-bit presence headers (32 values per header).
 pub(crate) fn skip_clustering_values(
     c: &mut Cursor<'_>,
     types: &[CqlType],
     size: usize,
+) -> ShortResult<()> {
+    skip_values_with(c, size, |i| types.get(i).unwrap_or(&CqlType::Blob).fixed_length())
+}
+
+/// [`skip_clustering_values`] with the types' fixed lengths precomputed (`None`: variable length).
+#[inline]
+pub(crate) fn skip_clustering_fixed(
+    c: &mut Cursor<'_>,
+    fixed: &[Option<usize>],
+    size: usize,
+) -> ShortResult<()> {
+    skip_values_with(c, size, |i| fixed.get(i).copied().flatten())
+}
+
+#[inline]
+fn skip_values_with(
+    c: &mut Cursor<'_>,
+    size: usize,
+    fixed: impl Fn(usize) -> Option<usize>,
 ) -> ShortResult<()> {
     let mut i = 0;
     while i < size {
@@ -284,8 +277,10 @@ pub(crate) fn skip_clustering_values(
         while i < block_end {
             let bits = (header >> ((i % 32) * 2)) & 3;
             if bits == 0 {
-                let ty = types.get(i).unwrap_or(&CqlType::Blob);
-                let n = read_value_len(c, ty)?;
+                let n = match fixed(i) {
+                    Some(n) => n,
+                    None => c.uvint_len()?,
+                };
                 c.skip(n)?;
             }
             i += 1;
@@ -298,6 +293,35 @@ pub(crate) fn skip_clustering_values(
 pub(crate) fn read_clustering_values(
     c: &mut Cursor<'_>,
     types: &[CqlType],
+    size: usize,
+    base: u32,
+    out: &mut Vec<Slot>,
+) -> ShortResult<()> {
+    read_values_with(
+        c,
+        |i| types.get(i).unwrap_or(&CqlType::Blob).fixed_length(),
+        size,
+        base,
+        out,
+    )
+}
+
+/// [`read_clustering_values`] with the types' fixed lengths precomputed (`None`: variable length).
+#[inline]
+pub(crate) fn read_clustering_fixed(
+    c: &mut Cursor<'_>,
+    fixed: &[Option<usize>],
+    size: usize,
+    base: u32,
+    out: &mut Vec<Slot>,
+) -> ShortResult<()> {
+    read_values_with(c, |i| fixed.get(i).copied().flatten(), size, base, out)
+}
+
+#[inline]
+fn read_values_with(
+    c: &mut Cursor<'_>,
+    fixed: impl Fn(usize) -> Option<usize>,
     size: usize,
     base: u32,
     out: &mut Vec<Slot>,
@@ -315,8 +339,10 @@ pub(crate) fn read_clustering_values(
                 let p = base + c.pos() as u32;
                 out.push(Some((p, p)));
             } else {
-                let ty = types.get(i).unwrap_or(&CqlType::Blob);
-                let n = read_value_len(c, ty)?;
+                let n = match fixed(i) {
+                    Some(n) => n,
+                    None => c.uvint_len()?,
+                };
                 let p = base + c.pos() as u32;
                 c.skip(n)?;
                 out.push(Some((p, p + n as u32)));
@@ -333,6 +359,16 @@ pub(crate) fn unfiltered_extent(
     c: &mut Cursor<'_>,
     clustering_types: &[CqlType],
 ) -> ShortResult<usize> {
+    let fixed: Vec<Option<usize>> = clustering_types.iter().map(CqlType::fixed_length).collect();
+    unfiltered_extent_fixed(c, &fixed)
+}
+
+/// [`unfiltered_extent`] with the clustering types' fixed lengths precomputed.
+#[inline]
+pub(crate) fn unfiltered_extent_fixed(
+    c: &mut Cursor<'_>,
+    clustering_fixed: &[Option<usize>],
+) -> ShortResult<usize> {
     let start = c.pos();
     let flags = c.u8()?;
     if flags & END_OF_PARTITION != 0 {
@@ -346,9 +382,9 @@ pub(crate) fn unfiltered_extent(
     if flags & IS_MARKER != 0 {
         c.u8()?; // bound kind
         let size = c.u16()? as usize;
-        skip_clustering_values(c, clustering_types, size)?;
+        skip_clustering_fixed(c, clustering_fixed, size)?;
     } else if ext & IS_STATIC == 0 {
-        skip_clustering_values(c, clustering_types, clustering_types.len())?;
+        skip_clustering_fixed(c, clustering_fixed, clustering_fixed.len())?;
     }
     let body = c.uvint_len()?;
     let header = c.pos() - start;

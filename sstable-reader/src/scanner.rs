@@ -72,6 +72,12 @@ impl Projection {
     }
 }
 
+fn col_info(cols: &[crate::schema::Column]) -> Vec<(bool, Option<usize>)> {
+    cols.iter()
+        .map(|c| (c.ty.is_multi_cell(), c.ty.fixed_length()))
+        .collect()
+}
+
 /// The header of the current partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionHeader {
@@ -117,6 +123,11 @@ pub struct Scanner<'s> {
     cells: Vec<RawCell>,
     complex: Vec<RawComplexDeletion>,
     present: Vec<u32>,
+    /// Fixed lengths of the header's clustering types (`None`: variable), computed once.
+    clustering_fixed: Vec<Option<usize>>,
+    /// Per static / regular column: (multi-cell, fixed value length), computed once.
+    static_info: Vec<(bool, Option<usize>)>,
+    regular_info: Vec<(bool, Option<usize>)>,
     unfiltered_pos: u64,
     partitions: u64,
     rows: u64,
@@ -144,6 +155,14 @@ impl<'s> Scanner<'s> {
             cells: Vec::new(),
             complex: Vec::new(),
             present: Vec::new(),
+            clustering_fixed: sst
+                .header
+                .clustering_types
+                .iter()
+                .map(|t| t.fixed_length())
+                .collect(),
+            static_info: col_info(&sst.schema.statics),
+            regular_info: col_info(&sst.schema.regulars),
             unfiltered_pos: 0,
             partitions: 0,
             rows: 0,
@@ -264,13 +283,21 @@ impl<'s> Scanner<'s> {
         Ok(Some(self.partition))
     }
 
+    #[inline]
     fn extent(&mut self, at: u64) -> Result<usize> {
-        let types = &self.sst.header.clustering_types;
-        let sst = self.sst;
-        let _ = types;
-        self.measured(at, "a row or marker", |c| {
-            unfiltered_extent(c, &sst.header.clustering_types)
-        })
+        // Fast path: the whole header is in the window (the common case).
+        let ws = self.reader.window_start();
+        let w = self.reader.window();
+        if at >= ws {
+            let mut c = Cursor::at(w, (at - ws) as usize);
+            if let Ok(n) = unfiltered_extent_fixed(&mut c, &self.clustering_fixed) {
+                return Ok(n);
+            }
+        }
+        let fixed = std::mem::take(&mut self.clustering_fixed);
+        let r = self.measured(at, "a row or marker", |c| unfiltered_extent_fixed(c, &fixed));
+        self.clustering_fixed = fixed;
+        r
     }
 
     fn skip_unfiltered(&mut self) -> Result<()> {
@@ -333,6 +360,12 @@ impl<'s> Scanner<'s> {
         }))
     }
 
+    /// Whether `check_ldt` would accept `ldt` unchanged (the fast path: no message is built).
+    #[inline]
+    fn ldt_plausible(&self, ldt: i64) -> bool {
+        ldt >= 0 || ldt == NO_DELETION_TIME || self.sst.descriptor.version.has_uint_deletion_time()
+    }
+
     fn check_ldt(&self, ldt: i64, expiring: bool, at: u64, what: &str) -> Result<i64> {
         if self.sst.descriptor.version.has_uint_deletion_time()
             || ldt >= 0
@@ -391,7 +424,8 @@ impl<'s> Scanner<'s> {
                     format!("a bound of at most {} values, found {size}", types.len()),
                 ));
             }
-            read_clustering_values(&mut c, types, size, 0, &mut self.clustering).map_err(short)?;
+            read_clustering_fixed(&mut c, &self.clustering_fixed, size, 0, &mut self.clustering)
+                .map_err(short)?;
             c.uvint().map_err(short)?;
             c.uvint().map_err(short)?;
             let first = d.deletion(&mut c).map_err(short)?;
@@ -412,8 +446,14 @@ impl<'s> Scanner<'s> {
         if is_static {
             self.clustering.clear();
         } else {
-            read_clustering_values(&mut c, types, types.len(), 0, &mut self.clustering)
-                .map_err(short)?;
+            read_clustering_fixed(
+                &mut c,
+                &self.clustering_fixed,
+                types.len(),
+                0,
+                &mut self.clustering,
+            )
+            .map_err(short)?;
         }
         let row_size = c.uvint_len().map_err(short)?;
         let body_end = c.pos().saturating_add(row_size);
@@ -437,17 +477,19 @@ impl<'s> Scanner<'s> {
         };
         self.cells.clear();
         self.complex.clear();
-        let (columns, wanted, last_wanted) = if is_static {
+        let (columns, wanted, last_wanted, info) = if is_static {
             (
                 &sst.schema.statics,
                 &self.projection.statics,
                 self.last_static,
+                &self.static_info,
             )
         } else {
             (
                 &sst.schema.regulars,
                 &self.projection.regulars,
                 self.last_regular,
+                &self.regular_info,
             )
         };
         let Some(last_wanted) = last_wanted else {
@@ -516,7 +558,7 @@ impl<'s> Scanner<'s> {
                 )
             })?;
             let want = wanted[ci];
-            let complex = col.ty.is_multi_cell();
+            let (complex, fixed) = info[ci];
             let mut cell_count = 1usize;
             if complex {
                 if complex_deletion {
@@ -530,7 +572,6 @@ impl<'s> Scanner<'s> {
                 }
                 cell_count = c.uvint_len().map_err(short)?;
             }
-            let fixed = col.ty.fixed_length();
             for _ in 0..cell_count {
                 let cf = c.u8().map_err(short)?;
                 let deleted = cf & CELL_IS_DELETED != 0;
@@ -582,7 +623,7 @@ impl<'s> Scanner<'s> {
                             format!("a non-negative TTL for column {}, found {ttl}", col.name),
                         ));
                     }
-                    if deleted || expiring {
+                    if (deleted || expiring) && !self.ldt_plausible(ldt) {
                         ldt = self.check_ldt(
                             ldt,
                             expiring && !deleted,

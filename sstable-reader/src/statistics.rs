@@ -217,19 +217,19 @@ fn histogram(c: &mut Cursor<'_>) -> crate::bytes::ShortResult<Vec<(i64, i64)>> {
     Ok(v)
 }
 
+/// A stored 32-bit local deletion time as seconds: signed before `oa` (`Integer.MAX_VALUE` = none),
+/// unsigned from `oa` (`0xFFFFFFFF` = none).
+pub fn ldt_from_raw(raw: u32, unsigned: bool) -> i64 {
+    match (unsigned, raw) {
+        (true, u32::MAX) => NO_DELETION_TIME,
+        (true, r) => r as i64,
+        (false, r) if r as i32 == i32::MAX => NO_DELETION_TIME,
+        (false, r) => r as i32 as i64,
+    }
+}
+
 fn read_ldt(c: &mut Cursor<'_>, version: Version) -> crate::bytes::ShortResult<i64> {
-    let raw = c.u32()?;
-    Ok(if version.has_uint_deletion_time() {
-        if raw == u32::MAX {
-            NO_DELETION_TIME
-        } else {
-            raw as i64
-        }
-    } else if raw as i32 == i32::MAX {
-        NO_DELETION_TIME
-    } else {
-        raw as i32 as i64
-    })
+    Ok(ldt_from_raw(c.u32()?, version.has_uint_deletion_time()))
 }
 
 fn parse_stats(c: &mut Cursor<'_>, version: Version) -> crate::bytes::ShortResult<StatsMetadata> {

@@ -100,7 +100,7 @@ impl CqlType {
 
     /// Parses a Cassandra marshal class string as stored in Statistics.db.
     pub fn from_marshal(s: &str) -> Result<CqlType, TypeParseError> {
-        let mut p = MarshalParser { s, pos: 0 };
+        let mut p = MarshalParser { t: Text { s, pos: 0 } };
         let t = p.parse()?;
         p.skip_ws();
         if p.pos != s.len() {
@@ -177,7 +177,7 @@ impl CqlType {
         s: &str,
         udt: &dyn Fn(&str) -> Option<UserType>,
     ) -> Result<CqlType, TypeParseError> {
-        let mut p = CqlParser { s, pos: 0, udt };
+        let mut p = CqlParser { t: Text { s, pos: 0 }, udt };
         let t = p.parse()?;
         p.skip_ws();
         if p.pos != s.len() {
@@ -257,12 +257,13 @@ fn unhex(s: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
-struct MarshalParser<'s> {
+/// The position in a type string both parsers advance, with the small steps they share.
+struct Text<'s> {
     s: &'s str,
     pos: usize,
 }
 
-impl MarshalParser<'_> {
+impl Text<'_> {
     fn error(&self, message: &str) -> TypeParseError {
         TypeParseError {
             input: self.s.to_string(),
@@ -275,19 +276,6 @@ impl MarshalParser<'_> {
         while self.s[self.pos..].starts_with(char::is_whitespace) {
             self.pos += 1;
         }
-    }
-
-    fn ident(&mut self) -> &str {
-        self.skip_ws();
-        let start = self.pos;
-        while let Some(c) = self.s[self.pos..].chars().next() {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '$' | '_' | '-' | '+') {
-                self.pos += c.len_utf8();
-            } else {
-                break;
-            }
-        }
-        &self.s[start..self.pos]
     }
 
     fn eat(&mut self, c: char) -> bool {
@@ -306,6 +294,38 @@ impl MarshalParser<'_> {
         } else {
             Err(self.error(&format!("expected '{c}'")))
         }
+    }
+}
+
+struct MarshalParser<'s> {
+    t: Text<'s>,
+}
+
+impl<'s> std::ops::Deref for MarshalParser<'s> {
+    type Target = Text<'s>;
+    fn deref(&self) -> &Text<'s> {
+        &self.t
+    }
+}
+
+impl std::ops::DerefMut for MarshalParser<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.t
+    }
+}
+
+impl MarshalParser<'_> {
+    fn ident(&mut self) -> &str {
+        self.skip_ws();
+        let start = self.pos;
+        while let Some(c) = self.s[self.pos..].chars().next() {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '$' | '_' | '-' | '+') {
+                self.pos += c.len_utf8();
+            } else {
+                break;
+            }
+        }
+        &self.s[start..self.pos]
     }
 
     fn args(&mut self) -> Result<Vec<CqlType>, TypeParseError> {
@@ -424,44 +444,24 @@ impl MarshalParser<'_> {
 }
 
 struct CqlParser<'s, 'u> {
-    s: &'s str,
-    pos: usize,
+    t: Text<'s>,
     udt: &'u dyn Fn(&str) -> Option<UserType>,
 }
 
+impl<'s> std::ops::Deref for CqlParser<'s, '_> {
+    type Target = Text<'s>;
+    fn deref(&self) -> &Text<'s> {
+        &self.t
+    }
+}
+
+impl std::ops::DerefMut for CqlParser<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.t
+    }
+}
+
 impl CqlParser<'_, '_> {
-    fn error(&self, message: &str) -> TypeParseError {
-        TypeParseError {
-            input: self.s.to_string(),
-            at: self.pos,
-            message: message.to_string(),
-        }
-    }
-
-    fn skip_ws(&mut self) {
-        while self.s[self.pos..].starts_with(char::is_whitespace) {
-            self.pos += 1;
-        }
-    }
-
-    fn eat(&mut self, c: char) -> bool {
-        self.skip_ws();
-        if self.s[self.pos..].starts_with(c) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, c: char) -> Result<(), TypeParseError> {
-        if self.eat(c) {
-            Ok(())
-        } else {
-            Err(self.error(&format!("expected '{c}'")))
-        }
-    }
-
     fn name(&mut self) -> Result<String, TypeParseError> {
         self.skip_ws();
         if self.s[self.pos..].starts_with('"') {

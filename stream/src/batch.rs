@@ -36,6 +36,8 @@ pub struct BatchSummary {
     pub dead_letters: Vec<DeadLetter>,
     /// Kafka timestamps (ms) of the batch's messages that had one (end-to-end latency).
     pub kafka_timestamps_ms: Vec<i64>,
+    /// The valid messages in offset order, kept only after [`BatchBuilder::keep_messages`] (raw rows).
+    pub kept: Vec<Message>,
 }
 
 /// Accumulates one batch of one partition.
@@ -51,6 +53,7 @@ pub struct BatchBuilder<'a> {
     counts: Counts,
     conversions: Vec<Conversion>,
     summary: BatchSummary,
+    keep: bool,
 }
 
 impl<'a> BatchBuilder<'a> {
@@ -74,7 +77,13 @@ impl<'a> BatchBuilder<'a> {
             counts: Counts::new(),
             conversions: Vec::new(),
             summary: BatchSummary::default(),
+            keep: false,
         }
+    }
+
+    /// Keep a copy of every valid message in [`BatchSummary::kept`] (for the raw-row writer).
+    pub fn keep_messages(&mut self) {
+        self.keep = true;
     }
 
     pub fn len(&self) -> u64 {
@@ -129,6 +138,9 @@ impl<'a> BatchBuilder<'a> {
             }
         };
         self.summary.valid += 1;
+        if self.keep {
+            self.summary.kept.push(msg.clone());
+        }
         count_message(&mut self.counts, &msg);
         let app_cfg = self.cfg.for_app(msg.app_id());
         let touches = match &msg {

@@ -13,6 +13,9 @@
 //!   starts a fresh task for it. Messages fetched before the seek never reach the fresh task.
 //! - **Backpressure**: each partition task has a bounded queue; when it is full (the store is slower than
 //!   Kafka) the poll loop waits, and librdkafka stops fetching once its own queue is full.
+//! - **Raw rows** (`StreamOptions::raw`): a batch's valid messages are written as raw rows
+//!   ([`crate::raw`]) before the batch is applied to the store and before its offset is committed; if that
+//!   fails, the batch is treated like a failed store write (nothing applied, rewind, retry).
 //! - **Shutdown**: the poll loop stops, every task applies its current batch and commits (synchronously),
 //!   then the consumer closes and leaves the group.
 
@@ -61,6 +64,10 @@ pub struct StreamOptions {
     pub start: StartFrom,
     /// Extra librdkafka settings (`session.timeout.ms`, `security.protocol`, …); they win over defaults.
     pub kafka: Vec<(String, String)>,
+    /// Write every valid message as a raw row (`tracking.hits` / `tracking.events`) before its batch is
+    /// applied. `None`: no raw rows.
+    #[cfg(feature = "cql")]
+    pub raw: Option<Arc<crate::raw::RawWriter>>,
 }
 
 impl StreamOptions {
@@ -75,6 +82,8 @@ impl StreamOptions {
             queue_capacity: 10_000,
             start: StartFrom::Earliest,
             kafka: Vec::new(),
+            #[cfg(feature = "cql")]
+            raw: None,
         }
     }
 }
@@ -589,8 +598,15 @@ async fn apply(
     let topic = shared.opts.topic.clone();
     let group = shared.opts.group.clone();
     let build_started = Instant::now();
-    let (batch, summary) = tokio::task::spawn_blocking(move || {
+    #[cfg(feature = "cql")]
+    let keep = shared.opts.raw.is_some();
+    #[cfg(not(feature = "cql"))]
+    let keep = false;
+    let (batch, mut summary) = tokio::task::spawn_blocking(move || {
         let mut b = BatchBuilder::new(&*store, &cfg, &topic, partition, first_offset);
+        if keep {
+            b.keep_messages();
+        }
         for m in &msgs {
             b.push(m.offset, m.payload.as_deref(), m.timestamp_ms)?;
         }
@@ -603,6 +619,14 @@ async fn apply(
         .batch_build_seconds
         .observe(build_started.elapsed().as_secs_f64());
     shared.dead.write(&summary.dead_letters).await?;
+    let kept = std::mem::take(&mut summary.kept);
+    #[cfg(feature = "cql")]
+    if let Some(raw) = &shared.opts.raw {
+        // Before the store applies the batch and before any offset moves: a failure here leaves the batch
+        // unapplied, and it is retried from the store's offset.
+        write_raw(shared, raw, partition, first_offset, &kept).await?;
+    }
+    drop(kept);
     let store = shared.store.clone();
     let started = Instant::now();
     let (first, next) = (batch.first_offset, batch.next_offset);
@@ -677,6 +701,51 @@ async fn apply(
         });
     }
     Ok(Outcome::Applied(next))
+}
+
+/// Writes a batch's raw rows (all of them, or an error).
+#[cfg(feature = "cql")]
+async fn write_raw(
+    shared: &Arc<Shared>,
+    raw: &crate::raw::RawWriter,
+    partition: i32,
+    first_offset: i64,
+    msgs: &[crate::message::Message],
+) -> Result<(), StreamError> {
+    let m = &shared.metrics;
+    let rows = crate::raw::rows_of(msgs);
+    for (id, reason) in &rows.skipped {
+        m.raw_skipped.with_label_values(&[reason.as_str()]).inc();
+        tracing::warn!(partition, id = %id, reason = reason.as_str(), "valid message without a raw row");
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    match raw.write(&rows).await {
+        Ok(()) => {
+            m.raw_write_seconds.observe(started.elapsed().as_secs_f64());
+            m.raw_rows
+                .with_label_values(&["hits"])
+                .inc_by(rows.hits.len() as u64);
+            m.raw_rows
+                .with_label_values(&["events"])
+                .inc_by(rows.events.len() as u64);
+            Ok(())
+        }
+        Err(e) => {
+            m.raw_write_failures.inc();
+            m.batches.with_label_values(&["raw_failed"]).inc();
+            tracing::error!(
+                partition,
+                first_offset,
+                rows = rows.len(),
+                error = %e,
+                "raw rows not written; the batch is not applied and will be retried"
+            );
+            Err(e.into())
+        }
+    }
 }
 
 fn now_ms() -> i64 {

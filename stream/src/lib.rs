@@ -11,14 +11,17 @@
 //!   state, dead-letter counters, next offset), applied by the store in one transaction.
 //! - [`consumer`]: the Kafka side (rdkafka + tokio): consumer group, one task per assigned partition,
 //!   resume from the store's offsets on assignment, rewind on conflicts, graceful shutdown.
+//! - [`raw`] (feature `cql`, on by default): each valid hit/event as a row of `tracking.hits` /
+//!   `tracking.events` in Cassandra/Scylla (`--raw URL`), written before the batch is applied.
 //! - [`readback`]: what the stream wrote, read back (counts, conversions, dead-letter counters).
 //! - [`synth`]: deterministic synthetic traffic (tests, benchmark).
 //! - [`deadletter`], [`metrics`], [`config`].
 //!
 //! # Exactly once
 //! A batch's facts, state changes and next offset are one `apply_speed_batch` transaction keyed by
-//! `(topic, partition, first_offset)`; Kafka offsets are committed only afterwards (for lag tools — the
-//! store is the source of truth). On assignment each partition starts at the store's offset. A batch the
+//! `(group, topic, partition, first_offset)`; Kafka offsets are committed only afterwards (for lag tools — the
+//! store is the source of truth). With raw rows on, a batch's raw rows (idempotent upserts) are written
+//! before that transaction; if they cannot be written the batch is not applied and is retried. On assignment each partition starts at the store's offset. A batch the
 //! store refuses (applied before, or overlapping what another consumer applied) makes the partition rewind
 //! to the store's offset and drop what it had built.
 //!
@@ -44,6 +47,8 @@ pub mod deadletter;
 pub mod fingerprint;
 pub mod message;
 pub mod metrics;
+#[cfg(feature = "cql")]
+pub mod raw;
 pub mod readback;
 pub mod reference;
 pub mod synth;
@@ -88,4 +93,8 @@ pub enum StreamError {
     },
     #[error("task failed: {0}")]
     Task(String),
+    /// Raw rows could not be written; the batch was not applied (it is retried).
+    #[cfg(feature = "cql")]
+    #[error("{0}; the batch was not applied")]
+    Raw(#[from] raw::RawError),
 }

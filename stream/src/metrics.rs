@@ -23,7 +23,8 @@ pub struct Metrics {
     /// Hit→event conversions found.
     pub conversions: IntCounter,
     /// Batches by outcome: `applied`, `replayed` (already in the store), `conflict` (another consumer
-    /// applied first; the partition was rewound to the store's offset).
+    /// applied first; the partition was rewound to the store's offset), `raw_failed` (raw rows could not
+    /// be written; not applied, retried).
     pub batches: IntCounterVec,
     /// Seconds to apply one batch to the store (facts + state + offset transaction).
     pub batch_apply_seconds: Histogram,
@@ -39,6 +40,14 @@ pub struct Metrics {
     pub assigned_partitions: IntGauge,
     /// Batch sizes in messages.
     pub batch_messages: HistogramVec,
+    /// Raw rows written to Cassandra (`--raw`), per table (`hits`, `events`); a retried batch counts again.
+    pub raw_rows: IntCounterVec,
+    /// Batches whose raw rows could not be written (the batch was not applied and is retried).
+    pub raw_write_failures: IntCounter,
+    /// Valid messages without a raw row, per reason (`not_timeuuid`); their facts still count.
+    pub raw_skipped: IntCounterVec,
+    /// Seconds to write one batch's raw rows.
+    pub raw_write_seconds: Histogram,
 }
 
 impl Metrics {
@@ -100,6 +109,28 @@ impl Metrics {
                 .buckets(prometheus::exponential_buckets(1.0, 4.0, 9)?),
             &["partition"],
         )?;
+        let raw_rows = IntCounterVec::new(
+            Opts::new("raw_rows_total", "Raw rows written to Cassandra, per table"),
+            &["table"],
+        )?;
+        let raw_write_failures = IntCounter::new(
+            "raw_write_failures_total",
+            "Batches whose raw rows could not be written (not applied; retried)",
+        )?;
+        let raw_skipped = IntCounterVec::new(
+            Opts::new(
+                "raw_skipped_total",
+                "Valid messages without a raw row, per reason",
+            ),
+            &["reason"],
+        )?;
+        let raw_write_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "raw_write_seconds",
+                "Seconds to write one batch's raw rows to Cassandra",
+            )
+            .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16)?),
+        )?;
         let m = Metrics {
             registry,
             consumed,
@@ -113,6 +144,10 @@ impl Metrics {
             backpressure_waits,
             assigned_partitions,
             batch_messages,
+            raw_rows,
+            raw_write_failures,
+            raw_skipped,
+            raw_write_seconds,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.consumed.clone()),
@@ -126,6 +161,10 @@ impl Metrics {
             Box::new(m.backpressure_waits.clone()),
             Box::new(m.assigned_partitions.clone()),
             Box::new(m.batch_messages.clone()),
+            Box::new(m.raw_rows.clone()),
+            Box::new(m.raw_write_failures.clone()),
+            Box::new(m.raw_skipped.clone()),
+            Box::new(m.raw_write_seconds.clone()),
         ];
         for c in collectors {
             m.registry.register(c)?;
@@ -197,6 +236,7 @@ mod tests {
         let m = Arc::new(Metrics::new().unwrap());
         m.consumed.inc_by(7);
         m.dead_letters.with_label_values(&["bad_json"]).inc();
+        m.raw_write_failures.inc();
         let (addr, handle) = serve(m.clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -211,6 +251,10 @@ mod tests {
         assert!(resp.contains("funnel_stream_messages_total 7"), "{resp}");
         assert!(
             resp.contains(r#"funnel_stream_dead_letters_total{reason="bad_json"} 1"#),
+            "{resp}"
+        );
+        assert!(
+            resp.contains("funnel_stream_raw_write_failures_total 1"),
             "{resp}"
         );
     }

@@ -166,18 +166,15 @@ pub fn parse_now_seconds(s: &str) -> Option<i64> {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ScheduleError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| bad(path, format!("cannot read: {e}")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| bad(path, format!("cannot read: {e}")))?;
         Config::parse(&text, path)
     }
 
     /// Parses a config's text; relative paths are resolved against `origin`'s directory.
     pub fn parse(text: &str, origin: &Path) -> Result<Config, ScheduleError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| bad(origin, e.to_string()))?;
-        let base = origin
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let base = origin.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: &Path| -> PathBuf {
             if p.is_absolute() {
                 p.to_path_buf()
@@ -221,7 +218,10 @@ impl Config {
         let memory_budget = match &raw.memory_budget {
             None => None,
             Some(s) => Some(parse_bytes(s).ok_or_else(|| {
-                bad(origin, format!("memory_budget = {s:?}: use e.g. \"8GiB\", \"512MiB\""))
+                bad(
+                    origin,
+                    format!("memory_budget = {s:?}: use e.g. \"8GiB\", \"512MiB\""),
+                )
             })?),
         };
         let timeout = match &raw.timeout {
@@ -250,8 +250,8 @@ impl Config {
             _ => facts,
         };
         let state_dir = raw.state_dir.as_deref().map(resolve);
-        let paths = StatePaths::for_store(&facts, state_dir.as_deref())
-            .map_err(|m| bad(origin, m))?;
+        let paths =
+            StatePaths::for_store(&facts, state_dir.as_deref()).map_err(|m| bad(origin, m))?;
         Ok(Config {
             origin: origin.to_path_buf(),
             facts,
@@ -335,7 +335,10 @@ log = "json"
         assert_eq!(c.funnels, Path::new("/etc/funnel/funnels.toml"));
         assert_eq!(
             c.data,
-            vec![PathBuf::from("/data/node1"), PathBuf::from("/etc/funnel/snap")]
+            vec![
+                PathBuf::from("/data/node1"),
+                PathBuf::from("/etc/funnel/snap")
+            ]
         );
         assert_eq!(c.snapshot, SnapshotChoice::Newest);
         assert!(matches!(c.trigger, Some(Trigger::Every(d)) if d == Duration::from_secs(5400)));
@@ -352,15 +355,39 @@ log = "json"
     #[test]
     fn mistakes_are_reported_with_the_file_name() {
         for (text, needle) in [
-            ("facts='sqlite:f'\nfunnels='f'\ndata=[]", "at least one path"),
-            ("facts='sqlite:f'\nfunnels='f'\ndata=['d']\nevery='1h'\ncron='* * * * * *'", "not both"),
-            ("facts='sqlite:f'\nfunnels='f'\ndata=['d']\nevery='soon'", "every"),
-            ("facts='sqlite:f'\nfunnels='f'\ndata=['d']\ncron='nope'", "cron"),
-            ("facts='sqlite:f'\nfunnels='f'\ndata=['d']\nmemory_budget='lots'", "memory_budget"),
-            ("facts='sqlite:f'\nfunnels='f'\ndata=['d']\nthreads=0", "threads"),
-            ("facts='sqlite:f'\nfunnels='f'\ndata=['d']\nnow='yesterday'", "now"),
+            (
+                "facts='sqlite:f'\nfunnels='f'\ndata=[]",
+                "at least one path",
+            ),
+            (
+                "facts='sqlite:f'\nfunnels='f'\ndata=['d']\nevery='1h'\ncron='* * * * * *'",
+                "not both",
+            ),
+            (
+                "facts='sqlite:f'\nfunnels='f'\ndata=['d']\nevery='soon'",
+                "every",
+            ),
+            (
+                "facts='sqlite:f'\nfunnels='f'\ndata=['d']\ncron='nope'",
+                "cron",
+            ),
+            (
+                "facts='sqlite:f'\nfunnels='f'\ndata=['d']\nmemory_budget='lots'",
+                "memory_budget",
+            ),
+            (
+                "facts='sqlite:f'\nfunnels='f'\ndata=['d']\nthreads=0",
+                "threads",
+            ),
+            (
+                "facts='sqlite:f'\nfunnels='f'\ndata=['d']\nnow='yesterday'",
+                "now",
+            ),
             ("facts='sqlite:f'\nfunnels='f'\ndata=['d']\ntypo=1", "typo"),
-            ("facts='cql://h:9042/ks'\nfunnels='f'\ndata=['d']", "state_dir"),
+            (
+                "facts='cql://h:9042/ks'\nfunnels='f'\ndata=['d']",
+                "state_dir",
+            ),
         ] {
             let err = parse(text).unwrap_err();
             let msg = err.to_string();
@@ -376,7 +403,10 @@ log = "json"
             "facts='cql://h:9042/ks'\nfunnels='f'\ndata=['d']\nstate_dir='/var/lib/funnel'\ncron='0 15 * * * *'",
         )
         .unwrap();
-        assert_eq!(c.paths.state, PathBuf::from("/var/lib/funnel/schedule.json"));
+        assert_eq!(
+            c.paths.state,
+            PathBuf::from("/var/lib/funnel/schedule.json")
+        );
         let t = c.trigger.unwrap();
         // 2026-11-20T10:00:00Z → next is 10:15:00.
         let base = 1_795_168_800_000;

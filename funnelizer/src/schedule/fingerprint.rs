@@ -243,9 +243,10 @@ pub fn collect_with(
             .into_iter()
             .filter(|t| {
                 key.tables.is_empty()
-                    || key.tables.iter().any(|q| {
-                        t.qualified() == *q || (!q.contains('.') && t.name == *q)
-                    })
+                    || key
+                        .tables
+                        .iter()
+                        .any(|q| t.qualified() == *q || (!q.contains('.') && t.name == *q))
             })
             .collect();
         let all: Vec<PathBuf> = tables.iter().flat_map(|t| t.files.clone()).collect();
@@ -409,7 +410,10 @@ mod tests {
         let (fp, relisted) = collect_with(&[dir.path().to_path_buf()], &key(), &mut |files| {
             if deleted.is_none() {
                 // What compaction does: the Data.db and its siblings go away.
-                let victim = files.iter().find(|f| f.to_string_lossy().contains("events")).unwrap();
+                let victim = files
+                    .iter()
+                    .find(|f| f.to_string_lossy().contains("events"))
+                    .unwrap();
                 let d = Descriptor::from_path(victim).unwrap();
                 for c in [Component::Data, Component::Digest, Component::Index] {
                     let _ = std::fs::remove_file(d.path(c));
@@ -442,7 +446,10 @@ mod tests {
         }
         // The copied tag is older than the new one, whatever the clock granularity.
         let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        std::fs::File::open(&old).unwrap().set_modified(past).unwrap();
+        std::fs::File::open(&old)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
         let data = [dir.path().to_path_buf()];
         let t = resolve_snapshot(&data, &SnapshotChoice::Newest).unwrap();
         assert_eq!(t.as_deref(), Some("aaa-later"));

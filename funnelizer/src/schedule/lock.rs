@@ -89,7 +89,10 @@ mod tests {
         // exactly as another process would.
         assert!(RunLock::try_acquire(&path).unwrap().is_none());
         let holder = RunLock::holder(&path).expect("held");
-        assert!(holder.contains(&format!("pid {}", std::process::id())), "{holder}");
+        assert!(
+            holder.contains(&format!("pid {}", std::process::id())),
+            "{holder}"
+        );
         drop(first);
         assert!(RunLock::holder(&path).is_none());
         assert!(RunLock::try_acquire(&path).unwrap().is_some());

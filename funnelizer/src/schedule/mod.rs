@@ -154,7 +154,9 @@ pub fn exit_code_help() -> String {
         .map(|o| {
             let what = match o {
                 Outcome::Published => "ran and published",
-                Outcome::Skipped => "skipped: inputs and funnel versions unchanged since the last published run",
+                Outcome::Skipped => {
+                    "skipped: inputs and funnel versions unchanged since the last published run"
+                }
                 Outcome::Busy => "another scheduler holds the lock on this store",
                 Outcome::ConfigError => "config or funnel definition error",
                 Outcome::InputError => "input (SSTable) error",

@@ -121,8 +121,9 @@ impl ScheduleState {
     /// Puts `attempt` first, replacing an in-progress attempt with the same start, keeping the newest
     /// [`KEEP_ATTEMPTS`].
     pub fn record(&mut self, attempt: &Attempt) {
-        self.attempts
-            .retain(|a| !(a.started_at_ms == attempt.started_at_ms && a.outcome == Outcome::Running));
+        self.attempts.retain(|a| {
+            !(a.started_at_ms == attempt.started_at_ms && a.outcome == Outcome::Running)
+        });
         self.attempts.insert(0, attempt.clone());
         self.attempts.truncate(KEEP_ATTEMPTS);
     }
@@ -136,7 +137,10 @@ mod tests {
     fn missing_file_is_empty_and_saves_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.json");
-        assert_eq!(ScheduleState::load(&path).unwrap(), ScheduleState::default());
+        assert_eq!(
+            ScheduleState::load(&path).unwrap(),
+            ScheduleState::default()
+        );
         let mut s = ScheduleState::default();
         let mut a = Attempt::start(1000);
         s.record(&a);

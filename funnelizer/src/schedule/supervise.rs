@@ -51,7 +51,10 @@ impl ChildEnd {
             ChildEnd::Exited(c) => format!("exited with code {c}"),
             ChildEnd::Signaled(s) => format!("killed by signal {s}"),
             ChildEnd::TimedOut(d) => {
-                format!("killed after the timeout ({})", humantime::format_duration(*d))
+                format!(
+                    "killed after the timeout ({})",
+                    humantime::format_duration(*d)
+                )
             }
             ChildEnd::OverBudget { rss_anon, budget } => format!(
                 "killed: anonymous memory {} MiB passed the budget of {} MiB",
@@ -183,7 +186,10 @@ pub fn supervise(
         },
     };
     let _ = std::io::stderr().flush();
-    let tail = tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
+    let tail = tail
+        .lock()
+        .map(|t| t.iter().cloned().collect())
+        .unwrap_or_default();
     Ok(Supervised {
         pid,
         end,

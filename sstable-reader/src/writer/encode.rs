@@ -7,8 +7,7 @@
 
 /// Bytes an unsigned vint takes for `value` (1..=9).
 pub fn unsigned_vint_size(value: u64) -> usize {
-    let magnitude = 64 - (value | 1).leading_zeros() as usize;
-    ((magnitude - 1) / 7 + 1).min(9)
+    crate::bytes::uvint_size(value)
 }
 
 /// Appends `value` as a Cassandra unsigned vint (the crate's codec, [`crate::bytes::put_uvint`]).

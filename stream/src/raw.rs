@@ -1,0 +1,702 @@
+//! Raw rows: every valid hit becomes a row of `tracking.hits` and every valid event a row of
+//! `tracking.events` (the 60-day tables of DESIGN.md, `default_time_to_live = 5184000`), written to
+//! Cassandra/ScyllaDB through the `scylla` driver (`funnel stream --raw cql://…`).
+//!
+//! # Exactly once
+//! A batch's raw rows are written *before* the batch is applied to the fact store and before its offset is
+//! committed ([`crate::consumer`]). Each row is a full-row `INSERT` keyed by its primary key — an idempotent
+//! upsert — so a batch written again after a crash, a refused replay or a rebalance rewrites the same cells:
+//! at-least-once writes of idempotent upserts are exactly-once rows. If any row cannot be written the batch
+//! is neither applied nor committed: the partition rewinds to the store's offset and retries it (error
+//! logged, metric `funnel_stream_raw_write_failures_total`).
+//!
+//! # Statements
+//! Prepared statements only ([`INSERT_HIT`], [`INSERT_EVENT`]), marked idempotent so the driver's default
+//! retry policy may retry them (it retries only idempotent statements), at `LOCAL_QUORUM`. Writes run with
+//! bounded concurrency: at most [`CONCURRENCY`] requests in flight per process, across all partitions.
+//! No counters, no lightweight transactions, no logged batches.
+//!
+//! # Mapping (see [`row_of`])
+//! `ts` → `timestamp` (epoch ms), `hit_id`/`event_id` → `timeuuid`, `ip` → `inet`, `props` →
+//! `map<text,text>`, the hit's `fingerprint` is [`crate::fingerprint()`] of (ip, user agent) — the same key
+//! the conversions use. `device_id` is not a column of the canonical tables and is not written.
+//! A message whose id is a UUID but not a version-1 (time-based) UUID cannot be stored in a `timeuuid`
+//! column (the server refuses it): that row is skipped — its facts still count — logged and counted in
+//! `funnel_stream_raw_skipped_total{reason="not_timeuuid"}`, so one bad id cannot stall a partition.
+//!
+//! # TTL
+//! Rows expire through the tables' `default_time_to_live` (60 days from when they are written, not from
+//! `ts`); a replayed row's TTL restarts from its rewrite.
+//!
+//! # Tables
+//! [`RawWriter::connect`] with `init = true` (`funnel stream --raw URL --init-raw`) creates the keyspace
+//! (replication factor `?rf=N`, default 1) and both tables if missing ([`create_statements`]); without it the
+//! tables must exist. TLS (`tls=true`) is not supported here yet and is refused, never downgraded.
+//!
+//! Tested without a server: the exact statements, and every column of the row mapping serialized against
+//! the tables' CQL types. With a server: `stream/tests/raw_cql.rs`, compiled in when `FUNNEL_CQL_NODES`
+//! names a node at build time (`FUNNEL_CQL_NODES=127.0.0.1:9042 cargo test -p stream --test raw_cql`).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use facts::{CqlUrl, StoreUrl};
+use futures::stream::{self, TryStreamExt};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::Consistency;
+use scylla::value::{CqlTimestamp, CqlTimeuuid};
+use scylla::SerializeRow;
+use tokio::sync::Semaphore;
+
+use crate::fingerprint::fingerprint;
+use crate::message::{Event, Hit, Message};
+
+/// Requests in flight at once, per process (all partitions together).
+pub const CONCURRENCY: usize = 64;
+
+/// `default_time_to_live` of both raw tables: 60 days.
+pub const RAW_TTL_S: i32 = 5_184_000;
+
+/// `tracking.hits` (DESIGN.md), `{ks}` = keyspace.
+pub const CREATE_HITS: &str =
+    "CREATE TABLE IF NOT EXISTS {ks}.hits (app_id text, fingerprint text, ts timestamp, \
+     hit_id timeuuid, tracker text, referrer text, ip inet, user_agent text, props map<text,text>, \
+     PRIMARY KEY ((app_id, fingerprint), ts, hit_id)) WITH default_time_to_live = 5184000";
+
+/// `tracking.events` (DESIGN.md), `{ks}` = keyspace.
+pub const CREATE_EVENTS: &str =
+    "CREATE TABLE IF NOT EXISTS {ks}.events (app_id text, actor_id text, ts timestamp, \
+     event_id timeuuid, name text, ip inet, user_agent text, props map<text,text>, \
+     PRIMARY KEY ((app_id, actor_id), ts, event_id)) WITH default_time_to_live = 5184000";
+
+/// One hit: a full row, so re-writing it is idempotent.
+pub const INSERT_HIT: &str = "INSERT INTO {ks}.hits (app_id, fingerprint, ts, hit_id, tracker, referrer, ip, user_agent, props) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// One event: a full row, so re-writing it is idempotent.
+pub const INSERT_EVENT: &str =
+    "INSERT INTO {ks}.events (app_id, actor_id, ts, event_id, name, ip, user_agent, props) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// A statement template for a keyspace.
+pub fn cql(template: &str, keyspace: &str) -> String {
+    template.replace("{ks}", keyspace)
+}
+
+/// What `--init-raw` runs, in order: the keyspace, then both tables.
+pub fn create_statements(keyspace: &str, replication_factor: u32) -> Vec<String> {
+    vec![
+        facts::cql_statements::create_keyspace(keyspace, replication_factor),
+        cql(CREATE_HITS, keyspace),
+        cql(CREATE_EVENTS, keyspace),
+    ]
+}
+
+/// Errors of the raw-row writer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RawError {
+    #[error("--raw: {0}")]
+    Url(#[from] facts::FactsError),
+    #[error("--raw {0}: needs a cql://host:port[,host…]/keyspace URL")]
+    NotCql(String),
+    #[error(
+        "--raw {0}: tls=true is not supported for raw rows yet (refusing to connect without TLS)"
+    )]
+    TlsUnsupported(String),
+    #[error("raw rows: connecting to {nodes}: {reason}")]
+    Connect { nodes: String, reason: String },
+    #[error("raw rows: creating {what}: {reason}")]
+    Init { what: String, reason: String },
+    #[error("raw rows: preparing `{statement}`: {reason} (were the tables created? `funnel stream --raw URL --init-raw`)")]
+    Prepare { statement: String, reason: String },
+    #[error("raw rows: writing a row of {table} (app {app_id}): {reason}")]
+    Write {
+        table: &'static str,
+        app_id: String,
+        reason: String,
+    },
+}
+
+/// A row of `tracking.hits`; fields named and typed as its columns.
+#[derive(Debug, Clone, PartialEq, SerializeRow)]
+pub struct HitRow {
+    pub app_id: String,
+    pub fingerprint: String,
+    pub ts: CqlTimestamp,
+    pub hit_id: CqlTimeuuid,
+    pub tracker: String,
+    pub referrer: String,
+    pub ip: IpAddr,
+    pub user_agent: String,
+    pub props: BTreeMap<String, String>,
+}
+
+/// A row of `tracking.events`; fields named and typed as its columns.
+#[derive(Debug, Clone, PartialEq, SerializeRow)]
+pub struct EventRow {
+    pub app_id: String,
+    pub actor_id: String,
+    pub ts: CqlTimestamp,
+    pub event_id: CqlTimeuuid,
+    pub name: String,
+    pub ip: IpAddr,
+    pub user_agent: String,
+    pub props: BTreeMap<String, String>,
+}
+
+/// One message's raw row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawRow {
+    Hit(HitRow),
+    Event(EventRow),
+}
+
+/// Why a valid message has no raw row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// Its id is not a version-1 (time-based) UUID, which a `timeuuid` column refuses.
+    NotTimeuuid,
+}
+
+impl SkipReason {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NotTimeuuid => "not_timeuuid",
+        }
+    }
+}
+
+/// A batch's raw rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawRows {
+    pub hits: Vec<HitRow>,
+    pub events: Vec<EventRow>,
+    /// Messages without a row, with their id and reason.
+    pub skipped: Vec<(String, SkipReason)>,
+}
+
+impl RawRows {
+    pub fn len(&self) -> usize {
+        self.hits.len() + self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn timeuuid(id: &str) -> Result<CqlTimeuuid, SkipReason> {
+    match uuid::Uuid::parse_str(id) {
+        Ok(u) if u.get_version_num() == 1 => Ok(CqlTimeuuid::from(u)),
+        _ => Err(SkipReason::NotTimeuuid),
+    }
+}
+
+fn hit_row(h: &Hit) -> Result<HitRow, SkipReason> {
+    Ok(HitRow {
+        app_id: h.app_id.clone(),
+        fingerprint: fingerprint(h.ip, &h.user_agent),
+        ts: CqlTimestamp(h.ts_ms),
+        hit_id: timeuuid(&h.hit_id)?,
+        tracker: h.tracker.clone(),
+        referrer: h.referrer.clone(),
+        ip: h.ip,
+        user_agent: h.user_agent.clone(),
+        props: h.props.clone(),
+    })
+}
+
+fn event_row(e: &Event) -> Result<EventRow, SkipReason> {
+    Ok(EventRow {
+        app_id: e.app_id.clone(),
+        actor_id: e.actor_id.clone(),
+        ts: CqlTimestamp(e.ts_ms),
+        event_id: timeuuid(&e.event_id)?,
+        name: e.name.clone(),
+        ip: e.ip,
+        user_agent: e.user_agent.clone(),
+        props: e.props.clone(),
+    })
+}
+
+/// The raw row of one valid message.
+pub fn row_of(msg: &Message) -> Result<RawRow, SkipReason> {
+    match msg {
+        Message::Hit(h) => hit_row(h).map(RawRow::Hit),
+        Message::Event(e) => event_row(e).map(RawRow::Event),
+    }
+}
+
+/// The raw rows of a batch's valid messages (in order), and the messages that have none.
+pub fn rows_of(msgs: &[Message]) -> RawRows {
+    let mut out = RawRows::default();
+    for m in msgs {
+        match row_of(m) {
+            Ok(RawRow::Hit(h)) => out.hits.push(h),
+            Ok(RawRow::Event(e)) => out.events.push(e),
+            Err(reason) => {
+                let id = match m {
+                    Message::Hit(h) => &h.hit_id,
+                    Message::Event(e) => &e.event_id,
+                };
+                out.skipped.push((id.clone(), reason));
+            }
+        }
+    }
+    out
+}
+
+/// Writes raw rows to a keyspace. Cheap to share (`Arc`); async, runs on the caller's tokio runtime.
+pub struct RawWriter {
+    session: Session,
+    keyspace: String,
+    insert_hit: PreparedStatement,
+    insert_event: PreparedStatement,
+    in_flight: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for RawWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawWriter")
+            .field("keyspace", &self.keyspace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawWriter {
+    /// Connects to `url` (`cql://host:port[,host…]/keyspace?user=..&password=..&rf=N`, parsed by
+    /// [`facts::StoreUrl`]); with `init`, creates the keyspace and tables if missing; prepares the inserts.
+    pub async fn connect(url: &str, init: bool) -> Result<RawWriter, RawError> {
+        let redacted = facts::url::redact(url);
+        let cql = match url.parse::<StoreUrl>()? {
+            StoreUrl::Cql(c) => c,
+            StoreUrl::Sqlite(_) => return Err(RawError::NotCql(redacted)),
+        };
+        if cql.tls {
+            return Err(RawError::TlsUnsupported(redacted));
+        }
+        Self::connect_cql(&cql, init).await
+    }
+
+    /// [`RawWriter::connect`] from a parsed URL.
+    pub async fn connect_cql(url: &CqlUrl, init: bool) -> Result<RawWriter, RawError> {
+        if url.tls {
+            return Err(RawError::TlsUnsupported(url.nodes.join(",")));
+        }
+        let mut b = SessionBuilder::new().known_nodes(&url.nodes);
+        if let (Some(user), Some(pw)) = (&url.user, &url.password) {
+            b = b.user(user, pw);
+        }
+        let session = b.build().await.map_err(|e| RawError::Connect {
+            nodes: url.nodes.join(","),
+            reason: e.to_string(),
+        })?;
+        let ks = url.keyspace.clone();
+        if init {
+            for ddl in create_statements(&ks, url.replication_factor) {
+                session
+                    .query_unpaged(ddl.as_str(), ())
+                    .await
+                    .map_err(|e| RawError::Init {
+                        what: ddl.clone(),
+                        reason: e.to_string(),
+                    })?;
+            }
+            session
+                .await_schema_agreement()
+                .await
+                .map_err(|e| RawError::Init {
+                    what: "schema agreement".into(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let insert_hit = prepare(&session, &cql(INSERT_HIT, &ks)).await?;
+        let insert_event = prepare(&session, &cql(INSERT_EVENT, &ks)).await?;
+        Ok(RawWriter {
+            session,
+            keyspace: ks,
+            insert_hit,
+            insert_event,
+            in_flight: Arc::new(Semaphore::new(CONCURRENCY)),
+        })
+    }
+
+    pub fn keyspace(&self) -> &str {
+        &self.keyspace
+    }
+
+    /// The driver session (integration tests read the rows back through it).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Writes every row; `Ok` only when all were written. Stops at the first failure (already written rows
+    /// stay: they are idempotent upserts the retry rewrites).
+    pub async fn write(&self, rows: &RawRows) -> Result<(), RawError> {
+        let hits = rows.hits.iter().map(|r| Ok(RawRef::Hit(r)));
+        let events = rows.events.iter().map(|r| Ok(RawRef::Event(r)));
+        stream::iter(hits.chain(events))
+            .try_for_each_concurrent(CONCURRENCY, |row| self.write_one(row))
+            .await
+    }
+
+    async fn write_one(&self, row: RawRef<'_>) -> Result<(), RawError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|e| RawError::Write {
+                table: row.table(),
+                app_id: row.app_id().to_string(),
+                reason: e.to_string(),
+            })?;
+        let result = match row {
+            RawRef::Hit(h) => self.session.execute_unpaged(&self.insert_hit, h).await,
+            RawRef::Event(e) => self.session.execute_unpaged(&self.insert_event, e).await,
+        };
+        result.map(|_| ()).map_err(|e| RawError::Write {
+            table: row.table(),
+            app_id: row.app_id().to_string(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum RawRef<'a> {
+    Hit(&'a HitRow),
+    Event(&'a EventRow),
+}
+
+impl RawRef<'_> {
+    fn table(&self) -> &'static str {
+        match self {
+            RawRef::Hit(_) => "hits",
+            RawRef::Event(_) => "events",
+        }
+    }
+
+    fn app_id(&self) -> &str {
+        match self {
+            RawRef::Hit(h) => &h.app_id,
+            RawRef::Event(e) => &e.app_id,
+        }
+    }
+}
+
+async fn prepare(session: &Session, text: &str) -> Result<PreparedStatement, RawError> {
+    let mut p = session.prepare(text).await.map_err(|e| RawError::Prepare {
+        statement: text.to_string(),
+        reason: e.to_string(),
+    })?;
+    // Full-row upserts: safe to retry (the driver's retry policy only retries idempotent statements).
+    p.set_is_idempotent(true);
+    p.set_consistency(Consistency::LocalQuorum);
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scylla::frame::response::result::{
+        CollectionType, ColumnSpec, ColumnType, NativeType, TableSpec,
+    };
+    use scylla::serialize::row::{RowSerializationContext, SerializeRow};
+    use scylla::serialize::writers::RowWriter;
+
+    const HIT: &str = r#"{"type": "hit", "app_id": "a1", "hit_id": "5F0C6B2E-3B1A-11EF-9A8C-0242AC120002",
+        "ts": "2026-11-20T10:00:00.250Z", "tracker": "fb", "referrer": "https://news.example/article",
+        "ip": "203.0.113.9", "user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) Safari/604.1",
+        "device_id": "D1", "props": {"campaign": "black-friday", "n": 3}}"#;
+    const EVENT: &str = r#"{"type": "event", "app_id": "a1", "actor_id": "u42",
+        "event_id": "6a1d2f10-3b1a-11ef-9a8c-0242ac120002", "ts": 1795168051250, "name": "install",
+        "ip": "2001:db8::1", "user_agent": "MyApp/2.3 (iPhone; iOS 17.1; Scale/3.00)", "props": {"plan": "free"}}"#;
+
+    fn parse(json: &str) -> Message {
+        Message::parse(Some(json.as_bytes())).unwrap()
+    }
+
+    fn uuid(s: &str) -> CqlTimeuuid {
+        CqlTimeuuid::from(uuid::Uuid::parse_str(s).unwrap())
+    }
+
+    #[test]
+    fn the_exact_statements() {
+        assert_eq!(
+            cql(INSERT_HIT, "tracking"),
+            "INSERT INTO tracking.hits (app_id, fingerprint, ts, hit_id, tracker, referrer, ip, user_agent, props) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        assert_eq!(
+            cql(INSERT_EVENT, "tracking"),
+            "INSERT INTO tracking.events (app_id, actor_id, ts, event_id, name, ip, user_agent, props) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        assert_eq!(
+            create_statements("tracking", 3),
+            vec![
+                "CREATE KEYSPACE IF NOT EXISTS tracking WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 3}".to_string(),
+                "CREATE TABLE IF NOT EXISTS tracking.hits (app_id text, fingerprint text, ts timestamp, hit_id timeuuid, \
+                 tracker text, referrer text, ip inet, user_agent text, props map<text,text>, \
+                 PRIMARY KEY ((app_id, fingerprint), ts, hit_id)) WITH default_time_to_live = 5184000".to_string(),
+                "CREATE TABLE IF NOT EXISTS tracking.events (app_id text, actor_id text, ts timestamp, event_id timeuuid, \
+                 name text, ip inet, user_agent text, props map<text,text>, \
+                 PRIMARY KEY ((app_id, actor_id), ts, event_id)) WITH default_time_to_live = 5184000".to_string(),
+            ]
+        );
+        assert!(CREATE_HITS.contains(&format!("default_time_to_live = {RAW_TTL_S}")));
+        assert!(CREATE_EVENTS.contains(&format!("default_time_to_live = {RAW_TTL_S}")));
+    }
+
+    /// Columns of an INSERT's column list, and of a CREATE TABLE's (name, type) list.
+    fn insert_columns(stmt: &str) -> Vec<String> {
+        let open = stmt.find('(').unwrap();
+        let close = stmt.find(')').unwrap();
+        stmt[open + 1..close]
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .collect()
+    }
+
+    fn table_columns(ddl: &str) -> Vec<(String, String)> {
+        let open = ddl.find('(').unwrap();
+        let body = &ddl[open + 1..ddl.find("PRIMARY KEY").unwrap()];
+        body.split(", ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                let (n, t) = c.split_once(' ').unwrap();
+                (n.to_string(), t.trim_end_matches(',').to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn inserts_write_every_column_of_their_table_and_only_upsert() {
+        for (insert, ddl) in [(INSERT_HIT, CREATE_HITS), (INSERT_EVENT, CREATE_EVENTS)] {
+            let cols: Vec<String> = table_columns(ddl).into_iter().map(|c| c.0).collect();
+            assert_eq!(insert_columns(insert), cols, "{insert}");
+            assert_eq!(insert.matches('?').count(), cols.len());
+            assert!(
+                !insert.contains(" IF "),
+                "lightweight transaction: {insert}"
+            );
+            assert!(
+                !insert.contains("USING TTL"),
+                "the table TTL applies: {insert}"
+            );
+        }
+    }
+
+    fn cql_type(t: &str) -> ColumnType<'static> {
+        match t {
+            "text" => ColumnType::Native(NativeType::Text),
+            "timestamp" => ColumnType::Native(NativeType::Timestamp),
+            "timeuuid" => ColumnType::Native(NativeType::Timeuuid),
+            "inet" => ColumnType::Native(NativeType::Inet),
+            "map<text,text>" => ColumnType::Collection {
+                frozen: false,
+                typ: CollectionType::Map(
+                    Box::new(ColumnType::Native(NativeType::Text)),
+                    Box::new(ColumnType::Native(NativeType::Text)),
+                ),
+            },
+            other => panic!("type {other} not in the raw tables"),
+        }
+    }
+
+    /// Serializes `row` for the table's columns with their CQL types, as the driver does for the prepared
+    /// insert: fails on a missing field or a Rust type that does not fit the column's CQL type.
+    fn serialize(row: &impl SerializeRow, ddl: &'static str) -> Vec<u8> {
+        try_serialize(row, ddl).unwrap_or_else(|e| panic!("row does not fit {ddl}: {e}"))
+    }
+
+    fn try_serialize(row: &impl SerializeRow, ddl: &'static str) -> Result<Vec<u8>, String> {
+        let cols = table_columns(ddl);
+        let names: Vec<&'static str> = cols
+            .iter()
+            .map(|c| &*Box::leak(c.0.clone().into_boxed_str()))
+            .collect();
+        let specs: Vec<ColumnSpec<'static>> = cols
+            .iter()
+            .zip(&names)
+            .map(|((_, t), n)| ColumnSpec::borrowed(n, cql_type(t), TableSpec::borrowed("ks", "t")))
+            .collect();
+        let ctx = RowSerializationContext::from_specs(&specs);
+        let mut buf = Vec::new();
+        let mut w = RowWriter::new(&mut buf);
+        row.serialize(&ctx, &mut w).map_err(|e| e.to_string())?;
+        assert_eq!(w.value_count(), cols.len());
+        Ok(buf)
+    }
+
+    #[test]
+    fn a_hit_maps_to_every_column_of_tracking_hits() {
+        let RawRow::Hit(row) = row_of(&parse(HIT)).unwrap() else {
+            panic!("not a hit row")
+        };
+        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        let ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) Safari/604.1";
+        assert_eq!(
+            row,
+            HitRow {
+                app_id: "a1".into(),
+                fingerprint: fingerprint(ip, ua),
+                ts: CqlTimestamp(1_795_168_800_250),
+                hit_id: uuid("5f0c6b2e-3b1a-11ef-9a8c-0242ac120002"),
+                tracker: "fb".into(),
+                referrer: "https://news.example/article".into(),
+                ip,
+                user_agent: ua.into(),
+                props: BTreeMap::from([
+                    ("campaign".to_string(), "black-friday".to_string()),
+                    ("n".to_string(), "3".to_string()),
+                ]),
+            }
+        );
+        assert_eq!(row.fingerprint.len(), 16);
+        let bytes = serialize(&row, CREATE_HITS);
+        // ts: 8-byte big-endian epoch ms right after app_id and fingerprint (each [len][bytes]).
+        let ts_at = 4 + 2 + 4 + 16;
+        assert_eq!(&bytes[ts_at..ts_at + 4], &8i32.to_be_bytes());
+        assert_eq!(
+            &bytes[ts_at + 4..ts_at + 12],
+            &1_795_168_800_250i64.to_be_bytes()
+        );
+        // hit_id: 16 bytes of the UUID.
+        let id_at = ts_at + 12;
+        assert_eq!(&bytes[id_at..id_at + 4], &16i32.to_be_bytes());
+        assert_eq!(
+            &bytes[id_at + 4..id_at + 20],
+            uuid::Uuid::parse_str("5f0c6b2e-3b1a-11ef-9a8c-0242ac120002")
+                .unwrap()
+                .as_bytes()
+        );
+    }
+
+    #[test]
+    fn an_event_maps_to_every_column_of_tracking_events() {
+        let RawRow::Event(row) = row_of(&parse(EVENT)).unwrap() else {
+            panic!("not an event row")
+        };
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(
+            row,
+            EventRow {
+                app_id: "a1".into(),
+                actor_id: "u42".into(),
+                ts: CqlTimestamp(1_795_168_051_250),
+                event_id: uuid("6a1d2f10-3b1a-11ef-9a8c-0242ac120002"),
+                name: "install".into(),
+                ip,
+                user_agent: "MyApp/2.3 (iPhone; iOS 17.1; Scale/3.00)".into(),
+                props: BTreeMap::from([("plan".to_string(), "free".to_string())]),
+            }
+        );
+        let bytes = serialize(&row, CREATE_EVENTS);
+        // ip (6th column): 16 bytes of IPv6 as inet.
+        let mut at = 0;
+        for _ in 0..5 {
+            let len = i32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+            at += 4 + len as usize;
+        }
+        assert_eq!(&bytes[at..at + 4], &16i32.to_be_bytes());
+        assert_eq!(&bytes[at + 4..at + 20], &ip_octets(ip));
+    }
+
+    fn ip_octets(ip: IpAddr) -> Vec<u8> {
+        match ip {
+            IpAddr::V4(v) => v.octets().to_vec(),
+            IpAddr::V6(v) => v.octets().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_row_with_wrong_types_does_not_fit_the_table() {
+        // The serialization check above is able to fail: text where a timestamp is expected.
+        #[derive(SerializeRow)]
+        struct Wrong {
+            app_id: String,
+            fingerprint: String,
+            ts: String,
+            hit_id: CqlTimeuuid,
+            tracker: String,
+            referrer: String,
+            ip: IpAddr,
+            user_agent: String,
+            props: BTreeMap<String, String>,
+        }
+        let RawRow::Hit(h) = row_of(&parse(HIT)).unwrap() else {
+            panic!()
+        };
+        let wrong = Wrong {
+            app_id: h.app_id,
+            fingerprint: h.fingerprint,
+            ts: "2026-11-20".into(),
+            hit_id: h.hit_id,
+            tracker: h.tracker,
+            referrer: h.referrer,
+            ip: h.ip,
+            user_agent: h.user_agent,
+            props: h.props,
+        };
+        let err = try_serialize(&wrong, CREATE_HITS).unwrap_err();
+        assert!(err.contains("ts"), "{err}");
+    }
+
+    #[test]
+    fn ids_that_are_not_timeuuids_are_skipped_with_a_reason() {
+        let v4 = HIT.replace(
+            "5F0C6B2E-3B1A-11EF-9A8C-0242AC120002",
+            "5f0c6b2e-3b1a-41ef-9a8c-0242ac120002",
+        );
+        let msgs = vec![parse(&v4), parse(EVENT), parse(HIT)];
+        let rows = rows_of(&msgs);
+        assert_eq!(rows.hits.len(), 1);
+        assert_eq!(rows.events.len(), 1);
+        assert_eq!(
+            rows.skipped,
+            vec![(
+                "5f0c6b2e-3b1a-41ef-9a8c-0242ac120002".to_string(),
+                SkipReason::NotTimeuuid
+            )]
+        );
+        assert_eq!(rows.len(), 2);
+    }
+
+    #[test]
+    fn synthetic_traffic_has_only_timeuuids() {
+        let spec = crate::synth::TrafficSpec::new(7, 20);
+        let msgs: Vec<Message> = crate::synth::generate(&spec)
+            .iter()
+            .filter_map(|m| Message::parse(Some(&m.payload)).ok())
+            .collect();
+        assert!(!msgs.is_empty());
+        let rows = rows_of(&msgs);
+        assert!(rows.skipped.is_empty(), "{:?}", rows.skipped.first());
+        assert_eq!(rows.len(), msgs.len());
+    }
+
+    #[tokio::test]
+    async fn urls_that_cannot_be_raw_targets_are_refused_before_connecting() {
+        let e = RawWriter::connect("sqlite:x.db", false).await.unwrap_err();
+        assert!(matches!(e, RawError::NotCql(_)), "{e}");
+        let e = RawWriter::connect(
+            "cql://127.0.0.1:1/ks?tls=true&user=u&password=hunter2",
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, RawError::TlsUnsupported(_)), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = RawWriter::connect("cql://127.0.0.1:1/bad-ks", false)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RawError::Url(_)), "{e}");
+    }
+}
