@@ -20,6 +20,7 @@ use funnelizer::schedule::config::{parse_now_seconds, LogFormat};
 use funnelizer::schedule::fingerprint::{
     collect, funnel_versions, resolve_snapshot, source_tables, RunKey,
 };
+use funnelizer::schedule::supervise::Echo;
 use funnelizer::schedule::{
     supervise, Attempt, Config, Fingerprint, LastSuccess, Limits, Outcome, RunLock, ScheduleError,
     ScheduleState,
@@ -32,7 +33,7 @@ const EXIT_CODES: &str = "\
 Exit codes of --once (long-running mode exits only on a config error, with 5):
    0  ran and published
    3  skipped: inputs and funnel versions unchanged since the last published run
-   4  another scheduler holds the lock on this store
+   4  another scheduler (or the run of a killed one) holds this store
    5  config or funnel definition error
    6  input (SSTable) error
    7  fact store (or scheduler state) error
@@ -238,6 +239,38 @@ fn attempt(cfg: &Config, force: bool, log: Log) -> Outcome {
             return Outcome::StoreError;
         }
     };
+    // A run whose scheduler was killed goes on as an orphan, without the lock: wait for it.
+    if let Some(pid) = state
+        .attempts
+        .iter()
+        .filter(|a| a.outcome == Outcome::Running)
+        .filter_map(|a| a.child_pid)
+        .find(|pid| orphan_run_alive(*pid, &cfg.facts))
+    {
+        log.event(
+            "warn",
+            "busy",
+            &format!(
+                "the run (pid {pid}) of a scheduler that was stopped is still going; not running"
+            ),
+            json!({ "outcome": Outcome::Busy, "exit_code": Outcome::Busy.exit_code(), "orphan_pid": pid }),
+        );
+        return Outcome::Busy;
+    }
+    // Attempts still marked running were cut short (the scheduler was stopped or killed with its run):
+    // nobody else can be running them, since we hold the lock.
+    for stale in state
+        .attempts
+        .iter_mut()
+        .filter(|a| a.outcome == Outcome::Running)
+    {
+        let at = stale.finished_at_ms.unwrap_or(stale.started_at_ms);
+        stale.finish(
+            at,
+            Outcome::Crashed,
+            Some("interrupted: the scheduler stopped during this attempt".into()),
+        );
+    }
     let mut att = Attempt::start(now_ms());
     let result = locked(cfg, force, log, &mut state, &mut att);
     let (outcome, error) = match result {
@@ -399,7 +432,7 @@ fn locked(
             .map_or(0, |r| r.run_id.0);
         let cmd =
             child_command(cfg, snapshot.as_deref(), now_s).map_err(|e| Stop(Outcome::Failed, e))?;
-        let echo: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |line: &str| {
+        let echo: Echo = Arc::new(move |line: &str| {
             if log.json {
                 log.event("info", "run_output", line, json!({}));
             } else {
@@ -497,6 +530,18 @@ fn locked(
     }
 }
 
+/// Whether `pid` is a `funnel run` on this store (`/proc/PID/cmdline`; elsewhere: never).
+fn orphan_run_alive(pid: u32, facts_url: &str) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    args.get(1) == Some(&b"run".as_slice())
+        && args
+            .windows(2)
+            .any(|w| w[0] == b"--facts" && w[1] == facts_url.as_bytes())
+}
+
 fn note_fingerprint(att: &mut Attempt, fp: &Fingerprint) {
     att.sstables = fp.sstable_count();
     att.bytes = fp.bytes();
@@ -534,26 +579,37 @@ pub fn sstables_read(inputs: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The kind of a failed run from the facts the scheduler can check and the child's error line.
+/// The kind of a failed run: a funnels file that no longer parses is a config error, else its error line
+/// decides.
 fn classify(cfg: &Config, err_line: &str) -> Outcome {
     if FunnelSet::load(&cfg.funnels).is_err() {
         return Outcome::ConfigError;
     }
+    classify_error_line(err_line)
+}
+
+/// The kind of a `funnel run` error line (`error: …`): its store errors name the store (`fact store:`,
+/// `sqlite:`, `cql:`), its input errors the SSTables (`reading actor timelines:`, a `Data.db` path, the
+/// reader's corrupt/checksum/unsupported/schema errors).
+fn classify_error_line(err_line: &str) -> Outcome {
     let l = err_line.to_ascii_lowercase();
-    if l.contains("fact store")
-        || l.contains("sqlite")
-        || l.contains("cql:")
-        || l.contains("opening cql")
+    if ["fact store", "sqlite", "cql:", "opening cql"]
+        .iter()
+        .any(|k| l.contains(k))
     {
         return Outcome::StoreError;
     }
-    if l.contains("reading actor timelines")
-        || l.contains("sstable")
-        || l.contains("data.db")
-        || l.contains("corrupt")
-        || l.contains("checksum")
-        || l.contains("unsupported")
-        || l.contains("schema error")
+    if [
+        "reading actor timelines",
+        "sstable",
+        "data.db",
+        "corrupt",
+        "checksum",
+        "unsupported",
+        "schema error",
+    ]
+    .iter()
+    .any(|k| l.contains(k))
     {
         return Outcome::InputError;
     }
@@ -577,6 +633,21 @@ mod tests {
             EXIT_CODES.lines().filter(|l| l.starts_with("   ")).count(),
             Outcome::ALL.len()
         );
+    }
+
+    #[test]
+    fn child_errors_are_classified_by_what_failed() {
+        for (line, want) in [
+            ("error: fact store: sqlite: database is locked", Outcome::StoreError),
+            ("error: opening sqlite:/x/facts.db: i/o: Permission denied", Outcome::StoreError),
+            ("error: reading actor timelines: /d/nb-1-big-Data.db: corrupt at offset 10: expected x", Outcome::InputError),
+            ("error: opening tracking.events: /d/nb-2-big-Data.db: No such file or directory (os error 2)", Outcome::InputError),
+            ("error: no SSTables of tracking.events under /d (found: tracking.hits)", Outcome::InputError),
+            ("error: thread pool: cannot spawn", Outcome::Failed),
+            ("", Outcome::Failed),
+        ] {
+            assert_eq!(classify_error_line(line), want, "{line}");
+        }
     }
 
     #[test]

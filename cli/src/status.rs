@@ -63,6 +63,10 @@ fn one_line(s: &str, max: usize) -> String {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    if let Ok(facts::StoreUrl::Sqlite(path)) = args.facts.parse::<facts::StoreUrl>() {
+        // Opening would create an empty store; a typo should say so instead.
+        anyhow::ensure!(path.exists(), "no fact store at {}", path.display());
+    }
     let store = facts::open_store(&args.facts)
         .with_context(|| format!("opening {}", facts::url::redact(&args.facts)))?;
     let runs = store.runs(args.limit.max(1)).context("reading runs")?;

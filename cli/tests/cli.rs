@@ -5,7 +5,10 @@
 use std::process::Command;
 
 fn funnel(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_funnel")).args(args).output().expect("run funnel")
+    Command::new(env!("CARGO_BIN_EXE_funnel"))
+        .args(args)
+        .output()
+        .expect("run funnel")
 }
 
 #[test]
@@ -17,7 +20,10 @@ fn every_subcommand_has_help_with_examples() {
         assert!(out.status.success(), "{sub} --help");
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.contains("Usage: funnel"), "{sub}: {text}");
-        assert!(text.to_lowercase().contains("example"), "{sub} --help gives examples:\n{text}");
+        assert!(
+            text.to_lowercase().contains("example"),
+            "{sub} --help gives examples:\n{text}"
+        );
     }
 }
 
@@ -26,23 +32,39 @@ fn missing_paths_are_clear_errors() {
     let out = funnel(&["dump", "/nonexistent/dir"]);
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.starts_with("error: ") && err.contains("/nonexistent/dir"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("/nonexistent/dir"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unsupported_sstables_name_file_and_version() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/sstables/cassandra/other/invalid-legacy-sstables/Keyspace1/Standard1");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/sstables/cassandra/other/invalid-legacy-sstables/Keyspace1/Standard1"
+    );
     let out = funnel(&["stats", dir]);
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("Keyspace1-Standard1-ic-0-Data.db") && err.contains("\"ic\""), "{err}");
+    assert!(
+        err.contains("Keyspace1-Standard1-ic-0-Data.db") && err.contains("\"ic\""),
+        "{err}"
+    );
 }
 
 #[test]
 fn stats_json_is_machine_readable() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/sstables/cassandra/legacy/oa/legacy_tables/legacy_oa_clust");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/sstables/cassandra/legacy/oa/legacy_tables/legacy_oa_clust"
+    );
     let out = funnel(&["stats", dir, "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let s = &v[0];
     assert_eq!(s["version"], "oa");
@@ -50,5 +72,8 @@ fn stats_json_is_machine_readable() {
     assert_eq!(s["rows"], 250);
     assert_eq!(s["compression"], "lz4");
     assert_eq!(s["chunk_length"], 16384);
-    assert_eq!(s["partitioner"], "org.apache.cassandra.dht.ByteOrderedPartitioner");
+    assert_eq!(
+        s["partitioner"],
+        "org.apache.cassandra.dht.ByteOrderedPartitioner"
+    );
 }

@@ -25,7 +25,11 @@ struct Pass {
 fn decompress_only(sst: &SSTable) -> Pass {
     let mut r = sst.data.reader();
     let len = sst.data.len();
-    let chunk = sst.data.compression().map(|c| c.chunk_length as u64).unwrap_or(1 << 16);
+    let chunk = sst
+        .data
+        .compression()
+        .map(|c| c.chunk_length as u64)
+        .unwrap_or(1 << 16);
     let mut pos = 0;
     while pos < len {
         let end = (pos + chunk).min(len);
@@ -33,7 +37,11 @@ fn decompress_only(sst: &SSTable) -> Pass {
         pos = end;
         r.release(pos);
     }
-    Pass { rows: 0, cells: 0, bytes: len }
+    Pass {
+        rows: 0,
+        cells: 0,
+        bytes: len,
+    }
 }
 
 fn scan(sst: &SSTable, projection: Projection) -> Pass {
@@ -51,7 +59,11 @@ fn scan(sst: &SSTable, projection: Projection) -> Pass {
         }
     }
     std::hint::black_box(checksum);
-    Pass { rows, cells, bytes: sst.data.len() }
+    Pass {
+        rows,
+        cells,
+        bytes: sst.data.len(),
+    }
 }
 
 fn dump(sst: &SSTable) -> Pass {
@@ -60,10 +72,13 @@ fn dump(sst: &SSTable) -> Pass {
     let mut lines = Vec::new();
     let (mut rows, mut bytes_out) = (0u64, 0u64);
     while let Some(p) = s.next_partition().expect("partition") {
-        r.start_partition(s.key(), p.deletion, &mut lines).expect("render");
+        r.start_partition(s.key(), p.deletion, &mut lines)
+            .expect("render");
         while let Some(u) = s.next_unfiltered().expect("row") {
             match u {
-                Unfiltered::Row(row) => r.row(OwnedRow::from_row(&row), &mut lines).expect("render"),
+                Unfiltered::Row(row) => {
+                    r.row(OwnedRow::from_row(&row), &mut lines).expect("render")
+                }
                 Unfiltered::Marker(m) => r.marker(&m, &mut lines).expect("render"),
             }
             for l in lines.drain(..) {
@@ -76,7 +91,11 @@ fn dump(sst: &SSTable) -> Pass {
         lines.clear();
     }
     std::hint::black_box(bytes_out);
-    Pass { rows, cells: 0, bytes: sst.data.len() }
+    Pass {
+        rows,
+        cells: 0,
+        bytes: sst.data.len(),
+    }
 }
 
 fn best<F: FnMut() -> Pass>(runs: usize, mut f: F) -> (Duration, Pass) {
@@ -93,29 +112,55 @@ fn best<F: FnMut() -> Pass>(runs: usize, mut f: F) -> (Duration, Pass) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let mut path = None;
     let mut columns: Vec<String> = Vec::new();
     let mut runs = 3;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--columns" => columns = it.next().unwrap_or_default().split(',').map(str::to_string).collect(),
+            "--columns" => {
+                columns = it
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::to_string)
+                    .collect()
+            }
             "--runs" => runs = it.next().and_then(|n| n.parse().ok()).unwrap_or(3),
             _ => path = Some(PathBuf::from(a)),
         }
     }
     let Some(path) = path else {
-        eprintln!("usage: cargo bench -p sstable-reader --bench scan -- PATH [--columns a,b] [--runs N]");
+        eprintln!(
+            "usage: cargo bench -p sstable-reader --bench scan -- PATH [--columns a,b] [--runs N]"
+        );
         std::process::exit(2);
     };
     let files = find_data_files(&path).expect("find SSTables");
-    let tables: Vec<SSTable> = files.iter().map(|f| SSTable::open(f, None, ReadOptions::default()).expect("open")).collect();
+    let tables: Vec<SSTable> = files
+        .iter()
+        .map(|f| SSTable::open(f, None, ReadOptions::default()).expect("open"))
+        .collect();
     if columns.is_empty() {
-        columns = tables[0].schema.regulars.iter().filter(|c| !c.ty.is_multi_cell()).take(2).map(|c| c.name.clone()).collect();
+        columns = tables[0]
+            .schema
+            .regulars
+            .iter()
+            .filter(|c| !c.ty.is_multi_cell())
+            .take(2)
+            .map(|c| c.name.clone())
+            .collect();
     }
     let total = |f: &dyn Fn(&SSTable) -> Pass| {
-        let mut acc = Pass { rows: 0, cells: 0, bytes: 0 };
+        let mut acc = Pass {
+            rows: 0,
+            cells: 0,
+            bytes: 0,
+        };
         for t in &tables {
             let p = f(t);
             acc.rows += p.rows;
@@ -125,11 +170,23 @@ fn main() {
         acc
     };
     let disk: u64 = tables.iter().map(|t| t.data.file_len()).sum();
-    println!("dataset: {} ({} SSTables, {:.1} MB on disk)", path.display(), tables.len(), disk as f64 / 1e6);
+    println!(
+        "dataset: {} ({} SSTables, {:.1} MB on disk)",
+        path.display(),
+        tables.len(),
+        disk as f64 / 1e6
+    );
     let (t0, p0) = best(runs, || total(&decompress_only));
     let (t1, p1) = best(runs, || total(&|t| scan(t, Projection::all(&t.schema))));
     let cols = columns.clone();
-    let (t2, p2) = best(runs, || total(&|t| scan(t, Projection::columns(&t.schema, &cols).expect("projection columns"))));
+    let (t2, p2) = best(runs, || {
+        total(&|t| {
+            scan(
+                t,
+                Projection::columns(&t.schema, &cols).expect("projection columns"),
+            )
+        })
+    });
     let (t3, p3) = best(runs, || total(&dump));
     let line = |name: &str, t: Duration, p: &Pass| {
         let s = t.as_secs_f64();
@@ -145,5 +202,8 @@ fn main() {
     line("full scan", t1, &p1);
     line(&format!("projection ({})", columns.join(",")), t2, &p2);
     line("dump (JSON, live rows)", t3, &p3);
-    println!("rows: {}  cells (full scan): {}  cells (projection): {}", p1.rows, p1.cells, p2.cells);
+    println!(
+        "rows: {}  cells (full scan): {}  cells (projection): {}",
+        p1.rows, p1.cells, p2.cells
+    );
 }

@@ -130,6 +130,12 @@ pub fn decimal_string(scale: i32, unscaled: &[u8]) -> String {
             format!("{sign}{digits}e{}", -(scale as i64))
         };
     }
+    // Java's BigDecimal.toString switches to scientific notation when the adjusted exponent is below
+    // -6; so do we (a valid JSON number), which also keeps absurd scales from allocating zeros.
+    let adjusted = digits.len() as i64 - 1 - scale as i64;
+    if adjusted < -6 {
+        return format!("{sign}{digits}e{}", -(scale as i64));
+    }
     let scale = scale as usize;
     if digits.len() > scale {
         let (int, frac) = digits.split_at(digits.len() - scale);
@@ -302,6 +308,8 @@ mod tests {
         assert_eq!(format_duration(14, 3, 0), "1y2mo3d");
         assert_eq!(decimal_string(5, &271828i32.to_be_bytes()), "2.71828");
         assert_eq!(decimal_string(3, &(-5i32).to_be_bytes()), "-0.005");
+        assert_eq!(decimal_string(i32::MAX, &[1]), "1e-2147483647");
+        assert_eq!(decimal_string(9, &[5]), "5e-9");
         assert_eq!(varint_string(&[0x00, 0xd4, 0x31]), "54321");
         assert_eq!(
             json(Value::Blob(&[0, 0, 4, 0xd2]), &CqlType::Blob),

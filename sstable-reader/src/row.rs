@@ -251,7 +251,9 @@ pub(crate) fn skip_clustering_values(
     types: &[CqlType],
     size: usize,
 ) -> ShortResult<()> {
-    skip_values_with(c, size, |i| types.get(i).unwrap_or(&CqlType::Blob).fixed_length())
+    skip_values_with(c, size, |i| {
+        types.get(i).unwrap_or(&CqlType::Blob).fixed_length()
+    })
 }
 
 /// [`skip_clustering_values`] with the types' fixed lengths precomputed (`None`: variable length).
@@ -289,24 +291,8 @@ fn skip_values_with(
     Ok(())
 }
 
-/// Reads `size` clustering values into `out` as window positions (`base` = window offset of the cursor's buffer).
-pub(crate) fn read_clustering_values(
-    c: &mut Cursor<'_>,
-    types: &[CqlType],
-    size: usize,
-    base: u32,
-    out: &mut Vec<Slot>,
-) -> ShortResult<()> {
-    read_values_with(
-        c,
-        |i| types.get(i).unwrap_or(&CqlType::Blob).fixed_length(),
-        size,
-        base,
-        out,
-    )
-}
-
-/// [`read_clustering_values`] with the types' fixed lengths precomputed (`None`: variable length).
+/// Reads `size` clustering values into `out` as window positions (`base` = window offset of the cursor's
+/// buffer), given the clustering types' fixed lengths (`None`: variable length).
 #[inline]
 pub(crate) fn read_clustering_fixed(
     c: &mut Cursor<'_>,
@@ -354,16 +340,7 @@ fn read_values_with(
 }
 
 /// Total encoded length of the unfiltered starting at the cursor (flags through its body), without
-/// decoding cells. `clustering_types` are the header's.
-pub(crate) fn unfiltered_extent(
-    c: &mut Cursor<'_>,
-    clustering_types: &[CqlType],
-) -> ShortResult<usize> {
-    let fixed: Vec<Option<usize>> = clustering_types.iter().map(CqlType::fixed_length).collect();
-    unfiltered_extent_fixed(c, &fixed)
-}
-
-/// [`unfiltered_extent`] with the clustering types' fixed lengths precomputed.
+/// decoding cells, given the header's clustering types' fixed lengths (`None`: variable length).
 #[inline]
 pub(crate) fn unfiltered_extent_fixed(
     c: &mut Cursor<'_>,
@@ -389,7 +366,10 @@ pub(crate) fn unfiltered_extent_fixed(
     let body = c.uvint_len()?;
     let header = c.pos() - start;
     // A size past what any buffer can hold is reported as a read past the end of the data.
-    header.checked_add(body).ok_or(Short { at: start, needed: usize::MAX - 1 })
+    header.checked_add(body).ok_or(Short {
+        at: start,
+        needed: usize::MAX - 1,
+    })
 }
 
 /// One cell as decoded into the reusable buffer: positions are window offsets.
@@ -553,22 +533,40 @@ mod tests {
     #[test]
     fn a_huge_row_size_is_a_short_read_not_an_overflow() {
         // Row flags, no clustering columns, then row_size = u64::MAX (found by cargo fuzz).
-        let bytes = [HAS_TIMESTAMP, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
-        let err = unfiltered_extent(&mut Cursor::new(&bytes), &[]).unwrap_err();
+        let bytes = [
+            HAS_TIMESTAMP,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+        ];
+        let err = unfiltered_extent_fixed(&mut Cursor::new(&bytes), &[]).unwrap_err();
         assert_eq!(err.at, 0);
     }
 
     #[test]
     fn deletion_times_decode_in_both_conventions() {
         let live_oa = [0x80u8];
-        assert!(read_partition_deletion(&mut Cursor::new(&live_oa), true).unwrap().is_live());
+        assert!(read_partition_deletion(&mut Cursor::new(&live_oa), true)
+            .unwrap()
+            .is_live());
         assert!(read_partition_deletion(&mut Cursor::new(&[0x81]), true).is_err());
         let mut legacy = i32::MAX.to_be_bytes().to_vec();
         legacy.extend(i64::MIN.to_be_bytes());
-        assert!(read_partition_deletion(&mut Cursor::new(&legacy), false).unwrap().is_live());
+        assert!(read_partition_deletion(&mut Cursor::new(&legacy), false)
+            .unwrap()
+            .is_live());
         let mut oa = 1_600_000_000_000_000i64.to_be_bytes().to_vec();
         oa.extend(1_600_000_000u32.to_be_bytes());
         let d = read_partition_deletion(&mut Cursor::new(&oa), true).unwrap();
-        assert_eq!((d.marked_for_delete_at, d.local_deletion_time), (1_600_000_000_000_000, 1_600_000_000));
+        assert_eq!(
+            (d.marked_for_delete_at, d.local_deletion_time),
+            (1_600_000_000_000_000, 1_600_000_000)
+        );
     }
 }

@@ -227,7 +227,9 @@ impl<'s> Scanner<'s> {
                 Ok(v) => return Ok(v),
                 Err(s) if s.needed == usize::MAX => return Err(self.short_to_error(ws, s, what)),
                 Err(s) => {
-                    let need = ws.saturating_add(s.at as u64).saturating_add(s.needed as u64);
+                    let need = ws
+                        .saturating_add(s.at as u64)
+                        .saturating_add(s.needed as u64);
                     if need <= ws + w.len() as u64 {
                         // The bytes are there but the read still failed: never spin.
                         return Err(self.short_to_error(ws, s, what));
@@ -284,7 +286,18 @@ impl<'s> Scanner<'s> {
     }
 
     #[inline]
+    /// Encoded length of the unfiltered at `at`, checked to end inside the data (a damaged size field
+    /// is corruption, not an overflow).
     fn extent(&mut self, at: u64) -> Result<usize> {
+        let n = self.extent_unchecked(at)?;
+        let len = self.sst.data.len();
+        if (n as u64).checked_add(at).is_none_or(|end| end > len) {
+            return Err(self.corrupt(at, format!("a row or marker that ends inside the data ({len} bytes); its size field says {n}")));
+        }
+        Ok(n)
+    }
+
+    fn extent_unchecked(&mut self, at: u64) -> Result<usize> {
         // Fast path: the whole header is in the window (the common case).
         let ws = self.reader.window_start();
         let w = self.reader.window();
@@ -295,7 +308,9 @@ impl<'s> Scanner<'s> {
             }
         }
         let fixed = std::mem::take(&mut self.clustering_fixed);
-        let r = self.measured(at, "a row or marker", |c| unfiltered_extent_fixed(c, &fixed));
+        let r = self.measured(at, "a row or marker", |c| {
+            unfiltered_extent_fixed(c, &fixed)
+        });
         self.clustering_fixed = fixed;
         r
     }
@@ -424,8 +439,14 @@ impl<'s> Scanner<'s> {
                     format!("a bound of at most {} values, found {size}", types.len()),
                 ));
             }
-            read_clustering_fixed(&mut c, &self.clustering_fixed, size, 0, &mut self.clustering)
-                .map_err(short)?;
+            read_clustering_fixed(
+                &mut c,
+                &self.clustering_fixed,
+                size,
+                0,
+                &mut self.clustering,
+            )
+            .map_err(short)?;
             c.uvint().map_err(short)?;
             c.uvint().map_err(short)?;
             let first = d.deletion(&mut c).map_err(short)?;

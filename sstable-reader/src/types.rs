@@ -100,7 +100,9 @@ impl CqlType {
 
     /// Parses a Cassandra marshal class string as stored in Statistics.db.
     pub fn from_marshal(s: &str) -> Result<CqlType, TypeParseError> {
-        let mut p = MarshalParser { t: Text { s, pos: 0 } };
+        let mut p = MarshalParser {
+            t: Text { s, pos: 0 },
+        };
         let t = p.parse()?;
         p.skip_ws();
         if p.pos != s.len() {
@@ -177,7 +179,10 @@ impl CqlType {
         s: &str,
         udt: &dyn Fn(&str) -> Option<UserType>,
     ) -> Result<CqlType, TypeParseError> {
-        let mut p = CqlParser { t: Text { s, pos: 0 }, udt };
+        let mut p = CqlParser {
+            t: Text { s, pos: 0 },
+            udt,
+        };
         let t = p.parse()?;
         p.skip_ws();
         if p.pos != s.len() {

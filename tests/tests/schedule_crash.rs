@@ -103,3 +103,45 @@ fn a_run_killed_halfway_keeps_the_previous_results_and_records_the_failure() {
     assert!(watermarks(&env).iter().all(|m| m.ends_with("2025-03-02")));
     assert_ne!(env.results(&FUNNELS), before);
 }
+
+#[test]
+fn the_timeout_and_the_memory_budget_kill_the_run_and_say_so() {
+    let env = Env::new(300, 2);
+    env.config_at(NOW, "");
+    let o = env.once(&[], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let before = env.results(&FUNNELS);
+
+    // The config's timeout line is replaced by a tiny one.
+    let tight = |line: &str| {
+        let text = std::fs::read_to_string(&env.config).unwrap();
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("timeout"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&env.config, format!("{text}{line}\n")).unwrap();
+    };
+    tight("timeout = \"1ms\"");
+    let o = env.once(&["--force"], &[]);
+    assert_eq!(code(&o), 8, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("killed after the timeout (1ms)"),
+        "{}",
+        stderr(&o)
+    );
+
+    env.config_at(NOW, "memory_budget = \"1MiB\"");
+    let o = env.once(&["--force"], &[]);
+    assert_eq!(code(&o), 8, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("passed the budget of 1 MiB"),
+        "{}",
+        stderr(&o)
+    );
+
+    assert_eq!(env.results(&FUNNELS), before);
+    let st = env.state();
+    assert_eq!(st["attempts"][0]["outcome"], "crashed");
+    assert_eq!(st["attempts"][1]["outcome"], "crashed");
+}

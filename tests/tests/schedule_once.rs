@@ -132,7 +132,7 @@ fn once_exit_codes_distinguish_every_outcome_and_status_shows_them() {
     for line in [
         "0  ran and published",
         "3  skipped",
-        "4  another scheduler holds the lock",
+        "4  another scheduler (or the run of a killed one) holds this store",
         "5  config or funnel definition error",
         "6  input (SSTable) error",
         "7  fact store",

@@ -117,3 +117,50 @@ fn schedulers_started_together_run_one_at_a_time() {
         .count();
     assert_eq!(published, zeros);
 }
+
+#[test]
+fn the_run_of_a_killed_scheduler_still_blocks_the_next_one() {
+    let env = Env::new(300, 2);
+    env.config_at(NOW, "");
+    let t0 = now_ms();
+    let sched = env.spawn_once(&[], &[]);
+    let sched_pid = sched.id();
+    let run_pid = env
+        .wait_for_child(t0, Duration::from_secs(20))
+        .expect("child");
+    assert!(
+        signal(run_pid, "STOP"),
+        "the run ended before it could be frozen"
+    );
+    // The scheduler dies (its lock goes with it); its run lives on, frozen.
+    assert!(signal(sched_pid, "KILL"));
+    let out = sched.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), None, "killed");
+    let o = env.once(&["--force"], &[]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "the run (pid {run_pid}) of a scheduler that was stopped"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // Once the orphan is gone the next attempt runs, and the cut-short attempt is on record.
+    assert!(signal(run_pid, "KILL"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{run_pid}/cmdline")).exists()
+        && std::fs::read(format!("/proc/{run_pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = env.once(&[], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let st = env.state();
+    assert_eq!(st["attempts"][0]["outcome"], "published");
+    assert_eq!(st["attempts"][1]["outcome"], "crashed");
+    assert!(st["attempts"][1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("interrupted"));
+}

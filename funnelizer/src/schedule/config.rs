@@ -431,3 +431,19 @@ log = "json"
         assert_eq!(parse_bytes("0"), None);
     }
 }
+
+#[cfg(test)]
+mod sample {
+    use super::*;
+
+    #[test]
+    fn the_shipped_sample_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/schedule.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.facts, "sqlite:/var/lib/funnel/facts.db");
+        assert_eq!(c.snapshot, SnapshotChoice::Newest);
+        assert!(matches!(c.trigger, Some(Trigger::Every(_))));
+        assert_eq!(c.memory_budget, Some(8 << 30));
+        assert_eq!(c.log, LogFormat::Json);
+    }
+}

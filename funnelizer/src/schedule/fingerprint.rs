@@ -219,9 +219,12 @@ pub fn collect_with(
 ) -> Result<(Fingerprint, usize), ScheduleError> {
     let schema_sha256 = match &key.schema {
         None => None,
-        Some(p) => Some(hex(&Sha256::digest(
-            std::fs::read(p).map_err(|e| ScheduleError::io(p, e))?,
-        ))),
+        Some(p) => Some(hex(&Sha256::digest(std::fs::read(p).map_err(|e| {
+            ScheduleError::Config {
+                path: p.display().to_string(),
+                message: format!("schema: {e}"),
+            }
+        })?))),
     };
     let selection = Selection {
         table: None,
@@ -274,6 +277,10 @@ pub fn collect_with(
     )))
 }
 
+fn input_io(path: &Path, e: std::io::Error) -> ScheduleError {
+    ScheduleError::Input(format!("{}: {e}", path.display()))
+}
+
 enum Stat {
     Vanished(PathBuf),
     Failed(ScheduleError),
@@ -289,7 +296,7 @@ fn stat_all(
             let meta = match std::fs::metadata(f) {
                 Ok(m) => m,
                 Err(e) if e.kind() == ErrorKind::NotFound => return Err(Stat::Vanished(f.clone())),
-                Err(e) => return Err(Stat::Failed(ScheduleError::io(f, e))),
+                Err(e) => return Err(Stat::Failed(input_io(f, e))),
             };
             let mtime_ns = meta
                 .modified()
@@ -300,7 +307,7 @@ fn stat_all(
                 Ok(d) => match std::fs::read_to_string(d.path(Component::Digest)) {
                     Ok(s) => Some(s.trim().to_string()),
                     Err(e) if e.kind() == ErrorKind::NotFound => None,
-                    Err(e) => return Err(Stat::Failed(ScheduleError::io(f, e))),
+                    Err(e) => return Err(Stat::Failed(input_io(f, e))),
                 },
                 Err(e) => return Err(Stat::Failed(ScheduleError::Input(e.to_string()))),
             };

@@ -76,7 +76,7 @@ pub enum Outcome {
     Published,
     /// Nothing changed since the last published run: inputs and funnel versions are the same (exit 3).
     Skipped,
-    /// Another scheduler holds the lock on this store (exit 4).
+    /// Another scheduler holds the lock on this store, or the run of a killed one still goes (exit 4).
     Busy,
     /// The schedule config or the funnels file is wrong (exit 5).
     ConfigError,
@@ -157,7 +157,7 @@ pub fn exit_code_help() -> String {
                 Outcome::Skipped => {
                     "skipped: inputs and funnel versions unchanged since the last published run"
                 }
-                Outcome::Busy => "another scheduler holds the lock on this store",
+                Outcome::Busy => "another scheduler (or the run of a killed one) holds this store",
                 Outcome::ConfigError => "config or funnel definition error",
                 Outcome::InputError => "input (SSTable) error",
                 Outcome::StoreError => "fact store (or scheduler state) error",

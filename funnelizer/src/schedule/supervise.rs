@@ -105,11 +105,10 @@ pub fn rss_anon(pid: u32) -> Option<u64> {
 
 type Tail = Arc<Mutex<VecDeque<String>>>;
 
-fn pump<R: Read + Send + 'static>(
-    from: R,
-    tail: Tail,
-    echo: Option<Arc<dyn Fn(&str) + Send + Sync>>,
-) -> JoinHandle<()> {
+/// Sees every line the child prints, as it arrives.
+pub type Echo = Arc<dyn Fn(&str) + Send + Sync>;
+
+fn pump<R: Read + Send + 'static>(from: R, tail: Tail, echo: Option<Echo>) -> JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(from).lines() {
             let Ok(line) = line else { break };
@@ -131,7 +130,7 @@ fn pump<R: Read + Send + 'static>(
 pub fn supervise(
     mut cmd: Command,
     limits: Limits,
-    echo: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    echo: Option<Echo>,
     on_spawn: impl FnOnce(u32),
 ) -> std::io::Result<Supervised> {
     cmd.stdin(Stdio::null())
@@ -224,8 +223,7 @@ mod tests {
     fn exit_code_and_output_tail_are_reported() {
         let seen = Arc::new(Mutex::new(Vec::<String>::new()));
         let s2 = seen.clone();
-        let echo: Arc<dyn Fn(&str) + Send + Sync> =
-            Arc::new(move |l: &str| s2.lock().unwrap().push(l.to_string()));
+        let echo: Echo = Arc::new(move |l: &str| s2.lock().unwrap().push(l.to_string()));
         let mut pid_seen = 0;
         let r = supervise(
             sh("echo hello; echo 'error: no SSTables' >&2; exit 3"),

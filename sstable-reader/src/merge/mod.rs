@@ -72,6 +72,9 @@ pub struct MergeTable {
     schema: TableSchema,
     partitioner: Partitioner,
     clustering_types: Vec<CqlType>,
+    /// Whether equal clustering values are always equal bytes (every type but varint and decimal), so
+    /// duplicate rows can be found by comparing bytes.
+    bytewise_eq: bool,
     /// Per SSTable: its static and regular column indexes → the merged schema's.
     maps: Vec<(Vec<u32>, Vec<u32>)>,
 }
@@ -190,6 +193,10 @@ impl MergeTable {
             .collect();
         Ok(MergeTable {
             clustering_types: schema.clustering.iter().map(|c| c.ty.clone()).collect(),
+            bytewise_eq: schema
+                .clustering
+                .iter()
+                .all(|c| !matches!(c.ty.base(), CqlType::Varint | CqlType::Decimal)),
             sstables,
             schema,
             partitioner,
@@ -467,6 +474,7 @@ impl<'t> MergedScan<'t> {
             part,
             &self.table.schema,
             &self.table.clustering_types,
+            self.table.bytewise_eq,
             self.now,
             &mut self.scratch,
         )
@@ -644,6 +652,19 @@ fn cmp_items(a: &Arena, types: &[CqlType], x: &Item, y: &Item) -> Ordering {
     compare_prefixes(types, x.kind, a.clustering(x), y.kind, a.clustering(y))
 }
 
+/// Whether two staged rows (kind `Clustering`) have equal clusterings.
+#[inline]
+fn same_row(a: &Arena, types: &[CqlType], bytewise: bool, x: &Item, y: &Item) -> bool {
+    if bytewise {
+        let (xs, ys) = (
+            &a.slots[x.clust.0 as usize..x.clust.1 as usize],
+            &a.slots[y.clust.0 as usize..y.clust.1 as usize],
+        );
+        return xs.len() == ys.len() && xs.iter().zip(ys).all(|(p, q)| a.slot(*p) == a.slot(*q));
+    }
+    cmp_items(a, types, x, y) == Ordering::Equal
+}
+
 fn cmp_cells(a: &Arena, x: u32, y: u32) -> Ordering {
     let (cx, cy) = (&a.cells[x as usize], &a.cells[y as usize]);
     cx.column
@@ -656,6 +677,7 @@ fn merge_partition(
     part: &mut MergedPartition,
     schema: &TableSchema,
     ctys: &[CqlType],
+    bytewise: bool,
     now: i64,
     sc: &mut Scratch,
 ) -> std::result::Result<(), String> {
@@ -680,6 +702,48 @@ fn merge_partition(
     }
 
     let items = std::mem::take(&mut part.arena.items);
+    if n == 1 {
+        // One SSTable holds the partition: its items are in order; only duplicate rows (a file
+        // from a 2.x upgrade) need collapsing.
+        let (mut h, e) = sc.heads[0];
+        let mut result = Ok(());
+        while h < e {
+            let it = items[h];
+            let at = h;
+            h += 1;
+            if it.kind != BoundKind::Clustering {
+                sc.open[0] = it.start_deletion;
+                continue;
+            }
+            sc.group.clear();
+            sc.group.push(at);
+            while h < e
+                && items[h].kind == BoundKind::Clustering
+                && same_row(&part.arena, ctys, bytewise, &items[h], &it)
+            {
+                sc.group.push(h);
+                h += 1;
+            }
+            let del = match sc.open[0] {
+                Some(d) => pdel.max(d),
+                None => pdel,
+            };
+            let group = std::mem::take(&mut sc.group);
+            let out = merge_group(part, &items, &group, del, &schema.regulars, now, sc, false);
+            sc.group = group;
+            match out {
+                Ok(Some(row)) => part.rows.push(row),
+                Ok(None) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        sc.heads[0].0 = h;
+        part.arena.items = items;
+        return result;
+    }
     loop {
         let mut best: Option<usize> = None;
         for s in 0..n {
@@ -714,7 +778,7 @@ fn merge_partition(
                     let h = sc.heads[s].0;
                     let cand = &items[h];
                     if cand.kind != BoundKind::Clustering
-                        || cmp_items(&part.arena, ctys, cand, &it) != Ordering::Equal
+                        || !same_row(&part.arena, ctys, bytewise, cand, &it)
                     {
                         break;
                     }
