@@ -327,6 +327,22 @@ impl SqliteStore {
         s.ok_or(FactsError::UnknownRun(run.0))?.parse()
     }
 
+    /// Ends a staging transaction: counts the staged rows on the run and commits (then the fault
+    /// hook for crash tests).
+    fn finish_staging(
+        tx: rusqlite::Transaction<'_>,
+        run: RunId,
+        rows: usize,
+    ) -> Result<(), FactsError> {
+        tx.execute(
+            "UPDATE runs SET rows = rows + ?2 WHERE run_id = ?1",
+            params![run.0, rows as i64],
+        )?;
+        tx.commit()?;
+        fault::point("stage");
+        Ok(())
+    }
+
     fn require_running(tx: &Transaction<'_>, run: RunId) -> Result<(), FactsError> {
         match Self::run_status(tx, run)? {
             RunStatus::Running => Ok(()),
@@ -574,13 +590,7 @@ impl FactStore for SqliteStore {
         for ((app, fid, ver), day) in &keys {
             Self::note_key(&tx, run, app, fid, ver, day)?;
         }
-        tx.execute(
-            "UPDATE runs SET rows = rows + ?2 WHERE run_id = ?1",
-            params![run.0, rows.len() as i64],
-        )?;
-        tx.commit()?;
-        fault::point("stage");
-        Ok(())
+        Self::finish_staging(tx, run, rows.len())
     }
 
     fn write_daily_counts(&self, run: RunId, rows: &[DailyCountFact]) -> Result<(), FactsError> {
@@ -615,13 +625,7 @@ impl FactStore for SqliteStore {
         for ((app, metric), day) in &keys {
             Self::note_key(&tx, run, app, COUNTS_WATERMARK_ID, metric, day)?;
         }
-        tx.execute(
-            "UPDATE runs SET rows = rows + ?2 WHERE run_id = ?1",
-            params![run.0, rows.len() as i64],
-        )?;
-        tx.commit()?;
-        fault::point("stage");
-        Ok(())
+        Self::finish_staging(tx, run, rows.len())
     }
 
     fn publish(&self, run: RunId, watermarks: &[Watermark]) -> Result<(), FactsError> {
