@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
+use funnelizer::schedule::Outcome;
 use funnelizer::source::{Buffers, SstableSource};
 use funnelizer::FunnelSet;
 use sstable_reader::discovery::{discover, DiscoveredTable, Selection};
@@ -28,6 +29,7 @@ use crate::progress::with_progress;
 ///   funnel run --data /backups/node1 /backups/node2 --snapshot nightly --funnels funnels.toml --facts sqlite:facts.db
 ///   funnel run --data data/tracking --funnels funnels.toml --facts sqlite:facts.db --threads 8 --report report.html
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXIT_CODES)]
 pub struct Args {
     /// Data.db files, table, snapshot, keyspace, data or node directories.
     #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
@@ -66,22 +68,61 @@ pub struct Args {
     pub quiet: bool,
 }
 
+/// The exit codes of `funnel run`: those of `funnel schedule` (`funnelizer::schedule::Outcome`) that a run
+/// can end with, so the scheduler can classify a failed child by its code (kept equal by a test).
+const EXIT_CODES: &str = "\
+Exit codes:
+   0  ran and published
+   5  config or funnel definition error
+   6  input (SSTable) error
+   7  fact store (or scheduler state) error
+   9  run failed with another error (see funnel status)
+   2  usage error (bad command line)";
+
+/// A failed run: what kind of failure (its exit code) and the error.
+struct Failure(Outcome, anyhow::Error);
+
+/// Tags errors of one phase of the run with its outcome.
+trait Kind<T> {
+    fn kind(self, outcome: Outcome) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> Kind<T> for Result<T, E> {
+    fn kind(self, outcome: Outcome) -> Result<T, Failure> {
+        self.map_err(|e| Failure(outcome, e.into()))
+    }
+}
+
 fn find<'a>(tables: &'a [DiscoveredTable], qualified: &str) -> Option<&'a DiscoveredTable> {
     tables
         .iter()
         .find(|t| t.qualified() == qualified || (!qualified.contains('.') && t.name == qualified))
 }
 
+/// Runs, and on failure prints the error and exits with the code of its kind (see [`EXIT_CODES`]).
 pub fn run(args: Args) -> Result<ExitCode> {
+    match run_inner(args) {
+        Ok(code) => Ok(code),
+        Err(Failure(outcome, err)) => {
+            eprintln!("error: {err:#}");
+            Ok(ExitCode::from(outcome.exit_code()))
+        }
+    }
+}
+
+fn run_inner(args: Args) -> Result<ExitCode, Failure> {
+    use Outcome::{ConfigError, Failed, InputError, StoreError};
     let started = Instant::now();
-    let set = FunnelSet::load(&args.funnels)?;
-    let now_s = parse_now(args.now.as_deref())?;
+    let set = FunnelSet::load(&args.funnels)
+        .map_err(anyhow::Error::from)
+        .kind(ConfigError)?;
+    let now_s = parse_now(args.now.as_deref()).kind(ConfigError)?;
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let schema = match &args.schema {
-        Some(p) => Some(CqlSchema::read(p)?),
+        Some(p) => Some(CqlSchema::read(p).kind(ConfigError)?),
         None => None,
     };
     let tables = discover(
@@ -90,9 +131,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             table: None,
             snapshot: args.snapshot.clone(),
         },
-    )?;
+    )
+    .kind(InputError)?;
     let Some(events) = find(&tables, &set.source.events.table) else {
-        bail!(
+        let err = anyhow!(
             "no SSTables of {} under {} (found: {})",
             set.source.events.table,
             args.data
@@ -106,21 +148,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        return Err(Failure(InputError, err));
     };
     let conversions = find(&tables, &set.source.conversions.table);
     let options = ReadOptions::default();
     let ev = events
         .open(schema.as_ref(), options)
-        .with_context(|| format!("opening {}", events.qualified()))?;
+        .with_context(|| format!("opening {}", events.qualified()))
+        .kind(InputError)?;
     let cv = match conversions {
         Some(c) => Some(
             c.open(schema.as_ref(), options)
-                .with_context(|| format!("opening {}", c.qualified()))?,
+                .with_context(|| format!("opening {}", c.qualified()))
+                .kind(InputError)?,
         ),
         None => None,
     };
-    let source = SstableSource::new(&set, ev, cv, now_s)?;
-    let ranges = source.plan(threads * args.ranges_per_thread.max(1))?;
+    let source = SstableSource::new(&set, ev, cv, now_s).kind(InputError)?;
+    let ranges = source
+        .plan(threads * args.ranges_per_thread.max(1))
+        .kind(InputError)?;
     let (uncompressed, on_disk) = source.sizes();
     let (n_ev, n_cv) = source.sstable_counts();
     let opened = started.elapsed();
@@ -132,11 +179,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let mut bufs = Buffers::default();
             source.scan_range(&range, worker, &mut bufs, Some(&counters))
         })
+    })
+    .map_err(|e| {
+        // A failing range is an SSTable that could not be read; anything else (the thread pool) is not.
+        let outcome = match e {
+            funnelizer::BatchError::Source(_) => InputError,
+            _ => Failed,
+        };
+        Failure(outcome, e.into())
     })?;
     let scanned = scan_started.elapsed();
 
-    let store =
-        facts::open_store(&args.facts).with_context(|| format!("opening {}", args.facts))?;
+    let store = facts::open_store(&args.facts)
+        .with_context(|| format!("opening {}", args.facts))
+        .kind(StoreError)?;
     let apps = eval.aggregate.apps();
     let inputs = serde_json::json!({
         "data": args.data,
@@ -146,7 +202,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "apps": apps,
     });
     let published =
-        funnelizer::publish(store.as_ref(), &set, &eval.aggregate, now_s * 1000, inputs)?;
+        funnelizer::publish(store.as_ref(), &set, &eval.aggregate, now_s * 1000, inputs).map_err(
+            |e| {
+                let outcome = match e {
+                    funnelizer::BatchError::Store(_) => StoreError,
+                    _ => Failed,
+                };
+                Failure(outcome, e.into())
+            },
+        )?;
     let (disk, rows_read, partitions) = counters.get();
 
     print_summary(&set, &published.facts);
@@ -172,7 +236,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     if let Some(path) = &args.report {
         let html = funnelizer::report::render(&published.facts, Some(&set), "Funnels");
-        std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, html)
+            .with_context(|| format!("writing {}", path.display()))
+            .kind(Failed)?;
         eprintln!("report: {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -213,5 +279,36 @@ fn print_summary(set: &FunnelSet, facts: &[facts::FunnelStepFact]) {
                 pct
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outcomes `funnel run` exits with (besides usage errors).
+    const RUN_OUTCOMES: [Outcome; 5] = [
+        Outcome::Published,
+        Outcome::ConfigError,
+        Outcome::InputError,
+        Outcome::StoreError,
+        Outcome::Failed,
+    ];
+
+    #[test]
+    fn help_lists_the_scheduler_codes_a_run_exits_with() {
+        let lib = funnelizer::schedule::exit_code_help();
+        for o in RUN_OUTCOMES {
+            let line = lib
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{} ", o.exit_code())))
+                .unwrap();
+            assert!(EXIT_CODES.contains(line.trim_start()), "missing {line:?}");
+            assert_eq!(Outcome::from_run_exit_code(o.exit_code().into()), Some(o));
+        }
+        assert_eq!(
+            EXIT_CODES.lines().filter(|l| l.starts_with("   ")).count(),
+            RUN_OUTCOMES.len() + 1
+        );
     }
 }

@@ -526,7 +526,13 @@ fn locked(
             note_fingerprint(att, &fp);
             continue;
         }
-        return Err(Stop(classify(cfg, &err_line), what));
+        // `funnel run` says what failed through its exit code; inferring from its error line is the
+        // fallback for a child killed by a signal or an older binary.
+        let outcome = report
+            .end
+            .run_outcome()
+            .unwrap_or_else(|| classify(cfg, &err_line));
+        return Err(Stop(outcome, what));
     }
 }
 

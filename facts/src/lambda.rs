@@ -6,12 +6,13 @@
 //! the rows to [`merge_funnel`] / [`merge_counts`], which filter again, so a backend bug cannot leak rows
 //! of the wrong layer into an answer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::day::Day;
 use crate::error::FactsError;
 use crate::model::{DailyCountFact, FunnelStepFact, Layer};
 use crate::query::{CountValue, CountsDay, CountsQuery, FunnelDay, FunnelQuery, StepValue};
+use crate::ALL_BREAKDOWNS;
 
 /// Longest range one answer spans (100 years), so a typo in a bound cannot make a billion empty days.
 pub const MAX_DAYS: i32 = 36_600;
@@ -90,8 +91,10 @@ struct StepAcc {
 
 /// Merge batch rows (of the published run) and speed partial rows into the days of a funnel answer.
 ///
-/// Batch days: one row per (breakdown, step) is exact, time-to-convert included; summing breakdowns keeps
-/// time-to-convert only where a single breakdown row contributes. Speed days: `actors` of all partial rows
+/// Batch days: one row per (breakdown, step) is exact, time-to-convert included. Without `breakdown`, a
+/// (day, step) with an all-breakdowns total row ([`crate::ALL_BREAKDOWNS`]) is answered by that row alone
+/// (exact); otherwise breakdowns are summed, keeping time-to-convert only where a single breakdown row
+/// contributes. With `breakdown`, total rows are not listed. Speed days: `actors` of all partial rows
 /// summed; time-to-convert is `None` (a median of partial aggregates cannot be merged exactly).
 pub fn merge_funnel(
     q: &FunnelQuery,
@@ -100,9 +103,29 @@ pub fn merge_funnel(
     speed: impl IntoIterator<Item = FunnelStepFact>,
 ) -> Result<Vec<FunnelDay>, FactsError> {
     let mut acc: BTreeMap<(Day, String, u32), StepAcc> = BTreeMap::new();
-    let batch = batch
+    let batch: Vec<FunnelStepFact> = batch
         .into_iter()
         .filter(|r| layer_of(r.day, watermark) == Layer::Batch)
+        .collect();
+    // (day, step) of the batch that have an all-breakdowns total (used only without `breakdown`).
+    let totals: BTreeSet<(Day, u32)> = if q.breakdown {
+        BTreeSet::new()
+    } else {
+        batch
+            .iter()
+            .filter(|r| r.breakdown == ALL_BREAKDOWNS)
+            .map(|r| (r.day, r.step))
+            .collect()
+    };
+    let batch = batch
+        .into_iter()
+        .filter(|r| {
+            if r.breakdown == ALL_BREAKDOWNS {
+                !q.breakdown
+            } else {
+                !totals.contains(&(r.day, r.step))
+            }
+        })
         .map(|r| (Layer::Batch, r));
     let speed = speed
         .into_iter()
@@ -268,6 +291,37 @@ mod tests {
         assert_eq!((days[2].layer, days[2].steps[0].actors), (Layer::Speed, 9));
         assert_eq!(days[2].steps[0].ttc_median_s, None);
         assert_eq!(days[0].steps[0].ttc_median_s, Some(0.0));
+    }
+
+    #[test]
+    fn the_all_breakdowns_total_answers_without_breakdown_and_is_never_listed() {
+        let batch = vec![
+            step(1, "ios", 2, 3, Some(5.0)),
+            step(1, "android", 2, 4, Some(7.0)),
+            step(1, ALL_BREAKDOWNS, 2, 7, Some(6.0)),
+            // Day 2 has no total (an older run): summed, no time-to-convert.
+            step(2, "ios", 2, 1, Some(1.0)),
+            step(2, "android", 2, 1, Some(2.0)),
+        ];
+        let mut q = FunnelQuery::new("a", "f");
+        let days = merge_funnel(&q, Some(Day(3)), batch.clone(), vec![]).unwrap();
+        let s = &days[0].steps;
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            (s[0].breakdown.as_str(), s[0].actors, s[0].ttc_median_s),
+            ("", 7, Some(6.0))
+        );
+        assert_eq!(s[0].ttc_p90_s, Some(12.0));
+        let s = &days[1].steps;
+        assert_eq!((s[0].actors, s[0].ttc_median_s), (2, None));
+        q.breakdown = true;
+        let days = merge_funnel(&q, Some(Day(3)), batch, vec![]).unwrap();
+        let listed: Vec<_> = days[0]
+            .steps
+            .iter()
+            .map(|s| (s.breakdown.as_str(), s.actors, s.ttc_median_s))
+            .collect();
+        assert_eq!(listed, [("android", 4, Some(7.0)), ("ios", 3, Some(5.0))]);
     }
 
     #[test]

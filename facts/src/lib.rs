@@ -31,7 +31,14 @@
 //! - **Speed time-to-convert**: speed partials are summed for `actors`; `ttc_median_s`/`ttc_p90_s` of
 //!   speed days are always `None` (medians of partial aggregates cannot be merged exactly, and we do not
 //!   pretend). Batch days keep exact values. Summing breakdowns (query without `breakdown`) keeps
-//!   time-to-convert only where a single breakdown row contributes.
+//!   time-to-convert only where a single breakdown row contributes — unless the run published a total.
+//! - **All-breakdowns total**: for a funnel with a breakdown, a batch run also writes one row per
+//!   (app, funnel, version, day, step) under the reserved breakdown value [`ALL_BREAKDOWNS`], with the
+//!   actors of all breakdowns and their exact median/p90 time-to-convert (computed from the actors' times,
+//!   not from the per-breakdown medians). A query without `breakdown` answers a batch (day, step) with that
+//!   row when present instead of summing; with `breakdown` it is never listed. The speed layer never writes
+//!   it (unchanged: summed partials, no time-to-convert). No real breakdown value can be it: it starts with
+//!   the control character U+0001.
 //! - **Carry-forward on publish**: days before the first day a run staged for a key are copied from the
 //!   previously published run, so history whose raw events expired (60-day TTL) is not lost. A run that
 //!   stages nothing for a key it publishes publishes an empty result for that key.
@@ -91,6 +98,11 @@ pub use query::{
 pub use sqlite::SqliteStore;
 pub use store::FactStore;
 pub use url::{CqlUrl, StoreUrl};
+
+/// The reserved `breakdown` of a batch row that totals all breakdowns of a (app, funnel, version, day,
+/// step) with exact time-to-convert (see "All-breakdowns total" above). Readers without `breakdown`
+/// prefer it to summing; readers with `breakdown` skip it.
+pub const ALL_BREAKDOWNS: &str = "\u{1}all";
 
 /// Open a fact store from its URL: `sqlite:PATH` or
 /// `cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&rf=N`.

@@ -55,8 +55,9 @@ pub struct StepValue {
     pub breakdown: String,
     pub step: u32,
     pub actors: u64,
-    /// Exact for batch days with one row per value; `None` for speed days (medians of partial aggregates
-    /// cannot be merged exactly) and when several breakdowns are summed.
+    /// Exact for batch days with one row per value (and, breakdowns summed, where the run published the
+    /// all-breakdowns total, [`crate::ALL_BREAKDOWNS`]); `None` for speed days (medians of partial
+    /// aggregates cannot be merged exactly) and when several breakdowns are summed without a total.
     pub ttc_median_s: Option<f64>,
     pub ttc_p90_s: Option<f64>,
 }

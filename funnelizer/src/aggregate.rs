@@ -3,13 +3,17 @@
 //! convert. Partial aggregates of rayon workers merge exactly: times are kept as exact histograms
 //! (millisecond value → count), which also compress the many equal values (step 1 is always 0).
 //!
+//! For funnels with a breakdown, [`Aggregator::breakdown_totals`] also gives one row per (app, funnel,
+//! entry day, step) over all breakdowns, under the reserved breakdown [`facts::ALL_BREAKDOWNS`], with the
+//! exact median / p90 of all those actors' times (the histograms are merged, not the medians).
+//!
 //! Quantiles are exact with linear interpolation between order statistics (numpy's default,
 //! ClickHouse `quantileExactInclusive`): for `n` sorted values `x[0..n]` and `q` in [0, 1], with
 //! `h = q·(n−1)`: `x[⌊h⌋] + (h−⌊h⌋)·(x[⌈h⌉] − x[⌊h⌋])`. The median is `q = 0.5`, p90 `q = 0.9`.
 
 use std::collections::HashMap;
 
-use facts::{Day, FunnelStepFact};
+use facts::{Day, FunnelStepFact, ALL_BREAKDOWNS};
 
 use crate::definition::FunnelSet;
 use crate::kernel::Outcome;
@@ -121,40 +125,94 @@ impl Aggregator {
         a
     }
 
-    /// The facts, sorted by (app, funnel, day, breakdown, step).
+    /// The facts per breakdown value, sorted by (app, funnel, day, breakdown, step).
     pub fn facts(&self, set: &FunnelSet) -> Vec<FunnelStepFact> {
         let mut out = Vec::new();
         for (key, steps) in &self.cells {
             let Some(funnel) = set.funnels.get(key.funnel as usize) else {
                 continue;
             };
-            for (k, s) in steps.iter().enumerate() {
-                let mut hist: Vec<(i64, u64)> = s.ttc_ms.iter().map(|(&v, &c)| (v, c)).collect();
-                hist.sort_unstable();
-                out.push(FunnelStepFact {
-                    app_id: self.apps.names[key.app as usize].clone(),
-                    funnel_id: funnel.id.clone(),
-                    funnel_version: funnel.version.clone(),
-                    day: Day(key.day),
-                    breakdown: self.breakdowns.names[key.breakdown as usize].clone(),
-                    step: k as u32 + 1,
-                    actors: s.actors,
-                    ttc_median_s: quantile(&hist, 0.5).map(|ms| ms / 1000.0),
-                    ttc_p90_s: quantile(&hist, 0.9).map(|ms| ms / 1000.0),
-                });
-            }
+            let breakdown = &self.breakdowns.names[key.breakdown as usize];
+            self.push_facts(&mut out, key, funnel, breakdown, steps);
         }
-        out.sort_by(|a, b| {
-            (&a.app_id, &a.funnel_id, a.day.0, &a.breakdown, a.step).cmp(&(
-                &b.app_id,
-                &b.funnel_id,
-                b.day.0,
-                &b.breakdown,
-                b.step,
-            ))
-        });
+        sort_facts(&mut out);
         out
     }
+
+    /// For each funnel with a breakdown: the all-breakdowns total per (app, day, step) under
+    /// [`ALL_BREAKDOWNS`], with the exact time-to-convert quantiles of all its actors. Sorted like
+    /// [`Aggregator::facts`].
+    pub fn breakdown_totals(&self, set: &FunnelSet) -> Vec<FunnelStepFact> {
+        let mut merged: HashMap<CellKey, Vec<StepAgg>> = HashMap::new();
+        for (key, steps) in &self.cells {
+            let with_breakdown = set
+                .funnels
+                .get(key.funnel as usize)
+                .is_some_and(|f| f.breakdown.is_some());
+            if !with_breakdown {
+                continue;
+            }
+            let total = merged
+                .entry(CellKey {
+                    breakdown: u32::MAX,
+                    ..*key
+                })
+                .or_default();
+            if total.len() < steps.len() {
+                total.resize_with(steps.len(), StepAgg::default);
+            }
+            for (t, s) in total.iter_mut().zip(steps) {
+                t.actors += s.actors;
+                for (&v, &c) in &s.ttc_ms {
+                    *t.ttc_ms.entry(v).or_insert(0) += c;
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (key, steps) in &merged {
+            let funnel = &set.funnels[key.funnel as usize];
+            self.push_facts(&mut out, key, funnel, ALL_BREAKDOWNS, steps);
+        }
+        sort_facts(&mut out);
+        out
+    }
+
+    fn push_facts(
+        &self,
+        out: &mut Vec<FunnelStepFact>,
+        key: &CellKey,
+        funnel: &crate::definition::Funnel,
+        breakdown: &str,
+        steps: &[StepAgg],
+    ) {
+        for (k, s) in steps.iter().enumerate() {
+            let mut hist: Vec<(i64, u64)> = s.ttc_ms.iter().map(|(&v, &c)| (v, c)).collect();
+            hist.sort_unstable();
+            out.push(FunnelStepFact {
+                app_id: self.apps.names[key.app as usize].clone(),
+                funnel_id: funnel.id.clone(),
+                funnel_version: funnel.version.clone(),
+                day: Day(key.day),
+                breakdown: breakdown.to_string(),
+                step: k as u32 + 1,
+                actors: s.actors,
+                ttc_median_s: quantile(&hist, 0.5).map(|ms| ms / 1000.0),
+                ttc_p90_s: quantile(&hist, 0.9).map(|ms| ms / 1000.0),
+            });
+        }
+    }
+}
+
+fn sort_facts(out: &mut [FunnelStepFact]) {
+    out.sort_by(|a, b| {
+        (&a.app_id, &a.funnel_id, a.day.0, &a.breakdown, a.step).cmp(&(
+            &b.app_id,
+            &b.funnel_id,
+            b.day.0,
+            &b.breakdown,
+            b.step,
+        ))
+    });
 }
 
 /// Exact quantile of a sorted `(value, count)` histogram, linear interpolation (see module doc).
@@ -267,5 +325,63 @@ mod tests {
         );
         assert_eq!(facts.iter().filter(|f| f.day == Day(1)).count(), 2);
         assert_eq!(one.apps(), vec!["app1".to_string(), "app2".to_string()]);
+        // No breakdown in the definition: no totals.
+        assert!(one.breakdown_totals(&set).is_empty());
+    }
+
+    #[test]
+    fn breakdown_totals_have_exact_quantiles_over_all_breakdowns() {
+        let set = FunnelSet::parse(
+            "[[funnel]]\nid = \"f\"\nwindow = \"1d\"\nbreakdown = \"props.os\"\nsteps = [ { event = \"a\" }, { event = \"b\" } ]\n",
+            "t",
+        )
+        .unwrap();
+        let mut a = Aggregator::new();
+        let mut b = Aggregator::new();
+        // Step 2 times: ios 1s, 2s, 30s (median 2s); android 4s, 5s (median 4.5s).
+        // All five: 1, 2, 4, 5, 30 → median 4s (not a mean or sum of the two medians); p90 = 5 + 0.6·25.
+        for (o, br) in [
+            (outcome(0, &[0, 1000]), "ios"),
+            (outcome(0, &[0, 2000]), "ios"),
+            (outcome(0, &[0, 30_000]), "ios"),
+            (outcome(0, &[0, 4000]), "android"),
+            (outcome(0, &[0, 5000]), "android"),
+            (outcome(0, &[0]), "android"),
+        ] {
+            a.add("app1", 0, &o, br);
+        }
+        b.add("app1", 0, &outcome(86_400_000, &[86_400_000]), "ios");
+        a.merge(b);
+        let per_breakdown = a.facts(&set);
+        assert!(per_breakdown.iter().all(|f| f.breakdown != ALL_BREAKDOWNS));
+        let medians: Vec<_> = per_breakdown
+            .iter()
+            .filter(|f| f.day == Day(0) && f.step == 2)
+            .map(|f| (f.breakdown.as_str(), f.actors, f.ttc_median_s))
+            .collect();
+        assert_eq!(medians, [("android", 2, Some(4.5)), ("ios", 3, Some(2.0))]);
+        let totals = a.breakdown_totals(&set);
+        let got: Vec<_> = totals
+            .iter()
+            .map(|f| {
+                (
+                    f.day,
+                    f.breakdown.as_str(),
+                    f.step,
+                    f.actors,
+                    f.ttc_median_s,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Day(0), ALL_BREAKDOWNS, 1, 6, Some(0.0)),
+                (Day(0), ALL_BREAKDOWNS, 2, 5, Some(4.0)),
+                (Day(1), ALL_BREAKDOWNS, 1, 1, Some(0.0)),
+            ]
+        );
+        let p90 = totals[1].ttc_p90_s.unwrap();
+        assert!((p90 - 20.0).abs() < 1e-9, "{p90}");
     }
 }

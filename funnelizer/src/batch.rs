@@ -148,14 +148,19 @@ where
 pub struct Published {
     /// The run.
     pub run: RunId,
-    /// The facts written.
+    /// The facts written, per breakdown value.
     pub facts: Vec<FunnelStepFact>,
+    /// Also written: the all-breakdowns totals of funnels with a breakdown ([`facts::ALL_BREAKDOWNS`]).
+    pub totals: Vec<FunnelStepFact>,
     /// The watermarks published.
     pub watermarks: Vec<Watermark>,
 }
 
 /// Writes the facts of `aggregate` as one run and publishes it atomically with a watermark
-/// `batch_until = day(now_ms)` for every (app seen, funnel). On failure the run is marked failed.
+/// `batch_until = day(now_ms)` for every (app seen, funnel), with the all-breakdowns totals of funnels
+/// with a breakdown. On failure the run is marked failed.
+///
+/// `now_ms` (`--now`) only decides the watermark; the run's `started_at_ms` is the wall clock.
 pub fn publish(
     store: &dyn FactStore,
     set: &FunnelSet,
@@ -163,8 +168,11 @@ pub fn publish(
     now_ms: i64,
     inputs: serde_json::Value,
 ) -> Result<Published, BatchError> {
+    let started_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let meta = RunMeta {
-        started_at_ms: now_ms,
+        started_at_ms,
         inputs,
         funnels: set
             .funnels
@@ -175,6 +183,7 @@ pub fn publish(
     let store_err = |e: facts::FactsError| BatchError::Store(e.to_string());
     let run = store.begin_run(&meta).map_err(store_err)?;
     let facts = aggregate.facts(set);
+    let totals = aggregate.breakdown_totals(set);
     let until = Day::from_unix_ms(now_ms);
     let watermarks: Vec<Watermark> = aggregate
         .apps()
@@ -187,6 +196,7 @@ pub fn publish(
         .collect();
     let result = store
         .write_funnel_steps(run, &facts)
+        .and_then(|()| store.write_funnel_steps(run, &totals))
         .and_then(|()| store.publish(run, &watermarks));
     if let Err(e) = result {
         let _ = store.fail_run(run, &e.to_string());
@@ -195,6 +205,7 @@ pub fn publish(
     Ok(Published {
         run,
         facts,
+        totals,
         watermarks,
     })
 }
@@ -291,6 +302,10 @@ steps = [ { hit = { tracker = "fb" } }, { event = "install" }, { event = "purcha
         })
         .unwrap();
         let now = 10 * 86_400_000;
+        let before_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
         let published = publish(
             store.as_ref(),
             &set,
@@ -307,5 +322,9 @@ steps = [ { hit = { tracker = "fb" } }, { event = "install" }, { event = "purcha
             (set.funnels[0].version.as_str(), Day(10))
         );
         assert!(!published.facts.is_empty());
+        // The run started at the wall clock, not at `now` (which only decides the watermark).
+        let runs = store.runs(1).unwrap();
+        assert_eq!(runs[0].run_id, published.run);
+        assert!(runs[0].started_at_ms >= before_ms, "{:?}", runs[0]);
     }
 }

@@ -220,3 +220,90 @@ fn bad_invocations_fail_with_a_message() {
     assert_eq!(bad_url.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_url.stderr).contains("sqlite:PATH"));
 }
+
+/// A batch run of a funnel with a breakdown: without `--breakdown` the query answers with the exact
+/// time-to-convert of all actors (the run's all-breakdowns total), not "-" from summing medians; with
+/// `--breakdown` it lists the real breakdown values only, as before.
+#[test]
+fn without_breakdown_ttc_is_exact_and_breakdown_listings_are_unchanged() {
+    use funnelizer::{Aggregator, FunnelSet, Outcome};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("facts.db").display());
+    let set = FunnelSet::parse(
+        "[[funnel]]\nid = \"f\"\nwindow = \"1d\"\nbreakdown = \"props.os\"\nsteps = [ { event = \"a\" }, { event = \"b\" } ]\n",
+        "t",
+    )
+    .unwrap();
+    let day0 = 19_800 * 86_400_000_i64; // 2024-03-18
+    let mut agg = Aggregator::new();
+    // Step 2 in ms: ios 1000, 2000, 30000 (median 2s); android 4000, 5000 (median 4.5s).
+    for (secs, os) in [
+        (1, "ios"),
+        (2, "ios"),
+        (30, "ios"),
+        (4, "android"),
+        (5, "android"),
+    ] {
+        let o = Outcome {
+            level: 2,
+            entry_ts_ms: day0,
+            step_ts_ms: vec![day0, day0 + secs * 1000],
+            breakdown_row: 0,
+        };
+        agg.add("app", 0, &o, os);
+    }
+    let store = facts::open_store(&url).unwrap();
+    funnelizer::publish(
+        store.as_ref(),
+        &set,
+        &agg,
+        day0 + 2 * 86_400_000,
+        serde_json::json!({}),
+    )
+    .unwrap();
+    drop(store);
+
+    let query = |extra: &[&str]| -> Value {
+        let args = [
+            &[
+                "query", "--facts", &url, "--app", "app", "--funnel", "f", "--format", "json",
+            ][..],
+            extra,
+        ]
+        .concat();
+        serde_json::from_str(&stdout_ok(&args)).unwrap()
+    };
+    let summed = query(&[]);
+    let steps = summed["days"][0]["steps"].as_array().unwrap();
+    assert_eq!(summed["days"][0]["layer"], "batch");
+    assert_eq!(steps.len(), 2, "{summed}");
+    assert_eq!(steps[1]["breakdown"], "");
+    assert_eq!(steps[1]["actors"], 5);
+    // Exact over all five actors: 1, 2, 4, 5, 30 s → median 4 s, p90 5 + 0.6 × 25 = 20 s.
+    assert_eq!(steps[1]["ttc_median_s"].as_f64(), Some(4.0), "{summed}");
+    assert_eq!(steps[1]["ttc_p90_s"].as_f64(), Some(20.0), "{summed}");
+    assert_eq!(steps[0]["actors"], 5);
+    assert_eq!(steps[0]["ttc_median_s"].as_f64(), Some(0.0));
+
+    let split = query(&["--breakdown"]);
+    let listed: Vec<(String, u64, u64, Option<f64>)> = split["days"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["breakdown"].as_str().unwrap().to_string(),
+                s["step"].as_u64().unwrap(),
+                s["actors"].as_u64().unwrap(),
+                s["ttc_median_s"].as_f64(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64, u64, Option<f64>)> = vec![
+        ("android".into(), 1, 2, Some(0.0)),
+        ("android".into(), 2, 2, Some(4.5)),
+        ("ios".into(), 1, 3, Some(0.0)),
+        ("ios".into(), 2, 3, Some(2.0)),
+    ];
+    assert_eq!(listed, want, "{split}");
+}

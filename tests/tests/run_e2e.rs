@@ -275,3 +275,105 @@ fn gen_run_facts_equal_the_reference_and_a_new_funnel_covers_all_history() {
     let again = std::fs::read_to_string(&out).unwrap();
     assert!(again.contains("browse_to_buy"));
 }
+
+/// `funnel run`'s exit code says what failed, with the codes of `funnel schedule`
+/// (`funnelizer::schedule::Outcome`): 5 config, 6 input (SSTables), 7 fact store.
+#[test]
+fn run_exit_codes_say_what_failed() {
+    use funnelizer::schedule::Outcome;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cluster");
+    funnel(&[
+        "gen",
+        "--out",
+        data.to_str().unwrap(),
+        "--actors",
+        "60",
+        "--days",
+        "3",
+        "--sstables",
+        "1",
+        "--nodes",
+        "2",
+        "--rf",
+        "1",
+        "--seed",
+        "7",
+        "--end-date",
+        END_DATE,
+        "--quiet",
+    ]);
+    let nodes: Vec<String> = (0..2)
+        .map(|n| data.join(format!("node{n}")).display().to_string())
+        .collect();
+    let funnels = dir.path().join("funnels.toml");
+    std::fs::write(&funnels, FUNNELS_V1).unwrap();
+    let bad_funnels = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad_funnels,
+        "[[funnel]]\nid = \"x\"\nwindow = \"forever\"\n",
+    )
+    .unwrap();
+    let good_url = format!("sqlite:{}", dir.path().join("facts.db").display());
+    let run = |data: &[String], funnels: &Path, url: &str| {
+        let mut args = vec!["run", "--data"];
+        args.extend(data.iter().map(String::as_str));
+        args.extend([
+            "--funnels",
+            funnels.to_str().unwrap(),
+            "--facts",
+            url,
+            "--now",
+            END_DATE,
+            "--threads",
+            "2",
+            "--quiet",
+        ]);
+        let out = Command::new(funnel_bin()).args(&args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let code = |o: Outcome| Some(i32::from(o.exit_code()));
+
+    let (c, err) = run(&nodes, &funnels, &good_url);
+    assert_eq!(c, Some(0), "{err}");
+    let (c, err) = run(&nodes, &bad_funnels, &good_url);
+    assert_eq!(c, code(Outcome::ConfigError), "{err}");
+    let missing = vec![dir.path().join("no-such-dir").display().to_string()];
+    let (c, err) = run(&missing, &funnels, &good_url);
+    assert_eq!(c, code(Outcome::InputError), "{err}");
+    // A store that cannot be opened: its directory would have to be under a regular file (a
+    // missing directory is created, and as root even `/nonexistent-dir` would be).
+    let not_a_dir = dir.path().join("not-a-dir");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let bad_url = format!("sqlite:{}", not_a_dir.join("x.db").display());
+    let (c, err) = run(&nodes, &funnels, &bad_url);
+    assert_eq!(c, code(Outcome::StoreError), "{err}");
+
+    // A corrupt SSTable: garbage in the middle of every events Data.db.
+    let mut corrupted = 0;
+    let mut stack = vec![data.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().contains("events")
+                && p.to_string_lossy().ends_with("-Data.db")
+            {
+                let mut bytes = std::fs::read(&p).unwrap();
+                let (mid, len) = (bytes.len() / 2, bytes.len());
+                for b in &mut bytes[mid..(mid + 64).min(len)] {
+                    *b ^= 0xa5;
+                }
+                std::fs::write(&p, bytes).unwrap();
+                corrupted += 1;
+            }
+        }
+    }
+    assert!(corrupted > 0);
+    let (c, err) = run(&nodes, &funnels, &good_url);
+    assert_eq!(c, code(Outcome::InputError), "{err}");
+}

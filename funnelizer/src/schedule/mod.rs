@@ -120,6 +120,22 @@ impl Outcome {
         }
     }
 
+    /// The kind of failure a `funnel run` child reports by its exit code: `funnel run` exits with the
+    /// codes of [`Outcome::ConfigError`], [`Outcome::InputError`], [`Outcome::StoreError`] and
+    /// [`Outcome::Failed`] (and 0 when it published). `None` for any other code (e.g. 1 from an older
+    /// binary, or 2 for usage errors): the scheduler then infers the kind from the child's error line.
+    pub fn from_run_exit_code(code: i32) -> Option<Outcome> {
+        [
+            Outcome::Published,
+            Outcome::ConfigError,
+            Outcome::InputError,
+            Outcome::StoreError,
+            Outcome::Failed,
+        ]
+        .into_iter()
+        .find(|o| i32::from(o.exit_code()) == code)
+    }
+
     /// As written in logs and the state file.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -183,6 +199,17 @@ mod tests {
         assert_eq!(codes.len(), Outcome::ALL.len());
         assert!(!codes.contains(&1) && !codes.contains(&2));
         assert_eq!(Outcome::Published.exit_code(), 0);
+    }
+
+    #[test]
+    fn run_exit_codes_map_back_to_their_outcomes() {
+        assert_eq!(Outcome::from_run_exit_code(5), Some(Outcome::ConfigError));
+        assert_eq!(Outcome::from_run_exit_code(6), Some(Outcome::InputError));
+        assert_eq!(Outcome::from_run_exit_code(7), Some(Outcome::StoreError));
+        assert_eq!(Outcome::from_run_exit_code(9), Some(Outcome::Failed));
+        for code in [1, 2, 3, 4, 8, 101] {
+            assert_eq!(Outcome::from_run_exit_code(code), None, "{code}");
+        }
     }
 
     #[test]

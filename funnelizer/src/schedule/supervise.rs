@@ -45,6 +45,15 @@ impl ChildEnd {
         !matches!(self, ChildEnd::Exited(_))
     }
 
+    /// The failure kind a `funnel run` child reported by its exit code, when it exited with one of
+    /// the documented codes (see [`Outcome::from_run_exit_code`]); `None` when killed or for other codes.
+    pub fn run_outcome(&self) -> Option<super::Outcome> {
+        match self {
+            ChildEnd::Exited(c) if *c != 0 => super::Outcome::from_run_exit_code(*c),
+            _ => None,
+        }
+    }
+
     /// For messages.
     pub fn describe(&self) -> String {
         match self {
