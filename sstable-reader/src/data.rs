@@ -136,6 +136,7 @@ impl DataFile {
         DataReader {
             file: self,
             buf: Vec::new(),
+            head: 0,
             buf_start: 0,
             next_chunk: 0,
             verified: 0,
@@ -150,7 +151,11 @@ impl DataFile {
 #[derive(Debug)]
 pub struct DataReader<'f> {
     file: &'f DataFile,
+    /// Compressed files: `buf[head..]` is the window (bytes before `head` are released; they are
+    /// reclaimed when the next chunk is loaded, so releasing never moves bytes).
     buf: Vec<u8>,
+    head: usize,
+    /// Uncompressed position of `buf[head]`.
     buf_start: u64,
     next_chunk: usize,
     verified: u64,
@@ -168,7 +173,7 @@ impl<'f> DataReader<'f> {
     #[inline]
     pub fn window(&self) -> &[u8] {
         match self.file.compression {
-            Some(_) => &self.buf,
+            Some(_) => &self.buf[self.head..],
             None => self.file.raw().get(self.base as usize..).unwrap_or(&[]),
         }
     }
@@ -196,10 +201,11 @@ impl<'f> DataReader<'f> {
             return;
         }
         if let Some(ci) = &self.file.compression {
-            let end = self.buf_start + self.buf.len() as u64;
+            let end = self.buf_start + (self.buf.len() - self.head) as u64;
             if pos < self.buf_start || pos > end {
                 let chunk = (pos / ci.chunk_length as u64) as usize;
                 self.buf.clear();
+                self.head = 0;
                 self.buf_start = chunk as u64 * ci.chunk_length as u64;
                 self.next_chunk = chunk;
             }
@@ -216,11 +222,19 @@ impl<'f> DataReader<'f> {
         if pos <= self.buf_start {
             return;
         }
-        let drop = ((pos - self.buf_start) as usize).min(self.buf.len());
-        // Compact only when it pays: most of the buffer is dead.
-        if drop >= 64 * 1024 || drop * 2 >= self.buf.len() {
-            self.buf.drain(..drop);
-            self.buf_start += drop as u64;
+        let drop = ((pos - self.buf_start) as usize).min(self.buf.len() - self.head);
+        self.head += drop;
+        self.buf_start += drop as u64;
+    }
+
+    /// Reclaims released bytes before a chunk is appended, when it pays (most of the buffer is dead):
+    /// what moves is then only the unread tail of the previous chunk.
+    fn compact(&mut self) {
+        let h = self.head;
+        if h > 0 && (h >= 64 * 1024 || h * 2 >= self.buf.len()) {
+            self.buf.copy_within(h.., 0);
+            self.buf.truncate(self.buf.len() - h);
+            self.head = 0;
         }
     }
 
@@ -237,7 +251,7 @@ impl<'f> DataReader<'f> {
         }
         match &self.file.compression {
             Some(ci) => {
-                while self.buf_start + (self.buf.len() as u64) < end {
+                while self.buf_start + ((self.buf.len() - self.head) as u64) < end {
                     self.load_chunk(ci)?;
                 }
             }
@@ -291,6 +305,7 @@ impl<'f> DataReader<'f> {
             });
         }
         let ulen = ci.chunk_uncompressed_len(i);
+        self.compact();
         let old = self.buf.len();
         self.buf.resize(old + ulen, 0);
         let dst = &mut self.buf[old..];

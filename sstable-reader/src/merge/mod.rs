@@ -665,6 +665,13 @@ fn same_row(a: &Arena, types: &[CqlType], bytewise: bool, x: &Item, y: &Item) ->
     cmp_items(a, types, x, y) == Ordering::Equal
 }
 
+/// `cmp_cells(a, x, y) == Equal`, without ordering the paths.
+#[inline]
+fn same_cell(a: &Arena, x: u32, y: u32) -> bool {
+    let (cx, cy) = (&a.cells[x as usize], &a.cells[y as usize]);
+    cx.column == cy.column && a.slot(cx.path) == a.slot(cy.path)
+}
+
 fn cmp_cells(a: &Arena, x: u32, y: u32) -> Ordering {
     let (cx, cy) = (&a.cells[x as usize], &a.cells[y as usize]);
     cx.column
@@ -849,14 +856,12 @@ fn merge_group(
     let mut i = 0;
     while i < sc.cand.len() {
         let mut j = i + 1;
-        while j < sc.cand.len() && cmp_cells(&part.arena, sc.cand[i], sc.cand[j]) == Ordering::Equal
-        {
+        while j < sc.cand.len() && same_cell(&part.arena, sc.cand[i], sc.cand[j]) {
             j += 1;
         }
         let col = part.arena.cells[sc.cand[i] as usize].column;
-        let counter = columns.get(col as usize).is_some_and(|c| c.ty.is_counter());
         let mut winner = sc.cand[i];
-        if counter && j - i > 1 {
+        if j - i > 1 && columns.get(col as usize).is_some_and(|c| c.ty.is_counter()) {
             winner = merge_counter(part, &sc.cand[i..j], &mut sc.counters, &mut sc.counter_out)?;
         } else {
             for &k in &sc.cand[i + 1..j] {

@@ -3,7 +3,7 @@
 //! Cells carry column indexes of the merged table, so SSTables written before a column was added line up.
 //! Memory is that of the widest partition; nothing is allocated per row once the vectors have grown.
 
-use crate::row::{BoundKind, DeletionTime, LivenessInfo, MarkerRef, RowRef};
+use crate::row::{BoundKind, DeletionTime, LivenessInfo, MarkerRef, RowRef, CELL_IS_DELETED};
 
 /// A byte range in the arena (`None`: a null clustering component).
 pub type Slot = Option<(u32, u32)>;
@@ -96,7 +96,55 @@ impl Arena {
     }
 
     /// Copies a row; `map` translates the SSTable's column indexes to the merged table's.
+    ///
+    /// The row's clustering values, paths and values usually lie close together in the scanner's window:
+    /// they are then copied as one span (one `memcpy`, offsets shifted), not value by value.
     pub fn stage_row(&mut self, src: u32, r: &RowRef<'_>, map: &[u32]) -> Result<(), TooWide> {
+        let (mut lo, mut hi, mut used) = (u32::MAX, 0u32, 0usize);
+        let mut widen = |(s, e): (u32, u32)| {
+            lo = lo.min(s);
+            hi = hi.max(e);
+            used += (e - s) as usize;
+        };
+        for s in r.clustering.iter().flatten() {
+            widen(*s);
+        }
+        for c in r.cells {
+            if let Some(p) = c.path {
+                widen(p);
+            }
+            widen(c.value);
+        }
+        if lo > hi {
+            (lo, hi) = (0, 0); // no value at all (empty values give lo == hi: nothing to copy)
+        }
+        let span = (hi - lo) as usize;
+        if span > 2 * used + 256 {
+            // Projected values far apart (wide unprojected columns between them): copy them one by one.
+            return self.stage_row_by_value(src, r, map);
+        }
+        let base = self.bytes.len();
+        self.bytes
+            .extend_from_slice(&r.window[lo as usize..hi as usize]);
+        r32(base, self.bytes.len())?;
+        // Fits in u32 (checked above), and every offset is >= lo.
+        let shift = |(s, e): (u32, u32)| (s - lo + base as u32, e - lo + base as u32);
+        let cs = self.slots.len();
+        self.slots.extend(r.clustering.iter().map(|s| s.map(shift)));
+        let cells_start = self.cells.len();
+        self.cells.extend(r.cells.iter().map(|c| CellRec {
+            column: map.get(c.column as usize).copied().unwrap_or(u32::MAX),
+            timestamp: c.timestamp,
+            ttl: c.ttl,
+            ldt: c.ldt,
+            tombstone: c.flags & CELL_IS_DELETED != 0,
+            path: c.path.map(shift),
+            value: shift(c.value),
+        }));
+        self.finish_row(src, r, map, cs, cells_start)
+    }
+
+    fn stage_row_by_value(&mut self, src: u32, r: &RowRef<'_>, map: &[u32]) -> Result<(), TooWide> {
         let cs = self.slots.len();
         for i in 0..r.clustering_len() {
             let s = match r.clustering(i) {
@@ -122,6 +170,17 @@ impl Arena {
                 value,
             });
         }
+        self.finish_row(src, r, map, cs, cells_start)
+    }
+
+    fn finish_row(
+        &mut self,
+        src: u32,
+        r: &RowRef<'_>,
+        map: &[u32],
+        cs: usize,
+        cells_start: usize,
+    ) -> Result<(), TooWide> {
         let cx = self.complex.len();
         for (col, d) in r.complex_deletions() {
             self.complex
