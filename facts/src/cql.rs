@@ -1066,17 +1066,7 @@ impl FactStore for CqlStore {
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         self.block(move |inner| -> Fut<Vec<RunRecord>> {
             Box::pin(async move {
-                type Row = (
-                    i64,
-                    i64,
-                    Option<i64>,
-                    String,
-                    String,
-                    String,
-                    Option<i64>,
-                    Option<String>,
-                );
-                let rows: Vec<Row> = inner.rows(st::SELECT_RUNS, (limit,)).await?;
+                let rows: Vec<RunsRow> = inner.rows(st::SELECT_RUNS, (limit,)).await?;
                 let mut out = Vec::new();
                 for (run_id, started_at_ms, finished_at_ms, status, inputs, funnels, n, error) in
                     rows

@@ -40,6 +40,19 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// committed-offset check instead).
 const SPEED_BATCH_KEYS_KEPT: i64 = 10_000;
 
+/// The applied-speed-batch markers (schema 2 key), executed by `init` and by the schema 1 → 2 migration.
+const SPEED_BATCHES: &str = "
+CREATE TABLE IF NOT EXISTS speed_batches (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    first_offset INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    group_id TEXT NOT NULL,
+    applied_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (group_id, topic, partition, first_offset)
+) WITHOUT ROWID;
+";
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
@@ -102,15 +115,6 @@ CREATE TABLE IF NOT EXISTS stream_offsets (
     next_offset INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL,
     PRIMARY KEY (group_id, topic, partition)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS speed_batches (
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    first_offset INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    group_id TEXT NOT NULL,
-    applied_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (group_id, topic, partition, first_offset)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stream_state (
     namespace TEXT NOT NULL,
@@ -413,20 +417,12 @@ fn migrate_speed_batches(conn: &mut Connection) -> Result<(), FactsError> {
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if speed_batches_key_lacks_group(&tx)? {
+        tx.execute_batch("ALTER TABLE speed_batches RENAME TO speed_batches_v1;")?;
+        tx.execute_batch(SPEED_BATCHES)?;
         tx.execute_batch(
-            "CREATE TABLE speed_batches_v2 (
-                 topic TEXT NOT NULL,
-                 partition INTEGER NOT NULL,
-                 first_offset INTEGER NOT NULL,
-                 next_offset INTEGER NOT NULL,
-                 group_id TEXT NOT NULL,
-                 applied_at_ms INTEGER NOT NULL,
-                 PRIMARY KEY (group_id, topic, partition, first_offset)
-             ) WITHOUT ROWID;
-             INSERT INTO speed_batches_v2 (topic, partition, first_offset, next_offset, group_id, applied_at_ms)
-                 SELECT topic, partition, first_offset, next_offset, group_id, applied_at_ms FROM speed_batches;
-             DROP TABLE speed_batches;
-             ALTER TABLE speed_batches_v2 RENAME TO speed_batches;",
+            "INSERT INTO speed_batches (topic, partition, first_offset, next_offset, group_id, applied_at_ms)
+                 SELECT topic, partition, first_offset, next_offset, group_id, applied_at_ms FROM speed_batches_v1;
+             DROP TABLE speed_batches_v1;",
         )?;
     }
     tx.commit()?;
@@ -529,6 +525,7 @@ impl FactStore for SqliteStore {
     fn init(&self) -> Result<(), FactsError> {
         let mut conn = self.lock();
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(SPEED_BATCHES)?;
         migrate_speed_batches(&mut conn)?;
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
