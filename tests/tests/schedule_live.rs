@@ -108,16 +108,7 @@ fn a_run_failing_on_an_sstable_that_compaction_then_removed_is_relisted_and_reru
     // An SSTable that cannot be read (as if caught half-written) …
     let events = sstables_of(&env.data, "events");
     let bad = events[1].clone();
-    let data_db = bad
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with("-Data.db"))
-        .unwrap();
-    let mut bytes = std::fs::read(data_db).unwrap();
-    let mid = bytes.len() / 2;
-    for b in &mut bytes[mid..mid + 64] {
-        *b ^= 0x5A;
-    }
-    std::fs::write(data_db, &bytes).unwrap();
+    corrupt_data_db(&bad);
 
     let t0 = now_ms();
     let sched = env.spawn_once(&[], &[]);
@@ -150,16 +141,7 @@ fn a_run_failing_on_an_sstable_that_compaction_then_removed_is_relisted_and_reru
 fn without_the_removal_the_same_failure_is_an_input_error() {
     let env = live_env(300, 2);
     let events = sstables_of(&env.data, "events");
-    let data_db = events[0]
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with("-Data.db"))
-        .unwrap();
-    let mut bytes = std::fs::read(data_db).unwrap();
-    let mid = bytes.len() / 2;
-    for b in &mut bytes[mid..mid + 64] {
-        *b ^= 0x5A;
-    }
-    std::fs::write(data_db, &bytes).unwrap();
+    corrupt_data_db(&events[0]);
     let o = env.once(&[], &[]);
     assert_eq!(code(&o), 6, "{}", stderr(&o));
     assert_eq!(env.state()["attempts"][0]["retries"], 0);

@@ -86,17 +86,7 @@ fn once_exit_codes_distinguish_every_outcome_and_status_shows_them() {
     // 6: a corrupt SSTable makes the run itself fail reading it.
     env.config_at(NOW, "");
     let events = sstables_of(&env.data, "events");
-    let data_db = events[0]
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with("-Data.db"))
-        .unwrap();
-    let mut bytes = std::fs::read(data_db).unwrap();
-    let mid = bytes.len() / 2;
-    for b in &mut bytes[mid..mid + 64] {
-        *b ^= 0xA5;
-    }
-    let pristine = std::fs::read(data_db).unwrap();
-    std::fs::write(data_db, &bytes).unwrap();
+    let (data_db, pristine) = corrupt_data_db(&events[0]);
     let o = env.once(&[], &[]);
     assert_eq!(code(&o), 6, "{}", stderr(&o));
     assert!(
@@ -104,7 +94,7 @@ fn once_exit_codes_distinguish_every_outcome_and_status_shows_them() {
         "{}",
         stderr(&o)
     );
-    std::fs::write(data_db, &pristine).unwrap();
+    std::fs::write(&data_db, &pristine).unwrap();
 
     // 7: the store cannot be opened (its directory is a file).
     let blocker = env.dir.path().join("not-a-dir");

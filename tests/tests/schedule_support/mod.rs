@@ -87,6 +87,10 @@ impl Env {
 
     /// `funnel schedule --config … --once` plus `args`, with extra environment.
     pub fn once(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.once_command(args, env).output().unwrap()
+    }
+
+    fn once_command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut c = Command::new(funnel_bin());
         c.args(["schedule", "--config"])
             .arg(&self.config)
@@ -95,19 +99,12 @@ impl Env {
         for (k, v) in env {
             c.env(k, v);
         }
-        c.output().unwrap()
+        c
     }
 
     /// Starts `funnel schedule --once` plus `args` without waiting.
     pub fn spawn_once(&self, args: &[&str], env: &[(&str, &str)]) -> Child {
-        let mut c = Command::new(funnel_bin());
-        c.args(["schedule", "--config"])
-            .arg(&self.config)
-            .arg("--once")
-            .args(args);
-        for (k, v) in env {
-            c.env(k, v);
-        }
+        let mut c = self.once_command(args, env);
         c.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -217,6 +214,24 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// All files of every SSTable of `table` under `dir` whose Data.db matches, grouped per SSTable.
+/// Flips 64 bytes in the middle of the Data.db among one SSTable's `components` (a damaged file the
+/// reader must reject); returns its path and its pristine bytes.
+pub fn corrupt_data_db(components: &[PathBuf]) -> (PathBuf, Vec<u8>) {
+    let data_db = components
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("-Data.db"))
+        .unwrap()
+        .clone();
+    let pristine = std::fs::read(&data_db).unwrap();
+    let mut bytes = pristine.clone();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 64] {
+        *b ^= 0x5A;
+    }
+    std::fs::write(&data_db, &bytes).unwrap();
+    (data_db, pristine)
+}
+
 pub fn sstables_of(dir: &Path, table: &str) -> Vec<Vec<PathBuf>> {
     let mut out = Vec::new();
     for f in sstable_reader::find_data_files(dir).unwrap() {
