@@ -198,7 +198,7 @@ impl Statistics {
                 }
                 HEADER => {
                     let mut c = Cursor::new(body);
-                    out.header = Some(parse_header(&mut c, version, path, off)?);
+                    out.header = Some(parse_header(&mut c, path, off)?);
                 }
                 _ => {}
             }
@@ -310,12 +310,7 @@ fn skip_improved_min_max(c: &mut Cursor<'_>) -> crate::bytes::ShortResult<()> {
     Ok(())
 }
 
-fn parse_header(
-    c: &mut Cursor<'_>,
-    version: Version,
-    path: &Path,
-    base: usize,
-) -> Result<SerializationHeader> {
+fn parse_header(c: &mut Cursor<'_>, path: &Path, base: usize) -> Result<SerializationHeader> {
     let corrupt = |c: &Cursor<'_>, what: &str| {
         Error::corrupt(path, (base + c.pos()) as u64, what.to_string())
     };
@@ -326,7 +321,6 @@ fn parse_header(
     let min_ttl = c.uvint().map_err(|_| corrupt(c, "the minimum TTL"))?;
     let epoch = DELETION_TIME_EPOCH as u32;
     let min_local_deletion_time_raw = (min_ldt as u32).wrapping_add(epoch);
-    let _ = version;
     let read_type = |c: &mut Cursor<'_>, what: &str| -> Result<CqlType> {
         let at = c.pos();
         let len = c.uvint_len().map_err(|_| corrupt(c, what))?;
