@@ -32,6 +32,7 @@ use crate::common::{parse_now, write_or_quit};
 ///   funnel dump table_dir --schema schema.cql --with-meta | jq .
 ///   funnel dump /backups/node1 /backups/node2 --table tracking.events --snapshot nightly
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Data.db files, table, snapshot, keyspace, data or node directories.
     #[arg(required = true)]

@@ -25,6 +25,7 @@ use sstable_reader::writer::{writer_version, Compression};
 ///   funnel gen --out /tmp/cluster --nodes 3 --rf 2 --format oa
 /// At the end it prints a JSON tally per table (rows written, live rows, deletions, expiries, bytes).
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Output directory (created).
     #[arg(long, value_name = "DIR")]

@@ -15,6 +15,7 @@ use facts::{FactStore, FunnelQuery, FunnelStepFact, Layer, RunStatus};
 /// Example:
 ///   funnel report --facts sqlite:facts.db --out report.html
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Fact store URL.
     #[arg(long, env = "FUNNEL_FACTS", value_name = "URL")]

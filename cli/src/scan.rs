@@ -18,6 +18,7 @@ use crate::common::parse_now;
 /// Example:
 ///   funnel scan /data/node1 /data/node2 --table tracking.events --columns name,props --threads 2
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Data.db files, table, snapshot, keyspace, data or node directories.
     #[arg(required = true)]

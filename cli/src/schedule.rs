@@ -67,7 +67,7 @@ With systemd, put `SuccessExitStatus=3 4` in the service so skipped and busy run
 ///   funnel schedule --config /etc/funnel/schedule.toml
 ///   funnel schedule --config schedule.toml --once
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = EXIT_CODES)]
+#[command(verbatim_doc_comment, after_long_help = EXIT_CODES)]
 pub struct Args {
     /// The schedule config (TOML).
     #[arg(long, value_name = "FILE")]

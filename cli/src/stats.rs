@@ -22,6 +22,7 @@ use crate::common::{parse_now, write_or_quit};
 ///   funnel stats data/tracking/events-1b2c…/snapshots/nightly/
 ///   funnel stats nb-1-big-Data.db --json | jq '.[0].rows'
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Data.db files, table directories or snapshot directories.
     #[arg(required = true)]

@@ -24,6 +24,7 @@ use crate::schedule::sstables_read;
 ///   funnel status --facts sqlite:/var/lib/funnel/facts.db
 ///   funnel status --facts sqlite:facts.db --json | jq .runs[0]
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Fact store URL.
     #[arg(

@@ -14,7 +14,9 @@ fn funnel(args: &[&str]) -> std::process::Output {
 #[test]
 fn every_subcommand_has_help_with_examples() {
     let top = String::from_utf8(funnel(&["--help"]).stdout).unwrap();
-    for sub in ["dump", "stats", "gen", "run", "query", "stream", "report"] {
+    for sub in [
+        "dump", "stats", "gen", "run", "query", "stream", "report", "scan", "schedule", "status",
+    ] {
         assert!(top.contains(sub), "top-level help lists {sub}");
         let out = funnel(&[sub, "--help"]);
         assert!(out.status.success(), "{sub} --help");
@@ -23,6 +25,19 @@ fn every_subcommand_has_help_with_examples() {
         assert!(
             text.to_lowercase().contains("example"),
             "{sub} --help gives examples:\n{text}"
+        );
+        // Each example is a command line of its own (clap must not reflow them into a paragraph).
+        let example = format!("funnel {sub} ");
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(&example)),
+            "{sub} --help: examples start their own lines:\n{text}"
+        );
+        assert!(
+            text.lines().all(|l| !l.contains(&format!(" {example}"))
+                || l.trim_start().starts_with("funnel ")
+                || l.contains('`')
+                || l.contains("&&")),
+            "{sub} --help: two examples run together on one line:\n{text}"
         );
     }
 }

@@ -11,7 +11,7 @@ use crate::bytes::Cursor;
 use crate::descriptor::{Component, Descriptor};
 use crate::error::{Error, Result};
 
-fn map(path: &Path) -> Result<Option<Mmap>> {
+pub(crate) fn map(path: &Path) -> Result<Option<Mmap>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if len == 0 {

@@ -20,7 +20,7 @@
 //! Layers, bottom up: [`bytes`] (cursor, vints), [`descriptor`] (file names, versions),
 //! [`compression`] + [`data`] (mapped Data.db as verified uncompressed bytes), [`statistics`]
 //! (Statistics.db), [`types`] + [`value`] + [`json`] (CQL values), [`schema`] (columns, schema.cql),
-//! [`row`] + [`scanner`] (the unfiltered format), [`index`] (Index.db, Summary.db), [`sstable`] (it all together).
+//! [`row`] + [`scanner`] (the unfiltered format), [`index`] (Index.db, Summary.db), [`partitions`] (BTI Partitions.db), [`sstable`] (it all together).
 
 pub mod bytes;
 pub mod compression;
@@ -34,6 +34,7 @@ pub mod json;
 pub mod merge;
 pub mod parallel;
 pub mod partitioner;
+pub mod partitions;
 pub mod reconcile;
 pub mod row;
 pub mod scanner;

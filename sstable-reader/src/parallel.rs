@@ -1,12 +1,14 @@
 //! Parallel merged scans: the ring is cut into ranges at partition boundaries, each range merged
 //! independently across every SSTable (of one or several tables sharing a partitioner) that overlaps it.
 //!
-//! Split points are sampled partition keys from Summary.db (every `min_index_interval`-th key of every
-//! SSTable), taken at quantiles so ranges hold similar numbers of partitions. Each split point becomes,
-//! for every SSTable, the Data.db offset of its first partition at or after the point: a binary search in
-//! Summary.db and a short walk of Index.db from the sampled entry — a scan *seeks* to its range, it never
-//! reads from the start of the file. SSTables without Index.db/Summary.db (BTI `da` files) are not split:
-//! with any of them present the plan is one range.
+//! Split points are sampled partition keys, taken at quantiles so ranges hold similar numbers of
+//! partitions: for big files, Summary.db (every `min_index_interval`-th key); for BTI `da` files, every
+//! ~128th partition listed by Partitions.db ([`crate::partitions`]; smaller files are sampled more
+//! densely, up to every partition), its key read from Data.db. Each split point becomes, for every
+//! SSTable, the Data.db offset of its first partition at or after the point: a binary search in the
+//! samples and a short walk from the sampled entry (of Index.db, or of the partition positions, reading
+//! keys from Data.db) — a scan *seeks* to its range, it never reads from the start of the file. With an
+//! SSTable that has neither index (no Summary.db/Index.db, no Partitions.db) the plan is one range.
 //!
 //! ```no_run
 //! # use sstable_reader::merge::{Columns, MergeTable};
@@ -26,11 +28,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use crate::descriptor::Component;
+use crate::data::DataReader;
+use crate::descriptor::{Component, FormatKind};
 use crate::error::{Error, Result};
 use crate::index::{PartitionIndex, Summary};
 use crate::merge::MergeTable;
 use crate::partitioner::{OwnedPosition, Partitioner};
+use crate::partitions;
 use crate::sstable::SSTable;
 
 /// One range of the ring: partitions at or after `start` and before `end` (`None`: the ring's ends).
@@ -62,15 +66,68 @@ fn uvint_size(v: u64) -> u64 {
     (639 - magnitude * 9) >> 6
 }
 
-/// The sampled keys of an SSTable's Summary.db with their ring positions and Index.db offsets.
-struct Sampled {
+/// Where the sampled keys of an SSTable come from.
+enum Source<'a> {
+    /// Summary.db samples; a sample's offset is its Index.db position.
+    Big(PartitionIndex),
+    /// Partitions.db: every partition's Data.db position in key order; a sample's offset is its index here.
+    Bti {
+        sst: &'a SSTable,
+        positions: Vec<u64>,
+    },
+}
+
+/// The sampled keys of an SSTable with their ring positions and offsets (see [`Source`]).
+struct Sampled<'a> {
     samples: Vec<(OwnedPosition, u64)>,
-    index: PartitionIndex,
+    source: Source<'a>,
     data_len: u64,
 }
 
-fn sample(sst: &SSTable, p: Partitioner) -> Result<Option<Sampled>> {
+/// At most this many partitions between two BTI samples (Summary.db's default interval).
+const BTI_SAMPLE_INTERVAL: usize = 128;
+
+/// The partition key at uncompressed Data.db position `pos` (u16 length, then the key).
+fn key_at(r: &mut DataReader<'_>, pos: u64) -> Result<Vec<u8>> {
+    let file = r.file();
+    let short = || Error::corrupt(file.path(), pos, "a partition key (u16 length and bytes)");
+    r.seek(pos);
+    r.ensure(pos + 2)?;
+    let off = pos.checked_sub(r.window_start()).ok_or_else(short)? as usize;
+    let len = r
+        .window()
+        .get(off..off + 2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]) as u64)
+        .ok_or_else(short)?;
+    r.ensure(pos + 2 + len)?;
+    r.window()
+        .get(off + 2..off + 2 + len as usize)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(short)
+}
+
+fn sample(sst: &SSTable, p: Partitioner) -> Result<Option<Sampled<'_>>> {
     let d = &sst.descriptor;
+    if d.kind == FormatKind::Bti {
+        if !d.path(Component::Partitions).exists() {
+            return Ok(None);
+        }
+        let positions = partitions::data_positions(d, sst.data.len())?;
+        let step = (positions.len() / BTI_SAMPLE_INTERVAL).clamp(1, BTI_SAMPLE_INTERVAL);
+        let mut r = sst.data.reader();
+        let samples = (0..positions.len())
+            .step_by(step)
+            .map(|i| {
+                let key = key_at(&mut r, positions[i])?;
+                Ok((OwnedPosition::of(p, &key), i as u64))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(Some(Sampled {
+            samples,
+            source: Source::Bti { sst, positions },
+            data_len: sst.data.len(),
+        }));
+    }
     if !d.path(Component::Summary).exists() || !d.path(Component::Index).exists() {
         return Ok(None);
     }
@@ -90,24 +147,42 @@ fn sample(sst: &SSTable, p: Partitioner) -> Result<Option<Sampled>> {
         .collect();
     Ok(Some(Sampled {
         samples,
-        index: PartitionIndex::open(d)?,
+        source: Source::Big(PartitionIndex::open(d)?),
         data_len: sst.data.len(),
     }))
 }
 
-impl Sampled {
+impl Sampled<'_> {
     /// Data.db offset of the first partition at or after `at`.
     fn offset_of(&self, at: &OwnedPosition, p: Partitioner) -> Result<u64> {
         let i = self.samples.partition_point(|(pos, _)| pos < at);
+        let index = match &self.source {
+            Source::Big(index) => index,
+            Source::Bti { sst, positions } => {
+                // The sample before `at` is known to be smaller: start after it.
+                let from = if i == 0 {
+                    0
+                } else {
+                    self.samples[i - 1].1 as usize + 1
+                };
+                let mut r = sst.data.reader();
+                for &pos in positions.get(from..).unwrap_or(&[]) {
+                    if p.position(&key_at(&mut r, pos)?) >= at.as_ref() {
+                        return Ok(pos);
+                    }
+                }
+                return Ok(self.data_len);
+            }
+        };
         let mut pos = if i == 0 { 0 } else { self.samples[i - 1].1 };
-        let len = std::fs::metadata(self.index.path())
+        let len = std::fs::metadata(index.path())
             .map_err(|e| Error::Io {
-                path: self.index.path().to_path_buf(),
+                path: index.path().to_path_buf(),
                 source: e,
             })?
             .len();
         while pos < len {
-            let e = self.index.entry_at(pos)?;
+            let e = index.entry_at(pos)?;
             if p.position(e.key) >= at.as_ref() {
                 return Ok(e.data_position);
             }
