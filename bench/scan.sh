@@ -2,12 +2,12 @@
 # Issue 4 benchmark, one run, one dataset: merged full scan and funnel-column projection of the canonical
 # `events` table (nb, LZ4, >= 1 GB uncompressed) on 1 and 2 threads, a decompress-only pass over the same
 # chunks, and cqlite-py's full scan of the same files; prints rows/s and the ratios.
-#   bench/scan.sh [DATA=bench-data/ev] [ACTORS=1050000]
+#   bench/scan.sh [DATA=bench-data/ev] [ACTORS=1900000: about 21 M events, 4.2 GB uncompressed]
 # Generates DATA with `funnel gen` when missing (git-ignored bench-data/).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 data="${1:-$root/bench-data/ev}"
-actors="${2:-1050000}"
+actors="${2:-1900000}"
 cargo build --release -p cli --manifest-path "$root/Cargo.toml" >&2
 bin="$root/target/release/funnel"
 if [ ! -d "$data" ]; then

@@ -1,7 +1,9 @@
 //! `funnel run`: the batch job. Finds the events and conversions tables under `--data` (any mix of
 //! snapshot, table, keyspace, data or node directories), merges each across all its SSTables and replicas,
 //! joins them per actor in ring order, evaluates every funnel over all history on disk in parallel over
-//! ranges of the ring, and publishes the `funnel_steps` facts atomically with the watermarks.
+//! ranges of the ring, and publishes the `funnel_steps` facts atomically with the watermarks. Tables not
+//! partitioned by (app, actor) go through the hash shuffle of `funnelizer::shuffle` instead (bounded by
+//! `--memory-budget`, spilling to `--spill-dir`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +13,7 @@ use anyhow::{anyhow, Context, Result};
 use funnelizer::schedule::Outcome;
 use funnelizer::source::{Buffers, SstableSource};
 use funnelizer::FunnelSet;
+use funnelizer::{ShuffleError, ShuffleOptions, ShuffleStats};
 use sstable_reader::discovery::{discover, DiscoveredTable, Selection};
 use sstable_reader::parallel::ScanCounters;
 use sstable_reader::{CqlSchema, ReadOptions};
@@ -25,11 +28,18 @@ use crate::progress::with_progress;
 /// deletions and TTLs apply as Cassandra would answer at --now. Publishes one run atomically: readers see
 /// the previous results until the new ones are complete.
 ///
+/// Tables whose partition key holds the app and actor columns (like tracking.events) are streamed
+/// one actor at a time in ring order. Any other layout (e.g. partitioned by day, the actor a regular
+/// column) is shuffled: rows are hash-partitioned by (app, actor) into buckets, spilled to
+/// --spill-dir once the buckets outgrow --memory-budget, then each bucket is sorted and evaluated.
+/// The run picks the path itself and its summary says which one it took.
+///
 /// Examples:
 ///   funnel run --data /backups/node1 /backups/node2 --snapshot nightly --funnels funnels.toml --facts sqlite:facts.db
 ///   funnel run --data data/tracking --funnels funnels.toml --facts sqlite:facts.db --threads 8 --report report.html
+///   funnel run --data data --funnels by_day.toml --memory-budget 2GiB --spill-dir /scratch
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = EXIT_CODES)]
+#[command(verbatim_doc_comment, after_long_help = EXIT_CODES)]
 pub struct Args {
     /// Data.db files, table, snapshot, keyspace, data or node directories.
     #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
@@ -63,6 +73,14 @@ pub struct Args {
     /// Ring ranges per thread (more: better balance and progress, more seeks).
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub ranges_per_thread: usize,
+    /// Memory for shuffled rows before buckets spill to disk (tables not partitioned by actor only):
+    /// bytes or a number with a unit, e.g. 512MiB, 2GiB, 500MB.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub memory_budget: u64,
+    /// Where the shuffle's temporary spill directory is created (deleted after the run; default: the
+    /// system temp dir, $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -165,29 +183,50 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
         None => None,
     };
     let source = SstableSource::new(&set, ev, cv, now_s).kind(InputError)?;
-    let ranges = source
-        .plan(threads * args.ranges_per_thread.max(1))
-        .kind(InputError)?;
+    let target_ranges = threads * args.ranges_per_thread.max(1);
     let (uncompressed, on_disk) = source.sizes();
     let (n_ev, n_cv) = source.sstable_counts();
     let opened = started.elapsed();
 
     let counters = ScanCounters::default();
     let scan_started = Instant::now();
-    let eval = with_progress(on_disk, &counters, args.quiet, || {
-        funnelizer::evaluate_chunks(&set, ranges.clone(), Some(threads), |range, worker| {
-            let mut bufs = Buffers::default();
-            source.scan_range(&range, worker, &mut bufs, Some(&counters))
-        })
-    })
-    .map_err(|e| {
-        // A failing range is an SSTable that could not be read; anything else (the thread pool) is not.
-        let outcome = match e {
-            funnelizer::BatchError::Source(_) => InputError,
-            _ => Failed,
+    let (eval, n_ranges, shuffled) = if source.needs_shuffle() {
+        let opts = ShuffleOptions {
+            memory_budget: args.memory_budget,
+            spill_dir: args.spill_dir.clone(),
+            threads,
+            ranges: target_ranges,
         };
-        Failure(outcome, e.into())
-    })?;
+        let (eval, stats) = with_progress(on_disk, &counters, args.quiet, || {
+            funnelizer::shuffle::run(&set, &source, &opts, Some(&counters))
+        })
+        .map_err(|e| {
+            // Unreadable SSTables are input errors; the spill directory or the thread pool are not.
+            let outcome = match e {
+                ShuffleError::Source(_) => InputError,
+                _ => Failed,
+            };
+            Failure(outcome, e.into())
+        })?;
+        (eval, stats.ranges, Some(stats))
+    } else {
+        let ranges = source.plan(target_ranges).kind(InputError)?;
+        let eval = with_progress(on_disk, &counters, args.quiet, || {
+            funnelizer::evaluate_chunks(&set, ranges.clone(), Some(threads), |range, worker| {
+                let mut bufs = Buffers::default();
+                source.scan_range(&range, worker, &mut bufs, Some(&counters))
+            })
+        })
+        .map_err(|e| {
+            // A failing range is an SSTable that could not be read; anything else (the thread pool) is not.
+            let outcome = match e {
+                funnelizer::BatchError::Source(_) => InputError,
+                _ => Failed,
+            };
+            Failure(outcome, e.into())
+        })?;
+        (eval, ranges.len(), None)
+    };
     let scanned = scan_started.elapsed();
 
     let store = facts::open_store(&args.facts)
@@ -226,7 +265,7 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
         n_cv,
         on_disk as f64 / 1e6,
         uncompressed as f64 / 1e6,
-        ranges.len(),
+        n_ranges,
         threads,
         opened.as_secs_f64(),
         secs,
@@ -234,6 +273,7 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
         disk as f64 / secs / 1e6,
         started.elapsed().as_secs_f64()
     );
+    eprintln!("{}", shuffle_summary(shuffled.as_ref(), args.memory_budget));
     if let Some(path) = &args.report {
         let html = funnelizer::report::render(&published.facts, Some(&set), "Funnels");
         std::fs::write(path, html)
@@ -242,6 +282,75 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
         eprintln!("report: {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parses a size: plain bytes (`1048576`) or a number with a unit — binary `KiB MiB GiB TiB` (also `K M G T`)
+/// or decimal `KB MB GB TB`, case-insensitive (`512MiB`, `2GiB`, `1.5G`, `500MB`).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || {
+        format!("invalid size {s:?}: use bytes or a number with a unit, e.g. 512MiB, 2GiB or 500MB")
+    };
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return Err(bad()),
+    };
+    let bytes = if let Ok(n) = num.parse::<u64>() {
+        n.checked_mul(mult).ok_or_else(bad)?
+    } else {
+        let x: f64 = num.parse().map_err(|_| bad())?;
+        let b = (x * mult as f64).round();
+        if !b.is_finite() || b >= u64::MAX as f64 {
+            return Err(bad());
+        }
+        b as u64
+    };
+    if bytes == 0 {
+        return Err(format!(
+            "invalid size {s:?}: the memory budget must be more than 0 bytes"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The summary line that says whether the run streamed or shuffled (and whether the shuffle spilled).
+fn shuffle_summary(stats: Option<&ShuffleStats>, budget: u64) -> String {
+    let Some(s) = stats else {
+        return "streamed: both tables are partitioned by (app, actor), no shuffle".into();
+    };
+    let mb = |b: u64| b as f64 / 1e6;
+    let spill = if s.spilled_bytes > 0 {
+        format!(
+            "spilled {:.1} MB in {} writes to {} bucket files",
+            mb(s.spilled_bytes),
+            s.spill_writes,
+            s.spilled_buckets
+        )
+    } else {
+        "no spill".into()
+    };
+    format!(
+        "shuffled: {} rows ({:.1} MB) by (app, actor) into {} buckets, memory budget {:.1} MB, {spill}; partition {:.2}s ({:.2} M rows/s), sort+funnels {:.2}s",
+        s.rows,
+        mb(s.bytes),
+        s.buckets,
+        mb(budget),
+        s.partition_time.as_secs_f64(),
+        s.rows as f64 / s.partition_time.as_secs_f64().max(1e-9) / 1e6,
+        s.evaluate_time.as_secs_f64()
+    )
 }
 
 /// Actors per step of each funnel (all apps, days and breakdowns), with the conversion from step 1.
@@ -294,6 +403,51 @@ mod tests {
         Outcome::StoreError,
         Outcome::Failed,
     ];
+
+    #[test]
+    fn sizes_take_bytes_and_binary_or_decimal_units() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("2gib"), Ok(2 << 30));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_size("500MB"), Ok(500_000_000));
+        assert_eq!(parse_size("10 KB"), Ok(10_000));
+        assert_eq!(parse_size("100B"), Ok(100));
+    }
+
+    #[test]
+    fn bad_sizes_name_the_value() {
+        for bad in ["", "GiB", "12XB", "1.2.3M", "-5M", "99999999999TiB", "1e3"] {
+            let err = parse_size(bad).unwrap_err();
+            assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
+        }
+        assert!(parse_size("0").unwrap_err().contains("more than 0"));
+    }
+
+    #[test]
+    fn the_summary_says_whether_the_run_shuffled_and_spilled() {
+        assert!(shuffle_summary(None, 1 << 30).starts_with("streamed"));
+        let mut s = ShuffleStats {
+            rows: 10,
+            buckets: 8,
+            ..Default::default()
+        };
+        let line = shuffle_summary(Some(&s), 1 << 30);
+        assert!(
+            line.starts_with("shuffled: 10 rows") && line.contains("no spill"),
+            "{line}"
+        );
+        s.spilled_bytes = 2_000_000;
+        s.spill_writes = 3;
+        s.spilled_buckets = 2;
+        let line = shuffle_summary(Some(&s), 1 << 30);
+        assert!(
+            line.contains("spilled 2.0 MB in 3 writes to 2 bucket files"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn help_lists_the_scheduler_codes_a_run_exits_with() {

@@ -11,12 +11,14 @@
 //! ClickHouse `quantileExactInclusive`): for `n` sorted values `x[0..n]` and `q` in [0, 1], with
 //! `h = q·(n−1)`: `x[⌊h⌋] + (h−⌊h⌋)·(x[⌈h⌉] − x[⌊h⌋])`. The median is `q = 0.5`, p90 `q = 0.9`.
 
-use std::collections::HashMap;
-
 use facts::{Day, FunnelStepFact, ALL_BREAKDOWNS};
 
 use crate::definition::FunnelSet;
 use crate::kernel::Outcome;
+
+// Per-worker maps keyed by our own data (ids, times, event names): the Fx hash (a multiply per word)
+// instead of SipHash, which these maps do not need.
+use rustc_hash::FxHashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct CellKey {
@@ -29,24 +31,34 @@ struct CellKey {
 #[derive(Debug, Clone, Default)]
 struct StepAgg {
     actors: u64,
-    ttc_ms: HashMap<i64, u64>,
+    ttc_ms: FxHashMap<i64, u64>,
 }
 
-/// Interned strings (apps, breakdown values): lookups by `&str` never allocate.
+/// Interned strings (apps, breakdown values): lookups by `&str` never allocate, and a repeat of
+/// the previous lookup (the same app for a run of actors; the empty breakdown) is one compare.
 #[derive(Debug, Clone, Default)]
 struct Interner {
-    ids: HashMap<String, u32>,
+    ids: FxHashMap<String, u32>,
     names: Vec<String>,
+    last: u32,
 }
 
 impl Interner {
+    #[inline]
     fn id(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
-            return id;
+        if self.names.get(self.last as usize).is_some_and(|n| n == s) {
+            return self.last;
         }
-        let id = self.names.len() as u32;
-        self.ids.insert(s.to_string(), id);
-        self.names.push(s.to_string());
+        let id = match self.ids.get(s) {
+            Some(&id) => id,
+            None => {
+                let id = self.names.len() as u32;
+                self.ids.insert(s.to_string(), id);
+                self.names.push(s.to_string());
+                id
+            }
+        };
+        self.last = id;
         id
     }
 }
@@ -56,7 +68,7 @@ impl Interner {
 pub struct Aggregator {
     apps: Interner,
     breakdowns: Interner,
-    cells: HashMap<CellKey, Vec<StepAgg>>,
+    cells: FxHashMap<CellKey, Vec<StepAgg>>,
 }
 
 impl Aggregator {
@@ -143,7 +155,7 @@ impl Aggregator {
     /// [`ALL_BREAKDOWNS`], with the exact time-to-convert quantiles of all its actors. Sorted like
     /// [`Aggregator::facts`].
     pub fn breakdown_totals(&self, set: &FunnelSet) -> Vec<FunnelStepFact> {
-        let mut merged: HashMap<CellKey, Vec<StepAgg>> = HashMap::new();
+        let mut merged: FxHashMap<CellKey, Vec<StepAgg>> = FxHashMap::default();
         for (key, steps) in &self.cells {
             let with_breakdown = set
                 .funnels
@@ -243,7 +255,7 @@ mod tests {
     use super::*;
 
     fn hist(values: &[i64]) -> Vec<(i64, u64)> {
-        let mut m: HashMap<i64, u64> = HashMap::new();
+        let mut m: std::collections::HashMap<i64, u64> = std::collections::HashMap::new();
         for &v in values {
             *m.entry(v).or_default() += 1;
         }

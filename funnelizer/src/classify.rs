@@ -1,9 +1,19 @@
 //! Row classification: every distinct step/exclusion matcher of all funnels is evaluated once per
 //! row, then each funnel reads its step bitmask (an event may match several steps) and its
 //! exclusion pair mask from those results.
+//!
+//! Most matchers only test the table and one text column (the event name). For those, the bits
+//! are a function of that column's text alone, so [`Classifier::match_rows_cached`] memoises them
+//! per distinct text in a small per-worker [`MatchCache`]: a row then costs one hash lookup plus
+//! the matchers that read anything else (properties, other columns), which are evaluated on every
+//! row as before.
+
+use std::collections::HashMap;
 
 use crate::definition::{FunnelSet, Matcher};
-use crate::row::RowView;
+use crate::predicate::{Field, Predicate};
+use crate::row::{ColumnRef, RowView, Table, Value};
+use rustc_hash::FxBuildHasher;
 
 /// Per-funnel wiring from distinct matchers to step bits.
 #[derive(Debug, Clone)]
@@ -15,12 +25,26 @@ struct FunnelSlots {
     exclusions: Vec<(usize, u32)>,
 }
 
+/// How the matchers of one table are evaluated on that table's rows (the matchers of the other
+/// table never match them).
+#[derive(Debug, Clone, Default)]
+struct TablePlan {
+    /// The column whose text keys the cache; `None` when no matcher of the table reads exactly
+    /// one column (then nothing is cached).
+    key: Option<ColumnRef>,
+    /// Matchers of the table whose predicate reads only `key`: their bits come from the cache.
+    cached: Vec<usize>,
+    /// The other matchers of the table, evaluated on every row.
+    direct: Vec<usize>,
+}
+
 /// Classifies rows for all funnels of a set.
 #[derive(Debug, Clone)]
 pub struct Classifier {
     matchers: Vec<Matcher>,
     funnels: Vec<FunnelSlots>,
     words: usize,
+    plans: [TablePlan; 2],
 }
 
 /// The classification of one row for one funnel.
@@ -39,6 +63,101 @@ pub fn pair_mask(from: usize, to: usize) -> u32 {
         m |= 1 << (j - 1);
     }
     m
+}
+
+/// Distinct texts remembered per table before the cache starts over (event names are few; this
+/// only bounds memory when a key column turns out to be high-cardinality).
+const CACHE_ENTRIES: usize = 4096;
+
+/// The fields a predicate reads, deduplicated, into `out`.
+fn fields_of<'p>(p: &'p Predicate, out: &mut Vec<&'p Field>) {
+    match p {
+        Predicate::True => {}
+        Predicate::Cmp(f, _) => {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        Predicate::And(ps) | Predicate::Or(ps) => ps.iter().for_each(|p| fields_of(p, out)),
+        Predicate::Not(p) => fields_of(p, out),
+    }
+}
+
+/// The single column a predicate reads: `Some(Some(c))` for exactly one plain column,
+/// `Some(None)` for no field at all, `None` otherwise (properties or several columns).
+fn single_column(p: &Predicate) -> Option<Option<&ColumnRef>> {
+    let mut fields = Vec::new();
+    fields_of(p, &mut fields);
+    match fields[..] {
+        [] => Some(None),
+        [Field::Column(c)] => Some(Some(c)),
+        _ => None,
+    }
+}
+
+impl TablePlan {
+    fn new(matchers: &[Matcher], table: Table) -> Self {
+        let of_table = || {
+            matchers
+                .iter()
+                .enumerate()
+                .filter(move |(_, m)| m.table == table)
+        };
+        // The key: the column most matchers read alone.
+        let mut counts: Vec<(&ColumnRef, usize)> = Vec::new();
+        for (_, m) in of_table() {
+            if let Some(Some(c)) = single_column(&m.predicate) {
+                match counts.iter_mut().find(|(k, _)| *k == c) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((c, 1)),
+                }
+            }
+        }
+        let key = counts
+            .iter()
+            .enumerate()
+            .max_by_key(|&(i, &(_, n))| (n, std::cmp::Reverse(i)))
+            .map(|(_, &(c, _))| c.clone());
+        let mut plan = TablePlan {
+            key,
+            ..TablePlan::default()
+        };
+        for (i, m) in of_table() {
+            let cacheable = plan.key.is_some()
+                && match single_column(&m.predicate) {
+                    Some(None) => true,
+                    Some(Some(c)) => Some(c) == plan.key.as_ref(),
+                    None => false,
+                };
+            if cacheable {
+                plan.cached.push(i);
+            } else {
+                plan.direct.push(i);
+            }
+        }
+        plan
+    }
+}
+
+/// Per-worker memo of the cached matchers' bits per distinct key text, per table (see the module
+/// doc). Bounded: it starts over after [`CACHE_ENTRIES`] distinct texts of a table.
+#[derive(Debug, Default)]
+pub struct MatchCache {
+    tables: [TableCache; 2],
+}
+
+#[derive(Debug, Default)]
+struct TableCache {
+    /// Key text → offset of its words in `bits`.
+    index: HashMap<Box<[u8]>, u32, FxBuildHasher>,
+    bits: Vec<u64>,
+}
+
+impl MatchCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
 }
 
 impl Classifier {
@@ -65,16 +184,23 @@ impl Classifier {
             })
             .collect();
         let words = matchers.len().div_ceil(64).max(1);
+        let plans = Table::ALL.map(|t| TablePlan::new(&matchers, t));
         Classifier {
             matchers,
             funnels,
             words,
+            plans,
         }
     }
 
     /// Number of distinct matchers evaluated per row.
     pub fn distinct_matchers(&self) -> usize {
         self.matchers.len()
+    }
+
+    /// Number of `u64` words of `bits` per row.
+    pub fn words(&self) -> usize {
+        self.words
     }
 
     /// Evaluates every distinct matcher on every row into `bits` (reused; `words()` u64 per row).
@@ -87,6 +213,56 @@ impl Classifier {
                 if matcher.matches(row) {
                     out[m / 64] |= 1 << (m % 64);
                 }
+            }
+        }
+    }
+
+    /// Like [`Classifier::match_rows`] (same output), with the bits of the matchers that read only
+    /// the key column memoised in `cache` per distinct key text.
+    pub fn match_rows_cached<R: RowView>(
+        &self,
+        rows: &[R],
+        bits: &mut Vec<u64>,
+        cache: &mut MatchCache,
+    ) {
+        let words = self.words;
+        bits.clear();
+        bits.resize(rows.len() * words, 0);
+        for (i, row) in rows.iter().enumerate() {
+            let t = row.table().index();
+            let plan = &self.plans[t];
+            let out = &mut bits[i * words..(i + 1) * words];
+            match plan.key.as_ref().map(|k| row.column(k)) {
+                Some(Value::Str(s)) => {
+                    let tc = &mut cache.tables[t];
+                    let at = match tc.index.get(s.as_bytes()) {
+                        Some(&at) => at as usize,
+                        None => {
+                            if tc.index.len() >= CACHE_ENTRIES {
+                                tc.index.clear();
+                                tc.bits.clear();
+                            }
+                            let at = tc.bits.len();
+                            tc.bits.resize(at + words, 0);
+                            self.eval_into(&plan.cached, row, &mut tc.bits[at..at + words]);
+                            tc.index.insert(s.as_bytes().into(), at as u32);
+                            at
+                        }
+                    };
+                    out.copy_from_slice(&tc.bits[at..at + words]);
+                }
+                Some(_) => self.eval_into(&plan.cached, row, out),
+                None => {}
+            }
+            self.eval_into(&plan.direct, row, out);
+        }
+    }
+
+    #[inline]
+    fn eval_into<R: RowView>(&self, which: &[usize], row: &R, out: &mut [u64]) {
+        for &m in which {
+            if self.matchers[m].matches(row) {
+                out[m / 64] |= 1 << (m % 64);
             }
         }
     }
@@ -168,6 +344,174 @@ exclude = [ { event = "z", between = [2, 3] } ]
                 exclusion_pairs: 0b10
             }
         );
+    }
+
+    #[test]
+    fn only_matchers_reading_just_the_key_column_are_cached() {
+        let set = FunnelSet::parse(
+            r#"
+[[funnel]]
+id = "a"
+window = 60
+steps = [
+  { event = "x" },
+  { where = { name = { "!=" = "x" } } },
+  { event = "x", where = { "props.k" = "1" } },
+  { where = { ts = { ">" = 5 } } },
+  { hit = true },
+  { hit = { tracker = "fb" } },
+  { hit = { tracker = "fb", referrer = { prefix = "h" } } },
+]
+"#,
+            "t",
+        )
+        .unwrap();
+        let c = Classifier::new(&set);
+        let [ev, hit] = &c.plans;
+        assert_eq!(ev.key.as_ref().map(|k| k.name.as_str()), Some("name"));
+        assert_eq!(
+            (ev.cached.as_slice(), ev.direct.as_slice()),
+            (&[0, 1][..], &[2, 3][..])
+        );
+        assert_eq!(hit.key.as_ref().map(|k| k.name.as_str()), Some("tracker"));
+        assert_eq!(
+            (hit.cached.as_slice(), hit.direct.as_slice()),
+            (&[4, 5][..], &[6][..])
+        );
+    }
+
+    #[test]
+    fn the_cache_starts_over_when_full_and_stays_correct() {
+        let set = FunnelSet::parse(
+            "[[funnel]]\nid = \"a\"\nwindow = 60\nsteps = [ { event = \"n7\" }, { where = { name = { prefix = \"n1\" } } } ]\n",
+            "t",
+        )
+        .unwrap();
+        let c = Classifier::new(&set);
+        let mut cache = MatchCache::new();
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        for round in 0..2 {
+            let rows: Vec<OwnedRow> = (0..CACHE_ENTRIES + 500)
+                .map(|i| OwnedRow::event(i as i64, &format!("n{}", (i + round) % 5000), &[]))
+                .collect();
+            c.match_rows(&rows, &mut want);
+            c.match_rows_cached(&rows, &mut got, &mut cache);
+            assert_eq!(got, want);
+            assert!(cache.tables[0].index.len() <= CACHE_ENTRIES);
+        }
+    }
+
+    mod cached_equals_uncached {
+        use super::*;
+        use crate::row::{OwnedValue, Table};
+        use proptest::prelude::*;
+
+        const STEPS: [&str; 18] = [
+            r#"{ event = "a" }"#,
+            r#"{ event = ["a", "b"] }"#,
+            r#"{ event = "b", where = { "props.k" = { "!=" = "1" } } }"#,
+            r#"{ where = { name = { "!=" = "a" } } }"#,
+            r#"{ where = { name = { not_in = ["a", "c"] } } }"#,
+            r#"{ where = { name = { prefix = "a" } } }"#,
+            r#"{ where = { name = { ">" = "ab", "<=" = "c" } } }"#,
+            r#"{ where = { not = { name = "b" } } }"#,
+            r#"{ where = { "props.k" = { prefix = "1" } } }"#,
+            r#"{ where = { "props.k" = { not_in = ["1", "3"] } } }"#,
+            r#"{ where = { or = [ { name = "a" }, { "props.k" = "1" } ] } }"#,
+            r#"{ where = { name = "c", "props.k" = { "!=" = "2" } } }"#,
+            r#"{ where = { ts = { ">" = 3000 } } }"#,
+            r#"{ where = { name = { ">=" = 2 } } }"#,
+            r#"{ hit = true }"#,
+            r#"{ hit = { tracker = "fb" } }"#,
+            r#"{ hit = { tracker = { "!=" = "fb" } } }"#,
+            r#"{ hit = { referrer = { prefix = "https://" }, tracker = { not_in = ["g"] } } }"#,
+        ];
+        const EXCLUDE: [&str; 5] = [
+            r#"{ event = "x" }"#,
+            r#"{ where = { name = { prefix = "x" } } }"#,
+            r#"{ event = "b", where = { "props.k" = "2" } }"#,
+            r#"{ hit = { tracker = "g" } }"#,
+            r#"{ where = { "props.k" = { "!=" = "3" } } }"#,
+        ];
+        const NAMES: [&str; 9] = ["a", "b", "c", "ab", "x", "xy", "", "3", "a b"];
+
+        fn definition(funnels: &[(Vec<usize>, Vec<usize>)]) -> String {
+            let mut s = String::new();
+            for (i, (steps, excl)) in funnels.iter().enumerate() {
+                let steps: Vec<&str> = steps.iter().map(|&j| STEPS[j]).collect();
+                let excl: Vec<&str> = excl.iter().map(|&j| EXCLUDE[j]).collect();
+                s += &format!(
+                    "[[funnel]]\nid = \"f{i}\"\nwindow = 60\nsteps = [ {} ]\nexclude = [ {} ]\n",
+                    steps.join(", "),
+                    excl.join(", ")
+                );
+            }
+            s
+        }
+
+        fn row() -> impl Strategy<Value = OwnedRow> {
+            (0i64..6, 0..12usize, 0..4usize).prop_map(|(t, what, k)| {
+                let ts = t * 1000;
+                let props: &[(&str, &str)] = match k {
+                    0 => &[],
+                    1 => &[("k", "1")],
+                    2 => &[("k", "2")],
+                    _ => &[("k", "3"), ("j", "1")],
+                };
+                match what {
+                    0..=8 => OwnedRow::event(ts, NAMES[what], props),
+                    // The name column missing, or not text.
+                    9 => OwnedRow {
+                        table: Table::Events,
+                        ts_ms: ts,
+                        cells: vec![("ts".into(), OwnedValue::Int(ts))],
+                    },
+                    10 => OwnedRow {
+                        table: Table::Events,
+                        ts_ms: ts,
+                        cells: vec![("name".into(), OwnedValue::Int(k as i64))],
+                    },
+                    _ => OwnedRow::hit(
+                        ts,
+                        ["fb", "g", "fbx"][k % 3],
+                        ["https://a", "http://b"][k % 2],
+                    ),
+                }
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+            #[test]
+            fn cached_classification_equals_uncached(
+                funnels in prop::collection::vec(
+                    (
+                        prop::collection::vec(0..STEPS.len(), 1..=5),
+                        prop::collection::vec(0..EXCLUDE.len(), 0..=2),
+                    ),
+                    1..=3,
+                ),
+                actors in prop::collection::vec(prop::collection::vec(row(), 0..=12), 1..=6),
+            ) {
+                let text = definition(&funnels);
+                let set = FunnelSet::parse(&text, "prop.toml").unwrap();
+                let c = Classifier::new(&set);
+                // One cache across all actors, as a worker keeps it.
+                let mut cache = MatchCache::new();
+                let (mut want, mut got) = (Vec::new(), Vec::new());
+                for rows in &actors {
+                    c.match_rows(rows, &mut want);
+                    c.match_rows_cached(rows, &mut got, &mut cache);
+                    prop_assert_eq!(&got, &want, "{}\n{:?}", text, rows);
+                    for f in 0..set.funnels.len() {
+                        for i in 0..rows.len() {
+                            prop_assert_eq!(c.class(&got, i, f), c.class(&want, i, f));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -49,9 +49,10 @@ impl Mode {
 pub struct TableSource {
     /// `keyspace.table`.
     pub table: String,
-    /// The app column (first partition-key column).
+    /// The app column (a partition-key column for streaming; any column otherwise, see [`crate::shuffle`]).
     pub app: String,
-    /// The actor column (second partition-key column).
+    /// The actor column (a partition-key column for streaming; any column otherwise, see
+    /// [`crate::shuffle`]).
     pub actor: String,
     /// The time column (`timestamp`).
     pub time: String,

@@ -33,7 +33,7 @@
 //! **Breakdown row** (first touch): the actor's first `s1` entry (for unordered: the first step
 //! entry), in entry order.
 
-use crate::classify::Classifier;
+use crate::classify::{Classifier, MatchCache};
 use crate::definition::{FunnelSet, Mode};
 use crate::row::RowView;
 
@@ -82,6 +82,7 @@ pub struct Kernel {
     /// Per funnel and table: whether the funnel reads the table.
     uses: Vec<[bool; 2]>,
     bits: Vec<u64>,
+    cache: MatchCache,
     eval: EntryEvaluator,
     outcome: Outcome,
 }
@@ -111,6 +112,7 @@ impl Kernel {
                 })
                 .collect(),
             bits: Vec::new(),
+            cache: MatchCache::new(),
             eval: EntryEvaluator::default(),
             outcome: Outcome::default(),
         }
@@ -119,14 +121,23 @@ impl Kernel {
     /// Evaluates every funnel over one actor's rows (any order), calling `sink(funnel_index,
     /// outcome)` for each funnel the actor entered (level >= 1).
     pub fn evaluate<R: RowView>(&mut self, rows: &[R], mut sink: impl FnMut(usize, &Outcome)) {
-        self.classifier.match_rows(rows, &mut self.bits);
+        self.classifier
+            .match_rows_cached(rows, &mut self.bits, &mut self.cache);
         for (f, p) in self.params.iter().enumerate() {
             let ev = &mut self.eval;
             ev.entries.clear();
             ev.exclusions.clear();
+            let strict = p.mode == Mode::StrictOrder;
+            let uses = self.uses[f];
+            // Whether some row matches step 1 (without one, ordered and strict_order reach level 0).
+            let mut first_step = false;
             for (i, row) in rows.iter().enumerate() {
                 let c = self.classifier.class(&self.bits, i, f);
+                if c.steps == 0 && c.exclusion_pairs == 0 && !strict {
+                    continue;
+                }
                 let ts = row.ts_ms();
+                first_step |= c.steps & 1 != 0;
                 let mut m = c.steps;
                 while m != 0 {
                     let j = m.trailing_zeros();
@@ -137,8 +148,7 @@ impl Kernel {
                         row: i as u32,
                     });
                 }
-                if c.steps == 0 && p.mode == Mode::StrictOrder && self.uses[f][row.table().index()]
-                {
+                if c.steps == 0 && strict && uses[row.table().index()] {
                     ev.entries.push(Entry {
                         ts,
                         step: 0,
@@ -149,11 +159,16 @@ impl Kernel {
                     ev.exclusions.push((ts, c.exclusion_pairs));
                 }
             }
-            if ev.entries.is_empty() {
+            if ev.entries.is_empty() || (!first_step && p.mode != Mode::Unordered) {
                 continue;
             }
-            ev.entries.sort_unstable();
-            ev.exclusions.sort_unstable();
+            // Rows usually come in time order, so entries (and exclusions) often already are.
+            if !ev.entries.is_sorted() {
+                ev.entries.sort_unstable();
+            }
+            if !ev.exclusions.is_sorted() {
+                ev.exclusions.sort_unstable();
+            }
             ev.evaluate(p, &mut self.outcome);
             if self.outcome.level > 0 {
                 sink(f, &self.outcome);

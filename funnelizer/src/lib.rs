@@ -1,6 +1,7 @@
 //! funnelizer: funnel definitions (TOML), the per-actor evaluation kernel for every mode, its
 //! brute-force reference, the mergeable aggregation into `funnel_steps` facts, the batch job over
-//! actor timelines and the HTML report.
+//! actor timelines (streamed in ring order, or through the hash shuffle of [`shuffle`] for tables not
+//! partitioned by actor) and the HTML report.
 
 pub mod aggregate;
 pub mod batch;
@@ -13,6 +14,7 @@ pub mod reference;
 pub mod report;
 pub mod row;
 pub mod schedule;
+pub mod shuffle;
 pub mod source;
 
 pub use aggregate::Aggregator;
@@ -24,3 +26,4 @@ pub use error::{BatchError, DefinitionError};
 pub use kernel::{Kernel, Outcome};
 pub use predicate::{Columns, Field, Literal, Op, Predicate};
 pub use row::{ColumnRef, OwnedRow, OwnedValue, RowView, Table, Value};
+pub use shuffle::{ShuffleError, ShuffleOptions, ShuffleStats};

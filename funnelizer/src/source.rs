@@ -10,6 +10,9 @@
 //!
 //! Work is split by [`SstableSource::plan`] into ranges of the ring ([`sstable_reader::parallel`]) that
 //! [`crate::batch::evaluate_chunks`] evaluates in parallel with [`SstableSource::scan_range`].
+//!
+//! Tables whose app or actor column is not a partition-key column (e.g. partitioned by day) cannot be
+//! streamed actor by actor: [`SstableSource::needs_shuffle`] says so and [`crate::shuffle`] takes over.
 
 use std::fmt::Write as _;
 
@@ -37,7 +40,7 @@ pub enum SourceError {
 
 /// How a column's bytes become a [`Value`].
 #[derive(Debug, Clone, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Text,
     Int,
     Float,
@@ -67,7 +70,7 @@ fn kind_of(ty: &CqlType) -> Kind {
 
 /// Where a column lives in the table.
 #[derive(Debug, Clone, PartialEq)]
-enum Place {
+pub(crate) enum Place {
     Missing,
     Key(usize, Kind),
     Clustering(usize, Kind),
@@ -75,15 +78,22 @@ enum Place {
 }
 
 #[derive(Debug, Clone)]
-struct TableMap {
-    table: Table,
+pub(crate) struct TableMap {
+    pub(crate) table: Table,
     /// By [`ColumnRef::id`].
-    places: Vec<Place>,
-    time: Place,
+    pub(crate) places: Vec<Place>,
+    pub(crate) time: Place,
+    /// Index of the app column in the partition key (streaming path only).
     app: usize,
     key_len: usize,
-    projection: Columns,
+    pub(crate) projection: Columns,
     rendered: bool,
+    /// Where the app and actor columns are (any kind of column; what the shuffle reads).
+    pub(crate) app_place: Place,
+    pub(crate) actor_place: Place,
+    /// The app or the actor is not a partition-key column: the table's rows cannot be streamed actor by
+    /// actor in ring order and go through [`crate::shuffle`].
+    pub(crate) shuffle: bool,
 }
 
 fn place(schema: &TableSchema, name: &str) -> Place {
@@ -106,22 +116,23 @@ impl TableMap {
             table: src.table.clone(),
             message,
         };
-        let app = schema
-            .partition_key
-            .iter()
-            .position(|c| c.name == src.app)
-            .ok_or_else(|| {
-                err(format!(
-                    "the app column {:?} is not a partition key column",
-                    src.app
-                ))
-            })?;
-        if !schema.partition_key.iter().any(|c| c.name == src.actor) {
-            return Err(err(format!(
-                "the actor column {:?} is not a partition key column",
-                src.actor
-            )));
+        let app_place = place(schema, &src.app);
+        let actor_place = place(schema, &src.actor);
+        for (what, name, p) in [
+            ("app", &src.app, &app_place),
+            ("actor", &src.actor, &actor_place),
+        ] {
+            if *p == Place::Missing {
+                return Err(err(format!(
+                    "the {what} column {name:?} is not a column of the table"
+                )));
+            }
         }
+        // Streamed actor by actor when both are partition-key columns; shuffled otherwise.
+        let (app, shuffle) = match (&app_place, &actor_place) {
+            (Place::Key(i, _), Place::Key(..)) => (*i, false),
+            _ => (0, true),
+        };
         let time = place(schema, &src.time);
         if !matches!(
             time,
@@ -143,8 +154,13 @@ impl TableMap {
             .filter(|n| schema.regulars.iter().any(|c| &c.name == *n))
             .cloned()
             .collect();
-        if let Place::Regular(i, _) = time {
-            proj.push(schema.regulars[i].name.clone());
+        for p in [&time, &app_place, &actor_place] {
+            if let Place::Regular(i, _) = p {
+                let name = &schema.regulars[*i].name;
+                if !proj.contains(name) {
+                    proj.push(name.clone());
+                }
+            }
         }
         let rendered = places.iter().any(|p| {
             matches!(
@@ -162,6 +178,9 @@ impl TableMap {
             key_len: schema.partition_key.len(),
             projection: Columns::Named(proj),
             rendered,
+            app_place,
+            actor_place,
+            shuffle,
         })
     }
 
@@ -173,7 +192,12 @@ impl TableMap {
         }
     }
 
-    fn bytes<'a>(&self, p: &Place, key: &'a [u8], row: &MergedRow<'a>) -> Option<&'a [u8]> {
+    pub(crate) fn bytes<'a>(
+        &self,
+        p: &Place,
+        key: &'a [u8],
+        row: &MergedRow<'a>,
+    ) -> Option<&'a [u8]> {
         match p {
             Place::Missing => None,
             Place::Key(i, _) => self.key_part(key, *i),
@@ -183,14 +207,14 @@ impl TableMap {
     }
 }
 
-fn kind(p: &Place) -> Option<&Kind> {
+pub(crate) fn kind(p: &Place) -> Option<&Kind> {
     match p {
         Place::Missing => None,
         Place::Key(_, k) | Place::Clustering(_, k) | Place::Regular(_, k) => Some(k),
     }
 }
 
-fn decode<'a>(k: &Kind, b: &'a [u8]) -> Value<'a> {
+pub(crate) fn decode<'a>(k: &Kind, b: &'a [u8]) -> Value<'a> {
     let int = |b: &[u8]| -> Option<i64> {
         Some(match b.len() {
             1 => b[0] as i8 as i64,
@@ -226,7 +250,7 @@ fn decode<'a>(k: &Kind, b: &'a [u8]) -> Value<'a> {
 }
 
 /// Renders a value of a type without a native [`Value`] as text (JSON strings lose their quotes).
-fn render(ty: &CqlType, b: &[u8], out: &mut String) {
+pub(crate) fn render(ty: &CqlType, b: &[u8], out: &mut String) {
     match CqlValue::decode(ty, b) {
         Ok(v) => {
             let start = out.len();
@@ -298,10 +322,10 @@ pub struct Buffers {
 
 /// The events and conversions tables of a funnel set, ready to scan.
 pub struct SstableSource {
-    events: MergeTable,
-    conversions: Option<MergeTable>,
-    maps: [Option<TableMap>; 2],
-    now_s: i64,
+    pub(crate) events: MergeTable,
+    pub(crate) conversions: Option<MergeTable>,
+    pub(crate) maps: [Option<TableMap>; 2],
+    pub(crate) now_s: i64,
 }
 
 impl SstableSource {
@@ -321,6 +345,8 @@ impl SstableSource {
                         .into(),
             });
         }
+        // A table no funnel reads is not scanned at all.
+        let conversions = conversions.filter(|_| uses_conv);
         let maps = [
             Some(TableMap::new(set, Table::Events, events.schema())?),
             match &conversions {
@@ -336,7 +362,13 @@ impl SstableSource {
         })
     }
 
-    fn tables(&self) -> Vec<&MergeTable> {
+    /// Whether a table is not partitioned by (app, actor), so the run must go through
+    /// [`crate::shuffle::run`] instead of [`SstableSource::scan_range`] (then both tables are shuffled).
+    pub fn needs_shuffle(&self) -> bool {
+        self.maps.iter().flatten().any(|m| m.shuffle)
+    }
+
+    pub(crate) fn tables(&self) -> Vec<&MergeTable> {
         std::iter::once(&self.events)
             .chain(self.conversions.as_ref())
             .collect()

@@ -125,6 +125,16 @@ impl<'a> Cursor<'a> {
             return Ok(first as u64);
         }
         let extra = first.leading_ones() as usize;
+        // Fast path: with 8 bytes at hand, the extra bytes are the top of one big-endian word.
+        if extra < 8 {
+            if let Some(w) = self.buf.get(self.pos..self.pos + 8) {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(w);
+                let tail = u64::from_be_bytes(a) >> (64 - 8 * extra);
+                self.pos += extra;
+                return Ok((((first & (0xff >> extra)) as u64) << (8 * extra)) | tail);
+            }
+        }
         let bytes = self.take(extra)?;
         let mut value = if extra >= 8 {
             0
@@ -234,6 +244,18 @@ mod tests {
             let mut c = Cursor::new(&out);
             prop_assert_eq!(c.uvint().unwrap(), v);
             prop_assert!(c.is_empty());
+        }
+
+        #[test]
+        fn uvint_reads_the_same_with_bytes_after_it(v in any::<u64>(), pad in 0usize..12, fill in any::<u8>()) {
+            // Short buffers take the byte loop, long ones the one-word fast path: both must agree.
+            let mut out = Vec::new();
+            put_uvint(&mut out, v);
+            let n = out.len();
+            out.extend(std::iter::repeat_n(fill, pad));
+            let mut c = Cursor::new(&out);
+            prop_assert_eq!(c.uvint().unwrap(), v);
+            prop_assert_eq!(c.pos(), n);
         }
 
         #[test]

@@ -136,6 +136,7 @@ impl DataFile {
         DataReader {
             file: self,
             buf: Vec::new(),
+            filled: 0,
             head: 0,
             buf_start: 0,
             next_chunk: 0,
@@ -151,9 +152,11 @@ impl DataFile {
 #[derive(Debug)]
 pub struct DataReader<'f> {
     file: &'f DataFile,
-    /// Compressed files: `buf[head..]` is the window (bytes before `head` are released; they are
-    /// reclaimed when the next chunk is loaded, so releasing never moves bytes).
+    /// Compressed files: `buf[head..filled]` is the window (bytes before `head` are released; they are
+    /// reclaimed when the next chunk is loaded, so releasing never moves bytes). `buf` only grows, so
+    /// a chunk is decompressed into bytes that need no zeroing first.
     buf: Vec<u8>,
+    filled: usize,
     head: usize,
     /// Uncompressed position of `buf[head]`.
     buf_start: u64,
@@ -173,7 +176,7 @@ impl<'f> DataReader<'f> {
     #[inline]
     pub fn window(&self) -> &[u8] {
         match self.file.compression {
-            Some(_) => &self.buf[self.head..],
+            Some(_) => &self.buf[self.head..self.filled],
             None => self.file.raw().get(self.base as usize..).unwrap_or(&[]),
         }
     }
@@ -201,10 +204,10 @@ impl<'f> DataReader<'f> {
             return;
         }
         if let Some(ci) = &self.file.compression {
-            let end = self.buf_start + (self.buf.len() - self.head) as u64;
+            let end = self.buf_start + (self.filled - self.head) as u64;
             if pos < self.buf_start || pos > end {
                 let chunk = (pos / ci.chunk_length as u64) as usize;
-                self.buf.clear();
+                self.filled = 0;
                 self.head = 0;
                 self.buf_start = chunk as u64 * ci.chunk_length as u64;
                 self.next_chunk = chunk;
@@ -222,7 +225,7 @@ impl<'f> DataReader<'f> {
         if pos <= self.buf_start {
             return;
         }
-        let drop = ((pos - self.buf_start) as usize).min(self.buf.len() - self.head);
+        let drop = ((pos - self.buf_start) as usize).min(self.filled - self.head);
         self.head += drop;
         self.buf_start += drop as u64;
     }
@@ -231,9 +234,9 @@ impl<'f> DataReader<'f> {
     /// what moves is then only the unread tail of the previous chunk.
     fn compact(&mut self) {
         let h = self.head;
-        if h > 0 && (h >= 64 * 1024 || h * 2 >= self.buf.len()) {
-            self.buf.copy_within(h.., 0);
-            self.buf.truncate(self.buf.len() - h);
+        if h > 0 && (h >= 64 * 1024 || h * 2 >= self.filled) {
+            self.buf.copy_within(h..self.filled, 0);
+            self.filled -= h;
             self.head = 0;
         }
     }
@@ -251,7 +254,7 @@ impl<'f> DataReader<'f> {
         }
         match &self.file.compression {
             Some(ci) => {
-                while self.buf_start + ((self.buf.len() - self.head) as u64) < end {
+                while self.buf_start + ((self.filled - self.head) as u64) < end {
                     self.load_chunk(ci)?;
                 }
             }
@@ -306,9 +309,11 @@ impl<'f> DataReader<'f> {
         }
         let ulen = ci.chunk_uncompressed_len(i);
         self.compact();
-        let old = self.buf.len();
-        self.buf.resize(old + ulen, 0);
-        let dst = &mut self.buf[old..];
+        let old = self.filled;
+        if self.buf.len() < old + ulen {
+            self.buf.resize(old + ulen, 0);
+        }
+        let dst = &mut self.buf[old..old + ulen];
         let result = if compressed.len() as u64 >= ci.max_compressed_length as u64 {
             // Stored raw (`maxCompressedLength` rule, na and later).
             if compressed.len() == ulen {
@@ -324,13 +329,13 @@ impl<'f> DataReader<'f> {
             ci.algorithm.decompress(compressed, dst)
         };
         if let Err(msg) = result {
-            self.buf.truncate(old);
             return Err(Error::corrupt(
                 path,
                 start,
                 format!("a decompressible chunk {i}: {msg}"),
             ));
         }
+        self.filled = old + ulen;
         self.next_chunk += 1;
         self.compressed_read += compressed.len() as u64 + 4;
         Ok(())

@@ -123,7 +123,11 @@ fn uint(b: &[u8], at: usize, n: usize) -> Option<u64> {
 /// The `i`-th 12-bit value packed from `base` (`TrieNode.read12Bits`).
 fn bits12(b: &[u8], base: usize, i: usize) -> Option<u64> {
     let w = uint(b, base + 3 * i / 2, 2)?;
-    Some(if i.is_multiple_of(2) { w >> 4 } else { w & 0xfff })
+    Some(if i.is_multiple_of(2) {
+        w >> 4
+    } else {
+        w & 0xfff
+    })
 }
 
 /// Decodes the node at `pos` of `trie` (the trie bytes only): pushes its children's positions onto

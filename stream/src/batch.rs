@@ -330,7 +330,11 @@ mod tests {
                     b.push(offset, Some(p.as_bytes()), None).unwrap();
                     offset += 1;
                 }
-                let (batch, _) = b.finish("g", base).unwrap();
+                // The wall clock, not the data's time: state is garbage-collected by the store's
+                // clock, so data older than one hit horizon would otherwise be forgotten between batches.
+                let (batch, _) = b
+                    .finish("g", chrono::Utc::now().timestamp_millis())
+                    .unwrap();
                 assert!(store.apply_speed_batch(&batch).unwrap());
                 assert!(
                     !store.apply_speed_batch(&batch).unwrap(),

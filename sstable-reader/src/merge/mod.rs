@@ -660,9 +660,31 @@ fn same_row(a: &Arena, types: &[CqlType], bytewise: bool, x: &Item, y: &Item) ->
             &a.slots[x.clust.0 as usize..x.clust.1 as usize],
             &a.slots[y.clust.0 as usize..y.clust.1 as usize],
         );
-        return xs.len() == ys.len() && xs.iter().zip(ys).all(|(p, q)| a.slot(*p) == a.slot(*q));
+        return xs.len() == ys.len()
+            && xs
+                .iter()
+                .zip(ys)
+                .all(|(p, q)| match (a.slot(*p), a.slot(*q)) {
+                    (Some(p), Some(q)) => short_eq(p, q),
+                    (p, q) => p.is_none() && q.is_none(),
+                });
     }
     cmp_items(a, types, x, y) == Ordering::Equal
+}
+
+/// Byte equality of clustering values, which are mostly 8 or 16 bytes long: compared as integers
+/// rather than through a `memcmp` call.
+#[inline]
+fn short_eq(p: &[u8], q: &[u8]) -> bool {
+    if p.len() != q.len() {
+        return false;
+    }
+    let word = |b: &[u8]| b.try_into().map(u64::from_ne_bytes).ok();
+    match p.len() {
+        8 => word(p) == word(q),
+        16 => word(&p[..8]) == word(&q[..8]) && word(&p[8..]) == word(&q[8..]),
+        _ => p == q,
+    }
 }
 
 /// `cmp_cells(a, x, y) == Equal`, without ordering the paths.
@@ -853,10 +875,12 @@ fn merge_group(
         sc.cand.sort_by(|&x, &y| cmp_cells(arena, x, y));
     }
     let cells_start = part.out_cells.len();
+    // One version: its cells are distinct (column, path) pairs already, each its own winner.
+    let versions = group.len() > 1;
     let mut i = 0;
     while i < sc.cand.len() {
         let mut j = i + 1;
-        while j < sc.cand.len() && same_cell(&part.arena, sc.cand[i], sc.cand[j]) {
+        while versions && j < sc.cand.len() && same_cell(&part.arena, sc.cand[i], sc.cand[j]) {
             j += 1;
         }
         let col = part.arena.cells[sc.cand[i] as usize].column;
