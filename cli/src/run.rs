@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
+use funnelizer::schedule::config::parse_bytes;
 use funnelizer::schedule::Outcome;
 use funnelizer::source::{Buffers, SstableSource};
 use funnelizer::FunnelSet;
@@ -284,45 +285,14 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Parses a size: plain bytes (`1048576`) or a number with a unit — binary `KiB MiB GiB TiB` (also `K M G T`)
-/// or decimal `KB MB GB TB`, case-insensitive (`512MiB`, `2GiB`, `1.5G`, `500MB`).
+/// `--memory-budget`: [`funnelizer::schedule::config::parse_bytes`] (the schedule config's sizes), with an
+/// error message that names the value.
 fn parse_size(s: &str) -> Result<u64, String> {
-    let bad = || {
-        format!("invalid size {s:?}: use bytes or a number with a unit, e.g. 512MiB, 2GiB or 500MB")
-    };
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        _ => return Err(bad()),
-    };
-    let bytes = if let Ok(n) = num.parse::<u64>() {
-        n.checked_mul(mult).ok_or_else(bad)?
-    } else {
-        let x: f64 = num.parse().map_err(|_| bad())?;
-        let b = (x * mult as f64).round();
-        if !b.is_finite() || b >= u64::MAX as f64 {
-            return Err(bad());
-        }
-        b as u64
-    };
-    if bytes == 0 {
-        return Err(format!(
-            "invalid size {s:?}: the memory budget must be more than 0 bytes"
-        ));
-    }
-    Ok(bytes)
+    parse_bytes(s).ok_or_else(|| {
+        format!(
+            "invalid size {s:?}: use bytes (more than 0) or a number with a unit, e.g. 512MiB, 2GiB or 500MB"
+        )
+    })
 }
 
 /// The summary line that says whether the run streamed or shuffled (and whether the shuffle spilled).
@@ -410,8 +380,9 @@ mod tests {
         assert_eq!(parse_size("512MiB"), Ok(512 << 20));
         assert_eq!(parse_size("2GiB"), Ok(2 << 30));
         assert_eq!(parse_size("2gib"), Ok(2 << 30));
-        assert_eq!(parse_size("64k"), Ok(64 << 10));
-        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("2G"), Ok(2_000_000_000));
         assert_eq!(parse_size("500MB"), Ok(500_000_000));
         assert_eq!(parse_size("10 KB"), Ok(10_000));
         assert_eq!(parse_size("100B"), Ok(100));

@@ -57,6 +57,7 @@ With systemd, put `SuccessExitStatus=3 4` in the service so skipped and busy run
 ///   every = "1h"                 # or cron = "0 15 * * * *" (sec min hour dom mon dow, UTC)
 ///   threads = 4
 ///   memory_budget = "8GiB"       # anonymous memory; mmapped SSTables do not count
+///   spill_dir = "/scratch"       # where a shuffled run spills (its --memory-budget: half the above)
 ///   timeout = "2h"
 ///   retries = 2                  # reruns when SSTables changed under a failed run
 ///   log = "json"                 # or "text"
@@ -572,6 +573,14 @@ fn child_command(cfg: &Config, snapshot: Option<&str>, now_s: i64) -> Result<Com
     if let Some(s) = &cfg.schema {
         cmd.arg("--schema").arg(s);
     }
+    if let Some(b) = cfg.memory_budget {
+        // The shuffle's budget (tables not keyed by actor): half of what the run is killed at, so it
+        // spills to disk well before.
+        cmd.arg("--memory-budget").arg((b / 2).max(1).to_string());
+    }
+    if let Some(d) = &cfg.spill_dir {
+        cmd.arg("--spill-dir").arg(d);
+    }
     Ok(cmd)
 }
 
@@ -654,6 +663,30 @@ mod tests {
         ] {
             assert_eq!(classify_error_line(line), want, "{line}");
         }
+    }
+
+    #[test]
+    fn the_child_run_gets_half_the_memory_budget_to_shuffle_in_and_the_spill_dir() {
+        let cfg = Config::parse(
+            "facts = 'sqlite:f.db'\nfunnels = 'f.toml'\ndata = ['d']\nmemory_budget = '8GiB'\nspill_dir = '/scratch'",
+            std::path::Path::new("/etc/funnel/schedule.toml"),
+        )
+        .unwrap();
+        let cmd = child_command(&cfg, Some("nightly"), 7).unwrap();
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let after = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .cloned()
+        };
+        assert_eq!(after("--memory-budget"), Some((4u64 << 30).to_string()));
+        assert_eq!(after("--spill-dir"), Some("/scratch".to_string()));
+        assert_eq!(after("--snapshot"), Some("nightly".to_string()));
+        assert_eq!(after("--now"), Some("7".to_string()));
     }
 
     #[test]

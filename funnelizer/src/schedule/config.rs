@@ -8,6 +8,7 @@
 //! every = "1h"                              # or: cron = "0 15 * * * *" (sec min hour dom mon dow, UTC)
 //! threads = 4
 //! memory_budget = "8GiB"                    # anonymous memory of the run; mmapped SSTables do not count
+//! spill_dir = "/scratch/funnel"             # where a shuffled run spills (tables not keyed by actor)
 //! timeout = "2h"
 //! retries = 2                               # re-list and rerun when inputs changed under a failed run
 //! ```
@@ -82,6 +83,7 @@ struct RawConfig {
     cron: Option<String>,
     threads: Option<usize>,
     memory_budget: Option<String>,
+    spill_dir: Option<PathBuf>,
     timeout: Option<String>,
     retries: Option<u32>,
     state_dir: Option<PathBuf>,
@@ -105,8 +107,11 @@ pub struct Config {
     /// `None`: only `--once` makes sense.
     pub trigger: Option<Trigger>,
     pub threads: Option<usize>,
-    /// Bytes of anonymous resident memory the run may use.
+    /// Bytes of anonymous resident memory the run may use (it is killed past it). A run that shuffles
+    /// (tables not keyed by actor) is given half of it as its `--memory-budget`, so it spills first.
     pub memory_budget: Option<u64>,
+    /// The run's `--spill-dir` (default: the system temp dir).
+    pub spill_dir: Option<PathBuf>,
     pub timeout: Option<Duration>,
     /// Reruns after a failure during which the inputs changed (compaction).
     pub retries: u32,
@@ -261,6 +266,7 @@ impl Config {
             trigger,
             threads: raw.threads,
             memory_budget,
+            spill_dir: raw.spill_dir.as_deref().map(resolve),
             timeout,
             retries: raw.retries.unwrap_or(2),
             schema: raw.schema.as_deref().map(resolve),
@@ -325,6 +331,7 @@ snapshot = "newest"
 every = "90m"
 threads = 3
 memory_budget = "2GiB"
+spill_dir = "spill"
 timeout = "1h 30m"
 retries = 1
 log = "json"
@@ -332,6 +339,7 @@ log = "json"
         )
         .unwrap();
         assert_eq!(c.facts, "sqlite:/etc/funnel/facts.db");
+        assert_eq!(c.spill_dir.as_deref(), Some(Path::new("/etc/funnel/spill")));
         assert_eq!(c.funnels, Path::new("/etc/funnel/funnels.toml"));
         assert_eq!(
             c.data,
