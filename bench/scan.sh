@@ -3,7 +3,7 @@
 # `events` table (nb, LZ4, >= 1 GB uncompressed) on 1 and 2 threads, a decompress-only pass over the same
 # chunks, and cqlite-py's full scan of the same files; prints rows/s and the ratios.
 #   bench/scan.sh [DATA=bench-data/ev] [ACTORS=1900000: about 21 M events, 4.2 GB uncompressed]
-# Generates DATA with `funnel gen` when missing (git-ignored bench-data/).
+# Generates DATA with `funnel gen` when missing (git-ignored bench-data/). REPS=N: best of N runs per mode.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 data="${1:-$root/bench-data/ev}"
@@ -16,7 +16,19 @@ if [ ! -d "$data" ]; then
 fi
 now=2026-11-01
 out="$(mktemp -d)"
-run() { "$bin" scan "$data" --table tracking.events --now "$now" "$@"; }
+# Best of REPS runs (default 3): these 2-core machines are shared and noisy; the fastest run is the one
+# least disturbed by neighbours.
+reps="${REPS:-3}"
+run() {
+  local best="" line
+  for _ in $(seq "$reps"); do
+    line=$("$bin" scan "$data" --table tracking.events --now "$now" "$@" | tail -1)
+    if [ -z "$best" ] || python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["seconds"] < json.loads(sys.argv[2])["seconds"] else 1)' "$line" "$best"; then
+      best=$line
+    fi
+  done
+  echo "$best"
+}
 run --decompress-only --threads 1 >"$out/dec1"
 run --threads 1 >"$out/full1"
 run --threads 1 --columns name,props >"$out/proj1"

@@ -365,6 +365,18 @@ fn write_deletion(s: &mut String, d: &DeletionTime) {
     write_deletion_fields(s, d);
 }
 
+/// A composite partition key (`CompositeType`: per component a u16 length, the bytes, an end-of-component
+/// byte) from its components; [`split_composite`] takes it apart.
+pub fn composite(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in parts {
+        out.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        out.extend_from_slice(p);
+        out.push(0);
+    }
+    out
+}
+
 /// Byte range of component `i` of a composite partition key (u16 length, bytes, end-of-component).
 pub fn split_composite(key: &[u8], i: usize) -> Option<&[u8]> {
     let mut pos = 0usize;

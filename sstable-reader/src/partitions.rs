@@ -162,6 +162,20 @@ fn node(trie: &[u8], path: &Path, pos: usize, kids: &mut Vec<u64>) -> Result<Opt
         kids.push(pos as u64 - d);
         Ok(())
     };
+    // `n` child pointers from `base`, `bpp` bytes each (0: 12 bits each); returns where they end.
+    let mut pointers = |base: usize, n: usize, bpp: usize, nulls: bool| -> Result<usize> {
+        for i in 0..n {
+            let d = match bpp {
+                0 => bits12(trie, base, i),
+                _ => uint(trie, base + i * bpp, bpp),
+            };
+            child(d, nulls)?;
+        }
+        Ok(match bpp {
+            0 => base + (3 * n).div_ceil(2),
+            _ => base + n * bpp,
+        })
+    };
     let byte = |at: usize| trie.get(at).copied().map(u64::from);
     let mut flags = first & 0x0f;
     let payload_at = match ty {
@@ -196,19 +210,9 @@ fn node(trie: &[u8], path: &Path, pos: usize, kids: &mut Vec<u64>) -> Result<Opt
                     "sparse transition bytes in increasing order",
                 ));
             }
-            let base = pos + 2 + count;
-            if ty == 6 {
-                for i in 0..count {
-                    child(bits12(trie, base, i), false)?;
-                }
-                base + (3 * count).div_ceil(2)
-            } else {
-                let bpp = [1, 0, 2, 3, 5][ty as usize - 5];
-                for i in 0..count {
-                    child(uint(trie, base + i * bpp, bpp), false)?;
-                }
-                base + count * bpp
-            }
+            // SPARSE_12 packs 12-bit pointers; the others have whole bytes per pointer.
+            let bpp = [1, 0, 2, 3, 5][ty as usize - 5];
+            pointers(pos + 2 + count, count, bpp, false)?
         }
         _ => {
             let start = byte(pos + 1).ok_or_else(|| short("its first transition"))?;
@@ -220,19 +224,13 @@ fn node(trie: &[u8], path: &Path, pos: usize, kids: &mut Vec<u64>) -> Result<Opt
                     format!("a dense transition range within a byte, found {start} + {range}"),
                 ));
             }
-            let base = pos + 3;
-            if ty == 10 {
-                for i in 0..range {
-                    child(bits12(trie, base, i), true)?;
-                }
-                base + (3 * range).div_ceil(2)
+            // DENSE_12 packs 12-bit pointers; a dense node's gaps are null (0) pointers.
+            let bpp = if ty == 10 {
+                0
             } else {
-                let bpp = [2, 3, 4, 5, 8][ty as usize - 11];
-                for i in 0..range {
-                    child(uint(trie, base + i * bpp, bpp), true)?;
-                }
-                base + range * bpp
-            }
+                [2, 3, 4, 5, 8][ty as usize - 11]
+            };
+            pointers(pos + 3, range, bpp, true)?
         }
     };
     if flags == 0 {

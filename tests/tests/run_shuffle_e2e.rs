@@ -12,7 +12,7 @@ use std::process::Command;
 use e2e_tests::funnel_bin;
 use facts::{FunnelQuery, FunnelStepFact};
 use funnelizer::FunnelSet;
-use sstable_reader::cql::split_composite;
+use sstable_reader::cql::{composite, split_composite};
 use sstable_reader::discovery::{discover, Selection};
 use sstable_reader::merge::order::compare_values;
 use sstable_reader::merge::Columns;
@@ -86,17 +86,6 @@ struct Event {
     event_id: Vec<u8>,
     name: Option<Vec<u8>>,
     props: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-/// `CompositeType` serialization of a multi-column partition key.
-fn composite(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for p in parts {
-        out.extend_from_slice(&(p.len() as u16).to_be_bytes());
-        out.extend_from_slice(p);
-        out.push(0);
-    }
-    out
 }
 
 /// Reads the live rows of tracking.events under `data` and writes them as tracking.events_by_day under

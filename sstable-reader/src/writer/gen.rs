@@ -22,6 +22,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 
+use crate::cql::composite;
 use crate::descriptor::Version;
 use crate::row::DeletionTime;
 use crate::schema::TableSchema;
@@ -196,16 +197,6 @@ fn timeuuid_key(u: &[u8; 16]) -> (u64, [i8; 8]) {
         *d = *s as i8;
     }
     (ts, lsb)
-}
-
-fn composite(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for p in parts {
-        out.extend_from_slice(&(p.len() as u16).to_be_bytes());
-        out.extend_from_slice(p);
-        out.push(0);
-    }
-    out
 }
 
 /// How a row's story ends.
