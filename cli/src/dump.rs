@@ -19,12 +19,13 @@ use crate::common::{parse_now, write_or_quit};
 
 /// Print the live rows of SSTables as JSON lines (one object per CQL row).
 ///
-/// Each line maps column names to values: text as strings, integers and decimals as numbers, blobs as
-/// "0x…", uuids and inet addresses as strings, timestamps as ISO-8601 UTC, collections as arrays/objects,
-/// tuples as arrays and UDTs as objects. Deletions and TTLs are applied as Cassandra would answer at
-/// `--now`. Columns come in `SELECT *` order. All SSTables of a table — generations, and the copies of
-/// several nodes — are merged into one row per primary key (`--no-merge`: each SSTable on its own; only
-/// then does `--with-meta` print tombstones, which the merge has already applied).
+/// Each line maps column names to values: text as strings, integers and decimals as numbers, blobs
+/// as "0x…", uuids and inet addresses as strings, timestamps as ISO-8601 UTC, collections as
+/// arrays/objects, tuples as arrays and UDTs as objects. Deletions and TTLs are applied as
+/// Cassandra would answer at `--now`. Columns come in `SELECT *` order. All SSTables of a table —
+/// generations, and the copies of several nodes — are merged into one row per primary key
+/// (`--no-merge`: each SSTable on its own; only then does `--with-meta` print tombstones, which the
+/// merge has already applied).
 ///
 /// Examples:
 ///   funnel dump data/tracking/events-1b2c…/snapshots/nightly/ --limit 5

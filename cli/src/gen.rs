@@ -13,17 +13,20 @@ use sstable_reader::writer::{writer_version, Compression};
 /// `tracking.hits` and `tracking.conversions` tables, laid out as snapshots:
 /// `OUT/[nodeN/]tracking/<table>-<id>/snapshots/<tag>/` with `manifest.json` and `schema.cql`.
 ///
-/// The data is realistic: Zipf-distributed activity per actor, a funnel-like event vocabulary (install,
-/// open, signup, purchase, uninstall…), clicks with trackers/referrers/campaigns attributed to installs,
-/// fingerprints shared by some actors, TTLs (some already expired), rows overwritten and deleted in later
-/// SSTables, erased actors (partition tombstones). Output is deterministic for a seed and end date and is
-/// streamed: it needs memory for one partition plus ~50 bytes per actor, at any size.
+/// The data is realistic: Zipf-distributed activity per actor, a funnel-like event vocabulary
+/// (install, open, signup, purchase, uninstall…), clicks with trackers/referrers/campaigns
+/// attributed to installs, fingerprints shared by some actors, TTLs (some already expired), rows
+/// overwritten and deleted in later SSTables, erased actors (partition tombstones). Output is
+/// deterministic for a seed and end date and is streamed: it needs memory for one partition plus
+/// ~50 bytes per actor, at any size.
 ///
 /// Examples:
 ///   funnel gen --out /tmp/snap --actors 10000 --days 14 --seed 7
-///   funnel gen --out bench-data --actors 2000000 --events-per-actor 40 --sstables 8 --compression zstd
+///   funnel gen --out bench-data --actors 2000000 --events-per-actor 40 --sstables 8 \
+///       --compression zstd
 ///   funnel gen --out /tmp/cluster --nodes 3 --rf 2 --format oa
-/// At the end it prints a JSON tally per table (rows written, live rows, deletions, expiries, bytes).
+/// At the end it prints a JSON tally per table (rows written, live rows, deletions, expiries,
+/// bytes).
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {

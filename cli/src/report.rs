@@ -9,8 +9,8 @@ use facts::{FactStore, FunnelQuery, FunnelStepFact, Layer, RunStatus};
 
 /// Write an HTML report (one funnel chart per app and funnel) from a fact store.
 ///
-/// The apps and funnels are those of the most recent published `funnel run` (or --app); days below the
-/// watermark come from the batch layer, later days from the stream's speed layer.
+/// The apps and funnels are those of the most recent published `funnel run` (or --app); days below
+/// the watermark come from the batch layer, later days from the stream's speed layer.
 ///
 /// Example:
 ///   funnel report --facts sqlite:facts.db --out report.html

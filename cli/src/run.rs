@@ -25,19 +25,21 @@ use crate::progress::with_progress;
 /// Compute every funnel over all history in SSTable snapshots and publish the facts.
 ///
 /// Reads the tables named by the `[source]` of the funnels file (default tracking.events and
-/// tracking.conversions) under every --data path — all nodes' copies are merged, replicas collapse, and
-/// deletions and TTLs apply as Cassandra would answer at --now. Publishes one run atomically: readers see
-/// the previous results until the new ones are complete.
+/// tracking.conversions) under every --data path — all nodes' copies are merged, replicas collapse,
+/// and deletions and TTLs apply as Cassandra would answer at --now. Publishes one run atomically:
+/// readers see the previous results until the new ones are complete.
 ///
 /// Tables whose partition key holds the app and actor columns (like tracking.events) are streamed
-/// one actor at a time in ring order. Any other layout (e.g. partitioned by day, the actor a regular
-/// column) is shuffled: rows are hash-partitioned by (app, actor) into buckets, spilled to
+/// one actor at a time in ring order. Any other layout (e.g. partitioned by day, the actor a
+/// regular column) is shuffled: rows are hash-partitioned by (app, actor) into buckets, spilled to
 /// --spill-dir once the buckets outgrow --memory-budget, then each bucket is sorted and evaluated.
 /// The run picks the path itself and its summary says which one it took.
 ///
 /// Examples:
-///   funnel run --data /backups/node1 /backups/node2 --snapshot nightly --funnels funnels.toml --facts sqlite:facts.db
-///   funnel run --data data/tracking --funnels funnels.toml --facts sqlite:facts.db --threads 8 --report report.html
+///   funnel run --data /backups/node1 /backups/node2 --snapshot nightly --funnels funnels.toml \
+///       --facts sqlite:facts.db
+///   funnel run --data data/tracking --funnels funnels.toml --facts sqlite:facts.db \
+///       --threads 8 --report report.html
 ///   funnel run --data data --funnels by_day.toml --memory-budget 2GiB --spill-dir /scratch
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment, after_long_help = EXIT_CODES)]

@@ -13,7 +13,8 @@ use sstable_reader::ReadOptions;
 
 use crate::common::parse_now;
 
-/// Scan one table merged (every SSTable and node) and report rows/s — or only decompress its chunks.
+/// Scan one table merged (every SSTable and node) and report rows/s — or only decompress its
+/// chunks.
 ///
 /// Example:
 ///   funnel scan /data/node1 /data/node2 --table tracking.events --columns name,props --threads 2

@@ -43,11 +43,11 @@ With systemd, put `SuccessExitStatus=3 4` in the service so skipped and busy run
 
 /// Recompute every funnel on a schedule, safely on a live node.
 ///
-/// Each attempt runs `funnel run` as a child process over the configured data paths and snapshot, with the
-/// funnels file reread (a new or changed funnel is computed over all history), under a timeout and a
-/// memory budget. A file lock next to the store prevents overlapping runs. When neither the SSTables
-/// (path, size, mtime, digest) nor the funnel versions changed since the last published run, the attempt
-/// is skipped. `funnel status` shows the attempts, runs and watermarks.
+/// Each attempt runs `funnel run` as a child process over the configured data paths and snapshot,
+/// with the funnels file reread (a new or changed funnel is computed over all history), under a
+/// timeout and a memory budget. A file lock next to the store prevents overlapping runs. When
+/// neither the SSTables (path, size, mtime, digest) nor the funnel versions changed since the last
+/// published run, the attempt is skipped. `funnel status` shows the attempts, runs and watermarks.
 ///
 /// Config (TOML; relative paths are relative to the config file):
 ///   facts = "sqlite:/var/lib/funnel/facts.db"

@@ -15,8 +15,8 @@ use crate::common::{parse_now, write_or_quit};
 /// Describe SSTables: version, partitioner, compression, sizes, partitions, rows, timestamps, TTLs,
 /// droppable tombstones and column types.
 ///
-/// Partitions, rows and tombstones are counted exactly by scanning Data.db (keys and row headers only);
-/// the rest comes from Statistics.db and CompressionInfo.db.
+/// Partitions, rows and tombstones are counted exactly by scanning Data.db (keys and row headers
+/// only); the rest comes from Statistics.db and CompressionInfo.db.
 ///
 /// Examples:
 ///   funnel stats data/tracking/events-1b2c…/snapshots/nightly/

@@ -16,9 +16,9 @@ use crate::schedule::sstables_read;
 
 /// Show the last scheduled attempts, batch runs and watermarks of a fact store.
 ///
-/// The scheduler's state is found next to a SQLite store (`facts.db.schedule.json`) or given with --state
-/// (the `state_dir` of the schedule config + `/schedule.json`). Watermarks are listed for every app named by
-/// a run's inputs and every --app.
+/// The scheduler's state is found next to a SQLite store (`facts.db.schedule.json`) or given with
+/// --state (the `state_dir` of the schedule config + `/schedule.json`). Watermarks are listed for
+/// every app named by a run's inputs and every --app.
 ///
 /// Examples:
 ///   funnel status --facts sqlite:/var/lib/funnel/facts.db
