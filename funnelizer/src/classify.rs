@@ -69,25 +69,15 @@ pub fn pair_mask(from: usize, to: usize) -> u32 {
 /// only bounds memory when a key column turns out to be high-cardinality).
 const CACHE_ENTRIES: usize = 4096;
 
-/// The fields a predicate reads, deduplicated, into `out`.
-fn fields_of<'p>(p: &'p Predicate, out: &mut Vec<&'p Field>) {
-    match p {
-        Predicate::True => {}
-        Predicate::Cmp(f, _) => {
-            if !out.contains(&f) {
-                out.push(f);
-            }
-        }
-        Predicate::And(ps) | Predicate::Or(ps) => ps.iter().for_each(|p| fields_of(p, out)),
-        Predicate::Not(p) => fields_of(p, out),
-    }
-}
-
 /// The single column a predicate reads: `Some(Some(c))` for exactly one plain column,
 /// `Some(None)` for no field at all, `None` otherwise (properties or several columns).
 fn single_column(p: &Predicate) -> Option<Option<&ColumnRef>> {
-    let mut fields = Vec::new();
-    fields_of(p, &mut fields);
+    let mut fields: Vec<&Field> = Vec::new();
+    p.for_each_field(&mut |f| {
+        if !fields.contains(&f) {
+            fields.push(f);
+        }
+    });
     match fields[..] {
         [] => Some(None),
         [Field::Column(c)] => Some(Some(c)),

@@ -172,6 +172,17 @@ impl Predicate {
         }
     }
 
+    /// Calls `f` with every field the predicate compares, depth first (a field compared twice comes
+    /// twice).
+    pub fn for_each_field<'p>(&'p self, f: &mut impl FnMut(&'p Field)) {
+        match self {
+            Predicate::True => {}
+            Predicate::Cmp(field, _) => f(field),
+            Predicate::And(ps) | Predicate::Or(ps) => ps.iter().for_each(|p| p.for_each_field(f)),
+            Predicate::Not(p) => p.for_each_field(f),
+        }
+    }
+
     /// AND of two predicates, flattening `True` and nested ANDs.
     pub fn and(self, other: Predicate) -> Predicate {
         match (self, other) {

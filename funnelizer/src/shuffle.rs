@@ -39,7 +39,7 @@ use sstable_reader::parallel::{ScanCounters, TokenRange};
 use crate::batch::{evaluate_chunks, Evaluation, Worker};
 use crate::definition::FunnelSet;
 use crate::error::BatchError;
-use crate::predicate::{Field, Predicate};
+use crate::predicate::Field;
 use crate::row::{ColumnRef, RowView, Table, Value};
 use crate::source::{decode, kind, render, Kind, Place, SourceError, SstableSource, TableMap};
 
@@ -182,14 +182,6 @@ fn property_keys(set: &FunnelSet) -> [Vec<Vec<String>>; 2] {
             }
         }
     }
-    fn walk(p: &Predicate, keys: &mut Vec<Vec<String>>) {
-        match p {
-            Predicate::True => {}
-            Predicate::Cmp(f, _) => field(f, keys),
-            Predicate::And(ps) | Predicate::Or(ps) => ps.iter().for_each(|p| walk(p, keys)),
-            Predicate::Not(p) => walk(p, keys),
-        }
-    }
     let mut out: [Vec<Vec<String>>; 2] = Default::default();
     for f in &set.funnels {
         for m in f
@@ -198,7 +190,8 @@ fn property_keys(set: &FunnelSet) -> [Vec<Vec<String>>; 2] {
             .map(|s| &s.matcher)
             .chain(f.exclusions.iter().map(|e| &e.matcher))
         {
-            walk(&m.predicate, &mut out[m.table.index()]);
+            let keys = &mut out[m.table.index()];
+            m.predicate.for_each_field(&mut |f| field(f, keys));
         }
         if let Some(fields) = &f.breakdown {
             for t in Table::ALL {
