@@ -33,6 +33,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
+use sstable_reader::bytes::{put_uvint, Cursor};
 use sstable_reader::merge::{MergedPartition, MergedRow};
 use sstable_reader::parallel::{ScanCounters, TokenRange};
 
@@ -205,9 +206,9 @@ fn property_keys(set: &FunnelSet) -> [Vec<Vec<String>>; 2] {
 // ---------------------------------------------------------------------------------------------------
 // Records
 //
-// record  = varint(len) payload
-// payload = table:u8 ts:i64le seq:u64le varint(len) app varint(len) actor col*   (one col per place)
-// col     = 0 (null) | 1 varint(len) utf8 | 2 i64le | 3 f64le | 4 varint(n) (varint(len) key varint(len) value)*
+// record  = vint(len) payload                       (vint: Cassandra's unsigned vint, `sstable_reader::bytes`)
+// payload = table:u8 ts:i64 seq:u64 vint(len) app vint(len) actor col*   (one col per place; big-endian)
+// col     = 0 (null) | 1 vint(len) utf8 | 2 i64 | 3 f64 | 4 vint(n) (vint(len) key vint(len) value)*
 
 const NULL: u8 = 0;
 const STR: u8 = 1;
@@ -215,62 +216,15 @@ const INT: u8 = 2;
 const FLOAT: u8 = 3;
 const MAP: u8 = 4;
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    put_varint(out, b.len() as u64);
+    put_uvint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
-/// A cursor over record bytes; every read fails (`None`) past the end instead of panicking.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn varint(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos)?;
-            self.pos += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let b = self.buf.get(self.pos..end)?;
-        self.pos = end;
-        Some(b)
-    }
-
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = usize::try_from(self.varint()?).ok()?;
-        self.take(n)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    fn done(&self) -> bool {
-        self.pos >= self.buf.len()
-    }
+/// A length-prefixed byte string (`None` past the end of the buffer, never a panic).
+fn take_bytes<'a>(c: &mut Cursor<'a>) -> Option<&'a [u8]> {
+    let n = c.uvint_len().ok()?;
+    c.take(n).ok()
 }
 
 /// One decoded record header; `cols` is the encoded columns.
@@ -286,32 +240,29 @@ struct Rec<'a> {
 
 impl<'a> Rec<'a> {
     fn parse(payload: &'a [u8]) -> Option<Rec<'a>> {
-        let mut r = Reader {
-            buf: payload,
-            pos: 0,
-        };
-        let table = r.u8()?;
-        let ts = r.u64()? as i64;
-        let seq = r.u64()?;
-        let app = r.bytes()?;
-        let actor = r.bytes()?;
+        let mut r = Cursor::new(payload);
+        let table = r.u8().ok()?;
+        let ts = r.i64().ok()?;
+        let seq = r.u64().ok()?;
+        let app = take_bytes(&mut r)?;
+        let actor = take_bytes(&mut r)?;
         Some(Rec {
             app,
             actor,
             table,
             ts,
             seq,
-            cols: payload.get(r.pos..)?,
+            cols: payload.get(r.pos()..)?,
         })
     }
 }
 
 /// Splits a bucket's bytes into records (`Err(offset)` at the first that does not parse).
 fn records<'a>(buf: &'a [u8], out: &mut Vec<Rec<'a>>) -> Result<(), usize> {
-    let mut r = Reader { buf, pos: 0 };
-    while !r.done() {
-        let at = r.pos;
-        let rec = r.bytes().and_then(Rec::parse).ok_or(at)?;
+    let mut r = Cursor::new(buf);
+    while !r.is_empty() {
+        let at = r.pos();
+        let rec = take_bytes(&mut r).and_then(Rec::parse).ok_or(at)?;
         out.push(rec);
     }
     Ok(())
@@ -327,30 +278,27 @@ enum Col<'a> {
 
 /// Decodes `n` columns of `rec` into `out`.
 fn decode_cols<'a>(rec: &Rec<'a>, n: usize, out: &mut Vec<Col<'a>>) -> Option<()> {
-    let mut r = Reader {
-        buf: rec.cols,
-        pos: 0,
-    };
+    let mut r = Cursor::new(rec.cols);
     for _ in 0..n {
-        let col = match r.u8()? {
+        let col = match r.u8().ok()? {
             NULL => Col::Val(Value::Null),
-            STR => Col::Val(Value::Str(std::str::from_utf8(r.bytes()?).ok()?)),
-            INT => Col::Val(Value::Int(r.u64()? as i64)),
-            FLOAT => Col::Val(Value::Float(f64::from_bits(r.u64()?))),
+            STR => Col::Val(Value::Str(std::str::from_utf8(take_bytes(&mut r)?).ok()?)),
+            INT => Col::Val(Value::Int(r.i64().ok()?)),
+            FLOAT => Col::Val(Value::Float(r.f64().ok()?)),
             MAP => {
-                let start = r.pos;
-                let entries = r.varint()?;
+                let start = r.pos();
+                let entries = r.uvint().ok()?;
                 for _ in 0..entries {
-                    r.bytes()?;
-                    r.bytes()?;
+                    take_bytes(&mut r)?;
+                    take_bytes(&mut r)?;
                 }
-                Col::Map(rec.cols.get(start..r.pos)?)
+                Col::Map(rec.cols.get(start..r.pos())?)
             }
             _ => return None,
         };
         out.push(col);
     }
-    r.done().then_some(())
+    r.is_empty().then_some(())
 }
 
 /// One row of a shuffled timeline, borrowing its bucket's bytes.
@@ -381,9 +329,9 @@ impl RowView for ShuffledRow<'_> {
         let Some(Col::Map(b)) = self.cols.get(map.id as usize) else {
             return None;
         };
-        let mut r = Reader { buf: b, pos: 0 };
-        for _ in 0..r.varint()? {
-            let (k, v) = (r.bytes()?, r.bytes()?);
+        let mut r = Cursor::new(b);
+        for _ in 0..r.uvint().ok()? {
+            let (k, v) = (take_bytes(&mut r)?, take_bytes(&mut r)?);
             if k == key.as_bytes() {
                 return std::str::from_utf8(v).ok();
             }
@@ -425,8 +373,8 @@ impl Encoder {
         let p = &mut self.payload;
         p.clear();
         p.push(map.table.index() as u8);
-        p.extend_from_slice(&ts.to_le_bytes());
-        p.extend_from_slice(&seq.to_le_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&seq.to_be_bytes());
         put_bytes(p, app);
         put_bytes(p, actor);
         for (ci, place) in map.places.iter().enumerate() {
@@ -478,11 +426,11 @@ impl Encoder {
                     }
                     Some(Value::Int(i)) => {
                         p.push(INT);
-                        p.extend_from_slice(&i.to_le_bytes());
+                        p.extend_from_slice(&i.to_be_bytes());
                     }
                     Some(Value::Float(x)) => {
                         p.push(FLOAT);
-                        p.extend_from_slice(&x.to_bits().to_le_bytes());
+                        p.extend_from_slice(&x.to_bits().to_be_bytes());
                     }
                 },
             }
@@ -790,14 +738,14 @@ mod tests {
 
     fn record(table: u8, ts: i64, seq: u64, app: &str, actor: &str, name: &str) -> Vec<u8> {
         let mut p = vec![table];
-        p.extend_from_slice(&ts.to_le_bytes());
-        p.extend_from_slice(&seq.to_le_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&seq.to_be_bytes());
         put_bytes(&mut p, app.as_bytes());
         put_bytes(&mut p, actor.as_bytes());
         p.push(STR);
         put_bytes(&mut p, name.as_bytes());
         p.push(MAP);
-        put_varint(&mut p, 1);
+        put_uvint(&mut p, 1);
         put_bytes(&mut p, b"os");
         put_bytes(&mut p, b"ios");
         let mut r = Vec::new();
@@ -806,18 +754,16 @@ mod tests {
     }
 
     #[test]
-    fn varints_round_trip_and_truncation_is_an_error() {
-        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+    fn byte_strings_round_trip_and_truncation_is_an_error() {
+        for n in [0usize, 1, 127, 128, 300, 70_000] {
+            let v = vec![7u8; n];
             let mut b = Vec::new();
-            put_varint(&mut b, v);
-            let mut r = Reader { buf: &b, pos: 0 };
-            assert_eq!(r.varint(), Some(v));
-            assert!(r.done());
-            let mut r = Reader {
-                buf: &b[..b.len() - 1],
-                pos: 0,
-            };
-            assert_eq!(r.varint(), None, "{v}");
+            put_bytes(&mut b, &v);
+            let mut r = Cursor::new(&b);
+            assert_eq!(take_bytes(&mut r), Some(&v[..]));
+            assert!(r.is_empty());
+            let mut r = Cursor::new(&b[..b.len() - 1]);
+            assert_eq!(take_bytes(&mut r), None, "{n}");
         }
     }
 
