@@ -42,7 +42,9 @@ use crate::definition::FunnelSet;
 use crate::error::BatchError;
 use crate::predicate::Field;
 use crate::row::{ColumnRef, RowView, Table, Value};
-use crate::source::{decode, kind, render, Kind, Place, SourceError, SstableSource, TableMap};
+use crate::source::{
+    decode, kind, recycle, render, Kind, Place, SourceError, SstableSource, TableMap,
+};
 
 /// Errors of the shuffle.
 #[derive(Debug, thiserror::Error)]
@@ -702,6 +704,8 @@ fn observe_records<'a>(
     };
     let mut cols: Vec<Col<'a>> = Vec::new();
     let mut meta: Vec<(Table, i64, usize, usize)> = Vec::new();
+    // The rows of one actor borrow `cols`; their allocation is reused across actors.
+    let mut spare: Vec<ShuffledRow<'static>> = Vec::new();
     let mut start = 0;
     while start < recs.len() {
         let first = recs[start];
@@ -717,16 +721,15 @@ fn observe_records<'a>(
             decode_cols(r, n, &mut cols).ok_or(start + i)?;
             meta.push((table, r.ts, base, n));
         }
-        let rows: Vec<ShuffledRow<'_>> = meta
-            .iter()
-            .map(|&(table, ts_ms, base, n)| ShuffledRow {
-                table,
-                ts_ms,
-                cols: &cols[base..base + n],
-            })
-            .collect();
+        let mut rows: Vec<ShuffledRow<'_>> = recycle(std::mem::take(&mut spare));
+        rows.extend(meta.iter().map(|&(table, ts_ms, base, n)| ShuffledRow {
+            table,
+            ts_ms,
+            cols: &cols[base..base + n],
+        }));
         let app = std::str::from_utf8(first.app).map_err(|_| start)?;
         worker.observe_actor(app, &rows);
+        spare = recycle(rows);
         start = end;
     }
     Ok(())

@@ -83,17 +83,12 @@ pub(crate) struct TableMap {
     /// By [`ColumnRef::id`].
     pub(crate) places: Vec<Place>,
     pub(crate) time: Place,
-    /// Index of the app column in the partition key (streaming path only).
-    app: usize,
     key_len: usize,
     pub(crate) projection: Columns,
     rendered: bool,
     /// Where the app and actor columns are (any kind of column; what the shuffle reads).
     pub(crate) app_place: Place,
     pub(crate) actor_place: Place,
-    /// The app or the actor is not a partition-key column: the table's rows cannot be streamed actor by
-    /// actor in ring order and go through [`crate::shuffle`].
-    pub(crate) shuffle: bool,
 }
 
 fn place(schema: &TableSchema, name: &str) -> Place {
@@ -128,11 +123,6 @@ impl TableMap {
                 )));
             }
         }
-        // Streamed actor by actor when both are partition-key columns; shuffled otherwise.
-        let (app, shuffle) = match (&app_place, &actor_place) {
-            (Place::Key(i, _), Place::Key(..)) => (*i, false),
-            _ => (0, true),
-        };
         let time = place(schema, &src.time);
         if !matches!(
             time,
@@ -174,14 +164,21 @@ impl TableMap {
             table,
             places,
             time,
-            app,
             key_len: schema.partition_key.len(),
             projection: Columns::Named(proj),
             rendered,
             app_place,
             actor_place,
-            shuffle,
         })
+    }
+
+    /// The app or the actor is not a partition-key column: the table's rows cannot be streamed actor by
+    /// actor in ring order and go through [`crate::shuffle`].
+    pub(crate) fn shuffled(&self) -> bool {
+        !matches!(
+            (&self.app_place, &self.actor_place),
+            (Place::Key(..), Place::Key(..))
+        )
     }
 
     fn key_part<'a>(&self, key: &'a [u8], i: usize) -> Option<&'a [u8]> {
@@ -303,7 +300,7 @@ impl RowView for SourceRow<'_> {
 }
 
 /// Reuses a vector's allocation for a new lifetime (it is emptied first, so nothing of the old one is kept).
-fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+pub(crate) fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
     v.clear();
     v.into_iter()
         .map(|_| unreachable!("the vector was emptied"))
@@ -365,7 +362,7 @@ impl SstableSource {
     /// Whether a table is not partitioned by (app, actor), so the run must go through
     /// [`crate::shuffle::run`] instead of [`SstableSource::scan_range`] (then both tables are shuffled).
     pub fn needs_shuffle(&self) -> bool {
-        self.maps.iter().flatten().any(|m| m.shuffle)
+        self.maps.iter().flatten().any(TableMap::shuffled)
     }
 
     pub(crate) fn tables(&self) -> Vec<&MergeTable> {
@@ -483,10 +480,12 @@ fn observe(
     else {
         return;
     };
-    let Some(app) = map
-        .key_part(key, map.app)
-        .and_then(|b| std::str::from_utf8(b).ok())
-    else {
+    // Streamed tables have the app in the partition key (`TableMap::shuffled` is false).
+    let Some(app) = (match map.app_place {
+        Place::Key(i, _) => map.key_part(key, i),
+        _ => None,
+    })
+    .and_then(|b| std::str::from_utf8(b).ok()) else {
         return;
     };
     // Pass 1: text renderings of values without a native form (rare: uuid, inet … columns in predicates).
