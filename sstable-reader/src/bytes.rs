@@ -28,12 +28,12 @@ impl<'a> Cursor<'a> {
         Cursor { buf, pos }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn pos(&self) -> usize {
         self.pos
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
     }
@@ -48,7 +48,7 @@ impl<'a> Cursor<'a> {
         self.buf
     }
 
-    #[inline]
+    #[inline(always)]
     fn short(&self, needed: usize) -> Short {
         Short {
             at: self.pos,
@@ -56,7 +56,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn take(&mut self, n: usize) -> ShortResult<&'a [u8]> {
         if self.remaining() < n {
             return Err(self.short(n));
@@ -66,17 +66,17 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn skip(&mut self, n: usize) -> ShortResult<()> {
         self.take(n).map(|_| ())
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn u8(&mut self) -> ShortResult<u8> {
         Ok(self.take(1)?[0])
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn u16(&mut self) -> ShortResult<u16> {
         let b = self.take(2)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))
@@ -118,7 +118,7 @@ impl<'a> Cursor<'a> {
 
     /// Cassandra unsigned vint: the number of leading one bits of the first byte is the count of extra
     /// bytes; the rest of the first byte and the extra bytes are the big-endian value.
-    #[inline]
+    #[inline(always)]
     pub fn uvint(&mut self) -> ShortResult<u64> {
         let first = self.u8()?;
         if first & 0x80 == 0 {
@@ -156,7 +156,7 @@ impl<'a> Cursor<'a> {
 
     /// Unsigned vint that must fit a `usize` length (sanity-bounded by what is left in the buffer
     /// only by the caller's subsequent `take`).
-    #[inline]
+    #[inline(always)]
     pub fn uvint_len(&mut self) -> ShortResult<usize> {
         let v = self.uvint()?;
         Ok(usize::try_from(v).unwrap_or(usize::MAX))

@@ -172,12 +172,17 @@ impl<'f> DataReader<'f> {
         self.file
     }
 
-    /// Bytes available for reading; `window()[i]` is uncompressed position `window_start() + i`.
+    /// Bytes available for reading (verified); `window()[i]` is uncompressed position
+    /// `window_start() + i`.
     #[inline]
     pub fn window(&self) -> &[u8] {
         match self.file.compression {
             Some(_) => &self.buf[self.head..self.filled],
-            None => self.file.raw().get(self.base as usize..).unwrap_or(&[]),
+            None => self
+                .file
+                .raw()
+                .get(self.base as usize..self.verified as usize)
+                .unwrap_or(&[]),
         }
     }
 
@@ -201,6 +206,13 @@ impl<'f> DataReader<'f> {
     pub fn seek(&mut self, pos: u64) {
         if self.file.compression.is_none() {
             self.base = pos.min(self.file.file_len());
+            if let Some(sums) = &self.file.checksums {
+                // Verification restarts at the chunk holding `pos`, not at the start of the file.
+                let size = sums.chunk_size as u64;
+                if self.base / size * size > self.verified {
+                    self.verified = self.base / size * size;
+                }
+            }
             return;
         }
         if let Some(ci) = &self.file.compression {
@@ -275,7 +287,13 @@ impl<'f> DataReader<'f> {
                 self.load_chunk(ci)?;
                 Ok(true)
             }
-            None => Ok(false),
+            None => {
+                if have >= self.file.file_len() {
+                    return Ok(false);
+                }
+                self.verify_uncompressed(have + 1)?;
+                Ok(true)
+            }
         }
     }
 
@@ -343,7 +361,8 @@ impl<'f> DataReader<'f> {
 
     fn verify_uncompressed(&mut self, end: u64) -> Result<()> {
         let Some(sums) = &self.file.checksums else {
-            self.verified = self.verified.max(end);
+            // Nothing to verify: all of the file is available.
+            self.verified = self.file.file_len();
             return Ok(());
         };
         let raw = self.file.raw();

@@ -170,28 +170,28 @@ impl Deltas {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn timestamp(&self, c: &mut Cursor<'_>) -> ShortResult<i64> {
         Ok((c.uvint()? as i64).wrapping_add(self.min_timestamp))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ldt(&self, c: &mut Cursor<'_>) -> ShortResult<i64> {
         let raw = (c.uvint()? as u32).wrapping_add(self.min_ldt_raw);
         Ok(self.ldt_from_raw(raw))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ldt_from_raw(&self, raw: u32) -> i64 {
         ldt_from_raw(raw, self.uint_ldt)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ttl(&self, c: &mut Cursor<'_>) -> ShortResult<i32> {
         Ok((c.uvint()? as u32 as i32).wrapping_add(self.min_ttl))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn deletion(&self, c: &mut Cursor<'_>) -> ShortResult<DeletionTime> {
         let mfda = self.timestamp(c)?;
         let ldt = self.ldt(c)?;
@@ -293,7 +293,7 @@ fn skip_values_with(
 
 /// Reads `size` clustering values into `out` as window positions (`base` = window offset of the cursor's
 /// buffer), given the clustering types' fixed lengths (`None`: variable length).
-#[inline]
+#[inline(always)]
 pub(crate) fn read_clustering_fixed(
     c: &mut Cursor<'_>,
     fixed: &[Option<usize>],
@@ -304,7 +304,7 @@ pub(crate) fn read_clustering_fixed(
     read_values_with(c, |i| fixed.get(i).copied().flatten(), size, base, out)
 }
 
-#[inline]
+#[inline(always)]
 fn read_values_with(
     c: &mut Cursor<'_>,
     fixed: impl Fn(usize) -> Option<usize>,

@@ -72,9 +72,24 @@ impl Projection {
     }
 }
 
-fn col_info(cols: &[crate::schema::Column]) -> Vec<(bool, Option<usize>)> {
+/// What the decoder needs of a static or regular column, computed once per scan.
+#[derive(Debug, Clone, Copy)]
+struct ColInfo {
+    multi_cell: bool,
+    /// Fixed value length (`None`: variable).
+    fixed: Option<usize>,
+    /// In the projection.
+    want: bool,
+}
+
+fn col_info(cols: &[crate::schema::Column], wanted: &[bool]) -> Vec<ColInfo> {
     cols.iter()
-        .map(|c| (c.ty.is_multi_cell(), c.ty.fixed_length()))
+        .zip(wanted)
+        .map(|(c, &want)| ColInfo {
+            multi_cell: c.ty.is_multi_cell(),
+            fixed: c.ty.fixed_length(),
+            want,
+        })
         .collect()
 }
 
@@ -92,8 +107,9 @@ enum State {
     InPartition,
 }
 
+/// What [`Scanner::next_into`] decoded (its cells went to the sink).
 #[derive(Debug, Clone, Copy)]
-enum Decoded {
+pub(crate) enum Decoded {
     Row {
         is_static: bool,
         liveness: LivenessInfo,
@@ -111,7 +127,6 @@ enum Decoded {
 pub struct Scanner<'s> {
     sst: &'s SSTable,
     reader: DataReader<'s>,
-    projection: Projection,
     last_static: Option<usize>,
     last_regular: Option<usize>,
     pos: u64,
@@ -125,9 +140,9 @@ pub struct Scanner<'s> {
     present: Vec<u32>,
     /// Fixed lengths of the header's clustering types (`None`: variable), computed once.
     clustering_fixed: Vec<Option<usize>>,
-    /// Per static / regular column: (multi-cell, fixed value length), computed once.
-    static_info: Vec<(bool, Option<usize>)>,
-    regular_info: Vec<(bool, Option<usize>)>,
+    /// Per static / regular column.
+    static_info: Vec<ColInfo>,
+    regular_info: Vec<ColInfo>,
     unfiltered_pos: u64,
     partitions: u64,
     rows: u64,
@@ -137,10 +152,11 @@ impl<'s> Scanner<'s> {
     pub(crate) fn new(sst: &'s SSTable, projection: Projection) -> Scanner<'s> {
         let last_static = projection.statics.iter().rposition(|&b| b);
         let last_regular = projection.regulars.iter().rposition(|&b| b);
+        let static_info = col_info(&sst.schema.statics, &projection.statics);
+        let regular_info = col_info(&sst.schema.regulars, &projection.regulars);
         Scanner {
             sst,
             reader: sst.data.reader(),
-            projection,
             last_static,
             last_regular,
             pos: 0,
@@ -161,8 +177,8 @@ impl<'s> Scanner<'s> {
                 .iter()
                 .map(|t| t.fixed_length())
                 .collect(),
-            static_info: col_info(&sst.schema.statics),
-            regular_info: col_info(&sst.schema.regulars),
+            static_info,
+            regular_info,
             unfiltered_pos: 0,
             partitions: 0,
             rows: 0,
@@ -328,51 +344,95 @@ impl<'s> Scanner<'s> {
 
     /// The next row or range tombstone marker of the current partition; `None` at its end.
     pub fn next_unfiltered(&mut self) -> Result<Option<Unfiltered<'_>>> {
-        if self.state != State::InPartition {
+        let mut own = Buffers {
+            cells: std::mem::take(&mut self.cells),
+            complex: std::mem::take(&mut self.complex),
+        };
+        own.cells.clear();
+        own.complex.clear();
+        let decoded = self.next_into(&mut own);
+        self.cells = own.cells;
+        self.complex = own.complex;
+        let Some(decoded) = decoded? else {
             return Ok(None);
-        }
-        let at = self.pos;
-        self.reader.release(at);
-        let n = self.extent(at)?;
-        self.reader.ensure(at + n as u64)?;
-        let ws = self.reader.window_start();
-        let off = (at - ws) as usize;
-        if self.reader.window()[off] & END_OF_PARTITION != 0 {
-            self.pos = at + 1;
-            self.state = State::BetweenPartitions;
-            return Ok(None);
-        }
-        let decoded = self.decode(off, n, at)?;
-        self.pos = at + n as u64;
-        self.unfiltered_pos = at;
+        };
         let window = self.reader.window();
+        let position = self.unfiltered_pos;
         Ok(Some(match decoded {
             Decoded::Row {
                 is_static,
                 liveness,
                 deletion,
-            } => {
-                self.rows += 1;
-                Unfiltered::Row(RowRef {
-                    window,
-                    is_static,
-                    liveness,
-                    deletion,
-                    clustering: &self.clustering,
-                    cells: &self.cells,
-                    complex_deletions: &self.complex,
-                    position: at,
-                })
-            }
+            } => Unfiltered::Row(RowRef {
+                window,
+                is_static,
+                liveness,
+                deletion,
+                clustering: &self.clustering,
+                cells: &self.cells,
+                complex_deletions: &self.complex,
+                position,
+            }),
             Decoded::Marker { kind, end, start } => Unfiltered::Marker(MarkerRef {
                 window,
                 kind,
                 clustering: &self.clustering,
                 end_deletion: end,
                 start_deletion: start,
-                position: at,
+                position,
             }),
         }))
+    }
+
+    /// Decodes the next unfiltered of the current partition, its cells into `sink` (`None` at the end of
+    /// the partition). Afterwards [`Scanner::window`] and [`Scanner::clustering`] hold its bytes and
+    /// clustering. The row is decoded in one pass: when its header or body runs past the window, more
+    /// bytes are loaded and the decode starts again.
+    pub(crate) fn next_into<S: CellSink>(&mut self, sink: &mut S) -> Result<Option<Decoded>> {
+        if self.state != State::InPartition {
+            return Ok(None);
+        }
+        let at = self.pos;
+        self.reader.release(at);
+        loop {
+            match self.decode(at, sink)? {
+                Step::Unfiltered(d, n) => {
+                    self.pos = at + n as u64;
+                    self.unfiltered_pos = at;
+                    if matches!(d, Decoded::Row { .. }) {
+                        self.rows += 1;
+                    }
+                    return Ok(Some(d));
+                }
+                Step::EndOfPartition => {
+                    self.pos = at + 1;
+                    self.state = State::BetweenPartitions;
+                    return Ok(None);
+                }
+                Step::Need(s) => {
+                    let ws = self.reader.window_start();
+                    let have = ws + self.reader.window().len() as u64;
+                    let need = ws
+                        .saturating_add(s.at as u64)
+                        .saturating_add(s.needed as u64);
+                    if need <= have || need > self.sst.data.len() {
+                        // The bytes are there but the read still failed, or the data ends first.
+                        return Err(self.short_to_error(ws, s, "a row or marker"));
+                    }
+                    self.reader.ensure(need)?;
+                }
+            }
+        }
+    }
+
+    /// The window the last decoded unfiltered's offsets refer to.
+    pub(crate) fn window(&self) -> &[u8] {
+        self.reader.window()
+    }
+
+    /// Clustering of the last decoded unfiltered (window offsets).
+    pub(crate) fn clustering(&self) -> &[Slot] {
+        &self.clustering
     }
 
     /// Whether `check_ldt` would accept `ldt` unchanged (the fast path: no message is built).
@@ -402,29 +462,40 @@ impl<'s> Scanner<'s> {
         ))
     }
 
-    fn decode(&mut self, off: usize, n: usize, at: u64) -> Result<Decoded> {
+    /// One decode attempt of the unfiltered at `at` (see [`Scanner::next_into`]).
+    fn decode<S: CellSink>(&mut self, at: u64, sink: &mut S) -> Result<Step> {
+        let ws = self.reader.window_start();
         let window = self.reader.window();
-        let slice = &window[..off + n];
-        let mut c = Cursor::at(slice, off);
+        let off = (at - ws) as usize;
         let sst = self.sst;
         let types = &sst.header.clustering_types;
         let d = sst.deltas;
-        let short = |s: Short| {
-            Error::corrupt(
-                sst.data_path(),
-                at + (s.at - off) as u64,
-                "a row no longer than its declared size",
-            )
-        };
-        let flags = c.u8().map_err(short)?;
+        // The header (flags through the size vint) is read from the whole window: running out of it
+        // asks for more bytes.
+        let mut c = Cursor::at(window, off);
+        macro_rules! head {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(s) => return Ok(Step::Need(s)),
+                }
+            };
+        }
+        let flags = head!(c.u8());
+        if flags & END_OF_PARTITION != 0 {
+            return Ok(Step::EndOfPartition);
+        }
         let ext = if flags & EXTENSION_FLAG != 0 {
-            c.u8().map_err(short)?
+            head!(c.u8())
         } else {
             0
         };
-        if flags & IS_MARKER != 0 {
-            let ko = c.u8().map_err(short)?;
-            let kind = BoundKind::from_ordinal(ko)
+        let is_marker = flags & IS_MARKER != 0;
+        let mut marker_kind = BoundKind::Clustering;
+        let is_static = !is_marker && ext & IS_STATIC != 0;
+        if is_marker {
+            let ko = head!(c.u8());
+            marker_kind = BoundKind::from_ordinal(ko)
                 .filter(|k| !matches!(k, BoundKind::Clustering | BoundKind::StaticClustering))
                 .ok_or_else(|| {
                     self.corrupt(
@@ -432,24 +503,57 @@ impl<'s> Scanner<'s> {
                         format!("a range tombstone bound kind (0-7, not 3 or 4), found {ko}"),
                     )
                 })?;
-            let size = c.u16().map_err(short)? as usize;
+            let size = head!(c.u16()) as usize;
             if size > types.len() {
                 return Err(self.corrupt(
                     at + 2,
                     format!("a bound of at most {} values, found {size}", types.len()),
                 ));
             }
-            read_clustering_fixed(
+            head!(read_clustering_fixed(
                 &mut c,
                 &self.clustering_fixed,
                 size,
                 0,
                 &mut self.clustering,
+            ));
+        } else if is_static {
+            self.clustering.clear();
+        } else {
+            head!(read_clustering_fixed(
+                &mut c,
+                &self.clustering_fixed,
+                types.len(),
+                0,
+                &mut self.clustering,
+            ));
+        }
+        let row_size = head!(c.uvint_len());
+        let n = (c.pos() - off).checked_add(row_size);
+        let len = sst.data.len();
+        let Some(n) = n.filter(|&n| (n as u64).checked_add(at).is_some_and(|end| end <= len))
+        else {
+            return Err(self.corrupt(
+                at,
+                format!("a row or marker that ends inside the data ({len} bytes); its size field says {row_size} bytes after its header"),
+            ));
+        };
+        if off + n > window.len() {
+            return Ok(Step::Need(Short { at: off, needed: n }));
+        }
+        // The body is read from the unfiltered's own bytes: running out of them is corruption.
+        let mut c = Cursor::at(&window[..off + n], c.pos());
+        let short = |s: Short| {
+            Error::corrupt(
+                sst.data_path(),
+                at + (s.at - off) as u64,
+                "a row no longer than its declared size",
             )
-            .map_err(short)?;
-            c.uvint().map_err(short)?;
-            c.uvint().map_err(short)?;
+        };
+        if is_marker {
+            c.uvint().map_err(short)?; // previous unfiltered size
             let first = d.deletion(&mut c).map_err(short)?;
+            let kind = marker_kind;
             let (end, start) = if kind.is_boundary() {
                 let second = d.deletion(&mut c).map_err(short)?;
                 (Some(first), Some(second))
@@ -461,23 +565,9 @@ impl<'s> Scanner<'s> {
             for dt in end.iter().chain(start.iter()) {
                 self.check_ldt(dt.local_deletion_time, false, at, "a range tombstone")?;
             }
-            return Ok(Decoded::Marker { kind, end, start });
+            return Ok(Step::Unfiltered(Decoded::Marker { kind, end, start }, n));
         }
-        let is_static = ext & IS_STATIC != 0;
-        if is_static {
-            self.clustering.clear();
-        } else {
-            read_clustering_fixed(
-                &mut c,
-                &self.clustering_fixed,
-                types.len(),
-                0,
-                &mut self.clustering,
-            )
-            .map_err(short)?;
-        }
-        let row_size = c.uvint_len().map_err(short)?;
-        let body_end = c.pos().saturating_add(row_size);
+        sink.begin(window, off, off + n, is_static);
         c.uvint().map_err(short)?; // previous unfiltered size
         let mut liveness = LivenessInfo::EMPTY;
         if flags & HAS_TIMESTAMP != 0 {
@@ -485,8 +575,11 @@ impl<'s> Scanner<'s> {
             if flags & HAS_TTL != 0 {
                 liveness.ttl = d.ttl(&mut c).map_err(short)?;
                 let ldt = d.ldt(&mut c).map_err(short)?;
-                liveness.local_expiration_time =
-                    self.check_ldt(ldt, true, at, "the row liveness")?;
+                liveness.local_expiration_time = if self.ldt_plausible(ldt) {
+                    ldt
+                } else {
+                    self.check_ldt(ldt, true, at, "the row liveness")?
+                };
             }
         }
         let deletion = if flags & HAS_DELETION != 0 {
@@ -496,39 +589,29 @@ impl<'s> Scanner<'s> {
         } else {
             DeletionTime::LIVE
         };
-        self.cells.clear();
-        self.complex.clear();
-        let (columns, wanted, last_wanted, info) = if is_static {
-            (
-                &sst.schema.statics,
-                &self.projection.statics,
-                self.last_static,
-                &self.static_info,
-            )
+        let (columns, last_wanted, info) = if is_static {
+            (&sst.schema.statics, self.last_static, &self.static_info)
         } else {
-            (
-                &sst.schema.regulars,
-                &self.projection.regulars,
-                self.last_regular,
-                &self.regular_info,
-            )
+            (&sst.schema.regulars, self.last_regular, &self.regular_info)
         };
         let Some(last_wanted) = last_wanted else {
-            return Ok(Decoded::Row {
-                is_static,
-                liveness,
-                deletion,
-            });
+            return Ok(Step::Unfiltered(
+                Decoded::Row {
+                    is_static,
+                    liveness,
+                    deletion,
+                },
+                n,
+            ));
         };
         // Which columns are present: all, or a subset encoded against the header's columns.
         self.present.clear();
         let total = columns.len();
-        if flags & HAS_ALL_COLUMNS != 0 {
-            self.present.extend(0..total as u32);
-        } else {
+        let mut all = flags & HAS_ALL_COLUMNS != 0;
+        if !all {
             let encoded = c.uvint().map_err(short)?;
             if encoded == 0 {
-                self.present.extend(0..total as u32);
+                all = true;
             } else if total < 64 {
                 for i in 0..total {
                     if encoded & (1u64 << i) == 0 {
@@ -566,26 +649,30 @@ impl<'s> Scanner<'s> {
             }
         }
         let complex_deletion = flags & HAS_COMPLEX_DELETION != 0;
-        for &ci in &self.present {
-            let ci = ci as usize;
+        let present = if all { total } else { self.present.len() };
+        for k in 0..present {
+            let ci = if all { k } else { self.present[k] as usize };
             if ci > last_wanted {
                 break;
             }
-            let col = columns.get(ci).ok_or_else(|| {
-                Error::corrupt(
+            let Some(&ColInfo {
+                multi_cell: complex,
+                fixed,
+                want,
+            }) = info.get(ci)
+            else {
+                return Err(Error::corrupt(
                     sst.data_path(),
                     at,
                     format!("a column index below {total}, found {ci}"),
-                )
-            })?;
-            let want = wanted[ci];
-            let (complex, fixed) = info[ci];
+                ));
+            };
             let mut cell_count = 1usize;
             if complex {
                 if complex_deletion {
                     let dt = d.deletion(&mut c).map_err(short)?;
                     if want && !dt.is_live() {
-                        self.complex.push(RawComplexDeletion {
+                        sink.complex_deletion(RawComplexDeletion {
                             column: ci as u32,
                             deletion: dt,
                         });
@@ -641,7 +728,10 @@ impl<'s> Scanner<'s> {
                     if ttl < 0 {
                         return Err(self.corrupt(
                             at,
-                            format!("a non-negative TTL for column {}, found {ttl}", col.name),
+                            format!(
+                                "a non-negative TTL for column {}, found {ttl}",
+                                columns[ci].name
+                            ),
                         ));
                     }
                     if (deleted || expiring) && !self.ldt_plausible(ldt) {
@@ -649,34 +739,71 @@ impl<'s> Scanner<'s> {
                             ldt,
                             expiring && !deleted,
                             at,
-                            &format!("column {}", col.name),
+                            &format!("column {}", columns[ci].name),
                         )?;
                     }
-                    self.cells.push(RawCell {
-                        column: ci as u32,
-                        flags: cf,
-                        timestamp,
-                        ttl,
-                        ldt,
-                        path,
-                        value,
-                    });
+                    sink.cell(
+                        window,
+                        RawCell {
+                            column: ci as u32,
+                            flags: cf,
+                            timestamp,
+                            ttl,
+                            ldt,
+                            path,
+                            value,
+                        },
+                    );
                 }
             }
         }
-        if c.pos() > body_end {
-            return Err(self.corrupt(
-                at,
-                format!(
-                    "a row body of {row_size} bytes, but its cells run {} bytes past it",
-                    c.pos() - body_end
-                ),
-            ));
-        }
-        Ok(Decoded::Row {
-            is_static,
-            liveness,
-            deletion,
-        })
+        Ok(Step::Unfiltered(
+            Decoded::Row {
+                is_static,
+                liveness,
+                deletion,
+            },
+            n,
+        ))
     }
+}
+
+/// Where a decoded row's cells go: the scanner's own buffers ([`Scanner::next_unfiltered`]), or straight
+/// into a merge arena, so that a merged scan copies each cell once.
+pub(crate) trait CellSink {
+    /// A row occupies `window[start..end]`; called before its cells.
+    fn begin(&mut self, window: &[u8], start: usize, end: usize, is_static: bool);
+    /// A projected cell (offsets into `window`).
+    fn cell(&mut self, window: &[u8], cell: RawCell);
+    /// A projected complex column's deletion (not LIVE).
+    fn complex_deletion(&mut self, deletion: RawComplexDeletion);
+}
+
+/// The scanner's own cell buffers, lent to [`Scanner::next_into`] by [`Scanner::next_unfiltered`].
+struct Buffers {
+    cells: Vec<RawCell>,
+    complex: Vec<RawComplexDeletion>,
+}
+
+impl CellSink for Buffers {
+    #[inline]
+    fn begin(&mut self, _: &[u8], _: usize, _: usize, _: bool) {}
+
+    #[inline]
+    fn cell(&mut self, _: &[u8], cell: RawCell) {
+        self.cells.push(cell);
+    }
+
+    #[inline]
+    fn complex_deletion(&mut self, deletion: RawComplexDeletion) {
+        self.complex.push(deletion);
+    }
+}
+
+/// One decode attempt: an unfiltered and its encoded length, the end of the partition, or a request for
+/// more bytes (relative to the window start).
+enum Step {
+    Unfiltered(Decoded, usize),
+    EndOfPartition,
+    Need(Short),
 }

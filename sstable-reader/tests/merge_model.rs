@@ -615,8 +615,17 @@ fn render(table: &MergeTable, columns: &Columns) -> Answer {
     out
 }
 
-#[test]
-fn merged_scan_equals_the_model_on_replicated_overlapping_sstables() {
+/// How a history's writes are spread over SSTables.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Any generation, replicated on every node (one replica may miss a write).
+    Replicated { nodes: usize },
+    /// One node; a generation per slice of clustering values (rows of different SSTables never
+    /// interleave, as with time-series tables flushed over time): the merge's concatenation path.
+    Sliced,
+}
+
+fn check_against_model(layout: Layout, gens: usize, keys: usize, seeds: std::ops::Range<u64>) {
     let schema = schema_from_cql_text(CQL, "t").unwrap();
     let col = |n: &str| schema.regulars.iter().position(|c| c.name == n).unwrap();
     let cols = Cols {
@@ -624,9 +633,12 @@ fn merged_scan_equals_the_model_on_replicated_overlapping_sstables() {
         v: col("v"),
         m: col("m"),
     };
-    let (nodes, gens, keys) = (3usize, 4usize, 6usize);
+    let nodes = match layout {
+        Layout::Replicated { nodes } => nodes,
+        Layout::Sliced => 1,
+    };
     let mut compared_rows = 0;
-    for seed in 0..12u64 {
+    for seed in seeds {
         let mut rng = StdRng::seed_from_u64(seed);
         let ops = random_ops(&mut rng, keys, 120);
         let dir = tempfile::tempdir().unwrap();
@@ -636,8 +648,14 @@ fn merged_scan_equals_the_model_on_replicated_overlapping_sstables() {
         let mut applied = Vec::new();
         for (i, op) in ops.into_iter().enumerate() {
             let t = T0 + i as i64 * 10;
-            // a random generation not yet holding this slot (newer writes may land in older files)
-            let free: Vec<usize> = (0..gens)
+            let (_, c) = op.slot();
+            let free: Vec<usize> = match layout {
+                Layout::Sliced if c < 1000 => vec![((c + 4) as usize * gens / 9).min(gens - 1)],
+                // a random generation not yet holding this slot (newer writes may land in older files)
+                _ => (0..gens).collect(),
+            };
+            let free: Vec<usize> = free
+                .into_iter()
                 .filter(|g| !taken.contains(&(*g, op.slot())))
                 .collect();
             if free.is_empty() {
@@ -645,7 +663,7 @@ fn merged_scan_equals_the_model_on_replicated_overlapping_sstables() {
             }
             let g = free[rng.random_range(0..free.len())];
             taken.insert((g, op.slot()));
-            let stale = rng.random_bool(0.3).then(|| rng.random_range(0..nodes));
+            let stale = (nodes > 1 && rng.random_bool(0.3)).then(|| rng.random_range(0..nodes));
             for node in 0..nodes {
                 if Some(node) != stale {
                     held[node * gens + g].push((t, op.clone()));
@@ -677,6 +695,17 @@ fn merged_scan_equals_the_model_on_replicated_overlapping_sstables() {
         compared_rows > 100,
         "the histories must leave live rows to compare ({compared_rows})"
     );
+}
+
+#[test]
+fn merged_scan_equals_the_model_on_replicated_overlapping_sstables() {
+    check_against_model(Layout::Replicated { nodes: 3 }, 4, 6, 0..12);
+}
+
+#[test]
+fn merged_scan_equals_the_model_on_sstables_holding_successive_slices() {
+    // Many keys, so that many partitions have no range tombstone (those take the concatenation path).
+    check_against_model(Layout::Sliced, 3, 24, 100..124);
 }
 
 #[test]

@@ -46,8 +46,8 @@ use crate::error::{Error, Result};
 use crate::parallel::ScanCounters;
 use crate::partitioner::Partitioner;
 use crate::reconcile::{resolve, OwnedCell, OwnedRow};
-use crate::row::{BoundKind, Cell, DeletionTime, LivenessInfo, Unfiltered};
-use crate::scanner::{Projection, Scanner};
+use crate::row::{BoundKind, Cell, DeletionTime, LivenessInfo};
+use crate::scanner::{Decoded, Projection, Scanner};
 use crate::schema::{Column, TableSchema};
 use crate::sstable::SSTable;
 use crate::statistics::NO_DELETION_TIME;
@@ -55,7 +55,7 @@ use crate::types::CqlType;
 
 use counter::CounterMerger;
 use order::compare_prefixes;
-use stage::{Arena, CellRec, Item};
+use stage::{Arena, CellRec, Item, Stager};
 
 /// Which static and regular columns a merged scan decodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -444,18 +444,21 @@ impl<'t> MergedScan<'t> {
             part.deletion = part.deletion.max(s.deletion);
             let (statics_map, regulars_map) = &self.table.maps[s.sst];
             let start = part.arena.items.len();
-            while let Some(u) = s.scan.next_unfiltered()? {
-                let staged = match u {
-                    Unfiltered::Row(r) => {
+            let mut stager = Stager::new(&mut part.arena, j as u32, statics_map, regulars_map);
+            while let Some(d) = s.scan.next_into(&mut stager)? {
+                let (window, clustering) = (s.scan.window(), s.scan.clustering());
+                let staged = match d {
+                    Decoded::Row {
+                        is_static,
+                        liveness,
+                        deletion,
+                    } => {
                         self.stats.rows_read += 1;
-                        let map = if r.is_static() {
-                            statics_map
-                        } else {
-                            regulars_map
-                        };
-                        part.arena.stage_row(j as u32, &r, map)
+                        stager.finish_row(window, clustering, liveness, deletion, is_static)
                     }
-                    Unfiltered::Marker(m) => part.arena.stage_marker(j as u32, &m),
+                    Decoded::Marker { kind, end, start } => {
+                        stager.marker(window, clustering, kind, end, start)
+                    }
                 };
                 staged.map_err(|_| {
                     Error::unsupported(
@@ -713,9 +716,6 @@ fn merge_partition(
     part.rows.clear();
     part.out_cells.clear();
     part.static_row = None;
-    let n = sc.heads.len();
-    sc.open.clear();
-    sc.open.resize(n, None);
     let pdel = part.deletion;
 
     // The static row: versions of it, shadowed only by the partition deletion.
@@ -731,48 +731,79 @@ fn merge_partition(
     }
 
     let items = std::mem::take(&mut part.arena.items);
-    if n == 1 {
-        // One SSTable holds the partition: its items are in order; only duplicate rows (a file
-        // from a 2.x upgrade) need collapsing.
-        let (mut h, e) = sc.heads[0];
-        let mut result = Ok(());
-        while h < e {
-            let it = items[h];
-            let at = h;
-            h += 1;
-            if it.kind != BoundKind::Clustering {
-                sc.open[0] = it.start_deletion;
-                continue;
-            }
-            sc.group.clear();
-            sc.group.push(at);
-            while h < e
-                && items[h].kind == BoundKind::Clustering
-                && same_row(&part.arena, ctys, bytewise, &items[h], &it)
-            {
-                sc.group.push(h);
+    let result = merge_rows(part, &items, schema, ctys, bytewise, now, sc);
+    part.arena.items = items;
+    result
+}
+
+/// Whether the sources' rows follow one another without overlapping (SSTables holding successive slices
+/// of time, the common case): `heads` is sorted by first row, and each source's last row must come
+/// before the next source's first.
+fn runs_in_order(
+    a: &Arena,
+    types: &[CqlType],
+    items: &[Item],
+    heads: &mut [(usize, usize)],
+) -> bool {
+    heads.sort_by(|x, y| cmp_items(a, types, &items[x.0], &items[y.0]));
+    heads
+        .windows(2)
+        .all(|w| cmp_items(a, types, &items[w[0].1 - 1], &items[w[1].0]) == Ordering::Less)
+}
+
+/// Merges the rows and markers of `items` (see [`merge_partition`]).
+fn merge_rows(
+    part: &mut MergedPartition,
+    items: &[Item],
+    schema: &TableSchema,
+    ctys: &[CqlType],
+    bytewise: bool,
+    now: i64,
+    sc: &mut Scratch,
+) -> std::result::Result<(), String> {
+    let pdel = part.deletion;
+    sc.heads.retain(|&(h, e)| h < e);
+    let n = sc.heads.len();
+    if n <= 1 || (part.arena.markers == 0 && runs_in_order(&part.arena, ctys, items, &mut sc.heads))
+    {
+        // One source at a time: its items are in order; only duplicate rows (a file from a 2.x
+        // upgrade) need collapsing, and only its own range tombstones apply.
+        for s in 0..n {
+            let (mut h, e) = sc.heads[s];
+            let mut open = None;
+            while h < e {
+                let it = &items[h];
+                let at = h;
                 h += 1;
-            }
-            let del = match sc.open[0] {
-                Some(d) => pdel.max(d),
-                None => pdel,
-            };
-            let group = std::mem::take(&mut sc.group);
-            let out = merge_group(part, &items, &group, del, &schema.regulars, now, sc, false);
-            sc.group = group;
-            match out {
-                Ok(Some(row)) => part.rows.push(row),
-                Ok(None) => {}
-                Err(e) => {
-                    result = Err(e);
-                    break;
+                if it.kind != BoundKind::Clustering {
+                    open = it.start_deletion;
+                    continue;
+                }
+                sc.group.clear();
+                sc.group.push(at);
+                while h < e
+                    && items[h].kind == BoundKind::Clustering
+                    && same_row(&part.arena, ctys, bytewise, &items[h], it)
+                {
+                    sc.group.push(h);
+                    h += 1;
+                }
+                let del = match open {
+                    Some(d) => pdel.max(d),
+                    None => pdel,
+                };
+                let group = std::mem::take(&mut sc.group);
+                let out = merge_group(part, items, &group, del, &schema.regulars, now, sc, false);
+                sc.group = group;
+                if let Some(row) = out? {
+                    part.rows.push(row);
                 }
             }
         }
-        sc.heads[0].0 = h;
-        part.arena.items = items;
-        return result;
+        return Ok(());
     }
+    sc.open.clear();
+    sc.open.resize(n, None);
     loop {
         let mut best: Option<usize> = None;
         for s in 0..n {
@@ -792,7 +823,7 @@ fn merge_partition(
         }
         let Some(b) = best else { break };
         let at = sc.heads[b].0;
-        let it = items[at];
+        let it = &items[at];
         sc.heads[b].0 += 1;
         if it.kind != BoundKind::Clustering {
             sc.open[b] = it.start_deletion;
@@ -807,7 +838,7 @@ fn merge_partition(
                     let h = sc.heads[s].0;
                     let cand = &items[h];
                     if cand.kind != BoundKind::Clustering
-                        || !same_row(&part.arena, ctys, bytewise, cand, &it)
+                        || !same_row(&part.arena, ctys, bytewise, cand, it)
                     {
                         break;
                     }
@@ -825,13 +856,12 @@ fn merge_partition(
             del = del.max(*d);
         }
         let group = std::mem::take(&mut sc.group);
-        let out = merge_group(part, &items, &group, del, &schema.regulars, now, sc, false);
+        let out = merge_group(part, items, &group, del, &schema.regulars, now, sc, false);
         sc.group = group;
         if let Some(row) = out? {
             part.rows.push(row);
         }
     }
-    part.arena.items = items;
     Ok(())
 }
 
@@ -847,7 +877,7 @@ fn merge_group(
     sc: &mut Scratch,
     is_static: bool,
 ) -> std::result::Result<Option<OutRow>, String> {
-    let first = items[group[0]];
+    let first = &items[group[0]];
     let mut liveness = first.liveness;
     let mut del = del.max(first.deletion);
     sc.complex.clear();
@@ -865,55 +895,51 @@ fn merge_group(
         }
     }
     let row_live = liveness.is_live(now) && !del.deletes(liveness.timestamp);
-    sc.cand.clear();
-    for &g in group {
-        let it = &items[g];
-        sc.cand.extend(it.cells.0..it.cells.1);
-    }
-    if group.len() > 1 {
-        let arena = &part.arena;
-        sc.cand.sort_by(|&x, &y| cmp_cells(arena, x, y));
-    }
     let cells_start = part.out_cells.len();
-    // One version: its cells are distinct (column, path) pairs already, each its own winner.
-    let versions = group.len() > 1;
-    let mut i = 0;
-    while i < sc.cand.len() {
-        let mut j = i + 1;
-        while versions && j < sc.cand.len() && same_cell(&part.arena, sc.cand[i], sc.cand[j]) {
-            j += 1;
-        }
-        let col = part.arena.cells[sc.cand[i] as usize].column;
-        let mut winner = sc.cand[i];
-        if j - i > 1 && columns.get(col as usize).is_some_and(|c| c.ty.is_counter()) {
-            winner = merge_counter(part, &sc.cand[i..j], &mut sc.counters, &mut sc.counter_out)?;
-        } else {
-            for &k in &sc.cand[i + 1..j] {
-                let a = &part.arena;
-                if resolve(
-                    &cell_view(a, &a.cells[k as usize]),
-                    &cell_view(a, &a.cells[winner as usize]),
-                ) == Ordering::Greater
-                {
-                    winner = k;
-                }
+    if let [only] = group {
+        // One version: its cells are distinct (column, path) pairs already, each its own winner.
+        let it = &items[*only];
+        for k in it.cells.0..it.cells.1 {
+            if cell_visible(&part.arena.cells[k as usize], del, &sc.complex, now) {
+                part.out_cells.push(k);
             }
         }
-        let c = &part.arena.cells[winner as usize];
-        let complex = sc
-            .complex
-            .iter()
-            .find(|(cc, _)| *cc == col)
-            .map(|(_, d)| *d);
-        let visible = col != u32::MAX
-            && !c.tombstone
-            && (c.ttl == 0 || c.ldt == NO_DELETION_TIME || now < c.ldt)
-            && !del.deletes(c.timestamp)
-            && !complex.is_some_and(|d| d.deletes(c.timestamp));
-        if visible {
-            part.out_cells.push(winner);
+    } else {
+        sc.cand.clear();
+        for &g in group {
+            let it = &items[g];
+            sc.cand.extend(it.cells.0..it.cells.1);
         }
-        i = j;
+        let arena = &part.arena;
+        sc.cand.sort_by(|&x, &y| cmp_cells(arena, x, y));
+        let mut i = 0;
+        while i < sc.cand.len() {
+            let mut j = i + 1;
+            while j < sc.cand.len() && same_cell(&part.arena, sc.cand[i], sc.cand[j]) {
+                j += 1;
+            }
+            let col = part.arena.cells[sc.cand[i] as usize].column;
+            let mut winner = sc.cand[i];
+            if j - i > 1 && columns.get(col as usize).is_some_and(|c| c.ty.is_counter()) {
+                winner =
+                    merge_counter(part, &sc.cand[i..j], &mut sc.counters, &mut sc.counter_out)?;
+            } else {
+                for &k in &sc.cand[i + 1..j] {
+                    let a = &part.arena;
+                    if resolve(
+                        &cell_view(a, &a.cells[k as usize]),
+                        &cell_view(a, &a.cells[winner as usize]),
+                    ) == Ordering::Greater
+                    {
+                        winner = k;
+                    }
+                }
+            }
+            if cell_visible(&part.arena.cells[winner as usize], del, &sc.complex, now) {
+                part.out_cells.push(winner);
+            }
+            i = j;
+        }
     }
     let cells_end = part.out_cells.len();
     if (is_static || !row_live) && cells_end == cells_start {
@@ -930,6 +956,19 @@ fn merge_group(
         cells: (cells_start as u32, cells_end as u32),
         is_static,
     }))
+}
+
+/// Whether a reconciled cell is returned: a column of the merged table, not a tombstone, not expired at
+/// `now`, and not shadowed by the row's deletion or its column's complex deletion.
+#[inline]
+fn cell_visible(c: &CellRec, del: DeletionTime, complex: &[(u32, DeletionTime)], now: i64) -> bool {
+    c.column != u32::MAX
+        && !c.tombstone
+        && (c.ttl == 0 || c.ldt == NO_DELETION_TIME || now < c.ldt)
+        && !del.deletes(c.timestamp)
+        && !complex
+            .iter()
+            .any(|(col, d)| *col == c.column && d.deletes(c.timestamp))
 }
 
 /// `Cells.resolveCounter`: a tombstone wins whatever its timestamp; otherwise the contexts merge.

@@ -3,7 +3,10 @@
 //! Cells carry column indexes of the merged table, so SSTables written before a column was added line up.
 //! Memory is that of the widest partition; nothing is allocated per row once the vectors have grown.
 
-use crate::row::{BoundKind, DeletionTime, LivenessInfo, MarkerRef, RowRef, CELL_IS_DELETED};
+use crate::row::{
+    BoundKind, DeletionTime, LivenessInfo, RawCell, RawComplexDeletion, CELL_IS_DELETED,
+};
+use crate::scanner::CellSink;
 
 /// A byte range in the arena (`None`: a null clustering component).
 pub type Slot = Option<(u32, u32)>;
@@ -48,6 +51,8 @@ pub struct Arena {
     pub complex: Vec<(u32, DeletionTime)>,
     pub items: Vec<Item>,
     pub statics: Vec<Item>,
+    /// Range tombstone markers among `items`.
+    pub markers: u32,
 }
 
 /// The arena outgrew 32-bit offsets (a partition of more than 4 GiB of projected data).
@@ -69,6 +74,7 @@ impl Arena {
         self.complex.clear();
         self.items.clear();
         self.statics.clear();
+        self.markers = 0;
     }
 
     #[inline]
@@ -94,144 +100,184 @@ impl Arena {
             .iter()
             .map(|s| self.slot(*s))
     }
+}
 
-    /// Copies a row; `map` translates the SSTable's column indexes to the merged table's.
-    ///
-    /// The row's clustering values, paths and values usually lie close together in the scanner's window:
-    /// they are then copied as one span (one `memcpy`, offsets shifted), not value by value.
-    pub fn stage_row(&mut self, src: u32, r: &RowRef<'_>, map: &[u32]) -> Result<(), TooWide> {
-        let (mut lo, mut hi, mut used) = (u32::MAX, 0u32, 0usize);
-        let mut widen = |(s, e): (u32, u32)| {
-            lo = lo.min(s);
-            hi = hi.max(e);
-            used += (e - s) as usize;
-        };
-        for s in r.clustering.iter().flatten() {
-            widen(*s);
-        }
-        for c in r.cells {
-            if let Some(p) = c.path {
-                widen(p);
-            }
-            widen(c.value);
-        }
-        if lo > hi {
-            (lo, hi) = (0, 0); // no value at all (empty values give lo == hi: nothing to copy)
-        }
-        let span = (hi - lo) as usize;
-        if span > 2 * used + 256 {
-            // Projected values far apart (wide unprojected columns between them): copy them one by one.
-            return self.stage_row_by_value(src, r, map);
-        }
-        let base = self.bytes.len();
-        self.bytes
-            .extend_from_slice(&r.window[lo as usize..hi as usize]);
-        r32(base, self.bytes.len())?;
-        // Fits in u32 (checked above), and every offset is >= lo.
-        let shift = |(s, e): (u32, u32)| (s - lo + base as u32, e - lo + base as u32);
-        let cs = self.slots.len();
-        self.slots.extend(r.clustering.iter().map(|s| s.map(shift)));
-        let cells_start = self.cells.len();
-        self.cells.extend(r.cells.iter().map(|c| CellRec {
-            column: map.get(c.column as usize).copied().unwrap_or(u32::MAX),
-            timestamp: c.timestamp,
-            ttl: c.ttl,
-            ldt: c.ldt,
-            tombstone: c.flags & CELL_IS_DELETED != 0,
-            path: c.path.map(shift),
-            value: shift(c.value),
-        }));
-        self.finish_row(src, r, map, cs, cells_start)
-    }
+/// Stages one source's unfiltereds while the scanner decodes them (a [`CellSink`]): a row's bytes are
+/// copied once, as one span, and its cells recorded straight away with offsets into that copy and the
+/// merged table's column indexes. Rows longer than [`Stager::SPAN_LIMIT`] (wide unprojected values) have
+/// their projected values copied one by one instead.
+pub(crate) struct Stager<'a> {
+    arena: &'a mut Arena,
+    src: u32,
+    statics: &'a [u32],
+    regulars: &'a [u32],
+    map: &'a [u32],
+    /// Arena offset minus window offset of the current row's copy; `None`: values copied one by one.
+    shift: Option<u32>,
+    cells_start: usize,
+    complex_start: usize,
+    too_wide: bool,
+}
 
-    fn stage_row_by_value(&mut self, src: u32, r: &RowRef<'_>, map: &[u32]) -> Result<(), TooWide> {
-        let cs = self.slots.len();
-        for i in 0..r.clustering_len() {
-            let s = match r.clustering(i) {
-                Some(b) => Some(self.push_bytes(b)?),
-                None => None,
-            };
-            self.slots.push(s);
-        }
-        let cells_start = self.cells.len();
-        for c in r.cells() {
-            let path = match c.path {
-                Some(p) => Some(self.push_bytes(p)?),
-                None => None,
-            };
-            let value = self.push_bytes(c.value)?;
-            self.cells.push(CellRec {
-                column: map.get(c.column).copied().unwrap_or(u32::MAX),
-                timestamp: c.timestamp,
-                ttl: c.ttl,
-                ldt: c.local_deletion_time,
-                tombstone: c.tombstone,
-                path,
-                value,
-            });
-        }
-        self.finish_row(src, r, map, cs, cells_start)
-    }
+impl<'a> Stager<'a> {
+    /// Longest row copied whole.
+    pub const SPAN_LIMIT: usize = 1024;
 
-    fn finish_row(
-        &mut self,
-        src: u32,
-        r: &RowRef<'_>,
-        map: &[u32],
-        cs: usize,
-        cells_start: usize,
-    ) -> Result<(), TooWide> {
-        let cx = self.complex.len();
-        for (col, d) in r.complex_deletions() {
-            self.complex
-                .push((map.get(col).copied().unwrap_or(u32::MAX), d));
-        }
-        let item = Item {
+    /// A stager for source `src` of the partition; the maps translate the SSTable's static and regular
+    /// column indexes to the merged table's.
+    pub fn new(arena: &'a mut Arena, src: u32, statics: &'a [u32], regulars: &'a [u32]) -> Self {
+        Stager {
+            arena,
             src,
-            kind: if r.is_static() {
+            statics,
+            regulars,
+            map: regulars,
+            shift: None,
+            cells_start: 0,
+            complex_start: 0,
+            too_wide: false,
+        }
+    }
+
+    #[inline]
+    fn column(&self, c: u32) -> u32 {
+        self.map.get(c as usize).copied().unwrap_or(u32::MAX)
+    }
+
+    #[inline]
+    fn place(&mut self, window: &[u8], (s, e): (u32, u32)) -> (u32, u32) {
+        match self.shift {
+            Some(k) => (s.wrapping_add(k), e.wrapping_add(k)),
+            None => self
+                .arena
+                .push_bytes(&window[s as usize..e as usize])
+                .unwrap_or_else(|_| {
+                    self.too_wide = true;
+                    (0, 0)
+                }),
+        }
+    }
+
+    /// Records the row whose cells were just staged, with its clustering (window offsets).
+    pub fn finish_row(
+        &mut self,
+        window: &[u8],
+        clustering: &[Slot],
+        liveness: LivenessInfo,
+        deletion: DeletionTime,
+        is_static: bool,
+    ) -> Result<(), TooWide> {
+        let cs = self.arena.slots.len();
+        for s in clustering {
+            let slot = s.map(|r| self.place(window, r));
+            self.arena.slots.push(slot);
+        }
+        if self.too_wide {
+            return Err(TooWide);
+        }
+        let a = &mut *self.arena;
+        let item = Item {
+            src: self.src,
+            kind: if is_static {
                 BoundKind::StaticClustering
             } else {
                 BoundKind::Clustering
             },
-            clust: r32(cs, self.slots.len())?,
-            liveness: r.liveness(),
-            deletion: r.deletion(),
-            cells: r32(cells_start, self.cells.len())?,
-            complex: r32(cx, self.complex.len())?,
+            clust: r32(cs, a.slots.len())?,
+            liveness,
+            deletion,
+            cells: r32(self.cells_start, a.cells.len())?,
+            complex: r32(self.complex_start, a.complex.len())?,
             end_deletion: None,
             start_deletion: None,
         };
-        if r.is_static() {
-            self.statics.push(item);
+        if is_static {
+            a.statics.push(item);
         } else {
-            self.items.push(item);
+            a.items.push(item);
         }
         Ok(())
     }
 
-    /// Copies a range tombstone marker.
-    pub fn stage_marker(&mut self, src: u32, m: &MarkerRef<'_>) -> Result<(), TooWide> {
-        let cs = self.slots.len();
-        for i in 0..m.clustering_len() {
-            let s = match m.clustering(i) {
-                Some(b) => Some(self.push_bytes(b)?),
+    /// Records a range tombstone marker (its clustering values are copied one by one).
+    pub fn marker(
+        &mut self,
+        window: &[u8],
+        clustering: &[Slot],
+        kind: BoundKind,
+        end_deletion: Option<DeletionTime>,
+        start_deletion: Option<DeletionTime>,
+    ) -> Result<(), TooWide> {
+        let a = &mut *self.arena;
+        let cs = a.slots.len();
+        for s in clustering {
+            let slot = match s {
+                Some((s, e)) => Some(a.push_bytes(&window[*s as usize..*e as usize])?),
                 None => None,
             };
-            self.slots.push(s);
+            a.slots.push(slot);
         }
-        let n = self.cells.len();
-        let x = self.complex.len();
-        self.items.push(Item {
-            src,
-            kind: m.kind,
-            clust: r32(cs, self.slots.len())?,
+        let n = a.cells.len();
+        let x = a.complex.len();
+        a.markers += 1;
+        a.items.push(Item {
+            src: self.src,
+            kind,
+            clust: r32(cs, a.slots.len())?,
             liveness: LivenessInfo::EMPTY,
             deletion: DeletionTime::LIVE,
             cells: r32(n, n)?,
             complex: r32(x, x)?,
-            end_deletion: m.end_deletion,
-            start_deletion: m.start_deletion,
+            end_deletion,
+            start_deletion,
         });
         Ok(())
+    }
+}
+
+impl CellSink for Stager<'_> {
+    #[inline]
+    fn begin(&mut self, window: &[u8], start: usize, end: usize, is_static: bool) {
+        self.map = if is_static {
+            self.statics
+        } else {
+            self.regulars
+        };
+        self.cells_start = self.arena.cells.len();
+        self.complex_start = self.arena.complex.len();
+        self.shift = None;
+        if end - start <= Self::SPAN_LIMIT {
+            let base = self.arena.bytes.len();
+            match u32::try_from(base + (end - start)) {
+                Ok(_) => {
+                    self.arena.bytes.extend_from_slice(&window[start..end]);
+                    // Window offsets are below `start`'s u32 range too: arena = window + (base - start).
+                    self.shift = Some((base as u32).wrapping_sub(start as u32));
+                }
+                Err(_) => self.too_wide = true,
+            }
+        }
+    }
+
+    #[inline]
+    fn cell(&mut self, window: &[u8], c: RawCell) {
+        let path = c.path.map(|p| self.place(window, p));
+        let value = self.place(window, c.value);
+        let column = self.column(c.column);
+        self.arena.cells.push(CellRec {
+            column,
+            timestamp: c.timestamp,
+            ttl: c.ttl,
+            ldt: c.ldt,
+            tombstone: c.flags & CELL_IS_DELETED != 0,
+            path,
+            value,
+        });
+    }
+
+    #[inline]
+    fn complex_deletion(&mut self, d: RawComplexDeletion) {
+        let column = self.column(d.column);
+        self.arena.complex.push((column, d.deletion));
     }
 }
