@@ -58,22 +58,33 @@ impl<'a> Cursor<'a> {
 
     #[inline(always)]
     pub fn take(&mut self, n: usize) -> ShortResult<&'a [u8]> {
-        if self.remaining() < n {
-            return Err(self.short(n));
+        match self.buf.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            None => Err(self.short(n)),
         }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
     }
 
     #[inline(always)]
     pub fn skip(&mut self, n: usize) -> ShortResult<()> {
-        self.take(n).map(|_| ())
+        if n > self.remaining() {
+            return Err(self.short(n));
+        }
+        self.pos += n;
+        Ok(())
     }
 
     #[inline(always)]
     pub fn u8(&mut self) -> ShortResult<u8> {
-        Ok(self.take(1)?[0])
+        match self.buf.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(self.short(1)),
+        }
     }
 
     #[inline(always)]

@@ -463,6 +463,7 @@ impl<'s> Scanner<'s> {
     }
 
     /// One decode attempt of the unfiltered at `at` (see [`Scanner::next_into`]).
+    #[inline(always)]
     fn decode<S: CellSink>(&mut self, at: u64, sink: &mut S) -> Result<Step> {
         let ws = self.reader.window_start();
         let window = self.reader.window();

@@ -878,6 +878,9 @@ fn merge_group(
     is_static: bool,
 ) -> std::result::Result<Option<OutRow>, String> {
     let first = &items[group[0]];
+    if group.len() == 1 {
+        return Ok(merge_single(part, first, del, now, is_static));
+    }
     let mut liveness = first.liveness;
     let mut del = del.max(first.deletion);
     sc.complex.clear();
@@ -896,50 +899,39 @@ fn merge_group(
     }
     let row_live = liveness.is_live(now) && !del.deletes(liveness.timestamp);
     let cells_start = part.out_cells.len();
-    if let [only] = group {
-        // One version: its cells are distinct (column, path) pairs already, each its own winner.
-        let it = &items[*only];
-        for k in it.cells.0..it.cells.1 {
-            if cell_visible(&part.arena.cells[k as usize], del, &sc.complex, now) {
-                part.out_cells.push(k);
-            }
+    sc.cand.clear();
+    for &g in group {
+        let it = &items[g];
+        sc.cand.extend(it.cells.0..it.cells.1);
+    }
+    let arena = &part.arena;
+    sc.cand.sort_by(|&x, &y| cmp_cells(arena, x, y));
+    let mut i = 0;
+    while i < sc.cand.len() {
+        let mut j = i + 1;
+        while j < sc.cand.len() && same_cell(&part.arena, sc.cand[i], sc.cand[j]) {
+            j += 1;
         }
-    } else {
-        sc.cand.clear();
-        for &g in group {
-            let it = &items[g];
-            sc.cand.extend(it.cells.0..it.cells.1);
-        }
-        let arena = &part.arena;
-        sc.cand.sort_by(|&x, &y| cmp_cells(arena, x, y));
-        let mut i = 0;
-        while i < sc.cand.len() {
-            let mut j = i + 1;
-            while j < sc.cand.len() && same_cell(&part.arena, sc.cand[i], sc.cand[j]) {
-                j += 1;
-            }
-            let col = part.arena.cells[sc.cand[i] as usize].column;
-            let mut winner = sc.cand[i];
-            if j - i > 1 && columns.get(col as usize).is_some_and(|c| c.ty.is_counter()) {
-                winner =
-                    merge_counter(part, &sc.cand[i..j], &mut sc.counters, &mut sc.counter_out)?;
-            } else {
-                for &k in &sc.cand[i + 1..j] {
-                    let a = &part.arena;
-                    if resolve(
-                        &cell_view(a, &a.cells[k as usize]),
-                        &cell_view(a, &a.cells[winner as usize]),
-                    ) == Ordering::Greater
-                    {
-                        winner = k;
-                    }
+        let col = part.arena.cells[sc.cand[i] as usize].column;
+        let mut winner = sc.cand[i];
+        if j - i > 1 && columns.get(col as usize).is_some_and(|c| c.ty.is_counter()) {
+            winner = merge_counter(part, &sc.cand[i..j], &mut sc.counters, &mut sc.counter_out)?;
+        } else {
+            for &k in &sc.cand[i + 1..j] {
+                let a = &part.arena;
+                if resolve(
+                    &cell_view(a, &a.cells[k as usize]),
+                    &cell_view(a, &a.cells[winner as usize]),
+                ) == Ordering::Greater
+                {
+                    winner = k;
                 }
             }
-            if cell_visible(&part.arena.cells[winner as usize], del, &sc.complex, now) {
-                part.out_cells.push(winner);
-            }
-            i = j;
         }
+        if cell_visible(&part.arena.cells[winner as usize], del, &sc.complex, now) {
+            part.out_cells.push(winner);
+        }
+        i = j;
     }
     let cells_end = part.out_cells.len();
     if (is_static || !row_live) && cells_end == cells_start {
@@ -956,6 +948,41 @@ fn merge_group(
         cells: (cells_start as u32, cells_end as u32),
         is_static,
     }))
+}
+
+/// [`merge_group`] of a row with one version: its cells are distinct (column, path) pairs, each its
+/// own winner, and its complex deletions name distinct columns.
+#[inline]
+fn merge_single(
+    part: &mut MergedPartition,
+    it: &Item,
+    del: DeletionTime,
+    now: i64,
+    is_static: bool,
+) -> Option<OutRow> {
+    let del = del.max(it.deletion);
+    let row_live = it.liveness.is_live(now) && !del.deletes(it.liveness.timestamp);
+    let complex = &part.arena.complex[it.complex.0 as usize..it.complex.1 as usize];
+    let cells_start = part.out_cells.len();
+    for k in it.cells.0..it.cells.1 {
+        if cell_visible(&part.arena.cells[k as usize], del, complex, now) {
+            part.out_cells.push(k);
+        }
+    }
+    let cells_end = part.out_cells.len();
+    if (is_static || !row_live) && cells_end == cells_start {
+        return None;
+    }
+    Some(OutRow {
+        clust: it.clust,
+        liveness: if row_live {
+            it.liveness
+        } else {
+            LivenessInfo::EMPTY
+        },
+        cells: (cells_start as u32, cells_end as u32),
+        is_static,
+    })
 }
 
 /// Whether a reconciled cell is returned: a column of the merged table, not a tombstone, not expired at

@@ -139,12 +139,12 @@ impl<'a> Stager<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn column(&self, c: u32) -> u32 {
         self.map.get(c as usize).copied().unwrap_or(u32::MAX)
     }
 
-    #[inline]
+    #[inline(always)]
     fn place(&mut self, window: &[u8], (s, e): (u32, u32)) -> (u32, u32) {
         match self.shift {
             Some(k) => (s.wrapping_add(k), e.wrapping_add(k)),
@@ -236,7 +236,7 @@ impl<'a> Stager<'a> {
 }
 
 impl CellSink for Stager<'_> {
-    #[inline]
+    #[inline(always)]
     fn begin(&mut self, window: &[u8], start: usize, end: usize, is_static: bool) {
         self.map = if is_static {
             self.statics
@@ -259,7 +259,7 @@ impl CellSink for Stager<'_> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn cell(&mut self, window: &[u8], c: RawCell) {
         let path = c.path.map(|p| self.place(window, p));
         let value = self.place(window, c.value);
@@ -275,7 +275,7 @@ impl CellSink for Stager<'_> {
         });
     }
 
-    #[inline]
+    #[inline(always)]
     fn complex_deletion(&mut self, d: RawComplexDeletion) {
         let column = self.column(d.column);
         self.arena.complex.push((column, d.deletion));
