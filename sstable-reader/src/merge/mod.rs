@@ -439,12 +439,12 @@ impl<'t> MergedScan<'t> {
         part.deletion = DeletionTime::LIVE;
         part.versions = self.contributing.len() as u32;
         self.scratch.heads.clear();
-        for (j, &i) in self.contributing.iter().enumerate() {
+        for &i in &self.contributing {
             let s = &mut self.sources[i];
             part.deletion = part.deletion.max(s.deletion);
             let (statics_map, regulars_map) = &self.table.maps[s.sst];
             let start = part.arena.items.len();
-            let mut stager = Stager::new(&mut part.arena, j as u32, statics_map, regulars_map);
+            let mut stager = Stager::new(&mut part.arena, statics_map, regulars_map);
             while let Some(d) = s.scan.next_into(&mut stager)? {
                 let (window, clustering) = (s.scan.window(), s.scan.clustering());
                 let staged = match d {
@@ -456,8 +456,8 @@ impl<'t> MergedScan<'t> {
                         self.stats.rows_read += 1;
                         stager.finish_row(window, clustering, liveness, deletion, is_static)
                     }
-                    Decoded::Marker { kind, end, start } => {
-                        stager.marker(window, clustering, kind, end, start)
+                    Decoded::Marker { kind, start, .. } => {
+                        stager.marker(window, clustering, kind, start)
                     }
                 };
                 staged.map_err(|_| {

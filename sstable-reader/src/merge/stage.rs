@@ -27,8 +27,6 @@ pub struct CellRec {
 /// A staged row (kind `Clustering` or `StaticClustering`) or range tombstone marker.
 #[derive(Debug, Clone, Copy)]
 pub struct Item {
-    /// Index of the contributing source (its order in this partition).
-    pub src: u32,
     pub kind: BoundKind,
     /// Range in [`Arena::slots`].
     pub clust: (u32, u32),
@@ -38,7 +36,7 @@ pub struct Item {
     pub cells: (u32, u32),
     /// Range in [`Arena::complex`].
     pub complex: (u32, u32),
-    pub end_deletion: Option<DeletionTime>,
+    /// Markers: the deletion open after the marker (`None`: none).
     pub start_deletion: Option<DeletionTime>,
 }
 
@@ -108,7 +106,6 @@ impl Arena {
 /// their projected values copied one by one instead.
 pub(crate) struct Stager<'a> {
     arena: &'a mut Arena,
-    src: u32,
     statics: &'a [u32],
     regulars: &'a [u32],
     map: &'a [u32],
@@ -123,12 +120,11 @@ impl<'a> Stager<'a> {
     /// Longest row copied whole.
     pub const SPAN_LIMIT: usize = 1024;
 
-    /// A stager for source `src` of the partition; the maps translate the SSTable's static and regular
+    /// A stager for one source of the partition; the maps translate the SSTable's static and regular
     /// column indexes to the merged table's.
-    pub fn new(arena: &'a mut Arena, src: u32, statics: &'a [u32], regulars: &'a [u32]) -> Self {
+    pub fn new(arena: &'a mut Arena, statics: &'a [u32], regulars: &'a [u32]) -> Self {
         Stager {
             arena,
-            src,
             statics,
             regulars,
             map: regulars,
@@ -177,7 +173,6 @@ impl<'a> Stager<'a> {
         }
         let a = &mut *self.arena;
         let item = Item {
-            src: self.src,
             kind: if is_static {
                 BoundKind::StaticClustering
             } else {
@@ -188,7 +183,6 @@ impl<'a> Stager<'a> {
             deletion,
             cells: r32(self.cells_start, a.cells.len())?,
             complex: r32(self.complex_start, a.complex.len())?,
-            end_deletion: None,
             start_deletion: None,
         };
         if is_static {
@@ -205,7 +199,6 @@ impl<'a> Stager<'a> {
         window: &[u8],
         clustering: &[Slot],
         kind: BoundKind,
-        end_deletion: Option<DeletionTime>,
         start_deletion: Option<DeletionTime>,
     ) -> Result<(), TooWide> {
         let a = &mut *self.arena;
@@ -221,14 +214,12 @@ impl<'a> Stager<'a> {
         let x = a.complex.len();
         a.markers += 1;
         a.items.push(Item {
-            src: self.src,
             kind,
             clust: r32(cs, a.slots.len())?,
             liveness: LivenessInfo::EMPTY,
             deletion: DeletionTime::LIVE,
             cells: r32(n, n)?,
             complex: r32(x, x)?,
-            end_deletion,
             start_deletion,
         });
         Ok(())
