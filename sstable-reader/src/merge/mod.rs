@@ -656,7 +656,7 @@ fn cmp_items(a: &Arena, types: &[CqlType], x: &Item, y: &Item) -> Ordering {
 }
 
 /// Whether two staged rows (kind `Clustering`) have equal clusterings.
-#[inline]
+#[inline(always)]
 fn same_row(a: &Arena, types: &[CqlType], bytewise: bool, x: &Item, y: &Item) -> bool {
     if bytewise {
         let (xs, ys) = (
@@ -779,23 +779,32 @@ fn merge_rows(
                     open = it.start_deletion;
                     continue;
                 }
-                sc.group.clear();
-                sc.group.push(at);
-                while h < e
-                    && items[h].kind == BoundKind::Clustering
-                    && same_row(&part.arena, ctys, bytewise, &items[h], it)
-                {
-                    sc.group.push(h);
-                    h += 1;
-                }
                 let del = match open {
                     Some(d) => pdel.max(d),
                     None => pdel,
                 };
-                let group = std::mem::take(&mut sc.group);
-                let out = merge_group(part, items, &group, del, &schema.regulars, now, sc, false);
-                sc.group = group;
-                if let Some(row) = out? {
+                let duplicated = h < e
+                    && items[h].kind == BoundKind::Clustering
+                    && same_row(&part.arena, ctys, bytewise, &items[h], it);
+                let out = if duplicated {
+                    sc.group.clear();
+                    sc.group.push(at);
+                    while h < e
+                        && items[h].kind == BoundKind::Clustering
+                        && same_row(&part.arena, ctys, bytewise, &items[h], it)
+                    {
+                        sc.group.push(h);
+                        h += 1;
+                    }
+                    let group = std::mem::take(&mut sc.group);
+                    let out =
+                        merge_group(part, items, &group, del, &schema.regulars, now, sc, false);
+                    sc.group = group;
+                    out?
+                } else {
+                    merge_single(part, it, del, now, false)
+                };
+                if let Some(row) = out {
                     part.rows.push(row);
                 }
             }
@@ -952,7 +961,7 @@ fn merge_group(
 
 /// [`merge_group`] of a row with one version: its cells are distinct (column, path) pairs, each its
 /// own winner, and its complex deletions name distinct columns.
-#[inline]
+#[inline(always)]
 fn merge_single(
     part: &mut MergedPartition,
     it: &Item,

@@ -155,6 +155,7 @@ impl<'a> Stager<'a> {
     }
 
     /// Records the row whose cells were just staged, with its clustering (window offsets).
+    #[inline(always)]
     pub fn finish_row(
         &mut self,
         window: &[u8],
