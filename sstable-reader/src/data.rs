@@ -207,11 +207,10 @@ impl<'f> DataReader<'f> {
         if self.file.compression.is_none() {
             self.base = pos.min(self.file.file_len());
             if let Some(sums) = &self.file.checksums {
-                // Verification restarts at the chunk holding `pos`, not at the start of the file.
+                // Verification restarts at the chunk holding `pos` (never trusting chunks skipped over
+                // by an earlier seek, and not re-reading from the start of the file).
                 let size = sums.chunk_size as u64;
-                if self.base / size * size > self.verified {
-                    self.verified = self.base / size * size;
-                }
+                self.verified = self.base / size * size;
             }
             return;
         }
@@ -391,5 +390,61 @@ impl<'f> DataReader<'f> {
             self.verified = stop;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An uncompressed Data.db of four 64-byte chunks with its CRC.db checksums; `damage` flips a byte
+    /// of the given chunk after the checksums are taken.
+    fn file(damage: Option<usize>) -> (tempfile::TempDir, DataFile) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nb-1-big-Data.db");
+        let mut bytes: Vec<u8> = (0..256u32).map(|i| (i * 7) as u8).collect();
+        let crcs = bytes.chunks(64).map(crc32fast::hash).collect();
+        if let Some(chunk) = damage {
+            bytes[chunk * 64 + 5] ^= 0x40;
+        }
+        std::fs::write(&path, &bytes).expect("write");
+        let sums = ChunkChecksums {
+            chunk_size: 64,
+            crcs,
+        };
+        let f = DataFile::open(&path, None, Some(sums)).expect("open");
+        (dir, f)
+    }
+
+    #[test]
+    fn the_window_of_an_uncompressed_file_holds_only_verified_chunks() {
+        let (_d, f) = file(Some(0));
+        let mut r = f.reader();
+        // Seeking past the damaged chunk reads the later ones, and the window never shows chunk 0.
+        r.seek(130);
+        assert!(r.window().is_empty(), "nothing verified yet");
+        r.ensure(140).expect("chunk 2 is intact");
+        assert_eq!(r.window_start(), 130);
+        assert_eq!(r.window().len(), 192 - 130, "up to the end of chunk 2");
+        // Going back to the damaged chunk is a checksum error, not its bytes.
+        r.seek(10);
+        assert!(r.window().is_empty());
+        match r.ensure(20) {
+            Err(Error::Checksum { offset, .. }) => assert_eq!(offset, 0),
+            other => panic!("expected a checksum error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn extend_verifies_the_next_chunk_of_an_uncompressed_file() {
+        let (_d, f) = file(None);
+        let mut r = f.reader();
+        r.seek(0);
+        let mut seen = 0;
+        while r.extend().expect("intact") {
+            seen += 1;
+        }
+        assert_eq!(seen, 4);
+        assert_eq!(r.window().len(), 256);
     }
 }
