@@ -1,8 +1,9 @@
 //! Sequential scan of one SSTable's Data.db: partition by partition, unfiltered by unfiltered, decoding
-//! only the projected columns. Each unfiltered's extent is measured first (flags, clustering and the
-//! `row_size` vint), its bytes are made available in the data window, and then it is decoded into reused
-//! buffers; columns outside the projection are skipped, and once the last projected column of a row is
-//! read the rest of the row is skipped by `row_size`.
+//! only the projected columns. Each unfiltered is decoded in one pass from the data window: its header
+//! (flags, clustering, size) is read first; when it or the body it announces runs past the window, more
+//! chunks are loaded and the decode starts again. Cells go to a `CellSink`: the scanner's own reused
+//! buffers ([`Scanner::next_unfiltered`]) or a merge arena. Columns outside the projection are skipped,
+//! and once the last projected column of a row is read the rest of the row is skipped by its size.
 
 use crate::bytes::{Cursor, Short};
 use crate::data::DataReader;
