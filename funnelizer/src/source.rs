@@ -211,6 +211,7 @@ pub(crate) fn kind(p: &Place) -> Option<&Kind> {
     }
 }
 
+#[inline]
 pub(crate) fn decode<'a>(k: &Kind, b: &'a [u8]) -> Value<'a> {
     let int = |b: &[u8]| -> Option<i64> {
         Some(match b.len() {

@@ -608,8 +608,14 @@ impl<'p> MergedRow<'p> {
     }
 
     /// The first live cell of `column` (the value of a simple column).
+    #[inline]
     pub fn cell(&self, column: usize) -> Option<Cell<'p>> {
-        self.cells().find(|c| c.column == column)
+        let a = &self.part.arena;
+        self.part.out_cells[self.row.cells.0 as usize..self.row.cells.1 as usize]
+            .iter()
+            .map(|&i| &a.cells[i as usize])
+            .find(|c| c.column as usize == column)
+            .map(|c| cell_view(a, c))
     }
 
     /// An owned copy (e.g. for [`crate::cql::RowRenderer`], with no deletion left to apply).
