@@ -703,6 +703,12 @@ fn merged_scan_equals_the_model_on_replicated_overlapping_sstables() {
 }
 
 #[test]
+fn merged_scan_equals_the_model_on_replicas_of_many_small_partitions() {
+    // Many keys, so that many partitions have no range tombstone: their rows merge in runs.
+    check_against_model(Layout::Replicated { nodes: 2 }, 4, 24, 200..224);
+}
+
+#[test]
 fn merged_scan_equals_the_model_on_sstables_holding_successive_slices() {
     // Many keys, so that many partitions have no range tombstone (those take the concatenation path).
     check_against_model(Layout::Sliced, 3, 24, 100..124);

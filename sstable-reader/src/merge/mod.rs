@@ -768,52 +768,20 @@ fn merge_rows(
     sc: &mut Scratch,
 ) -> std::result::Result<(), String> {
     let pdel = part.deletion;
+    let cx = MergeCtx {
+        columns: &schema.regulars,
+        ctys,
+        bytewise,
+        now,
+    };
     sc.heads.retain(|&(h, e)| h < e);
     let n = sc.heads.len();
     if n <= 1 || (part.arena.markers == 0 && runs_in_order(&part.arena, ctys, items, &mut sc.heads))
     {
-        // One source at a time: its items are in order; only duplicate rows (a file from a 2.x
-        // upgrade) need collapsing, and only its own range tombstones apply.
+        // One source at a time: its items are in order, and only its own range tombstones apply.
         for s in 0..n {
-            let (mut h, e) = sc.heads[s];
-            let mut open = None;
-            while h < e {
-                let it = &items[h];
-                let at = h;
-                h += 1;
-                if it.kind != BoundKind::Clustering {
-                    open = it.start_deletion;
-                    continue;
-                }
-                let del = match open {
-                    Some(d) => pdel.max(d),
-                    None => pdel,
-                };
-                let duplicated = h < e
-                    && items[h].kind == BoundKind::Clustering
-                    && same_row(&part.arena, ctys, bytewise, &items[h], it);
-                let out = if duplicated {
-                    sc.group.clear();
-                    sc.group.push(at);
-                    while h < e
-                        && items[h].kind == BoundKind::Clustering
-                        && same_row(&part.arena, ctys, bytewise, &items[h], it)
-                    {
-                        sc.group.push(h);
-                        h += 1;
-                    }
-                    let group = std::mem::take(&mut sc.group);
-                    let out =
-                        merge_group(part, items, &group, del, &schema.regulars, now, sc, false);
-                    sc.group = group;
-                    out?
-                } else {
-                    merge_single(part, it, del, now, false)
-                };
-                if let Some(row) = out {
-                    part.rows.push(row);
-                }
-            }
+            let mut range = sc.heads[s];
+            merge_run(part, items, &mut range, None, pdel, &cx, sc)?;
         }
         return Ok(());
     }
@@ -837,6 +805,30 @@ fn merge_rows(
             };
         }
         let Some(b) = best else { break };
+        if part.arena.markers == 0 {
+            // Without range tombstones, the rows of the leading source before every other source's
+            // head are in no other source: they merge as one run.
+            let mut bound: Option<usize> = None;
+            for s in (0..n).filter(|&s| s != b && sc.heads[s].0 < sc.heads[s].1) {
+                let h = sc.heads[s].0;
+                bound = match bound {
+                    Some(x)
+                        if cmp_items(&part.arena, ctys, &items[x], &items[h])
+                            != Ordering::Greater =>
+                    {
+                        Some(x)
+                    }
+                    _ => Some(h),
+                };
+            }
+            let mut range = sc.heads[b];
+            merge_run(part, items, &mut range, bound, pdel, &cx, sc)?;
+            let moved = range.0 > sc.heads[b].0;
+            sc.heads[b] = range;
+            if moved {
+                continue;
+            }
+        }
         let at = sc.heads[b].0;
         let it = &items[at];
         sc.heads[b].0 += 1;
@@ -877,6 +869,74 @@ fn merge_rows(
             part.rows.push(row);
         }
     }
+    Ok(())
+}
+
+/// What merging rows needs besides the arena.
+struct MergeCtx<'a> {
+    columns: &'a [Column],
+    ctys: &'a [CqlType],
+    bytewise: bool,
+    now: i64,
+}
+
+/// Merges the items of one source, `range`, up to (not including) the first row at or after the item
+/// `until` (`None`: to the end), under the partition deletion and the source's own range tombstones.
+/// Only that source's duplicates of a row (a file from a 2.x upgrade) are reconciled with it, so the
+/// rows must be in no other source.
+fn merge_run(
+    part: &mut MergedPartition,
+    items: &[Item],
+    range: &mut (usize, usize),
+    until: Option<usize>,
+    pdel: DeletionTime,
+    cx: &MergeCtx<'_>,
+    sc: &mut Scratch,
+) -> std::result::Result<(), String> {
+    let (mut h, e) = *range;
+    let mut open = None;
+    while h < e {
+        let it = &items[h];
+        if let Some(u) = until {
+            if cmp_items(&part.arena, cx.ctys, it, &items[u]) != Ordering::Less {
+                break;
+            }
+        }
+        let at = h;
+        h += 1;
+        if it.kind != BoundKind::Clustering {
+            open = it.start_deletion;
+            continue;
+        }
+        let del = match open {
+            Some(d) => pdel.max(d),
+            None => pdel,
+        };
+        let duplicated = h < e
+            && items[h].kind == BoundKind::Clustering
+            && same_row(&part.arena, cx.ctys, cx.bytewise, &items[h], it);
+        let out = if duplicated {
+            sc.group.clear();
+            sc.group.push(at);
+            while h < e
+                && items[h].kind == BoundKind::Clustering
+                && same_row(&part.arena, cx.ctys, cx.bytewise, &items[h], it)
+            {
+                sc.group.push(h);
+                h += 1;
+            }
+            let group = std::mem::take(&mut sc.group);
+            let out = merge_group(part, items, &group, del, cx.columns, cx.now, sc, false);
+            sc.group = group;
+            out?
+        } else {
+            merge_single(part, it, del, cx.now, false)
+        };
+        if let Some(row) = out {
+            part.rows.push(row);
+        }
+    }
+    range.0 = h;
     Ok(())
 }
 
