@@ -389,6 +389,7 @@ impl<'s> Scanner<'s> {
     /// the partition). Afterwards [`Scanner::window`] and [`Scanner::clustering`] hold its bytes and
     /// clustering. The row is decoded in one pass: when its header or body runs past the window, more
     /// bytes are loaded and the decode starts again.
+    #[inline(always)]
     pub(crate) fn next_into<S: CellSink>(&mut self, sink: &mut S) -> Result<Option<Decoded>> {
         if self.state != State::InPartition {
             return Ok(None);
