@@ -737,7 +737,8 @@ impl<'s> Scanner<'s> {
                             ),
                         ));
                     }
-                    if (deleted || expiring) && !self.ldt_plausible(ldt) {
+                    // (A cell using the row's TTL has the row's expiry, checked with the row.)
+                    if !use_row_ttl && (deleted || expiring) && !self.ldt_plausible(ldt) {
                         ldt = self.check_ldt(
                             ldt,
                             expiring && !deleted,

@@ -63,7 +63,12 @@ pub fn compare_prefixes<'a>(
     }
 }
 
+#[inline]
 fn be_signed(a: &[u8], b: &[u8]) -> Ordering {
+    // 8 bytes (bigint, timestamp, counter): as integers, without a memcmp call.
+    if let (Ok(x), Ok(y)) = (<[u8; 8]>::try_from(a), <[u8; 8]>::try_from(b)) {
+        return i64::from_be_bytes(x).cmp(&i64::from_be_bytes(y));
+    }
     // Same-length big-endian two's complement: flip the sign bit, then compare bytes.
     match (a.first(), b.first()) {
         (Some(&x), Some(&y)) if a.len() == b.len() => (x ^ 0x80)
