@@ -345,6 +345,7 @@ impl<'s> Scanner<'s> {
 
     /// The next row or range tombstone marker of the current partition; `None` at its end.
     pub fn next_unfiltered(&mut self) -> Result<Option<Unfiltered<'_>>> {
+        self.reader.release(self.pos);
         let mut own = Buffers {
             cells: std::mem::take(&mut self.cells),
             complex: std::mem::take(&mut self.complex),
@@ -386,16 +387,16 @@ impl<'s> Scanner<'s> {
     }
 
     /// Decodes the next unfiltered of the current partition, its cells into `sink` (`None` at the end of
-    /// the partition). Afterwards [`Scanner::window`] and [`Scanner::clustering`] hold its bytes and
-    /// clustering. The row is decoded in one pass: when its header or body runs past the window, more
-    /// bytes are loaded and the decode starts again.
+    /// the partition). Afterwards [`Scanner::clustering`] holds its clustering. Nothing of the
+    /// partition is released: its window offsets stay valid until the next partition (see
+    /// [`Scanner::partition_bytes`]). The row is decoded in one pass: when its header or body runs past
+    /// the window, more bytes are loaded and the decode starts again.
     #[inline(always)]
     pub(crate) fn next_into<S: CellSink>(&mut self, sink: &mut S) -> Result<Option<Decoded>> {
         if self.state != State::InPartition {
             return Ok(None);
         }
         let at = self.pos;
-        self.reader.release(at);
         loop {
             match self.decode(at, sink)? {
                 Step::Unfiltered(d, n) => {
@@ -427,9 +428,11 @@ impl<'s> Scanner<'s> {
         }
     }
 
-    /// The window the last decoded unfiltered's offsets refer to.
-    pub(crate) fn window(&self) -> &[u8] {
-        self.reader.window()
+    /// The window from the start of the current partition to what has been read of it: the bytes the
+    /// window offsets of [`Scanner::next_into`] refer to.
+    pub(crate) fn partition_bytes(&self) -> &[u8] {
+        let read = (self.pos - self.reader.window_start()) as usize;
+        &self.reader.window()[..read]
     }
 
     /// Clustering of the last decoded unfiltered (window offsets).
@@ -544,6 +547,13 @@ impl<'s> Scanner<'s> {
         if off + n > window.len() {
             return Ok(Step::Need(Short { at: off, needed: n }));
         }
+        if off + n > u32::MAX as usize {
+            // Window offsets are 32-bit (the window holds the partition read so far).
+            return Err(Error::unsupported(
+                sst.data_path(),
+                "a partition wider than 4 GiB",
+            ));
+        }
         // The body is read from the unfiltered's own bytes: running out of them is corruption.
         let mut c = Cursor::at(&window[..off + n], c.pos());
         let short = |s: Short| {
@@ -570,7 +580,7 @@ impl<'s> Scanner<'s> {
             }
             return Ok(Step::Unfiltered(Decoded::Marker { kind, end, start }, n));
         }
-        sink.begin(window, off, off + n, is_static);
+        sink.begin(is_static);
         c.uvint().map_err(short)?; // previous unfiltered size
         let mut liveness = LivenessInfo::EMPTY;
         if flags & HAS_TIMESTAMP != 0 {
@@ -746,18 +756,15 @@ impl<'s> Scanner<'s> {
                             &format!("column {}", columns[ci].name),
                         )?;
                     }
-                    sink.cell(
-                        window,
-                        RawCell {
-                            column: ci as u32,
-                            flags: cf,
-                            timestamp,
-                            ttl,
-                            ldt,
-                            path,
-                            value,
-                        },
-                    );
+                    sink.cell(RawCell {
+                        column: ci as u32,
+                        flags: cf,
+                        timestamp,
+                        ttl,
+                        ldt,
+                        path,
+                        value,
+                    });
                 }
             }
         }
@@ -775,10 +782,10 @@ impl<'s> Scanner<'s> {
 /// Where a decoded row's cells go: the scanner's own buffers ([`Scanner::next_unfiltered`]), or straight
 /// into a merge arena, so that a merged scan copies each cell once.
 pub(crate) trait CellSink {
-    /// A row occupies `window[start..end]`; called before its cells.
-    fn begin(&mut self, window: &[u8], start: usize, end: usize, is_static: bool);
-    /// A projected cell (offsets into `window`).
-    fn cell(&mut self, window: &[u8], cell: RawCell);
+    /// A row starts; called before its cells.
+    fn begin(&mut self, is_static: bool);
+    /// A projected cell (window offsets).
+    fn cell(&mut self, cell: RawCell);
     /// A projected complex column's deletion (not LIVE).
     fn complex_deletion(&mut self, deletion: RawComplexDeletion);
 }
@@ -791,10 +798,10 @@ struct Buffers {
 
 impl CellSink for Buffers {
     #[inline]
-    fn begin(&mut self, _: &[u8], _: usize, _: usize, _: bool) {}
+    fn begin(&mut self, _: bool) {}
 
     #[inline]
-    fn cell(&mut self, _: &[u8], cell: RawCell) {
+    fn cell(&mut self, cell: RawCell) {
         self.cells.push(cell);
     }
 

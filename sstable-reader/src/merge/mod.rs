@@ -444,9 +444,16 @@ impl<'t> MergedScan<'t> {
             part.deletion = part.deletion.max(s.deletion);
             let (statics_map, regulars_map) = &self.table.maps[s.sst];
             let start = part.arena.items.len();
-            let mut stager = Stager::new(&mut part.arena, statics_map, regulars_map);
+            let too_wide = |s: &Source<'_>| {
+                Error::unsupported(
+                    s.scan.sstable().data_path(),
+                    "a partition wider than 4 GiB of projected data",
+                )
+            };
+            let mut stager =
+                Stager::new(&mut part.arena, statics_map, regulars_map).map_err(|_| too_wide(s))?;
             while let Some(d) = s.scan.next_into(&mut stager)? {
-                let (window, clustering) = (s.scan.window(), s.scan.clustering());
+                let clustering = s.scan.clustering();
                 let staged = match d {
                     Decoded::Row {
                         is_static,
@@ -454,19 +461,15 @@ impl<'t> MergedScan<'t> {
                         deletion,
                     } => {
                         self.stats.rows_read += 1;
-                        stager.finish_row(window, clustering, liveness, deletion, is_static)
+                        stager.finish_row(clustering, liveness, deletion, is_static)
                     }
-                    Decoded::Marker { kind, start, .. } => {
-                        stager.marker(window, clustering, kind, start)
-                    }
+                    Decoded::Marker { kind, start, .. } => stager.marker(clustering, kind, start),
                 };
-                staged.map_err(|_| {
-                    Error::unsupported(
-                        s.scan.sstable().data_path(),
-                        "a partition wider than 4 GiB of projected data",
-                    )
-                })?;
+                staged.map_err(|_| too_wide(s))?;
             }
+            stager
+                .finish(s.scan.partition_bytes())
+                .map_err(|_| too_wide(s))?;
             self.scratch.heads.push((start, part.arena.items.len()));
             s.has = false;
         }

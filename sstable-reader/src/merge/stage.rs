@@ -100,39 +100,39 @@ impl Arena {
     }
 }
 
-/// Stages one source's unfiltereds while the scanner decodes them (a [`CellSink`]): a row's bytes are
-/// copied once, as one span, and its cells recorded straight away with offsets into that copy and the
-/// merged table's column indexes. Rows longer than [`Stager::SPAN_LIMIT`] (wide unprojected values) have
-/// their projected values copied one by one instead.
+/// Stages one source's unfiltereds while the scanner decodes them (a [`CellSink`]). The scanner keeps
+/// the whole partition in its window while it is staged, so cells and clusterings are recorded with
+/// window offsets shifted by where the window's bytes will land in the arena, and [`Stager::finish`]
+/// copies the partition's bytes once, in one piece.
 pub(crate) struct Stager<'a> {
     arena: &'a mut Arena,
     statics: &'a [u32],
     regulars: &'a [u32],
     map: &'a [u32],
-    /// Arena offset minus window offset of the current row's copy; `None`: values copied one by one.
-    shift: Option<u32>,
+    /// Arena offset of window offset 0.
+    base: u32,
     cells_start: usize,
     complex_start: usize,
-    too_wide: bool,
 }
 
 impl<'a> Stager<'a> {
-    /// Longest row copied whole.
-    pub const SPAN_LIMIT: usize = 1024;
-
     /// A stager for one source of the partition; the maps translate the SSTable's static and regular
     /// column indexes to the merged table's.
-    pub fn new(arena: &'a mut Arena, statics: &'a [u32], regulars: &'a [u32]) -> Self {
-        Stager {
+    pub fn new(
+        arena: &'a mut Arena,
+        statics: &'a [u32],
+        regulars: &'a [u32],
+    ) -> Result<Self, TooWide> {
+        let base = u32::try_from(arena.bytes.len()).map_err(|_| TooWide)?;
+        Ok(Stager {
             arena,
             statics,
             regulars,
             map: regulars,
-            shift: None,
+            base,
             cells_start: 0,
             complex_start: 0,
-            too_wide: false,
-        }
+        })
     }
 
     #[inline(always)]
@@ -140,38 +140,28 @@ impl<'a> Stager<'a> {
         self.map.get(c as usize).copied().unwrap_or(u32::MAX)
     }
 
+    /// Window offsets → arena offsets (wrapping: a partition too wide for them fails in `finish`).
     #[inline(always)]
-    fn place(&mut self, window: &[u8], (s, e): (u32, u32)) -> (u32, u32) {
-        match self.shift {
-            Some(k) => (s.wrapping_add(k), e.wrapping_add(k)),
-            None => self
-                .arena
-                .push_bytes(&window[s as usize..e as usize])
-                .unwrap_or_else(|_| {
-                    self.too_wide = true;
-                    (0, 0)
-                }),
-        }
+    fn place(&self, (s, e): (u32, u32)) -> (u32, u32) {
+        (s.wrapping_add(self.base), e.wrapping_add(self.base))
     }
 
     /// Records the row whose cells were just staged, with its clustering (window offsets).
     #[inline(always)]
     pub fn finish_row(
         &mut self,
-        window: &[u8],
         clustering: &[Slot],
         liveness: LivenessInfo,
         deletion: DeletionTime,
         is_static: bool,
     ) -> Result<(), TooWide> {
         let cs = self.arena.slots.len();
-        for s in clustering {
-            let slot = s.map(|r| self.place(window, r));
-            self.arena.slots.push(slot);
-        }
-        if self.too_wide {
-            return Err(TooWide);
-        }
+        let base = self.base;
+        self.arena.slots.extend(
+            clustering
+                .iter()
+                .map(|s| s.map(|(s, e)| (s.wrapping_add(base), e.wrapping_add(base)))),
+        );
         let a = &mut *self.arena;
         let item = Item {
             kind: if is_static {
@@ -194,23 +184,21 @@ impl<'a> Stager<'a> {
         Ok(())
     }
 
-    /// Records a range tombstone marker (its clustering values are copied one by one).
+    /// Records a range tombstone marker.
     pub fn marker(
         &mut self,
-        window: &[u8],
         clustering: &[Slot],
         kind: BoundKind,
         start_deletion: Option<DeletionTime>,
     ) -> Result<(), TooWide> {
+        let cs = self.arena.slots.len();
+        let base = self.base;
+        self.arena.slots.extend(
+            clustering
+                .iter()
+                .map(|s| s.map(|(s, e)| (s.wrapping_add(base), e.wrapping_add(base)))),
+        );
         let a = &mut *self.arena;
-        let cs = a.slots.len();
-        for s in clustering {
-            let slot = match s {
-                Some((s, e)) => Some(a.push_bytes(&window[*s as usize..*e as usize])?),
-                None => None,
-            };
-            a.slots.push(slot);
-        }
         let n = a.cells.len();
         let x = a.complex.len();
         a.markers += 1;
@@ -225,11 +213,20 @@ impl<'a> Stager<'a> {
         });
         Ok(())
     }
+
+    /// Copies the source's partition (`window`: the scanner's window up to the partition's end) into
+    /// the arena, where the recorded offsets point.
+    pub fn finish(self, window: &[u8]) -> Result<(), TooWide> {
+        let end = self.arena.bytes.len() + window.len();
+        u32::try_from(end).map_err(|_| TooWide)?;
+        self.arena.bytes.extend_from_slice(window);
+        Ok(())
+    }
 }
 
 impl CellSink for Stager<'_> {
     #[inline(always)]
-    fn begin(&mut self, window: &[u8], start: usize, end: usize, is_static: bool) {
+    fn begin(&mut self, is_static: bool) {
         self.map = if is_static {
             self.statics
         } else {
@@ -237,24 +234,12 @@ impl CellSink for Stager<'_> {
         };
         self.cells_start = self.arena.cells.len();
         self.complex_start = self.arena.complex.len();
-        self.shift = None;
-        if end - start <= Self::SPAN_LIMIT {
-            let base = self.arena.bytes.len();
-            match u32::try_from(base + (end - start)) {
-                Ok(_) => {
-                    self.arena.bytes.extend_from_slice(&window[start..end]);
-                    // Window offsets are below `start`'s u32 range too: arena = window + (base - start).
-                    self.shift = Some((base as u32).wrapping_sub(start as u32));
-                }
-                Err(_) => self.too_wide = true,
-            }
-        }
     }
 
     #[inline(always)]
-    fn cell(&mut self, window: &[u8], c: RawCell) {
-        let path = c.path.map(|p| self.place(window, p));
-        let value = self.place(window, c.value);
+    fn cell(&mut self, c: RawCell) {
+        let path = c.path.map(|p| self.place(p));
+        let value = self.place(c.value);
         let column = self.column(c.column);
         self.arena.cells.push(CellRec {
             column,
