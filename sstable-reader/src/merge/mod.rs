@@ -664,6 +664,14 @@ fn cmp_items(a: &Arena, types: &[CqlType], x: &Item, y: &Item) -> Ordering {
     compare_prefixes(types, x.kind, a.clustering(x), y.kind, a.clustering(y))
 }
 
+/// The first clustering value of an item (`None`: none, or null).
+#[inline]
+fn first_value<'a>(a: &'a Arena, x: &Item) -> Option<&'a [u8]> {
+    a.slots[x.clust.0 as usize..x.clust.1 as usize]
+        .first()
+        .and_then(|s| a.slot(*s))
+}
+
 /// Whether two staged rows (kind `Clustering`) have equal clusterings.
 #[inline(always)]
 fn same_row(a: &Arena, types: &[CqlType], bytewise: bool, x: &Item, y: &Item) -> bool {
@@ -898,10 +906,21 @@ fn merge_run(
 ) -> std::result::Result<(), String> {
     let (mut h, e) = *range;
     let mut open = None;
+    let ty0 = cx.ctys.first().unwrap_or(&CqlType::Blob);
     while h < e {
         let it = &items[h];
         if let Some(u) = until {
-            if cmp_items(&part.arena, cx.ctys, it, &items[u]) != Ordering::Less {
+            // Most rows differ from `until` in their first clustering value already.
+            let a = &part.arena;
+            let quick = match (first_value(a, it), first_value(a, &items[u])) {
+                (Some(x), Some(y)) => order::compare_values(ty0, x, y),
+                _ => Ordering::Equal,
+            };
+            let before = match quick {
+                Ordering::Equal => cmp_items(a, cx.ctys, it, &items[u]) == Ordering::Less,
+                o => o == Ordering::Less,
+            };
+            if !before {
                 break;
             }
         }
