@@ -844,7 +844,7 @@ fn merge_rows(
         let it = &items[at];
         sc.heads[b].0 += 1;
         if it.kind != BoundKind::Clustering {
-            sc.open[b] = it.start_deletion;
+            sc.open[b] = it.opens();
             continue;
         }
         sc.group.clear();
@@ -927,7 +927,7 @@ fn merge_run(
         let at = h;
         h += 1;
         if it.kind != BoundKind::Clustering {
-            open = it.start_deletion;
+            open = it.opens();
             continue;
         }
         let del = match open {

@@ -31,13 +31,20 @@ pub struct Item {
     /// Range in [`Arena::slots`].
     pub clust: (u32, u32),
     pub liveness: LivenessInfo,
+    /// Rows: the row deletion. Markers: the deletion open after the marker (LIVE: none).
     pub deletion: DeletionTime,
     /// Range in [`Arena::cells`].
     pub cells: (u32, u32),
     /// Range in [`Arena::complex`].
     pub complex: (u32, u32),
-    /// Markers: the deletion open after the marker (`None`: none).
-    pub start_deletion: Option<DeletionTime>,
+}
+
+impl Item {
+    /// A marker's deletion that is open after it (`None`: it opens none).
+    #[inline]
+    pub fn opens(&self) -> Option<DeletionTime> {
+        (!self.deletion.is_live()).then_some(self.deletion)
+    }
 }
 
 /// Reused storage for one partition.
@@ -174,7 +181,6 @@ impl<'a> Stager<'a> {
             deletion,
             cells: r32(self.cells_start, a.cells.len())?,
             complex: r32(self.complex_start, a.complex.len())?,
-            start_deletion: None,
         };
         if is_static {
             a.statics.push(item);
@@ -206,10 +212,9 @@ impl<'a> Stager<'a> {
             kind,
             clust: r32(cs, a.slots.len())?,
             liveness: LivenessInfo::EMPTY,
-            deletion: DeletionTime::LIVE,
+            deletion: start_deletion.unwrap_or(DeletionTime::LIVE),
             cells: r32(n, n)?,
             complex: r32(x, x)?,
-            start_deletion,
         });
         Ok(())
     }
