@@ -494,8 +494,9 @@ impl<'t> MergedScan<'t> {
 struct OutRow {
     clust: (u32, u32),
     liveness: LivenessInfo,
-    /// Range in `MergedPartition::out_cells`.
+    /// Range in `MergedPartition::out_cells`, or (`direct`) straight in the arena's cells.
     cells: (u32, u32),
+    direct: bool,
     is_static: bool,
 }
 
@@ -602,21 +603,31 @@ impl<'p> MergedRow<'p> {
         a.slot(a.slots[idx])
     }
 
+    /// The row's live cells in the arena.
+    #[inline]
+    fn cell_recs(&self) -> impl Iterator<Item = &'p CellRec> + 'p {
+        let (part, (s, e), direct) = (self.part, self.row.cells, self.row.direct);
+        (s..e).map(move |k| {
+            let i = if direct {
+                k
+            } else {
+                part.out_cells[k as usize]
+            };
+            &part.arena.cells[i as usize]
+        })
+    }
+
     /// Live cells in (column, path) order; `column` indexes the merged schema's statics or regulars.
     pub fn cells(&self) -> impl Iterator<Item = Cell<'p>> + 'p {
-        let part = self.part;
-        part.out_cells[self.row.cells.0 as usize..self.row.cells.1 as usize]
-            .iter()
-            .map(move |&i| cell_view(&part.arena, &part.arena.cells[i as usize]))
+        let a = &self.part.arena;
+        self.cell_recs().map(move |c| cell_view(a, c))
     }
 
     /// The first live cell of `column` (the value of a simple column).
     #[inline]
     pub fn cell(&self, column: usize) -> Option<Cell<'p>> {
         let a = &self.part.arena;
-        self.part.out_cells[self.row.cells.0 as usize..self.row.cells.1 as usize]
-            .iter()
-            .map(|&i| &a.cells[i as usize])
+        self.cell_recs()
             .find(|c| c.column as usize == column)
             .map(|c| cell_view(a, c))
     }
@@ -1043,6 +1054,7 @@ fn merge_group(
             LivenessInfo::EMPTY
         },
         cells: (cells_start as u32, cells_end as u32),
+        direct: false,
         is_static,
     }))
 }
@@ -1060,14 +1072,25 @@ fn merge_single(
     let del = del.max(it.deletion);
     let row_live = it.liveness.is_live(now) && !del.deletes(it.liveness.timestamp);
     let complex = &part.arena.complex[it.complex.0 as usize..it.complex.1 as usize];
-    let cells_start = part.out_cells.len();
-    for k in it.cells.0..it.cells.1 {
-        if cell_visible(&part.arena.cells[k as usize], del, complex, now) {
-            part.out_cells.push(k);
+    let recs = &part.arena.cells[it.cells.0 as usize..it.cells.1 as usize];
+    // Usually every cell is visible: the row then refers to the item's cells directly.
+    let hidden = recs
+        .iter()
+        .position(|c| !cell_visible(c, del, complex, now));
+    let (cells, direct) = match hidden {
+        None => (it.cells, true),
+        Some(first) => {
+            let start = part.out_cells.len();
+            part.out_cells.extend(it.cells.0..it.cells.0 + first as u32);
+            for (k, c) in (it.cells.0..it.cells.1).zip(recs).skip(first + 1) {
+                if cell_visible(c, del, complex, now) {
+                    part.out_cells.push(k);
+                }
+            }
+            ((start as u32, part.out_cells.len() as u32), false)
         }
-    }
-    let cells_end = part.out_cells.len();
-    if (is_static || !row_live) && cells_end == cells_start {
+    };
+    if (is_static || !row_live) && cells.0 == cells.1 {
         return None;
     }
     Some(OutRow {
@@ -1077,7 +1100,8 @@ fn merge_single(
         } else {
             LivenessInfo::EMPTY
         },
-        cells: (cells_start as u32, cells_end as u32),
+        cells,
+        direct,
         is_static,
     })
 }
