@@ -759,7 +759,13 @@ fn merge_partition(
     }
 
     let items = std::mem::take(&mut part.arena.items);
-    let result = merge_rows(part, &items, schema, ctys, bytewise, now, sc);
+    let cx = MergeCtx {
+        columns: &schema.regulars,
+        ctys,
+        bytewise,
+        now,
+    };
+    let result = merge_rows(part, &items, &cx, sc);
     part.arena.items = items;
     result
 }
@@ -783,19 +789,11 @@ fn runs_in_order(
 fn merge_rows(
     part: &mut MergedPartition,
     items: &[Item],
-    schema: &TableSchema,
-    ctys: &[CqlType],
-    bytewise: bool,
-    now: i64,
+    cx: &MergeCtx<'_>,
     sc: &mut Scratch,
 ) -> std::result::Result<(), String> {
     let pdel = part.deletion;
-    let cx = MergeCtx {
-        columns: &schema.regulars,
-        ctys,
-        bytewise,
-        now,
-    };
+    let (ctys, bytewise, now) = (cx.ctys, cx.bytewise, cx.now);
     sc.heads.retain(|&(h, e)| h < e);
     let n = sc.heads.len();
     if n <= 1 || (part.arena.markers == 0 && runs_in_order(&part.arena, ctys, items, &mut sc.heads))
@@ -803,7 +801,7 @@ fn merge_rows(
         // One source at a time: its items are in order, and only its own range tombstones apply.
         for s in 0..n {
             let mut range = sc.heads[s];
-            merge_run(part, items, &mut range, None, pdel, &cx, sc)?;
+            merge_run(part, items, &mut range, None, pdel, cx, sc)?;
         }
         return Ok(());
     }
@@ -844,7 +842,7 @@ fn merge_rows(
                 };
             }
             let mut range = sc.heads[b];
-            merge_run(part, items, &mut range, bound, pdel, &cx, sc)?;
+            merge_run(part, items, &mut range, bound, pdel, cx, sc)?;
             let moved = range.0 > sc.heads[b].0;
             sc.heads[b] = range;
             if moved {
@@ -885,7 +883,7 @@ fn merge_rows(
             del = del.max(*d);
         }
         let group = std::mem::take(&mut sc.group);
-        let out = merge_group(part, items, &group, del, &schema.regulars, now, sc, false);
+        let out = merge_group(part, items, &group, del, cx.columns, now, sc, false);
         sc.group = group;
         if let Some(row) = out? {
             part.rows.push(row);

@@ -153,6 +153,17 @@ impl<'a> Stager<'a> {
         (s.wrapping_add(self.base), e.wrapping_add(self.base))
     }
 
+    /// Appends a clustering (window offsets) to the arena's slots; returns their range.
+    #[inline(always)]
+    fn push_clustering(&mut self, clustering: &[Slot]) -> Result<(u32, u32), TooWide> {
+        let start = self.arena.slots.len();
+        for s in clustering {
+            let slot = s.map(|r| self.place(r));
+            self.arena.slots.push(slot);
+        }
+        r32(start, self.arena.slots.len())
+    }
+
     /// Records the row whose cells were just staged, with its clustering (window offsets).
     #[inline(always)]
     pub fn finish_row(
@@ -162,13 +173,7 @@ impl<'a> Stager<'a> {
         deletion: DeletionTime,
         is_static: bool,
     ) -> Result<(), TooWide> {
-        let cs = self.arena.slots.len();
-        let base = self.base;
-        self.arena.slots.extend(
-            clustering
-                .iter()
-                .map(|s| s.map(|(s, e)| (s.wrapping_add(base), e.wrapping_add(base)))),
-        );
+        let cs = self.push_clustering(clustering)?;
         let a = &mut *self.arena;
         let item = Item {
             kind: if is_static {
@@ -176,7 +181,7 @@ impl<'a> Stager<'a> {
             } else {
                 BoundKind::Clustering
             },
-            clust: r32(cs, a.slots.len())?,
+            clust: cs,
             liveness,
             deletion,
             cells: r32(self.cells_start, a.cells.len())?,
@@ -197,20 +202,14 @@ impl<'a> Stager<'a> {
         kind: BoundKind,
         start_deletion: Option<DeletionTime>,
     ) -> Result<(), TooWide> {
-        let cs = self.arena.slots.len();
-        let base = self.base;
-        self.arena.slots.extend(
-            clustering
-                .iter()
-                .map(|s| s.map(|(s, e)| (s.wrapping_add(base), e.wrapping_add(base)))),
-        );
+        let cs = self.push_clustering(clustering)?;
         let a = &mut *self.arena;
         let n = a.cells.len();
         let x = a.complex.len();
         a.markers += 1;
         a.items.push(Item {
             kind,
-            clust: r32(cs, a.slots.len())?,
+            clust: cs,
             liveness: LivenessInfo::EMPTY,
             deletion: start_deletion.unwrap_or(DeletionTime::LIVE),
             cells: r32(n, n)?,
