@@ -1,7 +1,11 @@
 //! Helpers shared by the end-to-end tests: where the workspace, the built `funnel` binary and the
-//! shared real SSTables are.
+//! shared real SSTables are; running the binary; reading the facts a run stored.
 
 use std::path::PathBuf;
+use std::process::Command;
+
+use facts::{FactStore, FunnelQuery, FunnelStepFact};
+use funnelizer::FunnelSet;
 
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
@@ -36,4 +40,74 @@ pub fn funnel_bin() -> PathBuf {
 /// The tools directory that `.ci/run` fills (`.tools/`: the Python venv, the tansu broker).
 pub fn tools_dir() -> PathBuf {
     workspace_root().join(".tools")
+}
+
+/// Runs `funnel ARGS`, which must succeed; returns its stdout and stderr.
+pub fn run_funnel(args: &[&str]) -> (String, String) {
+    let out = Command::new(funnel_bin())
+        .args(args)
+        .output()
+        .expect("run funnel");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "funnel {args:?}: {stderr}");
+    (stdout, stderr)
+}
+
+/// Facts in one order: app, funnel, version, day, breakdown, step.
+pub fn sort_facts(mut v: Vec<FunnelStepFact>) -> Vec<FunnelStepFact> {
+    v.sort_by(|a, b| {
+        (
+            &a.app_id,
+            &a.funnel_id,
+            &a.funnel_version,
+            a.day,
+            &a.breakdown,
+            a.step,
+        )
+            .cmp(&(
+                &b.app_id,
+                &b.funnel_id,
+                &b.funnel_version,
+                b.day,
+                &b.breakdown,
+                b.step,
+            ))
+    });
+    v
+}
+
+/// What the store answers for every app and funnel of `set` (with breakdowns), sorted.
+pub fn stored_facts(
+    store: &dyn FactStore,
+    set: &FunnelSet,
+    apps: &[String],
+) -> Vec<FunnelStepFact> {
+    let mut out = Vec::new();
+    for app in apps {
+        for f in &set.funnels {
+            let mut q = FunnelQuery::new(app, &f.id);
+            q.funnel_version = Some(f.version.clone());
+            q.breakdown = true;
+            let answer = store.read_funnel(&q).expect("read the facts");
+            for d in answer.days {
+                for s in d.steps {
+                    out.push(FunnelStepFact {
+                        app_id: app.clone(),
+                        funnel_id: f.id.clone(),
+                        funnel_version: f.version.clone(),
+                        day: d.day,
+                        breakdown: s.breakdown,
+                        step: s.step,
+                        actors: s.actors,
+                        ttc_median_s: s.ttc_median_s,
+                        ttc_p90_s: s.ttc_p90_s,
+                    });
+                }
+            }
+        }
+    }
+    sort_facts(out)
 }

@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use e2e_tests::funnel_bin;
-use facts::{FactStore, FunnelQuery, FunnelStepFact};
+use e2e_tests::{funnel_bin, run_funnel, sort_facts, stored_facts};
+use facts::FunnelStepFact;
 use funnelizer::row::{OwnedRow, RowView, Value};
 use funnelizer::{reference, Aggregator, FunnelSet};
 use sstable_reader::writer::gen::{live_timelines, GenOptions};
@@ -61,16 +61,6 @@ fn gen_options(out: &Path) -> GenOptions {
     }
 }
 
-fn funnel(args: &[&str]) -> String {
-    let out = Command::new(funnel_bin()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "funnel {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The reference: every funnel over the generator's live timelines.
 fn reference_facts(set: &FunnelSet, o: &GenOptions) -> Vec<FunnelStepFact> {
     let mut agg = Aggregator::new();
@@ -112,58 +102,7 @@ fn reference_facts(set: &FunnelSet, o: &GenOptions) -> Vec<FunnelStepFact> {
             agg.add(&a.app, i, &o, &breakdown);
         }
     }
-    sorted(agg.facts(set))
-}
-
-fn sorted(mut v: Vec<FunnelStepFact>) -> Vec<FunnelStepFact> {
-    v.sort_by(|a, b| {
-        (
-            &a.app_id,
-            &a.funnel_id,
-            &a.funnel_version,
-            a.day,
-            &a.breakdown,
-            a.step,
-        )
-            .cmp(&(
-                &b.app_id,
-                &b.funnel_id,
-                &b.funnel_version,
-                b.day,
-                &b.breakdown,
-                b.step,
-            ))
-    });
-    v
-}
-
-/// What the store answers for every app and funnel of `set`.
-fn stored_facts(store: &dyn FactStore, set: &FunnelSet, apps: &[String]) -> Vec<FunnelStepFact> {
-    let mut out = Vec::new();
-    for app in apps {
-        for f in &set.funnels {
-            let mut q = FunnelQuery::new(app, &f.id);
-            q.funnel_version = Some(f.version.clone());
-            q.breakdown = true;
-            let answer = store.read_funnel(&q).unwrap();
-            for d in answer.days {
-                for s in d.steps {
-                    out.push(FunnelStepFact {
-                        app_id: app.clone(),
-                        funnel_id: f.id.clone(),
-                        funnel_version: f.version.clone(),
-                        day: d.day,
-                        breakdown: s.breakdown,
-                        step: s.step,
-                        actors: s.actors,
-                        ttc_median_s: s.ttc_median_s,
-                        ttc_p90_s: s.ttc_p90_s,
-                    });
-                }
-            }
-        }
-    }
-    sorted(out)
+    sort_facts(agg.facts(set))
 }
 
 #[test]
@@ -171,7 +110,7 @@ fn gen_run_facts_equal_the_reference_and_a_new_funnel_covers_all_history() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("cluster");
     let o = gen_options(&data);
-    funnel(&[
+    run_funnel(&[
         "gen",
         "--out",
         data.to_str().unwrap(),
@@ -220,7 +159,7 @@ fn gen_run_facts_equal_the_reference_and_a_new_funnel_covers_all_history() {
         "--report",
         report.to_str().unwrap(),
     ]);
-    let summary = funnel(&args);
+    let (summary, _) = run_funnel(&args);
     assert!(summary.contains("activation"), "{summary}");
 
     let set = FunnelSet::parse(FUNNELS_V1, "v1").unwrap();
@@ -244,7 +183,7 @@ fn gen_run_facts_equal_the_reference_and_a_new_funnel_covers_all_history() {
 
     // A funnel added later: the next run computes it over every day on disk.
     std::fs::write(&funnels, format!("{FUNNELS_V1}\n{FUNNEL_ADDED}")).unwrap();
-    funnel(&args);
+    run_funnel(&args);
     let set2 = FunnelSet::parse(&format!("{FUNNELS_V1}\n{FUNNEL_ADDED}"), "v2").unwrap();
     let expected2 = reference_facts(&set2, &o);
     let got2 = stored_facts(store.as_ref(), &set2, &apps);
@@ -271,7 +210,7 @@ fn gen_run_facts_equal_the_reference_and_a_new_funnel_covers_all_history() {
 
     // `funnel report` reads the same facts back from the store.
     let out = dir.path().join("again.html");
-    funnel(&["report", "--facts", &url, "--out", out.to_str().unwrap()]);
+    run_funnel(&["report", "--facts", &url, "--out", out.to_str().unwrap()]);
     let again = std::fs::read_to_string(&out).unwrap();
     assert!(again.contains("browse_to_buy"));
 }
@@ -283,7 +222,7 @@ fn run_exit_codes_say_what_failed() {
     use funnelizer::schedule::Outcome;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("cluster");
-    funnel(&[
+    run_funnel(&[
         "gen",
         "--out",
         data.to_str().unwrap(),

@@ -7,10 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use e2e_tests::funnel_bin;
-use facts::{FunnelQuery, FunnelStepFact};
+use e2e_tests::{run_funnel, sort_facts};
+use facts::FunnelStepFact;
 use funnelizer::FunnelSet;
 use sstable_reader::cql::{composite, split_composite};
 use sstable_reader::discovery::{discover, Selection};
@@ -201,55 +200,16 @@ fn rewrite_by_day(data: &Path, out: &Path) -> usize {
     n
 }
 
-/// Runs `funnel run`; returns (stdout, stderr).
-fn run(args: &[&str]) -> (String, String) {
-    let out = Command::new(funnel_bin()).args(args).output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(out.status.success(), "funnel {args:?}: {stderr}");
-    (stdout, stderr)
-}
-
 /// Every stored fact of `set`, with the funnel version blanked (it covers the source mapping, which
 /// differs between the two layouts), sorted.
 fn stored_facts(url: &str, set: &FunnelSet) -> Vec<FunnelStepFact> {
     let store = facts::open_store(url).unwrap();
-    let mut out = Vec::new();
-    for a in 1..=3 {
-        let app = format!("app-{a:03}");
-        for f in &set.funnels {
-            let mut q = FunnelQuery::new(&app, &f.id);
-            q.funnel_version = Some(f.version.clone());
-            q.breakdown = true;
-            for d in store.read_funnel(&q).unwrap().days {
-                for s in d.steps {
-                    out.push(FunnelStepFact {
-                        app_id: app.clone(),
-                        funnel_id: f.id.clone(),
-                        funnel_version: String::new(),
-                        day: d.day,
-                        breakdown: s.breakdown,
-                        step: s.step,
-                        actors: s.actors,
-                        ttc_median_s: s.ttc_median_s,
-                        ttc_p90_s: s.ttc_p90_s,
-                    });
-                }
-            }
-        }
+    let apps: Vec<String> = (1..=3).map(|a| format!("app-{a:03}")).collect();
+    let mut out = e2e_tests::stored_facts(store.as_ref(), set, &apps);
+    for f in &mut out {
+        f.funnel_version.clear();
     }
-    out.sort_by(|a, b| {
-        (&a.app_id, &a.funnel_id, a.day, &a.breakdown, a.step).cmp(&(
-            &b.app_id,
-            &b.funnel_id,
-            b.day,
-            &b.breakdown,
-            b.step,
-        ))
-    });
-    out
+    sort_facts(out)
 }
 
 #[test]
@@ -287,7 +247,7 @@ fn shuffled_day_partitioned_table_gives_the_streaming_facts_with_and_without_spi
             "--quiet",
         ]);
         args.extend(extra);
-        let (_, stderr) = run(&args);
+        let (_, stderr) = run_funnel(&args);
         (url, stderr)
     };
 
