@@ -242,22 +242,24 @@ impl<'s> Scanner<'s> {
             let mut c = Cursor::at(w, off);
             match measure(&mut c) {
                 Ok(v) => return Ok(v),
-                Err(s) if s.needed == usize::MAX => return Err(self.short_to_error(ws, s, what)),
-                Err(s) => {
-                    let need = ws
-                        .saturating_add(s.at as u64)
-                        .saturating_add(s.needed as u64);
-                    if need <= ws + w.len() as u64 {
-                        // The bytes are there but the read still failed: never spin.
-                        return Err(self.short_to_error(ws, s, what));
-                    }
-                    if need > self.end.max(at + 1) && need > self.sst.data.len() {
-                        return Err(self.short_to_error(ws, s, what));
-                    }
-                    self.reader.ensure(need)?;
-                }
+                Err(s) => self.load_for(s, what)?,
             }
         }
+    }
+
+    /// Loads the bytes a read ran short of (`s`: relative to the window start). Corruption when they
+    /// were there already (a read that fails on bytes it has: never spin), when the data ends first, or
+    /// when the read was invalid rather than short.
+    fn load_for(&mut self, s: Short, what: &str) -> Result<()> {
+        let ws = self.reader.window_start();
+        let have = ws + self.reader.window().len() as u64;
+        let need = ws
+            .saturating_add(s.at as u64)
+            .saturating_add(s.needed as u64);
+        if s.needed == usize::MAX || need <= have || need > self.sst.data.len() {
+            return Err(self.short_to_error(ws, s, what));
+        }
+        self.reader.ensure(need)
     }
 
     /// Advances to the next partition (skipping what is left of the current one).
@@ -412,18 +414,7 @@ impl<'s> Scanner<'s> {
                     self.state = State::BetweenPartitions;
                     return Ok(None);
                 }
-                Step::Need(s) => {
-                    let ws = self.reader.window_start();
-                    let have = ws + self.reader.window().len() as u64;
-                    let need = ws
-                        .saturating_add(s.at as u64)
-                        .saturating_add(s.needed as u64);
-                    if need <= have || need > self.sst.data.len() {
-                        // The bytes are there but the read still failed, or the data ends first.
-                        return Err(self.short_to_error(ws, s, "a row or marker"));
-                    }
-                    self.reader.ensure(need)?;
-                }
+                Step::Need(s) => self.load_for(s, "a row or marker")?,
             }
         }
     }
