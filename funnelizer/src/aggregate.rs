@@ -28,10 +28,53 @@ struct CellKey {
     breakdown: u32,
 }
 
+/// One step of one cell: its actors and their exact times to convert (the zeros — every actor's time
+/// at step 1 — only counted; the others pushed as they come and sorted once, for the facts).
 #[derive(Debug, Clone, Default)]
 struct StepAgg {
     actors: u64,
-    ttc_ms: FxHashMap<i64, u64>,
+    zeros: u64,
+    ttc_ms: Vec<i64>,
+}
+
+impl StepAgg {
+    #[inline]
+    fn add(&mut self, ttc_ms: i64) {
+        self.actors += 1;
+        if ttc_ms == 0 {
+            self.zeros += 1;
+        } else {
+            self.ttc_ms.push(ttc_ms);
+        }
+    }
+
+    fn merge(&mut self, other: &StepAgg) {
+        self.actors += other.actors;
+        self.zeros += other.zeros;
+        self.ttc_ms.extend_from_slice(&other.ttc_ms);
+    }
+
+    /// The times as a sorted `(value, count)` histogram.
+    fn histogram(&self) -> Vec<(i64, u64)> {
+        let mut sorted = self.ttc_ms.clone();
+        sorted.sort_unstable();
+        let mut hist: Vec<(i64, u64)> = Vec::new();
+        let zeros_at = sorted.partition_point(|&v| v < 0);
+        let mut push = |v: i64, c: u64| match hist.last_mut() {
+            Some((last, n)) if *last == v => *n += c,
+            _ => hist.push((v, c)),
+        };
+        for &v in &sorted[..zeros_at] {
+            push(v, 1);
+        }
+        if self.zeros > 0 {
+            push(0, self.zeros);
+        }
+        for &v in &sorted[zeros_at..] {
+            push(v, 1);
+        }
+        hist
+    }
 }
 
 /// Interned strings (apps, breakdown values): lookups by `&str` never allocate, and a repeat of
@@ -41,11 +84,19 @@ struct Interner {
     ids: FxHashMap<String, u32>,
     names: Vec<String>,
     last: u32,
+    /// The id of "" once seen.
+    empty: Option<u32>,
 }
 
 impl Interner {
     #[inline]
     fn id(&mut self, s: &str) -> u32 {
+        if s.is_empty() {
+            // The breakdown of every funnel without one: no compare at all.
+            if let Some(id) = self.empty {
+                return id;
+            }
+        }
         if self.names.get(self.last as usize).is_some_and(|n| n == s) {
             return self.last;
         }
@@ -59,9 +110,16 @@ impl Interner {
             }
         };
         self.last = id;
+        if s.is_empty() {
+            self.empty = Some(id);
+        }
         id
     }
 }
+
+/// An app interned in one [`Aggregator`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppId(u32);
 
 /// A mergeable partial aggregate.
 #[derive(Debug, Clone, Default)]
@@ -79,16 +137,29 @@ impl Aggregator {
 
     /// Registers an app (so it gets watermarks even when no actor of it entered a funnel).
     pub fn see_app(&mut self, app_id: &str) {
-        self.apps.id(app_id);
+        self.app(app_id);
+    }
+
+    /// Registers an app and returns its id in this aggregate, for [`Aggregator::add_for`].
+    #[inline]
+    pub fn app(&mut self, app_id: &str) -> AppId {
+        AppId(self.apps.id(app_id))
     }
 
     /// Adds one actor's outcome (level >= 1) for funnel index `funnel`.
     pub fn add(&mut self, app_id: &str, funnel: usize, outcome: &Outcome, breakdown: &str) {
+        let app = self.app(app_id);
+        self.add_for(app, funnel, outcome, breakdown);
+    }
+
+    /// [`Aggregator::add`] for an app id from [`Aggregator::app`] (one string lookup per actor, not
+    /// per outcome).
+    pub fn add_for(&mut self, app: AppId, funnel: usize, outcome: &Outcome, breakdown: &str) {
         if outcome.level == 0 {
             return;
         }
         let key = CellKey {
-            app: self.apps.id(app_id),
+            app: app.0,
             funnel: funnel as u32,
             day: Day::from_unix_ms(outcome.entry_ts_ms).0,
             breakdown: self.breakdowns.id(breakdown),
@@ -97,10 +168,12 @@ impl Aggregator {
         if steps.len() < outcome.level {
             steps.resize_with(outcome.level, StepAgg::default);
         }
-        for (k, &ts) in outcome.step_ts_ms.iter().enumerate().take(outcome.level) {
-            let s = &mut steps[k];
-            s.actors += 1;
-            *s.ttc_ms.entry(ts - outcome.entry_ts_ms).or_insert(0) += 1;
+        for (s, &ts) in steps
+            .iter_mut()
+            .zip(&outcome.step_ts_ms)
+            .take(outcome.level)
+        {
+            s.add(ts - outcome.entry_ts_ms);
         }
     }
 
@@ -121,11 +194,8 @@ impl Aggregator {
             if mine.len() < steps.len() {
                 mine.resize_with(steps.len(), StepAgg::default);
             }
-            for (m, s) in mine.iter_mut().zip(steps) {
-                m.actors += s.actors;
-                for (v, c) in s.ttc_ms {
-                    *m.ttc_ms.entry(v).or_insert(0) += c;
-                }
+            for (m, s) in mine.iter_mut().zip(&steps) {
+                m.merge(s);
             }
         }
     }
@@ -174,10 +244,7 @@ impl Aggregator {
                 total.resize_with(steps.len(), StepAgg::default);
             }
             for (t, s) in total.iter_mut().zip(steps) {
-                t.actors += s.actors;
-                for (&v, &c) in &s.ttc_ms {
-                    *t.ttc_ms.entry(v).or_insert(0) += c;
-                }
+                t.merge(s);
             }
         }
         let mut out = Vec::new();
@@ -198,8 +265,7 @@ impl Aggregator {
         steps: &[StepAgg],
     ) {
         for (k, s) in steps.iter().enumerate() {
-            let mut hist: Vec<(i64, u64)> = s.ttc_ms.iter().map(|(&v, &c)| (v, c)).collect();
-            hist.sort_unstable();
+            let hist = s.histogram();
             out.push(FunnelStepFact {
                 app_id: self.apps.names[key.app as usize].clone(),
                 funnel_id: funnel.id.clone(),

@@ -49,7 +49,7 @@ impl<'s> Worker<'s> {
     pub fn observe_actor<R: RowView>(&mut self, app_id: &str, rows: &[R]) {
         self.actors += 1;
         self.rows += rows.len() as u64;
-        self.agg.see_app(app_id);
+        let app = self.agg.app(app_id);
         let Worker {
             set,
             kernel,
@@ -73,7 +73,7 @@ impl<'s> Worker<'s> {
                     }
                 }
             }
-            agg.add(app_id, f, outcome, breakdown);
+            agg.add_for(app, f, outcome, breakdown);
         });
     }
 

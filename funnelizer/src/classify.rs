@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use crate::definition::{FunnelSet, Matcher};
 use crate::predicate::{Field, Predicate};
-use crate::row::{ColumnRef, RowView, Table, Value};
+use crate::row::{ColumnRef, RowView, Table};
 use rustc_hash::FxBuildHasher;
 
 /// Per-funnel wiring from distinct matchers to step bits.
@@ -222,10 +222,14 @@ impl Classifier {
             let t = row.table().index();
             let plan = &self.plans[t];
             let out = &mut bits[i * words..(i + 1) * words];
-            match plan.key.as_ref().map(|k| row.column(k)) {
-                Some(Value::Str(s)) => {
+            let Some(key) = plan.key.as_ref() else {
+                self.eval_into(&plan.direct, row, out);
+                continue;
+            };
+            match row.column_bytes(key) {
+                Some(s) => {
                     let tc = &mut cache.tables[t];
-                    let at = match tc.index.get(s.as_bytes()) {
+                    let at = match tc.index.get(s) {
                         Some(&at) => at as usize,
                         None => {
                             if tc.index.len() >= CACHE_ENTRIES {
@@ -235,14 +239,13 @@ impl Classifier {
                             let at = tc.bits.len();
                             tc.bits.resize(at + words, 0);
                             self.eval_into(&plan.cached, row, &mut tc.bits[at..at + words]);
-                            tc.index.insert(s.as_bytes().into(), at as u32);
+                            tc.index.insert(s.into(), at as u32);
                             at
                         }
                     };
                     out.copy_from_slice(&tc.bits[at..at + words]);
                 }
-                Some(_) => self.eval_into(&plan.cached, row, out),
-                None => {}
+                None => self.eval_into(&plan.cached, row, out),
             }
             self.eval_into(&plan.direct, row, out);
         }

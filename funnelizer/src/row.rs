@@ -67,6 +67,15 @@ pub trait RowView {
     fn ts_ms(&self) -> i64;
     /// A column's value (`Value::Null` when absent).
     fn column(&self, col: &ColumnRef) -> Value<'_>;
+    /// A text column's bytes, possibly not valid UTF-8 (then [`RowView::column`] says `Null`): what
+    /// memoised matchers key on, so that a row costs no UTF-8 check. `None` when the column is
+    /// absent or not text.
+    fn column_bytes(&self, col: &ColumnRef) -> Option<&[u8]> {
+        match self.column(col) {
+            Value::Str(s) => Some(s.as_bytes()),
+            _ => None,
+        }
+    }
     /// A key of a `map<text,text>` column (`None` when the map or the key is absent).
     fn property(&self, map: &ColumnRef, key: &str) -> Option<&str>;
 }
@@ -80,6 +89,9 @@ impl<T: RowView + ?Sized> RowView for &T {
     }
     fn column(&self, col: &ColumnRef) -> Value<'_> {
         (**self).column(col)
+    }
+    fn column_bytes(&self, col: &ColumnRef) -> Option<&[u8]> {
+        (**self).column_bytes(col)
     }
     fn property(&self, map: &ColumnRef, key: &str) -> Option<&str> {
         (**self).property(map, key)

@@ -85,7 +85,10 @@ pub(crate) struct TableMap {
     pub(crate) time: Place,
     key_len: usize,
     pub(crate) projection: Columns,
-    rendered: bool,
+    /// By place: the index of its rendering among the row's renderings ([`Kind::Rendered`] places).
+    rendered_at: Vec<Option<usize>>,
+    /// How many places are rendered.
+    n_rendered: usize,
     /// Where the app and actor columns are (any kind of column; what the shuffle reads).
     pub(crate) app_place: Place,
     pub(crate) actor_place: Place,
@@ -152,21 +155,24 @@ impl TableMap {
                 }
             }
         }
-        let rendered = places.iter().any(|p| {
-            matches!(
-                p,
-                Place::Key(_, Kind::Rendered(_))
-                    | Place::Clustering(_, Kind::Rendered(_))
-                    | Place::Regular(_, Kind::Rendered(_))
-            )
-        });
+        let mut n_rendered = 0;
+        let rendered_at = places
+            .iter()
+            .map(|p| {
+                matches!(kind(p), Some(Kind::Rendered(_))).then(|| {
+                    n_rendered += 1;
+                    n_rendered - 1
+                })
+            })
+            .collect();
         Ok(TableMap {
             table,
             places,
             time,
             key_len: schema.partition_key.len(),
             projection: Columns::Named(proj),
-            rendered,
+            rendered_at,
+            n_rendered,
             app_place,
             actor_place,
         })
@@ -264,18 +270,28 @@ pub(crate) fn render(ty: &CqlType, b: &[u8], out: &mut String) {
     }
 }
 
-/// One row of an actor's timeline.
+/// One row of an actor's timeline: its columns are decoded when a predicate asks for them (most
+/// rows are only asked for their event name, and that only as bytes: see [`RowView::column_bytes`]).
 pub struct SourceRow<'a> {
-    table: Table,
     ts_ms: i64,
-    values: &'a [Value<'a>],
+    key: &'a [u8],
     row: MergedRow<'a>,
     map: &'a TableMap,
+    /// The renderings of the row's [`Kind::Rendered`] columns, in `map.places` order (empty when the
+    /// table has none).
+    rendered: &'a [(u32, u32)],
+    text: &'a str,
+}
+
+impl SourceRow<'_> {
+    fn place(&self, col: &ColumnRef) -> Option<&Place> {
+        self.map.places.get(col.id as usize)
+    }
 }
 
 impl RowView for SourceRow<'_> {
     fn table(&self) -> Table {
-        self.table
+        self.map.table
     }
 
     fn ts_ms(&self) -> i64 {
@@ -283,14 +299,41 @@ impl RowView for SourceRow<'_> {
     }
 
     fn column(&self, col: &ColumnRef) -> Value<'_> {
-        self.values
-            .get(col.id as usize)
-            .copied()
-            .unwrap_or(Value::Null)
+        let Some(place) = self.place(col) else {
+            return Value::Null;
+        };
+        match kind(place) {
+            None => Value::Null,
+            Some(Kind::Rendered(_)) => {
+                let nth = self.map.rendered_at[col.id as usize].unwrap_or(usize::MAX);
+                match self.rendered.get(nth) {
+                    Some(&(s, e)) if e > s => Value::Str(&self.text[s as usize..e as usize]),
+                    _ => Value::Null,
+                }
+            }
+            Some(k) => self
+                .map
+                .bytes(place, self.key, &self.row)
+                .map_or(Value::Null, |b| decode(k, b)),
+        }
+    }
+
+    fn column_bytes(&self, col: &ColumnRef) -> Option<&[u8]> {
+        match self.place(col) {
+            Some(
+                place @ (Place::Key(_, Kind::Text)
+                | Place::Clustering(_, Kind::Text)
+                | Place::Regular(_, Kind::Text)),
+            ) => self.map.bytes(place, self.key, &self.row),
+            _ => match self.column(col) {
+                Value::Str(s) => Some(s.as_bytes()),
+                _ => None,
+            },
+        }
     }
 
     fn property(&self, map: &ColumnRef, key: &str) -> Option<&str> {
-        let Some(Place::Regular(i, Kind::Map)) = self.map.places.get(map.id as usize) else {
+        let Some(Place::Regular(i, Kind::Map)) = self.place(map) else {
             return None;
         };
         self.row
@@ -311,11 +354,9 @@ pub(crate) fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
 /// Per-worker reused buffers.
 #[derive(Default)]
 pub struct Buffers {
-    values: Vec<Value<'static>>,
     rows: Vec<SourceRow<'static>>,
     text: String,
     spans: Vec<(u32, u32)>,
-    meta: Vec<(Table, i64, usize, usize)>,
 }
 
 /// The events and conversions tables of a funnel set, ready to scan.
@@ -494,7 +535,7 @@ fn observe(
     bufs.spans.clear();
     for (p, m) in &parts {
         let (Some(p), Some(m)) = (p, m) else { continue };
-        if !m.rendered {
+        if m.n_rendered == 0 {
             continue;
         }
         for row in p.rows() {
@@ -509,66 +550,34 @@ fn observe(
             }
         }
     }
-    // Pass 2: values (borrowed from the partitions and the renderings), then the rows.
+    // Pass 2: the rows (borrowing the partitions and the renderings).
     let text = bufs.text.as_str();
-    let mut values: Vec<Value<'_>> = recycle(std::mem::take(&mut bufs.values));
-    let mut spans = bufs.spans.iter();
-    let meta = &mut bufs.meta;
-    meta.clear();
-    for (t, (p, m)) in parts.iter().enumerate() {
+    let mut spans = bufs.spans.as_slice();
+    let mut rows: Vec<SourceRow<'_>> = recycle(std::mem::take(&mut bufs.rows));
+    for (p, m) in &parts {
         let (Some(p), Some(m)) = (p, m) else { continue };
-        for (ri, row) in p.rows().enumerate() {
-            let ts = match m
+        for row in p.rows() {
+            let (rendered, rest) = spans.split_at(m.n_rendered.min(spans.len()));
+            spans = rest;
+            // A row without a time is not part of the timeline.
+            let Some(Value::Int(ts_ms)) = m
                 .bytes(&m.time, p.key(), &row)
                 .map(|b| decode(&Kind::Int, b))
-            {
-                Some(Value::Int(ts)) => ts,
-                _ => {
-                    // no time: not part of the timeline (keep the renderings in step)
-                    for pl in &m.places {
-                        if matches!(kind(pl), Some(Kind::Rendered(_))) {
-                            spans.next();
-                        }
-                    }
-                    continue;
-                }
+            else {
+                continue;
             };
-            let base = values.len();
-            for place in &m.places {
-                let v = match kind(place) {
-                    None => Value::Null,
-                    Some(Kind::Rendered(_)) => match spans.next() {
-                        Some(&(s, e)) if e > s => Value::Str(&text[s as usize..e as usize]),
-                        _ => Value::Null,
-                    },
-                    Some(k) => m
-                        .bytes(place, p.key(), &row)
-                        .map_or(Value::Null, |b| decode(k, b)),
-                };
-                values.push(v);
-            }
-            meta.push((m.table, ts, base, t * (1 << 40) + ri));
+            rows.push(SourceRow {
+                ts_ms,
+                key: p.key(),
+                row,
+                map: m,
+                rendered,
+                text,
+            });
         }
-    }
-    let mut rows: Vec<SourceRow<'_>> = recycle(std::mem::take(&mut bufs.rows));
-    for &(table, ts_ms, base, which) in meta.iter() {
-        let (t, ri) = (which >> 40, which & ((1 << 40) - 1));
-        let (Some(p), Some(m)) = parts[t] else {
-            continue;
-        };
-        let Some(row) = p.row(ri) else { continue };
-        let n = m.places.len();
-        rows.push(SourceRow {
-            table,
-            ts_ms,
-            values: &values[base..base + n],
-            row,
-            map: m,
-        });
     }
     if !rows.is_empty() {
         worker.observe_actor(app, &rows);
     }
     bufs.rows = recycle(rows);
-    bufs.values = recycle(values);
 }

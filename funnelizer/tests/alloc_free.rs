@@ -1,5 +1,7 @@
-//! Once warm (buffers grown, every (app, funnel, day, breakdown, time) seen), evaluating an actor
-//! and aggregating its outcomes allocates nothing: checked with a counting global allocator.
+//! Once warm (buffers grown, every (app, funnel, day, breakdown) seen), evaluating an actor allocates
+//! nothing, and aggregating its outcomes only appends to the exact time-to-convert lists, whose
+//! amortised growth is a few reallocations per list over a whole run: checked with a counting global
+//! allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -80,13 +82,19 @@ fn a_warm_worker_does_not_allocate_per_actor() {
         w.observe_actor(app, rows);
     }
     let before = allocs();
-    for (app, rows) in &actors {
-        w.observe_actor(app, rows);
+    let passes = 10u64;
+    for _ in 0..passes {
+        for (app, rows) in &actors {
+            w.observe_actor(app, rows);
+        }
     }
-    assert_eq!(
-        allocs() - before,
-        0,
-        "allocations by warm observe_actor calls"
+    // One allocation per actor would be 3000; the time lists' doublings are a few per list (85 here:
+    // each list grows elevenfold), far below one per ten actors.
+    let n = allocs() - before;
+    assert!(
+        n * 10 < passes * actors.len() as u64,
+        "{n} allocations by {} warm observe_actor calls",
+        passes * actors.len() as u64
     );
     let agg = w.into_aggregator();
     assert!(agg.facts(&set).iter().any(|f| f.step == 3));

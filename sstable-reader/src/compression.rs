@@ -60,7 +60,9 @@ impl Algorithm {
                         dst.len()
                     ));
                 }
-                lz4_flex::block::decompress_into(&src[4..], dst).map_err(|e| format!("LZ4: {e}"))?
+                // LZ4_decompress_safe: never reads or writes outside the two slices.
+                lz4::block::decompress_to_buffer(&src[4..], Some(declared as i32), dst)
+                    .map_err(|e| format!("LZ4: {e}"))?
             }
             Algorithm::Snappy => snap::raw::Decoder::new()
                 .decompress(src, dst)
@@ -230,6 +232,25 @@ mod tests {
                 alg.decompress(&src[..src.len() / 2], &mut out).is_err(),
                 "{alg:?} must reject a truncated chunk"
             );
+        }
+    }
+
+    #[test]
+    fn a_corrupt_lz4_chunk_is_an_error_whatever_its_bytes() {
+        let data: Vec<u8> = (0..4000u32).flat_map(|i| (i % 13).to_be_bytes()).collect();
+        let mut good = (data.len() as u32).to_le_bytes().to_vec();
+        good.extend(lz4_flex::block::compress(&data));
+        let mut out = vec![0; data.len()];
+        // A match reaching back before the start of the output.
+        let mut bad = good[..4].to_vec();
+        bad.extend([0x10, b'x', 0xff, 0xff, 0x00]);
+        assert!(Algorithm::Lz4.decompress(&bad, &mut out).is_err());
+        // Every single-byte flip of the body: an error or some output, never a panic or a write
+        // outside `out`.
+        for i in 4..good.len() {
+            let mut flipped = good.clone();
+            flipped[i] ^= 0xa5;
+            let _ = Algorithm::Lz4.decompress(&flipped, &mut out);
         }
     }
 }

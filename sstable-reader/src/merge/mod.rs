@@ -390,14 +390,26 @@ impl<'t> MergedScan<'t> {
     /// returned, with its deletion, so callers can count it), or `None` at the end.
     pub fn next_partition(&mut self) -> Result<Option<&MergedPartition>> {
         let p = self.table.partitioner;
-        for s in &mut self.sources {
+        // The sources usually move on to the same key: its token is hashed once.
+        let mut hashed: Option<usize> = None;
+        for i in 0..self.sources.len() {
+            let s = &mut self.sources[i];
             if !s.has && !s.done {
                 match s.scan.next_partition()? {
                     None => s.done = true,
                     Some(h) => {
                         s.has = true;
-                        s.token = p.token(s.scan.key());
                         s.deletion = h.deletion;
+                        let token = match hashed {
+                            Some(j) if self.sources[j].scan.key() == self.sources[i].scan.key() => {
+                                self.sources[j].token
+                            }
+                            _ => {
+                                hashed = Some(i);
+                                p.token(self.sources[i].scan.key())
+                            }
+                        };
+                        self.sources[i].token = token;
                     }
                 }
             }
