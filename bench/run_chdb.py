@@ -1,13 +1,22 @@
 """chdb (in-process ClickHouse) baseline for bench/run.sh: loads the events of a JSONEachRow file
 (`funnel dump --columns app_id,actor_id,ts,name`) into a MergeTree table, then times only the
 windowFunnel query (install -> signup -> purchase within 7 days, actors per level per app).
-Prints one JSON line with the load time, the query time and the process's peak RSS.
-usage: run_chdb.py EVENTS_JSONL"""
-import json, resource, sys, tempfile, time
+
+With a command after `--` (bench/run.sh passes `funnel run ...`), the query and the command take
+turns, REPS rounds of each (these 2-core machines are shared and noisy: a noisy spell then falls on
+both sides), and the best time of each side is reported. Prints one JSON line: load time, query
+times, command times, the command's last stdout/stderr, and the peak RSS of this process (chdb) and
+of the command.
+usage: run_chdb.py EVENTS_JSONL [REPS] [-- COMMAND ...]"""
+import json, re, resource, subprocess, sys, tempfile, time
 
 from chdb import session
 
-path = sys.argv[1]
+args = sys.argv[1:]
+cmd = args[args.index("--") + 1:] if "--" in args else []
+args = args[:args.index("--")] if "--" in args else args
+path = args[0]
+reps = int(args[1]) if len(args) > 1 else 1
 s = session.Session(tempfile.mkdtemp(prefix="chdb-"))
 s.query("CREATE DATABASE IF NOT EXISTS b")
 s.query("CREATE TABLE b.events (app_id String, actor_id String, ts DateTime64(3, 'UTC'), name String) "
@@ -22,9 +31,23 @@ q = """SELECT app_id, level, count() AS actors FROM (
          name = 'install', name = 'signup', name = 'purchase') AS level
   FROM b.events GROUP BY app_id, actor_id)
 WHERE level > 0 GROUP BY app_id, level ORDER BY app_id, level"""
-t0 = time.perf_counter()
-res = str(s.query(q, "CSV"))
-secs = time.perf_counter() - t0
+query_times, cmd_times, out, cmd_rss = [], [], None, 0.0
+# The command's own peak RSS, from GNU time (a forked child's rusage would count chdb's pages too).
+timed = ["/usr/bin/time", "-f", "funnel-bench-maxrss-kb=%M"] + cmd
+for _ in range(reps):
+    t0 = time.perf_counter()
+    res = str(s.query(q, "CSV"))
+    query_times.append(time.perf_counter() - t0)
+    if cmd:
+        t0 = time.perf_counter()
+        out = subprocess.run(timed, capture_output=True, text=True, check=True)
+        cmd_times.append(time.perf_counter() - t0)
+        kb = re.findall(r"funnel-bench-maxrss-kb=(\d+)", out.stderr)
+        cmd_rss = max([cmd_rss] + [int(k) / 1024 for k in kb])
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"mode": "chdb_windowFunnel", "events": n, "load_seconds": load, "query_seconds": secs,
-                  "peak_rss_mib": rss, "result": res.strip().splitlines()}))
+print(json.dumps({"mode": "chdb_windowFunnel", "events": n, "load_seconds": load,
+                  "query_seconds": min(query_times), "query_times": query_times,
+                  "command_seconds": min(cmd_times) if cmd_times else None, "command_times": cmd_times,
+                  "command_stdout": out.stdout if out else "", "command_stderr": out.stderr if out else "",
+                  "peak_rss_mib": rss, "command_peak_rss_mib": cmd_rss,
+                  "result": res.strip().splitlines()}))
