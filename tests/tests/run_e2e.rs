@@ -9,7 +9,7 @@ use std::process::Command;
 
 use e2e_tests::{funnel_bin, run_funnel, sort_facts, stored_facts};
 use facts::FunnelStepFact;
-use funnelizer::row::{OwnedRow, RowView, Value};
+use funnelizer::row::{OwnedRow, OwnedValue, RowView, Value};
 use funnelizer::{reference, Aggregator, FunnelSet};
 use sstable_reader::writer::gen::{live_timelines, GenOptions};
 use sstable_reader::writer::{writer_version, Compression};
@@ -32,6 +32,12 @@ id = "click_to_install"
 window = "2d"
 mode = "strict_order"
 steps = [ { hit = true }, { event = "install" }, { event = "open" } ]
+
+# A predicate on an inet column: the SSTable source renders it as text, row by row.
+[[funnel]]
+id = "devices_1x"
+window = "7d"
+steps = [ { event = "install", where = { ip = { prefix = "1" } } }, { event = "signup" } ]
 "#;
 
 const FUNNEL_ADDED: &str = r#"
@@ -69,14 +75,16 @@ fn reference_facts(set: &FunnelSet, o: &GenOptions) -> Vec<FunnelStepFact> {
             .events
             .iter()
             .map(|e| {
-                OwnedRow::event(
+                let mut row = OwnedRow::event(
                     e.ts_ms,
                     &e.name,
                     &e.props
                         .iter()
                         .map(|(k, v)| (k.as_str(), v.as_str()))
                         .collect::<Vec<_>>(),
-                )
+                );
+                row.cells.push(("ip".into(), OwnedValue::Str(a.ip.clone())));
+                row
             })
             .collect();
         rows.extend(
@@ -174,6 +182,19 @@ fn gen_run_facts_equal_the_reference_and_a_new_funnel_covers_all_history() {
         "the data must exercise every step"
     );
     assert!(expected.len() > 50, "{} facts", expected.len());
+    // The inet predicate keeps some installs and drops others.
+    let entered = |id: &str| -> u64 {
+        expected
+            .iter()
+            .filter(|f| f.funnel_id == id && f.step == 1)
+            .map(|f| f.actors)
+            .sum()
+    };
+    let (all, some) = (entered("activation"), entered("devices_1x"));
+    assert!(0 < some && some < all, "devices_1x {some} of {all}");
+    assert!(expected
+        .iter()
+        .any(|f| f.funnel_id == "devices_1x" && f.step == 2));
     assert_eq!(got, expected);
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(

@@ -1084,6 +1084,8 @@ pub struct LiveConversion {
 pub struct LiveActor {
     pub app: String,
     pub actor: String,
+    /// The `ip` of all the actor's events (its device's), as CQL renders an inet: `10.1.2.3`.
+    pub ip: String,
     pub events: Vec<LiveEvent>,
     pub conversions: Vec<LiveConversion>,
 }
@@ -1133,9 +1135,14 @@ pub fn live_timelines(o: &GenOptions) -> Result<Vec<LiveActor>, WriterError> {
                 referrer: TRACKERS[c.tracker].1.to_string(),
             })
             .collect();
+        let ip = world
+            .fp_ip(actor.fingerprint)
+            .map(|b| b.to_string())
+            .join(".");
         out.push(LiveActor {
             app: World::app_name(actor.app),
             actor: actor.id,
+            ip,
             events,
             conversions,
         });
