@@ -200,8 +200,9 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
             threads,
             ranges: target_ranges,
         };
-        let (eval, stats) = with_progress(on_disk, &counters, args.quiet, || {
-            funnelizer::shuffle::run(&set, &source, &opts, Some(&counters))
+        let buckets = funnelizer::BucketProgress::default();
+        let (eval, stats) = with_progress(on_disk, &counters, Some(&buckets), args.quiet, || {
+            funnelizer::shuffle::run(&set, &source, &opts, Some(&counters), Some(&buckets))
         })
         .map_err(|e| {
             // Unreadable SSTables are input errors; the spill directory or the thread pool are not.
@@ -214,7 +215,7 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
         (eval, stats.ranges, Some(stats))
     } else {
         let ranges = source.plan(target_ranges).kind(InputError)?;
-        let eval = with_progress(on_disk, &counters, args.quiet, || {
+        let eval = with_progress(on_disk, &counters, None, args.quiet, || {
             funnelizer::evaluate_chunks(&set, ranges.clone(), Some(threads), |range, worker| {
                 let mut bufs = Buffers::default();
                 source.scan_range(&range, worker, &mut bufs, Some(&counters))

@@ -26,4 +26,4 @@ pub use error::{BatchError, DefinitionError};
 pub use kernel::{Kernel, Outcome};
 pub use predicate::{Columns, Field, Literal, Op, Predicate};
 pub use row::{ColumnRef, OwnedRow, OwnedValue, RowView, Table, Value};
-pub use shuffle::{ShuffleError, ShuffleOptions, ShuffleStats};
+pub use shuffle::{BucketProgress, ShuffleError, ShuffleOptions, ShuffleStats};

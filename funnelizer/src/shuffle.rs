@@ -124,13 +124,32 @@ pub fn bucket_count(threads: usize, uncompressed_bytes: u64, memory_budget: u64)
         .min(1 << 16) as usize
 }
 
+/// How far phase 2 (sort each bucket, evaluate its actors) has come, for a progress display: buckets
+/// done of `total` (0 until phase 2 starts).
+#[derive(Debug, Default)]
+pub struct BucketProgress {
+    total: AtomicU64,
+    done: AtomicU64,
+}
+
+impl BucketProgress {
+    /// (buckets evaluated, buckets in all); `(0, 0)` during phase 1.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.done.load(AtomicOrdering::Relaxed),
+            self.total.load(AtomicOrdering::Relaxed),
+        )
+    }
+}
+
 /// Shuffles both tables of `source` and evaluates every funnel of `set` over the actors' timelines.
-/// `counters` receives the scan progress of phase 1.
+/// `counters` receives the scan progress of phase 1, `buckets` that of phase 2.
 pub fn run(
     set: &FunnelSet,
     source: &SstableSource,
     opts: &ShuffleOptions,
     counters: Option<&ScanCounters>,
+    buckets_done: Option<&BucketProgress>,
 ) -> Result<(Evaluation, ShuffleStats), ShuffleError> {
     let threads = opts.threads.max(1);
     let ranges = source.plan(opts.ranges.max(1))?;
@@ -155,8 +174,15 @@ pub fn run(
 
     let started = Instant::now();
     let maps = &source.maps;
+    if let Some(p) = buckets_done {
+        p.total.store(buckets as u64, AtomicOrdering::Relaxed);
+    }
     let eval = evaluate_chunks(set, (0..buckets).collect(), Some(threads), |b, worker| {
-        spill.evaluate_bucket(b, maps, worker)
+        let out = spill.evaluate_bucket(b, maps, worker);
+        if let Some(p) = buckets_done {
+            p.done.fetch_add(1, AtomicOrdering::Relaxed);
+        }
+        out
     })?;
     let stats = ShuffleStats {
         rows: spill.rows.load(AtomicOrdering::Relaxed),
