@@ -157,10 +157,12 @@ impl<'a> Stager<'a> {
     #[inline(always)]
     fn push_clustering(&mut self, clustering: &[Slot]) -> Result<(u32, u32), TooWide> {
         let start = self.arena.slots.len();
-        for s in clustering {
-            let slot = s.map(|r| self.place(r));
-            self.arena.slots.push(slot);
-        }
+        let base = self.base;
+        self.arena.slots.extend(
+            clustering
+                .iter()
+                .map(|s| s.map(|(a, b)| (a.wrapping_add(base), b.wrapping_add(base)))),
+        );
         r32(start, self.arena.slots.len())
     }
 
