@@ -703,14 +703,22 @@ fn same_row(a: &Arena, types: &[CqlType], bytewise: bool, x: &Item, y: &Item) ->
             &a.slots[x.clust.0 as usize..x.clust.1 as usize],
             &a.slots[y.clust.0 as usize..y.clust.1 as usize],
         );
-        return xs.len() == ys.len()
-            && xs
-                .iter()
-                .zip(ys)
-                .all(|(p, q)| match (a.slot(*p), a.slot(*q)) {
-                    (Some(p), Some(q)) => short_eq(p, q),
-                    (p, q) => p.is_none() && q.is_none(),
-                });
+        if xs.len() != ys.len() {
+            return false;
+        }
+        // Rows of a partition usually differ in their first value already.
+        if let (Some(&Some(p)), Some(&Some(q))) = (xs.first(), ys.first()) {
+            if !short_eq(a.get(p), a.get(q)) {
+                return false;
+            }
+        }
+        return xs
+            .iter()
+            .zip(ys)
+            .all(|(p, q)| match (a.slot(*p), a.slot(*q)) {
+                (Some(p), Some(q)) => short_eq(p, q),
+                (p, q) => p.is_none() && q.is_none(),
+            });
     }
     cmp_items(a, types, x, y) == Ordering::Equal
 }
@@ -959,19 +967,7 @@ fn merge_run(
             && items[h].kind == BoundKind::Clustering
             && same_row(&part.arena, cx.ctys, cx.bytewise, &items[h], it);
         let out = if duplicated {
-            sc.group.clear();
-            sc.group.push(at);
-            while h < e
-                && items[h].kind == BoundKind::Clustering
-                && same_row(&part.arena, cx.ctys, cx.bytewise, &items[h], it)
-            {
-                sc.group.push(h);
-                h += 1;
-            }
-            let group = std::mem::take(&mut sc.group);
-            let out = merge_group(part, items, &group, del, cx.columns, cx.now, sc, false);
-            sc.group = group;
-            out?
+            merge_duplicates(part, items, at, &mut h, e, del, cx, sc)?
         } else {
             merge_single(part, it, del, cx.now, false)
         };
@@ -981,6 +977,37 @@ fn merge_run(
     }
     range.0 = h;
     Ok(())
+}
+
+/// [`merge_run`]'s rare case: the row at `at` and the next ones of the same source that repeat its
+/// clustering (moving `h` past them) merge as one group.
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn merge_duplicates(
+    part: &mut MergedPartition,
+    items: &[Item],
+    at: usize,
+    h: &mut usize,
+    e: usize,
+    del: DeletionTime,
+    cx: &MergeCtx<'_>,
+    sc: &mut Scratch,
+) -> std::result::Result<Option<OutRow>, String> {
+    let it = &items[at];
+    sc.group.clear();
+    sc.group.push(at);
+    while *h < e
+        && items[*h].kind == BoundKind::Clustering
+        && same_row(&part.arena, cx.ctys, cx.bytewise, &items[*h], it)
+    {
+        sc.group.push(*h);
+        *h += 1;
+    }
+    let group = std::mem::take(&mut sc.group);
+    let out = merge_group(part, items, &group, del, cx.columns, cx.now, sc, false);
+    sc.group = group;
+    out
 }
 
 /// Merges the versions `group` (indexes into `items`) of one row under the deletion `del`.
