@@ -304,6 +304,35 @@ pub(crate) fn read_clustering_fixed(
     read_values_with(c, |i| fixed.get(i).copied().flatten(), size, base, out)
 }
 
+/// Reads a row's full clustering (see [`read_clustering_fixed`]). `all_fixed`: the sum of the types'
+/// lengths when every one is fixed and there are at most 32. Then a header saying that every value is
+/// present (the single byte 0, nearly every row) is followed by the values back to back, which are
+/// read without the per-value loop.
+#[inline(always)]
+pub(crate) fn read_clustering_row(
+    c: &mut Cursor<'_>,
+    fixed: &[Option<usize>],
+    all_fixed: Option<usize>,
+    out: &mut Vec<Slot>,
+) -> ShortResult<()> {
+    if let Some(total) = all_fixed {
+        let mut fast = *c;
+        if fast.u8()? == 0 {
+            let mut p = fast.pos() as u32;
+            fast.skip(total)?;
+            out.clear();
+            out.extend(fixed.iter().flatten().map(|&n| {
+                let start = p;
+                p += n as u32;
+                Some((start, p))
+            }));
+            *c = fast;
+            return Ok(());
+        }
+    }
+    read_clustering_fixed(c, fixed, fixed.len(), 0, out)
+}
+
 #[inline(always)]
 fn read_values_with(
     c: &mut Cursor<'_>,

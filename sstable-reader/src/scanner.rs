@@ -141,6 +141,8 @@ pub struct Scanner<'s> {
     present: Vec<u32>,
     /// Fixed lengths of the header's clustering types (`None`: variable), computed once.
     clustering_fixed: Vec<Option<usize>>,
+    /// Their sum when all are fixed (and at most 32: one presence header), for [`read_clustering_row`].
+    clustering_all_fixed: Option<usize>,
     /// Per static / regular column.
     static_info: Vec<ColInfo>,
     regular_info: Vec<ColInfo>,
@@ -155,6 +157,15 @@ impl<'s> Scanner<'s> {
         let last_regular = projection.regulars.iter().rposition(|&b| b);
         let static_info = col_info(&sst.schema.statics, &projection.statics);
         let regular_info = col_info(&sst.schema.regulars, &projection.regulars);
+        let clustering_fixed: Vec<Option<usize>> = sst
+            .header
+            .clustering_types
+            .iter()
+            .map(|t| t.fixed_length())
+            .collect();
+        let clustering_all_fixed = (!clustering_fixed.is_empty() && clustering_fixed.len() <= 32)
+            .then(|| clustering_fixed.iter().copied().sum::<Option<usize>>())
+            .flatten();
         Scanner {
             sst,
             reader: sst.data.reader(),
@@ -172,12 +183,8 @@ impl<'s> Scanner<'s> {
             cells: Vec::new(),
             complex: Vec::new(),
             present: Vec::new(),
-            clustering_fixed: sst
-                .header
-                .clustering_types
-                .iter()
-                .map(|t| t.fixed_length())
-                .collect(),
+            clustering_fixed,
+            clustering_all_fixed,
             static_info,
             regular_info,
             unfiltered_pos: 0,
@@ -517,11 +524,10 @@ impl<'s> Scanner<'s> {
         } else if is_static {
             self.clustering.clear();
         } else {
-            head!(read_clustering_fixed(
+            head!(read_clustering_row(
                 &mut c,
                 &self.clustering_fixed,
-                types.len(),
-                0,
+                self.clustering_all_fixed,
                 &mut self.clustering,
             ));
         }
