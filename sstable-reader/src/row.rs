@@ -560,6 +560,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_all_fixed_clustering_path_reads_what_the_general_one_reads() {
+        let fixed = [Some(8), Some(16)];
+        let all = Some(24);
+        // Header 0 (both present) then 8 + 16 bytes; header 0b1000 (the second null) then 8 bytes;
+        // header 0b0100 (the second empty) then 8 bytes; a value cut short.
+        let mut present = vec![0u8];
+        present.extend(1..=24u8);
+        let mut null = vec![0b1000u8];
+        null.extend(1..=8u8);
+        let mut empty = vec![0b0100u8];
+        empty.extend(1..=8u8);
+        for bytes in [present.clone(), null, empty, present[..20].to_vec()] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let (mut ca, mut cb) = (Cursor::new(&bytes), Cursor::new(&bytes));
+            let ra = read_clustering_row(&mut ca, &fixed, all, &mut a);
+            let rb = read_clustering_fixed(&mut cb, &fixed, 2, 0, &mut b);
+            assert_eq!(ra.is_ok(), rb.is_ok(), "{bytes:?}");
+            if ra.is_ok() {
+                assert_eq!((a, ca.pos()), (b, cb.pos()), "{bytes:?}");
+            }
+        }
+    }
+
+    #[test]
     fn a_huge_row_size_is_a_short_read_not_an_overflow() {
         // Row flags, no clustering columns, then row_size = u64::MAX (found by cargo fuzz).
         let bytes = [
