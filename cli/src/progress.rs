@@ -27,12 +27,11 @@ pub fn with_progress<T>(
         return f();
     }
     let bar = ProgressBar::with_draw_target(Some(total_disk_bytes), ProgressDrawTarget::stderr());
-    let phase1 = if buckets.is_some() {
-        "1/2 scan+shuffle {bar:20} {bytes}/{total_bytes} on disk · {binary_bytes_per_sec} · {msg} · ETA {eta}"
-    } else {
-        "{bar:30} {bytes}/{total_bytes} on disk · {binary_bytes_per_sec} · {msg} · ETA {eta}"
-    };
-    bar.set_style(style(phase1));
+    let scan = "{bytes}/{total_bytes} on disk · {binary_bytes_per_sec} · {msg} · ETA {eta}";
+    bar.set_style(style(&match buckets {
+        Some(_) => format!("1/2 scan+shuffle {{bar:20}} {scan}"),
+        None => format!("{{bar:30}} {scan}"),
+    }));
     let done = AtomicBool::new(false);
     let started = std::time::Instant::now();
     std::thread::scope(|s| {

@@ -143,7 +143,7 @@ impl BucketProgress {
 }
 
 /// Shuffles both tables of `source` and evaluates every funnel of `set` over the actors' timelines.
-/// `counters` receives the scan progress of phase 1, `buckets` that of phase 2.
+/// `counters` receives the scan progress of phase 1, `buckets_done` that of phase 2.
 pub fn run(
     set: &FunnelSet,
     source: &SstableSource,

@@ -707,8 +707,8 @@ fn same_row(a: &Arena, types: &[CqlType], bytewise: bool, x: &Item, y: &Item) ->
             return false;
         }
         // Rows of a partition usually differ in their first value already.
-        if let (Some(&Some(p)), Some(&Some(q))) = (xs.first(), ys.first()) {
-            if !short_eq(a.get(p), a.get(q)) {
+        if let (Some(p), Some(q)) = (first_value(a, x), first_value(a, y)) {
+            if !short_eq(p, q) {
                 return false;
             }
         }
@@ -813,7 +813,7 @@ fn merge_rows(
     sc: &mut Scratch,
 ) -> std::result::Result<(), String> {
     let pdel = part.deletion;
-    let (ctys, bytewise, now) = (cx.ctys, cx.bytewise, cx.now);
+    let (ctys, bytewise) = (cx.ctys, cx.bytewise);
     sc.heads.retain(|&(h, e)| h < e);
     let n = sc.heads.len();
     if n <= 1 || (part.arena.markers == 0 && runs_in_order(&part.arena, ctys, items, &mut sc.heads))
@@ -902,10 +902,7 @@ fn merge_rows(
         for d in sc.open.iter().flatten() {
             del = del.max(*d);
         }
-        let group = std::mem::take(&mut sc.group);
-        let out = merge_group(part, items, &group, del, cx.columns, now, sc, false);
-        sc.group = group;
-        if let Some(row) = out? {
+        if let Some(row) = merge_collected(part, items, del, cx, sc)? {
             part.rows.push(row);
         }
     }
@@ -1004,6 +1001,17 @@ fn merge_duplicates(
         sc.group.push(*h);
         *h += 1;
     }
+    merge_collected(part, items, del, cx, sc)
+}
+
+/// [`merge_group`] of the versions of one regular row collected in `sc.group`.
+fn merge_collected(
+    part: &mut MergedPartition,
+    items: &[Item],
+    del: DeletionTime,
+    cx: &MergeCtx<'_>,
+    sc: &mut Scratch,
+) -> std::result::Result<Option<OutRow>, String> {
     let group = std::mem::take(&mut sc.group);
     let out = merge_group(part, items, &group, del, cx.columns, cx.now, sc, false);
     sc.group = group;

@@ -107,6 +107,12 @@ impl Arena {
     }
 }
 
+/// A window range shifted to where the window's bytes land in the arena (see [`Stager::place`]).
+#[inline(always)]
+fn shifted((s, e): (u32, u32), base: u32) -> (u32, u32) {
+    (s.wrapping_add(base), e.wrapping_add(base))
+}
+
 /// Stages one source's unfiltereds while the scanner decodes them (a [`CellSink`]). The scanner keeps
 /// the whole partition in its window while it is staged, so cells and clusterings are recorded with
 /// window offsets shifted by where the window's bytes will land in the arena, and [`Stager::finish`]
@@ -149,8 +155,8 @@ impl<'a> Stager<'a> {
 
     /// Window offsets → arena offsets (wrapping: a partition too wide for them fails in `finish`).
     #[inline(always)]
-    fn place(&self, (s, e): (u32, u32)) -> (u32, u32) {
-        (s.wrapping_add(self.base), e.wrapping_add(self.base))
+    fn place(&self, r: (u32, u32)) -> (u32, u32) {
+        shifted(r, self.base)
     }
 
     /// Appends a clustering (window offsets) to the arena's slots; returns their range.
@@ -158,11 +164,9 @@ impl<'a> Stager<'a> {
     fn push_clustering(&mut self, clustering: &[Slot]) -> Result<(u32, u32), TooWide> {
         let start = self.arena.slots.len();
         let base = self.base;
-        self.arena.slots.extend(
-            clustering
-                .iter()
-                .map(|s| s.map(|(a, b)| (a.wrapping_add(base), b.wrapping_add(base)))),
-        );
+        self.arena
+            .slots
+            .extend(clustering.iter().map(|s| s.map(|r| shifted(r, base))));
         r32(start, self.arena.slots.len())
     }
 
