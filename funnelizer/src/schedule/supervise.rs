@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 /// Lines of the child's output kept for the report.
 pub const TAIL_LINES: usize = 40;
 
+/// The first wait between two looks at the child; it doubles up to [`POLL_MAX`].
+const POLL_MIN: Duration = Duration::from_millis(1);
+/// The longest wait between two looks at the child.
+const POLL_MAX: Duration = Duration::from_millis(25);
+
 /// Limits of one child.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Limits {
@@ -159,6 +164,7 @@ pub fn supervise(
     on_spawn(pid);
     let mut peak: Option<u64> = None;
     let mut killed_for: Option<ChildEnd> = None;
+    let mut poll = POLL_MIN;
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
@@ -173,7 +179,7 @@ pub fn supervise(
                     });
                 }
             }
-            if let Some(t) = limits.timeout.filter(|t| started.elapsed() > *t) {
+            if let Some(t) = limits.timeout.filter(|t| started.elapsed() >= *t) {
                 killed_for = Some(ChildEnd::TimedOut(t));
             }
             if killed_for.is_some() {
@@ -181,7 +187,14 @@ pub fn supervise(
                 let _ = child.kill();
             }
         }
-        std::thread::sleep(Duration::from_millis(25));
+        // Short runs are watched closely (their memory and deadline are seen before they end), long
+        // ones every 25 ms; no sleep goes past the deadline.
+        let mut nap = poll;
+        if let Some(t) = limits.timeout {
+            nap = nap.min(t.saturating_sub(started.elapsed()));
+        }
+        std::thread::sleep(nap.max(Duration::from_micros(100)));
+        poll = (poll * 2).min(POLL_MAX);
     };
     for p in pumps {
         let _ = p.join();
@@ -270,6 +283,23 @@ mod tests {
         .unwrap();
         assert!(matches!(r.end, ChildEnd::TimedOut(_)), "{:?}", r.end);
         assert!(t0.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_short_timeout_is_kept_even_when_the_child_would_end_soon_after() {
+        // The child outlives its 8 ms timeout but ends after 20 ms, before the slowest poll (25 ms)
+        // would look again: it must still be killed at the deadline.
+        let r = supervise(
+            sh("exec sleep 0.02"),
+            Limits {
+                timeout: Some(Duration::from_millis(8)),
+                memory_budget: None,
+            },
+            None,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(r.end, ChildEnd::TimedOut(Duration::from_millis(8)));
     }
 
     #[cfg(target_os = "linux")]
