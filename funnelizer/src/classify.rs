@@ -243,7 +243,12 @@ impl Classifier {
                             at
                         }
                     };
-                    out.copy_from_slice(&tc.bits[at..at + words]);
+                    if words == 1 {
+                        // (One word, the usual case: no `memcpy` call per row.)
+                        out[0] = tc.bits[at];
+                    } else {
+                        out.copy_from_slice(&tc.bits[at..at + words]);
+                    }
                 }
                 None => self.eval_into(&plan.cached, row, out),
             }
@@ -264,7 +269,7 @@ impl Classifier {
     #[inline]
     pub fn class(&self, bits: &[u64], row: usize, funnel: usize) -> RowClass {
         let w = &bits[row * self.words..(row + 1) * self.words];
-        let on = |m: usize| w[m / 64] & (1 << (m % 64)) != 0;
+        let on = |m: usize| w.get(m / 64).is_some_and(|x| x & (1 << (m % 64)) != 0);
         let slots = &self.funnels[funnel];
         let mut c = RowClass::default();
         for (j, &m) in slots.steps.iter().enumerate() {
