@@ -4,12 +4,18 @@
 # events already loaded into a chdb MergeTree table (only the query is timed). Peak RSS of both.
 # The peak RSS of `funnel run` counts the pages of the mapped SSTables it touched (page cache).
 #   bench/run.sh [DATA=bench-data/ev] [THREADS=2]   REPS=N: rounds (default 3), the best of each side counts
+#   PGO=1: time the profile-guided build of the same code (bench/pgo.sh; about 12 minutes of building)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 data="${1:-$root/bench-data/ev}"
 threads="${2:-2}"
 cargo build --release -p cli --manifest-path "$root/Cargo.toml" >&2
 bin="$root/target/release/funnel"
+build="cargo build --release"
+if [ "${PGO:-0}" = 1 ]; then
+  bin="$("$root/bench/pgo.sh")"
+  build="bench/pgo.sh (profile-guided)"
+fi
 [ -d "$data" ] || "$root/bench/scan.sh" "$data" >/dev/null  # generates the dataset
 now=2026-11-01
 out="$(mktemp -d)"
@@ -25,9 +31,10 @@ TOML
 "$root/.tools/venv/bin/python" "$root/bench/run_chdb.py" "$out/events.jsonl" "${REPS:-3}" -- \
   "$bin" run --data "$data" --funnels "$out/funnels.toml" --facts "sqlite:$out/facts.db" \
   --now "$now" --threads "$threads" >"$out/chdb.json"
-python3 - "$out" <<'PY'
+python3 - "$out" "$build" <<'PY'
 import json, sys, os
 c = json.load(open(os.path.join(sys.argv[1], "chdb.json")))
+print(f"funnel binary: {sys.argv[2]}")
 secs, rss = c["command_seconds"], c["command_peak_rss_mib"]
 print(c["command_stdout"].rstrip())
 print([l for l in c["command_stderr"].splitlines() if l.startswith("run ")][0])
