@@ -28,18 +28,12 @@ if [ ! -d "$train/data" ]; then
   "$gen" gen --out "$train/data" --actors 20000 --events-per-actor 20 --days 30 --sstables 4 \
     --compression lz4 --format nb --seed 7 --end-date 2026-11-01 --quiet >"$train/data.json"
 fi
-cat >"$train/funnels.toml" <<'TOML'
-[[funnel]]
-id = "activation"
-window = "7d"
-steps = [ { event = "install" }, { event = "signup" }, { event = "purchase" } ]
-TOML
 # Only the training runs' profiles count (not the build scripts' nor the generator's).
 rm -rf "$prof/raw"
 mkdir -p "$prof/raw"
 echo "pgo: training runs" >&2
 rm -f "$train/facts.db" "$train/readme.db"
-"$gen" run --data "$train/data" --funnels "$train/funnels.toml" --facts "sqlite:$train/facts.db" \
+"$gen" run --data "$train/data" --funnels "$root/bench/activation.toml" --facts "sqlite:$train/facts.db" \
   --now 2026-11-01 --threads 2 --quiet >&2
 "$gen" run --data "$root/testdata/snapshot" --funnels "$root/testdata/funnels.toml" \
   --facts "sqlite:$train/readme.db" --quiet >&2

@@ -19,17 +19,11 @@ fi
 [ -d "$data" ] || "$root/bench/scan.sh" "$data" >/dev/null  # generates the dataset
 now=2026-11-01
 out="$(mktemp -d)"
-cat >"$out/funnels.toml" <<'TOML'
-[[funnel]]
-id = "activation"
-window = "7d"
-steps = [ { event = "install" }, { event = "signup" }, { event = "purchase" } ]
-TOML
 # The same live events for chdb (merged by our reader: what Cassandra would answer at --now).
 "$bin" dump "$data" --table tracking.events --columns app_id,actor_id,ts,name --now "$now" >"$out/events.jsonl"
 # The chdb query and `funnel run` take turns, REPS rounds (default 3); the best of each is compared.
 "$root/.tools/venv/bin/python" "$root/bench/run_chdb.py" "$out/events.jsonl" "${REPS:-3}" -- \
-  "$bin" run --data "$data" --funnels "$out/funnels.toml" --facts "sqlite:$out/facts.db" \
+  "$bin" run --data "$data" --funnels "$root/bench/activation.toml" --facts "sqlite:$out/facts.db" \
   --now "$now" --threads "$threads" >"$out/chdb.json"
 python3 - "$out" "$build" <<'PY'
 import json, sys, os
