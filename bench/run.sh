@@ -19,6 +19,7 @@ fi
 [ -d "$data" ] || "$root/bench/scan.sh" "$data" >/dev/null  # generates the dataset
 now=2026-11-01
 out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT  # the dumped events alone are ~2 GB
 # The same live events for chdb (merged by our reader: what Cassandra would answer at --now).
 "$bin" dump "$data" --table tracking.events --columns app_id,actor_id,ts,name --now "$now" >"$out/events.jsonl"
 # The chdb query and `funnel run` take turns, REPS rounds (default 3); the best of each is compared.

@@ -17,6 +17,7 @@ if [ ! -d "$data" ]; then
 fi
 now=2026-11-01
 out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
 # Best of REPS runs (default 5): these 2-core machines are shared and noisy; the fastest run is the one
 # least disturbed by neighbours. The modes take turns within each round, so that a noisy spell does not
 # fall on one mode's runs only.
