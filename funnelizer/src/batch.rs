@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::aggregate::Aggregator;
 use crate::definition::FunnelSet;
 use crate::error::BatchError;
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, Outcome};
 use crate::row::{RowView, Value};
 
 /// One worker's state: reused kernel buffers and a partial aggregate.
@@ -47,8 +47,33 @@ impl<'s> Worker<'s> {
     /// Evaluates every funnel over one actor's whole timeline (its rows from events and
     /// conversions, in any order) and adds the outcomes to the partial aggregate.
     pub fn observe_actor<R: RowView>(&mut self, app_id: &str, rows: &[R]) {
-        self.actors += 1;
         self.rows += rows.len() as u64;
+        self.evaluate(app_id, rows, false);
+    }
+
+    /// Starts an actor whose rows are offered one at a time: [`Worker::offer`] each row, then
+    /// [`Worker::observe_offered`] with the kept ones. Same outcomes as [`Worker::observe_actor`]
+    /// over all of them, without holding the rows no funnel can use.
+    pub fn begin_actor(&mut self) {
+        self.kernel.begin();
+    }
+
+    /// Whether the actor's next row must be kept for [`Worker::observe_offered`] (see
+    /// [`Kernel::offer`]).
+    #[inline]
+    pub fn offer<R: RowView>(&mut self, row: &R) -> bool {
+        self.kernel.offer(row)
+    }
+
+    /// Evaluates every funnel over the rows kept since [`Worker::begin_actor`] (`offered`: how many
+    /// rows were offered, kept or not).
+    pub fn observe_offered<R: RowView>(&mut self, app_id: &str, kept: &[R], offered: u64) {
+        self.rows += offered;
+        self.evaluate(app_id, kept, true);
+    }
+
+    fn evaluate<R: RowView>(&mut self, app_id: &str, rows: &[R], offered: bool) {
+        self.actors += 1;
         let app = self.agg.app(app_id);
         let Worker {
             set,
@@ -57,7 +82,7 @@ impl<'s> Worker<'s> {
             breakdown,
             ..
         } = self;
-        kernel.evaluate(rows, |f, outcome| {
+        let sink = |f: usize, outcome: &Outcome| {
             breakdown.clear();
             if let (Some(fields), Some(row)) =
                 (&set.funnels[f].breakdown, rows.get(outcome.breakdown_row))
@@ -74,7 +99,12 @@ impl<'s> Worker<'s> {
                 }
             }
             agg.add_for(app, f, outcome, breakdown);
-        });
+        };
+        if offered {
+            kernel.finish(rows, sink);
+        } else {
+            kernel.evaluate(rows, sink);
+        }
     }
 
     /// The partial aggregate.

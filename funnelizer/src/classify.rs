@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::definition::{FunnelSet, Matcher};
+use crate::definition::{FunnelSet, Matcher, Mode};
 use crate::predicate::{Field, Predicate};
 use crate::row::{ColumnRef, RowView, Table};
 use rustc_hash::FxBuildHasher;
@@ -45,6 +45,8 @@ pub struct Classifier {
     funnels: Vec<FunnelSlots>,
     words: usize,
     plans: [TablePlan; 2],
+    /// Per table: a `strict_order` funnel reads it (every row of it counts).
+    every_row: [bool; 2],
 }
 
 /// The classification of one row for one funnel.
@@ -141,6 +143,82 @@ struct TableCache {
     /// Key text → offset of its words in `bits`.
     index: HashMap<Box<[u8]>, u32, FxBuildHasher>,
     bits: Vec<u64>,
+    /// In front of `index`: texts of at most 16 bytes (event names), direct-mapped by their
+    /// [`ShortKey`], so that most rows cost two word compares instead of hashing the text and a
+    /// `memcmp` call.
+    front: Vec<(ShortKey, u32)>,
+}
+
+/// A text of at most 16 bytes as two words and its length: equal keys are equal texts (for a
+/// given length the two overlapping loads cover every byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ShortKey {
+    lo: u64,
+    hi: u64,
+    /// Length + 1 (0: an empty slot).
+    len: u64,
+}
+
+const FRONT_SLOTS: usize = 64;
+
+impl ShortKey {
+    const EMPTY: ShortKey = ShortKey {
+        lo: 0,
+        hi: 0,
+        len: 0,
+    };
+
+    #[inline]
+    fn of(s: &[u8]) -> Option<ShortKey> {
+        let n = s.len();
+        let word = |b: &[u8]| b.try_into().map_or(0, u64::from_le_bytes);
+        let half = |b: &[u8]| b.try_into().map_or(0, u32::from_le_bytes) as u64;
+        let (lo, hi) = match n {
+            8..=16 => (word(&s[..8]), word(&s[n - 8..])),
+            4..=7 => (half(&s[..4]), half(&s[n - 4..])),
+            0..=3 => (s.iter().fold(0u64, |w, &b| (w << 8) | b as u64), 0),
+            _ => return None,
+        };
+        Some(ShortKey {
+            lo,
+            hi,
+            len: n as u64 + 1,
+        })
+    }
+
+    #[inline]
+    fn slot(&self) -> usize {
+        let h = (self.lo ^ self.hi.rotate_left(29) ^ self.len).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 58) as usize % FRONT_SLOTS
+    }
+}
+
+impl TableCache {
+    /// The offset in `bits` of the words of a short text, if it is in front.
+    #[inline]
+    fn front(&self, k: ShortKey) -> Option<u32> {
+        match self.front.get(k.slot()) {
+            Some(&(key, at)) if key == k => Some(at),
+            _ => None,
+        }
+    }
+
+    /// Puts `s` (its words at `at` in `bits`) in front of the index.
+    #[inline]
+    fn remember(&mut self, short: Option<ShortKey>, at: u32) {
+        if let Some(k) = short {
+            if self.front.is_empty() {
+                self.front.resize(FRONT_SLOTS, (ShortKey::EMPTY, 0));
+            }
+            self.front[k.slot()] = (k, at);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.bits.clear();
+        self.front.clear();
+    }
 }
 
 impl MatchCache {
@@ -175,11 +253,17 @@ impl Classifier {
             .collect();
         let words = matchers.len().div_ceil(64).max(1);
         let plans = Table::ALL.map(|t| TablePlan::new(&matchers, t));
+        let every_row = Table::ALL.map(|t| {
+            set.funnels
+                .iter()
+                .any(|f| f.mode == Mode::StrictOrder && f.uses(t))
+        });
         Classifier {
             matchers,
             funnels,
             words,
             plans,
+            every_row,
         }
     }
 
@@ -218,42 +302,63 @@ impl Classifier {
         let words = self.words;
         bits.clear();
         bits.resize(rows.len() * words, 0);
-        for (i, row) in rows.iter().enumerate() {
-            let t = row.table().index();
-            let plan = &self.plans[t];
-            let out = &mut bits[i * words..(i + 1) * words];
-            let Some(key) = plan.key.as_ref() else {
-                self.eval_into(&plan.direct, row, out);
-                continue;
-            };
-            match row.column_bytes(key) {
-                Some(s) => {
-                    let tc = &mut cache.tables[t];
-                    let at = match tc.index.get(s) {
-                        Some(&at) => at as usize,
-                        None => {
-                            if tc.index.len() >= CACHE_ENTRIES {
-                                tc.index.clear();
-                                tc.bits.clear();
-                            }
-                            let at = tc.bits.len();
-                            tc.bits.resize(at + words, 0);
-                            self.eval_into(&plan.cached, row, &mut tc.bits[at..at + words]);
-                            tc.index.insert(s.into(), at as u32);
-                            at
-                        }
-                    };
-                    if words == 1 {
-                        // (One word, the usual case: no `memcpy` call per row.)
-                        out[0] = tc.bits[at];
-                    } else {
-                        out.copy_from_slice(&tc.bits[at..at + words]);
-                    }
-                }
-                None => self.eval_into(&plan.cached, row, out),
-            }
-            self.eval_into(&plan.direct, row, out);
+        for (row, out) in rows.iter().zip(bits.chunks_exact_mut(words)) {
+            self.match_row_cached(row, out, cache);
         }
+    }
+
+    /// One row's bits of [`Classifier::match_rows_cached`] into `out` (`words()` zeroed words).
+    #[inline]
+    pub fn match_row_cached<R: RowView>(&self, row: &R, out: &mut [u64], cache: &mut MatchCache) {
+        let words = self.words;
+        let t = row.table().index();
+        let plan = &self.plans[t];
+        let Some(key) = plan.key.as_ref() else {
+            self.eval_into(&plan.direct, row, out);
+            return;
+        };
+        match row.column_bytes(key) {
+            Some(s) => {
+                let tc = &mut cache.tables[t];
+                let short = ShortKey::of(s);
+                let at = match short.and_then(|k| tc.front(k)).or_else(|| {
+                    let at = tc.index.get(s).copied()?;
+                    tc.remember(short, at);
+                    Some(at)
+                }) {
+                    Some(at) => at as usize,
+                    None => {
+                        if tc.index.len() >= CACHE_ENTRIES {
+                            tc.clear();
+                        }
+                        let at = tc.bits.len();
+                        tc.bits.resize(at + words, 0);
+                        self.eval_into(&plan.cached, row, &mut tc.bits[at..at + words]);
+                        tc.index.insert(s.into(), at as u32);
+                        tc.remember(short, at as u32);
+                        at
+                    }
+                };
+                if words == 1 {
+                    // (One word, the usual case: no `memcpy` call per row.)
+                    out[0] = tc.bits[at];
+                } else {
+                    out.copy_from_slice(&tc.bits[at..at + words]);
+                }
+            }
+            None => self.eval_into(&plan.cached, row, out),
+        }
+        self.eval_into(&plan.direct, row, out);
+    }
+
+    /// Whether a row of `table` with matcher bits `bits` (see [`Classifier::match_row_cached`])
+    /// can change any funnel's outcome: it matches a step or an exclusion of some funnel, or a
+    /// `strict_order` funnel reads the table (where a row matching nothing breaks the order).
+    /// Every other row is skipped by every funnel.
+    /// (Every matcher is a step or an exclusion of some funnel, so any bit set counts.)
+    #[inline]
+    pub fn relevant(&self, table: Table, bits: &[u64]) -> bool {
+        self.every_row[table.index()] || bits.iter().any(|&b| b != 0)
     }
 
     #[inline]

@@ -120,9 +120,44 @@ impl Kernel {
 
     /// Evaluates every funnel over one actor's rows (any order), calling `sink(funnel_index,
     /// outcome)` for each funnel the actor entered (level >= 1).
-    pub fn evaluate<R: RowView>(&mut self, rows: &[R], mut sink: impl FnMut(usize, &Outcome)) {
+    pub fn evaluate<R: RowView>(&mut self, rows: &[R], sink: impl FnMut(usize, &Outcome)) {
         self.classifier
             .match_rows_cached(rows, &mut self.bits, &mut self.cache);
+        self.run(rows, sink);
+    }
+
+    /// Starts an actor whose rows are offered one at a time ([`Kernel::offer`], then
+    /// [`Kernel::finish`]).
+    pub fn begin(&mut self) {
+        self.bits.clear();
+    }
+
+    /// Classifies the actor's next row. `true`: some funnel can use it, and the caller passes it to
+    /// [`Kernel::finish`] (in the order it was offered among the kept rows). `false`: no funnel's
+    /// outcome depends on it (see [`Classifier::relevant`]), and it can be dropped — most rows of a
+    /// timeline are events no funnel names.
+    #[inline]
+    pub fn offer<R: RowView>(&mut self, row: &R) -> bool {
+        let at = self.bits.len();
+        self.bits.resize(at + self.classifier.words(), 0);
+        let out = &mut self.bits[at..];
+        self.classifier.match_row_cached(row, out, &mut self.cache);
+        let keep = self.classifier.relevant(row.table(), out);
+        if !keep {
+            self.bits.truncate(at);
+        }
+        keep
+    }
+
+    /// Like [`Kernel::evaluate`], over the rows kept by [`Kernel::offer`] since [`Kernel::begin`]
+    /// (`rows`: exactly those, in order): the same outcomes as evaluating every offered row.
+    pub fn finish<R: RowView>(&mut self, rows: &[R], sink: impl FnMut(usize, &Outcome)) {
+        debug_assert_eq!(rows.len() * self.classifier.words(), self.bits.len());
+        self.run(rows, sink);
+    }
+
+    /// Evaluates every funnel over `rows`, whose matcher bits are in `self.bits`.
+    fn run<R: RowView>(&mut self, rows: &[R], mut sink: impl FnMut(usize, &Outcome)) {
         for (f, p) in self.params.iter().enumerate() {
             let ev = &mut self.eval;
             ev.entries.clear();

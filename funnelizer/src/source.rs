@@ -187,6 +187,7 @@ impl TableMap {
         )
     }
 
+    #[inline]
     fn key_part<'a>(&self, key: &'a [u8], i: usize) -> Option<&'a [u8]> {
         if self.key_len == 1 {
             Some(key)
@@ -195,6 +196,7 @@ impl TableMap {
         }
     }
 
+    #[inline]
     pub(crate) fn bytes<'a>(
         &self,
         p: &Place,
@@ -554,6 +556,8 @@ fn observe(
     let text = bufs.text.as_str();
     let mut spans = bufs.spans.as_slice();
     let mut rows: Vec<SourceRow<'_>> = recycle(std::mem::take(&mut bufs.rows));
+    let mut offered = 0u64;
+    worker.begin_actor();
     for (p, m) in &parts {
         let (Some(p), Some(m)) = (p, m) else { continue };
         for row in p.rows() {
@@ -566,18 +570,23 @@ fn observe(
             else {
                 continue;
             };
-            rows.push(SourceRow {
+            let row = SourceRow {
                 ts_ms,
                 key: p.key(),
                 row,
                 map: m,
                 rendered,
                 text,
-            });
+            };
+            offered += 1;
+            // Only the rows some funnel can use are kept (most events are named by no step).
+            if worker.offer(&row) {
+                rows.push(row);
+            }
         }
     }
-    if !rows.is_empty() {
-        worker.observe_actor(app, &rows);
+    if offered > 0 {
+        worker.observe_offered(app, &rows, offered);
     }
     bufs.rows = recycle(rows);
 }

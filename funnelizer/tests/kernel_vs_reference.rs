@@ -133,3 +133,31 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Rows offered one at a time, only the kept ones evaluated (what the SSTable source does): the
+    /// reference's outcomes over all the rows, the first-touch row being the same row.
+    #[test]
+    fn offered_rows_match_the_reference_over_all_rows(
+        specs in prop::collection::vec(funnel_spec(), 1..=3),
+        rows in prop::collection::vec(row(), 0..=9),
+    ) {
+        let text = toml_of(&specs);
+        let set = FunnelSet::parse(&text, "prop.toml").unwrap();
+        let mut kernel = Kernel::new(&set);
+        kernel.begin();
+        let kept: Vec<usize> = (0..rows.len()).filter(|&i| kernel.offer(&rows[i])).collect();
+        let kept_rows: Vec<OwnedRow> = kept.iter().map(|&i| rows[i].clone()).collect();
+        let mut got: Vec<Outcome> = vec![Outcome::default(); set.funnels.len()];
+        kernel.finish(&kept_rows, |f, o| {
+            got[f] = o.clone();
+            got[f].breakdown_row = kept[o.breakdown_row];
+        });
+        for (f, funnel) in set.funnels.iter().enumerate() {
+            let want = reference::evaluate(funnel, &rows);
+            prop_assert_eq!(&got[f], &want, "funnel {}:\n{}", f, text);
+        }
+    }
+}

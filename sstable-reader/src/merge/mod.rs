@@ -606,6 +606,7 @@ impl<'p> MergedRow<'p> {
     }
 
     /// The i-th clustering value (`None` when null or out of range).
+    #[inline]
     pub fn clustering(&self, i: usize) -> Option<&'p [u8]> {
         let a = &self.part.arena;
         let idx = self.row.clust.0 as usize + i;
