@@ -614,6 +614,23 @@ steps = [
                     }
                 }
             }
+
+            /// The front of the cache tells texts apart exactly as byte equality does (bytes
+            /// drawn from a small alphabet with NULs, so that near-equal texts are frequent).
+            #[test]
+            fn short_keys_are_equal_exactly_for_equal_texts(
+                a in prop::collection::vec(prop::sample::select(vec![0u8, b'a', b'b']), 0..=17),
+                b in prop::collection::vec(prop::sample::select(vec![0u8, b'a', b'b']), 0..=17),
+            ) {
+                match (ShortKey::of(&a), ShortKey::of(&b)) {
+                    (Some(x), Some(y)) => prop_assert_eq!(x == y, a == b),
+                    (x, y) => {
+                        prop_assert!(a.len() > 16 || b.len() > 16);
+                        prop_assert_eq!(x.is_none(), a.len() > 16);
+                        prop_assert_eq!(y.is_none(), b.len() > 16);
+                    }
+                }
+            }
         }
     }
 
