@@ -5,9 +5,10 @@
 //! buffers ([`Scanner::next_unfiltered`]) or a merge arena. Columns outside the projection are skipped,
 //! and once the last projected column of a row is read the rest of the row is skipped by its size.
 
-use crate::bytes::{Cursor, Short};
+use crate::bytes::{Cursor, Short, ShortResult};
 use crate::data::DataReader;
 use crate::error::{Error, Result};
+use crate::merge::stage::TooWide;
 use crate::row::*;
 use crate::schema::TableSchema;
 use crate::sstable::SSTable;
@@ -94,6 +95,40 @@ fn col_info(cols: &[crate::schema::Column], wanted: &[bool]) -> Vec<ColInfo> {
         .collect()
 }
 
+/// What [`Scanner::next_plain_rows`] needs: the clustering's fixed lengths (all fixed, under one
+/// presence header) and the regular columns up to the last projected one (all simple).
+#[derive(Debug, Clone)]
+struct Plain {
+    clustering: Vec<u32>,
+    clustering_len: usize,
+    columns: Vec<ColInfo>,
+}
+
+impl Plain {
+    fn new(
+        fixed: &[Option<usize>],
+        all_fixed: Option<usize>,
+        regulars: &[ColInfo],
+        last: Option<usize>,
+    ) -> Option<Plain> {
+        let columns = match last {
+            Some(l) => regulars.get(..=l)?.to_vec(),
+            None => Vec::new(),
+        };
+        if columns.iter().any(|c| c.multi_cell) {
+            return None;
+        }
+        Some(Plain {
+            clustering: fixed
+                .iter()
+                .map(|n| n.map(|n| n as u32))
+                .collect::<Option<_>>()?,
+            clustering_len: all_fixed?,
+            columns,
+        })
+    }
+}
+
 /// The header of the current partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionHeader {
@@ -146,6 +181,10 @@ pub struct Scanner<'s> {
     /// Per static / regular column.
     static_info: Vec<ColInfo>,
     regular_info: Vec<ColInfo>,
+    /// The format stores local deletion times unsigned.
+    uint_ldt: bool,
+    /// Set when [`Scanner::next_plain_rows`] can decode this SSTable's rows under the projection.
+    plain: Option<Plain>,
     unfiltered_pos: u64,
     partitions: u64,
     rows: u64,
@@ -166,6 +205,12 @@ impl<'s> Scanner<'s> {
         let clustering_all_fixed = (!clustering_fixed.is_empty() && clustering_fixed.len() <= 32)
             .then(|| clustering_fixed.iter().copied().sum::<Option<usize>>())
             .flatten();
+        let plain = Plain::new(
+            &clustering_fixed,
+            clustering_all_fixed,
+            &regular_info,
+            last_regular,
+        );
         Scanner {
             sst,
             reader: sst.data.reader(),
@@ -187,6 +232,8 @@ impl<'s> Scanner<'s> {
             clustering_all_fixed,
             static_info,
             regular_info,
+            uint_ldt: sst.descriptor.version.has_uint_deletion_time(),
+            plain,
             unfiltered_pos: 0,
             partitions: 0,
             rows: 0,
@@ -426,6 +473,110 @@ impl<'s> Scanner<'s> {
         }
     }
 
+    /// Decodes the current partition's *plain* rows into `sink`, as many as follow one another: regular
+    /// rows without a row deletion, every column present and an all-fixed clustering, when every column
+    /// up to the last projected one is simple — the rows of a typical events table. It stops at the
+    /// first unfiltered that is not such a row, does not fit the window, or fails a check (the end of
+    /// the partition, a marker, a suspicious field): [`Scanner::next_into`] takes that one, so the
+    /// rows and errors are those of decoding everything with it. Returns the rows decoded.
+    #[inline(always)]
+    pub(crate) fn next_plain_rows<S: RowSink>(
+        &mut self,
+        sink: &mut S,
+    ) -> std::result::Result<u64, TooWide> {
+        let Some(plain) = self.plain.as_ref() else {
+            return Ok(0);
+        };
+        if self.state != State::InPartition {
+            return Ok(0);
+        }
+        let (d, uint, data_len) = (self.sst.deltas, self.uint_ldt, self.sst.data.len());
+        let ws = self.reader.window_start();
+        let window = self.reader.window();
+        let mut pos = self.pos;
+        let mut rows = 0u64;
+        loop {
+            let off = (pos - ws) as usize;
+            let Some(&flags) = window.get(off) else { break };
+            if flags & (END_OF_PARTITION | EXTENSION_FLAG | IS_MARKER | HAS_DELETION) != 0
+                || flags & HAS_ALL_COLUMNS == 0
+            {
+                break;
+            }
+            // The clustering: one presence header (0: every value present and non-empty), then the
+            // fixed-length values.
+            let mut c = Cursor::at(window, off + 1);
+            if c.u8() != Ok(0) {
+                break;
+            }
+            let clustering_at = c.pos() as u32;
+            if c.skip(plain.clustering_len).is_err() {
+                break;
+            }
+            let Ok(size) = c.uvint_len() else { break };
+            let Some(end) = c.pos().checked_add(size) else {
+                break;
+            };
+            let n = end - off;
+            if end > window.len() || end > u32::MAX as usize || pos + n as u64 > data_len {
+                break;
+            }
+            let mut c = Cursor::at(&window[..end], c.pos());
+            if c.uvint().is_err() {
+                break; // (previous unfiltered size)
+            }
+            let Ok(liveness) = read_liveness(&mut c, &d, flags) else {
+                break;
+            };
+            if flags & (HAS_TIMESTAMP | HAS_TTL) == HAS_TIMESTAMP | HAS_TTL
+                && !ldt_plausible(liveness.local_expiration_time, uint)
+            {
+                break;
+            }
+            sink.begin(false);
+            let mut whole = true;
+            for (ci, col) in plain.columns.iter().enumerate() {
+                match read_cell(&mut c, &d, &liveness, ci, col.fixed, false) {
+                    Ok(cell) if col.want => {
+                        if cell.ttl < 0 || !cell_ldt_plausible(&cell, uint) {
+                            whole = false;
+                            break;
+                        }
+                        sink.cell(cell);
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        whole = false;
+                        break;
+                    }
+                }
+            }
+            if !whole {
+                sink.abandon();
+                break;
+            }
+            self.clustering.clear();
+            let mut p = clustering_at;
+            for &k in &plain.clustering {
+                self.clustering.push(Some((p, p + k)));
+                p += k;
+            }
+            sink.row(&self.clustering, liveness)?;
+            self.unfiltered_pos = pos;
+            pos += n as u64;
+            rows += 1;
+        }
+        self.pos = pos;
+        self.rows += rows;
+        Ok(rows)
+    }
+
+    /// Leaves every row to [`Scanner::next_into`] (what [`Scanner::next_plain_rows`] is checked against).
+    #[cfg(test)]
+    pub(crate) fn without_plain_rows(&mut self) {
+        self.plain = None;
+    }
+
     /// The window from the start of the current partition to what has been read of it: the bytes the
     /// window offsets of [`Scanner::next_into`] refer to.
     pub(crate) fn partition_bytes(&self) -> &[u8] {
@@ -441,7 +592,13 @@ impl<'s> Scanner<'s> {
     /// Whether `check_ldt` would accept `ldt` unchanged (the fast path: no message is built).
     #[inline]
     fn ldt_plausible(&self, ldt: i64) -> bool {
-        ldt >= 0 || ldt == NO_DELETION_TIME || self.sst.descriptor.version.has_uint_deletion_time()
+        ldt_plausible(ldt, self.uint_ldt)
+    }
+
+    /// [`Scanner::ldt_plausible`] for a cell's own expiry or deletion time.
+    #[inline]
+    fn cell_ldt_plausible(&self, cell: &RawCell) -> bool {
+        cell_ldt_plausible(cell, self.uint_ldt)
     }
 
     fn check_ldt(&self, ldt: i64, expiring: bool, at: u64, what: &str) -> Result<i64> {
@@ -579,18 +736,12 @@ impl<'s> Scanner<'s> {
         }
         sink.begin(is_static);
         c.uvint().map_err(short)?; // previous unfiltered size
-        let mut liveness = LivenessInfo::EMPTY;
-        if flags & HAS_TIMESTAMP != 0 {
-            liveness.timestamp = d.timestamp(&mut c).map_err(short)?;
-            if flags & HAS_TTL != 0 {
-                liveness.ttl = d.ttl(&mut c).map_err(short)?;
-                let ldt = d.ldt(&mut c).map_err(short)?;
-                liveness.local_expiration_time = if self.ldt_plausible(ldt) {
-                    ldt
-                } else {
-                    self.check_ldt(ldt, true, at, "the row liveness")?
-                };
-            }
+        let mut liveness = read_liveness(&mut c, &d, flags).map_err(short)?;
+        if flags & (HAS_TIMESTAMP | HAS_TTL) == HAS_TIMESTAMP | HAS_TTL
+            && !self.ldt_plausible(liveness.local_expiration_time)
+        {
+            liveness.local_expiration_time =
+                self.check_ldt(liveness.local_expiration_time, true, at, "the row liveness")?;
         }
         let deletion = if flags & HAS_DELETION != 0 {
             let dt = d.deletion(&mut c).map_err(short)?;
@@ -691,77 +842,27 @@ impl<'s> Scanner<'s> {
                 cell_count = c.uvint_len().map_err(short)?;
             }
             for _ in 0..cell_count {
-                let cf = c.u8().map_err(short)?;
-                let deleted = cf & CELL_IS_DELETED != 0;
-                let expiring = cf & CELL_IS_EXPIRING != 0;
-                let use_row_ttl = cf & CELL_USE_ROW_TTL != 0;
-                let timestamp = if cf & CELL_USE_ROW_TIMESTAMP != 0 {
-                    liveness.timestamp
-                } else {
-                    d.timestamp(&mut c).map_err(short)?
-                };
-                let mut ldt = if use_row_ttl {
-                    liveness.local_expiration_time
-                } else if deleted || expiring {
-                    d.ldt(&mut c).map_err(short)?
-                } else {
-                    NO_DELETION_TIME
-                };
-                let ttl = if use_row_ttl {
-                    liveness.ttl
-                } else if expiring {
-                    d.ttl(&mut c).map_err(short)?
-                } else {
-                    0
-                };
-                let path = if complex {
-                    let len = c.uvint_len().map_err(short)?;
-                    let p = c.pos() as u32;
-                    c.skip(len).map_err(short)?;
-                    Some((p, p + len as u32))
-                } else {
-                    None
-                };
-                let value = if cf & CELL_HAS_EMPTY_VALUE == 0 {
-                    let len = match fixed {
-                        Some(n) => n,
-                        None => c.uvint_len().map_err(short)?,
-                    };
-                    let p = c.pos() as u32;
-                    c.skip(len).map_err(short)?;
-                    (p, p + len as u32)
-                } else {
-                    let p = c.pos() as u32;
-                    (p, p)
-                };
+                let mut cell =
+                    read_cell(&mut c, &d, &liveness, ci, fixed, complex).map_err(short)?;
                 if want {
-                    if ttl < 0 {
+                    if cell.ttl < 0 {
                         return Err(self.corrupt(
                             at,
                             format!(
-                                "a non-negative TTL for column {}, found {ttl}",
-                                columns[ci].name
+                                "a non-negative TTL for column {}, found {}",
+                                columns[ci].name, cell.ttl
                             ),
                         ));
                     }
-                    // (A cell using the row's TTL has the row's expiry, checked with the row.)
-                    if !use_row_ttl && (deleted || expiring) && !self.ldt_plausible(ldt) {
-                        ldt = self.check_ldt(
-                            ldt,
-                            expiring && !deleted,
+                    if !self.cell_ldt_plausible(&cell) {
+                        cell.ldt = self.check_ldt(
+                            cell.ldt,
+                            cell.flags & CELL_IS_EXPIRING != 0 && cell.flags & CELL_IS_DELETED == 0,
                             at,
                             &format!("column {}", columns[ci].name),
                         )?;
                     }
-                    sink.cell(RawCell {
-                        column: ci as u32,
-                        flags: cf,
-                        timestamp,
-                        ttl,
-                        ldt,
-                        path,
-                        value,
-                    });
+                    sink.cell(cell);
                 }
             }
         }
@@ -776,6 +877,102 @@ impl<'s> Scanner<'s> {
     }
 }
 
+/// Whether a local deletion time can be taken as stored: non-negative, "none", or from a format
+/// storing it unsigned (`uint`).
+#[inline(always)]
+fn ldt_plausible(ldt: i64, uint: bool) -> bool {
+    ldt >= 0 || ldt == NO_DELETION_TIME || uint
+}
+
+/// [`ldt_plausible`] for a cell's own expiry or deletion time (a cell using the row's TTL has the
+/// row's expiry, checked with the row).
+#[inline(always)]
+fn cell_ldt_plausible(cell: &RawCell, uint: bool) -> bool {
+    let own = cell.flags & CELL_USE_ROW_TTL == 0
+        && cell.flags & (CELL_IS_DELETED | CELL_IS_EXPIRING) != 0;
+    !own || ldt_plausible(cell.ldt, uint)
+}
+
+/// A row's primary-key liveness (`flags`: the row's), its expiry as stored (unchecked).
+#[inline(always)]
+fn read_liveness(c: &mut Cursor<'_>, d: &Deltas, flags: u8) -> ShortResult<LivenessInfo> {
+    let mut liveness = LivenessInfo::EMPTY;
+    if flags & HAS_TIMESTAMP != 0 {
+        liveness.timestamp = d.timestamp(c)?;
+        if flags & HAS_TTL != 0 {
+            liveness.ttl = d.ttl(c)?;
+            liveness.local_expiration_time = d.ldt(c)?;
+        }
+    }
+    Ok(liveness)
+}
+
+/// One cell of column `column` (`Cell.Serializer.deserialize`): its flags, then what they do not
+/// take from the row (timestamp, expiry, TTL), the path of a complex column's cell, and the value
+/// (`fixed`: the type's length; `None`: vint-prefixed). Window offsets; its TTL and expiry unchecked.
+#[inline(always)]
+fn read_cell(
+    c: &mut Cursor<'_>,
+    d: &Deltas,
+    row: &LivenessInfo,
+    column: usize,
+    fixed: Option<usize>,
+    complex: bool,
+) -> ShortResult<RawCell> {
+    let cf = c.u8()?;
+    let deleted = cf & CELL_IS_DELETED != 0;
+    let expiring = cf & CELL_IS_EXPIRING != 0;
+    let use_row_ttl = cf & CELL_USE_ROW_TTL != 0;
+    let timestamp = if cf & CELL_USE_ROW_TIMESTAMP != 0 {
+        row.timestamp
+    } else {
+        d.timestamp(c)?
+    };
+    let ldt = if use_row_ttl {
+        row.local_expiration_time
+    } else if deleted || expiring {
+        d.ldt(c)?
+    } else {
+        NO_DELETION_TIME
+    };
+    let ttl = if use_row_ttl {
+        row.ttl
+    } else if expiring {
+        d.ttl(c)?
+    } else {
+        0
+    };
+    let path = if complex {
+        let len = c.uvint_len()?;
+        let p = c.pos() as u32;
+        c.skip(len)?;
+        Some((p, p + len as u32))
+    } else {
+        None
+    };
+    let value = if cf & CELL_HAS_EMPTY_VALUE == 0 {
+        let len = match fixed {
+            Some(n) => n,
+            None => c.uvint_len()?,
+        };
+        let p = c.pos() as u32;
+        c.skip(len)?;
+        (p, p + len as u32)
+    } else {
+        let p = c.pos() as u32;
+        (p, p)
+    };
+    Ok(RawCell {
+        column: column as u32,
+        flags: cf,
+        timestamp,
+        ttl,
+        ldt,
+        path,
+        value,
+    })
+}
+
 /// Where a decoded row's cells go: the scanner's own buffers ([`Scanner::next_unfiltered`]), or straight
 /// into a merge arena, so that a merged scan copies each cell once.
 pub(crate) trait CellSink {
@@ -785,6 +982,19 @@ pub(crate) trait CellSink {
     fn cell(&mut self, cell: RawCell);
     /// A projected complex column's deletion (not LIVE).
     fn complex_deletion(&mut self, deletion: RawComplexDeletion);
+}
+
+/// Where [`Scanner::next_plain_rows`] puts the rows it decodes (besides their cells).
+pub(crate) trait RowSink: CellSink {
+    /// The regular row whose cells were just given ends: its clustering (window offsets) and
+    /// liveness; it has no deletion.
+    fn row(
+        &mut self,
+        clustering: &[Slot],
+        liveness: LivenessInfo,
+    ) -> std::result::Result<(), TooWide>;
+    /// Drops the cells given since [`CellSink::begin`]: the row is left to [`Scanner::next_into`].
+    fn abandon(&mut self);
 }
 
 /// The scanner's own cell buffers, lent to [`Scanner::next_into`] by [`Scanner::next_unfiltered`].

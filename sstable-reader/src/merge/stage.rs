@@ -6,7 +6,7 @@
 use crate::row::{
     BoundKind, DeletionTime, LivenessInfo, RawCell, RawComplexDeletion, CELL_IS_DELETED,
 };
-use crate::scanner::CellSink;
+use crate::scanner::{CellSink, RowSink};
 
 /// A byte range in the arena (`None`: a null clustering component).
 pub type Slot = Option<(u32, u32)>;
@@ -231,6 +231,18 @@ impl<'a> Stager<'a> {
         u32::try_from(end).map_err(|_| TooWide)?;
         self.arena.bytes.extend_from_slice(window);
         Ok(())
+    }
+}
+
+impl RowSink for Stager<'_> {
+    #[inline(always)]
+    fn row(&mut self, clustering: &[Slot], liveness: LivenessInfo) -> Result<(), TooWide> {
+        self.finish_row(clustering, liveness, DeletionTime::LIVE, false)
+    }
+
+    fn abandon(&mut self) {
+        self.arena.cells.truncate(self.cells_start);
+        self.arena.complex.truncate(self.complex_start);
     }
 }
 
