@@ -555,13 +555,7 @@ impl<'s> Scanner<'s> {
                 sink.abandon();
                 break;
             }
-            self.clustering.clear();
-            let mut p = clustering_at;
-            for &k in &plain.clustering {
-                self.clustering.push(Some((p, p + k)));
-                p += k;
-            }
-            sink.row(&self.clustering, liveness)?;
+            sink.row(clustering_at, &plain.clustering, liveness)?;
             self.unfiltered_pos = pos;
             pos += n as u64;
             rows += 1;
@@ -986,11 +980,13 @@ pub(crate) trait CellSink {
 
 /// Where [`Scanner::next_plain_rows`] puts the rows it decodes (besides their cells).
 pub(crate) trait RowSink: CellSink {
-    /// The regular row whose cells were just given ends: its clustering (window offsets) and
-    /// liveness; it has no deletion.
+    /// The regular row whose cells were just given ends: its clustering (`lens`: the fixed lengths
+    /// of its values, which follow one another from window offset `at`) and liveness; it has no
+    /// deletion.
     fn row(
         &mut self,
-        clustering: &[Slot],
+        at: u32,
+        lens: &[u32],
         liveness: LivenessInfo,
     ) -> std::result::Result<(), TooWide>;
     /// Drops the cells given since [`CellSink::begin`]: the row is left to [`Scanner::next_into`].

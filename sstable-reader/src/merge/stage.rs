@@ -180,6 +180,18 @@ impl<'a> Stager<'a> {
         is_static: bool,
     ) -> Result<(), TooWide> {
         let cs = self.push_clustering(clustering)?;
+        self.push_row(cs, liveness, deletion, is_static)
+    }
+
+    /// Records the row whose cells were just staged, its clustering at `cs` in the arena's slots.
+    #[inline(always)]
+    fn push_row(
+        &mut self,
+        cs: (u32, u32),
+        liveness: LivenessInfo,
+        deletion: DeletionTime,
+        is_static: bool,
+    ) -> Result<(), TooWide> {
         let a = &mut *self.arena;
         let item = Item {
             kind: if is_static {
@@ -236,8 +248,16 @@ impl<'a> Stager<'a> {
 
 impl RowSink for Stager<'_> {
     #[inline(always)]
-    fn row(&mut self, clustering: &[Slot], liveness: LivenessInfo) -> Result<(), TooWide> {
-        self.finish_row(clustering, liveness, DeletionTime::LIVE, false)
+    fn row(&mut self, at: u32, lens: &[u32], liveness: LivenessInfo) -> Result<(), TooWide> {
+        let start = self.arena.slots.len();
+        let mut p = at.wrapping_add(self.base);
+        self.arena.slots.extend(lens.iter().map(|&k| {
+            let s = p;
+            p = p.wrapping_add(k);
+            Some((s, p))
+        }));
+        let cs = r32(start, self.arena.slots.len())?;
+        self.push_row(cs, liveness, DeletionTime::LIVE, false)
     }
 
     fn abandon(&mut self) {
