@@ -196,7 +196,21 @@ impl TableMap {
         }
     }
 
-    #[inline]
+    /// The row's time in ms: [`decode`] of the time column as [`Kind::Int`], with the usual 8-byte
+    /// timestamp read directly.
+    #[inline(always)]
+    fn time_ms(&self, key: &[u8], row: &MergedRow<'_>) -> Option<i64> {
+        let b = self.bytes(&self.time, key, row)?;
+        match <[u8; 8]>::try_from(b) {
+            Ok(w) => Some(i64::from_be_bytes(w)),
+            Err(_) => match decode(&Kind::Int, b) {
+                Value::Int(v) => Some(v),
+                _ => None,
+            },
+        }
+    }
+
+    #[inline(always)]
     pub(crate) fn bytes<'a>(
         &self,
         p: &Place,
@@ -564,10 +578,7 @@ fn observe(
             let (rendered, rest) = spans.split_at(m.n_rendered.min(spans.len()));
             spans = rest;
             // A row without a time is not part of the timeline.
-            let Some(Value::Int(ts_ms)) = m
-                .bytes(&m.time, p.key(), &row)
-                .map(|b| decode(&Kind::Int, b))
-            else {
+            let Some(ts_ms) = m.time_ms(p.key(), &row) else {
                 continue;
             };
             let row = SourceRow {
