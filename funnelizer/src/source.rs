@@ -196,18 +196,10 @@ impl TableMap {
         }
     }
 
-    /// The row's time in ms: [`decode`] of the time column as [`Kind::Int`], with the usual 8-byte
-    /// timestamp read directly.
+    /// The row's time in ms (the time column is a [`Kind::Int`]).
     #[inline(always)]
     fn time_ms(&self, key: &[u8], row: &MergedRow<'_>) -> Option<i64> {
-        let b = self.bytes(&self.time, key, row)?;
-        match <[u8; 8]>::try_from(b) {
-            Ok(w) => Some(i64::from_be_bytes(w)),
-            Err(_) => match decode(&Kind::Int, b) {
-                Value::Int(v) => Some(v),
-                _ => None,
-            },
-        }
+        int(self.bytes(&self.time, key, row)?)
     }
 
     #[inline(always)]
@@ -233,17 +225,20 @@ pub(crate) fn kind(p: &Place) -> Option<&Kind> {
     }
 }
 
+/// A big-endian integer of 1, 2, 4 or 8 bytes ([`Kind::Int`] and 8-byte counters).
+#[inline(always)]
+fn int(b: &[u8]) -> Option<i64> {
+    Some(match b.len() {
+        8 => i64::from_be_bytes(b.try_into().ok()?),
+        4 => i32::from_be_bytes(b.try_into().ok()?) as i64,
+        2 => i16::from_be_bytes([b[0], b[1]]) as i64,
+        1 => b[0] as i8 as i64,
+        _ => return None,
+    })
+}
+
 #[inline]
 pub(crate) fn decode<'a>(k: &Kind, b: &'a [u8]) -> Value<'a> {
-    let int = |b: &[u8]| -> Option<i64> {
-        Some(match b.len() {
-            1 => b[0] as i8 as i64,
-            2 => i16::from_be_bytes([b[0], b[1]]) as i64,
-            4 => i32::from_be_bytes(b.try_into().ok()?) as i64,
-            8 => i64::from_be_bytes(b.try_into().ok()?),
-            _ => return None,
-        })
-    };
     match k {
         Kind::Text => std::str::from_utf8(b).map_or(Value::Null, Value::Str),
         Kind::Int => int(b).map_or(Value::Null, Value::Int),
