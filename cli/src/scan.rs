@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use sstable_reader::discovery::{discover, Selection};
-use sstable_reader::merge::Columns;
+use sstable_reader::merge::{Columns, MergeStats};
 use sstable_reader::parallel::{for_each_ordered, plan_ranges};
 use sstable_reader::ReadOptions;
 
@@ -63,7 +63,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let uncompressed: u64 = table.sstables().iter().map(|s| s.data.len()).sum();
     let started = Instant::now();
-    let (mut rows, mut partitions, mut versions, mut checksum) = (0u64, 0u64, 0u64, 0u64);
+    let (mut stats, mut checksum) = (MergeStats::default(), 0u64);
     for_each_ordered(
         &ranges,
         args.threads,
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         reader.release(pos);
                     }
                 }
-                return Ok((0, 0, 0, 0));
+                return Ok((MergeStats::default(), 0));
             }
             let mut scan = table.scan_spans(&columns, now, &r.spans[0])?;
             let mut sum = 0u64;
@@ -96,14 +96,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     }
                 }
             }
-            let s = scan.stats();
-            Ok((s.rows_live, s.partitions, s.rows_read, sum))
+            Ok((scan.stats(), sum))
         },
-        |_, (r, p, v, s)| {
-            rows += r;
-            partitions += p;
-            versions += v;
-            checksum = checksum.wrapping_add(s);
+        |_, (s, sum)| {
+            stats.rows_live += s.rows_live;
+            stats.partitions += s.partitions;
+            stats.rows_read += s.rows_read;
+            stats.direct_partitions += s.direct_partitions;
+            checksum = checksum.wrapping_add(sum);
             Ok(true)
         },
     )?;
@@ -115,12 +115,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "threads": args.threads,
             "sstables": table.sstables().len(),
             "ranges": ranges.len(),
-            "live_rows": rows,
-            "row_versions_read": versions,
-            "partitions": partitions,
+            "live_rows": stats.rows_live,
+            "row_versions_read": stats.rows_read,
+            "partitions": stats.partitions,
+            "fast_path_partitions": stats.direct_partitions,
             "uncompressed_bytes": uncompressed,
             "seconds": secs,
-            "rows_per_s": versions as f64 / secs,
+            "rows_per_s": stats.rows_read as f64 / secs,
             "uncompressed_mb_per_s": uncompressed as f64 / 1e6 / secs,
             "checksum": checksum,
         })

@@ -213,7 +213,7 @@ impl TableMap {
             Place::Missing => None,
             Place::Key(i, _) => self.key_part(key, *i),
             Place::Clustering(i, _) => row.clustering(*i),
-            Place::Regular(i, _) => row.cell(*i).map(|c| c.value),
+            Place::Regular(i, _) => row.value(*i),
         }
     }
 }

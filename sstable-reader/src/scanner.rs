@@ -186,6 +186,10 @@ pub struct Scanner<'s> {
     /// Set when [`Scanner::next_plain_rows`] can decode this SSTable's rows under the projection.
     plain: Option<Plain>,
     unfiltered_pos: u64,
+    /// Where the current partition's first unfiltered starts, and the rows read before the partition
+    /// (what [`Scanner::rewind_partition`] goes back to).
+    partition_body: u64,
+    rows_before_partition: u64,
     partitions: u64,
     rows: u64,
 }
@@ -235,6 +239,8 @@ impl<'s> Scanner<'s> {
             uint_ldt: sst.descriptor.version.has_uint_deletion_time(),
             plain,
             unfiltered_pos: 0,
+            partition_body: 0,
+            rows_before_partition: 0,
             partitions: 0,
             rows: 0,
         }
@@ -354,8 +360,19 @@ impl<'s> Scanner<'s> {
             deletion,
         };
         self.state = State::InPartition;
+        self.partition_body = self.pos;
+        self.rows_before_partition = self.rows;
         self.partitions += 1;
         Ok(Some(self.partition))
+    }
+
+    /// Goes back to the first unfiltered of the current partition, to decode it again (its bytes are
+    /// still in the window: nothing of a partition is released while it is read by [`Scanner::next_into`]
+    /// and [`Scanner::next_plain_rows`]).
+    pub(crate) fn rewind_partition(&mut self) {
+        self.pos = self.partition_body;
+        self.rows = self.rows_before_partition;
+        self.state = State::InPartition;
     }
 
     #[inline]
@@ -475,10 +492,12 @@ impl<'s> Scanner<'s> {
 
     /// Decodes the current partition's *plain* rows into `sink`, as many as follow one another: regular
     /// rows without a row deletion, every column present and an all-fixed clustering, when every column
-    /// up to the last projected one is simple — the rows of a typical events table. It stops at the
-    /// first unfiltered that is not such a row, does not fit the window, or fails a check (the end of
-    /// the partition, a marker, a suspicious field): [`Scanner::next_into`] takes that one, so the
-    /// rows and errors are those of decoding everything with it. Returns the rows decoded.
+    /// up to the last projected one is simple — the rows of a typical events table. A row that runs
+    /// past the window (across chunks) has the rest of it loaded. It stops at the first unfiltered
+    /// that is not such a row, repeats the previous row's clustering (for [`RowSink::DISTINCT`] sinks),
+    /// or fails a check (the end of the partition, a marker, a suspicious field, a damaged chunk):
+    /// [`Scanner::next_into`] takes that one, so the rows and errors are those of decoding everything
+    /// with it. Returns the rows decoded.
     #[inline(always)]
     pub(crate) fn next_plain_rows<S: RowSink>(
         &mut self,
@@ -492,36 +511,45 @@ impl<'s> Scanner<'s> {
         }
         let (d, uint, data_len) = (self.sst.deltas, self.uint_ldt, self.sst.data.len());
         let ws = self.reader.window_start();
-        let window = self.reader.window();
+        let mut window = self.reader.window();
         let mut pos = self.pos;
         let mut rows = 0u64;
+        // Window offset of the previous row's clustering, for sinks that take distinct rows only.
+        let mut previous: Option<usize> = None;
         loop {
             let off = (pos - ws) as usize;
-            let Some(&flags) = window.get(off) else { break };
-            if flags & (END_OF_PARTITION | EXTENSION_FLAG | IS_MARKER | HAS_DELETION) != 0
-                || flags & HAS_ALL_COLUMNS == 0
-            {
-                break;
-            }
-            // The clustering: one presence header (0: every value present and non-empty), then the
-            // fixed-length values.
-            let mut c = Cursor::at(window, off + 1);
-            if c.u8() != Ok(0) {
-                break;
-            }
-            let clustering_at = c.pos() as u32;
-            if c.skip(plain.clustering_len).is_err() {
-                break;
-            }
-            let Ok(size) = c.uvint_len() else { break };
-            let Some(end) = c.pos().checked_add(size) else {
-                break;
-            };
+            let (clustering_at, body, end) =
+                match plain_row_extent(window, off, plain.clustering_len) {
+                    Ok(x) => x,
+                    Err(PlainStop::Other) => break,
+                    Err(PlainStop::Short(need)) => {
+                        // The row runs past the window (it crosses a chunk): load up to its end and go
+                        // on, unless that is past the data or far away (the general decoder then judges).
+                        let need = ws + need as u64;
+                        if need > data_len
+                            || need - pos > MAX_PLAIN_ROW
+                            || self.reader.ensure(need).is_err()
+                        {
+                            break;
+                        }
+                        window = self.reader.window();
+                        continue;
+                    }
+                };
             let n = end - off;
-            if end > window.len() || end > u32::MAX as usize || pos + n as u64 > data_len {
+            if end > u32::MAX as usize || pos + n as u64 > data_len {
                 break;
             }
-            let mut c = Cursor::at(&window[..end], c.pos());
+            let clen = plain.clustering_len;
+            if S::DISTINCT
+                && previous.is_some_and(|p| {
+                    window[p..p + clen] == window[clustering_at..clustering_at + clen]
+                })
+            {
+                break; // (a repeated clustering: the general path merges the two)
+            }
+            let flags = window[off];
+            let mut c = Cursor::at(&window[..end], body);
             if c.uvint().is_err() {
                 break; // (previous unfiltered size)
             }
@@ -555,7 +583,8 @@ impl<'s> Scanner<'s> {
                 sink.abandon();
                 break;
             }
-            sink.row(clustering_at, &plain.clustering, liveness)?;
+            sink.row(clustering_at as u32, &plain.clustering, liveness)?;
+            previous = Some(clustering_at);
             self.unfiltered_pos = pos;
             pos += n as u64;
             rows += 1;
@@ -887,6 +916,53 @@ fn cell_ldt_plausible(cell: &RawCell, uint: bool) -> bool {
     !own || ldt_plausible(cell.ldt, uint)
 }
 
+/// Why [`plain_row_extent`] found no plain row at an offset.
+enum PlainStop {
+    /// The window ends first: it needs bytes up to this window offset (at least).
+    Short(usize),
+    /// Not a plain row (or not a valid one): the general decoder takes it.
+    Other,
+}
+
+/// The longest plain row [`Scanner::next_plain_rows`] loads more of the window for.
+const MAX_PLAIN_ROW: u64 = 1 << 20;
+
+/// Where the plain row at window offset `off` has its clustering, its body (after the size) and its
+/// end: its flags say a regular row without deletion with all its columns, and its clustering has one
+/// presence header (0: every value present and non-empty) before `clustering_len` fixed bytes.
+#[inline(always)]
+fn plain_row_extent(
+    window: &[u8],
+    off: usize,
+    clustering_len: usize,
+) -> std::result::Result<(usize, usize, usize), PlainStop> {
+    let short = |s: Short| match s.needed {
+        usize::MAX => PlainStop::Other,
+        n => PlainStop::Short(s.at.saturating_add(n)),
+    };
+    let Some(&flags) = window.get(off) else {
+        return Err(PlainStop::Short(off + 1));
+    };
+    if flags & (END_OF_PARTITION | EXTENSION_FLAG | IS_MARKER | HAS_DELETION) != 0
+        || flags & HAS_ALL_COLUMNS == 0
+    {
+        return Err(PlainStop::Other);
+    }
+    let mut c = Cursor::at(window, off + 1);
+    if c.u8().map_err(short)? != 0 {
+        return Err(PlainStop::Other);
+    }
+    let clustering_at = c.pos();
+    c.skip(clustering_len).map_err(short)?;
+    let size = c.uvint_len().map_err(short)?;
+    let body = c.pos();
+    let end = body.checked_add(size).ok_or(PlainStop::Other)?;
+    if end > window.len() {
+        return Err(PlainStop::Short(end));
+    }
+    Ok((clustering_at, body, end))
+}
+
 /// A row's primary-key liveness (`flags`: the row's), its expiry as stored (unchecked).
 #[inline(always)]
 fn read_liveness(c: &mut Cursor<'_>, d: &Deltas, flags: u8) -> ShortResult<LivenessInfo> {
@@ -980,6 +1056,9 @@ pub(crate) trait CellSink {
 
 /// Where [`Scanner::next_plain_rows`] puts the rows it decodes (besides their cells).
 pub(crate) trait RowSink: CellSink {
+    /// The sink takes rows of distinct clusterings only: a row repeating the previous one's (a file
+    /// from a 2.x upgrade) is left to [`Scanner::next_into`].
+    const DISTINCT: bool;
     /// The regular row whose cells were just given ends: its clustering (`lens`: the fixed lengths
     /// of its values, which follow one another from window offset `at`) and liveness; it has no
     /// deletion.

@@ -29,6 +29,8 @@
 //!   shadow data written at or before them; versions of a cell are resolved by `Cells.resolveRegular`
 //!   ([`crate::reconcile::resolve`]), counters by their shards ([`counter`]); TTLs expire at the fixed
 //!   `now`. Identical replicas and duplicate rows collapse into one row.
+//! - A partition held by one SSTable, without a partition deletion and with plain rows only (the usual
+//!   partition of an events table) skips the staging and the merge pass (`direct.rs`).
 //! - The result, [`MergedPartition`], holds only live rows and their live cells, borrowed from the arena.
 //!
 //! Row liveness is judged from the primary-key liveness and the *projected* cells: a row kept alive only by
@@ -36,6 +38,7 @@
 //! for parallel scans come from [`crate::parallel`].
 
 pub mod counter;
+mod direct;
 pub mod order;
 pub mod stage;
 
@@ -323,6 +326,8 @@ pub struct MergeStats {
     pub rows_read: u64,
     /// Live rows returned.
     pub rows_live: u64,
+    /// Partitions that took the one-version fast path (no staging, no merge pass).
+    pub direct_partitions: u64,
 }
 
 #[derive(Debug, Default)]
@@ -451,6 +456,24 @@ impl<'t> MergedScan<'t> {
         part.deletion = DeletionTime::LIVE;
         part.versions = self.contributing.len() as u32;
         self.scratch.heads.clear();
+        part.rows.clear();
+        part.out_cells.clear();
+        part.static_row = None;
+        if let [i] = self.contributing[..] {
+            let s = &mut self.sources[i];
+            if s.deletion.is_live() {
+                let regulars = &self.table.maps[s.sst].1;
+                if let Some(rows) = direct::read(&mut s.scan, part, regulars, self.now)? {
+                    s.has = false;
+                    self.stats.rows_read += rows;
+                    self.stats.partitions += 1;
+                    self.stats.direct_partitions += 1;
+                    self.stats.partition_versions += 1;
+                    self.stats.rows_live += part.rows.len() as u64;
+                    return Ok(Some(&self.part));
+                }
+            }
+        }
         for &i in &self.contributing {
             let s = &mut self.sources[i];
             part.deletion = part.deletion.max(s.deletion);
@@ -647,10 +670,31 @@ impl<'p> MergedRow<'p> {
     /// The first live cell of `column` (the value of a simple column).
     #[inline]
     pub fn cell(&self, column: usize) -> Option<Cell<'p>> {
-        let a = &self.part.arena;
-        self.cell_recs()
-            .find(|c| c.column as usize == column)
-            .map(|c| cell_view(a, c))
+        self.cell_rec(column)
+            .map(|c| cell_view(&self.part.arena, c))
+    }
+
+    /// The value of the first live cell of `column` (a simple column's value: what [`MergedRow::cell`]
+    /// gives, without the rest of the cell).
+    #[inline]
+    pub fn value(&self, column: usize) -> Option<&'p [u8]> {
+        self.cell_rec(column).map(|c| self.part.arena.get(c.value))
+    }
+
+    #[inline(always)]
+    fn cell_rec(&self, column: usize) -> Option<&'p CellRec> {
+        let (part, (s, e)) = (self.part, self.row.cells);
+        let cells = &part.arena.cells;
+        let is = |c: &&CellRec| c.column as usize == column;
+        if self.row.direct {
+            cells.get(s as usize..e as usize)?.iter().find(is)
+        } else {
+            part.out_cells
+                .get(s as usize..e as usize)?
+                .iter()
+                .filter_map(|&i| cells.get(i as usize))
+                .find(is)
+        }
     }
 
     /// An owned copy (e.g. for [`crate::cql::RowRenderer`], with no deletion left to apply).
@@ -770,9 +814,6 @@ fn merge_partition(
     now: i64,
     sc: &mut Scratch,
 ) -> std::result::Result<(), String> {
-    part.rows.clear();
-    part.out_cells.clear();
-    part.static_row = None;
     let pdel = part.deletion;
 
     // The static row: versions of it, shadowed only by the partition deletion.
@@ -1123,20 +1164,46 @@ fn merge_single(
     now: i64,
     is_static: bool,
 ) -> Option<OutRow> {
-    let del = del.max(it.deletion);
-    let row_live = it.liveness.is_live(now) && !del.deletes(it.liveness.timestamp);
-    let complex = &part.arena.complex[it.complex.0 as usize..it.complex.1 as usize];
-    let recs = &part.arena.cells[it.cells.0 as usize..it.cells.1 as usize];
+    let version = Version {
+        clust: it.clust,
+        liveness: it.liveness,
+        cells: it.cells,
+        complex: it.complex,
+    };
+    single_row(part, &version, del.max(it.deletion), now, is_static)
+}
+
+/// The parts of a staged row version that [`single_row`] reads (arena ranges).
+struct Version {
+    clust: (u32, u32),
+    liveness: LivenessInfo,
+    cells: (u32, u32),
+    complex: (u32, u32),
+}
+
+/// A row with one version under the deletion `del` (the partition's, an open range tombstone's and the
+/// row's own): its live cells, or `None` when nothing of it is live.
+#[inline(always)]
+fn single_row(
+    part: &mut MergedPartition,
+    v: &Version,
+    del: DeletionTime,
+    now: i64,
+    is_static: bool,
+) -> Option<OutRow> {
+    let row_live = v.liveness.is_live(now) && !del.deletes(v.liveness.timestamp);
+    let complex = &part.arena.complex[v.complex.0 as usize..v.complex.1 as usize];
+    let recs = &part.arena.cells[v.cells.0 as usize..v.cells.1 as usize];
     // Usually every cell is visible: the row then refers to the item's cells directly.
     let hidden = recs
         .iter()
         .position(|c| !cell_visible(c, del, complex, now));
     let (cells, direct) = match hidden {
-        None => (it.cells, true),
+        None => (v.cells, true),
         Some(first) => {
             let start = part.out_cells.len();
-            part.out_cells.extend(it.cells.0..it.cells.0 + first as u32);
-            for (k, c) in (it.cells.0..it.cells.1).zip(recs).skip(first + 1) {
+            part.out_cells.extend(v.cells.0..v.cells.0 + first as u32);
+            for (k, c) in (v.cells.0..v.cells.1).zip(recs).skip(first + 1) {
                 if cell_visible(c, del, complex, now) {
                     part.out_cells.push(k);
                 }
@@ -1148,9 +1215,9 @@ fn merge_single(
         return None;
     }
     Some(OutRow {
-        clust: it.clust,
+        clust: v.clust,
         liveness: if row_live {
-            it.liveness
+            v.liveness
         } else {
             LivenessInfo::EMPTY
         },
@@ -1230,8 +1297,13 @@ mod tests {
     type Merged = Vec<(Vec<u8>, DeletionTime, Option<OwnedRow>, Vec<OwnedRow>)>;
 
     /// Every merged partition of `table` under `columns`, decoding plain rows with the lean decoder or
-    /// not; up to the error, if the scan fails.
-    fn merged(table: &MergeTable, columns: &Columns, now: i64, plain: bool) -> (Merged, String) {
+    /// not; up to the error, if the scan fails; and the scan's stats.
+    fn merged(
+        table: &MergeTable,
+        columns: &Columns,
+        now: i64,
+        plain: bool,
+    ) -> ((Merged, String), MergeStats) {
         let mut scan = table.scan(columns, now).unwrap();
         if !plain {
             for s in &mut scan.sources {
@@ -1242,9 +1314,14 @@ mod tests {
         loop {
             let p = match scan.next_partition() {
                 Ok(Some(p)) => p,
-                Ok(None) => return (out, String::new()),
-                Err(e) => return (out, e.to_string()),
+                Ok(None) => return ((out, String::new()), scan.stats()),
+                Err(e) => return ((out, e.to_string()), scan.stats()),
             };
+            for r in p.rows() {
+                for c in r.cells() {
+                    assert_eq!(r.value(c.column), r.cell(c.column).map(|x| x.value));
+                }
+            }
             out.push((
                 p.key().to_vec(),
                 p.deletion(),
@@ -1268,24 +1345,47 @@ mod tests {
         p
     }
 
-    fn assert_same(table: &MergeTable, now: i64, what: &str) -> usize {
-        let mut rows = 0;
+    /// Rows compared, and partitions that took the one-version fast path ([`direct`]).
+    fn assert_same(table: &MergeTable, now: i64, what: &str) -> (usize, u64) {
+        let (mut rows, mut direct) = (0, 0);
         for columns in projections(table) {
-            let plain = merged(table, &columns, now, true);
-            let general = merged(table, &columns, now, false);
+            let (plain, stats) = merged(table, &columns, now, true);
+            let (general, general_stats) = merged(table, &columns, now, false);
             assert!(
                 plain == general,
                 "{what}, {columns:?}: the lean decoder differs"
             );
+            assert_eq!(general_stats.direct_partitions, 0);
+            assert_eq!(
+                MergeStats {
+                    direct_partitions: 0,
+                    ..stats
+                },
+                general_stats,
+                "{what}, {columns:?}"
+            );
             rows += plain.0.iter().map(|p| p.3.len()).sum::<usize>();
+            direct += stats.direct_partitions;
         }
-        rows
+        (rows, direct)
     }
 
-    /// Generated events (TTLs, overwrites and deletions in later SSTables, erased actors, 3 nodes):
+    /// Generated events (TTLs, overwrites and deletions in later SSTables, erased actors), on 3 nodes
+    /// (every partition has replicas) and on one (most partitions have one version, the fast path):
     /// the merged scan is the same whether plain rows take the lean decoder or the general one.
     #[test]
     fn plain_rows_merge_as_the_general_decoder_does_on_generated_events() {
+        for (nodes, rf) in [(3, 2), (1, 1)] {
+            let direct = lean_and_general_agree_on_generated_events(nodes, rf);
+            if nodes == 1 {
+                assert!(direct > 1_000, "{direct} partitions took the fast path");
+            }
+        }
+    }
+
+    /// [`plain_rows_merge_as_the_general_decoder_does_on_generated_events`] on one layout; returns the
+    /// partitions that took the fast path.
+    fn lean_and_general_agree_on_generated_events(nodes: u32, rf: u32) -> u64 {
         let dir = tempfile::tempdir().unwrap();
         let o = GenOptions {
             out: dir.path().to_path_buf(),
@@ -1295,8 +1395,8 @@ mod tests {
             sstables: 3,
             compression: Compression::Lz4,
             version: writer_version("nb").unwrap(),
-            nodes: 3,
-            rf: 2,
+            nodes,
+            rf,
             seed: 5,
             end_ms: 1_790_000_000_000,
             ttl: 10 * 86_400,
@@ -1304,7 +1404,7 @@ mod tests {
             snapshot_tag: "t".into(),
         };
         generate(&o, &mut |_| {}).unwrap();
-        let mut checked = 0;
+        let (mut checked, mut direct) = (0, 0);
         for table in ["events", "hits", "conversions"] {
             let ssts: Vec<SSTable> = find_data_files(dir.path())
                 .unwrap()
@@ -1314,9 +1414,63 @@ mod tests {
                 .collect();
             assert!(!ssts.is_empty(), "{table}");
             let t = MergeTable::new(ssts).unwrap();
-            checked += assert_same(&t, o.end_ms / 1000, table);
+            let (rows, d) = assert_same(&t, o.end_ms / 1000, table);
+            checked += rows;
+            direct += d;
         }
         assert!(checked > 10_000, "{checked} rows compared");
+        direct
+    }
+
+    /// Plain rows repeating a clustering inside one SSTable (as a 2.x upgrade leaves them) leave the
+    /// fast path: the later write wins, in one row, as in the general merge.
+    #[test]
+    fn repeated_plain_rows_of_one_sstable_merge_to_one() {
+        use crate::writer::{
+            schema_from_cql_text, Cell, ColumnContent, ColumnData, Liveness, Partition, Row,
+            SSTableWriter, Unfiltered, WriterOptions,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cql = "CREATE TABLE ks.t (k text, c int, v int, PRIMARY KEY (k, c));";
+        let schema = schema_from_cql_text(cql, "t").unwrap();
+        let t0 = 1_600_000_000_000_000; // µs
+        let row = |c: i32, ts: i64, v: i32| {
+            let ts = t0 + ts;
+            let mut r = Row::new(vec![Some(c.to_be_bytes().to_vec())]);
+            r.liveness = Some(Liveness {
+                timestamp: ts,
+                expiry: None,
+            });
+            r.columns = vec![ColumnData {
+                column: 0,
+                content: ColumnContent::Simple(Cell::live(ts, v.to_be_bytes().to_vec())),
+            }];
+            Unfiltered::Row(r)
+        };
+        let mut p = Partition::new(b"a".to_vec());
+        p.unfiltereds = vec![row(1, 10, 1), row(1, 20, 2), row(2, 10, 3)];
+        let opts = WriterOptions::new(writer_version("nb").unwrap(), Compression::Lz4);
+        let mut w = SSTableWriter::create(dir.path(), 1, &schema, opts).unwrap();
+        w.append(&p).unwrap();
+        let path = w.finish().unwrap().data_path;
+        let t = MergeTable::new(vec![
+            SSTable::open(&path, None, ReadOptions::default()).unwrap()
+        ])
+        .unwrap();
+        let now = 1_700_000_000;
+        let ((plain, err), stats) = merged(&t, &Columns::All, now, true);
+        assert_eq!((err.as_str(), stats.direct_partitions), ("", 0));
+        assert_eq!(plain, merged(&t, &Columns::All, now, false).0 .0);
+        let values: Vec<(Vec<u8>, Vec<u8>)> = plain[0]
+            .3
+            .iter()
+            .map(|r| (r.clustering[0].clone().unwrap(), r.cells[0].value.clone()))
+            .collect();
+        assert_eq!(
+            values,
+            [(1i32, 2i32), (2, 3)]
+                .map(|(c, v)| (c.to_be_bytes().to_vec(), v.to_be_bytes().to_vec()))
+        );
     }
 
     fn data_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -1344,7 +1498,7 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/sstables");
         let mut dirs = Vec::new();
         data_dirs(&root, &mut dirs);
-        let mut tables = 0;
+        let (mut tables, mut direct) = (0, 0);
         for dir in dirs {
             let Ok(files) = find_data_files(&dir) else {
                 continue;
@@ -1356,9 +1510,10 @@ mod tests {
             let Some(t) = ssts.and_then(|s| MergeTable::new(s).ok()) else {
                 continue;
             };
-            assert_same(&t, 1_900_000_000, &dir.display().to_string());
+            direct += assert_same(&t, 1_900_000_000, &dir.display().to_string()).1;
             tables += 1;
         }
+        assert!(direct > 100, "only {direct} partitions took the fast path");
         assert!(
             tables >= 20,
             "only {tables} tables of ../shared/sstables opened"

@@ -64,7 +64,7 @@ pub struct Arena {
 #[derive(Debug)]
 pub struct TooWide;
 
-fn r32(a: usize, b: usize) -> Result<(u32, u32), TooWide> {
+pub(crate) fn r32(a: usize, b: usize) -> Result<(u32, u32), TooWide> {
     Ok((
         u32::try_from(a).map_err(|_| TooWide)?,
         u32::try_from(b).map_err(|_| TooWide)?,
@@ -99,6 +99,39 @@ impl Arena {
         s.map(|r| self.get(r))
     }
 
+    /// Stages a decoded cell (window offsets shifted by `base`) as a cell of the merged table's `column`.
+    #[inline(always)]
+    pub(crate) fn push_cell(&mut self, c: RawCell, column: u32, base: u32) {
+        self.cells.push(CellRec {
+            column,
+            timestamp: c.timestamp,
+            ttl: c.ttl,
+            ldt: c.ldt,
+            tombstone: c.flags & CELL_IS_DELETED != 0,
+            path: c.path.map(|p| shifted(p, base)),
+            value: shifted(c.value, base),
+        });
+    }
+
+    /// Appends a row's clustering of fixed-length values (`lens`) that follow one another from `at`
+    /// (window offsets shifted by `base`) to the slots; returns their range.
+    #[inline(always)]
+    pub(crate) fn push_fixed_clustering(
+        &mut self,
+        at: u32,
+        lens: &[u32],
+        base: u32,
+    ) -> Result<(u32, u32), TooWide> {
+        let start = self.slots.len();
+        let mut p = at.wrapping_add(base);
+        self.slots.extend(lens.iter().map(|&k| {
+            let s = p;
+            p = p.wrapping_add(k);
+            Some((s, p))
+        }));
+        r32(start, self.slots.len())
+    }
+
     /// Clustering values of an item.
     pub fn clustering(&self, it: &Item) -> impl ExactSizeIterator<Item = Option<&[u8]>> + '_ {
         self.slots[it.clust.0 as usize..it.clust.1 as usize]
@@ -107,7 +140,8 @@ impl Arena {
     }
 }
 
-/// A window range shifted to where the window's bytes land in the arena (see [`Stager::place`]).
+/// A window range shifted to where the window's bytes land in the arena (wrapping: a partition too
+/// wide for 32-bit offsets fails in [`Stager::finish`]).
 #[inline(always)]
 fn shifted((s, e): (u32, u32), base: u32) -> (u32, u32) {
     (s.wrapping_add(base), e.wrapping_add(base))
@@ -151,12 +185,6 @@ impl<'a> Stager<'a> {
     #[inline(always)]
     fn column(&self, c: u32) -> u32 {
         self.map.get(c as usize).copied().unwrap_or(u32::MAX)
-    }
-
-    /// Window offsets → arena offsets (wrapping: a partition too wide for them fails in `finish`).
-    #[inline(always)]
-    fn place(&self, r: (u32, u32)) -> (u32, u32) {
-        shifted(r, self.base)
     }
 
     /// Appends a clustering (window offsets) to the arena's slots; returns their range.
@@ -247,16 +275,11 @@ impl<'a> Stager<'a> {
 }
 
 impl RowSink for Stager<'_> {
+    const DISTINCT: bool = false;
+
     #[inline(always)]
     fn row(&mut self, at: u32, lens: &[u32], liveness: LivenessInfo) -> Result<(), TooWide> {
-        let start = self.arena.slots.len();
-        let mut p = at.wrapping_add(self.base);
-        self.arena.slots.extend(lens.iter().map(|&k| {
-            let s = p;
-            p = p.wrapping_add(k);
-            Some((s, p))
-        }));
-        let cs = r32(start, self.arena.slots.len())?;
+        let cs = self.arena.push_fixed_clustering(at, lens, self.base)?;
         self.push_row(cs, liveness, DeletionTime::LIVE, false)
     }
 
@@ -280,18 +303,8 @@ impl CellSink for Stager<'_> {
 
     #[inline(always)]
     fn cell(&mut self, c: RawCell) {
-        let path = c.path.map(|p| self.place(p));
-        let value = self.place(c.value);
         let column = self.column(c.column);
-        self.arena.cells.push(CellRec {
-            column,
-            timestamp: c.timestamp,
-            ttl: c.ttl,
-            ldt: c.ldt,
-            tombstone: c.flags & CELL_IS_DELETED != 0,
-            path,
-            value,
-        });
+        self.arena.push_cell(c, column, self.base);
     }
 
     #[inline(always)]
