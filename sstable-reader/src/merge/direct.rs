@@ -7,7 +7,7 @@
 //! the lean decoder leaves to the general one) sends it back to the start, to be staged and merged as
 //! usual: the output is always the general merge's.
 
-use super::stage::{r32, TooWide};
+use super::stage::{merged_column, r32, TooWide};
 use super::{single_row, MergedPartition, Version};
 use crate::row::{DeletionTime, LivenessInfo, RawCell, RawComplexDeletion};
 use crate::scanner::{CellSink, RowSink, Scanner};
@@ -34,11 +34,6 @@ impl<'a> Direct<'a> {
             complex_start: 0,
         }
     }
-
-    #[inline(always)]
-    fn column(&self, c: u32) -> u32 {
-        self.regulars.get(c as usize).copied().unwrap_or(u32::MAX)
-    }
 }
 
 impl CellSink for Direct<'_> {
@@ -50,12 +45,12 @@ impl CellSink for Direct<'_> {
 
     #[inline(always)]
     fn cell(&mut self, c: RawCell) {
-        let column = self.column(c.column);
+        let column = merged_column(self.regulars, c.column);
         self.part.arena.push_cell(c, column, 0);
     }
 
     fn complex_deletion(&mut self, d: RawComplexDeletion) {
-        let column = self.column(d.column);
+        let column = merged_column(self.regulars, d.column);
         self.part.arena.complex.push((column, d.deletion));
     }
 }

@@ -140,6 +140,13 @@ impl Arena {
     }
 }
 
+/// An SSTable's column index `c` in the merged table, through its `map` (`u32::MAX`: a column the
+/// merged table does not have, dropped as not visible).
+#[inline(always)]
+pub(crate) fn merged_column(map: &[u32], c: u32) -> u32 {
+    map.get(c as usize).copied().unwrap_or(u32::MAX)
+}
+
 /// A window range shifted to where the window's bytes land in the arena (wrapping: a partition too
 /// wide for 32-bit offsets fails in [`Stager::finish`]).
 #[inline(always)]
@@ -184,7 +191,7 @@ impl<'a> Stager<'a> {
 
     #[inline(always)]
     fn column(&self, c: u32) -> u32 {
-        self.map.get(c as usize).copied().unwrap_or(u32::MAX)
+        merged_column(self.map, c)
     }
 
     /// Appends a clustering (window offsets) to the arena's slots; returns their range.
