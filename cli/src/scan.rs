@@ -18,6 +18,11 @@ use crate::common::parse_now;
 ///
 /// Example:
 ///   funnel scan /data/node1 /data/node2 --table tracking.events --columns name,props --threads 2
+///
+/// Prints one JSON object: mode, threads, sstables, ranges, live_rows, row_versions_read,
+/// partitions, fast_path_partitions (held by one SSTable, plain rows only: merged without
+/// staging), uncompressed_bytes, seconds, rows_per_s, uncompressed_mb_per_s and checksum
+/// (of the live cells' value lengths).
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
