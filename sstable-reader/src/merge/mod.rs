@@ -58,7 +58,7 @@ use crate::types::CqlType;
 
 use counter::CounterMerger;
 use order::compare_prefixes;
-use stage::{Arena, CellRec, Item, Stager};
+use stage::{Arena, CellRec, Item, Slot, Stager};
 
 /// Which static and regular columns a merged scan decodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -743,9 +743,16 @@ fn cmp_items(a: &Arena, types: &[CqlType], x: &Item, y: &Item) -> Ordering {
 /// The first clustering value of an item (`None`: none, or null).
 #[inline]
 fn first_value<'a>(a: &'a Arena, x: &Item) -> Option<&'a [u8]> {
+    a.slot(first_slot(a, x))
+}
+
+/// Where the first clustering value of an item is (`None`: none, or null).
+#[inline]
+fn first_slot(a: &Arena, x: &Item) -> Slot {
     a.slots[x.clust.0 as usize..x.clust.1 as usize]
         .first()
-        .and_then(|s| a.slot(*s))
+        .copied()
+        .flatten()
 }
 
 /// Whether two staged rows (kind `Clustering`) have equal clusterings.
@@ -983,12 +990,14 @@ fn merge_run(
     let (mut h, e) = *range;
     let mut open = None;
     let ty0 = cx.ctys.first().unwrap_or(&CqlType::Blob);
+    // The first clustering value of `until` (its slot: the loop changes the partition's rows).
+    let until_first = until.map(|u| first_slot(&part.arena, &items[u]));
     while h < e {
         let it = &items[h];
-        if let Some(u) = until {
+        if let (Some(u), Some(uf)) = (until, until_first) {
             // Most rows differ from `until` in their first clustering value already.
             let a = &part.arena;
-            let quick = match (first_value(a, it), first_value(a, &items[u])) {
+            let quick = match (first_value(a, it), a.slot(uf)) {
                 (Some(x), Some(y)) => order::compare_values(ty0, x, y),
                 _ => Ordering::Equal,
             };
