@@ -138,6 +138,17 @@ impl Kernel {
     /// timeline are events no funnel names.
     #[inline]
     pub fn offer<R: RowView>(&mut self, row: &R) -> bool {
+        if self.classifier.words() == 1 {
+            // (One word, the usual case: the row's bits are only appended when it is kept.)
+            let mut out = [0u64];
+            self.classifier
+                .match_row_cached(row, &mut out, &mut self.cache);
+            let keep = self.classifier.relevant(row.table(), &out);
+            if keep {
+                self.bits.push(out[0]);
+            }
+            return keep;
+        }
         let at = self.bits.len();
         self.bits.resize(at + self.classifier.words(), 0);
         let out = &mut self.bits[at..];
