@@ -158,6 +158,13 @@ impl<'a> Cursor<'a> {
         Ok(value)
     }
 
+    /// Skips an unsigned vint (its first byte's leading ones count the bytes that follow).
+    #[inline(always)]
+    pub fn skip_uvint(&mut self) -> ShortResult<()> {
+        let first = self.u8()?;
+        self.skip(first.leading_ones() as usize)
+    }
+
     /// Cassandra signed vint: zig-zag encoded unsigned vint.
     #[inline]
     pub fn vint(&mut self) -> ShortResult<i64> {
@@ -267,6 +274,20 @@ mod tests {
             let mut c = Cursor::new(&out);
             prop_assert_eq!(c.uvint().unwrap(), v);
             prop_assert_eq!(c.pos(), n);
+        }
+
+        #[test]
+        fn skip_uvint_moves_as_far_as_uvint_reads(v in any::<u64>(), cut in 0usize..10) {
+            let mut out = Vec::new();
+            put_uvint(&mut out, v);
+            out.extend_from_slice(&[0x55; 3]);
+            let (mut read, mut skipped) = (Cursor::new(&out), Cursor::new(&out));
+            prop_assert_eq!(read.uvint().map(|_| ()), skipped.skip_uvint());
+            prop_assert_eq!(read.pos(), skipped.pos());
+            // Cut short, both fail at the same place, needing as much.
+            let short = &out[..cut.min(uvint_size(v) - 1)];
+            let (r, s) = (Cursor::new(short).uvint().unwrap_err(), Cursor::new(short).skip_uvint().unwrap_err());
+            prop_assert_eq!((r.at, r.needed), (s.at, s.needed));
         }
 
         #[test]
