@@ -104,10 +104,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok((scan.stats(), sum))
         },
         |_, (s, sum)| {
-            stats.rows_live += s.rows_live;
-            stats.partitions += s.partitions;
-            stats.rows_read += s.rows_read;
-            stats.direct_partitions += s.direct_partitions;
+            stats += s;
             checksum = checksum.wrapping_add(sum);
             Ok(true)
         },

@@ -1,57 +1,38 @@
 //! The merge's fast path: a partition held by one SSTable, without a partition deletion, whose rows are
 //! all plain ([`Scanner::next_plain_rows`]) has nothing to reconcile but each row's own liveness and TTLs
-//! — the usual partition of an events table. Its rows go straight to the merged partition's output, with
-//! no staged items and no merge pass.
+//! — the usual partition of an events table. Its rows are staged as usual but go straight to the merged
+//! partition's output, with no staged items and no merge pass.
 //!
 //! Anything else in the partition (a static row, a marker, a deleted row, a repeated clustering, a row
 //! the lean decoder leaves to the general one) sends it back to the start, to be staged and merged as
 //! usual: the output is always the general merge's.
 
-use super::stage::{merged_column, r32, TooWide};
-use super::{single_row, MergedPartition, Version};
+use super::stage::{Stager, TooWide};
+use super::{single_row, MergedPartition, OutRow, Version};
 use crate::row::{DeletionTime, LivenessInfo, RawCell, RawComplexDeletion};
 use crate::scanner::{CellSink, RowSink, Scanner};
 
-/// Puts one SSTable's plain rows straight into a merged partition's output rows (a [`RowSink`]).
-pub(super) struct Direct<'a> {
-    part: &'a mut MergedPartition,
-    /// The SSTable's regular column indexes → the merged table's.
-    regulars: &'a [u32],
+/// Stages one SSTable's plain rows and turns each into an output row at once (a [`RowSink`]).
+struct Direct<'a> {
+    stage: Stager<'a>,
+    rows: &'a mut Vec<OutRow>,
+    out_cells: &'a mut Vec<u32>,
     now: i64,
-    cells_start: usize,
-    complex_start: usize,
-}
-
-impl<'a> Direct<'a> {
-    /// `part` must be empty: window offsets are arena offsets (the partition's bytes are copied at 0).
-    fn new(part: &'a mut MergedPartition, regulars: &'a [u32], now: i64) -> Self {
-        debug_assert!(part.arena.bytes.is_empty() && part.rows.is_empty());
-        Direct {
-            part,
-            regulars,
-            now,
-            cells_start: 0,
-            complex_start: 0,
-        }
-    }
 }
 
 impl CellSink for Direct<'_> {
     #[inline(always)]
-    fn begin(&mut self, _is_static: bool) {
-        self.cells_start = self.part.arena.cells.len();
-        self.complex_start = self.part.arena.complex.len();
+    fn begin(&mut self, is_static: bool) {
+        self.stage.begin(is_static);
     }
 
     #[inline(always)]
     fn cell(&mut self, c: RawCell) {
-        let column = merged_column(self.regulars, c.column);
-        self.part.arena.push_cell(c, column, 0);
+        self.stage.cell(c);
     }
 
     fn complex_deletion(&mut self, d: RawComplexDeletion) {
-        let column = merged_column(self.regulars, d.column);
-        self.part.arena.complex.push((column, d.deletion));
+        self.stage.complex_deletion(d);
     }
 }
 
@@ -60,22 +41,30 @@ impl RowSink for Direct<'_> {
 
     #[inline(always)]
     fn row(&mut self, at: u32, lens: &[u32], liveness: LivenessInfo) -> Result<(), TooWide> {
-        let a = &mut self.part.arena;
+        let clust = self.stage.fixed_clustering(at, lens)?;
+        let (cells, complex) = self.stage.staged()?;
         let version = Version {
-            clust: a.push_fixed_clustering(at, lens, 0)?,
+            clust,
             liveness,
-            cells: r32(self.cells_start, a.cells.len())?,
-            complex: r32(self.complex_start, a.complex.len())?,
+            cells,
+            complex,
         };
-        if let Some(row) = single_row(self.part, &version, DeletionTime::LIVE, self.now, false) {
-            self.part.rows.push(row);
+        let out = single_row(
+            self.stage.arena(),
+            self.out_cells,
+            &version,
+            DeletionTime::LIVE,
+            self.now,
+            false,
+        );
+        if let Some(row) = out {
+            self.rows.push(row);
         }
         Ok(())
     }
 
     fn abandon(&mut self) {
-        self.part.arena.cells.truncate(self.cells_start);
-        self.part.arena.complex.truncate(self.complex_start);
+        self.stage.abandon();
     }
 }
 
@@ -89,18 +78,35 @@ impl CellSink for Discard {
 }
 
 /// Reads the scanner's current partition (one SSTable's, its deletion LIVE) into the empty `part` when
-/// all its rows are plain; returns the rows read. `None`: it is not such a partition (or too wide for
-/// the arena), `part` is empty again and the scanner is back at the partition's first unfiltered.
+/// all its rows are plain; returns the rows read. `maps`: the SSTable's static and regular column
+/// indexes → the merged table's. `None`: it is not such a partition (or too wide for the arena),
+/// `part` is empty again and the scanner is back at the partition's first unfiltered.
 pub(super) fn read(
     scan: &mut Scanner<'_>,
     part: &mut MergedPartition,
-    regulars: &[u32],
+    maps: &(Vec<u32>, Vec<u32>),
     now: i64,
 ) -> crate::error::Result<Option<u64>> {
-    if let Ok(rows) = scan.next_plain_rows(&mut Direct::new(part, regulars, now)) {
-        if scan.next_into(&mut Discard)?.is_none() {
-            part.arena.bytes.extend_from_slice(scan.partition_bytes());
-            return Ok(Some(rows));
+    debug_assert!(part.arena.bytes.is_empty() && part.rows.is_empty());
+    let MergedPartition {
+        arena,
+        rows,
+        out_cells,
+        ..
+    } = &mut *part;
+    if let Ok(stage) = Stager::new(arena, &maps.0, &maps.1) {
+        let mut sink = Direct {
+            stage,
+            rows,
+            out_cells,
+            now,
+        };
+        if let Ok(n) = scan.next_plain_rows(&mut sink) {
+            if scan.next_into(&mut Discard)?.is_none()
+                && sink.stage.finish(scan.partition_bytes()).is_ok()
+            {
+                return Ok(Some(n));
+            }
         }
     }
     scan.rewind_partition();

@@ -330,6 +330,17 @@ pub struct MergeStats {
     pub direct_partitions: u64,
 }
 
+impl std::ops::AddAssign for MergeStats {
+    /// Sums the stats of scans of several ranges.
+    fn add_assign(&mut self, o: MergeStats) {
+        self.partitions += o.partitions;
+        self.partition_versions += o.partition_versions;
+        self.rows_read += o.rows_read;
+        self.rows_live += o.rows_live;
+        self.direct_partitions += o.direct_partitions;
+    }
+}
+
 #[derive(Debug, Default)]
 struct Scratch {
     heads: Vec<(usize, usize)>,
@@ -462,8 +473,8 @@ impl<'t> MergedScan<'t> {
         if let [i] = self.contributing[..] {
             let s = &mut self.sources[i];
             if s.deletion.is_live() {
-                let regulars = &self.table.maps[s.sst].1;
-                if let Some(rows) = direct::read(&mut s.scan, part, regulars, self.now)? {
+                let maps = &self.table.maps[s.sst];
+                if let Some(rows) = direct::read(&mut s.scan, part, maps, self.now)? {
                     s.has = false;
                     self.stats.rows_read += rows;
                     self.stats.partitions += 1;
@@ -683,18 +694,7 @@ impl<'p> MergedRow<'p> {
 
     #[inline(always)]
     fn cell_rec(&self, column: usize) -> Option<&'p CellRec> {
-        let (part, (s, e)) = (self.part, self.row.cells);
-        let cells = &part.arena.cells;
-        let is = |c: &&CellRec| c.column as usize == column;
-        if self.row.direct {
-            cells.get(s as usize..e as usize)?.iter().find(is)
-        } else {
-            part.out_cells
-                .get(s as usize..e as usize)?
-                .iter()
-                .filter_map(|&i| cells.get(i as usize))
-                .find(is)
-        }
+        self.cell_recs().find(|c| c.column as usize == column)
     }
 
     /// An owned copy (e.g. for [`crate::cql::RowRenderer`], with no deletion left to apply).
@@ -990,11 +990,11 @@ fn merge_run(
     let (mut h, e) = *range;
     let mut open = None;
     let ty0 = cx.ctys.first().unwrap_or(&CqlType::Blob);
-    // The first clustering value of `until` (its slot: the loop changes the partition's rows).
-    let until_first = until.map(|u| first_slot(&part.arena, &items[u]));
+    // With the slot of its first clustering value (the loop changes the partition's rows, not its arena).
+    let until = until.map(|u| (u, first_slot(&part.arena, &items[u])));
     while h < e {
         let it = &items[h];
-        if let (Some(u), Some(uf)) = (until, until_first) {
+        if let Some((u, uf)) = until {
             // Most rows differ from `until` in their first clustering value already.
             let a = &part.arena;
             let quick = match (first_value(a, it), a.slot(uf)) {
@@ -1179,7 +1179,14 @@ fn merge_single(
         cells: it.cells,
         complex: it.complex,
     };
-    single_row(part, &version, del.max(it.deletion), now, is_static)
+    single_row(
+        &part.arena,
+        &mut part.out_cells,
+        &version,
+        del.max(it.deletion),
+        now,
+        is_static,
+    )
 }
 
 /// The parts of a staged row version that [`single_row`] reads (arena ranges).
@@ -1191,18 +1198,20 @@ struct Version {
 }
 
 /// A row with one version under the deletion `del` (the partition's, an open range tombstone's and the
-/// row's own): its live cells, or `None` when nothing of it is live.
+/// row's own): its live cells (those not all visible listed in `out_cells`), or `None` when nothing of
+/// it is live.
 #[inline(always)]
 fn single_row(
-    part: &mut MergedPartition,
+    arena: &Arena,
+    out_cells: &mut Vec<u32>,
     v: &Version,
     del: DeletionTime,
     now: i64,
     is_static: bool,
 ) -> Option<OutRow> {
     let row_live = v.liveness.is_live(now) && !del.deletes(v.liveness.timestamp);
-    let complex = &part.arena.complex[v.complex.0 as usize..v.complex.1 as usize];
-    let recs = &part.arena.cells[v.cells.0 as usize..v.cells.1 as usize];
+    let complex = &arena.complex[v.complex.0 as usize..v.complex.1 as usize];
+    let recs = &arena.cells[v.cells.0 as usize..v.cells.1 as usize];
     // Usually every cell is visible: the row then refers to the item's cells directly.
     let hidden = recs
         .iter()
@@ -1210,14 +1219,14 @@ fn single_row(
     let (cells, direct) = match hidden {
         None => (v.cells, true),
         Some(first) => {
-            let start = part.out_cells.len();
-            part.out_cells.extend(v.cells.0..v.cells.0 + first as u32);
+            let start = out_cells.len();
+            out_cells.extend(v.cells.0..v.cells.0 + first as u32);
             for (k, c) in (v.cells.0..v.cells.1).zip(recs).skip(first + 1) {
                 if cell_visible(c, del, complex, now) {
-                    part.out_cells.push(k);
+                    out_cells.push(k);
                 }
             }
-            ((start as u32, part.out_cells.len() as u32), false)
+            ((start as u32, out_cells.len() as u32), false)
         }
     };
     if (is_static || !row_live) && cells.0 == cells.1 {

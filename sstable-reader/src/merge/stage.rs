@@ -8,8 +8,11 @@ use crate::row::{
 };
 use crate::scanner::{CellSink, RowSink};
 
+/// A range of the arena's bytes, slots, cells or complex deletions.
+pub type Span = (u32, u32);
+
 /// A byte range in the arena (`None`: a null clustering component).
-pub type Slot = Option<(u32, u32)>;
+pub type Slot = Option<Span>;
 
 /// A staged cell.
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +67,7 @@ pub struct Arena {
 #[derive(Debug)]
 pub struct TooWide;
 
-pub(crate) fn r32(a: usize, b: usize) -> Result<(u32, u32), TooWide> {
+fn r32(a: usize, b: usize) -> Result<(u32, u32), TooWide> {
     Ok((
         u32::try_from(a).map_err(|_| TooWide)?,
         u32::try_from(b).map_err(|_| TooWide)?,
@@ -99,52 +102,12 @@ impl Arena {
         s.map(|r| self.get(r))
     }
 
-    /// Stages a decoded cell (window offsets shifted by `base`) as a cell of the merged table's `column`.
-    #[inline(always)]
-    pub(crate) fn push_cell(&mut self, c: RawCell, column: u32, base: u32) {
-        self.cells.push(CellRec {
-            column,
-            timestamp: c.timestamp,
-            ttl: c.ttl,
-            ldt: c.ldt,
-            tombstone: c.flags & CELL_IS_DELETED != 0,
-            path: c.path.map(|p| shifted(p, base)),
-            value: shifted(c.value, base),
-        });
-    }
-
-    /// Appends a row's clustering of fixed-length values (`lens`) that follow one another from `at`
-    /// (window offsets shifted by `base`) to the slots; returns their range.
-    #[inline(always)]
-    pub(crate) fn push_fixed_clustering(
-        &mut self,
-        at: u32,
-        lens: &[u32],
-        base: u32,
-    ) -> Result<(u32, u32), TooWide> {
-        let start = self.slots.len();
-        let mut p = at.wrapping_add(base);
-        self.slots.extend(lens.iter().map(|&k| {
-            let s = p;
-            p = p.wrapping_add(k);
-            Some((s, p))
-        }));
-        r32(start, self.slots.len())
-    }
-
     /// Clustering values of an item.
     pub fn clustering(&self, it: &Item) -> impl ExactSizeIterator<Item = Option<&[u8]>> + '_ {
         self.slots[it.clust.0 as usize..it.clust.1 as usize]
             .iter()
             .map(|s| self.slot(*s))
     }
-}
-
-/// An SSTable's column index `c` in the merged table, through its `map` (`u32::MAX`: a column the
-/// merged table does not have, dropped as not visible).
-#[inline(always)]
-pub(crate) fn merged_column(map: &[u32], c: u32) -> u32 {
-    map.get(c as usize).copied().unwrap_or(u32::MAX)
 }
 
 /// A window range shifted to where the window's bytes land in the arena (wrapping: a partition too
@@ -191,7 +154,35 @@ impl<'a> Stager<'a> {
 
     #[inline(always)]
     fn column(&self, c: u32) -> u32 {
-        merged_column(self.map, c)
+        self.map.get(c as usize).copied().unwrap_or(u32::MAX)
+    }
+
+    /// The partition's arena, as staged so far.
+    pub fn arena(&self) -> &Arena {
+        self.arena
+    }
+
+    /// Appends a plain row's clustering (fixed-length values `lens` following one another from
+    /// window offset `at`, as [`RowSink::row`] gives it) to the arena's slots; returns their range.
+    #[inline(always)]
+    pub fn fixed_clustering(&mut self, at: u32, lens: &[u32]) -> Result<(u32, u32), TooWide> {
+        let start = self.arena.slots.len();
+        let mut p = at.wrapping_add(self.base);
+        self.arena.slots.extend(lens.iter().map(|&k| {
+            let s = p;
+            p = p.wrapping_add(k);
+            Some((s, p))
+        }));
+        r32(start, self.arena.slots.len())
+    }
+
+    /// The arena ranges of the cells and the complex deletions staged since [`CellSink::begin`].
+    #[inline(always)]
+    pub fn staged(&self) -> Result<(Span, Span), TooWide> {
+        Ok((
+            r32(self.cells_start, self.arena.cells.len())?,
+            r32(self.complex_start, self.arena.complex.len())?,
+        ))
     }
 
     /// Appends a clustering (window offsets) to the arena's slots; returns their range.
@@ -227,7 +218,7 @@ impl<'a> Stager<'a> {
         deletion: DeletionTime,
         is_static: bool,
     ) -> Result<(), TooWide> {
-        let a = &mut *self.arena;
+        let (cells, complex) = self.staged()?;
         let item = Item {
             kind: if is_static {
                 BoundKind::StaticClustering
@@ -237,13 +228,13 @@ impl<'a> Stager<'a> {
             clust: cs,
             liveness,
             deletion,
-            cells: r32(self.cells_start, a.cells.len())?,
-            complex: r32(self.complex_start, a.complex.len())?,
+            cells,
+            complex,
         };
         if is_static {
-            a.statics.push(item);
+            self.arena.statics.push(item);
         } else {
-            a.items.push(item);
+            self.arena.items.push(item);
         }
         Ok(())
     }
@@ -286,7 +277,7 @@ impl RowSink for Stager<'_> {
 
     #[inline(always)]
     fn row(&mut self, at: u32, lens: &[u32], liveness: LivenessInfo) -> Result<(), TooWide> {
-        let cs = self.arena.push_fixed_clustering(at, lens, self.base)?;
+        let cs = self.fixed_clustering(at, lens)?;
         self.push_row(cs, liveness, DeletionTime::LIVE, false)
     }
 
@@ -310,8 +301,18 @@ impl CellSink for Stager<'_> {
 
     #[inline(always)]
     fn cell(&mut self, c: RawCell) {
+        let path = c.path.map(|p| shifted(p, self.base));
+        let value = shifted(c.value, self.base);
         let column = self.column(c.column);
-        self.arena.push_cell(c, column, self.base);
+        self.arena.cells.push(CellRec {
+            column,
+            timestamp: c.timestamp,
+            ttl: c.ttl,
+            ldt: c.ldt,
+            tombstone: c.flags & CELL_IS_DELETED != 0,
+            path,
+            value,
+        });
     }
 
     #[inline(always)]
