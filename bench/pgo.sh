@@ -10,6 +10,7 @@
 #   bench/pgo.sh            -> target/pgo/release/funnel
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root" # (cargo reads .cargo/config.toml from the working directory)
 host="$(rustc -vV | sed -n 's/^host: //p')"
 profdata="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
 if [ ! -x "$profdata" ]; then
@@ -19,8 +20,8 @@ prof="$root/target/pgo-profile"
 rm -rf "$prof"
 mkdir -p "$prof/raw"
 echo "pgo: instrumented build (target/pgo-gen)" >&2
-RUSTFLAGS="-Cprofile-generate=$prof/raw" \
-  cargo build --release -p cli --manifest-path "$root/Cargo.toml" --target-dir "$root/target/pgo-gen" >&2
+# (The profile flags join the workspace's own, .cargo/config.toml's target CPU, through --config.)
+cargo build --config "target.$host.rustflags=['-Cprofile-generate=$prof/raw']" --release -p cli --manifest-path "$root/Cargo.toml" --target-dir "$root/target/pgo-gen" >&2
 gen="$root/target/pgo-gen/release/funnel"
 train="$root/target/pgo-train"
 if [ ! -d "$train/data" ]; then
@@ -39,6 +40,5 @@ rm -f "$train/facts.db" "$train/readme.db"
   --facts "sqlite:$train/readme.db" --quiet >&2
 "$profdata" merge -o "$prof/merged.profdata" "$prof/raw"
 echo "pgo: optimised build (target/pgo)" >&2
-RUSTFLAGS="-Cprofile-use=$prof/merged.profdata" \
-  cargo build --release -p cli --manifest-path "$root/Cargo.toml" --target-dir "$root/target/pgo" >&2
+cargo build --config "target.$host.rustflags=['-Cprofile-use=$prof/merged.profdata']" --release -p cli --manifest-path "$root/Cargo.toml" --target-dir "$root/target/pgo" >&2
 echo "$root/target/pgo/release/funnel"

@@ -9,7 +9,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 data="${1:-$root/bench-data/ev}"
 threads="${2:-2}"
-cargo build --release -p cli --manifest-path "$root/Cargo.toml" >&2
+(cd "$root" && cargo build --release -p cli >&2) # (in the workspace: its .cargo/config.toml counts)
 bin="$root/target/release/funnel"
 build="cargo build --release"
 if [ "${PGO:-0}" = 1 ]; then

@@ -3,6 +3,7 @@
 //! together: each subcommand lives in its own module with its `Args` and a `run` function.
 
 mod common;
+mod cpu;
 mod dump;
 mod facts_cmd;
 mod gen;
@@ -48,6 +49,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    if let Err(message) = cpu::check() {
+        eprintln!("error: {message}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dump(args) => dump::run(args),
