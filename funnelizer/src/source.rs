@@ -26,17 +26,8 @@ use sstable_reader::value::{counter_total, Value as CqlValue};
 
 use crate::batch::Worker;
 use crate::definition::FunnelSet;
+use crate::error::Error;
 use crate::row::{ColumnRef, RowView, Table, Value};
-
-/// Errors of the SSTable source.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error(transparent)]
-    Reader(#[from] sstable_reader::Error),
-    /// The source mapping does not fit the table.
-    #[error("{table}: {message}")]
-    Mapping { table: String, message: String },
-}
 
 /// How a column's bytes become a [`Value`].
 #[derive(Debug, Clone, PartialEq)]
@@ -108,9 +99,9 @@ fn place(schema: &TableSchema, name: &str) -> Place {
 }
 
 impl TableMap {
-    fn new(set: &FunnelSet, table: Table, schema: &TableSchema) -> Result<TableMap, SourceError> {
+    fn new(set: &FunnelSet, table: Table, schema: &TableSchema) -> Result<TableMap, Error> {
         let src = set.source.of(table);
-        let err = |message: String| SourceError::Mapping {
+        let err = |message: String| Error::Mapping {
             table: src.table.clone(),
             message,
         };
@@ -120,6 +111,13 @@ impl TableMap {
             ("app", &src.app, &app_place),
             ("actor", &src.actor, &actor_place),
         ] {
+            if *p == Place::Missing && schema.table.is_none() {
+                // Without a schema.cql the key columns are only `pk0…`, `ck0…`: the name may well be one.
+                return Err(Error::KeyNamesUnknown {
+                    table: src.table.clone(),
+                    column: name.clone(),
+                });
+            }
             if *p == Place::Missing {
                 return Err(err(format!(
                     "the {what} column {name:?} is not a column of the table"
@@ -385,10 +383,10 @@ impl SstableSource {
         events: MergeTable,
         conversions: Option<MergeTable>,
         now_s: i64,
-    ) -> Result<SstableSource, SourceError> {
+    ) -> Result<SstableSource, Error> {
         let uses_conv = set.funnels.iter().any(|f| f.uses(Table::Conversions));
         if uses_conv && conversions.is_none() {
-            return Err(SourceError::Mapping {
+            return Err(Error::Mapping {
                 table: set.source.conversions.table.clone(),
                 message:
                     "a funnel uses hits (conversions) but no SSTables of this table were found"
@@ -443,7 +441,7 @@ impl SstableSource {
     }
 
     /// Ranges of the ring for parallel evaluation (about `target`).
-    pub fn plan(&self, target: usize) -> Result<Vec<TokenRange>, SourceError> {
+    pub fn plan(&self, target: usize) -> Result<Vec<TokenRange>, Error> {
         Ok(plan_ranges(&self.tables(), target)?)
     }
 
@@ -454,10 +452,10 @@ impl SstableSource {
         worker: &mut Worker<'_>,
         bufs: &mut Buffers,
         counters: Option<&'a ScanCounters>,
-    ) -> Result<(), SourceError> {
+    ) -> Result<(), Error> {
         let empty = Vec::new();
         let [Some(emap), cmap] = &self.maps else {
-            return Err(SourceError::Mapping {
+            return Err(Error::Mapping {
                 table: "events".into(),
                 message: "no mapping".into(),
             });

@@ -14,9 +14,9 @@ use sha2::{Digest as _, Sha256};
 use sstable_reader::discovery::{discover, Selection};
 use sstable_reader::{Component, Descriptor};
 
-use super::config::SnapshotChoice;
-use super::ScheduleError;
-use crate::FunnelSet;
+use crate::config::SnapshotChoice;
+use crate::error::Error;
+use funnelizer::FunnelSet;
 
 /// How many times a listing is restarted when files vanish under it.
 pub const RELIST_ATTEMPTS: usize = 5;
@@ -145,15 +145,14 @@ pub fn funnel_versions(set: &FunnelSet) -> Vec<(String, String)> {
 pub fn resolve_snapshot(
     data: &[PathBuf],
     choice: &SnapshotChoice,
-) -> Result<Option<String>, ScheduleError> {
+) -> Result<Option<String>, Error> {
     match choice {
         SnapshotChoice::Live => Ok(None),
         SnapshotChoice::Tag(t) => Ok(Some(t.clone())),
         SnapshotChoice::Newest => {
             let mut tags: BTreeMap<String, u128> = BTreeMap::new();
             for p in data {
-                let files = sstable_reader::find_data_files(p)
-                    .map_err(|e| ScheduleError::Input(e.to_string()))?;
+                let files = sstable_reader::find_data_files(p)?;
                 for f in files {
                     let Some(dir) = f.parent() else { continue };
                     let is_snapshot = dir
@@ -178,14 +177,12 @@ pub fn resolve_snapshot(
             tags.into_iter()
                 .max_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)))
                 .map(|(t, _)| Some(t))
-                .ok_or_else(|| {
-                    ScheduleError::Input(format!(
-                        "snapshot = \"newest\": no snapshots/<tag>/ directories with SSTables under {}",
-                        data.iter()
-                            .map(|p| p.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
+                .ok_or_else(|| Error::NoSnapshot {
+                    data: data
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })
         }
     }
@@ -204,7 +201,7 @@ pub struct RunKey {
 }
 
 /// Fingerprints what a run over `data` would read. See [`collect_with`].
-pub fn collect(data: &[PathBuf], key: &RunKey) -> Result<(Fingerprint, usize), ScheduleError> {
+pub fn collect(data: &[PathBuf], key: &RunKey) -> Result<(Fingerprint, usize), Error> {
     collect_with(data, key, &mut |_| {})
 }
 
@@ -216,11 +213,11 @@ pub fn collect_with(
     data: &[PathBuf],
     key: &RunKey,
     after_list: &mut dyn FnMut(&[PathBuf]),
-) -> Result<(Fingerprint, usize), ScheduleError> {
+) -> Result<(Fingerprint, usize), Error> {
     let schema_sha256 = match &key.schema {
         None => None,
         Some(p) => Some(hex(&Sha256::digest(std::fs::read(p).map_err(|e| {
-            ScheduleError::Config {
+            Error::Config {
                 path: p.display().to_string(),
                 message: format!("schema: {e}"),
             }
@@ -240,7 +237,7 @@ pub fn collect_with(
                 last_vanished = Some(path);
                 continue;
             }
-            Err(e) => return Err(ScheduleError::Input(e.to_string())),
+            Err(e) => return Err(e.into()),
         };
         let tables: Vec<_> = tables
             .into_iter()
@@ -271,19 +268,21 @@ pub fn collect_with(
             Err(Stat::Failed(e)) => return Err(e),
         }
     }
-    Err(ScheduleError::Input(format!(
-        "SSTables kept vanishing while listing (last: {}); compaction too busy? try a snapshot",
-        last_vanished.map_or_else(String::new, |p| p.display().to_string())
-    )))
+    Err(Error::Vanishing {
+        last: last_vanished.unwrap_or_default(),
+    })
 }
 
-fn input_io(path: &Path, e: std::io::Error) -> ScheduleError {
-    ScheduleError::Input(format!("{}: {e}", path.display()))
+fn input_io(path: &Path, source: std::io::Error) -> Error {
+    Error::InputIo {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 enum Stat {
     Vanished(PathBuf),
-    Failed(ScheduleError),
+    Failed(Error),
 }
 
 fn stat_all(
@@ -309,7 +308,7 @@ fn stat_all(
                     Err(e) if e.kind() == ErrorKind::NotFound => None,
                     Err(e) => return Err(Stat::Failed(input_io(f, e))),
                 },
-                Err(e) => return Err(Stat::Failed(ScheduleError::Input(e.to_string()))),
+                Err(e) => return Err(Stat::Failed(e.into())),
             };
             files.push(SstableFile {
                 path: f.clone(),
