@@ -370,7 +370,10 @@ impl Job {
             Some(c) => Some(c.open(schema.as_ref(), options)?),
             None => None,
         };
-        let source = SstableSource::new(set, ev, cv, o.now_s)?;
+        // Without a schema file the key columns are only `pk0…`, `ck0…`.
+        let named = |t: &DiscoveredTable| schema.is_some() || !t.schema_files.is_empty();
+        let key_names = [named(events), conversions.is_some_and(named)];
+        let source = SstableSource::new(set, ev, cv, o.now_s, key_names)?;
         let pool = thread_pool(Some(threads))?;
         let target_ranges = threads * o.ranges_per_thread.max(1);
         let (bytes_uncompressed, bytes_on_disk) = source.sizes();

@@ -99,7 +99,13 @@ fn place(schema: &TableSchema, name: &str) -> Place {
 }
 
 impl TableMap {
-    fn new(set: &FunnelSet, table: Table, schema: &TableSchema) -> Result<TableMap, Error> {
+    /// `key_names`: whether the key columns' names come from a schema (else they are `pk0…`, `ck0…`).
+    fn new(
+        set: &FunnelSet,
+        table: Table,
+        schema: &TableSchema,
+        key_names: bool,
+    ) -> Result<TableMap, Error> {
         let src = set.source.of(table);
         let err = |message: String| Error::Mapping {
             table: src.table.clone(),
@@ -111,8 +117,8 @@ impl TableMap {
             ("app", &src.app, &app_place),
             ("actor", &src.actor, &actor_place),
         ] {
-            if *p == Place::Missing && schema.table.is_none() {
-                // Without a schema.cql the key columns are only `pk0…`, `ck0…`: the name may well be one.
+            if *p == Place::Missing && !key_names {
+                // Without a schema the key columns are only `pk0…`, `ck0…`: the name may well be one.
                 return Err(Error::KeyNamesUnknown {
                     table: src.table.clone(),
                     column: name.clone(),
@@ -377,12 +383,14 @@ pub struct SstableSource {
 }
 
 impl SstableSource {
-    /// `conversions` may be absent when no funnel reads it. `now_s` judges TTLs (seconds).
+    /// `conversions` may be absent when no funnel reads it. `now_s` judges TTLs (seconds). `key_names`:
+    /// whether each table's key column names come from a schema (events, conversions).
     pub fn new(
         set: &FunnelSet,
         events: MergeTable,
         conversions: Option<MergeTable>,
         now_s: i64,
+        key_names: [bool; 2],
     ) -> Result<SstableSource, Error> {
         let uses_conv = set.funnels.iter().any(|f| f.uses(Table::Conversions));
         if uses_conv && conversions.is_none() {
@@ -396,9 +404,19 @@ impl SstableSource {
         // A table no funnel reads is not scanned at all.
         let conversions = conversions.filter(|_| uses_conv);
         let maps = [
-            Some(TableMap::new(set, Table::Events, events.schema())?),
+            Some(TableMap::new(
+                set,
+                Table::Events,
+                events.schema(),
+                key_names[0],
+            )?),
             match &conversions {
-                Some(c) => Some(TableMap::new(set, Table::Conversions, c.schema())?),
+                Some(c) => Some(TableMap::new(
+                    set,
+                    Table::Conversions,
+                    c.schema(),
+                    key_names[1],
+                )?),
                 None => None,
             },
         ];
