@@ -20,6 +20,10 @@ use funnelizer::RunInputs;
 /// Time-to-convert (median, p90) is exact on batch days and empty on speed days (medians of partial
 /// aggregates cannot be merged).
 ///
+/// In the table, a funnel's columns are its levels, named as the run that computed them recorded:
+/// the step (its name or what it matches), or `≥ k steps` in unordered funnels, whose level k counts the
+/// actors with at least k distinct steps (docs/FUNNELS.md).
+///
 /// Formats: `table` (default, for people); `json` (one JSON document: the answer with `freshness` and one
 /// entry per day — stable field names, machine-readable); `csv` (long format, one line per
 /// day/breakdown/step or day/dimension/value; a day with no values is one line with empty value columns).

@@ -41,6 +41,7 @@ pub mod scanner;
 pub mod schema;
 pub mod sstable;
 pub mod statistics;
+pub mod stats;
 pub mod types;
 pub mod value;
 pub mod writer;
