@@ -80,16 +80,20 @@ fn main() -> ExitCode {
 
 /// How a failed command exits, decided here only, from the type of its error. `funnel run` exits with
 /// the code of its error's kind (those of `funnel schedule --once`, `scheduler::Outcome`: 5 config, 6
-/// input, 7 store, 9 anything else), so the scheduler can tell what failed in its child; every other
+/// input, 7 fact store, 9 anything else), so the scheduler can tell what failed in its child; every other
 /// command exits 1. (`funnel schedule` ends with the code of its attempt's outcome; usage errors exit 2.)
 fn exit_code(err: &anyhow::Error, is_run: bool) -> u8 {
+    use scheduler::Outcome;
     if !is_run {
         return 1;
     }
     err.chain()
-        .find_map(|e| e.downcast_ref::<funnelizer::Error>())
-        .map_or(scheduler::Outcome::Failed, |e| {
-            scheduler::Outcome::of_error(e.kind())
+        .find_map(|e| match e.downcast_ref::<funnelizer::Error>() {
+            Some(e) => Some(Outcome::of_error(e.kind())),
+            None => e
+                .downcast_ref::<facts::FactsError>()
+                .map(|_| Outcome::StoreError),
         })
+        .unwrap_or(Outcome::Failed)
         .exit_code()
 }

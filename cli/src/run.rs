@@ -98,7 +98,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     options.ranges_per_thread = args.ranges_per_thread;
     options.memory_budget = args.memory_budget;
     options.spill_dir = args.spill_dir.clone();
-    let store = facts::open_store(&args.facts).map_err(funnelizer::Error::from)?;
+    let store = facts::open_store(&args.facts)
+        .with_context(|| format!("opening {}", facts::url::redact(&args.facts)))?;
     let mut job = Job::new(set, options);
     if let Some(bars) = Bars::for_stderr(args.quiet) {
         job = job.with_progress(bars);
