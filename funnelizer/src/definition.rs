@@ -49,10 +49,9 @@ impl Mode {
 pub struct TableSource {
     /// `keyspace.table`.
     pub table: String,
-    /// The app column (a partition-key column for streaming; any column otherwise, see [`crate::shuffle`]).
+    /// The app column (a partition-key column for streaming; any column otherwise: the run shuffles).
     pub app: String,
-    /// The actor column (a partition-key column for streaming; any column otherwise, see
-    /// [`crate::shuffle`]).
+    /// The actor column (a partition-key column for streaming; any column otherwise: the run shuffles).
     pub actor: String,
     /// The time column (`timestamp`).
     pub time: String,
