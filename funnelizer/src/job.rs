@@ -351,29 +351,11 @@ impl Job {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
-        let schema = match &o.schema {
-            Some(p) => Some(CqlSchema::read(p).map_err(Error::Schema)?),
-            None => None,
-        };
-        let tables = discover(
-            &o.data,
-            &Selection {
-                table: None,
-                snapshot: o.snapshot.clone(),
-            },
-        )?;
-        let events = find(&tables, &set.source.events.table, &o.data)?;
-        let conversions = find(&tables, &set.source.conversions.table, &o.data).ok();
-        let options = ReadOptions::default();
-        let ev = events.open(schema.as_ref(), options)?;
-        let cv = match conversions {
-            Some(c) => Some(c.open(schema.as_ref(), options)?),
-            None => None,
-        };
-        // Without a schema file the key columns are only `pk0…`, `ck0…`.
-        let named = |t: &DiscoveredTable| schema.is_some() || !t.schema_files.is_empty();
-        let key_names = [named(events), conversions.is_some_and(named)];
-        let source = SstableSource::new(set, ev, cv, o.now_s, key_names)?;
+        let Opened {
+            source,
+            events,
+            conversions,
+        } = self.open()?;
         let pool = thread_pool(Some(threads))?;
         let target_ranges = threads * o.ranges_per_thread.max(1);
         let (bytes_uncompressed, bytes_on_disk) = source.sizes();
@@ -418,8 +400,8 @@ impl Job {
         let publish_started = Instant::now();
         let inputs = RunInputs {
             data: o.data.iter().map(|p| p.display().to_string()).collect(),
-            events: paths(&events.files),
-            conversions: conversions.map(|c| paths(&c.files)).unwrap_or_default(),
+            events,
+            conversions,
             now_s: o.now_s,
             apps: eval.aggregate.apps(),
             levels: FunnelLevels::of_set(set),
@@ -452,6 +434,48 @@ impl Job {
                 publish,
                 total: started.elapsed(),
             },
+        })
+    }
+}
+
+/// The tables a job reads, opened.
+struct Opened {
+    source: SstableSource,
+    /// The Data.db files of each table.
+    events: Vec<String>,
+    conversions: Vec<String>,
+}
+
+impl Job {
+    /// Finds the events and conversions tables under the data paths and opens them.
+    fn open(&self) -> Result<Opened, Error> {
+        let (set, o) = (&self.set, &self.options);
+        let schema = match &o.schema {
+            Some(p) => Some(CqlSchema::read(p).map_err(Error::Schema)?),
+            None => None,
+        };
+        let tables = discover(
+            &o.data,
+            &Selection {
+                table: None,
+                snapshot: o.snapshot.clone(),
+            },
+        )?;
+        let events = find(&tables, &set.source.events.table, &o.data)?;
+        let conversions = find(&tables, &set.source.conversions.table, &o.data).ok();
+        let options = ReadOptions::default();
+        let ev = events.open(schema.as_ref(), options)?;
+        let cv = match conversions {
+            Some(c) => Some(c.open(schema.as_ref(), options)?),
+            None => None,
+        };
+        // Without a schema file the key columns are only `pk0…`, `ck0…`.
+        let named = |t: &DiscoveredTable| schema.is_some() || !t.schema_files.is_empty();
+        let key_names = [named(events), conversions.is_some_and(named)];
+        Ok(Opened {
+            source: SstableSource::new(set, ev, cv, o.now_s, key_names)?,
+            events: paths(&events.files),
+            conversions: conversions.map(|c| paths(&c.files)).unwrap_or_default(),
         })
     }
 }
