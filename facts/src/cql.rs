@@ -780,12 +780,7 @@ impl BatchPublisher for CqlStore {
 
 impl StreamSink for CqlStore {
     fn apply_speed_batch(&self, b: &SpeedBatch) -> Result<bool, FactsError> {
-        if b.next_offset < b.first_offset {
-            return Err(FactsError::Invalid {
-                what: "speed batch offsets (next_offset < first_offset)",
-                value: format!("{}..{}", b.first_offset, b.next_offset),
-            });
-        }
+        b.check_offsets()?;
         let b = b.clone();
         self.block(move |inner| -> Fut<bool> {
             Box::pin(async move {
@@ -795,26 +790,15 @@ impl StreamSink for CqlStore {
                         (&b.group, &b.topic, b.partition, b.first_offset),
                     )
                     .await?;
-                if seen.is_some() {
+                let committed: Option<(i64,)> = if seen.is_some() {
+                    None
+                } else {
+                    inner
+                        .first(st::SELECT_OFFSET, (&b.group, &b.topic, b.partition))
+                        .await?
+                };
+                if !b.should_apply(seen.is_some(), committed.map(|c| c.0))? {
                     return Ok(false);
-                }
-                let committed: Option<(i64,)> = inner
-                    .first(st::SELECT_OFFSET, (&b.group, &b.topic, b.partition))
-                    .await?;
-                if committed
-                    .is_some_and(|(c,)| b.next_offset <= c && b.next_offset > b.first_offset)
-                {
-                    // Entirely below the committed offset: consumed before (its marker expired).
-                    return Ok(false);
-                }
-                if let Some((c,)) = committed.filter(|c| c.0 > b.first_offset) {
-                    return Err(FactsError::OffsetOverlap {
-                        group: b.group.clone(),
-                        topic: b.topic.clone(),
-                        partition: b.partition,
-                        first_offset: b.first_offset,
-                        committed: c,
-                    });
                 }
                 let key = st::batch_key(&b.group, &b.topic, b.partition, b.first_offset);
                 let ttl = st::SPEED_TTL_S;

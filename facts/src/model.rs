@@ -253,3 +253,43 @@ pub struct SpeedBatch {
     /// `(namespace, key)` to delete.
     pub state_deletes: Vec<(String, String)>,
 }
+
+impl SpeedBatch {
+    /// Refuses a batch whose offsets run backwards.
+    pub(crate) fn check_offsets(&self) -> Result<(), FactsError> {
+        if self.next_offset < self.first_offset {
+            return Err(FactsError::Invalid {
+                what: "speed batch offsets (next_offset < first_offset)",
+                value: format!("{}..{}", self.first_offset, self.next_offset),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether to apply this batch, given whether its marker exists and the group's committed offset of its
+    /// partition: not when applied before, nor when it lies wholly below the committed offset (consumed
+    /// before; its marker was pruned or expired); an error when it starts below the committed offset and
+    /// ends above it. Offset gaps are allowed.
+    pub(crate) fn should_apply(
+        &self,
+        seen: bool,
+        committed: Option<i64>,
+    ) -> Result<bool, FactsError> {
+        if seen
+            || committed
+                .is_some_and(|c| self.next_offset <= c && self.next_offset > self.first_offset)
+        {
+            return Ok(false);
+        }
+        if let Some(c) = committed.filter(|c| *c > self.first_offset) {
+            return Err(FactsError::OffsetOverlap {
+                group: self.group.clone(),
+                topic: self.topic.clone(),
+                partition: self.partition,
+                first_offset: self.first_offset,
+                committed: c,
+            });
+        }
+        Ok(true)
+    }
+}

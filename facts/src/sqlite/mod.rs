@@ -483,12 +483,7 @@ impl BatchPublisher for SqliteStore {
 
 impl StreamSink for SqliteStore {
     fn apply_speed_batch(&self, b: &SpeedBatch) -> Result<bool, FactsError> {
-        if b.next_offset < b.first_offset {
-            return Err(FactsError::Invalid {
-                what: "speed batch offsets (next_offset < first_offset)",
-                value: format!("{}..{}", b.first_offset, b.next_offset),
-            });
-        }
+        b.check_offsets()?;
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let seen: Option<i64> = tx
@@ -499,9 +494,6 @@ impl StreamSink for SqliteStore {
                 |r| r.get(0),
             )
             .optional()?;
-        if seen.is_some() {
-            return Ok(false);
-        }
         let committed: Option<i64> = tx
             .query_row(
                 "SELECT next_offset FROM stream_offsets WHERE group_id = ?1 AND topic = ?2 AND partition = ?3",
@@ -509,18 +501,8 @@ impl StreamSink for SqliteStore {
                 |r| r.get(0),
             )
             .optional()?;
-        if committed.is_some_and(|c| b.next_offset <= c && b.next_offset > b.first_offset) {
-            // Entirely below the committed offset: consumed before (its marker was pruned).
+        if !b.should_apply(seen.is_some(), committed)? {
             return Ok(false);
-        }
-        if let Some(c) = committed.filter(|c| *c > b.first_offset) {
-            return Err(FactsError::OffsetOverlap {
-                group: b.group.clone(),
-                topic: b.topic.clone(),
-                partition: b.partition,
-                first_offset: b.first_offset,
-                committed: c,
-            });
         }
         let now = now_ms();
         tx.execute(
