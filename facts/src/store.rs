@@ -28,8 +28,8 @@ use crate::query::{CountsAnswer, CountsQuery, FunnelAnswer, FunnelQuery};
 ///   [`FactsError::StaleRun`]; run ids only grow.
 /// - **Crash-safe.** A process that dies before `publish` leaves a `running` run nobody points at; a later
 ///   `begin_run` marks it `abandoned` and collects its rows. Writes to a run that is not `running` fail with
-///   [`FactsError::RunNotRunning`]. Staging is not idempotent across calls only in that a row with the same
-///   key as an earlier row of the same run replaces it.
+///   [`FactsError::RunNotRunning`]. A staged row with the same key as an earlier row of the same run
+///   replaces it, so re-staging a chunk after an error is harmless.
 pub trait BatchPublisher: Send + Sync {
     /// Start a batch run (and collect rows of runs whose process died).
     fn begin_run(&self, meta: &RunMeta) -> Result<RunId, FactsError>;
