@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use facts::{CountsAnswer, CountsQuery, Day, Freshness, FunnelAnswer, FunnelQuery, Layer};
+use facts::{
+    CountsAnswer, CountsQuery, Day, FactReader, Freshness, FunnelAnswer, FunnelQuery, Layer,
+};
 
 /// Read a funnel or a daily count from the fact tables.
 ///

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use facts::{FactStore, FunnelQuery, FunnelStepFact, Layer, RunStatus};
+use facts::{FactReader, FunnelQuery, FunnelStepFact, Layer, RunStatus};
 
 /// Write an HTML report (one funnel chart per app and funnel) from a fact store.
 ///
@@ -36,7 +36,7 @@ pub struct Args {
 
 /// Every funnel_steps value the store answers for `apps` × `funnels` (id, version).
 pub fn read_facts(
-    store: &dyn FactStore,
+    store: &dyn FactReader,
     apps: &[String],
     funnels: &[(String, String)],
 ) -> Result<Vec<FunnelStepFact>> {
@@ -98,7 +98,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         args.app.clone()
     };
-    let facts = read_facts(store.as_ref(), &apps, &last.funnels)?;
+    let facts = read_facts(&store, &apps, &last.funnels)?;
     let html = funnelizer::report::render(&facts, set.as_ref(), &args.title);
     std::fs::write(&args.out, html).with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!(

@@ -244,16 +244,14 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
         "now_s": now_s,
         "apps": apps,
     });
-    let published =
-        funnelizer::publish(store.as_ref(), &set, &eval.aggregate, now_s * 1000, inputs).map_err(
-            |e| {
-                let outcome = match e {
-                    funnelizer::BatchError::Store(_) => StoreError,
-                    _ => Failed,
-                };
-                Failure(outcome, e.into())
-            },
-        )?;
+    let published = funnelizer::publish(&store, &set, &eval.aggregate, now_s * 1000, inputs)
+        .map_err(|e| {
+            let outcome = match e {
+                funnelizer::BatchError::Store(_) => StoreError,
+                _ => Failed,
+            };
+            Failure(outcome, e.into())
+        })?;
     let (disk, rows_read, partitions) = counters.get();
 
     print_summary(&set, &published.facts);

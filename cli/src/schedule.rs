@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use facts::{FactStore, RunStatus};
+use facts::{FactReader, RunStatus};
 use funnelizer::schedule::config::{parse_now_seconds, LogFormat};
 use funnelizer::schedule::fingerprint::{
     collect, funnel_versions, resolve_snapshot, source_tables, RunKey,
@@ -332,7 +332,7 @@ fn store_stop(e: impl std::fmt::Display) -> Stop {
 }
 
 /// Whether run `id` is still a published run of the store (the store may have been replaced).
-fn still_published(store: &dyn FactStore, id: i64) -> Result<bool, Stop> {
+fn still_published(store: &dyn FactReader, id: i64) -> Result<bool, Stop> {
     Ok(store
         .runs(500)
         .map_err(store_stop)?
@@ -385,7 +385,7 @@ fn locked(
     if let Some(prev) = &previous {
         if !force && prev.fingerprint.key() == fp.key() {
             let published = match prev.run_id {
-                Some(id) => still_published(store.as_ref(), id)?,
+                Some(id) => still_published(&store, id)?,
                 None => false,
             };
             if published {

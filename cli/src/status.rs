@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use facts::RunRecord;
+use facts::{FactReader, RunRecord};
 use funnelizer::schedule::{RunLock, ScheduleState, StatePaths};
 use serde_json::{json, Value};
 

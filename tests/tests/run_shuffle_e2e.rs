@@ -205,7 +205,7 @@ fn rewrite_by_day(data: &Path, out: &Path) -> usize {
 fn stored_facts(url: &str, set: &FunnelSet) -> Vec<FunnelStepFact> {
     let store = facts::open_store(url).unwrap();
     let apps: Vec<String> = (1..=3).map(|a| format!("app-{a:03}")).collect();
-    let mut out = e2e_tests::stored_facts(store.as_ref(), set, &apps);
+    let mut out = e2e_tests::stored_facts(&store, set, &apps);
     for f in &mut out {
         f.funnel_version.clear();
     }

@@ -7,7 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_tests::funnel_bin;
-use facts::{FactStore, FunnelQuery};
+// Tests reading the store through `Env::store()` need the reader role in scope.
+pub use facts::FactReader;
+use facts::{FunnelQuery, Store};
 use sstable_reader::writer::gen::{generate, GenOptions};
 use sstable_reader::writer::{writer_version, Compression};
 
@@ -81,7 +83,7 @@ impl Env {
         self.dir.path().join("facts.db.schedule.lock")
     }
 
-    pub fn store(&self) -> Box<dyn FactStore> {
+    pub fn store(&self) -> Store {
         facts::open_store(&format!("sqlite:{}", self.facts.display())).unwrap()
     }
 
