@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use sstable_reader::discovery::{discover, Selection};
 use sstable_reader::merge::Columns;
 use sstable_reader::reconcile::OwnedRow;
 use sstable_reader::DeletionTime;
 use sstable_reader::{
-    cql::RowRenderer, find_data_files, CqlSchema, Projection, ReadOptions, SSTable, Unfiltered,
+    cql::RowRenderer, discover, CqlSchema, Projection, ReadOptions, SSTable, Selection, Snapshot,
+    Unfiltered,
 };
 
 use crate::common::{parse_now, write_or_quit};
@@ -82,30 +82,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.no_merge {
         return run_merged(&args, schema.as_ref(), options, now);
     }
-    let mut files = Vec::new();
-    if args.table.is_some() || args.snapshot.is_some() {
-        let sel = Selection {
-            table: args.table.clone(),
-            snapshot: args.snapshot.clone(),
-        };
-        for t in discover(&args.paths, &sel)? {
-            files.extend(t.files);
-        }
-    } else {
-        for p in &args.paths {
-            files.extend(find_data_files(p)?);
-        }
-    }
-    if files.is_empty() {
-        anyhow::bail!(
-            "no SSTables (…-Data.db) found under {}",
-            args.paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    let files: Vec<PathBuf> = discover(&args.paths, &selection(&args))?
+        .files()
+        .cloned()
+        .collect();
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut printed = 0u64;
@@ -171,11 +151,7 @@ fn run_merged(
     options: ReadOptions,
     now: i64,
 ) -> Result<ExitCode> {
-    let sel = Selection {
-        table: args.table.clone(),
-        snapshot: args.snapshot.clone(),
-    };
-    let tables = discover(&args.paths, &sel)?;
+    let tables = discover(&args.paths, &selection(args))?.tables;
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut printed = 0u64;
@@ -212,6 +188,13 @@ fn run_merged(
     }
     write_or_quit(out.flush())?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn selection(args: &Args) -> Selection {
+    Selection {
+        tables: args.table.iter().cloned().collect(),
+        snapshot: Snapshot::from_tag(args.snapshot.clone()),
+    }
 }
 
 /// Writes buffered lines; returns true when the limit is reached.

@@ -46,11 +46,12 @@ pub mod value;
 pub mod writer;
 
 pub use descriptor::{Component, Descriptor, FormatKind, Version};
+pub use discovery::{discover, DiscoveredTable, Discovery, Selection, Snapshot};
 pub use error::{Error, Result};
 pub use row::{BoundKind, Cell, DeletionTime, LivenessInfo, MarkerRef, RowRef, Unfiltered};
 pub use scanner::{PartitionHeader, Projection, Scanner};
 pub use schema::{Column, ColumnKind, CqlSchema, TableSchema};
-pub use sstable::{find_data_files, ReadOptions, SSTable};
+pub use sstable::{ReadOptions, SSTable};
 pub use statistics::{Statistics, StatsMetadata};
 pub use types::CqlType;
 pub use value::Value;

@@ -1307,10 +1307,11 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use super::*;
+    use crate::discovery::{discover, Selection};
     use crate::reconcile::OwnedRow;
     use crate::writer::gen::{generate, GenOptions};
     use crate::writer::{writer_version, Compression};
-    use crate::{find_data_files, ReadOptions};
+    use crate::ReadOptions;
 
     type Merged = Vec<(Vec<u8>, DeletionTime, Option<OwnedRow>, Vec<OwnedRow>)>;
 
@@ -1424,9 +1425,9 @@ mod tests {
         generate(&o, &mut |_| {}).unwrap();
         let (mut checked, mut direct) = (0, 0);
         for table in ["events", "hits", "conversions"] {
-            let ssts: Vec<SSTable> = find_data_files(dir.path())
+            let ssts: Vec<SSTable> = discover(&[dir.path().to_path_buf()], &Selection::default())
                 .unwrap()
-                .iter()
+                .files()
                 .filter(|f| f.to_string_lossy().contains(&format!("/{table}-")))
                 .map(|f| SSTable::open(f, None, ReadOptions::default()).unwrap())
                 .collect();
@@ -1518,11 +1519,11 @@ mod tests {
         data_dirs(&root, &mut dirs);
         let (mut tables, mut direct) = (0, 0);
         for dir in dirs {
-            let Ok(files) = find_data_files(&dir) else {
+            let Ok(found) = discover(std::slice::from_ref(&dir), &Selection::default()) else {
                 continue;
             };
-            let ssts: Option<Vec<SSTable>> = files
-                .iter()
+            let ssts: Option<Vec<SSTable>> = found
+                .files()
                 .map(|f| SSTable::open(f, None, ReadOptions::default()).ok())
                 .collect();
             let Some(t) = ssts.and_then(|s| MergeTable::new(s).ok()) else {

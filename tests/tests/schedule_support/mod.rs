@@ -234,7 +234,7 @@ pub fn corrupt_data_db(components: &[PathBuf]) -> (PathBuf, Vec<u8>) {
 
 pub fn sstables_of(dir: &Path, table: &str) -> Vec<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for f in sstable_reader::find_data_files(dir).unwrap() {
+    for f in data_files(dir) {
         if !f.to_string_lossy().contains(&format!("/{table}-")) {
             continue;
         }
@@ -255,4 +255,13 @@ pub fn sstables_of(dir: &Path, table: &str) -> Vec<Vec<PathBuf>> {
         out.push(comps);
     }
     out
+}
+
+/// Every Data.db under `dir` (live SSTables; a table directory without any: its only snapshot).
+pub fn data_files(dir: &Path) -> Vec<PathBuf> {
+    sstable_reader::discover(&[dir.to_path_buf()], &sstable_reader::Selection::default())
+        .unwrap()
+        .files()
+        .cloned()
+        .collect()
 }
