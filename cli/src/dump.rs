@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use sstable_reader::json::format_seconds;
 use sstable_reader::merge::Columns;
 use sstable_reader::reconcile::OwnedRow;
+use sstable_reader::statistics::NO_DELETION_TIME;
 use sstable_reader::DeletionTime;
 use sstable_reader::{
     cql::RowRenderer, discover, CqlSchema, Projection, ReadOptions, SSTable, Selection, Snapshot,
@@ -91,6 +93,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut printed = 0u64;
     let limit = args.limit.unwrap_or(u64::MAX);
     let mut lines = Vec::new();
+    let mut expired = Expired::default();
     'files: for file in files {
         let sst = SSTable::open(&file, schema.as_ref(), options)?;
         let projection = if args.columns.is_empty() {
@@ -99,6 +102,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Projection::columns(&sst.schema, &args.columns)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
         };
+        expired.see(&sst);
         let mut renderer = RowRenderer::new(&sst.schema, &args.columns, now, args.with_meta);
         let mut scan = sst.scanner(projection);
         while let Some(p) = scan.next_partition()? {
@@ -132,6 +136,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 break 'files;
             }
         }
+        expired.rows += renderer.rows_expired;
         if renderer.duplicates_merged > 0 {
             eprintln!(
                 "warning: {}: {} duplicate version(s) of rows inside one partition were merged (the file has duplicate rows; nodetool scrub removes them)",
@@ -141,7 +146,46 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     write_or_quit(out.flush())?;
+    expired.note(printed, now, args.now.is_some());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Rows a dump left out because their TTL had expired at `--now`, and the earliest expiry of the SSTables
+/// read: when nothing is printed, stderr says so and how to read as of an earlier time.
+#[derive(Default)]
+struct Expired {
+    rows: u64,
+    earliest: Option<i64>,
+}
+
+impl Expired {
+    fn see(&mut self, sst: &SSTable) {
+        let Some(s) = sst.statistics.stats.as_ref() else {
+            return;
+        };
+        let t = s.min_local_deletion_time;
+        if t > 0 && t != NO_DELETION_TIME {
+            self.earliest = Some(self.earliest.map_or(t, |e| e.min(t)));
+        }
+    }
+
+    fn note(&self, printed: u64, now: i64, now_given: bool) {
+        if printed > 0 || self.rows == 0 {
+            return;
+        }
+        let at = format_seconds(now).unwrap_or_else(|| now.to_string());
+        let given = if now_given { "" } else { " (the current time)" };
+        let before = self
+            .earliest
+            .filter(|&t| t <= now)
+            .and_then(|t| format_seconds(t - 1))
+            .map(|t| format!(", e.g. --now {t} (just before the first expiry)"))
+            .unwrap_or_default();
+        eprintln!(
+            "note: no live rows: {} row(s) had expired (TTL) at --now {at}{given}; to read them as of an earlier time, pass --now TS{before}",
+            self.rows
+        );
+    }
 }
 
 /// The merged view: one row per primary key per table, partitions in ring order.
@@ -162,10 +206,14 @@ fn run_merged(
     } else {
         Columns::Named(args.columns.clone())
     };
+    let mut expired = Expired::default();
     for t in tables {
         let table = t
             .open(schema, options)
             .with_context(|| format!("opening {}", t.qualified()))?;
+        for sst in table.sstables() {
+            expired.see(sst);
+        }
         let mut renderer = RowRenderer::new(table.schema(), &args.columns, now, args.with_meta);
         let mut scan = table.scan(&columns, now)?;
         while let Some(p) = scan.next_partition()? {
@@ -182,11 +230,13 @@ fn run_merged(
                 break;
             }
         }
+        expired.rows += scan.stats().rows_expired;
         if printed >= limit {
             break;
         }
     }
     write_or_quit(out.flush())?;
+    expired.note(printed, now, args.now.is_some());
     Ok(ExitCode::SUCCESS)
 }
 

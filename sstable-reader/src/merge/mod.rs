@@ -328,6 +328,9 @@ pub struct MergeStats {
     pub rows_live: u64,
     /// Partitions that took the one-version fast path (no staging, no merge pass).
     pub direct_partitions: u64,
+    /// Rows not returned because a TTL had expired at the scan's `now`: their primary-key liveness or
+    /// a cell expired, and nothing of them was left live (rows deleted outright do not count).
+    pub rows_expired: u64,
 }
 
 impl std::ops::AddAssign for MergeStats {
@@ -338,6 +341,7 @@ impl std::ops::AddAssign for MergeStats {
         self.rows_read += o.rows_read;
         self.rows_live += o.rows_live;
         self.direct_partitions += o.direct_partitions;
+        self.rows_expired += o.rows_expired;
     }
 }
 
@@ -470,6 +474,7 @@ impl<'t> MergedScan<'t> {
         part.rows.clear();
         part.out_cells.clear();
         part.static_row = None;
+        part.expired = 0;
         if let [i] = self.contributing[..] {
             let s = &mut self.sources[i];
             if s.deletion.is_live() {
@@ -481,6 +486,7 @@ impl<'t> MergedScan<'t> {
                     self.stats.direct_partitions += 1;
                     self.stats.partition_versions += 1;
                     self.stats.rows_live += part.rows.len() as u64;
+                    self.stats.rows_expired += part.expired;
                     return Ok(Some(&self.part));
                 }
             }
@@ -540,6 +546,7 @@ impl<'t> MergedScan<'t> {
         )
         .map_err(|what| Error::corrupt(path, 0, format!("{what} (partition merge)")))?;
         self.stats.rows_live += part.rows.len() as u64;
+        self.stats.rows_expired += part.expired;
         Ok(Some(&self.part))
     }
 }
@@ -566,6 +573,8 @@ pub struct MergedPartition {
     rows: Vec<OutRow>,
     static_row: Option<OutRow>,
     out_cells: Vec<u32>,
+    /// Rows of this partition dropped because a TTL expired ([`MergeStats::rows_expired`]).
+    expired: u64,
 }
 
 impl Default for MergedPartition {
@@ -579,6 +588,7 @@ impl Default for MergedPartition {
             rows: Vec::new(),
             static_row: None,
             out_cells: Vec::new(),
+            expired: 0,
         }
     }
 }
@@ -1148,6 +1158,17 @@ fn merge_group(
     let cells_end = part.out_cells.len();
     if (is_static || !row_live) && cells_end == cells_start {
         part.out_cells.truncate(cells_start);
+        let a = &part.arena;
+        if !is_static
+            && expired(
+                &liveness,
+                sc.cand.iter().map(|&k| &a.cells[k as usize]),
+                del,
+                now,
+            )
+        {
+            part.expired += 1;
+        }
         return Ok(None);
     }
     Ok(Some(OutRow {
@@ -1182,6 +1203,7 @@ fn merge_single(
     single_row(
         &part.arena,
         &mut part.out_cells,
+        &mut part.expired,
         &version,
         del.max(it.deletion),
         now,
@@ -1199,11 +1221,12 @@ struct Version {
 
 /// A row with one version under the deletion `del` (the partition's, an open range tombstone's and the
 /// row's own): its live cells (those not all visible listed in `out_cells`), or `None` when nothing of
-/// it is live.
+/// it is live (counted in `expired` when a TTL expiry dropped it).
 #[inline(always)]
 fn single_row(
     arena: &Arena,
     out_cells: &mut Vec<u32>,
+    expired_rows: &mut u64,
     v: &Version,
     del: DeletionTime,
     now: i64,
@@ -1230,6 +1253,9 @@ fn single_row(
         }
     };
     if (is_static || !row_live) && cells.0 == cells.1 {
+        if !is_static && expired(&v.liveness, recs.iter(), del, now) {
+            *expired_rows += 1;
+        }
         return None;
     }
     Some(OutRow {
@@ -1243,6 +1269,25 @@ fn single_row(
         direct,
         is_static,
     })
+}
+
+/// Whether a row that nothing of is left live was dropped by a TTL: its primary-key liveness or one of
+/// its cells expired at `now` and is not shadowed by the deletion `del` (only called for dropped rows).
+#[cold]
+fn expired<'a>(
+    liveness: &LivenessInfo,
+    mut cells: impl Iterator<Item = &'a CellRec>,
+    del: DeletionTime,
+    now: i64,
+) -> bool {
+    let ttl_over = |ttl: i32, ldt: i64, timestamp: i64| {
+        ttl != 0 && ldt != NO_DELETION_TIME && now >= ldt && !del.deletes(timestamp)
+    };
+    ttl_over(
+        liveness.ttl,
+        liveness.local_expiration_time,
+        liveness.timestamp,
+    ) || cells.any(|c| !c.tombstone && ttl_over(c.ttl, c.ldt, c.timestamp))
 }
 
 /// Whether a reconciled cell is returned: a column of the merged table, not a tombstone, not expired at
