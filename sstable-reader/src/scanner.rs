@@ -610,6 +610,11 @@ impl<'s> Scanner<'s> {
         &self.reader.window()[..read]
     }
 
+    /// Where [`Scanner::partition_bytes`] starts in the uncompressed Data.db.
+    pub(crate) fn window_start(&self) -> u64 {
+        self.reader.window_start()
+    }
+
     /// Clustering of the last decoded unfiltered (window offsets).
     pub(crate) fn clustering(&self) -> &[Slot] {
         &self.clustering

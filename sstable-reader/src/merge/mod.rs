@@ -535,20 +535,68 @@ impl<'t> MergedScan<'t> {
         }
         self.stats.partitions += 1;
         self.stats.partition_versions += self.contributing.len() as u64;
-        let path = self.sources[b].scan.sstable().data_path();
-        merge_partition(
+        if let Err(fault) = merge_partition(
             part,
             &self.table.schema,
             &self.table.clustering_types,
             self.table.bytewise_eq,
             self.now,
             &mut self.scratch,
-        )
-        .map_err(|what| Error::corrupt(path, 0, format!("{what} (partition merge)")))?;
+        ) {
+            return Err(self.fault_error(fault));
+        }
         self.stats.rows_live += part.rows.len() as u64;
         self.stats.rows_expired += part.expired;
         Ok(Some(&self.part))
     }
+}
+
+impl MergedScan<'_> {
+    /// The error of a merge fault, naming the SSTable and uncompressed Data.db offset of the bad bytes.
+    #[cold]
+    fn fault_error(&self, fault: Fault) -> Error {
+        let first = &self.sources[self.contributing[0]].scan;
+        match fault {
+            Fault::TooWide => Error::unsupported(
+                first.sstable().data_path(),
+                format!(
+                    "the partition at offset {} is wider than 4 GiB of projected data",
+                    first.partition().position
+                ),
+            ),
+            Fault::Corrupt { at, expected } => {
+                // The contributing sources' partitions were copied into the arena one after the other
+                // ([`Stager::finish`]), each from its scanner's window, which has not moved since.
+                let mut base = 0u64;
+                for &i in &self.contributing {
+                    let scan = &self.sources[i].scan;
+                    let len = scan.partition_bytes().len() as u64;
+                    if u64::from(at) < base + len {
+                        return Error::corrupt(
+                            scan.sstable().data_path(),
+                            scan.window_start() + (u64::from(at) - base),
+                            expected,
+                        );
+                    }
+                    base += len;
+                }
+                Error::corrupt(
+                    first.sstable().data_path(),
+                    first.partition().position,
+                    format!("{expected} (in the partition at this offset)"),
+                )
+            }
+        }
+    }
+}
+
+/// Why merging a staged partition failed.
+#[derive(Debug)]
+enum Fault {
+    /// The arena outgrew 32-bit offsets.
+    TooWide,
+    /// The bytes at arena offset `at` are not what the format requires.
+    Corrupt { at: u32, expected: String },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -830,7 +878,7 @@ fn merge_partition(
     bytewise: bool,
     now: i64,
     sc: &mut Scratch,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Fault> {
     let pdel = part.deletion;
 
     // The static row: versions of it, shadowed only by the partition deletion.
@@ -878,7 +926,7 @@ fn merge_rows(
     items: &[Item],
     cx: &MergeCtx<'_>,
     sc: &mut Scratch,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Fault> {
     let pdel = part.deletion;
     let (ctys, bytewise) = (cx.ctys, cx.bytewise);
     sc.heads.retain(|&(h, e)| h < e);
@@ -996,7 +1044,7 @@ fn merge_run(
     pdel: DeletionTime,
     cx: &MergeCtx<'_>,
     sc: &mut Scratch,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Fault> {
     let (mut h, e) = *range;
     let mut open = None;
     let ty0 = cx.ctys.first().unwrap_or(&CqlType::Blob);
@@ -1059,7 +1107,7 @@ fn merge_duplicates(
     del: DeletionTime,
     cx: &MergeCtx<'_>,
     sc: &mut Scratch,
-) -> std::result::Result<Option<OutRow>, String> {
+) -> std::result::Result<Option<OutRow>, Fault> {
     let it = &items[at];
     sc.group.clear();
     sc.group.push(at);
@@ -1080,7 +1128,7 @@ fn merge_collected(
     del: DeletionTime,
     cx: &MergeCtx<'_>,
     sc: &mut Scratch,
-) -> std::result::Result<Option<OutRow>, String> {
+) -> std::result::Result<Option<OutRow>, Fault> {
     let group = std::mem::take(&mut sc.group);
     let out = merge_group(part, items, &group, del, cx.columns, cx.now, sc, false);
     sc.group = group;
@@ -1098,7 +1146,7 @@ fn merge_group(
     now: i64,
     sc: &mut Scratch,
     is_static: bool,
-) -> std::result::Result<Option<OutRow>, String> {
+) -> std::result::Result<Option<OutRow>, Fault> {
     let first = &items[group[0]];
     if group.len() == 1 {
         return Ok(merge_single(part, first, del, now, is_static));
@@ -1309,7 +1357,7 @@ fn merge_counter(
     versions: &[u32],
     counters: &mut CounterMerger,
     out: &mut Vec<u8>,
-) -> std::result::Result<u32, String> {
+) -> std::result::Result<u32, Fault> {
     let a = &part.arena;
     if let Some(&t) = versions.iter().find(|&&k| a.cells[k as usize].tombstone) {
         return Ok(t);
@@ -1322,20 +1370,22 @@ fn merge_counter(
     if nonempty.len() <= 1 {
         return Ok(nonempty.first().copied().unwrap_or(versions[0]));
     }
-    counters.merge(
-        nonempty.iter().map(|&k| a.get(a.cells[k as usize].value)),
-        out,
-    )?;
+    counters
+        .merge(
+            nonempty.iter().map(|&k| a.get(a.cells[k as usize].value)),
+            out,
+        )
+        .map_err(|(i, expected)| Fault::Corrupt {
+            at: a.cells[nonempty[i] as usize].value.0,
+            expected,
+        })?;
     let timestamp = nonempty
         .iter()
         .map(|&k| a.cells[k as usize].timestamp)
         .max()
         .unwrap_or(i64::MIN);
     let base = a.cells[nonempty[0] as usize];
-    let value = part
-        .arena
-        .push_bytes(out)
-        .map_err(|_| "a partition narrower than 4 GiB".to_string())?;
+    let value = part.arena.push_bytes(out).map_err(|_| Fault::TooWide)?;
     part.arena.cells.push(CellRec {
         timestamp,
         ttl: 0,
@@ -1535,6 +1585,58 @@ mod tests {
             [(1i32, 2i32), (2, 3)]
                 .map(|(c, v)| (c.to_be_bytes().to_vec(), v.to_be_bytes().to_vec()))
         );
+    }
+
+    /// A malformed counter context met while merging two versions of a counter cell is reported with
+    /// the SSTable holding it and the offset of its bytes in that Data.db (uncompressed: the file's own).
+    #[test]
+    fn a_malformed_counter_names_its_sstable_and_offset() {
+        use crate::writer::{
+            schema_from_cql_text, Cell, ColumnContent, ColumnData, Partition, Row, SSTableWriter,
+            Unfiltered, WriterOptions,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cql = "CREATE TABLE ks.c (k text, c int, n counter, PRIMARY KEY (k, c));";
+        let schema = schema_from_cql_text(cql, "c").unwrap();
+        let bad = vec![0u8, 1, 0xAB];
+        let mut paths = Vec::new();
+        for (generation, value) in [(1, counter::global_context(&[(1, 1, 5)])), (2, bad.clone())] {
+            let mut r = Row::new(vec![Some(7i32.to_be_bytes().to_vec())]);
+            r.columns = vec![ColumnData {
+                column: 0,
+                content: ColumnContent::Simple(Cell::live(1_600_000_000_000_000, value)),
+            }];
+            let mut p = Partition::new(b"key".to_vec());
+            p.unfiltereds = vec![Unfiltered::Row(r)];
+            let opts = WriterOptions::new(writer_version("nb").unwrap(), Compression::None);
+            let mut w = SSTableWriter::create(dir.path(), generation, &schema, opts).unwrap();
+            w.append(&p).unwrap();
+            paths.push(w.finish().unwrap().data_path);
+        }
+        let ssts = paths
+            .iter()
+            .map(|p| SSTable::open(p, None, ReadOptions::default()).unwrap())
+            .collect();
+        let t = MergeTable::new(ssts).unwrap();
+        let err = t
+            .scan(&Columns::All, 1_700_000_000)
+            .unwrap()
+            .next_partition()
+            .map(|_| ())
+            .unwrap_err();
+        let Error::Corrupt {
+            path,
+            offset,
+            expected,
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        assert_eq!(path, &paths[1], "{err}");
+        assert!(expected.contains("counter context"), "{err}");
+        let bytes = std::fs::read(&paths[1]).unwrap();
+        let at = *offset as usize;
+        assert_eq!(bytes.get(at..at + bad.len()), Some(&bad[..]), "{err}");
     }
 
     fn data_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
