@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use sstable_reader::json::format_seconds;
-use sstable_reader::merge::Columns;
-use sstable_reader::reconcile::OwnedRow;
-use sstable_reader::statistics::NO_DELETION_TIME;
+use sstable_reader::format_seconds;
+use sstable_reader::Columns;
 use sstable_reader::DeletionTime;
+use sstable_reader::OwnedRow;
+use sstable_reader::NO_DELETION_TIME;
 use sstable_reader::{
-    cql::RowRenderer, discover, CqlSchema, Projection, ReadOptions, SSTable, Selection, Snapshot,
+    discover, CqlSchema, Projection, ReadOptions, RowRenderer, SSTable, Selection, Snapshot,
     Unfiltered,
 };
 

@@ -16,13 +16,13 @@
 
 use std::fmt::Write as _;
 
-use sstable_reader::cql::split_composite;
-use sstable_reader::json::write_value;
-use sstable_reader::merge::{Columns, MergeTable, MergedPartition, MergedRow, MergedScan};
-use sstable_reader::parallel::{plan_ranges, ScanCounters, TokenRange};
-use sstable_reader::schema::TableSchema;
-use sstable_reader::types::CqlType;
-use sstable_reader::value::{counter_total, Value as CqlValue};
+use sstable_reader::split_composite;
+use sstable_reader::write_value;
+use sstable_reader::CqlType;
+use sstable_reader::TableSchema;
+use sstable_reader::{counter_total, Value as CqlValue};
+use sstable_reader::{plan_ranges, ScanCounters, TokenRange};
+use sstable_reader::{Columns, MergeTable, MergedPartition, MergedRow, MergedScan};
 
 use crate::batch::Worker;
 use crate::definition::FunnelSet;

@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use sstable_reader::cql::RowRenderer;
-use sstable_reader::reconcile::OwnedRow;
+use sstable_reader::OwnedRow;
+use sstable_reader::RowRenderer;
 use sstable_reader::{discover, Projection, ReadOptions, SSTable, Selection, Unfiltered};
 
 struct Pass {

@@ -65,7 +65,7 @@ pub enum Error {
         /// What is missing, and how to choose.
         message: String,
     },
-    /// An error of the caller's, raised inside a reader callback (e.g. a [`crate::parallel::for_each_ordered`]
+    /// An error of the caller's, raised inside a reader callback (e.g. a [`crate::for_each_ordered`]
     /// worker); [`std::error::Error::source`] keeps it.
     #[error(transparent)]
     External(Box<dyn std::error::Error + Send + Sync>),

@@ -8,7 +8,6 @@ use crate::data::{ChunkChecksums, DataFile};
 use crate::descriptor::{read_toc, Component, Descriptor, FormatKind};
 use crate::error::{Error, Result};
 use crate::row::Deltas;
-use crate::scanner::{Projection, Scanner};
 use crate::schema::{CqlSchema, TableSchema};
 use crate::statistics::{SerializationHeader, Statistics};
 
@@ -179,10 +178,5 @@ impl SSTable {
             .validation
             .as_ref()
             .map(|v| v.partitioner.as_str())
-    }
-
-    /// A sequential scanner over all partitions, decoding only the `projection` columns.
-    pub fn scanner(&self, projection: Projection) -> Scanner<'_> {
-        Scanner::new(self, projection)
     }
 }

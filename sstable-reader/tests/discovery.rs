@@ -5,10 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use sstable_reader::writer::snapshot::write_snapshot_files;
 use sstable_reader::writer::{
-    schema_from_cql_text, Cell, ColumnContent, ColumnData, Compression, Partition, Row,
-    SSTableWriter, Unfiltered, WriterOptions,
+    schema_from_cql_text, write_snapshot_files, Cell, ColumnContent, ColumnData, Compression,
+    Partition, Row, SSTableWriter, Unfiltered, WriterOptions,
 };
 use sstable_reader::{discover, Discovery, Selection, Snapshot};
 

@@ -104,7 +104,7 @@ fn uncompressed_lengths_match_the_independent_decoder() {
             assert_eq!(Some(sst.data.len()), expected, "{t}");
             assert_eq!(
                 sst.data.compression().unwrap().algorithm,
-                sstable_reader::compression::Algorithm::Lz4
+                sstable_reader::Algorithm::Lz4
             );
         }
     }

@@ -5,11 +5,11 @@
 
 use std::path::Path;
 
-use sstable_reader::merge::{Columns, MergeTable};
-use sstable_reader::parallel::{for_each_ordered, plan_ranges, ScanCounters};
-use sstable_reader::writer::gen::{generate, GenOptions};
+use datagen::{generate, GenOptions};
 use sstable_reader::writer::{writer_version, Compression};
 use sstable_reader::{discover, ReadOptions, Selection, Snapshot};
+use sstable_reader::{for_each_ordered, plan_ranges, ScanCounters};
+use sstable_reader::{Columns, MergeTable};
 
 const END_MS: i64 = 1_740_787_200_000;
 

@@ -8,19 +8,19 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use datagen::{generate, GenOptions};
 use e2e_tests::{run_funnel, sort_facts};
 use facts::FunnelStepFact;
 use funnelizer::FunnelSet;
-use sstable_reader::cql::{composite, split_composite};
-use sstable_reader::merge::order::compare_values;
-use sstable_reader::merge::Columns;
-use sstable_reader::writer::gen::{generate, GenOptions};
-use sstable_reader::writer::snapshot::{snapshot_dir, table_id, write_snapshot_files};
-use sstable_reader::writer::token::murmur3_token;
+use sstable_reader::compare_values;
+use sstable_reader::murmur3_token;
 use sstable_reader::writer::{
-    schema_from_cql_text, writer_version, Cell, CellState, ColumnContent, ColumnData, Compression,
-    Liveness, Partition, Row, SSTableWriter, Unfiltered, WriterOptions,
+    schema_from_cql_text, snapshot_dir, table_id, write_snapshot_files, writer_version, Cell,
+    CellState, ColumnContent, ColumnData, Compression, Liveness, Partition, Row, SSTableWriter,
+    Unfiltered, WriterOptions,
 };
+use sstable_reader::Columns;
+use sstable_reader::{composite, split_composite};
 use sstable_reader::{discover, CqlType, DeletionTime, ReadOptions, Selection};
 
 const END_DATE: &str = "2025-03-01";

@@ -174,7 +174,8 @@ impl CounterMerger {
     }
 }
 
-/// A context of global shards `(id byte, clock, count)` (tests and generators).
+/// A context of global shards `(id byte, clock, count)` (tests).
+#[cfg(any(test, feature = "test_common"))]
 pub fn global_context(shards: &[(u8, i64, i64)]) -> Vec<u8> {
     let mut sorted = shards.to_vec();
     sorted.sort_by_key(|s| s.0);

@@ -7,10 +7,10 @@
 //! the lean decoder leaves to the general one) sends it back to the start, to be staged and merged as
 //! usual: the output is always the general merge's.
 
-use super::stage::{Stager, TooWide};
+use super::stage::Stager;
 use super::{single_row, MergedPartition, OutRow, Version};
 use crate::row::{DeletionTime, LivenessInfo, RawCell, RawComplexDeletion};
-use crate::scanner::{CellSink, RowSink, Scanner};
+use crate::scanner::{CellSink, RowSink, Scanner, TooWide};
 
 /// Stages one SSTable's plain rows and turns each into an output row at once (a [`RowSink`]).
 struct Direct<'a> {

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use sstable_reader::cql::RowRenderer;
-use sstable_reader::reconcile::OwnedRow;
+use sstable_reader::OwnedRow;
+use sstable_reader::RowRenderer;
 use sstable_reader::{
     discover, CqlSchema, Projection, ReadOptions, SSTable, Selection, Unfiltered,
 };

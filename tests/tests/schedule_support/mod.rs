@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use datagen::{generate, GenOptions};
 use e2e_tests::funnel_bin;
 use facts::{FactStore, FunnelQuery};
-use sstable_reader::writer::gen::{generate, GenOptions};
 use sstable_reader::writer::{writer_version, Compression};
 
 /// 2025-03-01T00:00:00Z, the end of every generated period.
