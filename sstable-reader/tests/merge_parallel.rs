@@ -1,4 +1,4 @@
-//! Discovery and parallel merged scans on a generated cluster (`writer::gen`: 3 nodes, RF 2, overlapping
+//! Discovery and parallel merged scans on a generated cluster (`datagen`: 3 nodes, RF 2, overlapping
 //! SSTables): the ranges of a plan, scanned independently (seeking into every SSTable), give exactly the
 //! partitions and rows of one sequential merged scan, in the same order; discovery selects tables and
 //! snapshots and rejects disagreeing schemas, naming the files.

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use e2e_tests::funnel_bin;
-use facts::{FactStore, FunnelDay, FunnelQuery};
+use facts::FunnelDay;
 use schedule_support::*;
 
 const OLD: &str = "2026-10-25-nightly";
@@ -68,16 +68,6 @@ fn node_layout(data: &Path) -> Vec<PathBuf> {
     newest
 }
 
-/// Days and values of a funnel for every test app.
-fn days(store: &dyn FactStore, funnel: &str) -> Vec<(String, Vec<FunnelDay>)> {
-    APPS.iter()
-        .map(|app| {
-            let a = store.read_funnel(&FunnelQuery::new(app, funnel)).unwrap();
-            (app.to_string(), a.days)
-        })
-        .collect()
-}
-
 /// `funnel run` over `data` into a fresh store `name`; the activation funnel's days.
 fn run(env: &Env, name: &str, data: &[PathBuf]) -> Vec<(String, Vec<FunnelDay>)> {
     let db = env.dir.path().join(name);
@@ -96,7 +86,7 @@ fn run(env: &Env, name: &str, data: &[PathBuf]) -> Vec<(String, Vec<FunnelDay>)>
         String::from_utf8_lossy(&out.stderr)
     );
     let store = facts::open_store(&format!("sqlite:{}", db.display())).unwrap();
-    days(store.as_ref(), "activation")
+    funnel_days(store.as_ref(), "activation")
 }
 
 #[test]
@@ -116,7 +106,7 @@ fn newest_snapshot_on_a_node_layout_publishes_the_newest_tags_facts() {
         "{}",
         stderr(&o)
     );
-    let published = days(env.store().as_ref(), "activation");
+    let published = funnel_days(env.store().as_ref(), "activation");
 
     let expected = run(&env, "newest.db", &newest);
     assert_eq!(published, expected);

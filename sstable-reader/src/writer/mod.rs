@@ -34,19 +34,25 @@ use std::path::{Path, PathBuf};
 
 /// Errors while writing SSTables.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WriterError {
+    /// The operating system refused to create or write a file.
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// An I/O error on a file already named by the context (e.g. a buffered writer's flush).
     #[error(transparent)]
     RawIo(#[from] std::io::Error),
+    /// A writer option is out of range or does not fit the format version.
     #[error("invalid writer option: {0}")]
     InvalidOption(String),
+    /// The compressor failed on a chunk.
     #[error("compression failed: {0}")]
     Compression(String),
+    /// The partitions given do not fit the schema or the format (order, sizes, values).
     #[error("invalid data: {0}")]
     InvalidData(String),
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use datagen::{generate, GenOptions};
 use e2e_tests::funnel_bin;
-use facts::{FactStore, FunnelQuery};
+use facts::{FactStore, FunnelDay, FunnelQuery};
 use sstable_reader::writer::{writer_version, Compression};
 
 /// 2025-03-01T00:00:00Z, the end of every generated period.
@@ -165,6 +165,16 @@ impl Env {
         }
         out
     }
+}
+
+/// Days and values of a funnel for every test app (freshness left out: run ids differ between stores).
+pub fn funnel_days(store: &dyn FactStore, funnel: &str) -> Vec<(String, Vec<FunnelDay>)> {
+    APPS.iter()
+        .map(|app| {
+            let a = store.read_funnel(&FunnelQuery::new(app, funnel)).unwrap();
+            (app.to_string(), a.days)
+        })
+        .collect()
 }
 
 /// Generated snapshot of 10 days (2 apps) under `out`.
