@@ -7,14 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use sstable_reader::format_seconds;
-use sstable_reader::Columns;
-use sstable_reader::DeletionTime;
-use sstable_reader::OwnedRow;
-use sstable_reader::NO_DELETION_TIME;
 use sstable_reader::{
-    discover, CqlSchema, Projection, ReadOptions, RowRenderer, SSTable, Selection, Snapshot,
-    Unfiltered,
+    discover, format_seconds, Columns, CqlSchema, DeletionTime, OwnedRow, Projection, ReadOptions,
+    RowRenderer, SSTable, Selection, Snapshot, Unfiltered, NO_DELETION_TIME,
 };
 
 use crate::common::{parse_now, write_or_quit};

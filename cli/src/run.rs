@@ -15,8 +15,7 @@ use funnelizer::schedule::Outcome;
 use funnelizer::source::{Buffers, SstableSource};
 use funnelizer::FunnelSet;
 use funnelizer::{ShuffleError, ShuffleOptions, ShuffleStats};
-use sstable_reader::ScanCounters;
-use sstable_reader::{discover, CqlSchema, ReadOptions, Selection, Snapshot};
+use sstable_reader::{discover, CqlSchema, ReadOptions, ScanCounters, Selection, Snapshot};
 
 use crate::common::parse_now;
 use crate::progress::with_progress;

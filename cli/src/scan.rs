@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use sstable_reader::{discover, ReadOptions, Selection, Snapshot};
-use sstable_reader::{for_each_ordered, plan_ranges};
-use sstable_reader::{Columns, MergeStats};
+use sstable_reader::{
+    discover, for_each_ordered, plan_ranges, Columns, MergeStats, ReadOptions, Selection, Snapshot,
+};
 
 use crate::common::parse_now;
 

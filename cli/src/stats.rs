@@ -6,11 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
-use sstable_reader::NO_DELETION_TIME;
 use sstable_reader::{
-    discover, CqlSchema, Projection, ReadOptions, SSTable, Selection, Unfiltered,
+    discover, format_seconds, format_timestamp_us, CqlSchema, Projection, ReadOptions, SSTable,
+    Selection, Unfiltered, NO_DELETION_TIME,
 };
-use sstable_reader::{format_seconds, format_timestamp_us};
 
 use crate::common::{parse_now, write_or_quit};
 

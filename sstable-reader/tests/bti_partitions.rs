@@ -7,11 +7,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use sstable_reader::plan_ranges;
 use sstable_reader::test_common::{data_positions, PartitionTrie, Target};
-use sstable_reader::OwnedRow;
-use sstable_reader::{discover, Error, Projection, ReadOptions, SSTable, Selection};
-use sstable_reader::{Columns, MergeTable};
+use sstable_reader::{
+    discover, plan_ranges, Columns, Error, MergeTable, OwnedRow, Projection, ReadOptions, SSTable,
+    Selection,
+};
 
 const TABLES: [&str; 4] = ["simple", "simple_counter", "clust", "clust_counter"];
 

@@ -7,12 +7,10 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sstable_reader::counter_total;
 use sstable_reader::{
-    discover, DeletionTime, Projection, ReadOptions, SSTable, Selection, Unfiltered,
+    counter_total, discover, resolve, Columns, DeletionTime, MergeTable, OwnedCell, Projection,
+    ReadOptions, SSTable, Selection, Unfiltered,
 };
-use sstable_reader::{resolve, OwnedCell};
-use sstable_reader::{Columns, MergeTable};
 
 const NOW: i64 = 1_900_000_000;
 

@@ -7,9 +7,10 @@ use std::path::Path;
 
 use datagen::{generate, GenOptions};
 use sstable_reader::writer::{writer_version, Compression};
-use sstable_reader::{discover, ReadOptions, Selection, Snapshot};
-use sstable_reader::{for_each_ordered, plan_ranges, ScanCounters};
-use sstable_reader::{Columns, MergeTable};
+use sstable_reader::{
+    discover, for_each_ordered, plan_ranges, Columns, MergeTable, ReadOptions, ScanCounters,
+    Selection, Snapshot,
+};
 
 const END_MS: i64 = 1_740_787_200_000;
 

@@ -12,16 +12,15 @@ use datagen::{generate, GenOptions};
 use e2e_tests::{run_funnel, sort_facts};
 use facts::FunnelStepFact;
 use funnelizer::FunnelSet;
-use sstable_reader::compare_values;
-use sstable_reader::murmur3_token;
 use sstable_reader::writer::{
     schema_from_cql_text, snapshot_dir, table_id, write_snapshot_files, writer_version, Cell,
     CellState, ColumnContent, ColumnData, Compression, Liveness, Partition, Row, SSTableWriter,
     Unfiltered, WriterOptions,
 };
-use sstable_reader::Columns;
-use sstable_reader::{composite, split_composite};
-use sstable_reader::{discover, CqlType, DeletionTime, ReadOptions, Selection};
+use sstable_reader::{
+    compare_values, composite, discover, murmur3_token, split_composite, Columns, CqlType,
+    DeletionTime, ReadOptions, Selection,
+};
 
 const END_DATE: &str = "2025-03-01";
 const END_MS: i64 = 1_740_787_200_000; // 2025-03-01T00:00:00Z
