@@ -7,12 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use sstable_reader::discovery::{discover, Selection};
-use sstable_reader::merge::Columns;
-use sstable_reader::reconcile::OwnedRow;
-use sstable_reader::DeletionTime;
 use sstable_reader::{
-    cql::RowRenderer, find_data_files, CqlSchema, Projection, ReadOptions, SSTable, Unfiltered,
+    discover, format_seconds, Columns, CqlSchema, DeletionTime, OwnedRow, Projection, ReadOptions,
+    RowRenderer, SSTable, Selection, Snapshot, Unfiltered, NO_DELETION_TIME,
 };
 
 use crate::common::{parse_now, write_or_quit};
@@ -82,35 +79,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.no_merge {
         return run_merged(&args, schema.as_ref(), options, now);
     }
-    let mut files = Vec::new();
-    if args.table.is_some() || args.snapshot.is_some() {
-        let sel = Selection {
-            table: args.table.clone(),
-            snapshot: args.snapshot.clone(),
-        };
-        for t in discover(&args.paths, &sel)? {
-            files.extend(t.files);
-        }
-    } else {
-        for p in &args.paths {
-            files.extend(find_data_files(p)?);
-        }
-    }
-    if files.is_empty() {
-        anyhow::bail!(
-            "no SSTables (…-Data.db) found under {}",
-            args.paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    let files: Vec<PathBuf> = discover(&args.paths, &selection(&args))?
+        .files()
+        .cloned()
+        .collect();
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut printed = 0u64;
     let limit = args.limit.unwrap_or(u64::MAX);
     let mut lines = Vec::new();
+    let mut expired = Expired::default();
     'files: for file in files {
         let sst = SSTable::open(&file, schema.as_ref(), options)?;
         let projection = if args.columns.is_empty() {
@@ -119,6 +97,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Projection::columns(&sst.schema, &args.columns)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
         };
+        expired.see(&sst);
         let mut renderer = RowRenderer::new(&sst.schema, &args.columns, now, args.with_meta);
         let mut scan = sst.scanner(projection);
         while let Some(p) = scan.next_partition()? {
@@ -152,6 +131,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 break 'files;
             }
         }
+        expired.rows += renderer.rows_expired;
         if renderer.duplicates_merged > 0 {
             eprintln!(
                 "warning: {}: {} duplicate version(s) of rows inside one partition were merged (the file has duplicate rows; nodetool scrub removes them)",
@@ -161,7 +141,46 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     write_or_quit(out.flush())?;
+    expired.note(printed, now, args.now.is_some());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Rows a dump left out because their TTL had expired at `--now`, and the earliest expiry of the SSTables
+/// read: when nothing is printed, stderr says so and how to read as of an earlier time.
+#[derive(Default)]
+struct Expired {
+    rows: u64,
+    earliest: Option<i64>,
+}
+
+impl Expired {
+    fn see(&mut self, sst: &SSTable) {
+        let Some(s) = sst.statistics.stats.as_ref() else {
+            return;
+        };
+        let t = s.min_local_deletion_time;
+        if t > 0 && t != NO_DELETION_TIME {
+            self.earliest = Some(self.earliest.map_or(t, |e| e.min(t)));
+        }
+    }
+
+    fn note(&self, printed: u64, now: i64, now_given: bool) {
+        if printed > 0 || self.rows == 0 {
+            return;
+        }
+        let at = format_seconds(now).unwrap_or_else(|| now.to_string());
+        let given = if now_given { "" } else { " (the current time)" };
+        let before = self
+            .earliest
+            .filter(|&t| t <= now)
+            .and_then(|t| format_seconds(t - 1))
+            .map(|t| format!(", e.g. --now {t} (just before the first expiry)"))
+            .unwrap_or_default();
+        eprintln!(
+            "note: no live rows: {} row(s) had expired (TTL) at --now {at}{given}; to read them as of an earlier time, pass --now TS{before}",
+            self.rows
+        );
+    }
 }
 
 /// The merged view: one row per primary key per table, partitions in ring order.
@@ -171,11 +190,7 @@ fn run_merged(
     options: ReadOptions,
     now: i64,
 ) -> Result<ExitCode> {
-    let sel = Selection {
-        table: args.table.clone(),
-        snapshot: args.snapshot.clone(),
-    };
-    let tables = discover(&args.paths, &sel)?;
+    let tables = discover(&args.paths, &selection(args))?.tables;
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut printed = 0u64;
@@ -186,10 +201,14 @@ fn run_merged(
     } else {
         Columns::Named(args.columns.clone())
     };
+    let mut expired = Expired::default();
     for t in tables {
         let table = t
             .open(schema, options)
             .with_context(|| format!("opening {}", t.qualified()))?;
+        for sst in table.sstables() {
+            expired.see(sst);
+        }
         let mut renderer = RowRenderer::new(table.schema(), &args.columns, now, args.with_meta);
         let mut scan = table.scan(&columns, now)?;
         while let Some(p) = scan.next_partition()? {
@@ -206,12 +225,21 @@ fn run_merged(
                 break;
             }
         }
+        expired.rows += scan.stats().rows_expired;
         if printed >= limit {
             break;
         }
     }
     write_or_quit(out.flush())?;
+    expired.note(printed, now, args.now.is_some());
     Ok(ExitCode::SUCCESS)
+}
+
+fn selection(args: &Args) -> Selection {
+    Selection {
+        tables: args.table.iter().cloned().collect(),
+        snapshot: Snapshot::from_tag(args.snapshot.clone()),
+    }
 }
 
 /// Writes buffered lines; returns true when the limit is reached.

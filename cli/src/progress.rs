@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use funnelizer::BucketProgress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sstable_reader::parallel::ScanCounters;
+use sstable_reader::ScanCounters;
 
 fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())

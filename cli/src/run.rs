@@ -15,9 +15,7 @@ use funnelizer::schedule::Outcome;
 use funnelizer::source::{Buffers, SstableSource};
 use funnelizer::FunnelSet;
 use funnelizer::{ShuffleError, ShuffleOptions, ShuffleStats};
-use sstable_reader::discovery::{discover, DiscoveredTable, Selection};
-use sstable_reader::parallel::ScanCounters;
-use sstable_reader::{CqlSchema, ReadOptions};
+use sstable_reader::{discover, CqlSchema, ReadOptions, ScanCounters, Selection, Snapshot};
 
 use crate::common::parse_now;
 use crate::progress::with_progress;
@@ -114,12 +112,6 @@ impl<T, E: Into<anyhow::Error>> Kind<T> for Result<T, E> {
     }
 }
 
-fn find<'a>(tables: &'a [DiscoveredTable], qualified: &str) -> Option<&'a DiscoveredTable> {
-    tables
-        .iter()
-        .find(|t| t.qualified() == qualified || (!qualified.contains('.') && t.name == qualified))
-}
-
 /// Runs, and on failure prints the error and exits with the code of its kind (see [`EXIT_CODES`]).
 pub fn run(args: Args) -> Result<ExitCode> {
     match run_inner(args) {
@@ -146,15 +138,18 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
         Some(p) => Some(CqlSchema::read(p).kind(ConfigError)?),
         None => None,
     };
-    let tables = discover(
+    let found = discover(
         &args.data,
         &Selection {
-            table: None,
-            snapshot: args.snapshot.clone(),
+            tables: vec![
+                set.source.events.table.clone(),
+                set.source.conversions.table.clone(),
+            ],
+            snapshot: Snapshot::from_tag(args.snapshot.clone()),
         },
     )
     .kind(InputError)?;
-    let Some(events) = find(&tables, &set.source.events.table) else {
+    let Some(events) = found.table(&set.source.events.table) else {
         let err = anyhow!(
             "no SSTables of {} under {} (found: {})",
             set.source.events.table,
@@ -163,7 +158,8 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            tables
+            found
+                .tables
                 .iter()
                 .map(|t| t.qualified())
                 .collect::<Vec<_>>()
@@ -171,7 +167,7 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
         );
         return Err(Failure(InputError, err));
     };
-    let conversions = find(&tables, &set.source.conversions.table);
+    let conversions = found.table(&set.source.conversions.table);
     let options = ReadOptions::default();
     let ev = events
         .open(schema.as_ref(), options)

@@ -355,7 +355,7 @@ fn locked(
         )
     })?;
     store.init().map_err(store_stop)?;
-    let snapshot = resolve_snapshot(&cfg.data, &cfg.snapshot)?;
+    let snapshot = resolve_snapshot(&cfg.data, &source_tables(&set), &cfg.snapshot)?;
     let now_s = match &cfg.now {
         Some(n) => parse_now_seconds(n)
             .ok_or_else(|| Stop(Outcome::ConfigError, format!("now = {n:?} is not a time")))?,

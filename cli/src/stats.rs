@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
-use sstable_reader::json::{format_seconds, format_timestamp_us};
-use sstable_reader::statistics::NO_DELETION_TIME;
-use sstable_reader::{find_data_files, CqlSchema, Projection, ReadOptions, SSTable, Unfiltered};
+use sstable_reader::{
+    discover, format_seconds, format_timestamp_us, CqlSchema, Projection, ReadOptions, SSTable,
+    Selection, Unfiltered, NO_DELETION_TIME,
+};
 
 use crate::common::{parse_now, write_or_quit};
 
@@ -158,13 +159,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(p) => Some(CqlSchema::read(p)?),
         None => None,
     };
-    let mut files = Vec::new();
-    for p in &args.paths {
-        files.extend(find_data_files(p)?);
-    }
-    if files.is_empty() {
-        anyhow::bail!("no SSTables (…-Data.db) found");
-    }
+    let found = discover(&args.paths, &Selection::default())?;
+    let files: Vec<_> = found.files().collect();
     let mut all = Vec::new();
     for f in &files {
         let sst = SSTable::open(

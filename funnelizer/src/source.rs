@@ -16,13 +16,11 @@
 
 use std::fmt::Write as _;
 
-use sstable_reader::cql::split_composite;
-use sstable_reader::json::write_value;
-use sstable_reader::merge::{Columns, MergeTable, MergedPartition, MergedRow, MergedScan};
-use sstable_reader::parallel::{plan_ranges, ScanCounters, TokenRange};
-use sstable_reader::schema::TableSchema;
-use sstable_reader::types::CqlType;
-use sstable_reader::value::{counter_total, Value as CqlValue};
+use sstable_reader::{
+    counter_total, plan_ranges, split_composite, write_value, Columns, CqlType, MergeTable,
+    MergedPartition, MergedRow, MergedScan, ScanCounters, TableSchema, TokenRange,
+    Value as CqlValue,
+};
 
 use crate::batch::Worker;
 use crate::definition::FunnelSet;

@@ -7,11 +7,11 @@
 use std::path::Path;
 use std::process::Command;
 
+use datagen::{live_timelines, GenOptions};
 use e2e_tests::{funnel_bin, run_funnel, sort_facts, stored_facts};
 use facts::FunnelStepFact;
 use funnelizer::row::{OwnedRow, OwnedValue, RowView, Value};
 use funnelizer::{reference, Aggregator, FunnelSet};
-use sstable_reader::writer::gen::{live_timelines, GenOptions};
 use sstable_reader::writer::{writer_version, Compression};
 
 const END_DATE: &str = "2025-03-01";

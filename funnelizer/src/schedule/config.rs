@@ -55,7 +55,8 @@ impl Trigger {
 pub enum SnapshotChoice {
     /// The live SSTables of each table directory (a live data directory).
     Live,
-    /// The newest snapshot tag found under the data paths (by the tag directories' mtime).
+    /// The newest snapshot tag that every directory of the tables read has (the reader's
+    /// `Snapshot::Newest`: by `manifest.json`'s `created_at`, else the directory's mtime).
     Newest,
     /// This tag.
     Tag(String),
