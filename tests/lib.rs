@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use facts::{FactStore, FunnelQuery, FunnelStepFact};
+use facts::{FactReader, FunnelQuery, FunnelStepFact};
 use funnelizer::FunnelSet;
 
 /// The workspace root (the parent of this crate's directory).
@@ -81,7 +81,7 @@ pub fn sort_facts(mut v: Vec<FunnelStepFact>) -> Vec<FunnelStepFact> {
 
 /// What the store answers for every app and funnel of `set` (with breakdowns), sorted.
 pub fn stored_facts(
-    store: &dyn FactStore,
+    store: &dyn FactReader,
     set: &FunnelSet,
     apps: &[String],
 ) -> Vec<FunnelStepFact> {

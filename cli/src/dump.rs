@@ -7,15 +7,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use sstable_reader::discovery::{discover, Selection};
-use sstable_reader::merge::Columns;
-use sstable_reader::reconcile::OwnedRow;
-use sstable_reader::DeletionTime;
 use sstable_reader::{
-    cql::RowRenderer, find_data_files, CqlSchema, Projection, ReadOptions, SSTable, Unfiltered,
+    discover, Columns, CqlSchema, DeletionTime, OwnedRow, Projection, ReadOptions, RowRenderer,
+    SSTable, Selection, Snapshot, Unfiltered,
 };
 
 use crate::common::{parse_now, write_or_quit};
+use crate::expired::Expired;
 
 /// Print the live rows of SSTables as JSON lines (one object per CQL row).
 ///
@@ -82,35 +80,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.no_merge {
         return run_merged(&args, schema.as_ref(), options, now);
     }
-    let mut files = Vec::new();
-    if args.table.is_some() || args.snapshot.is_some() {
-        let sel = Selection {
-            table: args.table.clone(),
-            snapshot: args.snapshot.clone(),
-        };
-        for t in discover(&args.paths, &sel)? {
-            files.extend(t.files);
-        }
-    } else {
-        for p in &args.paths {
-            files.extend(find_data_files(p)?);
-        }
-    }
-    if files.is_empty() {
-        anyhow::bail!(
-            "no SSTables (…-Data.db) found under {}",
-            args.paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    let files: Vec<PathBuf> = discover(&args.paths, &selection(&args))?
+        .files()
+        .cloned()
+        .collect();
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut printed = 0u64;
     let limit = args.limit.unwrap_or(u64::MAX);
     let mut lines = Vec::new();
+    let mut expired = Expired::default();
     'files: for file in files {
         let sst = SSTable::open(&file, schema.as_ref(), options)?;
         let projection = if args.columns.is_empty() {
@@ -119,6 +98,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Projection::columns(&sst.schema, &args.columns)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
         };
+        expired.see(&sst);
         let mut renderer = RowRenderer::new(&sst.schema, &args.columns, now, args.with_meta);
         let mut scan = sst.scanner(projection);
         while let Some(p) = scan.next_partition()? {
@@ -152,6 +132,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 break 'files;
             }
         }
+        expired.rows += renderer.rows_expired;
         if renderer.duplicates_merged > 0 {
             eprintln!(
                 "warning: {}: {} duplicate version(s) of rows inside one partition were merged (the file has duplicate rows; nodetool scrub removes them)",
@@ -161,6 +142,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     write_or_quit(out.flush())?;
+    expired.note(printed, now, args.now.is_some());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -171,11 +153,7 @@ fn run_merged(
     options: ReadOptions,
     now: i64,
 ) -> Result<ExitCode> {
-    let sel = Selection {
-        table: args.table.clone(),
-        snapshot: args.snapshot.clone(),
-    };
-    let tables = discover(&args.paths, &sel)?;
+    let tables = discover(&args.paths, &selection(args))?.tables;
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut printed = 0u64;
@@ -186,10 +164,14 @@ fn run_merged(
     } else {
         Columns::Named(args.columns.clone())
     };
+    let mut expired = Expired::default();
     for t in tables {
         let table = t
             .open(schema, options)
             .with_context(|| format!("opening {}", t.qualified()))?;
+        for sst in table.sstables() {
+            expired.see(sst);
+        }
         let mut renderer = RowRenderer::new(table.schema(), &args.columns, now, args.with_meta);
         let mut scan = table.scan(&columns, now)?;
         while let Some(p) = scan.next_partition()? {
@@ -206,12 +188,21 @@ fn run_merged(
                 break;
             }
         }
+        expired.rows += scan.stats().rows_expired;
         if printed >= limit {
             break;
         }
     }
     write_or_quit(out.flush())?;
+    expired.note(printed, now, args.now.is_some());
     Ok(ExitCode::SUCCESS)
+}
+
+fn selection(args: &Args) -> Selection {
+    Selection {
+        tables: args.table.iter().cloned().collect(),
+        snapshot: Snapshot::from_tag(args.snapshot.clone()),
+    }
 }
 
 /// Writes buffered lines; returns true when the limit is reached.

@@ -4,7 +4,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use facts::{DailyCountFact, Day, FactStore, FunnelStepFact, RunMeta, SpeedBatch, Watermark};
+use facts::{
+    BatchPublisher, DailyCountFact, Day, FunnelStepFact, RunMeta, SpeedBatch, Store, StreamSink,
+    Watermark,
+};
 
 /// Manage the fact store shared by batch runs, the stream and the dashboard.
 ///
@@ -82,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn open(url: &str) -> anyhow::Result<Box<dyn FactStore>> {
+fn open(url: &str) -> anyhow::Result<Store> {
     facts::open_store(url)
         .with_context(|| format!("opening fact store {}", facts::url::redact(url)))
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use datagen::{estimate_bytes, generate, GenOptions};
 use indicatif::{ProgressBar, ProgressStyle};
-use sstable_reader::writer::gen::{estimate_bytes, generate, GenOptions};
 use sstable_reader::writer::{writer_version, Compression};
 
 /// Generate Cassandra SSTables (big format `nb` or `oa`) of the canonical `tracking.events`,

@@ -6,6 +6,7 @@
 mod common;
 mod cpu;
 mod dump;
+mod expired;
 mod facts_cmd;
 mod gen;
 mod progress;

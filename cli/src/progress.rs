@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
-use funnelizer::{Phase, Progress, Snapshot};
+use funnelizer::{JobState, Phase, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 fn style(template: &str) -> ProgressStyle {
@@ -26,7 +26,7 @@ impl Bars {
 }
 
 impl Progress for Bars {
-    fn update(&self, now: &Snapshot) {
+    fn update(&self, now: &JobState) {
         let Ok(mut bars) = self.bars.lock() else {
             return;
         };

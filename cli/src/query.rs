@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use facts::{CountsQuery, Day, FunnelQuery};
+use facts::{CountsQuery, Day, FactReader, FunnelQuery};
 use funnelizer::text::{counts_csv, counts_table, funnel_csv, funnel_table};
 use funnelizer::RunInputs;
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use facts::{FactStore, FunnelQuery, FunnelStepFact, Layer, RunStatus};
+use facts::{FactReader, FunnelQuery, FunnelStepFact, Layer, RunStatus};
 use funnelizer::{FunnelLevels, RunInputs};
 
 /// Write an HTML report (per app and funnel: a funnel chart, the trend by entry day and the breakdown
@@ -38,7 +38,7 @@ pub struct Args {
 
 /// Every funnel_steps value the store answers for `apps` × `funnels` (id, version).
 pub fn read_facts(
-    store: &dyn FactStore,
+    store: &dyn FactReader,
     apps: &[String],
     funnels: &[(String, String)],
 ) -> Result<Vec<FunnelStepFact>> {
@@ -103,7 +103,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             })
             .collect(),
     };
-    let facts = read_facts(store.as_ref(), &apps, &last.funnels)?;
+    let facts = read_facts(&store, &apps, &last.funnels)?;
     let html = funnelizer::report::render(&facts, &levels, &args.title);
     std::fs::write(&args.out, html).with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!(

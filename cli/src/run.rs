@@ -92,7 +92,7 @@ Exit codes:
 pub fn run(args: Args) -> Result<ExitCode> {
     let set = FunnelSet::load(&args.funnels).map_err(funnelizer::Error::from)?;
     let mut options = JobOptions::new(args.data.clone(), parse_now(args.now.as_deref())?);
-    options.snapshot = args.snapshot.clone();
+    options.snapshot = sstable_reader::Snapshot::from_tag(args.snapshot.clone());
     options.schema = args.schema.clone();
     options.threads = args.threads;
     options.ranges_per_thread = args.ranges_per_thread;
@@ -104,7 +104,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(bars) = Bars::for_stderr(args.quiet) {
         job = job.with_progress(bars);
     }
-    let report = job.run(store.as_ref())?;
+    let report = job.run(&store)?;
     print_summary(job.funnels(), &report);
     eprintln!("{}", run_line(&report));
     eprintln!("{}", timelines_line(&report));

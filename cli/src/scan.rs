@@ -6,10 +6,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use sstable_reader::discovery::{discover, Selection};
-use sstable_reader::merge::{Columns, MergeStats};
-use sstable_reader::parallel::{for_each_ordered, plan_ranges};
-use sstable_reader::ReadOptions;
+use sstable_reader::{
+    discover, for_each_ordered, plan_ranges, Columns, MergeStats, ReadOptions, Selection, Snapshot,
+};
 
 use crate::common::parse_now;
 
@@ -52,10 +51,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let tables = discover(
         &args.paths,
         &Selection {
-            table: Some(args.table.clone()),
-            snapshot: args.snapshot.clone(),
+            tables: vec![args.table.clone()],
+            snapshot: Snapshot::from_tag(args.snapshot.clone()),
         },
-    )?;
+    )?
+    .tables;
     if tables.len() != 1 {
         bail!("{} tables match {}", tables.len(), args.table);
     }

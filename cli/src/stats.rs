@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use sstable_reader::stats::Stats;
-use sstable_reader::{find_data_files, CqlSchema, ReadOptions, SSTable};
+use sstable_reader::{discover, CqlSchema, ReadOptions, SSTable, Selection, Stats};
 
 use crate::common::{parse_now, write_or_quit};
 
@@ -42,13 +41,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(p) => Some(CqlSchema::read(p)?),
         None => None,
     };
-    let mut files = Vec::new();
-    for p in &args.paths {
-        files.extend(find_data_files(p)?);
-    }
-    if files.is_empty() {
-        anyhow::bail!("no SSTables (…-Data.db) found");
-    }
+    let found = discover(&args.paths, &Selection::default())?;
+    let files: Vec<_> = found.files().collect();
     let mut all = Vec::new();
     for f in &files {
         let sst = SSTable::open(

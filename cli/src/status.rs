@@ -64,7 +64,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let store = facts::open_store(&args.facts)
         .with_context(|| format!("opening {}", facts::url::redact(&args.facts)))?;
     let status = Status::read(
-        store.as_ref(),
+        &store,
         &args.facts,
         args.state.as_deref(),
         &args.app,

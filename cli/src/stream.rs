@@ -130,11 +130,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         opts.kafka
             .push((k.trim().to_string(), v.trim().to_string()));
     }
-    let store: Arc<dyn facts::FactStore> = Arc::from(
-        facts::open_store(&args.facts)
-            .with_context(|| format!("opening the fact store {}", args.facts))?,
-    );
+    let store = facts::open_store(&args.facts)
+        .with_context(|| format!("opening the fact store {}", args.facts))?;
     store.init().context("initialising the fact store")?;
+    let store: Arc<dyn facts::StreamStore> = Arc::new(store);
     let dead = Arc::new(match (&args.dead_letter_topic, &args.dead_letter_file) {
         (Some(topic), _) => DeadLetterSink::topic(&args.brokers, topic)?,
         (None, Some(path)) => DeadLetterSink::file(path)?,

@@ -97,3 +97,72 @@ fn stats_json_is_machine_readable() {
         "org.apache.cassandra.dht.ByteOrderedPartitioner"
     );
 }
+
+/// A generated table whose rows have all expired (1-day TTL, written a year before the clock): `dump`
+/// prints nothing, and says on stderr how many rows expired and how to read them (`--now`), merged and
+/// with `--no-merge`; the `--now` it suggests reads them.
+#[test]
+fn dump_of_expired_rows_says_how_many_and_how_to_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let g = funnel(&[
+        "gen",
+        "--out",
+        out,
+        "--actors",
+        "40",
+        "--days",
+        "3",
+        "--seed",
+        "5",
+        "--ttl",
+        "86400",
+        "--end-date",
+        "2025-06-01",
+    ]);
+    assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
+    let tally: serde_json::Value = serde_json::from_slice(&g.stdout).unwrap();
+    let events = tally["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "events")
+        .unwrap();
+    // Rows alive at the end of the period plus those already expired then (deleted ones aside).
+    let expected = events["live_rows"].as_u64().unwrap() + events["expired_rows"].as_u64().unwrap();
+    for extra in [&[][..], &["--no-merge"][..]] {
+        let mut args = vec!["dump", out, "--table", "tracking.events"];
+        args.extend(extra);
+        let d = funnel(&args);
+        let err = String::from_utf8(d.stderr).unwrap();
+        assert!(d.status.success(), "{err}");
+        assert!(d.stdout.is_empty(), "{extra:?}");
+        // Merged, one per primary key; each SSTable on its own, one per version.
+        let n: u64 = err
+            .split("note: no live rows: ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{extra:?}: {err}"));
+        if extra.is_empty() {
+            assert_eq!(n, expected);
+        } else {
+            assert!(n >= expected, "{n} < {expected}");
+        }
+        assert!(
+            err.contains("row(s) had expired (TTL) at --now ")
+                && err.contains("(the current time)")
+                && err.contains("--now TS"),
+            "{extra:?}: {err}"
+        );
+        let suggested = err
+            .split("e.g. --now ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .expect("a suggested --now");
+        args.extend(["--now", suggested]);
+        let again = funnel(&args);
+        let lines = String::from_utf8(again.stdout).unwrap().lines().count() as u64;
+        assert!(lines > 0, "{extra:?}: --now {suggested} reads rows");
+    }
+}

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use facts::{
-    CountsQuery, DailyCountFact, Day, FactStore, FunnelQuery, FunnelStepFact, RunMeta, SpeedBatch,
-    SqliteStore, Watermark,
+    BatchPublisher, CountsQuery, DailyCountFact, Day, FactReader, FunnelQuery, FunnelStepFact,
+    RunMeta, SpeedBatch, SqliteStore, StreamSink, Watermark,
 };
 
 const FUNNELS: usize = 125;
@@ -39,7 +39,11 @@ fn funnel_rows(funnel: usize, salt: u64) -> Vec<FunnelStepFact> {
     out
 }
 
-fn publish_run(store: &dyn FactStore, funnels: usize, salt: u64) -> (usize, Duration, Duration) {
+fn publish_run(
+    store: &dyn BatchPublisher,
+    funnels: usize,
+    salt: u64,
+) -> (usize, Duration, Duration) {
     let start = Instant::now();
     let run = store
         .begin_run(&RunMeta {

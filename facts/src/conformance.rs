@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    CountsQuery, DailyCountFact, Day, FactStore, FactsError, FunnelQuery, FunnelStepFact, Layer,
-    RunMeta, RunStatus, SpeedBatch, StateEntry, Watermark,
+    BatchPublisher, CountsQuery, DailyCountFact, Day, FactReader, FactsError, FunnelQuery,
+    FunnelStepFact, FunnelTotalFact, Layer, RunMeta, RunStatus, SpeedBatch, StateEntry,
+    StateReader, Store, StreamSink, Watermark,
 };
 
 /// Each test gets its own app id, so backends that share one keyspace across tests stay independent.
@@ -52,7 +53,7 @@ fn hits(app: &str, day: i32, tracker: &str, count: i64) -> DailyCountFact {
     }
 }
 
-fn actors_by_day(store: &dyn FactStore, app: &str) -> Vec<(i32, Layer, Vec<u64>)> {
+fn actors_by_day(store: &Store, app: &str) -> Vec<(i32, Layer, Vec<u64>)> {
     let a = store.read_funnel(&FunnelQuery::new(app, "f")).unwrap();
     a.days
         .iter()
@@ -60,12 +61,12 @@ fn actors_by_day(store: &dyn FactStore, app: &str) -> Vec<(i32, Layer, Vec<u64>)
         .collect()
 }
 
-pub fn init_is_idempotent(store: &dyn FactStore) {
+pub fn init_is_idempotent(store: &Store) {
     store.init().unwrap();
     store.init().unwrap();
 }
 
-pub fn staged_rows_are_invisible_until_publish(store: &dyn FactStore) {
+pub fn staged_rows_are_invisible_until_publish(store: &Store) {
     let app = app("stage");
     let r1 = store.begin_run(&meta()).unwrap();
     store
@@ -121,7 +122,7 @@ pub fn staged_rows_are_invisible_until_publish(store: &dyn FactStore) {
     ));
 }
 
-pub fn failed_run_leaves_previous_results(store: &dyn FactStore) {
+pub fn failed_run_leaves_previous_results(store: &Store) {
     let app = app("fail");
     let r1 = store.begin_run(&meta()).unwrap();
     store
@@ -150,7 +151,7 @@ pub fn failed_run_leaves_previous_results(store: &dyn FactStore) {
     assert_eq!(rec1.inputs, meta().inputs);
 }
 
-pub fn stale_run_cannot_replace_newer(store: &dyn FactStore) {
+pub fn stale_run_cannot_replace_newer(store: &Store) {
     let app = app("stale");
     let old = store.begin_run(&meta()).unwrap();
     let new = store.begin_run(&meta()).unwrap();
@@ -168,7 +169,7 @@ pub fn stale_run_cannot_replace_newer(store: &dyn FactStore) {
     assert_eq!(actors_by_day(store, &app), vec![(1, Layer::Batch, vec![2])]);
 }
 
-pub fn publish_carries_forward_expired_history(store: &dyn FactStore) {
+pub fn publish_carries_forward_expired_history(store: &Store) {
     let app = app("carry");
     let r1 = store.begin_run(&meta()).unwrap();
     store
@@ -209,7 +210,162 @@ pub fn publish_carries_forward_expired_history(store: &dyn FactStore) {
     );
 }
 
-pub fn counts_publish_under_their_own_watermark(store: &dyn FactStore) {
+fn total(app: &str, day: i32, step: u32, actors: u64, med: Option<f64>) -> FunnelTotalFact {
+    FunnelTotalFact {
+        app_id: app.into(),
+        funnel_id: "f".into(),
+        funnel_version: "1".into(),
+        day: Day(day),
+        step,
+        actors,
+        ttc_median_s: med,
+        ttc_p90_s: med.map(|m| m + 1.0),
+    }
+}
+
+/// `(day, breakdown, step, actors, median)` of an answer.
+type Listed = Vec<(i32, String, u32, u64, Option<f64>)>;
+
+fn listed(store: &Store, app: &str, breakdown: bool) -> Listed {
+    let mut q = FunnelQuery::new(app, "f");
+    q.breakdown = breakdown;
+    let a = store.read_funnel(&q).unwrap();
+    a.days
+        .iter()
+        .flat_map(|d| {
+            d.steps.iter().map(move |s| {
+                (
+                    d.day.0,
+                    s.breakdown.clone(),
+                    s.step,
+                    s.actors,
+                    s.ttc_median_s,
+                )
+            })
+        })
+        .collect()
+}
+
+pub fn totals_answer_summed_breakdowns_and_travel_with_their_run(store: &Store) {
+    let app = app("totals");
+    let r1 = store.begin_run(&meta()).unwrap();
+    store
+        .write_funnel_steps(
+            r1,
+            &[
+                step(&app, 1, "ios", 1, 3, Some(0.0)),
+                step(&app, 1, "web", 1, 4, Some(0.0)),
+                step(&app, 1, "ios", 2, 1, Some(10.0)),
+                step(&app, 1, "web", 2, 2, Some(30.0)),
+                step(&app, 2, "ios", 1, 5, Some(0.0)),
+            ],
+        )
+        .unwrap();
+    store
+        .write_funnel_totals(
+            r1,
+            &[
+                total(&app, 1, 1, 7, Some(0.0)),
+                total(&app, 1, 2, 3, Some(20.0)),
+                total(&app, 2, 1, 5, Some(0.0)),
+            ],
+        )
+        .unwrap();
+    // Staged totals are as invisible as staged steps.
+    assert!(listed(store, &app, false).is_empty());
+    store
+        .publish(r1, &[Watermark::funnel(&app, "f", "1", Day(3))])
+        .unwrap();
+    let s = |bd: &str| bd.to_string();
+    // Without breakdown: the totals answer, with their exact medians.
+    assert_eq!(
+        listed(store, &app, false),
+        vec![
+            (1, s(""), 1, 7, Some(0.0)),
+            (1, s(""), 2, 3, Some(20.0)),
+            (2, s(""), 1, 5, Some(0.0)),
+        ]
+    );
+    // With breakdown: the breakdown values only, never a total.
+    assert_eq!(
+        listed(store, &app, true),
+        vec![
+            (1, s("ios"), 1, 3, Some(0.0)),
+            (1, s("ios"), 2, 1, Some(10.0)),
+            (1, s("web"), 1, 4, Some(0.0)),
+            (1, s("web"), 2, 2, Some(30.0)),
+            (2, s("ios"), 1, 5, Some(0.0)),
+        ]
+    );
+    // A failed run's totals never show.
+    let failed = store.begin_run(&meta()).unwrap();
+    store
+        .write_funnel_totals(failed, &[total(&app, 1, 1, 1000, None)])
+        .unwrap();
+    store.fail_run(failed, "no").unwrap();
+    assert_eq!(listed(store, &app, false)[0].3, 7);
+    // The next run recomputes day 2 on: day 1's totals are carried forward with its steps.
+    let r2 = store.begin_run(&meta()).unwrap();
+    store
+        .write_funnel_steps(r2, &[step(&app, 2, "web", 1, 6, Some(0.0))])
+        .unwrap();
+    store
+        .write_funnel_totals(r2, &[total(&app, 2, 1, 6, Some(0.0))])
+        .unwrap();
+    store
+        .publish(r2, &[Watermark::funnel(&app, "f", "1", Day(4))])
+        .unwrap();
+    assert_eq!(
+        listed(store, &app, false),
+        vec![
+            (1, s(""), 1, 7, Some(0.0)),
+            (1, s(""), 2, 3, Some(20.0)),
+            (2, s(""), 1, 6, Some(0.0)),
+        ]
+    );
+}
+
+pub fn an_open_range_ends_at_the_last_day_with_data(store: &Store) {
+    let app = app("span");
+    let r = store.begin_run(&meta()).unwrap();
+    store
+        .write_funnel_steps(
+            r,
+            &[
+                step(&app, 10, "", 1, 1, None),
+                step(&app, 12, "", 1, 2, None),
+            ],
+        )
+        .unwrap();
+    store
+        .write_daily_counts(r, &[hits(&app, 11, "t", 5)])
+        .unwrap();
+    // Batch-complete for a month past the data (a run whose `now` is long after the last event).
+    store
+        .publish(
+            r,
+            &[
+                Watermark::funnel(&app, "f", "1", Day(40)),
+                Watermark::counts(&app, "hits", Day(40)),
+            ],
+        )
+        .unwrap();
+    let days = |a: &crate::FunnelAnswer| a.days.iter().map(|d| d.day.0).collect::<Vec<_>>();
+    let a = store.read_funnel(&FunnelQuery::new(&app, "f")).unwrap();
+    assert_eq!(days(&a), [10, 11, 12]);
+    let c = store.read_counts(&CountsQuery::new(&app, "hits")).unwrap();
+    assert_eq!(c.days.iter().map(|d| d.day.0).collect::<Vec<_>>(), [11]);
+    // `to` asks for more: the empty batch-complete days are listed, and say so.
+    let mut q = FunnelQuery::new(&app, "f");
+    q.to = Some(Day(14));
+    let a = store.read_funnel(&q).unwrap();
+    assert_eq!(days(&a), [10, 11, 12, 13, 14]);
+    assert!(a.days[3..]
+        .iter()
+        .all(|d| d.steps.is_empty() && d.layer == Layer::Batch));
+}
+
+pub fn counts_publish_under_their_own_watermark(store: &Store) {
     let app = app("counts");
     let r = store.begin_run(&meta()).unwrap();
     store
@@ -281,7 +437,7 @@ fn speed_batch(app: &str, partition: i32, first: i64, next: i64) -> SpeedBatch {
     }
 }
 
-pub fn speed_batches_apply_exactly_once(store: &dyn FactStore) {
+pub fn speed_batches_apply_exactly_once(store: &Store) {
     let app = app("speed");
     let topic = format!("events-{app}");
     assert!(store
@@ -329,7 +485,7 @@ pub fn speed_batches_apply_exactly_once(store: &dyn FactStore) {
 /// The idempotency key is `(group, topic, partition, first_offset)`: two consumer groups reading the same
 /// topic into one store both apply their batches (and each group's partials count), while each group's own
 /// replay is refused.
-pub fn speed_batch_key_includes_the_group(store: &dyn FactStore) {
+pub fn speed_batch_key_includes_the_group(store: &Store) {
     let app = app("groups");
     let topic = format!("events-{app}");
     let of = |group: &str, first: i64, next: i64| {
@@ -382,7 +538,7 @@ pub fn speed_batch_key_includes_the_group(store: &dyn FactStore) {
     );
 }
 
-pub fn state_is_written_with_the_batch(store: &dyn FactStore) {
+pub fn state_is_written_with_the_batch(store: &Store) {
     let app = app("state");
     let ns = format!("pending-{app}");
     let entry = |key: &str, v: &[u8], exp: i64| StateEntry {
@@ -534,7 +690,7 @@ fn speed_batches(app: &str, all: &[Chain], days: std::ops::Range<i32>) -> Vec<Sp
     out
 }
 
-fn publish_batch(store: &dyn FactStore, app: &str, all: &[Chain], until: i32) {
+fn publish_batch(store: &Store, app: &str, all: &[Chain], until: i32) {
     let cs: Vec<&Chain> = all.iter().filter(|c| c.day < until).collect();
     let run = store.begin_run(&meta()).unwrap();
     store
@@ -555,12 +711,7 @@ fn publish_batch(store: &dyn FactStore, app: &str, all: &[Chain], until: i32) {
 }
 
 /// Check the merged answers against the reference over `all` chains, per day and breakdown.
-fn check_against_reference(
-    store: &dyn FactStore,
-    app: &str,
-    all: &[Chain],
-    watermark: Option<i32>,
-) {
+fn check_against_reference(store: &Store, app: &str, all: &[Chain], watermark: Option<i32>) {
     let refs: Vec<&Chain> = all.iter().collect();
     let want_steps = funnel_facts(app, &refs);
     let want_counts = count_facts(app, &refs);
@@ -613,14 +764,14 @@ fn check_against_reference(
     assert_eq!(got, want, "counts differ from the reference");
 }
 
-pub fn lambda_batch_only(store: &dyn FactStore) {
+pub fn lambda_batch_only(store: &Store) {
     let app = app("l-batch");
     let all = chains(0..20);
     publish_batch(store, &app, &all, 20);
     check_against_reference(store, &app, &all, Some(20));
 }
 
-pub fn lambda_speed_only(store: &dyn FactStore) {
+pub fn lambda_speed_only(store: &Store) {
     let app = app("l-speed");
     let all = chains(0..20);
     for b in speed_batches(&app, &all, 0..20) {
@@ -629,7 +780,7 @@ pub fn lambda_speed_only(store: &dyn FactStore) {
     check_against_reference(store, &app, &all, None);
 }
 
-pub fn lambda_overlap(store: &dyn FactStore) {
+pub fn lambda_overlap(store: &Store) {
     // Speed covers days 8..20, batch covers 0..14: days 8..13 are in both and must not be double counted.
     let app = app("l-overlap");
     let all = chains(0..20);
@@ -645,7 +796,7 @@ pub fn lambda_overlap(store: &dyn FactStore) {
     check_against_reference(store, &app, &all, Some(14));
 }
 
-pub fn lambda_late_batch(store: &dyn FactStore) {
+pub fn lambda_late_batch(store: &Store) {
     // The batch side is late (complete only before day 5); the speed side covers from day 3 on.
     let app = app("l-late");
     let all = chains(0..20);
@@ -656,7 +807,7 @@ pub fn lambda_late_batch(store: &dyn FactStore) {
     check_against_reference(store, &app, &all, Some(5));
 }
 
-pub fn lambda_stale_speed(store: &dyn FactStore) {
+pub fn lambda_stale_speed(store: &Store) {
     // The stream died after day 10; the batch caught up to day 15: batch answers everything and says so.
     let app = app("l-stale");
     let all = chains(0..15);
@@ -690,7 +841,7 @@ pub fn lambda_stale_speed(store: &dyn FactStore) {
 
 /// Any watermark `w`, any speed coverage `[s, 20)` with `s <= w` (no gap), any point at which the batch is
 /// published among the speed batches: the merged answer equals the reference over all events.
-pub fn lambda_any_mix(store: &dyn FactStore, w: i32, s: i32, publish_after: usize) {
+pub fn lambda_any_mix(store: &Store, w: i32, s: i32, publish_after: usize) {
     let app = app("l-prop");
     let all = chains(0..20);
     let batches = speed_batches(&app, &all, s..20);
@@ -716,6 +867,8 @@ macro_rules! conformance_suite {
             failed_run_leaves_previous_results,
             stale_run_cannot_replace_newer,
             publish_carries_forward_expired_history,
+            totals_answer_summed_breakdowns_and_travel_with_their_run,
+            an_open_range_ends_at_the_last_day_with_data,
             counts_publish_under_their_own_watermark,
             speed_batches_apply_exactly_once,
             speed_batch_key_includes_the_group,
@@ -742,16 +895,16 @@ macro_rules! conformance_suite {
 mod sqlite {
     use proptest::prelude::*;
 
-    fn store() -> Option<(tempfile::TempDir, crate::SqliteStore)> {
+    fn store() -> Option<(tempfile::TempDir, crate::Store)> {
         let dir = tempfile::tempdir().unwrap();
         let s = crate::SqliteStore::open(dir.path().join("facts.db")).unwrap();
-        Some((dir, s))
+        Some((dir, crate::Store::Sqlite(s)))
     }
     /// Keeps the temp dir alive as long as the store.
-    struct Held(tempfile::TempDir, crate::SqliteStore);
+    struct Held(tempfile::TempDir, crate::Store);
     impl std::ops::Deref for Held {
-        type Target = crate::SqliteStore;
-        fn deref(&self) -> &crate::SqliteStore {
+        type Target = crate::Store;
+        fn deref(&self) -> &crate::Store {
             let _ = &self.0;
             &self.1
         }
@@ -766,7 +919,7 @@ mod sqlite {
         #[test]
         fn lambda_any_mix((w, s) in (0i32..=21).prop_flat_map(|w| (Just(w), 0..=w.min(19))), publish_after in 0usize..60) {
             let h = held().unwrap();
-            super::lambda_any_mix(&*h, w, s, publish_after);
+            super::lambda_any_mix(&h, w, s, publish_after);
         }
     }
 }
@@ -776,7 +929,7 @@ mod sqlite {
 /// (Compiled in only when `FUNNEL_CQL_NODES` was set at build time: see `build.rs`.)
 #[cfg(all(feature = "cql", funnel_cql_nodes))]
 mod cql {
-    fn store() -> Option<Box<dyn crate::FactStore>> {
+    fn store() -> Option<crate::Store> {
         let nodes = std::env::var("FUNNEL_CQL_NODES")
             .expect("FUNNEL_CQL_NODES (set at build time) is unset");
         let ks =

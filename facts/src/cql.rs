@@ -28,17 +28,17 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
 
-use crate::cql_statements::{self as st, Stmt};
+use crate::cql_statements::{self as st, Stmt, LEGACY_TOTAL_BREAKDOWN};
 use crate::day::Day;
-use crate::error::FactsError;
+use crate::error::{CqlError, FactsError};
 use crate::fault;
-use crate::lambda;
 use crate::model::{
-    DailyCountFact, FunnelStepFact, RunId, RunMeta, RunRecord, RunStatus, SpeedBatch, Watermark,
-    COUNTS_WATERMARK_ID,
+    DailyCountFact, FunnelStepFact, FunnelTotalFact, RunId, RunMeta, RunRecord, RunStatus,
+    SpeedBatch, Watermark, COUNTS_WATERMARK_ID,
 };
-use crate::query::{CountsAnswer, CountsQuery, Freshness, FunnelAnswer, FunnelQuery};
-use crate::store::FactStore;
+use crate::query::{CountsAnswer, CountsQuery, FunnelAnswer, FunnelQuery};
+use crate::read::{self, Key, Pointer, RowSource};
+use crate::store::{BatchPublisher, FactReader, StateReader, StreamSink};
 use crate::url::CqlUrl;
 
 /// Requests in flight at once for bulk writes.
@@ -62,10 +62,6 @@ type RunsRow = (
 /// Most days a publish walks when expiring speed rows between the old and the new watermark.
 const MAX_EXPIRE_DAYS: i32 = 400;
 
-fn cql_err(e: impl std::fmt::Display) -> FactsError {
-    FactsError::Cql(e.to_string())
-}
-
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -85,9 +81,9 @@ pub struct CqlStore {
 }
 
 /// `(app_id, funnel_id, funnel_version)`.
-type Key = (String, String, String);
+type OwnedKey = (String, String, String);
 /// Rows staged by a run and its first staged day per key.
-type Staged = (u64, BTreeMap<Key, String>);
+type Staged = (u64, BTreeMap<OwnedKey, String>);
 /// A `funnel_steps` row as `SELECT_STEPS` returns it.
 type StepRow = (
     String,
@@ -123,7 +119,7 @@ impl CqlStore {
             {
                 b = b.tls_context(tls);
             }
-            b.build().await.map_err(cql_err)
+            Ok::<_, FactsError>(b.build().await?)
         })?;
         Ok(CqlStore {
             inner: Arc::new(Inner {
@@ -136,20 +132,19 @@ impl CqlStore {
         })
     }
 
-    /// Run a future on the store's runtime and wait for it (usable from any thread).
-    fn block<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(
-            Arc<Inner>,
-        ) -> std::pin::Pin<Box<dyn Future<Output = Result<T, FactsError>> + Send>>,
-    ) -> Result<T, FactsError> {
+    /// Run a future on the store's runtime and wait for it (usable from any thread, also one inside
+    /// another runtime, where `block_on` would panic).
+    fn block<T, F>(&self, f: impl FnOnce(Arc<Inner>) -> F) -> Result<T, FactsError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, FactsError>> + Send + 'static,
+    {
         let fut = f(self.inner.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         self.rt.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv()
-            .map_err(|_| FactsError::Cql("the CQL task ended without an answer".into()))?
+        rx.recv().map_err(|_| CqlError::TaskLost)?
     }
 
     fn staged(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Staged>> {
@@ -168,12 +163,14 @@ impl Inner {
         }
         let mut map = HashMap::new();
         for s in st::ALL {
-            let mut p = self.session.prepare(s.cql(self.ks())).await.map_err(|e| {
-                FactsError::Cql(format!(
-                    "preparing {} ({e}); were the tables created with `funnel facts init`?",
-                    s.name
-                ))
-            })?;
+            let mut p = self
+                .session
+                .prepare(s.cql(self.ks()))
+                .await
+                .map_err(|source| CqlError::Prepare {
+                    statement: s.name,
+                    source,
+                })?;
             p.set_is_idempotent(true);
             // Reads and writes at LOCAL_QUORUM: a read after a write sees it.
             p.set_consistency(Consistency::LocalQuorum);
@@ -186,7 +183,9 @@ impl Inner {
         self.prepare_all()
             .await?
             .get(s.name)
-            .ok_or_else(|| FactsError::Cql(format!("statement {} not prepared", s.name)))
+            .ok_or(FactsError::from(CqlError::NotPrepared {
+                statement: s.name,
+            }))
     }
 
     async fn exec(
@@ -195,10 +194,7 @@ impl Inner {
         values: impl scylla::serialize::row::SerializeRow,
     ) -> Result<(), FactsError> {
         let p = self.stmt(s).await?;
-        self.session
-            .execute_unpaged(p, values)
-            .await
-            .map_err(cql_err)?;
+        self.session.execute_unpaged(p, values).await?;
         Ok(())
     }
 
@@ -212,17 +208,8 @@ impl Inner {
         R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm> + Send + 'static,
     {
         let p = self.stmt(s).await?.clone();
-        let pager = self
-            .session
-            .execute_iter(p, values)
-            .await
-            .map_err(cql_err)?;
-        pager
-            .rows_stream::<R>()
-            .map_err(cql_err)?
-            .try_collect()
-            .await
-            .map_err(cql_err)
+        let pager = self.session.execute_iter(p, values).await?;
+        Ok(pager.rows_stream::<R>()?.try_collect().await?)
     }
 
     async fn first<R>(
@@ -248,7 +235,7 @@ impl Inner {
                     .execute_unpaged(p, v)
                     .await
                     .map(|_| ())
-                    .map_err(cql_err)
+                    .map_err(FactsError::from)
             })
             .buffer_unordered(CONCURRENCY)
             .try_collect::<Vec<()>>()
@@ -315,8 +302,43 @@ impl Inner {
         } else {
             self.exec(st::DELETE_STEPS_RUN, (app, fid, ver, run))
                 .await?;
+            self.exec(st::DELETE_TOTALS_RUN, (app, fid, ver, run))
+                .await?;
         }
         self.exec(st::DELETE_RUN_KEY, (run, app, fid, ver)).await
+    }
+
+    /// Move the totals that older versions stored as `funnel_steps` rows (breakdown
+    /// [`LEGACY_TOTAL_BREAKDOWN`]) of every published funnel run into `funnel_totals`.
+    async fn migrate_legacy_totals(&self) -> Result<usize, FactsError> {
+        let mut moved = 0;
+        let apps: Vec<(String,)> = self.rows(st::SELECT_WATERMARK_APPS, ()).await?;
+        for (app,) in apps {
+            let marks: Vec<(String, String, String, i64, i64)> =
+                self.rows(st::SELECT_WATERMARKS, (&app,)).await?;
+            for (fid, ver, _, run, _) in marks {
+                if fid == COUNTS_WATERMARK_ID {
+                    continue;
+                }
+                let all = (Day::FIRST.to_string(), Day::LAST.to_string());
+                let rows: Vec<StepRow> = self
+                    .rows(st::SELECT_STEPS, (&app, &fid, &ver, run, all.0, all.1))
+                    .await?;
+                let legacy: Vec<StepRow> = rows
+                    .into_iter()
+                    .filter(|r| r.4 == LEGACY_TOTAL_BREAKDOWN)
+                    .collect();
+                let totals = legacy.iter().map(|r| legacy_total(run, r)).collect();
+                self.exec_all(st::INSERT_TOTAL, totals).await?;
+                let deletes: Vec<_> = legacy
+                    .into_iter()
+                    .map(|(a, f, v, d, b, s, ..)| (a, f, v, run, d, b, s))
+                    .collect();
+                moved += deletes.len();
+                self.exec_all(st::DELETE_STEP, deletes).await?;
+            }
+        }
+        Ok(moved)
     }
 
     async fn drop_run(&self, run: i64) -> Result<(), FactsError> {
@@ -339,14 +361,15 @@ fn tls_config(url: &CqlUrl) -> Result<Option<Arc<rustls::ClientConfig>>, FactsEr
     let mut roots = rustls::RootCertStore::empty();
     match &url.ca_file {
         Some(path) => {
-            for cert in CertificateDer::pem_file_iter(path)
-                .map_err(|e| FactsError::Cql(format!("CA file {}: {e}", path.display())))?
-            {
-                let cert =
-                    cert.map_err(|e| FactsError::Cql(format!("CA file {}: {e}", path.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| FactsError::Cql(format!("CA file {}: {e}", path.display())))?;
+            let ca_error = |source: Box<dyn std::error::Error + Send + Sync>| {
+                FactsError::from(CqlError::Tls {
+                    reason: format!("CA file {}", path.display()),
+                    source: Some(source),
+                })
+            };
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| ca_error(e.into()))? {
+                let cert = cert.map_err(|e| ca_error(e.into()))?;
+                roots.add(cert).map_err(|e| ca_error(e.into()))?;
             }
         }
         None => {
@@ -357,9 +380,10 @@ fn tls_config(url: &CqlUrl) -> Result<Option<Arc<rustls::ClientConfig>>, FactsEr
         }
     }
     if roots.is_empty() {
-        return Err(FactsError::Cql(
-            "tls=true but no CA certificate was found (pass ca=PATH)".into(),
-        ));
+        return Err(FactsError::from(CqlError::Tls {
+            reason: "tls=true but no CA certificate was found (pass ca=PATH)".into(),
+            source: None,
+        }));
     }
     Ok(Some(Arc::new(
         rustls::ClientConfig::builder()
@@ -381,6 +405,20 @@ fn tls_config(url: &CqlUrl) -> Result<(), FactsError> {
 
 type Fut<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, FactsError>> + Send>>;
 
+fn cql_step(step: u32) -> Result<i32, FactsError> {
+    i32::try_from(step).map_err(|_| FactsError::Invalid {
+        what: "step",
+        value: step.to_string(),
+    })
+}
+
+fn cql_actors(actors: u64) -> Result<i64, FactsError> {
+    i64::try_from(actors).map_err(|_| FactsError::Invalid {
+        what: "actors",
+        value: actors.to_string(),
+    })
+}
+
 fn steps_values(run: i64, rows: &[FunnelStepFact]) -> Result<Vec<StepValues>, FactsError> {
     rows.iter()
         .map(|r| {
@@ -391,14 +429,8 @@ fn steps_values(run: i64, rows: &[FunnelStepFact]) -> Result<Vec<StepValues>, Fa
                 run,
                 r.day.to_string(),
                 r.breakdown.clone(),
-                i32::try_from(r.step).map_err(|_| FactsError::Invalid {
-                    what: "step",
-                    value: r.step.to_string(),
-                })?,
-                i64::try_from(r.actors).map_err(|_| FactsError::Invalid {
-                    what: "actors",
-                    value: r.actors.to_string(),
-                })?,
+                cql_step(r.step)?,
+                cql_actors(r.actors)?,
                 r.ttc_median_s,
                 r.ttc_p90_s,
             ))
@@ -419,27 +451,69 @@ type StepValues = (
     Option<f64>,
 );
 
-impl FactStore for CqlStore {
-    fn init(&self) -> Result<(), FactsError> {
-        self.block(|inner| -> Fut<()> {
-            Box::pin(async move {
-                let ks = inner.ks().to_string();
-                let s = &inner.session;
-                s.query_unpaged(st::create_keyspace(&ks, inner.url.replication_factor), ())
-                    .await
-                    .map_err(cql_err)?;
-                for ddl in st::TABLES {
-                    s.query_unpaged(ddl.replace("{ks}", &ks), ())
-                        .await
-                        .map_err(cql_err)?;
-                }
-                s.await_schema_agreement().await.map_err(cql_err)?;
-                inner.prepare_all().await?;
-                Ok(())
-            })
+/// A `funnel_totals` row as [`st::SELECT_TOTALS`] returns it: day, step, actors, median, p90.
+type TotalRow = (String, i32, i64, Option<f64>, Option<f64>);
+/// A speed partial of [`st::SELECT_STEPS_SPEED`]: breakdown, step, actors.
+type SpeedStepRow = (String, i32, i64);
+/// A speed partial of [`st::SELECT_COUNTS_SPEED`]: dimension, value, count.
+type SpeedCountRow = (String, String, i64);
+
+/// The values of [`st::INSERT_TOTAL`].
+type TotalValues = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    i32,
+    i64,
+    Option<f64>,
+    Option<f64>,
+);
+
+fn total_values(run: i64, r: &FunnelTotalFact) -> Result<TotalValues, FactsError> {
+    Ok((
+        r.app_id.clone(),
+        r.funnel_id.clone(),
+        r.funnel_version.clone(),
+        run,
+        r.day.to_string(),
+        cql_step(r.step)?,
+        cql_actors(r.actors)?,
+        r.ttc_median_s,
+        r.ttc_p90_s,
+    ))
+}
+
+/// A legacy total row of `funnel_steps` (breakdown [`LEGACY_TOTAL_BREAKDOWN`]) as `funnel_totals` values
+/// under `run`.
+fn legacy_total(run: i64, r: &StepRow) -> TotalValues {
+    let (app, fid, ver, day, _, step, actors, median, p90) = r.clone();
+    (app, fid, ver, run, day, step, actors, median, p90)
+}
+
+impl CqlStore {
+    /// Create the keyspace and the tables if missing, then move all-breakdowns totals that older versions
+    /// stored in `funnel_steps` into `funnel_totals` (see [`crate::cql_statements`] on upgrading).
+    /// Idempotent.
+    pub fn init(&self) -> Result<(), FactsError> {
+        self.block(|inner| async move {
+            let ks = inner.ks().to_string();
+            let s = &inner.session;
+            s.query_unpaged(st::create_keyspace(&ks, inner.url.replication_factor), ())
+                .await?;
+            for ddl in st::TABLES {
+                s.query_unpaged(ddl.replace("{ks}", &ks), ()).await?;
+            }
+            s.await_schema_agreement().await?;
+            inner.prepare_all().await?;
+            inner.migrate_legacy_totals().await?;
+            Ok(())
         })
     }
+}
 
+impl BatchPublisher for CqlStore {
     fn begin_run(&self, meta: &RunMeta) -> Result<RunId, FactsError> {
         let micros = chrono::Utc::now().timestamp_micros();
         let run = RunId(micros);
@@ -476,22 +550,26 @@ impl FactStore for CqlStore {
 
     fn write_funnel_steps(&self, run: RunId, rows: &[FunnelStepFact]) -> Result<(), FactsError> {
         let values = steps_values(run.0, rows)?;
-        let mut firsts: BTreeMap<Key, String> = BTreeMap::new();
-        for r in rows {
-            let day = r.day.to_string();
-            let e = firsts
-                .entry((
-                    r.app_id.clone(),
-                    r.funnel_id.clone(),
-                    r.funnel_version.clone(),
-                ))
-                .or_insert_with(|| day.clone());
-            if day < *e {
-                *e = day;
-            }
-        }
-        self.stage(run, rows.len(), firsts, move |inner| -> Fut<()> {
-            Box::pin(async move { inner.exec_all(st::INSERT_STEP, values).await })
+        let firsts = first_days(
+            rows.iter()
+                .map(|r| ((&*r.app_id, &*r.funnel_id, &*r.funnel_version), r.day)),
+        );
+        self.stage(run, rows.len(), firsts, move |inner| async move {
+            inner.exec_all(st::INSERT_STEP, values).await
+        })
+    }
+
+    fn write_funnel_totals(&self, run: RunId, rows: &[FunnelTotalFact]) -> Result<(), FactsError> {
+        let values = rows
+            .iter()
+            .map(|r| total_values(run.0, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let firsts = first_days(
+            rows.iter()
+                .map(|r| ((&*r.app_id, &*r.funnel_id, &*r.funnel_version), r.day)),
+        );
+        self.stage(run, rows.len(), firsts, move |inner| async move {
+            inner.exec_all(st::INSERT_TOTAL, values).await
         })
     }
 
@@ -510,22 +588,14 @@ impl FactStore for CqlStore {
                 )
             })
             .collect();
-        let mut firsts: BTreeMap<Key, String> = BTreeMap::new();
-        for r in rows {
-            let day = r.day.to_string();
-            let e = firsts
-                .entry((
-                    r.app_id.clone(),
-                    COUNTS_WATERMARK_ID.to_string(),
-                    r.metric.clone(),
-                ))
-                .or_insert_with(|| day.clone());
-            if day < *e {
-                *e = day;
-            }
-        }
-        self.stage(run, rows.len(), firsts, move |inner| -> Fut<()> {
-            Box::pin(async move { inner.exec_all(st::INSERT_COUNT, values).await })
+        let firsts = first_days(rows.iter().map(|r| {
+            (
+                (r.app_id.as_str(), COUNTS_WATERMARK_ID, r.metric.as_str()),
+                r.day,
+            )
+        }));
+        self.stage(run, rows.len(), firsts, move |inner| async move {
+            inner.exec_all(st::INSERT_COUNT, values).await
         })
     }
 
@@ -575,9 +645,13 @@ impl FactStore for CqlStore {
                             let old_rows: Vec<StepRow> = inner
                                 .rows(
                                     st::SELECT_STEPS,
-                                    (app, fid, ver, old, Day::FIRST.to_string(), day_before),
+                                    (app, fid, ver, old, Day::FIRST.to_string(), &day_before),
                                 )
                                 .await?;
+                            // Rows an older version wrote as totals go to funnel_totals.
+                            let (legacy, old_rows): (Vec<StepRow>, Vec<StepRow>) = old_rows
+                                .into_iter()
+                                .partition(|r| r.4 == LEGACY_TOTAL_BREAKDOWN);
                             let values: Vec<StepValues> = old_rows
                                 .into_iter()
                                 .map(|(a, f, v, d, b, s, n, m, p)| {
@@ -585,6 +659,20 @@ impl FactStore for CqlStore {
                                 })
                                 .collect();
                             inner.exec_all(st::INSERT_STEP, values).await?;
+                            let old_totals: Vec<TotalRow> = inner
+                                .rows(
+                                    st::SELECT_TOTALS,
+                                    (app, fid, ver, old, Day::FIRST.to_string(), day_before),
+                                )
+                                .await?;
+                            let values: Vec<TotalValues> = old_totals
+                                .into_iter()
+                                .map(|(d, s, n, m, p)| {
+                                    (app.clone(), fid.clone(), ver.clone(), run.0, d, s, n, m, p)
+                                })
+                                .chain(legacy.iter().map(|r| legacy_total(run.0, r)))
+                                .collect();
+                            inner.exec_all(st::INSERT_TOTAL, values).await?;
                         }
                     }
                     if first.is_none() {
@@ -616,7 +704,7 @@ impl FactStore for CqlStore {
                 batch.set_is_idempotent(true);
                 batch.set_consistency(Consistency::LocalQuorum);
                 if !wms.is_empty() {
-                    inner.session.batch(&batch, values).await.map_err(cql_err)?;
+                    inner.session.batch(&batch, values).await?;
                 }
                 inner
                     .exec(
@@ -688,14 +776,11 @@ impl FactStore for CqlStore {
         self.staged().remove(&run.0);
         Ok(())
     }
+}
 
+impl StreamSink for CqlStore {
     fn apply_speed_batch(&self, b: &SpeedBatch) -> Result<bool, FactsError> {
-        if b.next_offset < b.first_offset {
-            return Err(FactsError::Invalid {
-                what: "speed batch offsets (next_offset < first_offset)",
-                value: format!("{}..{}", b.first_offset, b.next_offset),
-            });
-        }
+        b.check_offsets()?;
         let b = b.clone();
         self.block(move |inner| -> Fut<bool> {
             Box::pin(async move {
@@ -705,26 +790,15 @@ impl FactStore for CqlStore {
                         (&b.group, &b.topic, b.partition, b.first_offset),
                     )
                     .await?;
-                if seen.is_some() {
+                let committed: Option<(i64,)> = if seen.is_some() {
+                    None
+                } else {
+                    inner
+                        .first(st::SELECT_OFFSET, (&b.group, &b.topic, b.partition))
+                        .await?
+                };
+                if !b.should_apply(seen.is_some(), committed.map(|c| c.0))? {
                     return Ok(false);
-                }
-                let committed: Option<(i64,)> = inner
-                    .first(st::SELECT_OFFSET, (&b.group, &b.topic, b.partition))
-                    .await?;
-                if committed
-                    .is_some_and(|(c,)| b.next_offset <= c && b.next_offset > b.first_offset)
-                {
-                    // Entirely below the committed offset: consumed before (its marker expired).
-                    return Ok(false);
-                }
-                if let Some((c,)) = committed.filter(|c| c.0 > b.first_offset) {
-                    return Err(FactsError::OffsetOverlap {
-                        group: b.group.clone(),
-                        topic: b.topic.clone(),
-                        partition: b.partition,
-                        first_offset: b.first_offset,
-                        committed: c,
-                    });
                 }
                 let key = st::batch_key(&b.group, &b.topic, b.partition, b.first_offset);
                 let ttl = st::SPEED_TTL_S;
@@ -817,7 +891,7 @@ impl FactStore for CqlStore {
                     ),
                     ("speed_applied_at_ms", now.to_string()),
                 );
-                inner.session.batch(&batch, values).await.map_err(cql_err)?;
+                inner.session.batch(&batch, values).await?;
                 Ok(true)
             })
         })
@@ -833,7 +907,9 @@ impl FactStore for CqlStore {
             })
         })
     }
+}
 
+impl StateReader for CqlStore {
     fn get_state(
         &self,
         namespace: &str,
@@ -871,172 +947,15 @@ impl FactStore for CqlStore {
             })
         })
     }
+}
 
+impl FactReader for CqlStore {
     fn read_funnel(&self, q: &FunnelQuery) -> Result<FunnelAnswer, FactsError> {
-        let q = q.clone();
-        self.block(move |inner| -> Fut<FunnelAnswer> {
-            Box::pin(async move {
-                let version = match &q.funnel_version {
-                    Some(v) => v.clone(),
-                    None => {
-                        let wms: Vec<(String, String, String, i64, i64)> =
-                            inner.rows(st::SELECT_WATERMARKS, (&q.app_id,)).await?;
-                        let latest = wms
-                            .into_iter()
-                            .filter(|w| w.0 == q.funnel_id)
-                            .max_by_key(|w| (w.4, w.3))
-                            .map(|w| w.1);
-                        match latest {
-                            Some(v) => v,
-                            None => {
-                                let mut vs: Vec<String> = inner
-                                    .rows::<(String,)>(
-                                        st::SELECT_SPEED_VERSIONS,
-                                        (&q.app_id, &q.funnel_id),
-                                    )
-                                    .await?
-                                    .into_iter()
-                                    .map(|v| v.0)
-                                    .collect();
-                                vs.dedup();
-                                match vs.len() {
-                                    0 => String::new(),
-                                    1 => vs.remove(0),
-                                    _ => {
-                                        return Err(FactsError::AmbiguousVersion {
-                                            app_id: q.app_id.clone(),
-                                            funnel_id: q.funnel_id.clone(),
-                                            versions: vs,
-                                        })
-                                    }
-                                }
-                            }
-                        }
-                    }
-                };
-                let (app, fid) = (q.app_id.as_str(), q.funnel_id.as_str());
-                let pointer = inner.pointer(app, fid, &version).await?;
-                let watermark = pointer.map(|p| p.0);
-                let split = lambda::split(q.from, q.to, watermark);
-                let mut batch = Vec::new();
-                if let (Some((_, run, _)), Some((lo, hi))) = (pointer, split.batch) {
-                    let rows: Vec<StepRow> = inner
-                        .rows(
-                            st::SELECT_STEPS,
-                            (app, fid, &version, run, lo.to_string(), hi.to_string()),
-                        )
-                        .await?;
-                    for (app_id, funnel_id, funnel_version, day, breakdown, step, actors, m, p) in
-                        rows
-                    {
-                        batch.push(FunnelStepFact {
-                            app_id,
-                            funnel_id,
-                            funnel_version,
-                            day: day.parse()?,
-                            breakdown,
-                            step: u32::try_from(step).unwrap_or(0),
-                            actors: u64::try_from(actors).unwrap_or(0),
-                            ttc_median_s: m,
-                            ttc_p90_s: p,
-                        });
-                    }
-                }
-                let mut speed = Vec::new();
-                for day in inner.speed_days(app, fid, &version, split.speed).await? {
-                    let rows: Vec<(String, i32, i64)> = inner
-                        .rows(st::SELECT_STEPS_SPEED, (app, fid, &version, &day))
-                        .await?;
-                    let d: Day = day.parse()?;
-                    for (breakdown, step, actors) in rows {
-                        speed.push(FunnelStepFact {
-                            app_id: app.to_string(),
-                            funnel_id: fid.to_string(),
-                            funnel_version: version.clone(),
-                            day: d,
-                            breakdown,
-                            step: u32::try_from(step).unwrap_or(0),
-                            actors: u64::try_from(actors).unwrap_or(0),
-                            ttc_median_s: None,
-                            ttc_p90_s: None,
-                        });
-                    }
-                }
-                let freshness = Freshness {
-                    watermark,
-                    batch_run: pointer.map(|p| RunId(p.1)),
-                    batch_published_at_ms: pointer.map(|p| p.2),
-                    speed_applied_at_ms: inner.speed_applied_at().await?,
-                };
-                let days = lambda::merge_funnel(&q, watermark, batch, speed)?;
-                Ok(FunnelAnswer {
-                    app_id: q.app_id.clone(),
-                    funnel_id: q.funnel_id.clone(),
-                    funnel_version: version,
-                    freshness,
-                    days,
-                })
-            })
-        })
+        read::read_funnel(&Rows(self), q)
     }
 
     fn read_counts(&self, q: &CountsQuery) -> Result<CountsAnswer, FactsError> {
-        let q = q.clone();
-        self.block(move |inner| -> Fut<CountsAnswer> {
-            Box::pin(async move {
-                let (app, metric) = (q.app_id.as_str(), q.metric.as_str());
-                let pointer = inner.pointer(app, COUNTS_WATERMARK_ID, metric).await?;
-                let watermark = pointer.map(|p| p.0);
-                let split = lambda::split(q.from, q.to, watermark);
-                let fact =
-                    |day: Day, dimension: String, value: String, count: i64| DailyCountFact {
-                        app_id: app.to_string(),
-                        day,
-                        metric: metric.to_string(),
-                        dimension,
-                        value,
-                        count,
-                    };
-                let mut batch = Vec::new();
-                if let (Some((_, run, _)), Some((lo, hi))) = (pointer, split.batch) {
-                    let rows: Vec<(String, String, String, i64)> = inner
-                        .rows(
-                            st::SELECT_COUNTS,
-                            (app, metric, run, lo.to_string(), hi.to_string()),
-                        )
-                        .await?;
-                    for (day, dim, value, count) in rows {
-                        batch.push(fact(day.parse()?, dim, value, count));
-                    }
-                }
-                let mut speed = Vec::new();
-                for day in inner
-                    .speed_days(app, COUNTS_WATERMARK_ID, metric, split.speed)
-                    .await?
-                {
-                    let rows: Vec<(String, String, i64)> = inner
-                        .rows(st::SELECT_COUNTS_SPEED, (app, metric, &day))
-                        .await?;
-                    let d: Day = day.parse()?;
-                    for (dim, value, count) in rows {
-                        speed.push(fact(d, dim, value, count));
-                    }
-                }
-                let freshness = Freshness {
-                    watermark,
-                    batch_run: pointer.map(|p| RunId(p.1)),
-                    batch_published_at_ms: pointer.map(|p| p.2),
-                    speed_applied_at_ms: inner.speed_applied_at().await?,
-                };
-                let days = lambda::merge_counts(&q, watermark, batch, speed)?;
-                Ok(CountsAnswer {
-                    app_id: q.app_id.clone(),
-                    metric: q.metric.clone(),
-                    freshness,
-                    days,
-                })
-            })
-        })
+        read::read_counts(&Rows(self), q)
     }
 
     fn watermarks(&self, app_id: &str) -> Result<Vec<Watermark>, FactsError> {
@@ -1088,19 +1007,248 @@ impl FactStore for CqlStore {
     }
 }
 
+/// The CQL [`RowSource`]: each call one or a few single-partition reads. The pointer is read first and
+/// names an immutable run partition, so the batch rows of an answer all come from one run.
+struct Rows<'a>(&'a CqlStore);
+
+type Range = (String, String);
+
+fn range((lo, hi): (Day, Day)) -> Range {
+    (lo.to_string(), hi.to_string())
+}
+
+/// Owned copies of a key, for the `'static` futures of the store's runtime.
+fn owned(key: Key<'_>) -> OwnedKey {
+    (
+        key.app_id.to_string(),
+        key.funnel_id.to_string(),
+        key.funnel_version.to_string(),
+    )
+}
+
+impl RowSource for Rows<'_> {
+    fn pointer(&self, key: Key<'_>) -> Result<Option<Pointer>, FactsError> {
+        let (app, fid, ver) = owned(key);
+        let p = self
+            .0
+            .block(move |inner| async move { inner.pointer(&app, &fid, &ver).await })?;
+        Ok(p.map(|(batch_until, run, published_at_ms)| Pointer {
+            batch_until,
+            run: RunId(run),
+            published_at_ms,
+        }))
+    }
+
+    fn latest_published_version(
+        &self,
+        app_id: &str,
+        funnel_id: &str,
+    ) -> Result<Option<String>, FactsError> {
+        let (app, fid) = (app_id.to_string(), funnel_id.to_string());
+        self.0.block(move |inner| async move {
+            let marks: Vec<(String, String, String, i64, i64)> =
+                inner.rows(st::SELECT_WATERMARKS, (&app,)).await?;
+            Ok(marks
+                .into_iter()
+                .filter(|w| w.0 == fid)
+                .max_by_key(|w| (w.4, w.3))
+                .map(|w| w.1))
+        })
+    }
+
+    fn speed_versions(&self, app_id: &str, funnel_id: &str) -> Result<Vec<String>, FactsError> {
+        let (app, fid) = (app_id.to_string(), funnel_id.to_string());
+        self.0.block(move |inner| async move {
+            let versions: Vec<(String,)> =
+                inner.rows(st::SELECT_SPEED_VERSIONS, (&app, &fid)).await?;
+            Ok(versions.into_iter().map(|v| v.0).collect())
+        })
+    }
+
+    fn batch_steps(
+        &self,
+        key: Key<'_>,
+        run: RunId,
+        days: (Day, Day),
+    ) -> Result<Vec<FunnelStepFact>, FactsError> {
+        let (app, fid, ver) = owned(key);
+        let (lo, hi) = range(days);
+        let rows: Vec<StepRow> = self.0.block(move |inner| async move {
+            inner
+                .rows(st::SELECT_STEPS, (app, fid, ver, run.0, lo, hi))
+                .await
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (app_id, funnel_id, funnel_version, day, breakdown, step, actors, m, p) in rows {
+            // A total an older version left here (before `funnel facts init` moved it) is not a
+            // breakdown value.
+            if breakdown == LEGACY_TOTAL_BREAKDOWN {
+                continue;
+            }
+            out.push(FunnelStepFact {
+                app_id,
+                funnel_id,
+                funnel_version,
+                day: day.parse()?,
+                breakdown,
+                step: u32::try_from(step).unwrap_or(0),
+                actors: u64::try_from(actors).unwrap_or(0),
+                ttc_median_s: m,
+                ttc_p90_s: p,
+            });
+        }
+        Ok(out)
+    }
+
+    fn batch_totals(
+        &self,
+        key: Key<'_>,
+        run: RunId,
+        days: (Day, Day),
+    ) -> Result<Vec<FunnelTotalFact>, FactsError> {
+        let (app, fid, ver) = owned(key);
+        let (lo, hi) = range(days);
+        let rows: Vec<TotalRow> = self.0.block(move |inner| async move {
+            inner
+                .rows(st::SELECT_TOTALS, (app, fid, ver, run.0, lo, hi))
+                .await
+        })?;
+        rows.into_iter()
+            .map(|(day, step, actors, m, p)| {
+                Ok(FunnelTotalFact {
+                    app_id: key.app_id.to_string(),
+                    funnel_id: key.funnel_id.to_string(),
+                    funnel_version: key.funnel_version.to_string(),
+                    day: day.parse()?,
+                    step: u32::try_from(step).unwrap_or(0),
+                    actors: u64::try_from(actors).unwrap_or(0),
+                    ttc_median_s: m,
+                    ttc_p90_s: p,
+                })
+            })
+            .collect()
+    }
+
+    fn speed_steps(
+        &self,
+        key: Key<'_>,
+        days: (Day, Day),
+    ) -> Result<Vec<FunnelStepFact>, FactsError> {
+        let (app, fid, ver) = owned(key);
+        let by_day: Vec<(String, Vec<SpeedStepRow>)> = self.0.block(move |inner| async move {
+            let mut out = Vec::new();
+            for day in inner.speed_days(&app, &fid, &ver, Some(days)).await? {
+                let rows = inner
+                    .rows(st::SELECT_STEPS_SPEED, (&app, &fid, &ver, &day))
+                    .await?;
+                out.push((day, rows));
+            }
+            Ok(out)
+        })?;
+        let mut out = Vec::new();
+        for (day, rows) in by_day {
+            let day: Day = day.parse()?;
+            for (breakdown, step, actors) in rows {
+                out.push(FunnelStepFact {
+                    app_id: key.app_id.to_string(),
+                    funnel_id: key.funnel_id.to_string(),
+                    funnel_version: key.funnel_version.to_string(),
+                    day,
+                    breakdown,
+                    step: u32::try_from(step).unwrap_or(0),
+                    actors: u64::try_from(actors).unwrap_or(0),
+                    ttc_median_s: None,
+                    ttc_p90_s: None,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn batch_counts(
+        &self,
+        q: &CountsQuery,
+        run: RunId,
+        days: (Day, Day),
+    ) -> Result<Vec<DailyCountFact>, FactsError> {
+        let (app, metric) = (q.app_id.clone(), q.metric.clone());
+        let (lo, hi) = range(days);
+        let rows: Vec<(String, String, String, i64)> = self.0.block(move |inner| async move {
+            inner
+                .rows(st::SELECT_COUNTS, (app, metric, run.0, lo, hi))
+                .await
+        })?;
+        rows.into_iter()
+            .map(|(day, dimension, value, count)| {
+                Ok(DailyCountFact {
+                    app_id: q.app_id.clone(),
+                    day: day.parse()?,
+                    metric: q.metric.clone(),
+                    dimension,
+                    value,
+                    count,
+                })
+            })
+            .collect()
+    }
+
+    fn speed_counts(
+        &self,
+        q: &CountsQuery,
+        days: (Day, Day),
+    ) -> Result<Vec<DailyCountFact>, FactsError> {
+        let (app, metric) = (q.app_id.clone(), q.metric.clone());
+        let by_day: Vec<(String, Vec<SpeedCountRow>)> = self.0.block(move |inner| async move {
+            let mut out = Vec::new();
+            for day in inner
+                .speed_days(&app, COUNTS_WATERMARK_ID, &metric, Some(days))
+                .await?
+            {
+                let rows = inner
+                    .rows(st::SELECT_COUNTS_SPEED, (&app, &metric, &day))
+                    .await?;
+                out.push((day, rows));
+            }
+            Ok(out)
+        })?;
+        let mut out = Vec::new();
+        for (day, rows) in by_day {
+            let day: Day = day.parse()?;
+            for (dimension, value, count) in rows {
+                out.push(DailyCountFact {
+                    app_id: q.app_id.clone(),
+                    day,
+                    metric: q.metric.clone(),
+                    dimension,
+                    value,
+                    count,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn speed_applied_at_ms(&self) -> Result<Option<i64>, FactsError> {
+        self.0
+            .block(|inner| async move { inner.speed_applied_at().await })
+    }
+}
+
 impl CqlStore {
-    fn stage(
+    /// Stage rows of a running run with `write`, then record the run's first staged day per key (kept in
+    /// memory — this process owns the run — and upserted into `run_keys`).
+    fn stage<F>(
         &self,
         run: RunId,
         n: usize,
-        firsts: BTreeMap<Key, String>,
-        write: impl FnOnce(Arc<Inner>) -> Fut<()>,
-    ) -> Result<(), FactsError> {
-        self.block(|inner| -> Fut<()> {
-            Box::pin(async move { inner.require_running(run).await })
-        })?;
+        firsts: BTreeMap<OwnedKey, Day>,
+        write: impl FnOnce(Arc<Inner>) -> F,
+    ) -> Result<(), FactsError>
+    where
+        F: Future<Output = Result<(), FactsError>> + Send + 'static,
+    {
+        self.block(|inner| async move { inner.require_running(run).await })?;
         self.block(write)?;
-        // First staged day per key: kept in memory (this process owns the run) and upserted.
         let keys: Vec<(i64, String, String, String, String)> = {
             let mut staged = self.staged();
             let entry = staged.entry(run.0).or_default();
@@ -1108,6 +1256,7 @@ impl CqlStore {
             firsts
                 .into_iter()
                 .map(|(k, day)| {
+                    let day = day.to_string();
                     let e = entry.1.entry(k.clone()).or_insert_with(|| day.clone());
                     if day < *e {
                         *e = day;
@@ -1116,12 +1265,24 @@ impl CqlStore {
                 })
                 .collect()
         };
-        self.block(move |inner| -> Fut<()> {
-            Box::pin(async move { inner.exec_all(st::UPSERT_RUN_KEY, keys).await })
-        })?;
+        self.block(move |inner| async move { inner.exec_all(st::UPSERT_RUN_KEY, keys).await })?;
         fault::point("stage");
         Ok(())
     }
+}
+
+/// The earliest day per key of rows being staged.
+fn first_days<'a>(
+    rows: impl Iterator<Item = ((&'a str, &'a str, &'a str), Day)>,
+) -> BTreeMap<OwnedKey, Day> {
+    let mut firsts: BTreeMap<OwnedKey, Day> = BTreeMap::new();
+    for ((app, fid, ver), day) in rows {
+        let first = firsts
+            .entry((app.to_string(), fid.to_string(), ver.to_string()))
+            .or_insert(day);
+        *first = (*first).min(day);
+    }
+    firsts
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! The CQL the Cassandra/Scylla store sends: schema (`init`) and every prepared statement, as plain text
 //! built from the keyspace, so they can be unit-tested without a server.
 //!
-//! Layout: batch rows live in one partition per (key, run) — `funnel_steps` by
+//! Layout: batch rows live in one partition per (key, run) — `funnel_steps` and `funnel_totals` by
 //! `(app_id, funnel_id, funnel_version, run_id)`, `daily_counts` by `(app_id, metric, run_id)` — so a run is
-//! published by flipping `watermarks.run_id` and a superseded run is dropped with one partition delete.
+//! published by flipping `watermarks.run_id` and a superseded run is dropped with one partition delete per
+//! table.
 //! Speed partials live in one partition per (key, day) with the Kafka batch key as the last clustering
 //! column: re-applying a batch rewrites the same cells (idempotent upserts, no counters), and readers sum
 //! the partials. `speed_days` lists which days have speed rows, so reads never scan.
@@ -18,6 +19,14 @@
 //! upgrade are still refused by the group's committed offset (`stream_offsets`, unchanged). Stop the stream
 //! cleanly before upgrading: a batch cut short by a crash and re-applied by the new version would write its
 //! partials under the new `batch_key` beside the old ones.
+//!
+//! Upgrading a keyspace created before `funnel_totals` (all-breakdowns totals were `funnel_steps` rows under
+//! the breakdown `"\u{1}all"`, [`LEGACY_TOTAL_BREAKDOWN`]): run `funnel facts init` once with the new
+//! version, before its first publish. CQL has no `INSERT … SELECT`, so `init` migrates in code: it creates
+//! the table (`CREATE TABLE IF NOT EXISTS ks.funnel_totals …`, in [`TABLES`]), then for every published
+//! funnel run (`SELECT DISTINCT app_id FROM ks.watermarks`, then each app's watermarks) copies the legacy
+//! rows into `funnel_totals` ([`INSERT_TOTAL`]) and deletes them from `funnel_steps` ([`DELETE_STEP`]).
+//! Running it again finds nothing to move. A publish also moves legacy rows it carries forward.
 
 /// One statement the store prepares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +44,10 @@ impl Stmt {
         self.template.replace("{ks}", keyspace)
     }
 }
+
+/// The breakdown value under which keyspaces written before `funnel_totals` stored the all-breakdowns
+/// totals in `funnel_steps` (see the module docs on upgrading).
+pub const LEGACY_TOTAL_BREAKDOWN: &str = "\u{1}all";
 
 /// Default TTL (seconds) of speed partials and applied-batch markers: 120 days. Speed rows below the
 /// watermark are also deleted at publish; the TTL only bounds what a stopped batch side leaves.
@@ -58,6 +71,10 @@ pub const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS {ks}.funnel_steps (app_id text, funnel_id text, funnel_version text, run_id bigint, \
      day text, breakdown text, step int, actors bigint, ttc_median_s double, ttc_p90_s double, layer text, \
      PRIMARY KEY ((app_id, funnel_id, funnel_version, run_id), day, breakdown, step))",
+    // All-breakdowns totals of funnels with a breakdown: batch only, same partitioning as funnel_steps.
+    "CREATE TABLE IF NOT EXISTS {ks}.funnel_totals (app_id text, funnel_id text, funnel_version text, run_id bigint, \
+     day text, step int, actors bigint, ttc_median_s double, ttc_p90_s double, \
+     PRIMARY KEY ((app_id, funnel_id, funnel_version, run_id), day, step))",
     "CREATE TABLE IF NOT EXISTS {ks}.daily_counts (app_id text, metric text, run_id bigint, day text, dimension text, \
      value text, count bigint, layer text, PRIMARY KEY ((app_id, metric, run_id), day, dimension, value))",
     "CREATE TABLE IF NOT EXISTS {ks}.funnel_steps_speed (app_id text, funnel_id text, funnel_version text, day text, \
@@ -104,6 +121,10 @@ stmts! {
     INSERT_STEP = 10, "INSERT INTO {ks}.funnel_steps (app_id, funnel_id, funnel_version, run_id, day, breakdown, step, actors, ttc_median_s, ttc_p90_s, layer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'batch')";
     SELECT_STEPS = 6, "SELECT app_id, funnel_id, funnel_version, day, breakdown, step, actors, ttc_median_s, ttc_p90_s FROM {ks}.funnel_steps WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND run_id = ? AND day >= ? AND day <= ?";
     DELETE_STEPS_RUN = 4, "DELETE FROM {ks}.funnel_steps WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND run_id = ?";
+    DELETE_STEP = 7, "DELETE FROM {ks}.funnel_steps WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND run_id = ? AND day = ? AND breakdown = ? AND step = ?";
+    INSERT_TOTAL = 9, "INSERT INTO {ks}.funnel_totals (app_id, funnel_id, funnel_version, run_id, day, step, actors, ttc_median_s, ttc_p90_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    SELECT_TOTALS = 6, "SELECT day, step, actors, ttc_median_s, ttc_p90_s FROM {ks}.funnel_totals WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND run_id = ? AND day >= ? AND day <= ?";
+    DELETE_TOTALS_RUN = 4, "DELETE FROM {ks}.funnel_totals WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND run_id = ?";
     INSERT_COUNT = 7, "INSERT INTO {ks}.daily_counts (app_id, metric, run_id, day, dimension, value, count, layer) VALUES (?, ?, ?, ?, ?, ?, ?, 'batch')";
     SELECT_COUNTS = 5, "SELECT day, dimension, value, count FROM {ks}.daily_counts WHERE app_id = ? AND metric = ? AND run_id = ? AND day >= ? AND day <= ?";
     DELETE_COUNTS_RUN = 3, "DELETE FROM {ks}.daily_counts WHERE app_id = ? AND metric = ? AND run_id = ?";
@@ -120,6 +141,7 @@ stmts! {
     UPSERT_WATERMARK = 6, "INSERT INTO {ks}.watermarks (app_id, funnel_id, funnel_version, batch_until, run_id, published_at_ms) VALUES (?, ?, ?, ?, ?, ?)";
     SELECT_WATERMARK = 3, "SELECT batch_until, run_id, published_at_ms FROM {ks}.watermarks WHERE app_id = ? AND funnel_id = ? AND funnel_version = ?";
     SELECT_WATERMARKS = 1, "SELECT funnel_id, funnel_version, batch_until, run_id, published_at_ms FROM {ks}.watermarks WHERE app_id = ?";
+    SELECT_WATERMARK_APPS = 0, "SELECT DISTINCT app_id FROM {ks}.watermarks";
     UPSERT_OFFSET = 5, "INSERT INTO {ks}.stream_offsets (group_id, topic, partition, next_offset, updated_at_ms) VALUES (?, ?, ?, ?, ?)";
     SELECT_OFFSETS = 2, "SELECT partition, next_offset FROM {ks}.stream_offsets WHERE group_id = ? AND topic = ?";
     SELECT_OFFSET = 3, "SELECT next_offset FROM {ks}.stream_offsets WHERE group_id = ? AND topic = ? AND partition = ?";
@@ -247,6 +269,30 @@ mod tests {
             INSERT_SPEED_BATCH.cql("ks"),
             "INSERT INTO ks.speed_batches_by_group (group_id, topic, partition, first_offset, next_offset, applied_at_ms) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
         );
+    }
+
+    #[test]
+    fn totals_live_beside_the_steps_of_their_run() {
+        let ddl = TABLES
+            .iter()
+            .find(|d| d.contains("{ks}.funnel_totals "))
+            .expect("totals table");
+        assert!(
+            ddl.contains("PRIMARY KEY ((app_id, funnel_id, funnel_version, run_id), day, step))"),
+            "{ddl}"
+        );
+        assert!(!ddl.contains("breakdown"), "{ddl}");
+        // Written, read and dropped per run partition, like funnel_steps.
+        for s in [INSERT_TOTAL, SELECT_TOTALS, DELETE_TOTALS_RUN] {
+            assert!(s.template.contains("funnel_totals"), "{}", s.name);
+        }
+        assert!(DELETE_TOTALS_RUN
+            .template
+            .ends_with("WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND run_id = ?"));
+        // The legacy-row delete names the whole primary key: one row, never a range.
+        assert!(DELETE_STEP
+            .template
+            .ends_with("run_id = ? AND day = ? AND breakdown = ? AND step = ?"));
     }
 
     #[test]

@@ -1,26 +1,43 @@
 //! `FactsError`: everything a fact store can fail with.
+//!
+//! Errors of the backends (SQLite, the Cassandra driver, JSON, I/O) are kept as the error's
+//! [`source`](std::error::Error::source), not flattened into strings, so a caller can inspect them by type
+//! (e.g. `rusqlite::Error::SqliteFailure` with `DatabaseBusy`), and anything holding a `FactsError` in its
+//! chain can be told apart as a fact store failure (`downcast_ref::<FactsError>()` on each link). The
+//! message also names the backend's error, as the other crates of the workspace do, so a log line of the
+//! error alone says what happened.
 
-/// Errors of the fact stores. Backend errors keep their source; the rest say which input was wrong.
+/// Errors of the fact stores.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FactsError {
     /// The store URL could not be understood.
     #[error("bad fact store URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
-    /// A value (day, layer, metric, …) was not valid.
+    /// A value given to the store (a day, a layer, a count, a run status read back) was not valid.
     #[error("invalid {what}: {value:?}")]
     Invalid { what: &'static str, value: String },
-    /// The SQLite backend failed.
-    #[error("sqlite: {0}")]
+    /// The SQLite backend failed (the file, a lock, a statement).
+    #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The Cassandra/Scylla backend failed (the driver's message).
-    #[error("cql: {0}")]
-    Cql(String),
+    /// The SQLite file was written by a newer version of this program (its schema version is higher than
+    /// this build knows).
+    #[error("the SQLite fact store {path} has schema version {found}; this build knows versions up to {supported} (upgrade funnel)")]
+    SchemaTooNew {
+        path: std::path::PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    /// The Cassandra/Scylla backend failed (boxed: the driver's errors are large, and every result of the
+    /// store carries this enum).
+    #[cfg(feature = "cql")]
+    #[error("CQL: {0}")]
+    Cql(#[source] Box<CqlError>),
     /// JSON (run inputs, funnel lists) could not be encoded or decoded.
-    #[error("json: {0}")]
+    #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// I/O around the store (creating its directory, …).
-    #[error("i/o: {0}")]
+    #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
     /// The run id is unknown to this store.
     #[error("unknown run {0}")]
@@ -56,4 +73,96 @@ pub enum FactsError {
     /// The backend is not compiled into this build.
     #[error("fact store backend {0:?} is not compiled in (enable the cargo feature)")]
     BackendDisabled(&'static str),
+}
+
+/// What the Cassandra/Scylla driver (or the store around it) failed with; the driver's error is the source.
+#[cfg(feature = "cql")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CqlError {
+    /// No session could be opened (no contact point reachable, authentication refused, …).
+    #[error("connecting to the cluster: {0}")]
+    Connect(#[from] scylla::errors::NewSessionError),
+    /// A statement could not be prepared: usually its table is missing.
+    #[error("preparing {statement} (were the tables created with `funnel facts init`?): {source}")]
+    Prepare {
+        statement: &'static str,
+        #[source]
+        source: scylla::errors::PrepareError,
+    },
+    /// A request failed (timeout, unavailable replicas, a rejected statement, …).
+    #[error("{0}")]
+    Execute(#[from] scylla::errors::ExecutionError),
+    /// A paged read could not start.
+    #[error("starting a paged read: {0}")]
+    Pager(#[from] scylla::errors::PagerExecutionError),
+    /// A page of a read could not be fetched or decoded.
+    #[error("reading rows: {0}")]
+    NextRow(#[from] scylla::errors::NextRowError),
+    /// The rows of a read do not have the columns the store expects (a table of another layout).
+    #[error("rows of an unexpected type: {0}")]
+    TypeCheck(#[from] scylla::errors::TypeCheckError),
+    /// The nodes did not agree on the schema after `init`'s DDL.
+    #[error("waiting for schema agreement: {0}")]
+    SchemaAgreement(#[from] scylla::errors::SchemaAgreementError),
+    /// TLS could not be configured (the CA file, its certificates).
+    #[error("TLS: {reason}{}", .source.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    Tls {
+        reason: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The store's own runtime dropped a request without answering (it is shutting down).
+    #[error("the CQL task ended without an answer")]
+    TaskLost,
+    /// A statement that is not in the store's prepared list was asked for (a bug of the store).
+    #[error("statement {statement} was not prepared")]
+    NotPrepared { statement: &'static str },
+}
+
+#[cfg(feature = "cql")]
+impl From<CqlError> for FactsError {
+    fn from(e: CqlError) -> FactsError {
+        FactsError::Cql(Box::new(e))
+    }
+}
+
+/// Driver errors convert straight into [`FactsError::Cql`], so store code can use `?` on them.
+#[cfg(feature = "cql")]
+macro_rules! from_driver_error {
+    ($($t:ty),*) => {
+        $(
+            impl From<$t> for FactsError {
+                fn from(e: $t) -> FactsError {
+                    FactsError::from(CqlError::from(e))
+                }
+            }
+        )*
+    };
+}
+#[cfg(feature = "cql")]
+from_driver_error!(
+    scylla::errors::NewSessionError,
+    scylla::errors::ExecutionError,
+    scylla::errors::PagerExecutionError,
+    scylla::errors::NextRowError,
+    scylla::errors::TypeCheckError,
+    scylla::errors::SchemaAgreementError
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn backend_errors_keep_their_source() {
+        let e = FactsError::from(rusqlite::Error::InvalidQuery);
+        let source = e.source().expect("the rusqlite error is the source");
+        assert!(source.downcast_ref::<rusqlite::Error>().is_some());
+        assert!(e.to_string().contains(&source.to_string()), "{e}");
+        let json = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        let e = FactsError::from(json);
+        assert!(e.source().unwrap().is::<serde_json::Error>());
+    }
 }

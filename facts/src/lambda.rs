@@ -4,15 +4,14 @@
 //! partials summed; with no watermark every day is a speed day. Speed rows below `w` are ignored (and
 //! garbage-collected by `publish`). Backends fetch each layer only over its own range ([`split`]) and hand
 //! the rows to [`merge_funnel`] / [`merge_counts`], which filter again, so a backend bug cannot leak rows
-//! of the wrong layer into an answer.
+//! of the wrong layer into an answer. [`crate::read`] drives both for every backend.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::day::Day;
 use crate::error::FactsError;
-use crate::model::{DailyCountFact, FunnelStepFact, Layer};
+use crate::model::{DailyCountFact, FunnelStepFact, FunnelTotalFact, Layer};
 use crate::query::{CountValue, CountsDay, CountsQuery, FunnelDay, FunnelQuery, StepValue};
-use crate::ALL_BREAKDOWNS;
 
 /// Longest range one answer spans (100 years), so a typo in a bound cannot make a billion empty days.
 pub const MAX_DAYS: i32 = 36_600;
@@ -53,19 +52,17 @@ fn in_range(day: Day, from: Option<Day>, to: Option<Day>) -> bool {
     from.is_none_or(|f| day >= f) && to.is_none_or(|t| day <= t)
 }
 
-/// The days an answer lists: `[from, to]`, open ends taken from the data (and, for `to`, at least up to the
-/// last batch-complete day, whose absence of rows is itself an answer: zero).
+/// The days an answer lists: `[from, to]`, an open end taken from the data (its first or last day with a
+/// row, of either layer). Days past the data's last day are listed only when `to` asks for them: a
+/// batch-complete day without rows is zero, but a watermark far past the data must not pad every answer
+/// with empty days.
 fn day_span(
     from: Option<Day>,
     to: Option<Day>,
-    watermark: Option<Day>,
     data: impl Iterator<Item = Day> + Clone,
 ) -> Result<Option<(Day, Day)>, FactsError> {
     let lo = from.or_else(|| data.clone().min());
-    let hi = to.or_else(|| {
-        let last_complete = watermark.map(|w| w.plus(-1));
-        data.max().max(last_complete)
-    });
+    let hi = to.or_else(|| data.max());
     let (Some(lo), Some(hi)) = (lo, hi) else {
         return Ok(None);
     };
@@ -89,43 +86,49 @@ struct StepAcc {
     ttc_p90_s: Option<f64>,
 }
 
-/// Merge batch rows (of the published run) and speed partial rows into the days of a funnel answer.
+/// Merge batch rows (of the published run), its all-breakdowns totals and speed partial rows into the days
+/// of a funnel answer.
 ///
 /// Batch days: one row per (breakdown, step) is exact, time-to-convert included. Without `breakdown`, a
-/// (day, step) with an all-breakdowns total row ([`crate::ALL_BREAKDOWNS`]) is answered by that row alone
-/// (exact); otherwise breakdowns are summed, keeping time-to-convert only where a single breakdown row
-/// contributes. With `breakdown`, total rows are not listed. Speed days: `actors` of all partial rows
-/// summed; time-to-convert is `None` (a median of partial aggregates cannot be merged exactly).
+/// (day, step) with a `funnel_totals` row is answered by that row alone (exact, time-to-convert over all
+/// breakdowns); otherwise breakdowns are summed, keeping time-to-convert only where a single breakdown row
+/// contributes. With `breakdown`, totals are not used. Speed days: `actors` of all partial rows summed;
+/// time-to-convert is `None` (a median of partial aggregates cannot be merged exactly).
 pub fn merge_funnel(
     q: &FunnelQuery,
     watermark: Option<Day>,
     batch: impl IntoIterator<Item = FunnelStepFact>,
+    totals: impl IntoIterator<Item = FunnelTotalFact>,
     speed: impl IntoIterator<Item = FunnelStepFact>,
 ) -> Result<Vec<FunnelDay>, FactsError> {
     let mut acc: BTreeMap<(Day, String, u32), StepAcc> = BTreeMap::new();
-    let batch: Vec<FunnelStepFact> = batch
-        .into_iter()
-        .filter(|r| layer_of(r.day, watermark) == Layer::Batch)
-        .collect();
-    // (day, step) of the batch that have an all-breakdowns total (used only without `breakdown`).
-    let totals: BTreeSet<(Day, u32)> = if q.breakdown {
-        BTreeSet::new()
+    let totals: Vec<FunnelStepFact> = if q.breakdown {
+        Vec::new()
     } else {
-        batch
-            .iter()
-            .filter(|r| r.breakdown == ALL_BREAKDOWNS)
-            .map(|r| (r.day, r.step))
+        totals
+            .into_iter()
+            .filter(|t| layer_of(t.day, watermark) == Layer::Batch)
+            .map(|t| FunnelStepFact {
+                app_id: t.app_id,
+                funnel_id: t.funnel_id,
+                funnel_version: t.funnel_version,
+                day: t.day,
+                breakdown: String::new(),
+                step: t.step,
+                actors: t.actors,
+                ttc_median_s: t.ttc_median_s,
+                ttc_p90_s: t.ttc_p90_s,
+            })
             .collect()
     };
+    // (day, step) answered by a total instead of the sum of its breakdowns.
+    let totalled: BTreeSet<(Day, u32)> = totals.iter().map(|t| (t.day, t.step)).collect();
     let batch = batch
         .into_iter()
         .filter(|r| {
-            if r.breakdown == ALL_BREAKDOWNS {
-                !q.breakdown
-            } else {
-                !totals.contains(&(r.day, r.step))
-            }
+            layer_of(r.day, watermark) == Layer::Batch && !totalled.contains(&(r.day, r.step))
         })
+        .chain(totals)
         .map(|r| (Layer::Batch, r));
     let speed = speed
         .into_iter()
@@ -151,7 +154,7 @@ pub fn merge_funnel(
             a.ttc_p90_s = None;
         }
     }
-    let Some((lo, hi)) = day_span(q.from, q.to, watermark, acc.keys().map(|k| k.0))? else {
+    let Some((lo, hi)) = day_span(q.from, q.to, acc.keys().map(|k| k.0))? else {
         return Ok(Vec::new());
     };
     let mut days: Vec<FunnelDay> = lo
@@ -205,7 +208,7 @@ pub fn merge_counts(
         let c = acc.entry((r.day, r.dimension, value)).or_default();
         *c = c.saturating_add(r.count);
     }
-    let Some((lo, hi)) = day_span(q.from, q.to, watermark, acc.keys().map(|k| k.0))? else {
+    let Some((lo, hi)) = day_span(q.from, q.to, acc.keys().map(|k| k.0))? else {
         return Ok(Vec::new());
     };
     let mut days: Vec<CountsDay> = lo
@@ -284,7 +287,7 @@ mod tests {
             step(3, "", 1, 4, Some(9.0)),
             step(3, "", 1, 5, None),
         ];
-        let days = merge_funnel(&q, Some(Day(3)), batch, speed).unwrap();
+        let days = merge_funnel(&q, Some(Day(3)), batch, [], speed).unwrap();
         assert_eq!(days.len(), 3);
         assert_eq!((days[0].layer, days[0].steps[0].actors), (Layer::Batch, 10));
         assert_eq!((days[1].layer, days[1].steps[0].actors), (Layer::Batch, 7));
@@ -293,18 +296,33 @@ mod tests {
         assert_eq!(days[0].steps[0].ttc_median_s, Some(0.0));
     }
 
+    fn total(day: i32, step: u32, actors: u64, med: Option<f64>) -> FunnelTotalFact {
+        FunnelTotalFact {
+            app_id: "a".into(),
+            funnel_id: "f".into(),
+            funnel_version: "1".into(),
+            day: Day(day),
+            step,
+            actors,
+            ttc_median_s: med,
+            ttc_p90_s: med.map(|m| m * 2.0),
+        }
+    }
+
     #[test]
     fn the_all_breakdowns_total_answers_without_breakdown_and_is_never_listed() {
         let batch = vec![
             step(1, "ios", 2, 3, Some(5.0)),
             step(1, "android", 2, 4, Some(7.0)),
-            step(1, ALL_BREAKDOWNS, 2, 7, Some(6.0)),
             // Day 2 has no total (an older run): summed, no time-to-convert.
             step(2, "ios", 2, 1, Some(1.0)),
             step(2, "android", 2, 1, Some(2.0)),
         ];
+        // A total of a day at the watermark (a speed day) is ignored.
+        let totals = vec![total(1, 2, 7, Some(6.0)), total(3, 2, 99, None)];
         let mut q = FunnelQuery::new("a", "f");
-        let days = merge_funnel(&q, Some(Day(3)), batch.clone(), vec![]).unwrap();
+        let days = merge_funnel(&q, Some(Day(3)), batch.clone(), totals.clone(), []).unwrap();
+        assert_eq!(days.len(), 2);
         let s = &days[0].steps;
         assert_eq!(s.len(), 1);
         assert_eq!(
@@ -315,7 +333,7 @@ mod tests {
         let s = &days[1].steps;
         assert_eq!((s[0].actors, s[0].ttc_median_s), (2, None));
         q.breakdown = true;
-        let days = merge_funnel(&q, Some(Day(3)), batch, vec![]).unwrap();
+        let days = merge_funnel(&q, Some(Day(3)), batch, totals, []).unwrap();
         let listed: Vec<_> = days[0]
             .steps
             .iter()
@@ -332,7 +350,7 @@ mod tests {
             step(1, "ios", 3, 1, Some(50.0)),
         ];
         let mut q = FunnelQuery::new("a", "f");
-        let days = merge_funnel(&q, Some(Day(2)), batch.clone(), vec![]).unwrap();
+        let days = merge_funnel(&q, Some(Day(2)), batch.clone(), [], []).unwrap();
         let s = &days[0].steps;
         assert_eq!((s[0].step, s[0].actors, s[0].ttc_median_s), (2, 7, None));
         assert_eq!(
@@ -340,7 +358,7 @@ mod tests {
             (3, 1, Some(50.0))
         );
         q.breakdown = true;
-        let days = merge_funnel(&q, Some(Day(2)), batch, vec![]).unwrap();
+        let days = merge_funnel(&q, Some(Day(2)), batch, [], []).unwrap();
         let s = &days[0].steps;
         assert_eq!(s.len(), 3);
         assert_eq!((s[0].breakdown.as_str(), s[0].actors), ("android", 4));
@@ -351,7 +369,7 @@ mod tests {
         let mut q = FunnelQuery::new("a", "f");
         q.from = Some(Day(0));
         q.to = Some(Day(4));
-        let days = merge_funnel(&q, Some(Day(2)), vec![step(1, "", 1, 1, None)], vec![]).unwrap();
+        let days = merge_funnel(&q, Some(Day(2)), vec![step(1, "", 1, 1, None)], [], []).unwrap();
         let layers: Vec<_> = days
             .iter()
             .map(|d| (d.day.0, d.layer, d.steps.len()))
@@ -366,20 +384,35 @@ mod tests {
                 (4, Layer::Speed, 0)
             ]
         );
-        // Open range: from the first data day to the last batch-complete day.
-        let days = merge_funnel(
-            &FunnelQuery::new("a", "f"),
-            Some(Day(4)),
-            vec![step(1, "", 1, 1, None)],
-            vec![],
-        )
-        .unwrap();
+        assert!(merge_funnel(&FunnelQuery::new("a", "f"), None, [], [], [])
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn an_open_range_ends_at_the_last_day_with_data() {
+        // The watermark is far past the data (a run with `--now` weeks after the last event): the answer
+        // still stops at the data's last day, of either layer, unless `to` asks for more.
+        let batch = vec![step(1, "", 1, 1, None), step(3, "", 1, 2, None)];
+        let q = FunnelQuery::new("a", "f");
+        let days = merge_funnel(&q, Some(Day(40)), batch.clone(), [], []).unwrap();
         assert_eq!((days[0].day, days.last().unwrap().day), (Day(1), Day(3)));
-        assert!(
-            merge_funnel(&FunnelQuery::new("a", "f"), None, vec![], vec![])
-                .unwrap()
-                .is_empty()
+        let speed = vec![step(45, "", 1, 5, None)];
+        let days = merge_funnel(&q, Some(Day(40)), batch.clone(), [], speed).unwrap();
+        assert_eq!(
+            days.last().map(|d| (d.day, d.layer)),
+            Some((Day(45), Layer::Speed))
         );
+        let mut q = FunnelQuery::new("a", "f");
+        q.to = Some(Day(6));
+        let days = merge_funnel(&q, Some(Day(40)), batch, [], []).unwrap();
+        assert_eq!(days.len(), 6);
+        assert!(days[3..]
+            .iter()
+            .all(|d| d.steps.is_empty() && d.layer == Layer::Batch));
+        let counts = vec![count(2, "tracker", "t", 1)];
+        let days = merge_counts(&CountsQuery::new("a", "hits"), Some(Day(40)), counts, []).unwrap();
+        assert_eq!(days.iter().map(|d| d.day).collect::<Vec<_>>(), [Day(2)]);
     }
 
     #[test]
@@ -387,7 +420,7 @@ mod tests {
         let mut q = FunnelQuery::new("a", "f");
         q.from = Some(Day::FIRST);
         q.to = Some(Day::LAST);
-        assert!(merge_funnel(&q, None, vec![], vec![]).is_err());
+        assert!(merge_funnel(&q, None, [], [], []).is_err());
     }
 
     #[test]

@@ -1,83 +1,110 @@
-//! `facts`: the fact tables shared by the batch funnelizer, the stream and the readers (dashboard,
-//! `funnel query`), behind one trait, [`FactStore`], with two backends: [`SqliteStore`] (embedded default,
-//! `sqlite:PATH`) and, with the `cql` feature (on by default), a Cassandra/ScyllaDB store
-//! (`cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&ca=PATH&rf=N`). Open either with
-//! [`open_store`]. Cargo features: `cql` (default) compiles the Cassandra/Scylla store; `cql-tls` adds TLS
-//! (rustls; builds aws-lc, so it is off by default — `tls=true` without it is refused, never downgraded).
+//! `facts`: the fact tables shared by the batch funnelizer, the stream and the readers (dashboards,
+//! `funnel query`, `funnel report`, `funnel status`), with two backends: [`SqliteStore`] (embedded,
+//! `sqlite:PATH`) and, with the `cql` feature (on by default), [`CqlStore`] for Cassandra 4.x/5.x and
+//! ScyllaDB (`cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&ca=PATH&rf=N`). [`open_store`]
+//! opens either from its URL as a [`Store`].
 //!
-//! The CQL store has unit tests of every statement it sends ([`cql_statements`]) and runs the same
-//! conformance suite as SQLite when `FUNNEL_CQL_NODES=host:port[,…]` is set at build and test time
-//! (`FUNNEL_CQL_NODES=127.0.0.1:9042 cargo test -p facts`); no CQL v4 server can run on the CI machines.
+//! # Roles
+//! A store plays four roles, one trait each; code asks for the narrowest it needs:
+//! - [`BatchPublisher`] — a batch run stages its rows (`funnel_steps`, `funnel_totals`, `daily_counts`),
+//!   invisible to readers, then [`publish`](BatchPublisher::publish)es them with one [`Watermark`] per key:
+//!   readers switch to the whole run at once.
+//! - [`StreamSink`] — the stream applies each consumed Kafka batch ([`SpeedBatch`]: speed partials, state
+//!   changes, offset) idempotently, and learns where to resume ([`StreamSink::committed_offsets`]).
+//! - [`StateReader`] — the stream's own key/value state (pending hits and events), written with the batches.
+//! - [`FactReader`] — the lambda merge: days before a key's watermark from its published batch run, later
+//!   days from the speed partials summed, each day saying which [`Layer`] answered ([`FunnelAnswer`],
+//!   [`CountsAnswer`]), plus watermarks and the run log.
 //!
-//! # Tables (DESIGN.md)
-//! - `funnel_steps(app_id, funnel_id, funnel_version, day, breakdown, step, actors, ttc_median_s, ttc_p90_s, layer)`
-//! - `daily_counts(app_id, day, metric, dimension, value, count, layer)`
-//! - `watermarks(app_id, funnel_id, funnel_version, batch_until)`: batch complete for days `< batch_until`
-//! - plus the stream's consumed offsets, applied speed batch keys and key/value state, and the batch `runs`.
+//! [`StreamStore`] is the stream's pair (sink and state). The contracts — atomicity, idempotency, what
+//! readers see — are on each trait. Both backends share one read path: they only fetch rows; the
+//! merge, the totals and the freshness are computed once for both.
 //!
-//! # How to use it
-//! Batch: [`FactStore::begin_run`] → [`FactStore::write_funnel_steps`] / [`FactStore::write_daily_counts`]
-//! (staged, invisible) → [`FactStore::publish`] with one [`Watermark`] per funnel (and per counts metric) →
-//! readers switch to the whole run at once; or [`FactStore::fail_run`]. Stream: one
-//! [`FactStore::apply_speed_batch`] per consumed Kafka batch (facts, state and offset in one atomic,
-//! idempotent step), [`FactStore::committed_offsets`] on (re)assignment. Readers: [`FactStore::read_funnel`],
-//! [`FactStore::read_counts`].
+//! # Tables
+//! `docs/FACTS.md` in the repository describes every table as readers see it (columns, keys, layers,
+//! watermarks, totals, runs, speed partials, state), with plain SQL for the SQLite file. In short:
+//! `funnel_steps` holds one row per (app, funnel, version, entry day, breakdown value, step) — summing it
+//! over breakdowns counts every actor once — and `funnel_totals` the exact all-breakdowns total of funnels
+//! with a breakdown ([`FunnelTotalFact`]); `daily_counts` the hits, events and conversions per day;
+//! `watermarks` where each key's batch results are complete and which run they come from.
 //!
-//! # Decisions and deviations from the agreed contract (read these)
-//! - **Counts watermark**: one per app and metric, stored as a watermark row with `funnel_id = "__counts__"`
-//!   ([`COUNTS_WATERMARK_ID`]) and `funnel_version = metric`; build it with [`Watermark::counts`]. A batch
-//!   run that writes `daily_counts` must publish such a watermark for each metric it wrote, else its count
-//!   rows are discarded (the same holds for funnels: staged rows of keys without a watermark are dropped).
-//! - **Speed time-to-convert**: speed partials are summed for `actors`; `ttc_median_s`/`ttc_p90_s` of
-//!   speed days are always `None` (medians of partial aggregates cannot be merged exactly, and we do not
-//!   pretend). Batch days keep exact values. Summing breakdowns (query without `breakdown`) keeps
-//!   time-to-convert only where a single breakdown row contributes — unless the run published a total.
-//! - **All-breakdowns total**: for a funnel with a breakdown, a batch run also writes one row per
-//!   (app, funnel, version, day, step) under the reserved breakdown value [`ALL_BREAKDOWNS`], with the
-//!   actors of all breakdowns and their exact median/p90 time-to-convert (computed from the actors' times,
-//!   not from the per-breakdown medians). A query without `breakdown` answers a batch (day, step) with that
-//!   row when present instead of summing; with `breakdown` it is never listed. The speed layer never writes
-//!   it (unchanged: summed partials, no time-to-convert). No real breakdown value can be it: it starts with
-//!   the control character U+0001.
-//! - **Carry-forward on publish**: days before the first day a run staged for a key are copied from the
-//!   previously published run, so history whose raw events expired (60-day TTL) is not lost. A run that
-//!   stages nothing for a key it publishes publishes an empty result for that key.
-//! - **Stale publish refused**: publishing run N for a key already pointing at run M > N fails with
-//!   [`FactsError::StaleRun`] (an older snapshot must not replace a newer one).
-//! - **Speed batch key** is `(group, topic, partition, first_offset)` (since SQLite schema 2; a schema-1
-//!   file is migrated in place on open, a CQL keyspace gets the new `speed_batches_by_group` table from
-//!   `init` — see [`cql_statements`]), so consumer groups sharing a topic and a store do not refuse each
-//!   other's batches.
-//! - **Speed batch replays and overlaps**: a batch already applied, or lying wholly below the group's
-//!   committed offset, returns `Ok(false)`; one that starts below the committed offset and ends above it
-//!   fails with [`FactsError::OffsetOverlap`] (nothing written); offset gaps are allowed.
-//! - **State expiry** is wall-clock Unix ms: entries past `expires_at_ms` may be purged by any later
-//!   `apply_speed_batch`, whatever `now_ms` readers pass.
-//! - **Funnel version**: [`FunnelQuery::funnel_version`] `None` picks the version of the most recently
-//!   published watermark, else the only version the speed layer has.
-//! - [`SqliteStore::open`] (and `open_store("sqlite:…")`) creates the tables itself; CQL needs `init`.
-//! - **Crash hook**: `FUNNEL_FAULT=publish|stage|speed` aborts the process at that point ([`fault`]), for
-//!   crash tests (`tests/tests/facts_crash.rs`).
-//! - Extra public items: [`Day::FIRST`]/[`Day::LAST`], [`RunStatus`], [`Freshness`], [`lambda`] (the pure
-//!   merge, usable on any rows), [`fault`] (the `FUNNEL_FAULT` crash hook), [`StoreUrl`].
+//! # Example: publish a batch run, read it back
+//! ```
+//! use facts::{
+//!     open_store, BatchPublisher, Day, FactReader, FunnelQuery, FunnelStepFact, FunnelTotalFact, Layer,
+//!     RunMeta, Watermark,
+//! };
 //!
-//! # Query answers
-//! [`FunnelAnswer`] / [`CountsAnswer`] list every day of the range (open ends: from the first day with
-//! data to the last day with data or the last batch-complete day), each with the [`Layer`] that answered and
-//! its values (empty = that layer has no row: zero, or speed not caught up), plus [`Freshness`]: watermark,
-//! published run and time, last time the stream applied a batch.
+//! # fn main() -> Result<(), facts::FactsError> {
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("facts.db");
+//! let store = open_store(&format!("sqlite:{}", path.display()))?;
+//!
+//! // The batch side: one run, staged rows, one watermark per funnel key.
+//! let publisher: &dyn BatchPublisher = &store;
+//! let run = publisher.begin_run(&RunMeta {
+//!     started_at_ms: 1_714_521_600_000,
+//!     inputs: serde_json::json!({ "sstables": ["nb-1-big-Data.db"] }),
+//!     funnels: vec![("signup".into(), "1".into())],
+//! })?;
+//! let day: Day = "2024-05-01".parse()?;
+//! let row = |breakdown: &str, step: u32, actors: u64| FunnelStepFact {
+//!     app_id: "shop".into(),
+//!     funnel_id: "signup".into(),
+//!     funnel_version: "1".into(),
+//!     day,
+//!     breakdown: breakdown.into(),
+//!     step,
+//!     actors,
+//!     ttc_median_s: Some(60.0 * (step - 1) as f64),
+//!     ttc_p90_s: None,
+//! };
+//! publisher.write_funnel_steps(run, &[row("ios", 1, 40), row("ios", 2, 10), row("web", 1, 60)])?;
+//! publisher.write_funnel_totals(run, &[FunnelTotalFact {
+//!     app_id: "shop".into(),
+//!     funnel_id: "signup".into(),
+//!     funnel_version: "1".into(),
+//!     day,
+//!     step: 1,
+//!     actors: 100,
+//!     ttc_median_s: Some(0.0),
+//!     ttc_p90_s: Some(0.0),
+//! }])?;
+//! publisher.publish(run, &[Watermark::funnel("shop", "signup", "1", day.plus(1))])?;
+//!
+//! // A reader: breakdowns summed, step 1 answered by the exact total.
+//! let reader: &dyn FactReader = &store;
+//! let answer = reader.read_funnel(&FunnelQuery::new("shop", "signup"))?;
+//! assert_eq!(answer.freshness.watermark, Some(day.plus(1)));
+//! let first = &answer.days[0];
+//! assert_eq!((first.day, first.layer), (day, Layer::Batch));
+//! let actors: Vec<(u32, u64)> = first.steps.iter().map(|s| (s.step, s.actors)).collect();
+//! assert_eq!(actors, [(1, 100), (2, 10)]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Cargo features
+//! - `cql` (default): the Cassandra/ScyllaDB store. Its statements are unit-tested without a server
+//!   ([`cql_statements`]); the conformance suite that SQLite runs also runs against a cluster when
+//!   `FUNNEL_CQL_NODES=host:port[,…]` is set at build and test time.
+//! - `cql-tls`: TLS for the CQL store (rustls; builds aws-lc, so it is off by default — `tls=true` without
+//!   it is refused, never downgraded).
+//! - `fault-injection`: crash hooks for the end-to-end tests (`FUNNEL_FAULT=publish|stage|speed` aborts
+//!   the process there). Only the tests turn it on; without it no environment variable is read.
 
 #[cfg(feature = "cql")]
-pub mod cql;
+mod cql;
 pub mod cql_statements;
-pub mod day;
-pub mod error;
-pub mod fault;
-pub mod lambda;
-pub mod model;
-pub mod query;
-pub mod sqlite;
-pub mod store;
+mod day;
+mod error;
+mod fault;
+mod lambda;
+mod model;
+mod query;
+mod read;
+mod sqlite;
+mod store;
 pub mod url;
 
 #[cfg(test)]
@@ -86,32 +113,124 @@ mod conformance;
 #[cfg(feature = "cql")]
 pub use cql::CqlStore;
 pub use day::Day;
+#[cfg(feature = "cql")]
+pub use error::CqlError;
 pub use error::FactsError;
 pub use model::{
-    DailyCountFact, FunnelStepFact, Layer, RunId, RunMeta, RunRecord, RunStatus, SpeedBatch,
-    StateEntry, Watermark, COUNTS_WATERMARK_ID,
+    DailyCountFact, FunnelStepFact, FunnelTotalFact, Layer, RunId, RunMeta, RunRecord, RunStatus,
+    SpeedBatch, StateEntry, Watermark, COUNTS_WATERMARK_ID,
 };
 pub use query::{
     CountValue, CountsAnswer, CountsDay, CountsQuery, Freshness, FunnelAnswer, FunnelDay,
     FunnelQuery, StepValue,
 };
 pub use sqlite::SqliteStore;
-pub use store::FactStore;
+pub use store::{BatchPublisher, FactReader, StateReader, StreamSink, StreamStore};
 pub use url::{CqlUrl, StoreUrl};
 
-/// The reserved `breakdown` of a batch row that totals all breakdowns of a (app, funnel, version, day,
-/// step) with exact time-to-convert (see "All-breakdowns total" above). Readers without `breakdown`
-/// prefer it to summing; readers with `breakdown` skip it.
-pub const ALL_BREAKDOWNS: &str = "\u{1}all";
+/// A fact store opened from its URL: one of the backends, playing every role ([`BatchPublisher`],
+/// [`StreamSink`], [`StateReader`], [`FactReader`]). Pass `&store` where a role is expected, or
+/// `Arc::new(store)` as an `Arc<dyn StreamStore>`.
+pub enum Store {
+    /// `sqlite:PATH`.
+    Sqlite(SqliteStore),
+    /// `cql://…`.
+    #[cfg(feature = "cql")]
+    Cql(CqlStore),
+}
 
-/// Open a fact store from its URL: `sqlite:PATH` or
-/// `cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&rf=N`.
-pub fn open_store(url: &str) -> Result<Box<dyn FactStore>, FactsError> {
+/// Open a fact store from its URL: `sqlite:PATH` (the file and its tables are created if missing, and a
+/// file written by an older version is migrated in place) or
+/// `cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&rf=N` (tables are not touched: run
+/// [`Store::init`] once per keyspace, as `funnel facts init` does).
+pub fn open_store(url: &str) -> Result<Store, FactsError> {
     match url.parse::<StoreUrl>()? {
-        StoreUrl::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
+        StoreUrl::Sqlite(path) => Ok(Store::Sqlite(SqliteStore::open(path)?)),
         #[cfg(feature = "cql")]
-        StoreUrl::Cql(cql) => Ok(Box::new(cql::CqlStore::connect(&cql)?)),
+        StoreUrl::Cql(cql) => Ok(Store::Cql(CqlStore::connect(&cql)?)),
         #[cfg(not(feature = "cql"))]
         StoreUrl::Cql(_) => Err(FactsError::BackendDisabled("cql")),
+    }
+}
+
+/// Calls the same method on whichever backend a [`Store`] holds.
+macro_rules! on_backend {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+            #[cfg(feature = "cql")]
+            Store::Cql($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Create the tables (for CQL also the keyspace) if missing, migrating older layouts. Idempotent.
+    pub fn init(&self) -> Result<(), FactsError> {
+        on_backend!(self, s => s.init())
+    }
+}
+
+impl BatchPublisher for Store {
+    fn begin_run(&self, meta: &RunMeta) -> Result<RunId, FactsError> {
+        on_backend!(self, s => s.begin_run(meta))
+    }
+    fn write_funnel_steps(&self, run: RunId, rows: &[FunnelStepFact]) -> Result<(), FactsError> {
+        on_backend!(self, s => s.write_funnel_steps(run, rows))
+    }
+    fn write_funnel_totals(&self, run: RunId, rows: &[FunnelTotalFact]) -> Result<(), FactsError> {
+        on_backend!(self, s => s.write_funnel_totals(run, rows))
+    }
+    fn write_daily_counts(&self, run: RunId, rows: &[DailyCountFact]) -> Result<(), FactsError> {
+        on_backend!(self, s => s.write_daily_counts(run, rows))
+    }
+    fn publish(&self, run: RunId, watermarks: &[Watermark]) -> Result<(), FactsError> {
+        on_backend!(self, s => s.publish(run, watermarks))
+    }
+    fn fail_run(&self, run: RunId, error: &str) -> Result<(), FactsError> {
+        on_backend!(self, s => s.fail_run(run, error))
+    }
+}
+
+impl StreamSink for Store {
+    fn apply_speed_batch(&self, batch: &SpeedBatch) -> Result<bool, FactsError> {
+        on_backend!(self, s => s.apply_speed_batch(batch))
+    }
+    fn committed_offsets(&self, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, FactsError> {
+        on_backend!(self, s => s.committed_offsets(group, topic))
+    }
+}
+
+impl StateReader for Store {
+    fn get_state(
+        &self,
+        namespace: &str,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Option<Vec<u8>>, FactsError> {
+        on_backend!(self, s => s.get_state(namespace, key, now_ms))
+    }
+    fn scan_state(
+        &self,
+        namespace: &str,
+        key_prefix: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
+        on_backend!(self, s => s.scan_state(namespace, key_prefix, now_ms))
+    }
+}
+
+impl FactReader for Store {
+    fn read_funnel(&self, q: &FunnelQuery) -> Result<FunnelAnswer, FactsError> {
+        on_backend!(self, s => s.read_funnel(q))
+    }
+    fn read_counts(&self, q: &CountsQuery) -> Result<CountsAnswer, FactsError> {
+        on_backend!(self, s => s.read_counts(q))
+    }
+    fn watermarks(&self, app_id: &str) -> Result<Vec<Watermark>, FactsError> {
+        on_backend!(self, s => s.watermarks(app_id))
+    }
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, FactsError> {
+        on_backend!(self, s => s.runs(limit))
     }
 }

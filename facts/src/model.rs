@@ -69,6 +69,26 @@ pub struct FunnelStepFact {
     pub ttc_p90_s: Option<f64>,
 }
 
+/// One row of `funnel_totals`: actors of a funnel with a breakdown who entered on `day` — whatever their
+/// breakdown value — and reached `step`, with the exact time-to-convert over all of them (computed from the
+/// actors' times, not from the per-breakdown medians). Written by batch runs only; `funnel_steps` never holds
+/// a total, so summing its rows over breakdowns counts each actor once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunnelTotalFact {
+    pub app_id: String,
+    pub funnel_id: String,
+    pub funnel_version: String,
+    /// Entry day: the day of the chain's first step.
+    pub day: Day,
+    /// 1-based step number.
+    pub step: u32,
+    pub actors: u64,
+    /// Median time (seconds) from step 1 to this step over all chains that reached it.
+    pub ttc_median_s: Option<f64>,
+    /// 90th percentile of the same.
+    pub ttc_p90_s: Option<f64>,
+}
+
 /// One row of `daily_counts`: e.g. hits per tracker, events per name, conversions per tracker on `day`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DailyCountFact {
@@ -197,7 +217,7 @@ pub struct RunRecord {
     pub status: RunStatus,
     pub inputs: serde_json::Value,
     pub funnels: Vec<(String, String)>,
-    /// Fact rows staged by the run (funnel steps + daily counts).
+    /// Fact rows staged by the run (funnel steps, totals and daily counts).
     pub rows: u64,
     pub error: Option<String>,
 }
@@ -232,4 +252,44 @@ pub struct SpeedBatch {
     pub state_puts: Vec<StateEntry>,
     /// `(namespace, key)` to delete.
     pub state_deletes: Vec<(String, String)>,
+}
+
+impl SpeedBatch {
+    /// Refuses a batch whose offsets run backwards.
+    pub(crate) fn check_offsets(&self) -> Result<(), FactsError> {
+        if self.next_offset < self.first_offset {
+            return Err(FactsError::Invalid {
+                what: "speed batch offsets (next_offset < first_offset)",
+                value: format!("{}..{}", self.first_offset, self.next_offset),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether to apply this batch, given whether its marker exists and the group's committed offset of its
+    /// partition: not when applied before, nor when it lies wholly below the committed offset (consumed
+    /// before; its marker was pruned or expired); an error when it starts below the committed offset and
+    /// ends above it. Offset gaps are allowed.
+    pub(crate) fn should_apply(
+        &self,
+        seen: bool,
+        committed: Option<i64>,
+    ) -> Result<bool, FactsError> {
+        if seen
+            || committed
+                .is_some_and(|c| self.next_offset <= c && self.next_offset > self.first_offset)
+        {
+            return Ok(false);
+        }
+        if let Some(c) = committed.filter(|c| *c > self.first_offset) {
+            return Err(FactsError::OffsetOverlap {
+                group: self.group.clone(),
+                topic: self.topic.clone(),
+                partition: self.partition,
+                first_offset: self.first_offset,
+                committed: c,
+            });
+        }
+        Ok(true)
+    }
 }

@@ -15,7 +15,8 @@ pub struct FunnelQuery {
     pub funnel_version: Option<String>,
     /// First day; `None` = the first day with data.
     pub from: Option<Day>,
-    /// Last day (included); `None` = the last day with data.
+    /// Last day (included); `None` = the last day with data (of either layer: a watermark past the data
+    /// does not add empty days).
     pub to: Option<Day>,
     /// `true`: one value per breakdown; `false`: breakdowns summed into one value per step (`breakdown` = "").
     pub breakdown: bool,
@@ -56,7 +57,7 @@ pub struct StepValue {
     pub step: u32,
     pub actors: u64,
     /// Exact for batch days with one row per value (and, breakdowns summed, where the run published the
-    /// all-breakdowns total, [`crate::ALL_BREAKDOWNS`]); `None` for speed days (medians of partial
+    /// all-breakdowns total, [`crate::FunnelTotalFact`]); `None` for speed days (medians of partial
     /// aggregates cannot be merged exactly) and when several breakdowns are summed without a total.
     pub ttc_median_s: Option<f64>,
     pub ttc_p90_s: Option<f64>,

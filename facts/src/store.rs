@@ -1,53 +1,83 @@
-//! `FactStore`: the one trait every backend implements (SQLite, Cassandra/Scylla).
+//! The roles a fact store plays, one trait each: [`BatchPublisher`] (batch runs), [`StreamSink`] (consumed
+//! Kafka batches), [`StateReader`] (the stream's key/value state) and [`FactReader`] (dashboards, `funnel
+//! query`, `funnel status`). Every backend implements all four; a caller asks for the narrowest one.
+//!
+//! Every method is blocking. The Cassandra backend runs its own tokio runtime: call it from plain threads or
+//! `tokio::task::spawn_blocking`, not directly from async code.
 
 use crate::error::FactsError;
 use crate::model::{
-    DailyCountFact, FunnelStepFact, RunId, RunMeta, RunRecord, SpeedBatch, Watermark,
+    DailyCountFact, FunnelStepFact, FunnelTotalFact, RunId, RunMeta, RunRecord, SpeedBatch,
+    Watermark,
 };
 use crate::query::{CountsAnswer, CountsQuery, FunnelAnswer, FunnelQuery};
 
-/// The fact tables shared by the batch funnelizer, the stream and the readers.
+/// Publishes batch runs: `begin_run` → `write_*` (any number of calls, rows staged under the run) →
+/// `publish` or `fail_run`.
 ///
-/// Batch side: `begin_run` → `write_*` (any number of calls; rows are staged under the run and invisible) →
-/// `publish` (atomic: readers see the whole run or nothing) or `fail_run`. Stream side: `apply_speed_batch`
-/// per consumed batch (facts + state + offset in one atomic, idempotent step) and `committed_offsets` to know
-/// where to resume. Readers: `read_funnel` / `read_counts` (lambda merge), `watermarks`, `runs`.
-///
-/// Every method is blocking. The Cassandra backend runs its own tokio runtime: call it from plain threads or
-/// `tokio::task::spawn_blocking`, not directly from async code.
-pub trait FactStore: Send + Sync {
-    /// Create the tables (and, for CQL, the keyspace) if missing. Idempotent.
-    fn init(&self) -> Result<(), FactsError>;
-
-    /// Start a batch run. Also garbage-collects rows of runs whose process died (SQLite).
+/// Contract:
+/// - **Invisible until published.** Staged rows are never seen by a [`FactReader`]; `publish` is atomic per
+///   key (SQLite: for all keys at once): a reader sees the key's previous run or this one, never a mix.
+/// - **Per key.** A key is `(app_id, funnel_id, funnel_version)`, or `(app_id, metric)` for `daily_counts`
+///   (its watermark is [`Watermark::counts`]). `publish` moves exactly the keys it is given a watermark for;
+///   rows staged for other keys are discarded.
+/// - **History is kept.** Days before the first day a run staged for a key are carried forward from the
+///   key's previous run (history whose events expired from the snapshots stays); a run that staged nothing
+///   for a key it publishes publishes "no rows" for it.
+/// - **Never backwards.** Publishing run N over a key already pointing at run M > N fails with
+///   [`FactsError::StaleRun`]; run ids only grow.
+/// - **Crash-safe.** A process that dies before `publish` leaves a `running` run nobody points at; a later
+///   `begin_run` marks it `abandoned` and collects its rows. Writes to a run that is not `running` fail with
+///   [`FactsError::RunNotRunning`]. A staged row with the same key as an earlier row of the same run
+///   replaces it, so re-staging a chunk after an error is harmless.
+pub trait BatchPublisher: Send + Sync {
+    /// Start a batch run (and collect rows of runs whose process died).
     fn begin_run(&self, meta: &RunMeta) -> Result<RunId, FactsError>;
 
-    /// Stage funnel step rows under a running run (invisible to readers until `publish`). Rows with the same
-    /// key as earlier rows of the same run replace them.
+    /// Stage `funnel_steps` rows (one per breakdown value) under a running run.
     fn write_funnel_steps(&self, run: RunId, rows: &[FunnelStepFact]) -> Result<(), FactsError>;
 
-    /// Stage daily count rows under a running run.
+    /// Stage `funnel_totals` rows (one per day and step over all breakdowns, for funnels with a breakdown)
+    /// under a running run. They are published and carried forward with the funnel's key.
+    fn write_funnel_totals(&self, run: RunId, rows: &[FunnelTotalFact]) -> Result<(), FactsError>;
+
+    /// Stage `daily_counts` rows under a running run.
     fn write_daily_counts(&self, run: RunId, rows: &[DailyCountFact]) -> Result<(), FactsError>;
 
-    /// Publish a run: for every watermark given, the current-run pointer of that key flips to this run and
-    /// `batch_until` moves, all at once. Keys not named by a watermark stay as they were (their staged rows
-    /// are discarded). Days earlier than the run's first staged day for a key are carried forward from the
-    /// previously published run (history whose events expired from the snapshots is kept). Then speed rows
-    /// below the new watermarks and rows of superseded runs are garbage-collected.
+    /// Publish a run: for every watermark given, the key's pointer flips to this run and `batch_until`
+    /// moves. Then speed rows below the new watermarks and rows of superseded runs are collected.
     fn publish(&self, run: RunId, watermarks: &[Watermark]) -> Result<(), FactsError>;
 
-    /// Mark a run failed with an error message; its staged rows are dropped.
+    /// Mark a running run failed with an error message; its staged rows are dropped.
     fn fail_run(&self, run: RunId, error: &str) -> Result<(), FactsError>;
+}
 
-    /// Apply one consumed Kafka batch atomically: facts, state puts/deletes and the group's committed offset.
-    /// Returns `false` (and changes nothing) when this `(group, topic, partition, first_offset)` was applied
-    /// before; another consumer group's batch with the same `(topic, partition, first_offset)` is a different
-    /// batch.
+/// Takes consumed Kafka batches from the stream.
+///
+/// Contract: [`StreamSink::apply_speed_batch`] is **idempotent** per `(group, topic, partition,
+/// first_offset)` — re-applying a batch changes nothing — and, on SQLite, **atomic**: the batch's speed facts,
+/// state puts/deletes and its consumer group's committed offset are applied in one transaction. On CQL the
+/// facts and state are upserts keyed by the batch, written before the offset and the batch marker (one
+/// logged batch), so a crash in between leaves cells that re-applying the same batch rewrites. Readers see a
+/// batch's partials summed with the others' on the days at or past the watermark.
+pub trait StreamSink: Send + Sync {
+    /// Apply one consumed batch. `Ok(false)` (nothing changed) when it was applied before or lies wholly
+    /// below the group's committed offset; [`FactsError::OffsetOverlap`] (nothing written) when it starts
+    /// below the committed offset and ends above it. Offset gaps are allowed. Another consumer group's batch
+    /// with the same `(topic, partition, first_offset)` is a different batch.
     fn apply_speed_batch(&self, batch: &SpeedBatch) -> Result<bool, FactsError>;
 
-    /// `(partition, next offset)` committed by `apply_speed_batch` for a consumer group and topic.
+    /// `(partition, next offset)` committed by `apply_speed_batch` for a consumer group and topic, by
+    /// partition: where to resume after a (re)assignment.
     fn committed_offsets(&self, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, FactsError>;
+}
 
+/// Reads the stream's own key/value state (written only by [`StreamSink::apply_speed_batch`], so a read
+/// sees whole batches).
+///
+/// Entries expire at their `expires_at_ms` (wall-clock Unix ms): a read at `now_ms` past it finds nothing,
+/// and any later `apply_speed_batch` may purge them, whatever `now_ms` readers pass.
+pub trait StateReader: Send + Sync {
     /// A state value, unless missing or expired at `now_ms`.
     fn get_state(
         &self,
@@ -56,24 +86,39 @@ pub trait FactStore: Send + Sync {
         now_ms: i64,
     ) -> Result<Option<Vec<u8>>, FactsError>;
 
-    /// All unexpired state entries whose key starts with `key_prefix`, sorted by key.
+    /// All unexpired entries of a namespace whose key starts with `key_prefix`, sorted by key.
     fn scan_state(
         &self,
         namespace: &str,
         key_prefix: &str,
         now_ms: i64,
     ) -> Result<Vec<(String, Vec<u8>)>, FactsError>;
+}
 
-    /// Funnel steps for a day range: days before the watermark from the published batch run, later days
-    /// from the speed partials summed. Every day says which layer answered.
+/// What the stream needs of a store: its sink and its state.
+pub trait StreamStore: StreamSink + StateReader {}
+
+impl<T: StreamSink + StateReader + ?Sized> StreamStore for T {}
+
+/// Answers readers: the lambda merge of both layers, watermarks and the batch run log.
+///
+/// Contract: an answer follows one pointer per key — the batch days all come from the run the key's
+/// watermark names, so a reader never sees half a run or two runs mixed. SQLite reads the pointer and the rows
+/// in one read transaction. CQL reads the pointer, then that run's partitions; a publish drops the superseded
+/// run right after flipping the pointer, so a read that fetched the old pointer just before may find its
+/// rows already gone (an empty answer for that moment, never a mixed one). Days before the watermark come
+/// from the published batch run, later days from the speed partials summed; every day says which layer
+/// answered. Answers list the days from the first to the last day with data, or `from`/`to` when given.
+pub trait FactReader: Send + Sync {
+    /// Funnel steps of a day range (see [`FunnelQuery`]).
     fn read_funnel(&self, q: &FunnelQuery) -> Result<FunnelAnswer, FactsError>;
 
-    /// Daily counts for a day range, merged the same way (per-metric counts watermark).
+    /// Daily counts of one metric over a day range, merged the same way (per-metric counts watermark).
     fn read_counts(&self, q: &CountsQuery) -> Result<CountsAnswer, FactsError>;
 
     /// Every watermark of an app (funnels and counts), sorted by (funnel_id, funnel_version).
     fn watermarks(&self, app_id: &str) -> Result<Vec<Watermark>, FactsError>;
 
-    /// The latest `limit` batch runs, newest first.
+    /// The latest `limit` batch runs, newest first (runs whose process died show as `abandoned`).
     fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, FactsError>;
 }

@@ -3,15 +3,15 @@
 //! convert. Partial aggregates of rayon workers merge exactly: times are kept as exact histograms
 //! (millisecond value → count), which also compress the many equal values (step 1 is always 0).
 //!
-//! For funnels with a breakdown, [`Aggregator::breakdown_totals`] also gives one row per (app, funnel,
-//! entry day, step) over all breakdowns, under the reserved breakdown [`facts::ALL_BREAKDOWNS`], with the
-//! exact median / p90 of all those actors' times (the histograms are merged, not the medians).
+//! For funnels with a breakdown, [`Aggregator::breakdown_totals`] also gives one `funnel_totals` row per
+//! (app, funnel, entry day, step) over all breakdowns ([`facts::FunnelTotalFact`]), with the exact median /
+//! p90 of all those actors' times (the histograms are merged, not the medians).
 //!
 //! Quantiles are exact with linear interpolation between order statistics (numpy's default,
 //! ClickHouse `quantileExactInclusive`): for `n` sorted values `x[0..n]` and `q` in [0, 1], with
 //! `h = q·(n−1)`: `x[⌊h⌋] + (h−⌊h⌋)·(x[⌈h⌉] − x[⌊h⌋])`. The median is `q = 0.5`, p90 `q = 0.9`.
 
-use facts::{Day, FunnelStepFact, ALL_BREAKDOWNS};
+use facts::{Day, FunnelStepFact, FunnelTotalFact};
 
 use crate::definition::FunnelSet;
 use crate::kernel::Outcome;
@@ -221,10 +221,9 @@ impl Aggregator {
         out
     }
 
-    /// For each funnel with a breakdown: the all-breakdowns total per (app, day, step) under
-    /// [`ALL_BREAKDOWNS`], with the exact time-to-convert quantiles of all its actors. Sorted like
-    /// [`Aggregator::facts`].
-    pub fn breakdown_totals(&self, set: &FunnelSet) -> Vec<FunnelStepFact> {
+    /// For each funnel with a breakdown: the all-breakdowns total per (app, day, step), with the exact
+    /// time-to-convert quantiles of all its actors. Sorted by (app, funnel, day, step).
+    pub fn breakdown_totals(&self, set: &FunnelSet) -> Vec<FunnelTotalFact> {
         let mut merged: FxHashMap<CellKey, Vec<StepAgg>> = FxHashMap::default();
         for (key, steps) in &self.cells {
             let with_breakdown = set
@@ -250,10 +249,21 @@ impl Aggregator {
         let mut out = Vec::new();
         for (key, steps) in &merged {
             let funnel = &set.funnels[key.funnel as usize];
-            self.push_facts(&mut out, key, funnel, ALL_BREAKDOWNS, steps);
+            self.push_facts(&mut out, key, funnel, "", steps);
         }
         sort_facts(&mut out);
-        out
+        out.into_iter()
+            .map(|f| FunnelTotalFact {
+                app_id: f.app_id,
+                funnel_id: f.funnel_id,
+                funnel_version: f.funnel_version,
+                day: f.day,
+                step: f.step,
+                actors: f.actors,
+                ttc_median_s: f.ttc_median_s,
+                ttc_p90_s: f.ttc_p90_s,
+            })
+            .collect()
     }
 
     fn push_facts(
@@ -431,7 +441,6 @@ mod tests {
         b.add("app1", 0, &outcome(86_400_000, &[86_400_000]), "ios");
         a.merge(b);
         let per_breakdown = a.facts(&set);
-        assert!(per_breakdown.iter().all(|f| f.breakdown != ALL_BREAKDOWNS));
         let medians: Vec<_> = per_breakdown
             .iter()
             .filter(|f| f.day == Day(0) && f.step == 2)
@@ -441,22 +450,14 @@ mod tests {
         let totals = a.breakdown_totals(&set);
         let got: Vec<_> = totals
             .iter()
-            .map(|f| {
-                (
-                    f.day,
-                    f.breakdown.as_str(),
-                    f.step,
-                    f.actors,
-                    f.ttc_median_s,
-                )
-            })
+            .map(|f| (f.day, f.step, f.actors, f.ttc_median_s))
             .collect();
         assert_eq!(
             got,
             [
-                (Day(0), ALL_BREAKDOWNS, 1, 6, Some(0.0)),
-                (Day(0), ALL_BREAKDOWNS, 2, 5, Some(4.0)),
-                (Day(1), ALL_BREAKDOWNS, 1, 1, Some(0.0)),
+                (Day(0), 1, 6, Some(0.0)),
+                (Day(0), 2, 5, Some(4.0)),
+                (Day(1), 1, 1, Some(0.0)),
             ]
         );
         let p90 = totals[1].ttc_p90_s.unwrap();

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use facts::{Day, FactStore, FunnelStepFact, RunId, RunMeta, Watermark};
+use facts::{BatchPublisher, Day, FunnelStepFact, FunnelTotalFact, RunId, RunMeta, Watermark};
 use rayon::prelude::*;
 
 use crate::aggregate::Aggregator;
@@ -179,8 +179,8 @@ pub struct Published {
     pub run: RunId,
     /// The facts written, per breakdown value.
     pub facts: Vec<FunnelStepFact>,
-    /// Also written: the all-breakdowns totals of funnels with a breakdown ([`facts::ALL_BREAKDOWNS`]).
-    pub totals: Vec<FunnelStepFact>,
+    /// Also written: the all-breakdowns totals of funnels with a breakdown (`funnel_totals`).
+    pub totals: Vec<FunnelTotalFact>,
     /// The watermarks published.
     pub watermarks: Vec<Watermark>,
 }
@@ -191,7 +191,7 @@ pub struct Published {
 ///
 /// `now_ms` (`--now`) only decides the watermark; the run's `started_at_ms` is the wall clock.
 pub fn publish(
-    store: &dyn FactStore,
+    store: &dyn BatchPublisher,
     set: &FunnelSet,
     aggregate: &Aggregator,
     now_ms: i64,
@@ -224,7 +224,7 @@ pub fn publish(
         .collect();
     let result = store
         .write_funnel_steps(run, &facts)
-        .and_then(|()| store.write_funnel_steps(run, &totals))
+        .and_then(|()| store.write_funnel_totals(run, &totals))
         .and_then(|()| store.publish(run, &watermarks));
     if let Err(e) = result {
         let _ = store.fail_run(run, &e.to_string());
@@ -320,6 +320,7 @@ steps = [ { hit = { tracker = "fb" } }, { event = "install" }, { event = "purcha
 
     #[test]
     fn publishes_facts_and_watermarks_to_sqlite() {
+        use facts::FactReader;
         let set = FunnelSet::parse(DEF, "t").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("facts.db").display());
@@ -342,7 +343,7 @@ steps = [ { hit = { tracker = "fb" } }, { event = "install" }, { event = "purcha
             .unwrap()
             .as_millis() as i64;
         let published = publish(
-            store.as_ref(),
+            &store,
             &set,
             &eval.aggregate,
             now,

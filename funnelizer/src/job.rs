@@ -16,7 +16,7 @@
 //! let mut options = JobOptions::new(vec!["/backups/node1".into()], 1_795_132_800);
 //! options.threads = Some(4);
 //! let store = facts::open_store("sqlite:facts.db")?;
-//! let report = Job::new(set, options).run(store.as_ref())?;
+//! let report = Job::new(set, options).run(&store)?;
 //! println!("run {} published {} facts", report.run, report.published.facts.len());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -28,11 +28,11 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use facts::{FactStore, RunId, RunRecord};
+use facts::{BatchPublisher, RunId, RunRecord};
 use serde::{Deserialize, Serialize};
-use sstable_reader::discovery::{discover, DiscoveredTable, Selection};
-use sstable_reader::parallel::ScanCounters;
-use sstable_reader::{CqlSchema, ReadOptions};
+use sstable_reader::{
+    discover, CqlSchema, DiscoveredTable, Discovery, ReadOptions, ScanCounters, Selection, Snapshot,
+};
 
 use crate::batch::{evaluate_chunks, publish, thread_pool, Evaluation, Published};
 use crate::definition::{Funnel, FunnelSet};
@@ -48,8 +48,9 @@ pub struct JobOptions {
     /// Data.db files, table, snapshot, keyspace, data or node directories; all their copies of a table are
     /// merged.
     pub data: Vec<PathBuf>,
-    /// Only this snapshot tag of each table directory (`None`: the live SSTables).
-    pub snapshot: Option<String>,
+    /// Which copy of each table directory to read: the live SSTables (default), one snapshot tag, or the
+    /// newest tag every directory of the two tables has.
+    pub snapshot: Snapshot,
     /// CREATE TABLE statements naming the key columns (default: the `schema.cql` next to the files).
     pub schema: Option<PathBuf>,
     /// Seconds since the epoch at which TTLs are judged; its day is the watermark.
@@ -77,7 +78,7 @@ impl JobOptions {
     pub fn new(data: Vec<PathBuf>, now_s: i64) -> JobOptions {
         JobOptions {
             data,
-            snapshot: None,
+            snapshot: Snapshot::Live,
             schema: None,
             now_s,
             threads: None,
@@ -111,7 +112,7 @@ pub enum Phase {
 /// How far a job has come.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Snapshot {
+pub struct JobState {
     /// The stage.
     pub phase: Phase,
     /// On-disk Data.db bytes of every SSTable the job reads (known from [`Phase::Streaming`] or
@@ -123,7 +124,7 @@ pub struct Snapshot {
     pub rows_read: u64,
     /// Merged partitions so far.
     pub partitions: u64,
-    /// Shuffle buckets evaluated, of [`Snapshot::buckets_total`] (phase 2 of a shuffled run).
+    /// Shuffle buckets evaluated, of [`JobState::buckets_total`] (phase 2 of a shuffled run).
     pub buckets_done: u64,
     /// Shuffle buckets in all (0 until phase 2).
     pub buckets_total: u64,
@@ -137,7 +138,7 @@ pub struct Snapshot {
 /// count).
 pub trait Progress: Send + Sync {
     /// The job's state now.
-    fn update(&self, now: &Snapshot);
+    fn update(&self, now: &JobState);
 }
 
 /// How the actors' timelines were brought together.
@@ -335,9 +336,9 @@ impl Job {
         &self.options
     }
 
-    /// Runs the job and publishes its facts into `store` as one run (on failure the run, if begun, is
-    /// marked failed and readers keep the previous results).
-    pub fn run(&self, store: &dyn FactStore) -> Result<RunReport, Error> {
+    /// Runs the job and publishes its facts (and, for funnels with a breakdown, their totals) into `store`
+    /// as one run (on failure the run, if begun, is marked failed and readers keep the previous results).
+    pub fn run(&self, store: &dyn BatchPublisher) -> Result<RunReport, Error> {
         let started = Instant::now();
         let (set, o) = (&self.set, &self.options);
         let tracker = Tracker {
@@ -454,15 +455,16 @@ impl Job {
             Some(p) => Some(CqlSchema::read(p).map_err(Error::Schema)?),
             None => None,
         };
-        let tables = discover(
+        let (events, conversions) = (&set.source.events.table, &set.source.conversions.table);
+        let found = discover(
             &o.data,
             &Selection {
-                table: None,
+                tables: vec![events.clone(), conversions.clone()],
                 snapshot: o.snapshot.clone(),
             },
         )?;
-        let events = find(&tables, &set.source.events.table, &o.data)?;
-        let conversions = find(&tables, &set.source.conversions.table, &o.data).ok();
+        let events = find(&found, events, &o.data, &o.snapshot)?;
+        let conversions = found.table(conversions);
         let options = ReadOptions::default();
         let ev = events.open(schema.as_ref(), options)?;
         let cv = match conversions {
@@ -484,21 +486,26 @@ fn paths(files: &[PathBuf]) -> Vec<String> {
     files.iter().map(|p| p.display().to_string()).collect()
 }
 
-/// The discovered table the `[source]` names (`keyspace.table`, or `table` in any keyspace).
+/// The discovered table the `[source]` names (`keyspace.table`, or `table` in any keyspace). When it is
+/// missing, the error lists every table under the data paths (not only those the funnels read), so a
+/// misspelt name shows next to the right one.
 fn find<'a>(
-    tables: &'a [DiscoveredTable],
+    found: &'a Discovery,
     name: &str,
     data: &[PathBuf],
+    snapshot: &Snapshot,
 ) -> Result<&'a DiscoveredTable, Error> {
+    if let Some(t) = found.table(name) {
+        return Ok(t);
+    }
+    let all = discover(data, &Selection::snapshot(snapshot.clone()));
+    let tables = all.as_ref().map_or(&found.tables, |a| &a.tables);
     let join = |v: Vec<String>| v.join(", ");
-    tables
-        .iter()
-        .find(|t| t.qualified() == name || (!name.contains('.') && t.name == name))
-        .ok_or_else(|| Error::NoTable {
-            table: name.to_string(),
-            data: join(data.iter().map(|p| p.display().to_string()).collect()),
-            found: join(tables.iter().map(DiscoveredTable::qualified).collect()),
-        })
+    Err(Error::NoTable {
+        table: name.to_string(),
+        data: join(data.iter().map(|p| p.display().to_string()).collect()),
+        found: join(tables.iter().map(DiscoveredTable::qualified).collect()),
+    })
 }
 
 /// The job's side of progress reporting: the counters the scan workers add to, and the sink.
@@ -510,10 +517,10 @@ struct Tracker<'s> {
 }
 
 impl Tracker<'_> {
-    fn snapshot(&self, phase: Phase, disk_bytes_total: u64) -> Snapshot {
+    fn state(&self, phase: Phase, disk_bytes_total: u64) -> JobState {
         let (disk_bytes_read, rows_read, partitions) = self.counters.get();
         let (buckets_done, buckets_total) = self.buckets.get();
-        Snapshot {
+        JobState {
             phase,
             disk_bytes_total,
             disk_bytes_read,
@@ -527,7 +534,7 @@ impl Tracker<'_> {
 
     fn phase(&self, phase: Phase, disk_bytes_total: u64) {
         if let Some(sink) = self.sink {
-            sink.update(&self.snapshot(phase, disk_bytes_total));
+            sink.update(&self.state(phase, disk_bytes_total));
         }
     }
 
@@ -554,7 +561,7 @@ impl Tracker<'_> {
                     } else {
                         phase
                     };
-                    sink.update(&self.snapshot(now, disk_bytes_total));
+                    sink.update(&self.state(now, disk_bytes_total));
                 }
             });
             let out = work();

@@ -8,7 +8,7 @@
 //! let set = FunnelSet::load("funnels.toml".as_ref())?;
 //! let store = facts::open_store("sqlite:facts.db")?;
 //! let report = Job::new(set, JobOptions::new(vec!["snapshots/".into()], 1_795_132_800))
-//!     .run(store.as_ref())?;
+//!     .run(&store)?;
 //! for f in report.published.facts.iter().filter(|f| f.step == 1) {
 //!     println!("{} {} {}: {} actors entered", f.app_id, f.funnel_id, f.day, f.actors);
 //! }
@@ -43,7 +43,7 @@ pub use definition::{
 };
 pub use error::{chain, line_col, DefinitionError, Error, ErrorKind};
 pub use job::{
-    FunnelLevels, Job, JobOptions, Phase, Progress, RunInputs, RunReport, Snapshot, Timelines,
+    FunnelLevels, Job, JobOptions, JobState, Phase, Progress, RunInputs, RunReport, Timelines,
     Timings,
 };
 pub use kernel::{Kernel, Outcome};

@@ -86,12 +86,7 @@ pub fn render(facts: &[FunnelStepFact], levels: &[FunnelLevels], title: &str) ->
     let mut trend: BTreeMap<Key, BTreeMap<i32, BTreeMap<u32, u64>>> = BTreeMap::new();
     let mut by_breakdown: BTreeMap<Key, BTreeMap<String, BTreeMap<u32, u64>>> = BTreeMap::new();
     let mut days: BTreeMap<Key, (i32, i32)> = BTreeMap::new();
-    // All-breakdowns totals (`facts::ALL_BREAKDOWNS`) would count every actor twice here and are not
-    // a breakdown value: the page sums the per-breakdown rows.
-    for f in facts
-        .iter()
-        .filter(|f| f.breakdown != facts::ALL_BREAKDOWNS)
-    {
+    for f in facts {
         let key = (
             f.app_id.clone(),
             f.funnel_id.clone(),

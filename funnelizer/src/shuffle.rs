@@ -34,8 +34,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use sstable_reader::bytes::{put_uvint, Cursor};
-use sstable_reader::merge::{MergedPartition, MergedRow};
-use sstable_reader::parallel::{ScanCounters, TokenRange};
+use sstable_reader::{MergedPartition, MergedRow, ScanCounters, TokenRange};
 
 use crate::batch::{evaluate_chunks, Evaluation, Worker};
 use crate::definition::FunnelSet;

@@ -1,6 +1,6 @@
 //! Actor timelines straight from SSTables: the events and conversions tables (which share the partition
 //! key `(app, actor)` and so the ring order) are each merged across all their SSTables and nodes
-//! ([`sstable_reader::merge`]), and the two merged streams are joined partition by partition — one actor's
+//! ([`sstable_reader::MergeTable`]), and the two merged streams are joined partition by partition — one actor's
 //! whole timeline at a time, memory bounded by the largest actor.
 //!
 //! Rows reach the funnel kernel as [`RowView`]s borrowing the merged partitions: each column a definition
@@ -8,7 +8,7 @@
 //! clustering column or regular column) and decoded per row into reused buffers — text is borrowed, not
 //! copied; `map<text,text>` properties are looked up in the row's cells on demand.
 //!
-//! Work is split by [`SstableSource::plan`] into ranges of the ring ([`sstable_reader::parallel`]) that
+//! Work is split by [`SstableSource::plan`] into ranges of the ring ([`sstable_reader::plan_ranges`]) that
 //! [`crate::batch::evaluate_chunks`] evaluates in parallel with [`SstableSource::scan_range`].
 //!
 //! Tables whose app or actor column is not a partition-key column (e.g. partitioned by day) cannot be
@@ -16,13 +16,11 @@
 
 use std::fmt::Write as _;
 
-use sstable_reader::cql::split_composite;
-use sstable_reader::json::write_value;
-use sstable_reader::merge::{Columns, MergeTable, MergedPartition, MergedRow, MergedScan};
-use sstable_reader::parallel::{plan_ranges, ScanCounters, TokenRange};
-use sstable_reader::schema::TableSchema;
-use sstable_reader::types::CqlType;
-use sstable_reader::value::{counter_total, Value as CqlValue};
+use sstable_reader::{
+    counter_total, plan_ranges, split_composite, write_value, Columns, CqlType, MergeTable,
+    MergedPartition, MergedRow, MergedScan, ScanCounters, TableSchema, TokenRange,
+    Value as CqlValue,
+};
 
 use crate::batch::Worker;
 use crate::definition::FunnelSet;

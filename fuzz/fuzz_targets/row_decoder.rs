@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use sstable_reader::cql::RowRenderer;
-use sstable_reader::reconcile::OwnedRow;
+use sstable_reader::RowRenderer;
+use sstable_reader::OwnedRow;
 use sstable_reader::{Projection, ReadOptions, SSTable, Unfiltered};
 
 fn table_dir() -> &'static PathBuf {

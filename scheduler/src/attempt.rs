@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use facts::{FactStore, RunStatus};
+use facts::{FactReader, RunStatus};
 use funnelizer::{FunnelSet, RunInputs};
 use serde_json::json;
 
@@ -167,7 +167,7 @@ fn log_end(log: Log, att: &Attempt, outcome: Outcome, error: Option<&str>) {
 }
 
 /// Whether run `id` is still a published run of the store (the store may have been replaced).
-fn still_published(store: &dyn FactStore, url: &str, id: i64) -> Result<bool, Error> {
+fn still_published(store: &dyn FactReader, url: &str, id: i64) -> Result<bool, Error> {
     Ok(store
         .runs(500)
         .map_err(Error::store(url))?
@@ -195,7 +195,8 @@ impl Locked<'_> {
         let set = FunnelSet::load(&cfg.funnels)?;
         let store = facts::open_store(&cfg.facts).map_err(Error::store(&cfg.facts))?;
         store.init().map_err(Error::store(&cfg.facts))?;
-        let snapshot = resolve_snapshot(&cfg.data, &cfg.snapshot)?;
+        let tables = source_tables(&set);
+        let snapshot = resolve_snapshot(&cfg.data, &tables, &cfg.snapshot)?;
         let now_s = match &cfg.now {
             // Checked when the config was read.
             Some(n) => funnelizer::parse_time(n).map_err(|e| Error::Config {
@@ -205,7 +206,7 @@ impl Locked<'_> {
             None => att.started_at_ms.div_euclid(1000),
         };
         let key = RunKey {
-            tables: source_tables(&set),
+            tables,
             funnels: funnel_versions(&set),
             snapshot: snapshot.clone(),
             now_day: now_s.div_euclid(86_400),
@@ -228,7 +229,7 @@ impl Locked<'_> {
         if let Some(prev) = &previous {
             if !self.force && prev.fingerprint.key() == fp.key() {
                 let published = match prev.run_id {
-                    Some(id) => still_published(store.as_ref(), &cfg.facts, id)?,
+                    Some(id) => still_published(&store, &cfg.facts, id)?,
                     None => false,
                 };
                 if published {

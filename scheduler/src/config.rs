@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use funnelizer::{parse_bytes, parse_time};
 use serde::Deserialize;
+use sstable_reader::Snapshot;
 
 use crate::error::Error;
 use crate::log::LogFormat;
@@ -50,17 +51,6 @@ impl Trigger {
             }
         }
     }
-}
-
-/// Which copy of each table runs read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SnapshotChoice {
-    /// The live SSTables of each table directory (a live data directory).
-    Live,
-    /// The newest snapshot tag found under the data paths (by the tag directories' mtime).
-    Newest,
-    /// This tag.
-    Tag(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,7 +84,10 @@ pub struct Config {
     pub funnels: PathBuf,
     /// Data paths (node, data, keyspace, table or snapshot directories).
     pub data: Vec<PathBuf>,
-    pub snapshot: SnapshotChoice,
+    /// Which copy of each table directory runs read: the live SSTables, a tag, or the newest tag every
+    /// directory of the funnels' tables has (resolved before each attempt, so the fingerprint and the run
+    /// read the same tag).
+    pub snapshot: Snapshot,
     /// `None`: only `--once` makes sense.
     pub trigger: Option<Trigger>,
     pub threads: Option<usize>,
@@ -166,12 +159,12 @@ impl Config {
             (None, None) => None,
         };
         let snapshot = match raw.snapshot.as_deref() {
-            None | Some("") | Some("live") => SnapshotChoice::Live,
-            Some("newest") => SnapshotChoice::Newest,
+            None | Some("") | Some("live") => Snapshot::Live,
+            Some("newest") => Snapshot::Newest,
             Some(tag) if tag.contains('/') => {
                 return Err(bad(origin, format!("snapshot = {tag:?}: a tag has no '/'")))
             }
-            Some(tag) => SnapshotChoice::Tag(tag.to_string()),
+            Some(tag) => Snapshot::Tag(tag.to_string()),
         };
         let memory_budget = match &raw.memory_budget {
             None => None,
@@ -295,7 +288,7 @@ log = "json"
                 PathBuf::from("/etc/funnel/snap")
             ]
         );
-        assert_eq!(c.snapshot, SnapshotChoice::Newest);
+        assert_eq!(c.snapshot, Snapshot::Newest);
         assert!(matches!(c.trigger, Some(Trigger::Every(d)) if d == Duration::from_secs(5400)));
         assert_eq!(c.memory_budget, Some(2 << 30));
         assert_eq!(c.timeout, Some(Duration::from_secs(5400)));
@@ -386,7 +379,7 @@ mod sample {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/schedule.toml");
         let c = Config::load(&path).unwrap();
         assert_eq!(c.facts, "sqlite:/var/lib/funnel/facts.db");
-        assert_eq!(c.snapshot, SnapshotChoice::Newest);
+        assert_eq!(c.snapshot, Snapshot::Newest);
         assert!(matches!(c.trigger, Some(Trigger::Every(_))));
         assert_eq!(c.memory_budget, Some(8 << 30));
         assert_eq!(c.log, LogFormat::Json);

@@ -32,12 +32,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// `snapshot = "newest"` found no snapshot to read.
-    #[error("snapshot = \"newest\": no snapshots/<tag>/ directories with SSTables under {data}")]
-    NoSnapshot {
-        /// The data paths, comma-separated.
-        data: String,
-    },
+    /// `snapshot = "newest"` found no tag to read (the reader's error lists each directory's tags).
+    #[error("snapshot = \"newest\"")]
+    Newest(#[source] sstable_reader::Error),
     /// SSTables kept vanishing while they were listed (compaction).
     #[error("SSTables kept vanishing while listing (last: {}); compaction too busy? try a snapshot", last.display())]
     Vanishing {
@@ -83,7 +80,7 @@ impl Error {
             Error::Config { .. } | Error::Definition(_) => Outcome::ConfigError,
             Error::Input(_)
             | Error::InputIo { .. }
-            | Error::NoSnapshot { .. }
+            | Error::Newest(_)
             | Error::Vanishing { .. } => Outcome::InputError,
             Error::Io { .. } | Error::Store { .. } => Outcome::StoreError,
             Error::Spawn(_) => Outcome::Failed,

@@ -11,10 +11,8 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use sstable_reader::discovery::{discover, Selection};
-use sstable_reader::{Component, Descriptor};
+use sstable_reader::{discover, Component, Descriptor, DiscoveredTable, Selection, Snapshot};
 
-use crate::config::SnapshotChoice;
 use crate::error::Error;
 use funnelizer::FunnelSet;
 
@@ -140,50 +138,23 @@ pub fn funnel_versions(set: &FunnelSet) -> Vec<(String, String)> {
     v
 }
 
-/// The snapshot tag to read: `Newest` picks, among all `…/snapshots/<tag>/` directories holding Data.db
-/// files under `data`, the tag whose newest directory has the latest mtime (ties: the greatest name).
+/// The snapshot tag to read: `Newest` resolves, as the reader's discovery does, to the newest tag every
+/// directory of `tables` (`keyspace.table` or `table`; empty: all) under `data` has.
 pub fn resolve_snapshot(
     data: &[PathBuf],
-    choice: &SnapshotChoice,
+    tables: &[String],
+    choice: &Snapshot,
 ) -> Result<Option<String>, Error> {
     match choice {
-        SnapshotChoice::Live => Ok(None),
-        SnapshotChoice::Tag(t) => Ok(Some(t.clone())),
-        SnapshotChoice::Newest => {
-            let mut tags: BTreeMap<String, u128> = BTreeMap::new();
-            for p in data {
-                let files = sstable_reader::find_data_files(p)?;
-                for f in files {
-                    let Some(dir) = f.parent() else { continue };
-                    let is_snapshot = dir
-                        .parent()
-                        .and_then(Path::file_name)
-                        .is_some_and(|n| n == "snapshots");
-                    let Some(tag) = dir.file_name().and_then(|t| t.to_str()) else {
-                        continue;
-                    };
-                    if !is_snapshot {
-                        continue;
-                    }
-                    let mtime = std::fs::metadata(dir)
-                        .ok()
-                        .and_then(|m| m.modified().ok())
-                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_nanos());
-                    let e = tags.entry(tag.to_string()).or_default();
-                    *e = (*e).max(mtime);
-                }
-            }
-            tags.into_iter()
-                .max_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)))
-                .map(|(t, _)| Some(t))
-                .ok_or_else(|| Error::NoSnapshot {
-                    data: data
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })
+        Snapshot::Live => Ok(None),
+        Snapshot::Tag(t) => Ok(Some(t.clone())),
+        Snapshot::Newest => {
+            let selection = Selection {
+                tables: tables.to_vec(),
+                snapshot: Snapshot::Newest,
+            };
+            let found = discover(data, &selection).map_err(Error::Newest)?;
+            Ok(found.snapshot)
         }
     }
 }
@@ -224,13 +195,13 @@ pub fn collect_with(
         })?))),
     };
     let selection = Selection {
-        table: None,
-        snapshot: key.snapshot.clone(),
+        tables: key.tables.clone(),
+        snapshot: Snapshot::from_tag(key.snapshot.clone()),
     };
     let mut last_vanished = None;
     for relisted in 0..RELIST_ATTEMPTS {
         let tables = match discover(data, &selection) {
-            Ok(t) => t,
+            Ok(found) => found.tables,
             Err(sstable_reader::Error::Io { path, source })
                 if source.kind() == ErrorKind::NotFound && relisted + 1 < RELIST_ATTEMPTS =>
             {
@@ -239,16 +210,6 @@ pub fn collect_with(
             }
             Err(e) => return Err(e.into()),
         };
-        let tables: Vec<_> = tables
-            .into_iter()
-            .filter(|t| {
-                key.tables.is_empty()
-                    || key
-                        .tables
-                        .iter()
-                        .any(|q| t.qualified() == *q || (!q.contains('.') && t.name == *q))
-            })
-            .collect();
         let all: Vec<PathBuf> = tables.iter().flat_map(|t| t.files.clone()).collect();
         after_list(&all);
         match stat_all(&tables) {
@@ -285,9 +246,7 @@ enum Stat {
     Failed(Error),
 }
 
-fn stat_all(
-    tables: &[sstable_reader::discovery::DiscoveredTable],
-) -> Result<BTreeMap<String, Vec<SstableFile>>, Stat> {
+fn stat_all(tables: &[DiscoveredTable]) -> Result<BTreeMap<String, Vec<SstableFile>>, Stat> {
     let mut out = BTreeMap::new();
     for t in tables {
         let mut files = Vec::with_capacity(t.files.len());
@@ -435,7 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn newest_snapshot_is_the_most_recent_tag_directory() {
+    fn newest_snapshot_is_the_most_recent_tag_the_tables_share() {
         let dir = tempfile::tempdir().unwrap();
         copy_snapshot(dir.path());
         let table = std::fs::read_dir(dir.path().join("tracking"))
@@ -457,10 +416,14 @@ mod tests {
             .set_modified(past)
             .unwrap();
         let data = [dir.path().to_path_buf()];
-        let t = resolve_snapshot(&data, &SnapshotChoice::Newest).unwrap();
+        let events = ["tracking.events".to_string()];
+        let t = resolve_snapshot(&data, &events, &Snapshot::Newest).unwrap();
         assert_eq!(t.as_deref(), Some("aaa-later"));
+        // Over every table: the newest tag all of them have (hits and conversions lack aaa-later).
+        let t = resolve_snapshot(&data, &[], &Snapshot::Newest).unwrap();
+        assert_eq!(t.as_deref(), Some("funnel-gen"));
         let empty = tempfile::tempdir().unwrap();
-        let err = resolve_snapshot(&[empty.path().to_path_buf()], &SnapshotChoice::Newest);
+        let err = resolve_snapshot(&[empty.path().to_path_buf()], &[], &Snapshot::Newest);
         assert!(err.is_err());
     }
 }

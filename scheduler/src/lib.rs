@@ -36,7 +36,7 @@ use std::time::Duration;
 use serde_json::json;
 
 pub use child::run_command;
-pub use config::{Config, SnapshotChoice, StatePaths, Trigger};
+pub use config::{Config, StatePaths, Trigger};
 pub use error::Error;
 pub use fingerprint::{
     collect, collect_with, funnel_versions, resolve_snapshot, source_tables, Fingerprint, RunKey,

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use facts::{FactStore, RunRecord, Watermark};
+use facts::{FactReader, RunRecord, Watermark};
 use funnelizer::RunInputs;
 use serde_json::{json, Value};
 
@@ -35,7 +35,7 @@ impl Status {
     /// watermarks of their apps and of `apps`, and the scheduler's state — from `state_file`, else next to
     /// a SQLite store.
     pub fn read(
-        store: &dyn FactStore,
+        store: &dyn FactReader,
         facts_url: &str,
         state_file: Option<&Path>,
         apps: &[String],

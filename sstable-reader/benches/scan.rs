@@ -12,9 +12,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use sstable_reader::cql::RowRenderer;
-use sstable_reader::reconcile::OwnedRow;
-use sstable_reader::{find_data_files, Projection, ReadOptions, SSTable, Unfiltered};
+use sstable_reader::OwnedRow;
+use sstable_reader::RowRenderer;
+use sstable_reader::{discover, Projection, ReadOptions, SSTable, Selection, Unfiltered};
 
 struct Pass {
     rows: u64,
@@ -140,9 +140,10 @@ fn main() {
         );
         std::process::exit(2);
     };
-    let files = find_data_files(&path).expect("find SSTables");
-    let tables: Vec<SSTable> = files
-        .iter()
+    let found =
+        discover(std::slice::from_ref(&path), &Selection::default()).expect("find SSTables");
+    let tables: Vec<SSTable> = found
+        .files()
         .map(|f| SSTable::open(f, None, ReadOptions::default()).expect("open"))
         .collect();
     if columns.is_empty() {

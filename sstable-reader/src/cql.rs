@@ -9,6 +9,7 @@ use crate::json::{format_seconds, format_timestamp_us, write_str, write_value};
 use crate::reconcile::OwnedRow;
 use crate::row::{DeletionTime, MarkerRef};
 use crate::schema::{Column, ColumnKind, TableSchema};
+use crate::statistics::NO_DELETION_TIME;
 use crate::types::CqlType;
 use crate::value::{Value, ValueError};
 
@@ -37,6 +38,9 @@ pub struct RowRenderer<'s> {
     emitted_in_partition: usize,
     /// Duplicate versions of one row merged within the current scan.
     pub duplicates_merged: u64,
+    /// Rows not printed because a TTL had expired at `now` (their liveness or a cell expired, and
+    /// nothing of them was left live), as [`crate::merge::MergeStats::rows_expired`] counts them.
+    pub rows_expired: u64,
 }
 
 impl<'s> RowRenderer<'s> {
@@ -65,6 +69,7 @@ impl<'s> RowRenderer<'s> {
             pending: None,
             emitted_in_partition: 0,
             duplicates_merged: 0,
+            rows_expired: 0,
         }
     }
 
@@ -188,7 +193,10 @@ impl<'s> RowRenderer<'s> {
             let line = self.render(Some(&row), &deletion)?;
             out.push(line);
             self.emitted_in_partition += 1;
-        } else if self.with_meta && !row.deletion.is_live() {
+        } else if expired(&row, &deletion, self.now) {
+            self.rows_expired += 1;
+        }
+        if !live && self.with_meta && !row.deletion.is_live() {
             let mut s = String::from("{");
             self.write_key_columns(&mut s, Some(&row))?;
             s.push_str(",\"_tombstone\":\"row\"");
@@ -414,6 +422,22 @@ fn cell_is_visible(
     c.as_cell().is_live(now)
         && !deletion.deletes(c.timestamp)
         && !complex.is_some_and(|d| d.deletes(c.timestamp))
+}
+
+/// Whether a row with nothing live was dropped by a TTL: its liveness or a cell expired at `now`,
+/// not shadowed by `deletion`.
+fn expired(row: &OwnedRow, deletion: &DeletionTime, now: i64) -> bool {
+    let over = |ttl: i32, ldt: i64, timestamp: i64| {
+        ttl != 0 && ldt != NO_DELETION_TIME && now >= ldt && !deletion.deletes(timestamp)
+    };
+    over(
+        row.liveness.ttl,
+        row.liveness.local_expiration_time,
+        row.liveness.timestamp,
+    ) || row
+        .cells
+        .iter()
+        .any(|c| !c.tombstone && over(c.ttl, c.local_deletion_time, c.timestamp))
 }
 
 fn has_live_cell(row: &OwnedRow, deletion: &DeletionTime, now: i64) -> bool {

@@ -1,17 +1,21 @@
 //! The reader's error type. Every error about a file names the file; every error about bad bytes also
 //! names the offset (in the component file, or in the uncompressed Data.db stream) and what was expected.
+//! Callers tell kinds apart by variant or by [`Error::path`], [`Error::offset`] and
+//! [`Error::is_corruption`], never by message text.
 
 use std::path::{Path, PathBuf};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What went wrong while reading (or writing) an SSTable.
+/// What went wrong while reading an SSTable, finding SSTables or reading a schema.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// The operating system refused to open, map or read a file.
+    /// The operating system refused to open, map or read a file or directory.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -19,33 +23,52 @@ pub enum Error {
     /// The bytes at `offset` are not what the format says they must be.
     #[error("{path}: corrupt at offset {offset}: expected {expected}")]
     Corrupt {
+        /// The component file (Data.db offsets are in its uncompressed stream).
         path: PathBuf,
         offset: u64,
+        /// What the format requires there.
         expected: String,
     },
     /// A chunk's checksum does not match its bytes.
     #[error("{path}: checksum mismatch for chunk at offset {offset} (length {length}): stored {stored:#010x}, computed {computed:#010x}")]
     Checksum {
+        /// The Data.db file.
         path: PathBuf,
+        /// The chunk's offset in the (compressed) file.
         offset: u64,
         length: usize,
         stored: u32,
         computed: u32,
     },
-    /// The file is an SSTable, but of a version or kind this reader does not decode.
+    /// The file is an SSTable, but of a version or kind this reader does not decode (or too big for it).
     #[error("{path}: unsupported: {what}")]
-    Unsupported { path: PathBuf, what: String },
+    Unsupported {
+        path: PathBuf,
+        /// What is not supported.
+        what: String,
+    },
     /// The schema (schema.cql or --schema) could not be parsed or does not fit the files.
     #[error("{origin}: schema error at line {line}, column {column}: {message}")]
     Schema {
+        /// The schema file, or the SSTables (files) that disagree.
         origin: String,
+        /// 1-based position in the schema text (0: not about a place in a file).
         line: usize,
         column: usize,
         message: String,
     },
-    /// A path given by the user is not an SSTable, a table directory or a snapshot directory.
+    /// A path given by the user holds no SSTables of what was asked for (or several copies to choose
+    /// from).
     #[error("{path}: {message}")]
-    NotFound { path: PathBuf, message: String },
+    NotFound {
+        path: PathBuf,
+        /// What is missing, and how to choose.
+        message: String,
+    },
+    /// An error of the caller's, raised inside a reader callback (e.g. a [`crate::for_each_ordered`]
+    /// worker); [`std::error::Error::source`] keeps it.
+    #[error(transparent)]
+    External(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
@@ -69,5 +92,35 @@ impl Error {
             path: path.to_path_buf(),
             what: what.into(),
         }
+    }
+
+    /// Wraps an error of the caller's ([`Error::External`]).
+    pub fn external(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::External(e.into())
+    }
+
+    /// The file (or directory) the error is about, when it is about one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Corrupt { path, .. }
+            | Error::Checksum { path, .. }
+            | Error::Unsupported { path, .. }
+            | Error::NotFound { path, .. } => Some(path),
+            Error::Schema { .. } | Error::External(_) => None,
+        }
+    }
+
+    /// Where in [`Error::path`] the bad bytes are (corruption and checksum errors).
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            Error::Corrupt { offset, .. } | Error::Checksum { offset, .. } => Some(*offset),
+            _ => None,
+        }
+    }
+
+    /// Damaged data: bytes that are not what the format requires, or a chunk whose checksum fails.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corrupt { .. } | Error::Checksum { .. })
     }
 }

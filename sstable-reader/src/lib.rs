@@ -1,57 +1,131 @@
 //! A zero-copy reader of Apache Cassandra SSTables (Cassandra 3.0 to 5.0: `ma` … `oa` big format and
-//! `da` BTI), proved on files real Cassandra wrote.
+//! `da` BTI), proved on files real Cassandra wrote, and a writer of them (`nb`, `oa`) for bulk loading and
+//! test data.
 //!
-//! ```no_run
-//! use sstable_reader::{Projection, ReadOptions, SSTable, Unfiltered};
-//! let sst = SSTable::open("nb-1-big-Data.db".as_ref(), None, ReadOptions::default())?;
-//! let mut scan = sst.scanner(Projection::all(&sst.schema));
-//! while let Some(_partition) = scan.next_partition()? {
-//!     while let Some(u) = scan.next_unfiltered()? {
-//!         if let Unfiltered::Row(row) = u {
-//!             for cell in row.cells() {
-//!                 let _ = (cell.column, cell.value); // borrowed from the map or chunk buffer
-//!             }
-//!         }
+//! # Reading
+//!
+//! Find the tables under what operators point at ([`discover`]: Data.db files, table, snapshot,
+//! keyspace, data or node directories), open each table's SSTables as one [`MergeTable`] and scan it:
+//! partitions come in ring order, each the reconciliation of every SSTable's (and node's) version, as
+//! Cassandra answers `SELECT *` at a fixed `now`. Rows and cells borrow from a reused arena: nothing is
+//! allocated per row.
+//!
+//! ```
+//! use sstable_reader::writer::{
+//!     schema_from_cql_text, Cell, ColumnContent, ColumnData, Compression, Partition, Row,
+//!     SSTableWriter, Unfiltered, WriterOptions,
+//! };
+//! use sstable_reader::{discover, Columns, Selection};
+//!
+//! // A table directory with one SSTable, written by this crate (as `nodetool flush` would leave it).
+//! let dir = tempfile::tempdir()?;
+//! let table_dir = dir.path().join("shop/orders-5b4c2f0e8a3d11ef9a8c0242ac120002");
+//! let cql = "CREATE TABLE shop.orders (customer text, at int, total int, PRIMARY KEY (customer, at));";
+//! let schema = schema_from_cql_text(cql, "orders")?;
+//! std::fs::create_dir_all(&table_dir)?;
+//! let options = WriterOptions::new(sstable_reader::writer::writer_version("nb")?, Compression::Lz4);
+//! let mut writer = SSTableWriter::create(&table_dir, 1, &schema, options)?;
+//! let mut partition = Partition::new(b"ada".to_vec());
+//! let mut row = Row::new(vec![Some(20_i32.to_be_bytes().to_vec())]);
+//! row.columns = vec![ColumnData {
+//!     column: 0,
+//!     content: ColumnContent::Simple(Cell::live(1_700_000_000_000_000, 42_i32.to_be_bytes().to_vec())),
+//! }];
+//! partition.unfiltereds = vec![Unfiltered::Row(row)];
+//! writer.append(&partition)?;
+//! writer.finish()?;
+//!
+//! // Read it back: find the tables, merge each one's SSTables, scan the live rows.
+//! let found = discover(&[dir.path().to_path_buf()], &Selection::default())?;
+//! let orders = found.table("shop.orders").expect("the table");
+//! let table = orders.open(None, Default::default())?;
+//! let total = table.schema().column("total").expect("a column").index;
+//! let now = 1_800_000_000; // seconds: TTLs are judged at this one instant
+//! let mut scan = table.scan(&Columns::All, now)?;
+//! let mut totals = Vec::new();
+//! while let Some(partition) = scan.next_partition()? {
+//!     for row in partition.rows() {
+//!         // Borrowed from the scan's arena until the next partition.
+//!         let value = row.value(total).expect("a live cell");
+//!         totals.push(i32::from_be_bytes(value.try_into()?));
 //!     }
 //! }
-//! # Ok::<(), sstable_reader::Error>(())
+//! assert_eq!(totals, [42]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layers, bottom up: [`bytes`] (cursor, vints), [`descriptor`] (file names, versions),
-//! [`compression`] + [`data`] (mapped Data.db as verified uncompressed bytes), [`statistics`]
-//! (Statistics.db), [`types`] + [`value`] + [`json`] (CQL values), [`schema`] (columns, schema.cql),
-//! [`row`] + [`scanner`] (the unfiltered format), [`index`] (Index.db, Summary.db), [`partitions`] (BTI Partitions.db), [`sstable`] (it all together).
+//! One SSTable can also be read on its own, unfiltered by unfiltered, tombstones included
+//! ([`SSTable::open`], [`SSTable::scanner`]); [`plan_ranges`] and [`for_each_ordered`] scan the ring in
+//! parallel ranges; [`RowRenderer`] prints rows as JSON; [`Stats::describe`] counts what
+//! `sstablemetadata` prints about one SSTable.
+//!
+//! # Layers, bottom up
+//!
+//! [`bytes`] (cursor, vints) → descriptors (file names, versions) → compression and the mapped Data.db
+//! (chunk-verified uncompressed bytes) → Statistics.db → CQL types, values and schema → row decoding and
+//! the [`Scanner`] → [`SSTable`] → Index.db / Summary.db and BTI Partitions.db → the merge
+//! ([`MergeTable`]) → parallel ranges → discovery. Modules depend only downwards; `funnel`'s CI checks
+//! that no two modules of a crate import each other (`tests/tests/module_cycles.rs`).
+//!
+//! Errors ([`Error`]) name the file, and for damaged bytes the offset and what was expected.
 
 pub mod bytes;
-pub mod compression;
-pub mod cql;
-pub mod data;
-pub mod descriptor;
-pub mod discovery;
-pub mod error;
-pub mod index;
-pub mod json;
-pub mod merge;
-pub mod parallel;
-pub mod partitioner;
-pub mod partitions;
-pub mod reconcile;
-pub mod row;
-pub mod scanner;
-pub mod schema;
-pub mod sstable;
-pub mod statistics;
-pub mod stats;
-pub mod types;
-pub mod value;
+mod clustering;
+mod compression;
+mod cql;
+mod data;
+mod descriptor;
+mod discovery;
+mod error;
+mod index;
+mod json;
+mod merge;
+mod parallel;
+mod partitioner;
+mod partitions;
+mod progress;
+mod reconcile;
+mod row;
+mod scanner;
+mod schema;
+mod sstable;
+mod statistics;
+mod stats;
+mod types;
+mod value;
 pub mod writer;
 
-pub use descriptor::{Component, Descriptor, FormatKind, Version};
+pub use compression::{Algorithm, CompressionInfo};
+pub use cql::{composite, split_composite, RenderError, RowRenderer};
+pub use data::{DataFile, DataReader};
+pub use descriptor::{Component, Descriptor, FormatKind, Version, SUPPORTED_VERSIONS};
+pub use discovery::{discover, DiscoveredTable, Discovery, Selection, Snapshot};
 pub use error::{Error, Result};
+pub use json::{format_seconds, format_timestamp_ms, format_timestamp_us, write_value};
+pub use merge::order::compare_values;
+pub use merge::{Columns, MergeStats, MergeTable, MergedPartition, MergedRow, MergedScan};
+pub use parallel::{for_each_ordered, plan_ranges, TokenRange};
+pub use partitioner::{murmur3_token, partition_order, OwnedPosition, Partitioner, RingPosition};
+pub use progress::ScanCounters;
+pub use reconcile::{resolve, OwnedCell, OwnedRow};
 pub use row::{BoundKind, Cell, DeletionTime, LivenessInfo, MarkerRef, RowRef, Unfiltered};
 pub use scanner::{PartitionHeader, Projection, Scanner};
-pub use schema::{Column, ColumnKind, CqlSchema, TableSchema};
-pub use sstable::{find_data_files, ReadOptions, SSTable};
-pub use statistics::{Statistics, StatsMetadata};
-pub use types::CqlType;
-pub use value::Value;
+pub use schema::{Column, ColumnKind, CqlSchema, CqlTable, TableSchema};
+pub use sstable::{ReadOptions, SSTable};
+pub use statistics::{
+    SerializationHeader, Statistics, StatsMetadata, ValidationMetadata, NO_DELETION_TIME,
+};
+pub use stats::{Stats, StatsColumn};
+pub use types::{CqlType, UserType};
+pub use value::{counter_total, Value, ValueError};
+
+/// Internals this crate's own integration tests check directly (index and trie readers) and test-data
+/// helpers; built only with the `test_common` feature (the crate's dev-dependency on itself). Not an API.
+#[cfg(feature = "test_common")]
+#[doc(hidden)]
+pub mod test_common {
+    pub use crate::index::{PartitionIndex, Summary};
+    pub use crate::merge::counter::global_context;
+    pub use crate::partitions::{data_positions, PartitionTrie, Target};
+    pub use crate::writer::filter::BloomFilter;
+}

@@ -11,8 +11,7 @@
 //! SSTable that has neither index (no Summary.db/Index.db, no Partitions.db) the plan is one range.
 //!
 //! ```no_run
-//! # use sstable_reader::merge::{Columns, MergeTable};
-//! # use sstable_reader::parallel::{plan_ranges, for_each_ordered};
+//! # use sstable_reader::{for_each_ordered, plan_ranges, Columns, MergeTable};
 //! # fn f(table: &MergeTable) -> sstable_reader::Result<()> {
 //! let ranges = plan_ranges(&[table], 16)?;
 //! for_each_ordered(&ranges, 2, |r| {
@@ -23,8 +22,6 @@
 //! }, |_range, rows| { println!("{rows}"); Ok(true) })?;
 //! # Ok(()) }
 //! ```
-
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
@@ -332,33 +329,6 @@ where
         }
     }
     Ok(())
-}
-
-/// Counters shared by the workers of a parallel scan, for progress displays.
-#[derive(Debug, Default)]
-pub struct ScanCounters {
-    /// Compressed (on-disk) Data.db bytes read.
-    pub disk_bytes: AtomicU64,
-    /// Rows read (every version in every SSTable).
-    pub rows: AtomicU64,
-    /// Merged partitions.
-    pub partitions: AtomicU64,
-}
-
-impl ScanCounters {
-    pub fn add(&self, disk_bytes: u64, rows: u64, partitions: u64) {
-        self.disk_bytes.fetch_add(disk_bytes, Ordering::Relaxed);
-        self.rows.fetch_add(rows, Ordering::Relaxed);
-        self.partitions.fetch_add(partitions, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> (u64, u64, u64) {
-        (
-            self.disk_bytes.load(Ordering::Relaxed),
-            self.rows.load(Ordering::Relaxed),
-            self.partitions.load(Ordering::Relaxed),
-        )
-    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 //! positions into the current data window, so a row costs no allocation; [`RowRef`] and [`Cell`] borrow.
 
 use crate::bytes::{Cursor, Short, ShortResult};
+use crate::clustering::skip_clustering_fixed;
 use crate::statistics::{ldt_from_raw, SerializationHeader, NO_DELETION_TIME};
-use crate::types::CqlType;
 
 pub(crate) const END_OF_PARTITION: u8 = 0x01;
 pub(crate) const IS_MARKER: u8 = 0x02;
@@ -244,52 +244,6 @@ pub(crate) fn read_partition_deletion(
 
 /// A clustering value's place: absent (`None`: null) or a byte range in the window (possibly empty).
 pub(crate) type Slot = Option<(u32, u32)>;
-
-/// Skips `size` clustering values serialized with their 2-bit presence headers (32 values per header).
-pub(crate) fn skip_clustering_values(
-    c: &mut Cursor<'_>,
-    types: &[CqlType],
-    size: usize,
-) -> ShortResult<()> {
-    skip_values_with(c, size, |i| {
-        types.get(i).unwrap_or(&CqlType::Blob).fixed_length()
-    })
-}
-
-/// [`skip_clustering_values`] with the types' fixed lengths precomputed (`None`: variable length).
-#[inline]
-pub(crate) fn skip_clustering_fixed(
-    c: &mut Cursor<'_>,
-    fixed: &[Option<usize>],
-    size: usize,
-) -> ShortResult<()> {
-    skip_values_with(c, size, |i| fixed.get(i).copied().flatten())
-}
-
-#[inline]
-fn skip_values_with(
-    c: &mut Cursor<'_>,
-    size: usize,
-    fixed: impl Fn(usize) -> Option<usize>,
-) -> ShortResult<()> {
-    let mut i = 0;
-    while i < size {
-        let header = c.uvint()?;
-        let block_end = (i + 32).min(size);
-        while i < block_end {
-            let bits = (header >> ((i % 32) * 2)) & 3;
-            if bits == 0 {
-                let n = match fixed(i) {
-                    Some(n) => n,
-                    None => c.uvint_len()?,
-                };
-                c.skip(n)?;
-            }
-            i += 1;
-        }
-    }
-    Ok(())
-}
 
 /// Reads `size` clustering values into `out` as window positions (`base` = window offset of the cursor's
 /// buffer), given the clustering types' fixed lengths (`None`: variable length).

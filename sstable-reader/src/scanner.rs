@@ -8,11 +8,21 @@
 use crate::bytes::{Cursor, Short, ShortResult};
 use crate::data::DataReader;
 use crate::error::{Error, Result};
-use crate::merge::stage::TooWide;
 use crate::row::*;
 use crate::schema::TableSchema;
 use crate::sstable::SSTable;
 use crate::statistics::NO_DELETION_TIME;
+
+impl SSTable {
+    /// A sequential scanner over all partitions, decoding only the `projection` columns.
+    pub fn scanner(&self, projection: Projection) -> Scanner<'_> {
+        Scanner::new(self, projection)
+    }
+}
+
+/// A sink ran out of 32-bit offsets (a partition of more than 4 GiB of projected data).
+#[derive(Debug)]
+pub(crate) struct TooWide;
 
 /// Which static and regular columns a scan decodes (key and clustering columns are always decoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -598,7 +608,7 @@ impl<'s> Scanner<'s> {
     }
 
     /// Leaves every row to [`Scanner::next_into`] (what [`Scanner::next_plain_rows`] is checked against).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test_common"))]
     pub(crate) fn without_plain_rows(&mut self) {
         self.plain = None;
     }
@@ -608,6 +618,11 @@ impl<'s> Scanner<'s> {
     pub(crate) fn partition_bytes(&self) -> &[u8] {
         let read = (self.pos - self.reader.window_start()) as usize;
         &self.reader.window()[..read]
+    }
+
+    /// Where [`Scanner::partition_bytes`] starts in the uncompressed Data.db.
+    pub(crate) fn window_start(&self) -> u64 {
+        self.reader.window_start()
     }
 
     /// Clustering of the last decoded unfiltered (window offsets).

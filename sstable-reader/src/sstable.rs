@@ -1,6 +1,5 @@
 //! One SSTable opened for reading: its descriptor, Statistics.db, compression and checksums, the mapped
-//! Data.db and the table schema. Also finds SSTables under the paths users give (a Data.db file, a table
-//! directory, a snapshot directory, or anything above them).
+//! Data.db and the table schema.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +8,6 @@ use crate::data::{ChunkChecksums, DataFile};
 use crate::descriptor::{read_toc, Component, Descriptor, FormatKind};
 use crate::error::{Error, Result};
 use crate::row::Deltas;
-use crate::scanner::{Projection, Scanner};
 use crate::schema::{CqlSchema, TableSchema};
 use crate::statistics::{SerializationHeader, Statistics};
 
@@ -181,57 +179,4 @@ impl SSTable {
             .as_ref()
             .map(|v| v.partitioner.as_str())
     }
-
-    /// A sequential scanner over all partitions, decoding only the `projection` columns.
-    pub fn scanner(&self, projection: Projection) -> Scanner<'_> {
-        Scanner::new(self, projection)
-    }
-}
-
-/// Finds the Data.db files under `path`: the file itself, the SSTables of a table or snapshot
-/// directory, or those of every table below a keyspace or data directory. A directory holding SSTables
-/// is not searched further (its `snapshots/` and `backups/` are other copies of the same data); hidden
-/// directories (secondary indexes) are skipped. Results are sorted for a stable order.
-pub fn find_data_files(path: &Path) -> Result<Vec<PathBuf>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.is_file() {
-        let d = Descriptor::from_path(path)?;
-        return Ok(vec![d.data_path()]);
-    }
-    let mut out = Vec::new();
-    walk(path, &mut out, 0)?;
-    out.sort();
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
-    if depth > 12 {
-        return Ok(());
-    }
-    let mut subdirs = Vec::new();
-    let mut found = false;
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let p = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let ft = entry.file_type().map_err(|e| Error::io(&p, e))?;
-        if ft.is_dir() {
-            if !name.starts_with('.') {
-                subdirs.push(p);
-            }
-        } else if name.ends_with("-Data.db") {
-            // Unsupported or foreign files are reported when opened, not silently skipped.
-            out.push(p);
-            found = true;
-        }
-    }
-    if !found {
-        subdirs.sort();
-        for d in subdirs {
-            walk(&d, out, depth + 1)?;
-        }
-    }
-    Ok(())
 }

@@ -305,7 +305,7 @@ fn skip_improved_min_max(c: &mut Cursor<'_>) -> crate::bytes::ShortResult<()> {
     for _ in 0..2 {
         c.u8()?;
         let size = c.u16()? as usize;
-        crate::row::skip_clustering_values(c, &types, size)?;
+        crate::clustering::skip_clustering_values(c, &types, size)?;
     }
     Ok(())
 }

@@ -73,12 +73,12 @@ pub struct Stats {
     /// The table, when known.
     pub table: Option<String>,
     /// The columns in `SELECT *` order.
-    pub columns: Vec<ColumnInfo>,
+    pub columns: Vec<StatsColumn>,
 }
 
 /// One column of [`Stats::columns`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ColumnInfo {
+pub struct StatsColumn {
     /// Its name.
     pub name: String,
     /// Partition key, clustering, static or regular.
@@ -156,7 +156,7 @@ impl Stats {
                 .schema
                 .select_order()
                 .into_iter()
-                .map(|c| ColumnInfo {
+                .map(|c| StatsColumn {
                     name: c.name.clone(),
                     kind: c.kind,
                     ty: c.ty.to_string(),

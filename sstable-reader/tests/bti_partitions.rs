@@ -7,11 +7,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use sstable_reader::merge::{Columns, MergeTable};
-use sstable_reader::parallel::plan_ranges;
-use sstable_reader::partitions::{data_positions, PartitionTrie, Target};
-use sstable_reader::reconcile::OwnedRow;
-use sstable_reader::{find_data_files, Error, Projection, ReadOptions, SSTable};
+use sstable_reader::test_common::{data_positions, PartitionTrie, Target};
+use sstable_reader::{
+    discover, plan_ranges, Columns, Error, MergeTable, OwnedRow, Projection, ReadOptions, SSTable,
+    Selection,
+};
 
 const TABLES: [&str; 4] = ["simple", "simple_counter", "clust", "clust_counter"];
 
@@ -20,7 +20,11 @@ fn dir(t: &str) -> PathBuf {
 }
 
 fn open(dir: &Path) -> SSTable {
-    let files = find_data_files(dir).unwrap();
+    let files: Vec<PathBuf> = discover(&[dir.to_path_buf()], &Selection::default())
+        .unwrap()
+        .files()
+        .cloned()
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     SSTable::open(&files[0], None, ReadOptions::default()).unwrap()
 }

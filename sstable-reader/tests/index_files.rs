@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use sstable_reader::index::{PartitionIndex, Summary};
+use sstable_reader::test_common::{PartitionIndex, Summary};
 use sstable_reader::{Projection, ReadOptions, SSTable};
 
 fn shared(p: &str) -> PathBuf {

@@ -98,13 +98,13 @@ fn uncompressed_lengths_match_the_independent_decoder() {
     for v in VERSIONS {
         for t in tables(v) {
             let dir = shared(&format!("cassandra/legacy/{v}/legacy_tables/{t}"));
-            let file = sstable_reader::find_data_files(&dir).unwrap().remove(0);
+            let file = common::data_files(&dir).remove(0);
             let sst = sstable_reader::SSTable::open(&file, None, Default::default()).unwrap();
             let expected = facts[format!("legacy/{t}")]["uncompressed_len"].as_u64();
             assert_eq!(Some(sst.data.len()), expected, "{t}");
             assert_eq!(
                 sst.data.compression().unwrap().algorithm,
-                sstable_reader::compression::Algorithm::Lz4
+                sstable_reader::Algorithm::Lz4
             );
         }
     }
@@ -116,7 +116,7 @@ fn partitioner_and_versions_come_from_the_files() {
         let dir = shared(&format!(
             "cassandra/legacy/{v}/legacy_tables/legacy_{v}_simple"
         ));
-        let file = sstable_reader::find_data_files(&dir).unwrap().remove(0);
+        let file = common::data_files(&dir).remove(0);
         let sst = sstable_reader::SSTable::open(&file, None, Default::default()).unwrap();
         assert_eq!(sst.descriptor.version.as_str(), *v);
         assert_eq!(
@@ -137,10 +137,9 @@ fn inaccurate_min_max_fixture_has_its_range_tombstone() {
     ));
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["v"], 4);
-    let file = sstable_reader::find_data_files(&shared(
+    let file = common::data_files(&shared(
         "cassandra/legacy/mc/legacy_tables/legacy_mc_inaccurate_min_max",
     ))
-    .unwrap()
     .remove(0);
     let sst = sstable_reader::SSTable::open(&file, None, Default::default()).unwrap();
     let mut scan = sst.scanner(sstable_reader::Projection::all(&sst.schema));

@@ -7,10 +7,10 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sstable_reader::merge::{Columns, MergeTable};
-use sstable_reader::reconcile::{resolve, OwnedCell};
-use sstable_reader::value::counter_total;
-use sstable_reader::{find_data_files, DeletionTime, Projection, ReadOptions, SSTable, Unfiltered};
+use sstable_reader::{
+    counter_total, discover, resolve, Columns, DeletionTime, MergeTable, OwnedCell, Projection,
+    ReadOptions, SSTable, Selection, Unfiltered,
+};
 
 const NOW: i64 = 1_900_000_000;
 
@@ -21,9 +21,9 @@ fn shared(rel: &str) -> PathBuf {
 }
 
 fn open_dir(dir: &Path) -> Vec<SSTable> {
-    find_data_files(dir)
+    discover(&[dir.to_path_buf()], &Selection::default())
         .unwrap()
-        .iter()
+        .files()
         .map(|f| SSTable::open(f, None, ReadOptions::default()).unwrap())
         .collect()
 }

@@ -11,17 +11,16 @@ use std::path::Path;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sstable_reader::merge::counter::global_context;
-use sstable_reader::merge::{Columns, MergeTable};
-use sstable_reader::value::counter_total;
-use sstable_reader::writer::model::BoundKind;
-use sstable_reader::writer::token::partition_order;
+use sstable_reader::test_common::global_context;
 use sstable_reader::writer::{
     schema_from_cql_text, writer_version, Cell, CellState, ColumnContent, ColumnData, Compression,
     Expiry, Liveness, Marker, MarkerDeletion, Partition, Row, SSTableWriter, Unfiltered,
     WriterOptions,
 };
-use sstable_reader::{DeletionTime, ReadOptions, SSTable};
+use sstable_reader::{
+    counter_total, partition_order, BoundKind, Columns, DeletionTime, MergeTable, ReadOptions,
+    SSTable,
+};
 
 const CQL: &str = "CREATE TABLE ks.t (k text, c int, v text, n int, m map<text, text>, s int static, PRIMARY KEY (k, c));";
 const NOW: i64 = 1_700_000_000; // s

@@ -1,16 +1,16 @@
-//! Discovery and parallel merged scans on a generated cluster (`writer::gen`: 3 nodes, RF 2, overlapping
+//! Discovery and parallel merged scans on a generated cluster (`datagen`: 3 nodes, RF 2, overlapping
 //! SSTables): the ranges of a plan, scanned independently (seeking into every SSTable), give exactly the
 //! partitions and rows of one sequential merged scan, in the same order; discovery selects tables and
 //! snapshots and rejects disagreeing schemas, naming the files.
 
 use std::path::Path;
 
-use sstable_reader::discovery::{discover, Selection};
-use sstable_reader::merge::{Columns, MergeTable};
-use sstable_reader::parallel::{for_each_ordered, plan_ranges, ScanCounters};
-use sstable_reader::writer::gen::{generate, GenOptions};
+use datagen::{generate, GenOptions};
 use sstable_reader::writer::{writer_version, Compression};
-use sstable_reader::ReadOptions;
+use sstable_reader::{
+    discover, for_each_ordered, plan_ranges, Columns, MergeTable, ReadOptions, ScanCounters,
+    Selection, Snapshot,
+};
 
 const END_MS: i64 = 1_740_787_200_000;
 
@@ -58,11 +58,12 @@ fn ranges_scanned_in_parallel_equal_one_sequential_scan() {
     let tables = discover(
         &[dir.path().to_path_buf()],
         &Selection {
-            table: Some("tracking.events".into()),
-            snapshot: None,
+            tables: vec!["tracking.events".into()],
+            snapshot: Snapshot::Live,
         },
     )
-    .unwrap();
+    .unwrap()
+    .tables;
     assert_eq!(tables.len(), 1);
     assert_eq!(
         tables[0].files.len(),
@@ -146,11 +147,12 @@ fn discovery_selects_snapshots_and_rejects_disagreeing_schemas() {
     let tables = discover(
         &all,
         &Selection {
-            table: None,
-            snapshot: Some("b".into()),
+            tables: Vec::new(),
+            snapshot: Snapshot::Tag("b".into()),
         },
     )
-    .unwrap();
+    .unwrap()
+    .tables;
     let names: Vec<String> = tables.iter().map(|t| t.qualified()).collect();
     assert_eq!(
         names,
@@ -163,17 +165,18 @@ fn discovery_selects_snapshots_and_rejects_disagreeing_schemas() {
     let only = discover(
         &all,
         &Selection {
-            table: Some("hits".into()),
-            snapshot: Some("a".into()),
+            tables: vec!["hits".into()],
+            snapshot: Snapshot::Tag("a".into()),
         },
     )
-    .unwrap();
+    .unwrap()
+    .tables;
     assert_eq!(only.len(), 1);
     assert!(discover(
         &all,
         &Selection {
-            table: Some("tracking.nope".into()),
-            snapshot: Some("a".into())
+            tables: vec!["tracking.nope".into()],
+            snapshot: Snapshot::Tag("a".into())
         }
     )
     .is_err());
@@ -193,8 +196,8 @@ fn discovery_selects_snapshots_and_rejects_disagreeing_schemas() {
     let err = discover(
         &all,
         &Selection {
-            table: Some("tracking.events".into()),
-            snapshot: Some("b".into()),
+            tables: vec!["tracking.events".into()],
+            snapshot: Snapshot::Tag("b".into()),
         },
     )
     .unwrap_err()

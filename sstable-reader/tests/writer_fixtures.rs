@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use sstable_reader::bytes::Cursor;
-use sstable_reader::writer::filter::BloomFilter;
-use sstable_reader::writer::token::murmur3_token;
+use sstable_reader::murmur3_token;
+use sstable_reader::test_common::BloomFilter;
 
 fn shared() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/sstables")

@@ -4,18 +4,15 @@
 //! and every value must decode as its type and re-encode to the same bytes.
 
 use proptest::prelude::*;
-use sstable_reader::schema::TableSchema;
-use sstable_reader::statistics::NO_DELETION_TIME;
-use sstable_reader::types::CqlType;
-use sstable_reader::value::Value;
-use sstable_reader::writer::model::BoundKind;
-use sstable_reader::writer::token::partition_order;
 use sstable_reader::writer::{
     schema_from_cql_text, writer_version, Cell, CellState, ColumnContent, ColumnData, Compression,
     EncodingStats, Expiry, Liveness, Marker, MarkerDeletion, Partition, Row, SSTableWriter,
     Unfiltered, WriterOptions,
 };
-use sstable_reader::{DeletionTime, Projection, ReadOptions, SSTable};
+use sstable_reader::{
+    partition_order, BoundKind, CqlType, DeletionTime, Projection, ReadOptions, SSTable,
+    TableSchema, Value, NO_DELETION_TIME,
+};
 
 const SCHEMA: &str = "
 CREATE TYPE ks.addr (street text, zip int);

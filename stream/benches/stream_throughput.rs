@@ -156,7 +156,7 @@ fn main() {
     drop(raw);
 
     // 2. The pipeline: same messages, fresh group, SQLite facts; timed from its first to its last applied batch.
-    let store: Arc<dyn facts::FactStore> = Arc::from(
+    let store: Arc<dyn facts::StreamStore> = Arc::new(
         facts::open_store(&format!("sqlite:{}", dir.path().join("facts.db").display()))
             .expect("store"),
     );

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use facts::{DailyCountFact, Day, FactStore, SpeedBatch, StateEntry};
+use facts::{DailyCountFact, Day, SpeedBatch, StateEntry, StreamStore};
 
 use crate::attribution::{Bucket, Conversion};
 use crate::config::AttributionConfig;
@@ -42,7 +42,7 @@ pub struct BatchSummary {
 
 /// Accumulates one batch of one partition.
 pub struct BatchBuilder<'a> {
-    store: &'a dyn FactStore,
+    store: &'a dyn StreamStore,
     cfg: &'a AttributionConfig,
     topic: String,
     partition: i32,
@@ -60,7 +60,7 @@ impl<'a> BatchBuilder<'a> {
     /// A batch that resumes at `first_offset` (the store's committed offset, or the partition's first
     /// offset when the store has none).
     pub fn new(
-        store: &'a dyn FactStore,
+        store: &'a dyn StreamStore,
         cfg: &'a AttributionConfig,
         topic: &str,
         partition: i32,
@@ -281,6 +281,7 @@ mod tests {
     use super::*;
     use crate::readback::{read_conversions, read_dead_letter_counts};
     use crate::reference;
+    use facts::StreamSink;
 
     fn hit(i: usize, ts: i64, ip: &str) -> String {
         format!(
@@ -325,7 +326,7 @@ mod tests {
                 .unwrap();
             let mut offset = 0i64;
             for chunk in payloads.chunks(size) {
-                let mut b = BatchBuilder::new(&*store, &cfg, "t", 0, offset);
+                let mut b = BatchBuilder::new(&store, &cfg, "t", 0, offset);
                 for p in chunk {
                     b.push(offset, Some(p.as_bytes()), None).unwrap();
                     offset += 1;
@@ -341,12 +342,12 @@ mod tests {
                     "a replay is refused"
                 );
             }
-            let got: std::collections::BTreeSet<_> = read_conversions(&*store, Some("a1"))
+            let got: std::collections::BTreeSet<_> = read_conversions(&store, Some("a1"))
                 .unwrap()
                 .into_iter()
                 .collect();
             assert_eq!(got, want.conversions, "batch size {size}");
-            let dl = read_dead_letter_counts(&*store, "t").unwrap();
+            let dl = read_dead_letter_counts(&store, "t").unwrap();
             assert_eq!(
                 dl.get("bad_json").copied(),
                 want.poison.get(&PoisonReason::BadJson).copied()
@@ -404,7 +405,7 @@ mod tests {
                 let n = rng.random_range(1..=rest.len().min(40));
                 let (chunk, tail) = rest.split_at(n);
                 rest = tail;
-                let mut b = BatchBuilder::new(&*store, &cfg, "t", 0, offset);
+                let mut b = BatchBuilder::new(&store, &cfg, "t", 0, offset);
                 for p in chunk {
                     b.push(offset, Some(&p.payload), None).unwrap();
                     offset += 1;
@@ -414,15 +415,15 @@ mod tests {
                     .unwrap();
                 assert!(store.apply_speed_batch(&batch).unwrap());
             }
-            let got: std::collections::BTreeSet<_> = read_conversions(&*store, None)
+            let got: std::collections::BTreeSet<_> = read_conversions(&store, None)
                 .unwrap()
                 .into_iter()
                 .collect();
             assert_eq!(got, want.conversions, "seed {seed}");
-            let mut counts = read_counts(&*store, "a1").unwrap();
-            counts.extend(read_counts(&*store, "a2").unwrap());
+            let mut counts = read_counts(&store, "a1").unwrap();
+            counts.extend(read_counts(&store, "a2").unwrap());
             assert_eq!(counts, want.counts, "seed {seed}");
-            let dl = read_dead_letter_counts(&*store, "t").unwrap();
+            let dl = read_dead_letter_counts(&store, "t").unwrap();
             let want_dl: BTreeMap<String, u64> = want
                 .poison
                 .iter()

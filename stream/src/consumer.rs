@@ -24,7 +24,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use facts::FactStore;
+use facts::StreamStore;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -108,7 +108,7 @@ enum RebalanceEvent {
 }
 
 struct Ctx {
-    store: Arc<dyn FactStore>,
+    store: Arc<dyn StreamStore>,
     group: String,
     topic: String,
     start: StartFrom,
@@ -248,7 +248,7 @@ impl Tasks {
 
 struct Shared {
     opts: StreamOptions,
-    store: Arc<dyn FactStore>,
+    store: Arc<dyn StreamStore>,
     cfg: Arc<AttributionConfig>,
     dead: Arc<DeadLetterSink>,
     metrics: Arc<Metrics>,
@@ -261,7 +261,7 @@ struct Shared {
 /// batches, commits and leaves the group.
 pub async fn run(
     opts: StreamOptions,
-    store: Arc<dyn FactStore>,
+    store: Arc<dyn StreamStore>,
     dead: Arc<DeadLetterSink>,
     metrics: Arc<Metrics>,
     observer: Option<BatchObserver>,

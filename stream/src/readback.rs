@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use facts::{CountsQuery, FactStore};
+use facts::{CountsQuery, FactReader, StateReader};
 
 use crate::attribution::Conversion;
 use crate::batch::{parse_counter, NS_CONVERSION, NS_DEADLETTER};
@@ -15,7 +15,7 @@ pub type CountTable = BTreeMap<(String, i32, String, String, String), i64>;
 
 /// Every count of `app_id` for the three stream metrics, as the store's readers see them. Zero rows are
 /// left out.
-pub fn read_counts(store: &dyn FactStore, app_id: &str) -> Result<CountTable, StreamError> {
+pub fn read_counts(store: &dyn FactReader, app_id: &str) -> Result<CountTable, StreamError> {
     let mut out = CountTable::new();
     for metric in [METRIC_HITS, METRIC_EVENTS, METRIC_CONVERSIONS] {
         let mut q = CountsQuery::new(app_id, metric);
@@ -50,7 +50,7 @@ fn app_prefix(app_id: &str) -> String {
 
 /// The conversion records of an app (all of them when `app_id` is `None`), in key order.
 pub fn read_conversions(
-    store: &dyn FactStore,
+    store: &dyn StateReader,
     app_id: Option<&str>,
 ) -> Result<Vec<Conversion>, StreamError> {
     let prefix = app_id.map(app_prefix).unwrap_or_default();
@@ -69,7 +69,7 @@ pub fn read_conversions(
 
 /// Dead letters counted (exactly once, with the batches) for a topic, per reason, over all partitions.
 pub fn read_dead_letter_counts(
-    store: &dyn FactStore,
+    store: &dyn StateReader,
     topic: &str,
 ) -> Result<BTreeMap<String, u64>, StreamError> {
     let prefix = app_prefix(topic);

@@ -1,6 +1,9 @@
 //! Crash tests of the fact store through the real `funnel` binary: a process killed (SIGABRT via the
 //! `FUNNEL_FAULT` hook) in the middle of publishing a batch run, of staging it, or of applying a speed
 //! batch leaves readers with the previous complete results; a rerun then publishes the new ones.
+//!
+//! The hook exists only in test builds: `facts/fault-injection`, which this crate turns on as a
+//! dev-dependency (run them with `cargo test --workspace`, which builds the binary with it).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -54,7 +57,11 @@ fn ok(out: Output) -> Output {
 
 /// The process must have died by the injected abort, not exited cleanly or with an error.
 fn assert_aborted(out: &Output) {
-    assert!(!out.status.success(), "the faulted run did not crash");
+    assert!(
+        !out.status.success(),
+        "the faulted run did not crash (was `funnel` built without `facts/fault-injection`? \
+         build it with `cargo test --workspace`)"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
@@ -179,4 +186,31 @@ fn killed_speed_batch_is_applied_exactly_once_on_rerun() {
         "speed batches applied other than exactly once"
     );
     assert_eq!(counts, want.1);
+}
+
+/// What `cargo build`/`cargo install` make of `funnel` has no fault hooks (and reads no `FUNNEL_FAULT`):
+/// only this crate's dev-dependency turns the feature on.
+#[test]
+fn builds_of_the_binary_leave_fault_injection_out() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = e2e_tests::workspace_root().join("Cargo.toml");
+    let tree = |package: &str, edges: &str| {
+        let out = Command::new(&cargo)
+            .args(["tree", "--offline", "--locked", "-e", edges, "-p", package])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .output()
+            .expect("run cargo tree");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let cli = tree("cli", "features");
+    assert!(cli.contains("facts feature \"default\""), "{cli}");
+    assert!(!cli.contains("fault-injection"), "{cli}");
+    // The tests' own build has it (what the crash tests above rely on).
+    assert!(tree("e2e-tests", "features").contains("facts feature \"fault-injection\""));
 }

@@ -254,7 +254,7 @@ fn without_breakdown_ttc_is_exact_and_breakdown_listings_are_unchanged() {
     }
     let store = facts::open_store(&url).unwrap();
     funnelizer::publish(
-        store.as_ref(),
+        &store,
         &set,
         &agg,
         day0 + 2 * 86_400_000,
@@ -306,4 +306,65 @@ fn without_breakdown_ttc_is_exact_and_breakdown_listings_are_unchanged() {
         ("ios".into(), 2, 3, Some(2.0)),
     ];
     assert_eq!(listed, want, "{split}");
+}
+
+/// A run whose `--now` is weeks after the last event makes every day up to then batch-complete. `funnel
+/// query` still stops at the data's last day (it listed every day up to the watermark with `-`); `--to`
+/// asks for more and gets the empty batch days.
+#[test]
+fn query_stops_at_the_last_day_with_data_unless_to_asks_for_more() {
+    use funnelizer::{Aggregator, FunnelSet, Outcome};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("facts.db").display());
+    let set = FunnelSet::parse(
+        "[[funnel]]\nid = \"f\"\nwindow = \"1d\"\nsteps = [ { event = \"a\" }, { event = \"b\" } ]\n",
+        "t",
+    )
+    .unwrap();
+    let day0 = 19_800 * 86_400_000_i64; // 2024-03-18
+    let mut agg = Aggregator::new();
+    for d in 0..2 {
+        let entry = day0 + d * 86_400_000;
+        let o = Outcome {
+            level: 2,
+            entry_ts_ms: entry,
+            step_ts_ms: vec![entry, entry + 1000],
+            breakdown_row: 0,
+        };
+        agg.add("app", 0, &o, "");
+    }
+    let store = facts::open_store(&url).unwrap();
+    // Watermark 2024-04-17: batch-complete through 04-16, four weeks past the data.
+    funnelizer::publish(
+        &store,
+        &set,
+        &agg,
+        day0 + 30 * 86_400_000,
+        serde_json::json!({}),
+    )
+    .unwrap();
+    drop(store);
+    let args = ["query", "--facts", &url, "--app", "app", "--funnel", "f"];
+    let days = |extra: &[&str]| -> Vec<String> {
+        let out = stdout_ok(&[&args[..], &["--format", "json"], extra].concat());
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["freshness"]["watermark"], "2024-04-17");
+        v["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["day"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(days(&[]), ["2024-03-18", "2024-03-19"]);
+    let table = stdout_ok(&args);
+    assert!(!table.contains("2024-03-20"), "{table}");
+    assert!(
+        !table.lines().any(|l| l.contains(" - ") || l.ends_with('-')),
+        "{table}"
+    );
+    let asked = days(&["--to", "2024-03-22"]);
+    assert_eq!(asked.first().map(String::as_str), Some("2024-03-18"));
+    assert_eq!(asked.last().map(String::as_str), Some("2024-03-22"));
+    assert_eq!(asked.len(), 5);
 }

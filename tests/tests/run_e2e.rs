@@ -7,11 +7,11 @@
 use std::path::Path;
 use std::process::Command;
 
+use datagen::{live_timelines, GenOptions};
 use e2e_tests::{funnel_bin, run_funnel, sort_facts, stored_facts};
 use facts::FunnelStepFact;
 use funnelizer::{reference, Aggregator, FunnelSet};
 use funnelizer::{OwnedRow, OwnedValue, RowView, Value};
-use sstable_reader::writer::gen::{live_timelines, GenOptions};
 use sstable_reader::writer::{writer_version, Compression};
 
 const END_DATE: &str = "2025-03-01";
@@ -174,7 +174,7 @@ fn gen_run_facts_equal_the_reference_and_a_new_funnel_covers_all_history() {
     let expected = reference_facts(&set, &o);
     let apps: Vec<String> = (1..=3).map(|a| format!("app-{a:03}")).collect();
     let store = facts::open_store(&url).unwrap();
-    let got = stored_facts(store.as_ref(), &set, &apps);
+    let got = stored_facts(&store, &set, &apps);
     assert!(
         expected
             .iter()
@@ -207,7 +207,7 @@ fn gen_run_facts_equal_the_reference_and_a_new_funnel_covers_all_history() {
     run_funnel(&args);
     let set2 = FunnelSet::parse(&format!("{FUNNELS_V1}\n{FUNNEL_ADDED}"), "v2").unwrap();
     let expected2 = reference_facts(&set2, &o);
-    let got2 = stored_facts(store.as_ref(), &set2, &apps);
+    let got2 = stored_facts(&store, &set2, &apps);
     assert_eq!(got2, expected2);
     let days: std::collections::BTreeSet<i32> = got2
         .iter()

@@ -8,21 +8,19 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use datagen::{generate, GenOptions};
 use e2e_tests::{run_funnel, sort_facts};
 use facts::FunnelStepFact;
 use funnelizer::FunnelSet;
-use sstable_reader::cql::{composite, split_composite};
-use sstable_reader::discovery::{discover, Selection};
-use sstable_reader::merge::order::compare_values;
-use sstable_reader::merge::Columns;
-use sstable_reader::writer::gen::{generate, GenOptions};
-use sstable_reader::writer::snapshot::{snapshot_dir, table_id, write_snapshot_files};
-use sstable_reader::writer::token::murmur3_token;
 use sstable_reader::writer::{
-    schema_from_cql_text, writer_version, Cell, CellState, ColumnContent, ColumnData, Compression,
-    Liveness, Partition, Row, SSTableWriter, Unfiltered, WriterOptions,
+    schema_from_cql_text, snapshot_dir, table_id, write_snapshot_files, writer_version, Cell,
+    CellState, ColumnContent, ColumnData, Compression, Liveness, Partition, Row, SSTableWriter,
+    Unfiltered, WriterOptions,
 };
-use sstable_reader::{CqlType, DeletionTime, ReadOptions};
+use sstable_reader::{
+    compare_values, composite, discover, murmur3_token, split_composite, Columns, CqlType,
+    DeletionTime, ReadOptions, Selection,
+};
 
 const END_DATE: &str = "2025-03-01";
 const END_MS: i64 = 1_740_787_200_000; // 2025-03-01T00:00:00Z
@@ -90,10 +88,9 @@ struct Event {
 /// Reads the live rows of tracking.events under `data` and writes them as tracking.events_by_day under
 /// `out` (two SSTables, each partition's rows alternating between them, so the reader merges).
 fn rewrite_by_day(data: &Path, out: &Path) -> usize {
-    let tables = discover(&[data.to_path_buf()], &Selection::default()).unwrap();
-    let events = tables
-        .iter()
-        .find(|t| t.qualified() == "tracking.events")
+    let found = discover(&[data.to_path_buf()], &Selection::default()).unwrap();
+    let events = found
+        .table("tracking.events")
         .unwrap()
         .open(None, ReadOptions::default())
         .unwrap();
@@ -205,7 +202,7 @@ fn rewrite_by_day(data: &Path, out: &Path) -> usize {
 fn stored_facts(url: &str, set: &FunnelSet) -> Vec<FunnelStepFact> {
     let store = facts::open_store(url).unwrap();
     let apps: Vec<String> = (1..=3).map(|a| format!("app-{a:03}")).collect();
-    let mut out = e2e_tests::stored_facts(store.as_ref(), set, &apps);
+    let mut out = e2e_tests::stored_facts(&store, set, &apps);
     for f in &mut out {
         f.funnel_version.clear();
     }

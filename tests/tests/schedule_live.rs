@@ -11,7 +11,7 @@ use schedule_support::*;
 
 /// Moves every `snapshots/<tag>/` file up into its table directory: the layout of a live node.
 fn make_live(data: &Path) {
-    for f in sstable_reader::find_data_files(data).unwrap() {
+    for f in data_files(data) {
         let snap = f.parent().unwrap().to_path_buf();
         let table_dir = snap.parent().unwrap().parent().unwrap().to_path_buf();
         if !snap.exists() {

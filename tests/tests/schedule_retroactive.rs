@@ -8,18 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_tests::funnel_bin;
-use facts::{FactStore, FunnelDay, FunnelQuery};
+use facts::FunnelQuery;
 use schedule_support::*;
-
-/// Days and values of a funnel for every test app (freshness left out: run ids differ between stores).
-fn days(store: &dyn FactStore, funnel: &str) -> Vec<(String, Vec<FunnelDay>)> {
-    APPS.iter()
-        .map(|app| {
-            let a = store.read_funnel(&FunnelQuery::new(app, funnel)).unwrap();
-            (app.to_string(), a.days)
-        })
-        .collect()
-}
 
 #[test]
 fn a_funnel_added_between_runs_is_computed_over_all_history_and_unchanged_inputs_are_skipped() {
@@ -46,7 +36,7 @@ fn a_funnel_added_between_runs_is_computed_over_all_history_and_unchanged_inputs
     );
     assert!(stderr(&o).contains("is new"), "{}", stderr(&o));
     let store = env.store();
-    let added = days(store.as_ref(), "click_to_open");
+    let added = funnel_days(&store, "click_to_open");
 
     // The same funnels computed from scratch into a fresh store by `funnel run`.
     let fresh = env.dir.path().join("fresh.db");
@@ -73,7 +63,7 @@ fn a_funnel_added_between_runs_is_computed_over_all_history_and_unchanged_inputs
         String::from_utf8_lossy(&out.stderr)
     );
     let fresh = facts::open_store(&format!("sqlite:{}", fresh.display())).unwrap();
-    assert_eq!(added, days(fresh.as_ref(), "click_to_open"));
+    assert_eq!(added, funnel_days(&fresh, "click_to_open"));
     // All history: the first day with an entry is the first generated day (10 days before 2025-03-01).
     for (app, d) in &added {
         let first = d.iter().find(|d| !d.steps.is_empty()).expect("entries");
@@ -85,8 +75,8 @@ fn a_funnel_added_between_runs_is_computed_over_all_history_and_unchanged_inputs
     }
     // The old funnel is unchanged by the new run (same version, same values).
     assert_eq!(
-        days(store.as_ref(), "activation"),
-        days(fresh.as_ref(), "activation")
+        funnel_days(&store, "activation"),
+        funnel_days(&fresh, "activation")
     );
     let o = env.once(&[], &[]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));

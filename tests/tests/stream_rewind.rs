@@ -29,7 +29,7 @@ fn a_batch_applied_by_another_consumer_rewinds_the_partition() {
 
     let dir = tempfile::tempdir().unwrap();
     let facts_url = format!("sqlite:{}", dir.path().join("facts.db").display());
-    let store: Arc<dyn facts::FactStore> = Arc::from(facts::open_store(&facts_url).unwrap());
+    let store: Arc<dyn facts::StreamStore> = Arc::new(facts::open_store(&facts_url).unwrap());
     let cfg = AttributionConfig::default();
 
     // The intruder: on the stream's 2nd and 4th applied batch, apply the next `len` messages itself

@@ -101,19 +101,20 @@ pub struct CounterMerger {
 }
 
 impl CounterMerger {
-    /// Merges the contexts `parts` into `out` (a context). Errors describe a malformed context.
+    /// Merges the contexts `parts` into `out` (a context). An error names the malformed part (its index
+    /// in `parts`) and what a context must be.
     pub fn merge<'a>(
         &mut self,
         parts: impl IntoIterator<Item = &'a [u8]>,
         out: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<(), (usize, String)> {
         self.acc.clear();
         for (i, p) in parts.into_iter().enumerate() {
             if i == 0 {
-                parse(p, &mut self.acc)?;
+                parse(p, &mut self.acc).map_err(|e| (i, e))?;
                 continue;
             }
-            parse(p, &mut self.next)?;
+            parse(p, &mut self.next).map_err(|e| (i, e))?;
             self.merged.clear();
             let (mut a, mut b) = (0, 0);
             while a < self.acc.len() || b < self.next.len() {
@@ -173,7 +174,8 @@ impl CounterMerger {
     }
 }
 
-/// A context of global shards `(id byte, clock, count)` (tests and generators).
+/// A context of global shards `(id byte, clock, count)` (tests).
+#[cfg(any(test, feature = "test_common"))]
 pub fn global_context(shards: &[(u8, i64, i64)]) -> Vec<u8> {
     let mut sorted = shards.to_vec();
     sorted.sort_by_key(|s| s.0);

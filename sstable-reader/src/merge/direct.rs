@@ -7,16 +7,17 @@
 //! the lean decoder leaves to the general one) sends it back to the start, to be staged and merged as
 //! usual: the output is always the general merge's.
 
-use super::stage::{Stager, TooWide};
+use super::stage::Stager;
 use super::{single_row, MergedPartition, OutRow, Version};
 use crate::row::{DeletionTime, LivenessInfo, RawCell, RawComplexDeletion};
-use crate::scanner::{CellSink, RowSink, Scanner};
+use crate::scanner::{CellSink, RowSink, Scanner, TooWide};
 
 /// Stages one SSTable's plain rows and turns each into an output row at once (a [`RowSink`]).
 struct Direct<'a> {
     stage: Stager<'a>,
     rows: &'a mut Vec<OutRow>,
     out_cells: &'a mut Vec<u32>,
+    expired: &'a mut u64,
     now: i64,
 }
 
@@ -52,6 +53,7 @@ impl RowSink for Direct<'_> {
         let out = single_row(
             self.stage.arena(),
             self.out_cells,
+            self.expired,
             &version,
             DeletionTime::LIVE,
             self.now,
@@ -92,6 +94,7 @@ pub(super) fn read(
         arena,
         rows,
         out_cells,
+        expired,
         ..
     } = &mut *part;
     if let Ok(stage) = Stager::new(arena, &maps.0, &maps.1) {
@@ -99,6 +102,7 @@ pub(super) fn read(
             stage,
             rows,
             out_cells,
+            expired,
             now,
         };
         if let Ok(n) = scan.next_plain_rows(&mut sink) {
@@ -113,5 +117,6 @@ pub(super) fn read(
     part.arena.clear();
     part.rows.clear();
     part.out_cells.clear();
+    part.expired = 0;
     Ok(None)
 }

@@ -2,8 +2,7 @@
 //! table (all generations, all nodes' replicas) in one streaming k-way merge.
 //!
 //! ```no_run
-//! use sstable_reader::merge::{Columns, MergeTable};
-//! use sstable_reader::{ReadOptions, SSTable};
+//! use sstable_reader::{Columns, MergeTable, ReadOptions, SSTable};
 //! # let paths: Vec<std::path::PathBuf> = vec![];
 //! let ssts = paths.iter().map(|p| SSTable::open(p, None, ReadOptions::default())).collect::<Result<Vec<_>, _>>()?;
 //! let table = MergeTable::new(ssts)?;
@@ -35,19 +34,19 @@
 //!
 //! Row liveness is judged from the primary-key liveness and the *projected* cells: a row kept alive only by
 //! a column outside the projection (an `UPDATE` of that column alone) is not returned. Ranges of the ring
-//! for parallel scans come from [`crate::parallel`].
+//! for parallel scans come from [`crate::plan_ranges`].
 
-pub mod counter;
+pub(crate) mod counter;
 mod direct;
-pub mod order;
-pub mod stage;
+pub(crate) mod order;
+mod stage;
 
 use std::cmp::Ordering;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::parallel::ScanCounters;
 use crate::partitioner::Partitioner;
+use crate::progress::ScanCounters;
 use crate::reconcile::{resolve, OwnedCell, OwnedRow};
 use crate::row::{BoundKind, Cell, DeletionTime, LivenessInfo};
 use crate::scanner::{Decoded, Projection, Scanner};
@@ -264,7 +263,7 @@ impl MergeTable {
 
     /// A merged scan of one span `[start, end)` of uncompressed Data.db per SSTable (`None`: skip it); the
     /// spans must cover the same range of the ring, starting at partition boundaries
-    /// ([`crate::parallel::plan_ranges`]).
+    /// ([`crate::plan_ranges`]).
     pub fn scan_spans(
         &self,
         columns: &Columns,
@@ -328,6 +327,9 @@ pub struct MergeStats {
     pub rows_live: u64,
     /// Partitions that took the one-version fast path (no staging, no merge pass).
     pub direct_partitions: u64,
+    /// Rows not returned because a TTL had expired at the scan's `now`: their primary-key liveness or
+    /// a cell expired, and nothing of them was left live (rows deleted outright do not count).
+    pub rows_expired: u64,
 }
 
 impl std::ops::AddAssign for MergeStats {
@@ -338,6 +340,7 @@ impl std::ops::AddAssign for MergeStats {
         self.rows_read += o.rows_read;
         self.rows_live += o.rows_live;
         self.direct_partitions += o.direct_partitions;
+        self.rows_expired += o.rows_expired;
     }
 }
 
@@ -391,6 +394,16 @@ impl<'t> MergedScan<'t> {
 
     pub fn table(&self) -> &'t MergeTable {
         self.table
+    }
+
+    /// Leaves every row to the general decoder and every partition to the general merge (what the lean
+    /// decoder and the fast path are checked against).
+    #[cfg(any(test, feature = "test_common"))]
+    #[doc(hidden)]
+    pub fn without_plain_rows(&mut self) {
+        for s in &mut self.sources {
+            s.scan.without_plain_rows();
+        }
     }
 
     pub fn stats(&self) -> MergeStats {
@@ -470,6 +483,7 @@ impl<'t> MergedScan<'t> {
         part.rows.clear();
         part.out_cells.clear();
         part.static_row = None;
+        part.expired = 0;
         if let [i] = self.contributing[..] {
             let s = &mut self.sources[i];
             if s.deletion.is_live() {
@@ -481,6 +495,7 @@ impl<'t> MergedScan<'t> {
                     self.stats.direct_partitions += 1;
                     self.stats.partition_versions += 1;
                     self.stats.rows_live += part.rows.len() as u64;
+                    self.stats.rows_expired += part.expired;
                     return Ok(Some(&self.part));
                 }
             }
@@ -529,19 +544,68 @@ impl<'t> MergedScan<'t> {
         }
         self.stats.partitions += 1;
         self.stats.partition_versions += self.contributing.len() as u64;
-        let path = self.sources[b].scan.sstable().data_path();
-        merge_partition(
+        if let Err(fault) = merge_partition(
             part,
             &self.table.schema,
             &self.table.clustering_types,
             self.table.bytewise_eq,
             self.now,
             &mut self.scratch,
-        )
-        .map_err(|what| Error::corrupt(path, 0, format!("{what} (partition merge)")))?;
+        ) {
+            return Err(self.fault_error(fault));
+        }
         self.stats.rows_live += part.rows.len() as u64;
+        self.stats.rows_expired += part.expired;
         Ok(Some(&self.part))
     }
+}
+
+impl MergedScan<'_> {
+    /// The error of a merge fault, naming the SSTable and uncompressed Data.db offset of the bad bytes.
+    #[cold]
+    fn fault_error(&self, fault: Fault) -> Error {
+        let first = &self.sources[self.contributing[0]].scan;
+        match fault {
+            Fault::TooWide => Error::unsupported(
+                first.sstable().data_path(),
+                format!(
+                    "the partition at offset {} is wider than 4 GiB of projected data",
+                    first.partition().position
+                ),
+            ),
+            Fault::Corrupt { at, expected } => {
+                // The contributing sources' partitions were copied into the arena one after the other
+                // ([`Stager::finish`]), each from its scanner's window, which has not moved since.
+                let mut base = 0u64;
+                for &i in &self.contributing {
+                    let scan = &self.sources[i].scan;
+                    let len = scan.partition_bytes().len() as u64;
+                    if u64::from(at) < base + len {
+                        return Error::corrupt(
+                            scan.sstable().data_path(),
+                            scan.window_start() + (u64::from(at) - base),
+                            expected,
+                        );
+                    }
+                    base += len;
+                }
+                Error::corrupt(
+                    first.sstable().data_path(),
+                    first.partition().position,
+                    format!("{expected} (in the partition at this offset)"),
+                )
+            }
+        }
+    }
+}
+
+/// Why merging a staged partition failed.
+#[derive(Debug)]
+enum Fault {
+    /// The arena outgrew 32-bit offsets.
+    TooWide,
+    /// The bytes at arena offset `at` are not what the format requires.
+    Corrupt { at: u32, expected: String },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -566,6 +630,8 @@ pub struct MergedPartition {
     rows: Vec<OutRow>,
     static_row: Option<OutRow>,
     out_cells: Vec<u32>,
+    /// Rows of this partition dropped because a TTL expired ([`MergeStats::rows_expired`]).
+    expired: u64,
 }
 
 impl Default for MergedPartition {
@@ -579,6 +645,7 @@ impl Default for MergedPartition {
             rows: Vec::new(),
             static_row: None,
             out_cells: Vec::new(),
+            expired: 0,
         }
     }
 }
@@ -820,7 +887,7 @@ fn merge_partition(
     bytewise: bool,
     now: i64,
     sc: &mut Scratch,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Fault> {
     let pdel = part.deletion;
 
     // The static row: versions of it, shadowed only by the partition deletion.
@@ -868,7 +935,7 @@ fn merge_rows(
     items: &[Item],
     cx: &MergeCtx<'_>,
     sc: &mut Scratch,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Fault> {
     let pdel = part.deletion;
     let (ctys, bytewise) = (cx.ctys, cx.bytewise);
     sc.heads.retain(|&(h, e)| h < e);
@@ -986,7 +1053,7 @@ fn merge_run(
     pdel: DeletionTime,
     cx: &MergeCtx<'_>,
     sc: &mut Scratch,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Fault> {
     let (mut h, e) = *range;
     let mut open = None;
     let ty0 = cx.ctys.first().unwrap_or(&CqlType::Blob);
@@ -1049,7 +1116,7 @@ fn merge_duplicates(
     del: DeletionTime,
     cx: &MergeCtx<'_>,
     sc: &mut Scratch,
-) -> std::result::Result<Option<OutRow>, String> {
+) -> std::result::Result<Option<OutRow>, Fault> {
     let it = &items[at];
     sc.group.clear();
     sc.group.push(at);
@@ -1070,7 +1137,7 @@ fn merge_collected(
     del: DeletionTime,
     cx: &MergeCtx<'_>,
     sc: &mut Scratch,
-) -> std::result::Result<Option<OutRow>, String> {
+) -> std::result::Result<Option<OutRow>, Fault> {
     let group = std::mem::take(&mut sc.group);
     let out = merge_group(part, items, &group, del, cx.columns, cx.now, sc, false);
     sc.group = group;
@@ -1088,7 +1155,7 @@ fn merge_group(
     now: i64,
     sc: &mut Scratch,
     is_static: bool,
-) -> std::result::Result<Option<OutRow>, String> {
+) -> std::result::Result<Option<OutRow>, Fault> {
     let first = &items[group[0]];
     if group.len() == 1 {
         return Ok(merge_single(part, first, del, now, is_static));
@@ -1148,6 +1215,17 @@ fn merge_group(
     let cells_end = part.out_cells.len();
     if (is_static || !row_live) && cells_end == cells_start {
         part.out_cells.truncate(cells_start);
+        let a = &part.arena;
+        if !is_static
+            && expired(
+                &liveness,
+                sc.cand.iter().map(|&k| &a.cells[k as usize]),
+                del,
+                now,
+            )
+        {
+            part.expired += 1;
+        }
         return Ok(None);
     }
     Ok(Some(OutRow {
@@ -1182,6 +1260,7 @@ fn merge_single(
     single_row(
         &part.arena,
         &mut part.out_cells,
+        &mut part.expired,
         &version,
         del.max(it.deletion),
         now,
@@ -1199,11 +1278,12 @@ struct Version {
 
 /// A row with one version under the deletion `del` (the partition's, an open range tombstone's and the
 /// row's own): its live cells (those not all visible listed in `out_cells`), or `None` when nothing of
-/// it is live.
+/// it is live (counted in `expired` when a TTL expiry dropped it).
 #[inline(always)]
 fn single_row(
     arena: &Arena,
     out_cells: &mut Vec<u32>,
+    expired_rows: &mut u64,
     v: &Version,
     del: DeletionTime,
     now: i64,
@@ -1230,6 +1310,9 @@ fn single_row(
         }
     };
     if (is_static || !row_live) && cells.0 == cells.1 {
+        if !is_static && expired(&v.liveness, recs.iter(), del, now) {
+            *expired_rows += 1;
+        }
         return None;
     }
     Some(OutRow {
@@ -1243,6 +1326,25 @@ fn single_row(
         direct,
         is_static,
     })
+}
+
+/// Whether a row that nothing of is left live was dropped by a TTL: its primary-key liveness or one of
+/// its cells expired at `now` and is not shadowed by the deletion `del` (only called for dropped rows).
+#[cold]
+fn expired<'a>(
+    liveness: &LivenessInfo,
+    mut cells: impl Iterator<Item = &'a CellRec>,
+    del: DeletionTime,
+    now: i64,
+) -> bool {
+    let ttl_over = |ttl: i32, ldt: i64, timestamp: i64| {
+        ttl != 0 && ldt != NO_DELETION_TIME && now >= ldt && !del.deletes(timestamp)
+    };
+    ttl_over(
+        liveness.ttl,
+        liveness.local_expiration_time,
+        liveness.timestamp,
+    ) || cells.any(|c| !c.tombstone && ttl_over(c.ttl, c.ldt, c.timestamp))
 }
 
 /// Whether a reconciled cell is returned: a column of the merged table, not a tombstone, not expired at
@@ -1264,7 +1366,7 @@ fn merge_counter(
     versions: &[u32],
     counters: &mut CounterMerger,
     out: &mut Vec<u8>,
-) -> std::result::Result<u32, String> {
+) -> std::result::Result<u32, Fault> {
     let a = &part.arena;
     if let Some(&t) = versions.iter().find(|&&k| a.cells[k as usize].tombstone) {
         return Ok(t);
@@ -1277,20 +1379,22 @@ fn merge_counter(
     if nonempty.len() <= 1 {
         return Ok(nonempty.first().copied().unwrap_or(versions[0]));
     }
-    counters.merge(
-        nonempty.iter().map(|&k| a.get(a.cells[k as usize].value)),
-        out,
-    )?;
+    counters
+        .merge(
+            nonempty.iter().map(|&k| a.get(a.cells[k as usize].value)),
+            out,
+        )
+        .map_err(|(i, expected)| Fault::Corrupt {
+            at: a.cells[nonempty[i] as usize].value.0,
+            expected,
+        })?;
     let timestamp = nonempty
         .iter()
         .map(|&k| a.cells[k as usize].timestamp)
         .max()
         .unwrap_or(i64::MIN);
     let base = a.cells[nonempty[0] as usize];
-    let value = part
-        .arena
-        .push_bytes(out)
-        .map_err(|_| "a partition narrower than 4 GiB".to_string())?;
+    let value = part.arena.push_bytes(out).map_err(|_| Fault::TooWide)?;
     part.arena.cells.push(CellRec {
         timestamp,
         ttl: 0,
@@ -1304,237 +1408,59 @@ fn merge_counter(
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
-
     use super::*;
-    use crate::reconcile::OwnedRow;
-    use crate::writer::gen::{generate, GenOptions};
     use crate::writer::{writer_version, Compression};
-    use crate::{find_data_files, ReadOptions};
+    use crate::ReadOptions;
 
-    type Merged = Vec<(Vec<u8>, DeletionTime, Option<OwnedRow>, Vec<OwnedRow>)>;
-
-    /// Every merged partition of `table` under `columns`, decoding plain rows with the lean decoder or
-    /// not; up to the error, if the scan fails; and the scan's stats.
-    fn merged(
-        table: &MergeTable,
-        columns: &Columns,
-        now: i64,
-        plain: bool,
-    ) -> ((Merged, String), MergeStats) {
-        let mut scan = table.scan(columns, now).unwrap();
-        if !plain {
-            for s in &mut scan.sources {
-                s.scan.without_plain_rows();
-            }
-        }
-        let mut out = Vec::new();
-        loop {
-            let p = match scan.next_partition() {
-                Ok(Some(p)) => p,
-                Ok(None) => return ((out, String::new()), scan.stats()),
-                Err(e) => return ((out, e.to_string()), scan.stats()),
-            };
-            for r in p.rows() {
-                for c in r.cells() {
-                    assert_eq!(r.value(c.column), r.cell(c.column).map(|x| x.value));
-                }
-            }
-            out.push((
-                p.key().to_vec(),
-                p.deletion(),
-                p.static_row().map(|r| r.to_owned_row()),
-                p.rows().map(|r| r.to_owned_row()).collect(),
-            ));
-        }
-    }
-
-    /// The projections checked: none, each regular column alone (simple ones take the lean decoder up
-    /// to them), and all.
-    fn projections(table: &MergeTable) -> Vec<Columns> {
-        let mut p = vec![Columns::All, Columns::Named(Vec::new())];
-        p.extend(
-            table
-                .schema()
-                .regulars
-                .iter()
-                .map(|c| Columns::Named(vec![c.name.clone()])),
-        );
-        p
-    }
-
-    /// Rows compared, and partitions that took the one-version fast path ([`direct`]).
-    fn assert_same(table: &MergeTable, now: i64, what: &str) -> (usize, u64) {
-        let (mut rows, mut direct) = (0, 0);
-        for columns in projections(table) {
-            let (plain, stats) = merged(table, &columns, now, true);
-            let (general, general_stats) = merged(table, &columns, now, false);
-            assert!(
-                plain == general,
-                "{what}, {columns:?}: the lean decoder differs"
-            );
-            assert_eq!(general_stats.direct_partitions, 0);
-            assert_eq!(
-                MergeStats {
-                    direct_partitions: 0,
-                    ..stats
-                },
-                general_stats,
-                "{what}, {columns:?}"
-            );
-            rows += plain.0.iter().map(|p| p.3.len()).sum::<usize>();
-            direct += stats.direct_partitions;
-        }
-        (rows, direct)
-    }
-
-    /// Generated events (TTLs, overwrites and deletions in later SSTables, erased actors), on 3 nodes
-    /// (every partition has replicas) and on one (most partitions have one version, the fast path):
-    /// the merged scan is the same whether plain rows take the lean decoder or the general one.
+    /// A malformed counter context met while merging two versions of a counter cell is reported with
+    /// the SSTable holding it and the offset of its bytes in that Data.db (uncompressed: the file's own).
     #[test]
-    fn plain_rows_merge_as_the_general_decoder_does_on_generated_events() {
-        for (nodes, rf) in [(3, 2), (1, 1)] {
-            let direct = lean_and_general_agree_on_generated_events(nodes, rf);
-            if nodes == 1 {
-                assert!(direct > 1_000, "{direct} partitions took the fast path");
-            }
-        }
-    }
-
-    /// [`plain_rows_merge_as_the_general_decoder_does_on_generated_events`] on one layout; returns the
-    /// partitions that took the fast path.
-    fn lean_and_general_agree_on_generated_events(nodes: u32, rf: u32) -> u64 {
-        let dir = tempfile::tempdir().unwrap();
-        let o = GenOptions {
-            out: dir.path().to_path_buf(),
-            actors: 300,
-            days: 20,
-            events_per_actor: 12.0,
-            sstables: 3,
-            compression: Compression::Lz4,
-            version: writer_version("nb").unwrap(),
-            nodes,
-            rf,
-            seed: 5,
-            end_ms: 1_790_000_000_000,
-            ttl: 10 * 86_400,
-            apps: 2,
-            snapshot_tag: "t".into(),
-        };
-        generate(&o, &mut |_| {}).unwrap();
-        let (mut checked, mut direct) = (0, 0);
-        for table in ["events", "hits", "conversions"] {
-            let ssts: Vec<SSTable> = find_data_files(dir.path())
-                .unwrap()
-                .iter()
-                .filter(|f| f.to_string_lossy().contains(&format!("/{table}-")))
-                .map(|f| SSTable::open(f, None, ReadOptions::default()).unwrap())
-                .collect();
-            assert!(!ssts.is_empty(), "{table}");
-            let t = MergeTable::new(ssts).unwrap();
-            let (rows, d) = assert_same(&t, o.end_ms / 1000, table);
-            checked += rows;
-            direct += d;
-        }
-        assert!(checked > 10_000, "{checked} rows compared");
-        direct
-    }
-
-    /// Plain rows repeating a clustering inside one SSTable (as a 2.x upgrade leaves them) leave the
-    /// fast path: the later write wins, in one row, as in the general merge.
-    #[test]
-    fn repeated_plain_rows_of_one_sstable_merge_to_one() {
+    fn a_malformed_counter_names_its_sstable_and_offset() {
         use crate::writer::{
-            schema_from_cql_text, Cell, ColumnContent, ColumnData, Liveness, Partition, Row,
-            SSTableWriter, Unfiltered, WriterOptions,
+            schema_from_cql_text, Cell, ColumnContent, ColumnData, Partition, Row, SSTableWriter,
+            Unfiltered, WriterOptions,
         };
         let dir = tempfile::tempdir().unwrap();
-        let cql = "CREATE TABLE ks.t (k text, c int, v int, PRIMARY KEY (k, c));";
-        let schema = schema_from_cql_text(cql, "t").unwrap();
-        let t0 = 1_600_000_000_000_000; // µs
-        let row = |c: i32, ts: i64, v: i32| {
-            let ts = t0 + ts;
-            let mut r = Row::new(vec![Some(c.to_be_bytes().to_vec())]);
-            r.liveness = Some(Liveness {
-                timestamp: ts,
-                expiry: None,
-            });
+        let cql = "CREATE TABLE ks.c (k text, c int, n counter, PRIMARY KEY (k, c));";
+        let schema = schema_from_cql_text(cql, "c").unwrap();
+        let bad = vec![0u8, 1, 0xAB];
+        let mut paths = Vec::new();
+        for (generation, value) in [(1, counter::global_context(&[(1, 1, 5)])), (2, bad.clone())] {
+            let mut r = Row::new(vec![Some(7i32.to_be_bytes().to_vec())]);
             r.columns = vec![ColumnData {
                 column: 0,
-                content: ColumnContent::Simple(Cell::live(ts, v.to_be_bytes().to_vec())),
+                content: ColumnContent::Simple(Cell::live(1_600_000_000_000_000, value)),
             }];
-            Unfiltered::Row(r)
-        };
-        let mut p = Partition::new(b"a".to_vec());
-        p.unfiltereds = vec![row(1, 10, 1), row(1, 20, 2), row(2, 10, 3)];
-        let opts = WriterOptions::new(writer_version("nb").unwrap(), Compression::Lz4);
-        let mut w = SSTableWriter::create(dir.path(), 1, &schema, opts).unwrap();
-        w.append(&p).unwrap();
-        let path = w.finish().unwrap().data_path;
-        let t = MergeTable::new(vec![
-            SSTable::open(&path, None, ReadOptions::default()).unwrap()
-        ])
-        .unwrap();
-        let now = 1_700_000_000;
-        let ((plain, err), stats) = merged(&t, &Columns::All, now, true);
-        assert_eq!((err.as_str(), stats.direct_partitions), ("", 0));
-        assert_eq!(plain, merged(&t, &Columns::All, now, false).0 .0);
-        let values: Vec<(Vec<u8>, Vec<u8>)> = plain[0]
-            .3
+            let mut p = Partition::new(b"key".to_vec());
+            p.unfiltereds = vec![Unfiltered::Row(r)];
+            let opts = WriterOptions::new(writer_version("nb").unwrap(), Compression::None);
+            let mut w = SSTableWriter::create(dir.path(), generation, &schema, opts).unwrap();
+            w.append(&p).unwrap();
+            paths.push(w.finish().unwrap().data_path);
+        }
+        let ssts = paths
             .iter()
-            .map(|r| (r.clustering[0].clone().unwrap(), r.cells[0].value.clone()))
+            .map(|p| SSTable::open(p, None, ReadOptions::default()).unwrap())
             .collect();
-        assert_eq!(
-            values,
-            [(1i32, 2i32), (2, 3)]
-                .map(|(c, v)| (c.to_be_bytes().to_vec(), v.to_be_bytes().to_vec()))
-        );
-    }
-
-    fn data_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
+        let t = MergeTable::new(ssts).unwrap();
+        let err = t
+            .scan(&Columns::All, 1_700_000_000)
+            .unwrap()
+            .next_partition()
+            .map(|_| ())
+            .unwrap_err();
+        let Error::Corrupt {
+            path,
+            offset,
+            expected,
+        } = &err
+        else {
+            panic!("{err}");
         };
-        let mut has_data = false;
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                data_dirs(&p, out);
-            } else if p.to_string_lossy().ends_with("-Data.db") {
-                has_data = true;
-            }
-        }
-        if has_data {
-            out.push(dir.to_path_buf());
-        }
-    }
-
-    /// The same on the files real Cassandra wrote (../shared/sstables), every table that opens
-    /// without a schema file — the damaged ones failing with the same error.
-    #[test]
-    fn plain_rows_merge_as_the_general_decoder_does_on_real_cassandra_files() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/sstables");
-        let mut dirs = Vec::new();
-        data_dirs(&root, &mut dirs);
-        let (mut tables, mut direct) = (0, 0);
-        for dir in dirs {
-            let Ok(files) = find_data_files(&dir) else {
-                continue;
-            };
-            let ssts: Option<Vec<SSTable>> = files
-                .iter()
-                .map(|f| SSTable::open(f, None, ReadOptions::default()).ok())
-                .collect();
-            let Some(t) = ssts.and_then(|s| MergeTable::new(s).ok()) else {
-                continue;
-            };
-            direct += assert_same(&t, 1_900_000_000, &dir.display().to_string()).1;
-            tables += 1;
-        }
-        assert!(direct > 100, "only {direct} partitions took the fast path");
-        assert!(
-            tables >= 20,
-            "only {tables} tables of ../shared/sstables opened"
-        );
+        assert_eq!(path, &paths[1], "{err}");
+        assert!(expected.contains("counter context"), "{err}");
+        let bytes = std::fs::read(&paths[1]).unwrap();
+        let at = *offset as usize;
+        assert_eq!(bytes.get(at..at + bad.len()), Some(&bad[..]), "{err}");
     }
 }

@@ -6,7 +6,7 @@
 use crate::row::{
     BoundKind, DeletionTime, LivenessInfo, RawCell, RawComplexDeletion, CELL_IS_DELETED,
 };
-use crate::scanner::{CellSink, RowSink};
+use crate::scanner::{CellSink, RowSink, TooWide};
 
 /// A range of the arena's bytes, slots, cells or complex deletions.
 pub type Span = (u32, u32);
@@ -62,10 +62,6 @@ pub struct Arena {
     /// Range tombstone markers among `items`.
     pub markers: u32,
 }
-
-/// The arena outgrew 32-bit offsets (a partition of more than 4 GiB of projected data).
-#[derive(Debug)]
-pub struct TooWide;
 
 fn r32(a: usize, b: usize) -> Result<(u32, u32), TooWide> {
     Ok((

@@ -20,16 +20,10 @@ pub fn put_vint(out: &mut Vec<u8>, value: i64) {
     crate::bytes::put_vint(out, value);
 }
 
-pub fn put_u8(out: &mut Vec<u8>, v: u8) {
-    out.push(v);
-}
 pub fn put_u16(out: &mut Vec<u8>, v: u16) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 pub fn put_i32(out: &mut Vec<u8>, v: i32) {
-    out.extend_from_slice(&v.to_be_bytes());
-}
-pub fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 pub fn put_i64(out: &mut Vec<u8>, v: i64) {

@@ -8,8 +8,8 @@
 //! raw bytes (bit `i` is bit `i % 8` of byte `i / 8`); before `na` as big-endian longs (bit `i` is bit
 //! `i % 64` of long `i / 64`).
 
-use super::token::murmur3_x64_128;
 use super::WriterError;
+use crate::partitioner::murmur3_x64_128;
 
 const BITSET_EXCESS: u64 = 20;
 
@@ -141,6 +141,7 @@ impl BloomFilter {
         })
     }
 
+    #[cfg(test)]
     pub fn hash_count(&self) -> u32 {
         self.hash_count
     }
@@ -170,6 +171,7 @@ impl BloomFilter {
     }
 
     /// Whether `key` may be present (false means definitely absent).
+    #[cfg(test)]
     pub fn might_contain(&self, key: &[u8]) -> bool {
         self.indexes(key)
             .all(|i| self.bytes[(i >> 3) as usize] & (1 << (i & 7)) != 0)

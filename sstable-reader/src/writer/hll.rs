@@ -63,7 +63,8 @@ impl Cardinality {
         }
     }
 
-    /// Raw HyperLogLog estimate (for tests and reports).
+    /// Raw HyperLogLog estimate (for tests).
+    #[cfg(test)]
     pub fn estimate(&self) -> f64 {
         let m = self.registers.len() as f64;
         let sum: f64 = self.registers.iter().map(|&r| 2f64.powi(-(r as i32))).sum();

@@ -18,8 +18,8 @@ use super::index::{put_index_entry, IndexInfo, DEFAULT_COLUMN_INDEX_SIZE};
 use super::model::{MarkerDeletion, Partition, Row, Unfiltered};
 use super::statistics::{self, MetadataCollector, StatisticsInput};
 use super::summary::{SummaryBuilder, DEFAULT_MIN_INDEX_INTERVAL};
-use super::token::murmur3_token;
 use super::WriterError;
+use crate::partitioner::murmur3_token;
 
 /// How an SSTable is written.
 #[derive(Debug, Clone)]

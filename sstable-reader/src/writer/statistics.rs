@@ -23,7 +23,7 @@ use super::encode::{
 };
 use super::hll::Cardinality;
 use super::model::{Cell, CellState, ColumnContent, MarkerDeletion, Partition, Row, Unfiltered};
-use super::token::murmur3_token;
+use crate::partitioner::murmur3_token;
 
 pub const MURMUR3_PARTITIONER: &str = "org.apache.cassandra.dht.Murmur3Partitioner";
 const TOMBSTONE_HISTOGRAM_BINS: usize = 100;
@@ -59,10 +59,6 @@ impl EstimatedHistogram {
     pub fn add(&mut self, v: i64) {
         let idx = self.offsets.partition_point(|&o| o < v);
         self.buckets[idx] += 1;
-    }
-
-    pub fn count(&self) -> i64 {
-        self.buckets.iter().sum()
     }
 
     fn serialize(&self, out: &mut Vec<u8>) {

@@ -5,9 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use sstable_reader::cql::RowRenderer;
-use sstable_reader::reconcile::OwnedRow;
-use sstable_reader::{find_data_files, CqlSchema, Projection, ReadOptions, SSTable, Unfiltered};
+use sstable_reader::OwnedRow;
+use sstable_reader::RowRenderer;
+use sstable_reader::{
+    discover, CqlSchema, Projection, ReadOptions, SSTable, Selection, Unfiltered,
+};
 
 pub fn shared(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -25,8 +27,8 @@ pub fn dump_with(
     columns: &[String],
 ) -> sstable_reader::Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
-    for file in find_data_files(path)? {
-        let sst = SSTable::open(&file, schema, options)?;
+    for file in discover(&[path.to_path_buf()], &Selection::default())?.files() {
+        let sst = SSTable::open(file, schema, options)?;
         let projection = if columns.is_empty() {
             Projection::all(&sst.schema)
         } else {
@@ -56,4 +58,13 @@ pub fn dump_with(
 pub fn dump(path: &Path) -> Vec<serde_json::Value> {
     dump_with(path, None, ReadOptions::default(), &[])
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The Data.db files under `dir`, as every command finds them.
+pub fn data_files(dir: &Path) -> Vec<PathBuf> {
+    discover(&[dir.to_path_buf()], &Selection::default())
+        .unwrap()
+        .files()
+        .cloned()
+        .collect()
 }

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use datagen::{generate, GenOptions};
 use e2e_tests::funnel_bin;
-use facts::{FactStore, FunnelQuery};
-use sstable_reader::writer::gen::{generate, GenOptions};
+// Tests reading the store through `Env::store()` need the reader role in scope.
+pub use facts::FactReader;
+use facts::{FunnelDay, FunnelQuery, Store};
 use sstable_reader::writer::{writer_version, Compression};
 
 /// 2025-03-01T00:00:00Z, the end of every generated period.
@@ -81,7 +83,7 @@ impl Env {
         self.dir.path().join("facts.db.schedule.lock")
     }
 
-    pub fn store(&self) -> Box<dyn FactStore> {
+    pub fn store(&self) -> Store {
         facts::open_store(&format!("sqlite:{}", self.facts.display())).unwrap()
     }
 
@@ -167,6 +169,16 @@ impl Env {
     }
 }
 
+/// Days and values of a funnel for every test app (freshness left out: run ids differ between stores).
+pub fn funnel_days(store: &dyn FactReader, funnel: &str) -> Vec<(String, Vec<FunnelDay>)> {
+    APPS.iter()
+        .map(|app| {
+            let a = store.read_funnel(&FunnelQuery::new(app, funnel)).unwrap();
+            (app.to_string(), a.days)
+        })
+        .collect()
+}
+
 /// Generated snapshot of 10 days (2 apps) under `out`.
 pub fn gen(out: &Path, actors: u64, sstables: u32, tag: &str) {
     let o = GenOptions {
@@ -234,7 +246,7 @@ pub fn corrupt_data_db(components: &[PathBuf]) -> (PathBuf, Vec<u8>) {
 
 pub fn sstables_of(dir: &Path, table: &str) -> Vec<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for f in sstable_reader::find_data_files(dir).unwrap() {
+    for f in data_files(dir) {
         if !f.to_string_lossy().contains(&format!("/{table}-")) {
             continue;
         }
@@ -255,4 +267,13 @@ pub fn sstables_of(dir: &Path, table: &str) -> Vec<Vec<PathBuf>> {
         out.push(comps);
     }
     out
+}
+
+/// Every Data.db under `dir` (live SSTables; a table directory without any: its only snapshot).
+pub fn data_files(dir: &Path) -> Vec<PathBuf> {
+    sstable_reader::discover(&[dir.to_path_buf()], &sstable_reader::Selection::default())
+        .unwrap()
+        .files()
+        .cloned()
+        .collect()
 }

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_tests::{funnel_bin, tools_dir};
+use facts::StreamSink;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -414,7 +415,7 @@ pub fn assert_store_matches_reference(
     let store = facts::open_store(facts_url).expect("store");
     let mut counts = BTreeMap::new();
     for app in apps {
-        counts.extend(stream::read_counts(&*store, app).expect("counts"));
+        counts.extend(stream::read_counts(&store, app).expect("counts"));
     }
     let total = |c: &BTreeMap<(String, i32, String, String, String), i64>, metric: &str| -> i64 {
         c.iter()
@@ -433,7 +434,7 @@ pub fn assert_store_matches_reference(
         counts, want.counts,
         "daily counts differ from the reference"
     );
-    let conversions: std::collections::BTreeSet<_> = stream::read_conversions(&*store, None)
+    let conversions: std::collections::BTreeSet<_> = stream::read_conversions(&store, None)
         .expect("conversions")
         .into_iter()
         .collect();
@@ -441,7 +442,7 @@ pub fn assert_store_matches_reference(
         conversions, want.conversions,
         "conversions differ from the brute-force reference"
     );
-    let dl = stream::read_dead_letter_counts(&*store, topic).expect("dead letters");
+    let dl = stream::read_dead_letter_counts(&store, topic).expect("dead letters");
     let want_dl: BTreeMap<String, u64> = want
         .poison
         .iter()

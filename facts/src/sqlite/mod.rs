@@ -2,11 +2,15 @@
 //!
 //! Layout: `funnel_steps` and `daily_counts` hold both layers; batch rows carry the id of the run that
 //! staged them (`run_id > 0`, `layer = 'batch'`), speed rows carry `run_id = 0` (`layer = 'speed'`) and are
-//! summed on upsert. `watermarks` is the pointer: per `(app_id, funnel_id, funnel_version)` it names the
-//! published run readers use and `batch_until`. `run_keys` records which keys each run staged (and its first
-//! day) so publish, carry-forward and garbage collection are index range operations, never table scans.
-//! A killed process leaves a `running` run whose rows nobody points at; the next `begin_run` marks it
-//! `abandoned` (its pid is gone) and deletes its rows.
+//! summed on upsert. `funnel_totals` holds the batch runs' all-breakdowns totals. `watermarks` is the
+//! pointer: per `(app_id, funnel_id, funnel_version)` it names the published run readers use and
+//! `batch_until`. `run_keys` records which keys each run staged (and its first day) so publish,
+//! carry-forward and garbage collection are index range operations, never table scans. A killed process
+//! leaves a `running` run whose rows nobody points at; the next `begin_run` marks it `abandoned` (its pid is
+//! gone) and deletes its rows.
+
+mod rows;
+mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -17,21 +21,16 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use crate::day::Day;
 use crate::error::FactsError;
 use crate::fault;
-use crate::lambda;
 use crate::model::{
-    DailyCountFact, FunnelStepFact, RunId, RunMeta, RunRecord, RunStatus, SpeedBatch, Watermark,
-    COUNTS_WATERMARK_ID,
+    DailyCountFact, FunnelStepFact, FunnelTotalFact, RunId, RunMeta, RunRecord, RunStatus,
+    SpeedBatch, Watermark, COUNTS_WATERMARK_ID,
 };
-use crate::query::{CountsAnswer, CountsQuery, Freshness, FunnelAnswer, FunnelQuery};
-use crate::store::FactStore;
-
-/// Schema version written to `meta`; bump when the layout changes.
-///
-/// - 1: first layout.
-/// - 2: `speed_batches` keyed by `(group_id, topic, partition, first_offset)` (was without `group_id`, so
-///   two consumer groups reading one topic into one store refused each other's batches). [`SqliteStore::open`]
-///   migrates a version-1 file in place (see `migrate_speed_batches`).
-pub const SCHEMA_VERSION: i64 = 2;
+use crate::query::{CountsAnswer, CountsQuery, FunnelAnswer, FunnelQuery};
+use crate::read::{self, Key};
+use crate::store::{BatchPublisher, FactReader, StateReader, StreamSink};
+use rows::{parse_day, View, SPEED_RUN};
+#[cfg(test)]
+use schema::SCHEMA_VERSION;
 
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -39,92 +38,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Speed batch keys kept per (group, topic, partition) for duplicate detection (older replays are refused by the
 /// committed-offset check instead).
 const SPEED_BATCH_KEYS_KEPT: i64 = 10_000;
-
-/// The applied-speed-batch markers (schema 2 key), executed by `init` and by the schema 1 → 2 migration.
-const SPEED_BATCHES: &str = "
-CREATE TABLE IF NOT EXISTS speed_batches (
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    first_offset INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    group_id TEXT NOT NULL,
-    applied_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (group_id, topic, partition, first_offset)
-) WITHOUT ROWID;
-";
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS runs (
-    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started_at_ms INTEGER NOT NULL,
-    finished_at_ms INTEGER,
-    status TEXT NOT NULL CHECK (status IN ('running', 'published', 'failed', 'abandoned')),
-    inputs TEXT NOT NULL,
-    funnels TEXT NOT NULL,
-    rows INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    owner_pid INTEGER
-);
-CREATE TABLE IF NOT EXISTS run_keys (
-    run_id INTEGER NOT NULL,
-    app_id TEXT NOT NULL,
-    funnel_id TEXT NOT NULL,
-    funnel_version TEXT NOT NULL,
-    min_day TEXT NOT NULL,
-    PRIMARY KEY (run_id, app_id, funnel_id, funnel_version)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS funnel_steps (
-    run_id INTEGER NOT NULL,
-    app_id TEXT NOT NULL,
-    funnel_id TEXT NOT NULL,
-    funnel_version TEXT NOT NULL,
-    day TEXT NOT NULL,
-    breakdown TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    actors INTEGER NOT NULL,
-    ttc_median_s REAL,
-    ttc_p90_s REAL,
-    layer TEXT NOT NULL CHECK (layer IN ('batch', 'speed')),
-    PRIMARY KEY (run_id, app_id, funnel_id, funnel_version, day, breakdown, step)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS daily_counts (
-    run_id INTEGER NOT NULL,
-    app_id TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    day TEXT NOT NULL,
-    dimension TEXT NOT NULL,
-    value TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    layer TEXT NOT NULL CHECK (layer IN ('batch', 'speed')),
-    PRIMARY KEY (run_id, app_id, metric, day, dimension, value)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS watermarks (
-    app_id TEXT NOT NULL,
-    funnel_id TEXT NOT NULL,
-    funnel_version TEXT NOT NULL,
-    batch_until TEXT NOT NULL,
-    run_id INTEGER NOT NULL,
-    published_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (app_id, funnel_id, funnel_version)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS stream_offsets (
-    group_id TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (group_id, topic, partition)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS stream_state (
-    namespace TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value BLOB NOT NULL,
-    expires_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (namespace, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS stream_state_expiry ON stream_state (expires_at_ms);
-";
 
 /// The embedded SQLite fact store. One connection behind a mutex (SQLite connections are not `Sync`);
 /// other processes may open the same file at the same time (WAL readers never block, writers wait up to a
@@ -143,10 +56,6 @@ fn to_i64(what: &'static str, v: u64) -> Result<i64, FactsError> {
         what,
         value: v.to_string(),
     })
-}
-
-fn parse_day(s: &str) -> Result<Day, FactsError> {
-    s.parse()
 }
 
 fn check_day(day: Day) -> Result<String, FactsError> {
@@ -194,6 +103,13 @@ impl SqliteStore {
         };
         store.init()?;
         Ok(store)
+    }
+
+    /// Create the tables if missing, or migrate a file written by an older version in place (its
+    /// `meta.schema_version` says which layout it has). [`SqliteStore::open`] does it; calling it again is a
+    /// no-op. A file of a newer version is refused ([`FactsError::SchemaTooNew`]).
+    pub fn init(&self) -> Result<(), FactsError> {
+        schema::migrate(&mut self.lock(), &self.path)
     }
 
     /// The file this store lives in.
@@ -259,69 +175,6 @@ impl SqliteStore {
         Ok(n)
     }
 
-    fn speed_applied_at(conn: &Connection) -> Result<Option<i64>, FactsError> {
-        let v: Option<String> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'speed_applied_at_ms'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(v.and_then(|s| s.parse().ok()))
-    }
-
-    /// `(batch_until, run_id, published_at_ms)` of one key.
-    fn pointer(
-        conn: &Connection,
-        app: &str,
-        fid: &str,
-        ver: &str,
-    ) -> Result<Option<(Day, i64, i64)>, FactsError> {
-        let row: Option<(String, i64, i64)> = conn
-            .query_row(
-                "SELECT batch_until, run_id, published_at_ms FROM watermarks
-                 WHERE app_id = ?1 AND funnel_id = ?2 AND funnel_version = ?3",
-                params![app, fid, ver],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        row.map(|(d, run, at)| Ok((parse_day(&d)?, run, at)))
-            .transpose()
-    }
-
-    fn resolve_version(conn: &Connection, q: &FunnelQuery) -> Result<String, FactsError> {
-        if let Some(v) = &q.funnel_version {
-            return Ok(v.clone());
-        }
-        let latest: Option<String> = conn
-            .query_row(
-                "SELECT funnel_version FROM watermarks WHERE app_id = ?1 AND funnel_id = ?2
-                 ORDER BY published_at_ms DESC, run_id DESC LIMIT 1",
-                params![q.app_id, q.funnel_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(v) = latest {
-            return Ok(v);
-        }
-        let mut stmt = conn.prepare(
-            "SELECT DISTINCT funnel_version FROM funnel_steps
-             WHERE run_id = 0 AND app_id = ?1 AND funnel_id = ?2 ORDER BY funnel_version",
-        )?;
-        let versions: Vec<String> = stmt
-            .query_map(params![q.app_id, q.funnel_id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        match versions.len() {
-            0 => Ok(String::new()),
-            1 => Ok(versions.into_iter().next().unwrap_or_default()),
-            _ => Err(FactsError::AmbiguousVersion {
-                app_id: q.app_id.clone(),
-                funnel_id: q.funnel_id.clone(),
-                versions,
-            }),
-        }
-    }
-
     fn run_status(tx: &Transaction<'_>, run: RunId) -> Result<RunStatus, FactsError> {
         let s: Option<String> = tx
             .query_row("SELECT status FROM runs WHERE run_id = ?1", [run.0], |r| {
@@ -331,16 +184,36 @@ impl SqliteStore {
         s.ok_or(FactsError::UnknownRun(run.0))?.parse()
     }
 
-    /// Ends a staging transaction: counts the staged rows on the run and commits (then the fault
-    /// hook for crash tests).
-    fn finish_staging(
-        tx: rusqlite::Transaction<'_>,
+    /// Stage rows under a running run in one transaction: `insert` binds a row (its day already checked
+    /// and formatted) to the prepared `sql`; `key` gives the row's `(app_id, funnel_id, funnel_version,
+    /// day)`, whose earliest day per key goes to `run_keys` (carry-forward starts below it).
+    fn stage<R>(
+        &self,
         run: RunId,
-        rows: usize,
+        rows: &[R],
+        sql: &str,
+        key: impl for<'r> Fn(&'r R) -> (&'r str, &'r str, &'r str, Day),
+        insert: impl Fn(&mut rusqlite::CachedStatement<'_>, &R, &str) -> Result<(), FactsError>,
     ) -> Result<(), FactsError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Self::require_running(&tx, run)?;
+        let mut firsts: std::collections::BTreeMap<(&str, &str, &str), Day> = Default::default();
+        {
+            let mut ins = tx.prepare_cached(sql)?;
+            for r in rows {
+                let (app, fid, ver, day) = key(r);
+                insert(&mut ins, r, &check_day(day)?)?;
+                let first = firsts.entry((app, fid, ver)).or_insert(day);
+                *first = (*first).min(day);
+            }
+        }
+        for ((app, fid, ver), day) in firsts {
+            Self::note_key(&tx, run, app, fid, ver, &day.to_string())?;
+        }
         tx.execute(
             "UPDATE runs SET rows = rows + ?2 WHERE run_id = ?1",
-            params![run.0, rows as i64],
+            params![run.0, rows.len() as i64],
         )?;
         tx.commit()?;
         fault::point("stage");
@@ -387,154 +260,17 @@ fn delete_key_rows(
             params![run, app, ver],
         )?;
     } else {
-        tx.execute(
-            "DELETE FROM funnel_steps WHERE run_id = ?1 AND app_id = ?2 AND funnel_id = ?3 AND funnel_version = ?4",
-            params![run, app, fid, ver],
-        )?;
+        for table in ["funnel_steps", "funnel_totals"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE run_id = ?1 AND app_id = ?2 AND funnel_id = ?3 AND funnel_version = ?4"),
+                params![run, app, fid, ver],
+            )?;
+        }
     }
     Ok(())
 }
 
-/// Whether `speed_batches` has the schema-1 key `(topic, partition, first_offset)`, i.e. `group_id` is not
-/// part of its primary key.
-fn speed_batches_key_lacks_group(conn: &Connection) -> Result<bool, FactsError> {
-    let in_pk: Option<i64> = conn
-        .query_row(
-            "SELECT pk FROM pragma_table_info('speed_batches') WHERE name = 'group_id'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(in_pk.is_some_and(|pk| pk == 0))
-}
-
-/// Schema 1 → 2: rebuild `speed_batches` with `group_id` in its key. Lossless (schema 1 already stored
-/// `group_id` in every row) and atomic (one immediate transaction; a concurrent opener re-checks under the
-/// lock and finds nothing to do). A no-op on files created with schema 2.
-fn migrate_speed_batches(conn: &mut Connection) -> Result<(), FactsError> {
-    if !speed_batches_key_lacks_group(conn)? {
-        return Ok(());
-    }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if speed_batches_key_lacks_group(&tx)? {
-        tx.execute_batch("ALTER TABLE speed_batches RENAME TO speed_batches_v1;")?;
-        tx.execute_batch(SPEED_BATCHES)?;
-        tx.execute_batch(
-            "INSERT INTO speed_batches (topic, partition, first_offset, next_offset, group_id, applied_at_ms)
-                 SELECT topic, partition, first_offset, next_offset, group_id, applied_at_ms FROM speed_batches_v1;
-             DROP TABLE speed_batches_v1;",
-        )?;
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-/// Decode a `funnel_steps` row (columns as selected by `load_steps`).
-fn step_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FunnelStepFact> {
-    let conv = |i: usize, e: FactsError| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-    };
-    let day: String = r.get(3)?;
-    let step: i64 = r.get(5)?;
-    let actors: i64 = r.get(6)?;
-    Ok(FunnelStepFact {
-        app_id: r.get(0)?,
-        funnel_id: r.get(1)?,
-        funnel_version: r.get(2)?,
-        day: parse_day(&day).map_err(|e| conv(3, e))?,
-        breakdown: r.get(4)?,
-        step: u32::try_from(step).map_err(|_| {
-            conv(
-                5,
-                FactsError::Invalid {
-                    what: "stored step",
-                    value: step.to_string(),
-                },
-            )
-        })?,
-        actors: u64::try_from(actors).unwrap_or(0),
-        ttc_median_s: r.get(7)?,
-        ttc_p90_s: r.get(8)?,
-    })
-}
-
-fn load_steps(
-    conn: &Connection,
-    run: i64,
-    app: &str,
-    fid: &str,
-    ver: &str,
-    range: Option<(Day, Day)>,
-) -> Result<Vec<FunnelStepFact>, FactsError> {
-    let Some((lo, hi)) = range else {
-        return Ok(Vec::new());
-    };
-    let mut stmt = conn.prepare_cached(
-        "SELECT app_id, funnel_id, funnel_version, day, breakdown, step, actors, ttc_median_s, ttc_p90_s
-         FROM funnel_steps
-         WHERE run_id = ?1 AND app_id = ?2 AND funnel_id = ?3 AND funnel_version = ?4 AND day BETWEEN ?5 AND ?6",
-    )?;
-    let rows = stmt.query_map(
-        params![run, app, fid, ver, lo.to_string(), hi.to_string()],
-        step_row,
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-fn load_counts(
-    conn: &Connection,
-    run: i64,
-    q: &CountsQuery,
-    range: Option<(Day, Day)>,
-) -> Result<Vec<DailyCountFact>, FactsError> {
-    let Some((lo, hi)) = range else {
-        return Ok(Vec::new());
-    };
-    let mut stmt = conn.prepare_cached(
-        "SELECT day, dimension, value, count FROM daily_counts
-         WHERE run_id = ?1 AND app_id = ?2 AND metric = ?3 AND day BETWEEN ?4 AND ?5
-           AND (?6 IS NULL OR dimension = ?6)",
-    )?;
-    let rows = stmt.query_map(
-        params![
-            run,
-            q.app_id,
-            q.metric,
-            lo.to_string(),
-            hi.to_string(),
-            q.dimension
-        ],
-        |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (day, dimension, value, count) = row?;
-        out.push(DailyCountFact {
-            app_id: q.app_id.clone(),
-            day: parse_day(&day)?,
-            metric: q.metric.clone(),
-            dimension,
-            value,
-            count,
-        });
-    }
-    Ok(out)
-}
-
-impl FactStore for SqliteStore {
-    fn init(&self) -> Result<(), FactsError> {
-        let mut conn = self.lock();
-        conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(SPEED_BATCHES)?;
-        migrate_speed_batches(&mut conn)?;
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
-             ON CONFLICT DO UPDATE SET value = excluded.value WHERE CAST(value AS INTEGER) < ?1",
-            [SCHEMA_VERSION],
-        )?;
-        Ok(())
-    }
-
+impl BatchPublisher for SqliteStore {
     fn begin_run(&self, meta: &RunMeta) -> Result<RunId, FactsError> {
         let mut conn = self.lock();
         Self::reap_abandoned(&mut conn)?;
@@ -552,18 +288,14 @@ impl FactStore for SqliteStore {
     }
 
     fn write_funnel_steps(&self, run: RunId, rows: &[FunnelStepFact]) -> Result<(), FactsError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Self::require_running(&tx, run)?;
-        let mut keys: std::collections::BTreeMap<(&str, &str, &str), String> = Default::default();
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT OR REPLACE INTO funnel_steps
-                 (run_id, app_id, funnel_id, funnel_version, day, breakdown, step, actors, ttc_median_s, ttc_p90_s, layer)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'batch')",
-            )?;
-            for r in rows {
-                let day = check_day(r.day)?;
+        self.stage(
+            run,
+            rows,
+            "INSERT OR REPLACE INTO funnel_steps
+             (run_id, app_id, funnel_id, funnel_version, day, breakdown, step, actors, ttc_median_s, ttc_p90_s, layer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'batch')",
+            |r| (&r.app_id, &r.funnel_id, &r.funnel_version, r.day),
+            |ins, r, day| {
                 ins.execute(params![
                     run.0,
                     r.app_id,
@@ -576,32 +308,44 @@ impl FactStore for SqliteStore {
                     r.ttc_median_s,
                     r.ttc_p90_s
                 ])?;
-                let k = keys
-                    .entry((&r.app_id, &r.funnel_id, &r.funnel_version))
-                    .or_insert_with(|| day.clone());
-                if day < *k {
-                    *k = day;
-                }
-            }
-        }
-        for ((app, fid, ver), day) in &keys {
-            Self::note_key(&tx, run, app, fid, ver, day)?;
-        }
-        Self::finish_staging(tx, run, rows.len())
+                Ok(())
+            },
+        )
+    }
+
+    fn write_funnel_totals(&self, run: RunId, rows: &[FunnelTotalFact]) -> Result<(), FactsError> {
+        self.stage(
+            run,
+            rows,
+            "INSERT OR REPLACE INTO funnel_totals
+             (run_id, app_id, funnel_id, funnel_version, day, step, actors, ttc_median_s, ttc_p90_s)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            |r| (&r.app_id, &r.funnel_id, &r.funnel_version, r.day),
+            |ins, r, day| {
+                ins.execute(params![
+                    run.0,
+                    r.app_id,
+                    r.funnel_id,
+                    r.funnel_version,
+                    day,
+                    r.step,
+                    to_i64("actors", r.actors)?,
+                    r.ttc_median_s,
+                    r.ttc_p90_s
+                ])?;
+                Ok(())
+            },
+        )
     }
 
     fn write_daily_counts(&self, run: RunId, rows: &[DailyCountFact]) -> Result<(), FactsError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Self::require_running(&tx, run)?;
-        let mut keys: std::collections::BTreeMap<(&str, &str), String> = Default::default();
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT OR REPLACE INTO daily_counts (run_id, app_id, metric, day, dimension, value, count, layer)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'batch')",
-            )?;
-            for r in rows {
-                let day = check_day(r.day)?;
+        self.stage(
+            run,
+            rows,
+            "INSERT OR REPLACE INTO daily_counts (run_id, app_id, metric, day, dimension, value, count, layer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'batch')",
+            |r| (&r.app_id, COUNTS_WATERMARK_ID, &r.metric, r.day),
+            |ins, r, day| {
                 ins.execute(params![
                     run.0,
                     r.app_id,
@@ -611,18 +355,9 @@ impl FactStore for SqliteStore {
                     r.value,
                     r.count
                 ])?;
-                let k = keys
-                    .entry((&r.app_id, &r.metric))
-                    .or_insert_with(|| day.clone());
-                if day < *k {
-                    *k = day;
-                }
-            }
-        }
-        for ((app, metric), day) in &keys {
-            Self::note_key(&tx, run, app, COUNTS_WATERMARK_ID, metric, day)?;
-        }
-        Self::finish_staging(tx, run, rows.len())
+                Ok(())
+            },
+        )
     }
 
     fn publish(&self, run: RunId, watermarks: &[Watermark]) -> Result<(), FactsError> {
@@ -633,8 +368,13 @@ impl FactStore for SqliteStore {
         for (i, w) in watermarks.iter().enumerate() {
             let until = check_day(w.batch_until)?;
             let (app, fid, ver) = (&w.app_id, &w.funnel_id, &w.funnel_version);
-            let current = Self::pointer(&tx, app, fid, ver)?;
-            if let Some((_, cur_run, _)) = current {
+            let key = Key {
+                app_id: app,
+                funnel_id: fid,
+                funnel_version: ver,
+            };
+            let current = rows::pointer(&tx, key)?.map(|p| p.run.0);
+            if let Some(cur_run) = current {
                 if cur_run > run.0 {
                     return Err(FactsError::StaleRun {
                         run: run.0,
@@ -653,7 +393,7 @@ impl FactStore for SqliteStore {
                 )
                 .optional()?;
             // Carry forward history the new run did not recompute (days before its first staged day).
-            if let (Some((_, old, _)), Some(first)) = (current, &first_staged) {
+            if let (Some(old), Some(first)) = (current, &first_staged) {
                 let copied = if fid == COUNTS_WATERMARK_ID {
                     tx.execute(
                         "INSERT OR IGNORE INTO daily_counts (run_id, app_id, metric, day, dimension, value, count, layer)
@@ -667,6 +407,13 @@ impl FactStore for SqliteStore {
                          (run_id, app_id, funnel_id, funnel_version, day, breakdown, step, actors, ttc_median_s, ttc_p90_s, layer)
                          SELECT ?1, app_id, funnel_id, funnel_version, day, breakdown, step, actors, ttc_median_s, ttc_p90_s, 'batch'
                          FROM funnel_steps
+                         WHERE run_id = ?2 AND app_id = ?3 AND funnel_id = ?4 AND funnel_version = ?5 AND day < ?6",
+                        params![run.0, old, app, fid, ver, first],
+                    )? + tx.execute(
+                        "INSERT OR IGNORE INTO funnel_totals
+                         (run_id, app_id, funnel_id, funnel_version, day, step, actors, ttc_median_s, ttc_p90_s)
+                         SELECT ?1, app_id, funnel_id, funnel_version, day, step, actors, ttc_median_s, ttc_p90_s
+                         FROM funnel_totals
                          WHERE run_id = ?2 AND app_id = ?3 AND funnel_id = ?4 AND funnel_version = ?5 AND day < ?6",
                         params![run.0, old, app, fid, ver, first],
                     )?
@@ -695,14 +442,14 @@ impl FactStore for SqliteStore {
             // Speed rows below the new watermark are expired.
             if fid == COUNTS_WATERMARK_ID {
                 tx.execute(
-                    "DELETE FROM daily_counts WHERE run_id = 0 AND app_id = ?1 AND metric = ?2 AND day < ?3",
-                    params![app, ver, until],
+                    "DELETE FROM daily_counts WHERE run_id = ?1 AND app_id = ?2 AND metric = ?3 AND day < ?4",
+                    params![SPEED_RUN, app, ver, until],
                 )?;
             } else {
                 tx.execute(
-                    "DELETE FROM funnel_steps WHERE run_id = 0 AND app_id = ?1 AND funnel_id = ?2
-                     AND funnel_version = ?3 AND day < ?4",
-                    params![app, fid, ver, until],
+                    "DELETE FROM funnel_steps WHERE run_id = ?1 AND app_id = ?2 AND funnel_id = ?3
+                     AND funnel_version = ?4 AND day < ?5",
+                    params![SPEED_RUN, app, fid, ver, until],
                 )?;
             }
             if i == 0 {
@@ -732,14 +479,11 @@ impl FactStore for SqliteStore {
         let _ = Self::gc(&mut conn);
         Ok(())
     }
+}
 
+impl StreamSink for SqliteStore {
     fn apply_speed_batch(&self, b: &SpeedBatch) -> Result<bool, FactsError> {
-        if b.next_offset < b.first_offset {
-            return Err(FactsError::Invalid {
-                what: "speed batch offsets (next_offset < first_offset)",
-                value: format!("{}..{}", b.first_offset, b.next_offset),
-            });
-        }
+        b.check_offsets()?;
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let seen: Option<i64> = tx
@@ -750,9 +494,6 @@ impl FactStore for SqliteStore {
                 |r| r.get(0),
             )
             .optional()?;
-        if seen.is_some() {
-            return Ok(false);
-        }
         let committed: Option<i64> = tx
             .query_row(
                 "SELECT next_offset FROM stream_offsets WHERE group_id = ?1 AND topic = ?2 AND partition = ?3",
@@ -760,18 +501,8 @@ impl FactStore for SqliteStore {
                 |r| r.get(0),
             )
             .optional()?;
-        if committed.is_some_and(|c| b.next_offset <= c && b.next_offset > b.first_offset) {
-            // Entirely below the committed offset: consumed before (its marker was pruned).
+        if !b.should_apply(seen.is_some(), committed)? {
             return Ok(false);
-        }
-        if let Some(c) = committed.filter(|c| *c > b.first_offset) {
-            return Err(FactsError::OffsetOverlap {
-                group: b.group.clone(),
-                topic: b.topic.clone(),
-                partition: b.partition,
-                first_offset: b.first_offset,
-                committed: c,
-            });
         }
         let now = now_ms();
         tx.execute(
@@ -857,7 +588,9 @@ impl FactStore for SqliteStore {
         let rows = stmt.query_map(params![group, topic], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
 
+impl StateReader for SqliteStore {
     fn get_state(
         &self,
         namespace: &str,
@@ -899,64 +632,24 @@ impl FactStore for SqliteStore {
         }
         Ok(out)
     }
+}
 
+impl FactReader for SqliteStore {
     fn read_funnel(&self, q: &FunnelQuery) -> Result<FunnelAnswer, FactsError> {
         let mut conn = self.lock();
         // One read transaction: the pointer and the rows it points at come from the same snapshot.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let version = Self::resolve_version(&tx, q)?;
-        let pointer = Self::pointer(&tx, &q.app_id, &q.funnel_id, &version)?;
-        let watermark = pointer.map(|p| p.0);
-        let split = lambda::split(q.from, q.to, watermark);
-        let batch = match pointer {
-            Some((_, run, _)) => {
-                load_steps(&tx, run, &q.app_id, &q.funnel_id, &version, split.batch)?
-            }
-            None => Vec::new(),
-        };
-        let speed = load_steps(&tx, 0, &q.app_id, &q.funnel_id, &version, split.speed)?;
-        let freshness = Freshness {
-            watermark,
-            batch_run: pointer.map(|p| RunId(p.1)),
-            batch_published_at_ms: pointer.map(|p| p.2),
-            speed_applied_at_ms: Self::speed_applied_at(&tx)?,
-        };
+        let answer = read::read_funnel(&View(&tx), q)?;
         tx.finish()?;
-        let days = lambda::merge_funnel(q, watermark, batch, speed)?;
-        Ok(FunnelAnswer {
-            app_id: q.app_id.clone(),
-            funnel_id: q.funnel_id.clone(),
-            funnel_version: version,
-            freshness,
-            days,
-        })
+        Ok(answer)
     }
 
     fn read_counts(&self, q: &CountsQuery) -> Result<CountsAnswer, FactsError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let pointer = Self::pointer(&tx, &q.app_id, COUNTS_WATERMARK_ID, &q.metric)?;
-        let watermark = pointer.map(|p| p.0);
-        let split = lambda::split(q.from, q.to, watermark);
-        let batch = match pointer {
-            Some((_, run, _)) => load_counts(&tx, run, q, split.batch)?,
-            None => Vec::new(),
-        };
-        let speed = load_counts(&tx, 0, q, split.speed)?;
-        let freshness = Freshness {
-            watermark,
-            batch_run: pointer.map(|p| RunId(p.1)),
-            batch_published_at_ms: pointer.map(|p| p.2),
-            speed_applied_at_ms: Self::speed_applied_at(&tx)?,
-        };
+        let answer = read::read_counts(&View(&tx), q)?;
         tx.finish()?;
-        let days = lambda::merge_counts(q, watermark, batch, speed)?;
-        Ok(CountsAnswer {
-            app_id: q.app_id.clone(),
-            metric: q.metric.clone(),
-            freshness,
-            days,
-        })
+        Ok(answer)
     }
 
     fn watermarks(&self, app_id: &str) -> Result<Vec<Watermark>, FactsError> {
@@ -1234,6 +927,263 @@ mod tests {
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
         assert!(!store.apply_speed_batch(&empty("g1")).unwrap());
+    }
+
+    /// Schema 2 as older versions created it (the tables a published funnel run touches), with one run
+    /// published: two breakdowns on two days and the all-breakdowns totals under the breakdown "\u{1}all".
+    fn schema_2_file(path: &Path) {
+        let c = Connection::open(path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+             INSERT INTO meta VALUES ('schema_version', '2');
+             CREATE TABLE runs (
+                 run_id INTEGER PRIMARY KEY AUTOINCREMENT, started_at_ms INTEGER NOT NULL,
+                 finished_at_ms INTEGER,
+                 status TEXT NOT NULL CHECK (status IN ('running', 'published', 'failed', 'abandoned')),
+                 inputs TEXT NOT NULL, funnels TEXT NOT NULL, rows INTEGER NOT NULL DEFAULT 0,
+                 error TEXT, owner_pid INTEGER);
+             CREATE TABLE run_keys (
+                 run_id INTEGER NOT NULL, app_id TEXT NOT NULL, funnel_id TEXT NOT NULL,
+                 funnel_version TEXT NOT NULL, min_day TEXT NOT NULL,
+                 PRIMARY KEY (run_id, app_id, funnel_id, funnel_version)) WITHOUT ROWID;
+             CREATE TABLE funnel_steps (
+                 run_id INTEGER NOT NULL, app_id TEXT NOT NULL, funnel_id TEXT NOT NULL,
+                 funnel_version TEXT NOT NULL, day TEXT NOT NULL, breakdown TEXT NOT NULL,
+                 step INTEGER NOT NULL, actors INTEGER NOT NULL, ttc_median_s REAL, ttc_p90_s REAL,
+                 layer TEXT NOT NULL CHECK (layer IN ('batch', 'speed')),
+                 PRIMARY KEY (run_id, app_id, funnel_id, funnel_version, day, breakdown, step)) WITHOUT ROWID;
+             CREATE TABLE watermarks (
+                 app_id TEXT NOT NULL, funnel_id TEXT NOT NULL, funnel_version TEXT NOT NULL,
+                 batch_until TEXT NOT NULL, run_id INTEGER NOT NULL, published_at_ms INTEGER NOT NULL,
+                 PRIMARY KEY (app_id, funnel_id, funnel_version)) WITHOUT ROWID;
+             CREATE TABLE speed_batches (
+                 topic TEXT NOT NULL, partition INTEGER NOT NULL, first_offset INTEGER NOT NULL,
+                 next_offset INTEGER NOT NULL, group_id TEXT NOT NULL, applied_at_ms INTEGER NOT NULL,
+                 PRIMARY KEY (group_id, topic, partition, first_offset)) WITHOUT ROWID;
+             INSERT INTO runs VALUES (1, 0, 1, 'published', 'null', '[]', 12, NULL, 1);
+             INSERT INTO run_keys VALUES (1, 'a', 'f', '1', '2024-05-01');
+             INSERT INTO watermarks VALUES ('a', 'f', '1', '2024-05-03', 1, 1);
+             INSERT INTO funnel_steps VALUES
+                 (1, 'a', 'f', '1', '2024-05-01', 'ios', 1, 3, 0.0, 0.0, 'batch'),
+                 (1, 'a', 'f', '1', '2024-05-01', 'ios', 2, 1, 10.0, 10.0, 'batch'),
+                 (1, 'a', 'f', '1', '2024-05-01', 'web', 1, 4, 0.0, 0.0, 'batch'),
+                 (1, 'a', 'f', '1', '2024-05-01', 'web', 2, 2, 30.0, 40.0, 'batch'),
+                 (1, 'a', 'f', '1', '2024-05-01', char(1) || 'all', 1, 7, 0.0, 0.0, 'batch'),
+                 (1, 'a', 'f', '1', '2024-05-01', char(1) || 'all', 2, 3, 20.0, 38.0, 'batch'),
+                 (1, 'a', 'f', '1', '2024-05-02', 'ios', 1, 5, 0.0, 0.0, 'batch'),
+                 (1, 'a', 'f', '1', '2024-05-02', char(1) || 'all', 1, 5, 0.0, 0.0, 'batch');",
+        )
+        .unwrap();
+    }
+
+    /// The published batch sum over breakdowns of one day and step, the way docs/FACTS.md tells a reader
+    /// to query it with plain SQL.
+    fn plain_sum(path: &Path, day: &str, step: u32) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT SUM(s.actors) FROM funnel_steps s
+                 JOIN watermarks w ON w.app_id = s.app_id AND w.funnel_id = s.funnel_id
+                                  AND w.funnel_version = s.funnel_version AND w.run_id = s.run_id
+                 WHERE s.app_id = 'a' AND s.funnel_id = 'f' AND s.day = ?1 AND s.step = ?2
+                   AND s.day < w.batch_until",
+                params![day, step],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    /// `(day, step, actors, median)` of the answer without breakdowns.
+    fn summed(store: &SqliteStore) -> Vec<(String, u32, u64, Option<f64>)> {
+        let a = store.read_funnel(&FunnelQuery::new("a", "f")).unwrap();
+        a.days
+            .iter()
+            .flat_map(|d| {
+                d.steps
+                    .iter()
+                    .map(move |s| (d.day.to_string(), s.step, s.actors, s.ttc_median_s))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_schema_2_file_is_migrated_to_funnel_totals() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        schema_2_file(&path);
+        // The old encoding: a plain sum counts every actor twice.
+        assert_eq!(plain_sum(&path, "2024-05-01", 1), 14);
+        let store = SqliteStore::open(&path).unwrap();
+        let c = Connection::open(&path).unwrap();
+        let version: String = c
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(version, "3");
+        let legacy: i64 = c
+            .query_row(
+                "SELECT count(*) FROM funnel_steps WHERE breakdown LIKE char(1) || '%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(legacy, 0);
+        assert_eq!(plain_sum(&path, "2024-05-01", 1), 7);
+        assert_eq!(plain_sum(&path, "2024-05-01", 2), 3);
+        // The answers are the ones the old file gave: the exact totals without breakdown...
+        let d = |s: &str| s.to_string();
+        assert_eq!(
+            summed(&store),
+            vec![
+                (d("2024-05-01"), 1, 7, Some(0.0)),
+                (d("2024-05-01"), 2, 3, Some(20.0)),
+                (d("2024-05-02"), 1, 5, Some(0.0)),
+            ]
+        );
+        // ... and the breakdown values only with it.
+        let mut q = FunnelQuery::new("a", "f");
+        q.breakdown = true;
+        let bds: Vec<String> = store.read_funnel(&q).unwrap().days[0]
+            .steps
+            .iter()
+            .map(|s| s.breakdown.clone())
+            .collect();
+        assert_eq!(bds, ["ios", "ios", "web", "web"]);
+        // A run recomputing day 2 carries day 1 forward, its totals included; then the old run is
+        // collected.
+        let run = store
+            .begin_run(&RunMeta {
+                started_at_ms: 0,
+                inputs: serde_json::Value::Null,
+                funnels: vec![],
+            })
+            .unwrap();
+        store
+            .write_funnel_steps(
+                run,
+                &[FunnelStepFact {
+                    day: "2024-05-02".parse().unwrap(),
+                    breakdown: "web".into(),
+                    actors: 6,
+                    ..fact(0)
+                }],
+            )
+            .unwrap();
+        store
+            .publish(
+                run,
+                &[Watermark::funnel(
+                    "a",
+                    "f",
+                    "1",
+                    "2024-05-04".parse().unwrap(),
+                )],
+            )
+            .unwrap();
+        assert_eq!(
+            summed(&store),
+            vec![
+                (d("2024-05-01"), 1, 7, Some(0.0)),
+                (d("2024-05-01"), 2, 3, Some(20.0)),
+                (d("2024-05-02"), 1, 6, None),
+            ]
+        );
+        let old_rows: i64 = c
+            .query_row(
+                "SELECT (SELECT count(*) FROM funnel_steps WHERE run_id = 1)
+                      + (SELECT count(*) FROM funnel_totals WHERE run_id = 1)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old_rows, 0);
+        // Opening the migrated file again changes nothing.
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(summed(&store).len(), 3);
+    }
+
+    #[test]
+    fn a_plain_sum_over_funnel_steps_is_the_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let run = store
+            .begin_run(&RunMeta {
+                started_at_ms: 0,
+                inputs: serde_json::Value::Null,
+                funnels: vec![],
+            })
+            .unwrap();
+        let day: Day = "2024-05-01".parse().unwrap();
+        let row = |breakdown: &str, step: u32, actors: u64| FunnelStepFact {
+            day,
+            breakdown: breakdown.into(),
+            step,
+            actors,
+            ..fact(0)
+        };
+        store
+            .write_funnel_steps(
+                run,
+                &[
+                    row("ios", 1, 3),
+                    row("web", 1, 4),
+                    row("", 1, 2),
+                    row("ios", 2, 1),
+                ],
+            )
+            .unwrap();
+        let total = |step: u32, actors: u64| FunnelTotalFact {
+            app_id: "a".into(),
+            funnel_id: "f".into(),
+            funnel_version: "1".into(),
+            day,
+            step,
+            actors,
+            ttc_median_s: Some(1.0),
+            ttc_p90_s: Some(2.0),
+        };
+        store
+            .write_funnel_totals(run, &[total(1, 9), total(2, 1)])
+            .unwrap();
+        store
+            .publish(run, &[Watermark::funnel("a", "f", "1", day.plus(1))])
+            .unwrap();
+        assert_eq!(plain_sum(&path, "2024-05-01", 1), 9);
+        assert_eq!(plain_sum(&path, "2024-05-01", 2), 1);
+        let from_totals: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row(
+                "SELECT actors FROM funnel_totals WHERE app_id = 'a' AND day = '2024-05-01' AND step = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(from_totals, 9);
+    }
+
+    #[test]
+    fn a_file_of_a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        drop(SqliteStore::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                [(SCHEMA_VERSION + 1).to_string()],
+            )
+            .unwrap();
+        let err = SqliteStore::open(&path).err().expect("refused");
+        assert!(
+            matches!(err, FactsError::SchemaTooNew { found, .. } if found == SCHEMA_VERSION + 1),
+            "{err}"
+        );
+        assert!(err.to_string().contains("new.db"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The realistic generator behind `funnel gen`: the canonical `tracking.events`, `tracking.hits` and
-//! `tracking.conversions` tables of DESIGN.md, deterministic for a seed and an end time.
+//! The realistic tracking-event generator behind `funnel gen`, the tests and the benchmarks: the canonical
+//! `tracking.events`, `tracking.hits` and `tracking.conversions` tables as Cassandra snapshots, written with
+//! `sstable-reader`'s SSTable writer, deterministic for a seed and an end time.
 //!
 //! Shape: each actor belongs to one app and has a Zipf-distributed (s = 2) number of events, scaled to the
 //! requested mean, spread over the last `days` days as a funnel-like journey (install → open → signup →
@@ -22,21 +23,16 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 
-use crate::cql::composite;
-use crate::descriptor::Version;
-use crate::row::DeletionTime;
-use crate::schema::TableSchema;
-
-use super::compression::Compression;
-use super::data::EncodingStats;
-use super::model::{
-    Cell, CellState, ColumnContent, ColumnData, Expiry, Liveness, Partition, Row, Unfiltered,
+use sstable_reader::writer::{
+    schema_from_cql_text, snapshot_dir, table_id, write_snapshot_files, Cell, CellState,
+    ColumnContent, ColumnData, Compression, EncodingStats, Expiry, Liveness, Partition, Row,
+    SSTableWriter, Unfiltered, WriterError, WriterOptions,
 };
-use super::snapshot::{snapshot_dir, table_id, write_snapshot_files, Ring};
-use super::sstable::{SSTableWriter, WriterOptions};
-use super::table::schema_from_cql_text;
-use super::token::murmur3_token;
-use super::WriterError;
+use sstable_reader::{composite, murmur3_token, DeletionTime, TableSchema, Version};
+
+mod ring;
+
+use ring::Ring;
 
 pub const KEYSPACE: &str = "tracking";
 pub const TABLES: [&str; 3] = ["events", "hits", "conversions"];
@@ -954,7 +950,10 @@ pub fn generate(o: &GenOptions, progress: &mut dyn FnMut(u64)) -> Result<GenRepo
             }
         }
         for (n, d) in dirs.iter().enumerate() {
-            std::fs::create_dir_all(d).map_err(|e| WriterError::io(d, e))?;
+            std::fs::create_dir_all(d).map_err(|source| WriterError::Io {
+                path: d.to_path_buf(),
+                source,
+            })?;
             write_snapshot_files(d, &data_files[n], &created_at, &cql)?;
         }
         tally.snapshot_dirs = dirs;

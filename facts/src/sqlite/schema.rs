@@ -1,0 +1,213 @@
+//! The SQLite layout (DDL) and the in-place migrations of files written by older versions.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::FactsError;
+
+/// Schema version written to `meta`; bump when the layout changes.
+///
+/// - 1: first layout.
+/// - 2: `speed_batches` keyed by `(group_id, topic, partition, first_offset)` (was without `group_id`, so
+///   two consumer groups reading one topic into one store refused each other's batches).
+/// - 3: all-breakdowns totals in their own table, `funnel_totals` (they were rows of `funnel_steps` under
+///   the breakdown `"\u{1}all"`, so a plain `SUM` over `funnel_steps` counted every actor twice).
+///
+/// [`migrate`] brings a file of any older version to this one in place, in one transaction.
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// The reserved breakdown value under which schema ≤ 2 stored all-breakdowns totals in `funnel_steps`.
+const LEGACY_TOTAL_BREAKDOWN: &str = "\u{1}all";
+
+/// The applied-speed-batch markers (schema 2 key).
+const SPEED_BATCHES: &str = "
+CREATE TABLE IF NOT EXISTS speed_batches (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    first_offset INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    group_id TEXT NOT NULL,
+    applied_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (group_id, topic, partition, first_offset)
+) WITHOUT ROWID;
+";
+
+/// The all-breakdowns totals of batch runs (schema 3).
+const FUNNEL_TOTALS: &str = "
+CREATE TABLE IF NOT EXISTS funnel_totals (
+    run_id INTEGER NOT NULL,
+    app_id TEXT NOT NULL,
+    funnel_id TEXT NOT NULL,
+    funnel_version TEXT NOT NULL,
+    day TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    actors INTEGER NOT NULL,
+    ttc_median_s REAL,
+    ttc_p90_s REAL,
+    PRIMARY KEY (run_id, app_id, funnel_id, funnel_version, day, step)
+) WITHOUT ROWID;
+";
+
+const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at_ms INTEGER NOT NULL,
+    finished_at_ms INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('running', 'published', 'failed', 'abandoned')),
+    inputs TEXT NOT NULL,
+    funnels TEXT NOT NULL,
+    rows INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    owner_pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS run_keys (
+    run_id INTEGER NOT NULL,
+    app_id TEXT NOT NULL,
+    funnel_id TEXT NOT NULL,
+    funnel_version TEXT NOT NULL,
+    min_day TEXT NOT NULL,
+    PRIMARY KEY (run_id, app_id, funnel_id, funnel_version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS funnel_steps (
+    run_id INTEGER NOT NULL,
+    app_id TEXT NOT NULL,
+    funnel_id TEXT NOT NULL,
+    funnel_version TEXT NOT NULL,
+    day TEXT NOT NULL,
+    breakdown TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    actors INTEGER NOT NULL,
+    ttc_median_s REAL,
+    ttc_p90_s REAL,
+    layer TEXT NOT NULL CHECK (layer IN ('batch', 'speed')),
+    PRIMARY KEY (run_id, app_id, funnel_id, funnel_version, day, breakdown, step)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS daily_counts (
+    run_id INTEGER NOT NULL,
+    app_id TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    day TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    value TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    layer TEXT NOT NULL CHECK (layer IN ('batch', 'speed')),
+    PRIMARY KEY (run_id, app_id, metric, day, dimension, value)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS watermarks (
+    app_id TEXT NOT NULL,
+    funnel_id TEXT NOT NULL,
+    funnel_version TEXT NOT NULL,
+    batch_until TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    published_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (app_id, funnel_id, funnel_version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stream_offsets (
+    group_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (group_id, topic, partition)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stream_state (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS stream_state_expiry ON stream_state (expires_at_ms);
+";
+
+/// The schema version a file records (`None`: a new, empty file).
+fn stored_version(conn: &Connection) -> Result<Option<i64>, FactsError> {
+    let has_meta: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_meta {
+        return Ok(None);
+    }
+    let v: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.and_then(|v| v.parse().ok()))
+}
+
+/// Create the tables of a new file, or bring an older file to [`SCHEMA_VERSION`] in place. One immediate
+/// transaction: a concurrent opener waits, then finds the work done. A file already at the current version
+/// is only read (no write lock: opening never waits for a publish in progress). A file of a newer version
+/// is refused rather than written with an older layout.
+pub(super) fn migrate(conn: &mut Connection, path: &std::path::Path) -> Result<(), FactsError> {
+    let too_new = |found: i64| FactsError::SchemaTooNew {
+        path: path.to_path_buf(),
+        found,
+        supported: SCHEMA_VERSION,
+    };
+    match stored_version(conn)? {
+        Some(v) if v == SCHEMA_VERSION => return Ok(()),
+        Some(v) if v > SCHEMA_VERSION => return Err(too_new(v)),
+        _ => {}
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version = stored_version(&tx)?;
+    match version {
+        Some(v) if v > SCHEMA_VERSION => return Err(too_new(v)),
+        Some(v) if v == SCHEMA_VERSION => return Ok(()),
+        _ => {}
+    }
+    tx.execute_batch(TABLES)?;
+    tx.execute_batch(FUNNEL_TOTALS)?;
+    if speed_batches_key_lacks_group(&tx)? {
+        // Schema 1 → 2: rebuild `speed_batches` with `group_id` in its key. Lossless: schema 1 already
+        // stored `group_id` in every row.
+        tx.execute_batch("ALTER TABLE speed_batches RENAME TO speed_batches_v1;")?;
+        tx.execute_batch(SPEED_BATCHES)?;
+        tx.execute_batch(
+            "INSERT INTO speed_batches (topic, partition, first_offset, next_offset, group_id, applied_at_ms)
+                 SELECT topic, partition, first_offset, next_offset, group_id, applied_at_ms FROM speed_batches_v1;
+             DROP TABLE speed_batches_v1;",
+        )?;
+    }
+    tx.execute_batch(SPEED_BATCHES)?;
+    if version.is_some_and(|v| v < 3) {
+        // Schema ≤ 2 → 3: the totals move out of `funnel_steps` (only batch rows ever had them).
+        tx.execute(
+            "INSERT OR REPLACE INTO funnel_totals
+                 (run_id, app_id, funnel_id, funnel_version, day, step, actors, ttc_median_s, ttc_p90_s)
+             SELECT run_id, app_id, funnel_id, funnel_version, day, step, actors, ttc_median_s, ttc_p90_s
+             FROM funnel_steps WHERE breakdown = ?1",
+            [LEGACY_TOTAL_BREAKDOWN],
+        )?;
+        tx.execute(
+            "DELETE FROM funnel_steps WHERE breakdown = ?1",
+            [LEGACY_TOTAL_BREAKDOWN],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+         ON CONFLICT DO UPDATE SET value = excluded.value",
+        [SCHEMA_VERSION.to_string()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Whether `speed_batches` has the schema-1 key `(topic, partition, first_offset)`, i.e. `group_id` is not
+/// part of its primary key.
+fn speed_batches_key_lacks_group(conn: &Connection) -> Result<bool, FactsError> {
+    let in_pk: Option<i64> = conn
+        .query_row(
+            "SELECT pk FROM pragma_table_info('speed_batches') WHERE name = 'group_id'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(in_pk.is_some_and(|pk| pk == 0))
+}
