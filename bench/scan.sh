@@ -12,6 +12,7 @@ actors="${2:-1900000}"
 cargo build --release -p cli --manifest-path "$root/Cargo.toml" >&2
 bin="$root/target/release/funnel"
 if [ ! -d "$data" ]; then
+  mkdir -p "$(dirname "$data")" # a fresh clone has no bench-data/ yet; the tally goes next to DATA
   "$bin" gen --out "$data" --actors "$actors" --events-per-actor 20 --days 30 --sstables 4 --compression lz4 \
     --format nb --seed 1 --end-date 2026-11-01 --quiet >"$data.json"
 fi

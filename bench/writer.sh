@@ -12,6 +12,7 @@ bin="$root/target/release/funnel"
 # ~3.4 kB uncompressed per actor at 20 events/actor (events + hits + conversions), measured on small runs.
 actors=$(python3 -c "print(int($size_gb * 1e9 / 3400))")
 rm -rf "$out"
+mkdir -p "$(dirname "$out")" # a fresh clone has no bench-data/ yet; the tally goes next to OUT
 /usr/bin/time -v "$bin" gen --out "$out" --actors "$actors" --events-per-actor 20 --days 30 --sstables 4 \
   --compression "$compression" --seed 1 --end-date 2026-11-01 --quiet >"$out.json" 2>"$out.time"
 python3 - "$out.json" "$out.time" <<'PY'

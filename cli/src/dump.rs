@@ -8,11 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use sstable_reader::{
-    discover, format_seconds, Columns, CqlSchema, DeletionTime, OwnedRow, Projection, ReadOptions,
-    RowRenderer, SSTable, Selection, Snapshot, Unfiltered, NO_DELETION_TIME,
+    discover, Columns, CqlSchema, DeletionTime, OwnedRow, Projection, ReadOptions, RowRenderer,
+    SSTable, Selection, Snapshot, Unfiltered,
 };
 
 use crate::common::{parse_now, write_or_quit};
+use crate::expired::Expired;
 
 /// Print the live rows of SSTables as JSON lines (one object per CQL row).
 ///
@@ -143,44 +144,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     write_or_quit(out.flush())?;
     expired.note(printed, now, args.now.is_some());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Rows a dump left out because their TTL had expired at `--now`, and the earliest expiry of the SSTables
-/// read: when nothing is printed, stderr says so and how to read as of an earlier time.
-#[derive(Default)]
-struct Expired {
-    rows: u64,
-    earliest: Option<i64>,
-}
-
-impl Expired {
-    fn see(&mut self, sst: &SSTable) {
-        let Some(s) = sst.statistics.stats.as_ref() else {
-            return;
-        };
-        let t = s.min_local_deletion_time;
-        if t > 0 && t != NO_DELETION_TIME {
-            self.earliest = Some(self.earliest.map_or(t, |e| e.min(t)));
-        }
-    }
-
-    fn note(&self, printed: u64, now: i64, now_given: bool) {
-        if printed > 0 || self.rows == 0 {
-            return;
-        }
-        let at = format_seconds(now).unwrap_or_else(|| now.to_string());
-        let given = if now_given { "" } else { " (the current time)" };
-        let before = self
-            .earliest
-            .filter(|&t| t <= now)
-            .and_then(|t| format_seconds(t - 1))
-            .map(|t| format!(", e.g. --now {t} (just before the first expiry)"))
-            .unwrap_or_default();
-        eprintln!(
-            "note: no live rows: {} row(s) had expired (TTL) at --now {at}{given}; to read them as of an earlier time, pass --now TS{before}",
-            self.rows
-        );
-    }
 }
 
 /// The merged view: one row per primary key per table, partitions in ring order.

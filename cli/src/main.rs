@@ -1,10 +1,12 @@
 //! `funnel`: retroactive conversion funnels straight from Cassandra SSTable snapshots, real-time counts and
-//! conversions from Kafka, and the fact tables a dashboard reads. This binary only wires the library crates
-//! together: each subcommand lives in its own module with its `Args` and a `run` function.
+//! conversions from Kafka, and the fact tables a dashboard reads. This binary only parses arguments and
+//! prints what the library crates do: each subcommand lives in its own module with its `Args` and a `run`
+//! function; [`exit_code`] decides how a failed command exits.
 
 mod common;
 mod cpu;
 mod dump;
+mod expired;
 mod facts_cmd;
 mod gen;
 mod progress;
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let cli = Cli::parse();
+    let is_run = matches!(cli.command, Command::Run(_));
     let result = match cli.command {
         Command::Dump(args) => dump::run(args),
         Command::Gen(args) => gen::run(args),
@@ -70,8 +73,28 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", funnelizer::chain(err.as_ref()));
+            ExitCode::from(exit_code(&err, is_run))
         }
     }
+}
+
+/// How a failed command exits, decided here only, from the type of its error. `funnel run` exits with
+/// the code of its error's kind (those of `funnel schedule --once`, `scheduler::Outcome`: 5 config, 6
+/// input, 7 fact store, 9 anything else), so the scheduler can tell what failed in its child; every other
+/// command exits 1. (`funnel schedule` ends with the code of its attempt's outcome; usage errors exit 2.)
+fn exit_code(err: &anyhow::Error, is_run: bool) -> u8 {
+    use scheduler::Outcome;
+    if !is_run {
+        return 1;
+    }
+    err.chain()
+        .find_map(|e| match e.downcast_ref::<funnelizer::Error>() {
+            Some(e) => Some(Outcome::of_error(e.kind())),
+            None => e
+                .downcast_ref::<facts::FactsError>()
+                .map(|_| Outcome::StoreError),
+        })
+        .unwrap_or(Outcome::Failed)
+        .exit_code()
 }

@@ -1,13 +1,15 @@
-//! `funnel report`: the self-contained HTML page (a funnel chart per funnel) of what a fact store holds,
-//! for the apps and funnels of its most recent published batch run.
+//! `funnel report`: the self-contained HTML page (a funnel chart and the entry-day trend per funnel) of
+//! what a fact store holds, for the apps and funnels of its most recent published batch run.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use facts::{FactReader, FunnelQuery, FunnelStepFact, Layer, RunStatus};
+use funnelizer::{FunnelLevels, RunInputs};
 
-/// Write an HTML report (one funnel chart per app and funnel) from a fact store.
+/// Write an HTML report (per app and funnel: a funnel chart, the trend by entry day and the breakdown
+/// split) from a fact store.
 ///
 /// The apps and funnels are those of the most recent published `funnel run` (or --app); days below
 /// the watermark come from the batch layer, later days from the stream's speed layer.
@@ -26,7 +28,7 @@ pub struct Args {
     /// Only these apps (default: the apps of the last published run).
     #[arg(long, value_delimiter = ',')]
     pub app: Vec<String>,
-    /// Funnel definitions, for step names.
+    /// Funnel definitions naming the steps (default: the names the runs recorded).
     #[arg(long, value_name = "FILE")]
     pub funnels: Option<PathBuf>,
     /// Page title.
@@ -75,10 +77,6 @@ pub fn read_facts(
 pub fn run(args: Args) -> Result<ExitCode> {
     let store =
         facts::open_store(&args.facts).with_context(|| format!("opening {}", args.facts))?;
-    let set = match &args.funnels {
-        Some(p) => Some(funnelizer::FunnelSet::load(p)?),
-        None => None,
-    };
     let runs = store.runs(100)?;
     let last = runs
         .iter()
@@ -86,20 +84,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .max_by_key(|r| r.run_id)
         .context("the store has no published batch run (run `funnel run` first, or name apps with --app)")?;
     let apps: Vec<String> = if args.app.is_empty() {
-        last.inputs
-            .get("apps")
-            .and_then(|a| a.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+        RunInputs::of(last).map(|i| i.apps).unwrap_or_default()
     } else {
         args.app.clone()
     };
+    let levels = match &args.funnels {
+        Some(p) => FunnelLevels::of_set(&funnelizer::FunnelSet::load(p)?),
+        None => last
+            .funnels
+            .iter()
+            .filter_map(|(id, version)| {
+                let labels = RunInputs::labels_in(&runs, id, version)?;
+                Some(FunnelLevels {
+                    id: id.clone(),
+                    version: version.clone(),
+                    labels,
+                })
+            })
+            .collect(),
+    };
     let facts = read_facts(&store, &apps, &last.funnels)?;
-    let html = funnelizer::report::render(&facts, set.as_ref(), &args.title);
+    let html = funnelizer::report::render(&facts, &levels, &args.title);
     std::fs::write(&args.out, html).with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!(
         "wrote {} ({} apps, {} funnels, {} fact rows)",

@@ -1,18 +1,11 @@
-//! `funnel status`: what the scheduler and the batch runs did, and how far the batch results reach. Reads
-//! the scheduler's state file next to the store (attempts, including skipped and crashed ones, and who
-//! holds the lock), the fact store's runs (start, end, inputs, rows, funnels, outcome, error) and the
-//! watermarks of every app the runs saw.
+//! `funnel status`: what the scheduler and the batch runs did, and how far the batch results reach
+//! (`scheduler::Status`), as tables or one JSON document.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use facts::{FactReader, RunRecord};
-use funnelizer::schedule::{RunLock, ScheduleState, StatePaths};
-use serde_json::{json, Value};
-
-use crate::schedule::sstables_read;
+use scheduler::{sstables_read, Status};
 
 /// Show the last scheduled attempts, batch runs and watermarks of a fact store.
 ///
@@ -70,58 +63,28 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let store = facts::open_store(&args.facts)
         .with_context(|| format!("opening {}", facts::url::redact(&args.facts)))?;
-    let runs = store.runs(args.limit.max(1)).context("reading runs")?;
-    let mut apps: BTreeSet<String> = args.app.iter().cloned().collect();
-    for r in &runs {
-        if let Some(a) = r.inputs.get("apps").and_then(Value::as_array) {
-            apps.extend(a.iter().filter_map(|v| v.as_str().map(str::to_string)));
-        }
-    }
-    let mut watermarks = Vec::new();
-    for app in &apps {
-        watermarks.extend(store.watermarks(app).context("reading watermarks")?);
-    }
-    let paths = match &args.state {
-        Some(p) => Some(StatePaths {
-            lock: p.with_file_name(
-                p.file_name()
-                    .map(|n| n.to_string_lossy().replace(".json", ".lock"))
-                    .unwrap_or_else(|| "schedule.lock".into()),
-            ),
-            state: p.clone(),
-        }),
-        None => StatePaths::for_store(&args.facts, None).ok(),
-    };
-    let state = match &paths {
-        Some(p) if p.state.exists() => Some(ScheduleState::load(&p.state)?),
-        _ => None,
-    };
-    let holder = paths.as_ref().and_then(|p| RunLock::holder(&p.lock));
-
+    let status = Status::read(
+        &store,
+        &args.facts,
+        args.state.as_deref(),
+        &args.app,
+        args.limit,
+    )?;
     if args.json {
-        let doc = json!({
-            "scheduler": state.as_ref().map(|s| json!({
-                "state_file": paths.as_ref().map(|p| p.state.display().to_string()),
-                "lock_holder": holder,
-                "attempts": s.attempts.iter().take(args.limit).collect::<Vec<_>>(),
-                "last_success": s.last_success.as_ref().map(|l| json!({
-                    "run_id": l.run_id,
-                    "finished_at_ms": l.finished_at_ms,
-                    "sstables": l.fingerprint.sstable_count(),
-                    "funnels": l.fingerprint.funnels,
-                    "fingerprint": l.fingerprint.key(),
-                })),
-            })),
-            "runs": runs.iter().map(run_json).collect::<Vec<_>>(),
-            "watermarks": watermarks,
-        });
+        let doc = status.to_json(args.limit);
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);
     }
-
-    match (&state, &paths) {
-        (Some(s), Some(p)) => {
-            println!("scheduler ({})", p.state.display());
+    let Status {
+        state,
+        lock_holder: holder,
+        runs,
+        watermarks,
+        ..
+    } = &status;
+    match (state, status.state_file()) {
+        (Some(s), Some(file)) => {
+            println!("scheduler ({})", file.display());
             println!(
                 "  lock: {}",
                 holder
@@ -162,7 +125,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "  {:>5}  {:<19}  {:<19}  {:<10} {:>9} {:>8}  funnels / error",
         "run", "started", "finished", "status", "rows", "sstables"
     );
-    for r in &runs {
+    for r in runs {
         let funnels = r
             .funnels
             .iter()
@@ -180,7 +143,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             time(r.finished_at_ms),
             r.status.as_str(),
             r.rows,
-            sstables_read(&r.inputs).len(),
+            sstables_read(r).len(),
             detail
         );
     }
@@ -189,25 +152,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "  {:<16} {:<24} {:<18} batch_until",
         "app", "funnel", "version"
     );
-    for w in &watermarks {
+    for w in watermarks {
         println!(
             "  {:<16} {:<24} {:<18} {}",
             w.app_id, w.funnel_id, w.funnel_version, w.batch_until
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn run_json(r: &RunRecord) -> Value {
-    json!({
-        "run_id": r.run_id.0,
-        "started_at_ms": r.started_at_ms,
-        "finished_at_ms": r.finished_at_ms,
-        "status": r.status,
-        "rows": r.rows,
-        "funnels": r.funnels,
-        "error": r.error,
-        "sstables_read": sstables_read(&r.inputs),
-        "inputs": r.inputs,
-    })
 }

@@ -23,7 +23,7 @@ use anyhow::{bail, Context};
 /// SIGINT/SIGTERM: current batches are applied and committed, then the group is left.
 ///
 /// With --raw cql://…, every valid hit/event is also written as a row of the 60-day tables
-/// `hits` / `events` (DESIGN.md) in that keyspace, before its batch is applied: idempotent
+/// `hits` / `events` (their CQL: stream/MESSAGES.md) in that keyspace, before its batch is applied: idempotent
 /// upserts, so retries never duplicate rows; if they cannot be written, the batch is not
 /// applied and is retried (metric funnel_stream_raw_write_failures_total). --init-raw
 /// creates the keyspace and both tables first (or run the CQL in stream/MESSAGES.md).

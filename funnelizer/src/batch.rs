@@ -3,11 +3,10 @@
 //! (e.g. token ranges of the merged SSTable scan); partials are merged at the end and the facts
 //! are published atomically with one watermark per (app, funnel, version).
 //!
-//! The run recomputes every day present in the input (all history on disk), which covers the
-//! `[watermark − W, watermark)` DESIGN.md asks for; the fact store carries days older than the
-//! first recomputed day forward from the previous run (their raw events may have expired).
+//! The run recomputes every day present in the input (all history on disk), which covers at least the
+//! `[watermark − W, watermark)` that chains crossing the watermark need; the fact store carries days
+//! older than the first recomputed day forward from the previous run (their raw events may have expired).
 
-use std::fmt::Display;
 use std::fmt::Write as _;
 
 use facts::{BatchPublisher, Day, FunnelStepFact, FunnelTotalFact, RunId, RunMeta, Watermark};
@@ -15,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::aggregate::Aggregator;
 use crate::definition::FunnelSet;
-use crate::error::BatchError;
+use crate::error::Error;
 use crate::kernel::{Kernel, Outcome};
 use crate::row::{RowView, Value};
 
@@ -124,27 +123,20 @@ pub struct Evaluation {
     pub rows: u64,
 }
 
-/// Evaluates all funnels over independent `chunks` in parallel (`threads`: pool size, `None` =
-/// rayon's default). `scan(chunk, worker)` streams the chunk's actors into
-/// [`Worker::observe_actor`]; a failing chunk fails the whole evaluation.
+/// Evaluates all funnels over independent `chunks` in parallel on `pool`. `scan(chunk, worker)` streams
+/// the chunk's actors into the worker ([`Worker::observe_actor`] or [`Worker::offer`]); a failing chunk
+/// fails the whole evaluation with its error.
 pub fn evaluate_chunks<C, F, E>(
     set: &FunnelSet,
     chunks: Vec<C>,
-    threads: Option<usize>,
+    pool: &rayon::ThreadPool,
     scan: F,
-) -> Result<Evaluation, BatchError>
+) -> Result<Evaluation, E>
 where
     C: Send,
     F: Fn(C, &mut Worker<'_>) -> Result<(), E> + Sync,
-    E: Display,
+    E: Send,
 {
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = threads {
-        builder = builder.num_threads(n);
-    }
-    let pool = builder
-        .build()
-        .map_err(|e| BatchError::ThreadPool(e.to_string()))?;
     type Partial = (Aggregator, u64, u64);
     let merge = |mut a: Partial, b: Partial| {
         a.0.merge(b.0);
@@ -156,14 +148,12 @@ where
             .try_fold(
                 || Worker::new(set),
                 |mut w, chunk| {
-                    scan(chunk, &mut w).map_err(|e| BatchError::Source(e.to_string()))?;
-                    Ok::<_, BatchError>(w)
+                    scan(chunk, &mut w)?;
+                    Ok::<_, E>(w)
                 },
             )
-            .map(|w| {
-                w.map(|w| (w.actors, w.rows, w.into_aggregator()))
-                    .map(|(a, r, g)| (g, a, r))
-            })
+            .map(|w| w.map(|w| (w.actors, w.rows, w.into_aggregator())))
+            .map(|w| w.map(|(a, r, g)| (g, a, r)))
             .try_reduce(|| (Aggregator::new(), 0, 0), |a, b| Ok(merge(a, b)))
     })?;
     Ok(Evaluation {
@@ -171,6 +161,15 @@ where
         actors,
         rows,
     })
+}
+
+/// A pool of `threads` workers (`None`: rayon's default, one per core).
+pub fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, Error> {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        builder = builder.num_threads(n.max(1));
+    }
+    Ok(builder.build()?)
 }
 
 /// What [`publish`] wrote.
@@ -197,7 +196,7 @@ pub fn publish(
     aggregate: &Aggregator,
     now_ms: i64,
     inputs: serde_json::Value,
-) -> Result<Published, BatchError> {
+) -> Result<Published, Error> {
     let started_at_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -210,8 +209,7 @@ pub fn publish(
             .map(|f| (f.id.clone(), f.version.clone()))
             .collect(),
     };
-    let store_err = |e: facts::FactsError| BatchError::Store(e.to_string());
-    let run = store.begin_run(&meta).map_err(store_err)?;
+    let run = store.begin_run(&meta)?;
     let facts = aggregate.facts(set);
     let totals = aggregate.breakdown_totals(set);
     let until = Day::from_unix_ms(now_ms);
@@ -230,7 +228,7 @@ pub fn publish(
         .and_then(|()| store.publish(run, &watermarks));
     if let Err(e) = result {
         let _ = store.fail_run(run, &e.to_string());
-        return Err(store_err(e));
+        return Err(e.into());
     }
     Ok(Published {
         run,
@@ -280,7 +278,8 @@ steps = [ { hit = { tracker = "fb" } }, { event = "install" }, { event = "purcha
         let all = actors();
         let chunks: Vec<Vec<(String, String, Vec<OwnedRow>)>> =
             all.chunks(17).map(|c| c.to_vec()).collect();
-        let par = evaluate_chunks(&set, chunks, Some(2), |chunk, w| {
+        let pool = thread_pool(Some(2)).unwrap();
+        let par = evaluate_chunks(&set, chunks, &pool, |chunk, w| {
             for (app, _, rows) in &chunk {
                 w.observe_actor(app, rows);
             }
@@ -307,7 +306,8 @@ steps = [ { hit = { tracker = "fb" } }, { event = "install" }, { event = "purcha
     #[test]
     fn a_failing_chunk_fails_the_evaluation() {
         let set = FunnelSet::parse(DEF, "t").unwrap();
-        let err = evaluate_chunks(&set, vec![1, 2, 3], Some(2), |c, _| {
+        let pool = thread_pool(Some(2)).unwrap();
+        let err = evaluate_chunks(&set, vec![1, 2, 3], &pool, |c, _| {
             if c == 2 {
                 Err("disk on fire")
             } else {
@@ -315,7 +315,7 @@ steps = [ { hit = { tracker = "fb" } }, { event = "install" }, { event = "purcha
             }
         })
         .unwrap_err();
-        assert!(err.to_string().contains("disk on fire"), "{err}");
+        assert_eq!(err, "disk on fire");
     }
 
     #[test]
@@ -325,12 +325,17 @@ steps = [ { hit = { tracker = "fb" } }, { event = "install" }, { event = "purcha
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("facts.db").display());
         let store = facts::open_store(&url).unwrap();
-        let eval = evaluate_chunks(&set, vec![actors()], None, |chunk, w| {
-            for (app, _, rows) in &chunk {
-                w.observe_actor(app, rows);
-            }
-            Ok::<(), String>(())
-        })
+        let eval = evaluate_chunks(
+            &set,
+            vec![actors()],
+            &thread_pool(None).unwrap(),
+            |chunk, w| {
+                for (app, _, rows) in &chunk {
+                    w.observe_actor(app, rows);
+                }
+                Ok::<(), String>(())
+            },
+        )
         .unwrap();
         let now = 10 * 86_400_000;
         let before_ms = std::time::SystemTime::now()

@@ -268,6 +268,7 @@ impl Classifier {
     }
 
     /// Number of distinct matchers evaluated per row.
+    #[cfg(test)]
     pub fn distinct_matchers(&self) -> usize {
         self.matchers.len()
     }
@@ -277,7 +278,9 @@ impl Classifier {
         self.words
     }
 
-    /// Evaluates every distinct matcher on every row into `bits` (reused; `words()` u64 per row).
+    /// Evaluates every distinct matcher on every row into `bits` (reused; `words()` u64 per row): the
+    /// plain form [`Classifier::match_rows_cached`] is checked against.
+    #[cfg(test)]
     pub fn match_rows<R: RowView>(&self, rows: &[R], bits: &mut Vec<u64>) {
         bits.clear();
         bits.resize(rows.len() * self.words, 0);

@@ -1,7 +1,7 @@
 //! Funnel definitions: the TOML file format (a `[source]` mapping and `[[funnel]]` entries), its
 //! validation with line/column errors, and the stable version hash of each funnel.
 //!
-//! See `funnelizer/FUNNELS.md` for the format with examples.
+//! See `docs/FUNNELS.md` for the format with examples.
 
 use std::ops::Range;
 use std::path::Path;
@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use crate::error::DefinitionError;
 use crate::predicate::{Columns, Field, Literal, Op, Predicate, WhereParser};
-use crate::row::{ColumnRef, RowView, Table};
+use crate::row::{RowView, Table};
 
 /// Bumped whenever the evaluation semantics change, so every funnel gets a new version.
 const SEMANTICS: u32 = 1;
@@ -49,10 +49,9 @@ impl Mode {
 pub struct TableSource {
     /// `keyspace.table`.
     pub table: String,
-    /// The app column (a partition-key column for streaming; any column otherwise, see [`crate::shuffle`]).
+    /// The app column (a partition-key column for streaming; any column otherwise: the run shuffles).
     pub app: String,
-    /// The actor column (a partition-key column for streaming; any column otherwise, see
-    /// [`crate::shuffle`]).
+    /// The actor column (a partition-key column for streaming; any column otherwise: the run shuffles).
     pub actor: String,
     /// The time column (`timestamp`).
     pub time: String,
@@ -123,10 +122,20 @@ impl Matcher {
 /// One funnel step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    /// Display name.
-    pub name: String,
+    /// The display name given in the definition (`name = "…"`).
+    pub name: Option<String>,
+    /// What it matches, for people: `install`, `signup | login`, `hit tracker = fb`,
+    /// `purchase where props.plan in (pro, team)`.
+    pub description: String,
     /// What it matches.
     pub matcher: Matcher,
+}
+
+impl Step {
+    /// How the step is shown: its `name`, else what it matches ([`Step::description`]).
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.description)
+    }
 }
 
 /// An exclusion: a matching row strictly between steps `j` and `j+1` (for `from <= j < to`) voids
@@ -166,6 +175,27 @@ impl Funnel {
         self.window_s.saturating_mul(1000)
     }
 
+    /// What the actors counted at `level` (1-based) did, for people: reached that step (its
+    /// [`Step::label`]); in unordered funnels, covered at least that many distinct steps (`≥ 2 steps`),
+    /// whichever they were.
+    pub fn level_label(&self, level: usize) -> String {
+        match self.mode {
+            Mode::Unordered if level == 1 => "≥ 1 step".to_string(),
+            Mode::Unordered => format!("≥ {level} steps"),
+            _ => self
+                .steps
+                .get(level.wrapping_sub(1))
+                .map_or_else(|| format!("step {level}"), |s| s.label().to_string()),
+        }
+    }
+
+    /// [`Funnel::level_label`] of every level, 1 to the number of steps.
+    pub fn level_labels(&self) -> Vec<String> {
+        (1..=self.steps.len())
+            .map(|k| self.level_label(k))
+            .collect()
+    }
+
     /// Whether any step or exclusion reads `table` (rows of other tables are not part of this
     /// funnel's timeline, which matters for `strict_order`).
     pub fn uses(&self, table: Table) -> bool {
@@ -202,7 +232,7 @@ impl FunnelSet {
         FunnelSet::parse(&text, &origin)
     }
 
-    /// The columns of `table` the definitions read, indexed by [`ColumnRef::id`].
+    /// The columns of `table` the definitions read, indexed by [`crate::ColumnRef::id`].
     pub fn columns(&self, table: Table) -> &[String] {
         self.columns.of(table)
     }
@@ -220,8 +250,32 @@ struct Parser<'a> {
 
 type Entry<'a, 'i> = (&'a str, Range<usize>, &'a Spanned<DeValue<'i>>);
 
-fn entries<'a, 'i>(t: &'a DeTable<'i>) -> impl Iterator<Item = Entry<'a, 'i>> {
-    t.iter().map(|(k, v)| (k.get_ref().as_ref(), k.span(), v))
+/// A table's entries in file order (the parsed table keeps its keys sorted by name).
+fn entries<'a, 'i>(t: &'a DeTable<'i>) -> Vec<Entry<'a, 'i>> {
+    let mut v: Vec<Entry<'a, 'i>> = t
+        .iter()
+        .map(|(k, v)| (k.get_ref().as_ref(), k.span(), v))
+        .collect();
+    v.sort_by_key(|(_, span, _)| span.start);
+    v
+}
+
+/// The mistake that comes first in the file, of all those noted.
+#[derive(Default)]
+struct FirstError(Option<DefinitionError>);
+
+impl FirstError {
+    fn push(&mut self, e: DefinitionError) {
+        match &self.0 {
+            Some(f) if (f.line, f.column) <= (e.line, e.column) => {}
+            _ => self.0 = Some(e),
+        }
+    }
+
+    /// The value, or `None` after noting its error.
+    fn note<T>(&mut self, r: Result<T, DefinitionError>) -> Option<T> {
+        r.map_err(|e| self.push(e)).ok()
+    }
 }
 
 impl<'a> Parser<'a> {
@@ -266,25 +320,27 @@ impl<'a> Parser<'a> {
             let span = e.span().unwrap_or(0..0);
             self.err(span, e.message().trim().to_string())
         })?;
+        let mut first = FirstError::default();
         let mut source = Source::default();
         let mut funnel_values = Vec::new();
         for (key, span, v) in entries(doc.get_ref()) {
             match key {
-                "source" => self.source(v, &mut source)?,
+                "source" => {
+                    first.note(self.source(v, &mut source));
+                }
                 "funnel" => match v.get_ref() {
                     DeValue::Array(items) => funnel_values.extend(items.iter()),
-                    _ => return Err(self.err(v.span(), "write funnels as [[funnel]] tables")),
+                    _ => first.push(self.err(v.span(), "write funnels as [[funnel]] tables")),
                 },
-                _ => return Err(self.unknown(key, span, &["source", "funnel"])),
+                _ => first.push(self.unknown(key, span, &["source", "funnel"])),
             }
-        }
-        if funnel_values.is_empty() {
-            return Err(self.err(0..0, "no funnels defined: add a [[funnel]] table"));
         }
         let mut columns = Columns::default();
         let mut funnels: Vec<Funnel> = Vec::new();
-        for fv in funnel_values {
-            let f = self.funnel(fv, &source, &mut columns)?;
+        for fv in &funnel_values {
+            let Some(f) = first.note(self.funnel(fv, &source, &mut columns)) else {
+                continue;
+            };
             if funnels.iter().any(|g| g.id == f.id) {
                 let span = self
                     .table(fv, "a funnel")?
@@ -292,9 +348,15 @@ impl<'a> Parser<'a> {
                     .find(|(k, _)| k.get_ref() == "id")
                     .map(|(_, v)| v.span())
                     .unwrap_or(fv.span());
-                return Err(self.err(span, format!("duplicate funnel id `{}`", f.id)));
+                first.push(self.err(span, format!("duplicate funnel id `{}`", f.id)));
             }
             funnels.push(f);
+        }
+        if let Some(e) = first.0 {
+            return Err(e);
+        }
+        if funnel_values.is_empty() {
+            return Err(self.err(0..0, "no funnels defined: add a [[funnel]] table"));
         }
         Ok(FunnelSet {
             source,
@@ -373,6 +435,9 @@ impl<'a> Parser<'a> {
         columns: &mut Columns,
     ) -> Result<Funnel, DefinitionError> {
         let t = self.table(fv, "a [[funnel]]")?;
+        // Keys are read in file order; `steps` and `exclude` after the others (they need `mode`). Of all
+        // the mistakes found, the first in the file is reported.
+        let mut first = FirstError::default();
         let mut id = None;
         let mut window = None;
         let mut mode = Mode::Ordered;
@@ -380,36 +445,96 @@ impl<'a> Parser<'a> {
         let mut exclude_v = None;
         let mut breakdown = None;
         for (key, span, v) in entries(t) {
-            match key {
-                "id" => id = Some(self.string(v, "id")?),
-                "window" => window = Some(self.window(v)?),
-                "mode" => {
-                    mode = match self.string(v, "mode")?.as_str() {
-                        "ordered" => Mode::Ordered,
-                        "strict_order" => Mode::StrictOrder,
-                        "unordered" => Mode::Unordered,
-                        other => {
-                            return Err(self.err(
-                                v.span(),
-                                format!(
-                                "unknown mode `{other}` (use ordered, strict_order or unordered)"
-                            ),
-                            ))
-                        }
+            let read = (|| {
+                match key {
+                    "id" => id = Some(self.string(v, "id")?),
+                    "window" => window = Some(self.window(v)?),
+                    "mode" => mode = self.mode(v)?,
+                    "steps" => steps_v = Some(v),
+                    "exclude" => exclude_v = Some(v),
+                    "breakdown" => breakdown = Some((self.string(v, "breakdown")?, v.span())),
+                    _ => {
+                        return Err(self.unknown(
+                            key,
+                            span,
+                            &["id", "window", "mode", "steps", "exclude", "breakdown"],
+                        ))
                     }
                 }
-                "steps" => steps_v = Some(v),
-                "exclude" => exclude_v = Some(v),
-                "breakdown" => breakdown = Some((self.string(v, "breakdown")?, v.span())),
-                _ => {
-                    return Err(self.unknown(
-                        key,
-                        span,
-                        &["id", "window", "mode", "steps", "exclude", "breakdown"],
-                    ))
-                }
+                Ok(())
+            })();
+            if first.note(read).is_none() {
+                // Later keys come after this mistake in the file.
+                break;
             }
         }
+        let mut steps = Vec::new();
+        match steps_v.map(|v| (v, v.get_ref())) {
+            Some((v, DeValue::Array(items))) if items.is_empty() || items.len() > MAX_STEPS => {
+                first.push(self.err(v.span(), format!("a funnel has 1 to {MAX_STEPS} steps")))
+            }
+            Some((_, DeValue::Array(items))) => {
+                for sv in items.iter() {
+                    let step = self.matcher(sv, source, columns, false);
+                    let Some((name, description, matcher, _)) = first.note(step) else {
+                        break;
+                    };
+                    steps.push(Step {
+                        name,
+                        description,
+                        matcher,
+                    });
+                }
+            }
+            Some((v, _)) => {
+                first.push(self.err(v.span(), "`steps` must be an array of step tables"))
+            }
+            None => {}
+        }
+        let n = steps.len();
+        let mut exclusions = Vec::new();
+        if let Some(ev) = exclude_v {
+            match ev.get_ref() {
+                DeValue::Array(items) => {
+                    for xv in items.iter() {
+                        let exclusion = self.exclusion(xv, source, columns, mode, n);
+                        let Some(x) = first.note(exclusion) else {
+                            break;
+                        };
+                        exclusions.push(x);
+                    }
+                }
+                _ => first.push(self.err(ev.span(), "`exclude` must be an array of step tables")),
+            }
+        }
+        let breakdown = match breakdown {
+            None => None,
+            Some((path, span)) => {
+                let field = |table: Table, columns: &mut Columns| match path.split_once('.') {
+                    Some((m, k)) if !m.is_empty() && !k.is_empty() => Some(Field::Property {
+                        map: columns.intern(table, m),
+                        key: k.to_string(),
+                    }),
+                    None => Some(Field::Column(columns.intern(table, &path))),
+                    Some(_) => None,
+                };
+                match (
+                    field(Table::Events, columns),
+                    field(Table::Conversions, columns),
+                ) {
+                    (Some(e), Some(c)) => Some([e, c]),
+                    _ => {
+                        first.push(self.err(span, "breakdown is `column` or `map_column.key`"));
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(e) = first.0 {
+            return Err(e);
+        }
+        // A missing key is reported at the start of the funnel's table (once nothing in it is wrong: a
+        // key after the first mistake was not read).
         let id = id.ok_or_else(|| self.err(fv.span(), "a funnel needs an `id`"))?;
         let window_s = window.ok_or_else(|| {
             self.err(
@@ -417,77 +542,9 @@ impl<'a> Parser<'a> {
                 format!("funnel `{id}` needs a `window`, e.g. window = \"7d\""),
             )
         })?;
-        let steps_v =
-            steps_v.ok_or_else(|| self.err(fv.span(), format!("funnel `{id}` needs `steps`")))?;
-        let DeValue::Array(step_items) = steps_v.get_ref() else {
-            return Err(self.err(steps_v.span(), "`steps` must be an array of step tables"));
-        };
-        if step_items.is_empty() || step_items.len() > MAX_STEPS {
-            return Err(self.err(
-                steps_v.span(),
-                format!("a funnel has 1 to {MAX_STEPS} steps"),
-            ));
+        if steps_v.is_none() {
+            return Err(self.err(fv.span(), format!("funnel `{id}` needs `steps`")));
         }
-        let mut steps = Vec::new();
-        for (i, sv) in step_items.iter().enumerate() {
-            let (name, matcher, between) = self.matcher(sv, source, columns, false)?;
-            debug_assert!(between.is_none());
-            steps.push(Step {
-                name: name.unwrap_or_else(|| format!("step {}", i + 1)),
-                matcher,
-            });
-        }
-        let n = steps.len();
-        let mut exclusions = Vec::new();
-        if let Some(ev) = exclude_v {
-            let DeValue::Array(items) = ev.get_ref() else {
-                return Err(self.err(ev.span(), "`exclude` must be an array of step tables"));
-            };
-            for xv in items.iter() {
-                let (name, matcher, between) = self.matcher(xv, source, columns, true)?;
-                let between = match between {
-                    Some((from, to, span)) => {
-                        if mode == Mode::Unordered {
-                            return Err(
-                                self.err(span, "`between` is not supported in unordered funnels")
-                            );
-                        }
-                        if !(1 <= from && from < to && to <= n) {
-                            return Err(self.err(
-                                span,
-                                format!("`between` must be [from, to] with 1 <= from < to <= {n}"),
-                            ));
-                        }
-                        (from, to)
-                    }
-                    None => (1, n),
-                };
-                exclusions.push(Exclusion {
-                    name: name.unwrap_or_else(|| "exclusion".into()),
-                    matcher,
-                    between,
-                });
-            }
-        }
-        let breakdown = match breakdown {
-            None => None,
-            Some((path, span)) => {
-                let field = |table: Table, columns: &mut Columns| match path.split_once('.') {
-                    Some((m, k)) if !m.is_empty() && !k.is_empty() => Ok(Field::Property {
-                        map: columns.intern(table, m),
-                        key: k.to_string(),
-                    }),
-                    None => Ok(Field::Column(columns.intern(table, &path))),
-                    Some(_) => {
-                        Err(self.err(span.clone(), "breakdown is `column` or `map_column.key`"))
-                    }
-                };
-                Some([
-                    field(Table::Events, columns)?,
-                    field(Table::Conversions, columns)?,
-                ])
-            }
-        };
         let mut f = Funnel {
             id,
             version: String::new(),
@@ -501,7 +558,50 @@ impl<'a> Parser<'a> {
         Ok(f)
     }
 
-    /// A step or exclusion table: `{ name?, event? | hit?, where?, between? }`.
+    fn mode(&self, v: &Spanned<DeValue<'_>>) -> Result<Mode, DefinitionError> {
+        match self.string(v, "mode")?.as_str() {
+            "ordered" => Ok(Mode::Ordered),
+            "strict_order" => Ok(Mode::StrictOrder),
+            "unordered" => Ok(Mode::Unordered),
+            other => Err(self.err(
+                v.span(),
+                format!("unknown mode `{other}` (use ordered, strict_order or unordered)"),
+            )),
+        }
+    }
+
+    /// An exclusion table of a funnel with `steps` steps.
+    fn exclusion(
+        &self,
+        xv: &Spanned<DeValue<'_>>,
+        source: &Source,
+        columns: &mut Columns,
+        mode: Mode,
+        steps: usize,
+    ) -> Result<Exclusion, DefinitionError> {
+        let (name, description, matcher, between) = self.matcher(xv, source, columns, true)?;
+        let between = match between {
+            Some((_, _, span)) if mode == Mode::Unordered => {
+                return Err(self.err(span, "`between` is not supported in unordered funnels"))
+            }
+            Some((from, to, span)) if !(1 <= from && from < to && to <= steps) => {
+                return Err(self.err(
+                    span,
+                    format!("`between` must be [from, to] with 1 <= from < to <= {steps}"),
+                ))
+            }
+            Some((from, to, _)) => (from, to),
+            None => (1, steps),
+        };
+        Ok(Exclusion {
+            name: name.unwrap_or(description),
+            matcher,
+            between,
+        })
+    }
+
+    /// A step or exclusion table: `{ name?, event? | hit?, where?, between? }` → its name, its
+    /// description ([`Step::description`]), its matcher and its `between`.
     #[allow(clippy::type_complexity)]
     fn matcher(
         &self,
@@ -512,12 +612,14 @@ impl<'a> Parser<'a> {
     ) -> Result<
         (
             Option<String>,
+            String,
             Matcher,
             Option<(usize, usize, Range<usize>)>,
         ),
         DefinitionError,
     > {
         let t = self.table(v, if exclusion { "an exclusion" } else { "a step" })?;
+        let mut first = FirstError::default();
         let mut name = None;
         let mut table = None;
         let mut base = Predicate::True;
@@ -525,122 +627,64 @@ impl<'a> Parser<'a> {
         let mut between = None;
         let mut label = None;
         for (key, span, kv) in entries(t) {
-            match key {
-                "name" => name = Some(self.string(kv, "name")?),
-                "event" => {
-                    if table.is_some() {
+            let read = (|| {
+                match key {
+                    "name" => name = Some(self.string(kv, "name")?),
+                    "event" | "hit" if table.is_some() => {
                         return Err(
                             self.err(span, "a step matches either `event` or `hit`, not both")
-                        );
+                        )
                     }
-                    table = Some(Table::Events);
-                    let col_name = source.events.name.clone().unwrap_or_else(|| "name".into());
-                    let col = columns.intern(Table::Events, &col_name);
-                    let wp = WhereParser {
-                        text: self.text,
-                        origin: self.origin,
-                        columns,
-                        table: Table::Events,
-                    };
-                    let op = match kv.get_ref() {
-                        DeValue::Array(items) if !items.is_empty() => {
-                            let lits = items
-                                .iter()
-                                .map(|i| wp.literal(i))
-                                .collect::<Result<Vec<_>, _>>()?;
-                            label = Some(
-                                lits.iter()
-                                    .map(|l| match l {
-                                        Literal::Str(s) => s.clone(),
-                                        Literal::Num(n) => n.to_string(),
-                                    })
-                                    .collect::<Vec<_>>()
-                                    .join(" | "),
-                            );
-                            Op::In(lits)
-                        }
-                        DeValue::String(s) if !s.is_empty() => {
-                            label = Some(s.to_string());
-                            Op::Eq(Literal::Str(s.to_string()))
-                        }
-                        _ => return Err(self.err(
-                            kv.span(),
-                            "`event` is an event name or a list of names, e.g. event = \"install\"",
-                        )),
-                    };
-                    base = base.and(Predicate::Cmp(Field::Column(col), op));
-                }
-                "hit" => {
-                    if table.is_some() {
-                        return Err(
-                            self.err(span, "a step matches either `event` or `hit`, not both")
-                        );
+                    "event" => {
+                        table = Some(Table::Events);
+                        let (p, names) = self.event(kv, source, columns)?;
+                        label = Some(names);
+                        base = std::mem::replace(&mut base, Predicate::True).and(p);
                     }
-                    table = Some(Table::Conversions);
-                    label = Some("hit".into());
-                    match kv.get_ref() {
-                        DeValue::Boolean(true) => {}
-                        DeValue::Table(_) => {
-                            let p = WhereParser {
-                                text: self.text,
-                                origin: self.origin,
-                                columns,
-                                table: Table::Conversions,
-                            }
-                            .parse(kv)?;
-                            if let Predicate::Cmp(Field::Column(ColumnRef { name, .. }), Op::Eq(Literal::Str(v))) = &p {
-                                label = Some(format!("hit {name}={v}"));
-                            }
-                            base = base.and(p);
-                        }
-                        _ => {
-                            return Err(self.err(
-                                kv.span(),
-                                "`hit` is `true` (any attributed hit) or conditions on the conversions table, e.g. hit = { tracker = \"fb\" }",
-                            ))
-                        }
+                    "hit" => {
+                        table = Some(Table::Conversions);
+                        let p = self.hit(kv, columns)?;
+                        label = Some(match &p {
+                            Predicate::True => "hit".to_string(),
+                            p => format!("hit {p}"),
+                        });
+                        base = std::mem::replace(&mut base, Predicate::True).and(p);
+                    }
+                    "where" => where_v = Some(kv),
+                    "between" if exclusion => between = Some(self.between(kv)?),
+                    _ => {
+                        let allowed: &[&str] = if exclusion {
+                            &["name", "event", "hit", "where", "between"]
+                        } else {
+                            &["name", "event", "hit", "where"]
+                        };
+                        return Err(self.unknown(key, span, allowed));
                     }
                 }
-                "where" => where_v = Some(kv),
-                "between" if exclusion => {
-                    let bad =
-                        || self.err(kv.span(), "`between` is [from, to], 1-based step numbers");
-                    let DeValue::Array(items) = kv.get_ref() else {
-                        return Err(bad());
-                    };
-                    let nums: Vec<usize> = items
-                        .iter()
-                        .map(|i| match i.get_ref() {
-                            DeValue::Integer(n) => n.as_str().parse::<usize>().ok(),
-                            _ => None,
-                        })
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(bad)?;
-                    let [from, to] = nums[..] else {
-                        return Err(bad());
-                    };
-                    between = Some((from, to, kv.span()));
-                }
-                _ => {
-                    let allowed: &[&str] = if exclusion {
-                        &["name", "event", "hit", "where", "between"]
-                    } else {
-                        &["name", "event", "hit", "where"]
-                    };
-                    return Err(self.unknown(key, span, allowed));
-                }
+                Ok(())
+            })();
+            if first.note(read).is_none() {
+                // Later keys come after this mistake in the file.
+                break;
             }
         }
         let table = table.unwrap_or(Table::Events);
+        let mut description = label.unwrap_or_else(|| "any event".into());
         if let Some(wv) = where_v {
-            let p = WhereParser {
+            let parsed = WhereParser {
                 text: self.text,
                 origin: self.origin,
                 columns,
                 table,
             }
-            .parse(wv)?;
-            base = base.and(p);
+            .parse(wv);
+            if let Some(p) = first.note(parsed) {
+                description = format!("{description} where {p}");
+                base = base.and(p);
+            }
+        }
+        if let Some(e) = first.0 {
+            return Err(e);
         }
         if base == Predicate::True && table == Table::Events {
             return Err(self.err(
@@ -649,13 +693,101 @@ impl<'a> Parser<'a> {
             ));
         }
         Ok((
-            name.or(label),
+            name,
+            description,
             Matcher {
                 table,
                 predicate: base,
             },
             between,
         ))
+    }
+
+    /// `event = "name"` or `event = ["a", "b"]` → the condition on the name column, and the names for
+    /// people (`a | b`).
+    fn event(
+        &self,
+        kv: &Spanned<DeValue<'_>>,
+        source: &Source,
+        columns: &mut Columns,
+    ) -> Result<(Predicate, String), DefinitionError> {
+        let col_name = source.events.name.clone().unwrap_or_else(|| "name".into());
+        let col = columns.intern(Table::Events, &col_name);
+        let wp = WhereParser {
+            text: self.text,
+            origin: self.origin,
+            columns,
+            table: Table::Events,
+        };
+        let (op, names) = match kv.get_ref() {
+            DeValue::Array(items) if !items.is_empty() => {
+                let lits = items
+                    .iter()
+                    .map(|i| wp.literal(i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let names = lits
+                    .iter()
+                    .map(Literal::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" | ");
+                (Op::In(lits), names)
+            }
+            DeValue::String(s) if !s.is_empty() => {
+                (Op::Eq(Literal::Str(s.to_string())), s.to_string())
+            }
+            _ => {
+                return Err(self.err(
+                    kv.span(),
+                    "`event` is an event name or a list of names, e.g. event = \"install\"",
+                ))
+            }
+        };
+        Ok((Predicate::Cmp(Field::Column(col), op), names))
+    }
+
+    /// `hit = true` or `hit = { <conditions on the conversions table> }`.
+    fn hit(
+        &self,
+        kv: &Spanned<DeValue<'_>>,
+        columns: &mut Columns,
+    ) -> Result<Predicate, DefinitionError> {
+        match kv.get_ref() {
+            DeValue::Boolean(true) => Ok(Predicate::True),
+            DeValue::Table(_) => WhereParser {
+                text: self.text,
+                origin: self.origin,
+                columns,
+                table: Table::Conversions,
+            }
+            .parse(kv),
+            _ => Err(self.err(
+                kv.span(),
+                "`hit` is `true` (any attributed hit) or conditions on the conversions table, e.g. hit = { tracker = \"fb\" }",
+            )),
+        }
+    }
+
+    /// An exclusion's `between = [from, to]`.
+    fn between(
+        &self,
+        kv: &Spanned<DeValue<'_>>,
+    ) -> Result<(usize, usize, Range<usize>), DefinitionError> {
+        let bad = || self.err(kv.span(), "`between` is [from, to], 1-based step numbers");
+        let DeValue::Array(items) = kv.get_ref() else {
+            return Err(bad());
+        };
+        let nums: Vec<usize> = items
+            .iter()
+            .map(|i| match i.get_ref() {
+                DeValue::Integer(n) => n.as_str().parse::<usize>().ok(),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(bad)?;
+        let [from, to] = nums[..] else {
+            return Err(bad());
+        };
+        Ok((from, to, kv.span()))
     }
 }
 
@@ -710,14 +842,21 @@ steps = [ { event = "install" }, { event = ["signup", "login"] } ]
         assert_eq!(f.mode, Mode::Ordered);
         assert_eq!(f.steps.len(), 4);
         assert_eq!(f.steps[0].matcher.table, Table::Conversions);
-        assert_eq!(f.steps[0].name, "hit tracker=fb");
-        assert_eq!(f.steps[3].name, "paid");
+        assert_eq!(f.steps[0].label(), "hit tracker = fb");
+        assert_eq!(f.steps[1].label(), "install");
+        assert_eq!(f.steps[3].name.as_deref(), Some("paid"));
+        assert_eq!(f.steps[3].label(), "paid");
+        assert_eq!(
+            f.steps[3].description,
+            "purchase where props.plan in (pro, team)"
+        );
+        assert_eq!(f.exclusions[0].name, "uninstall");
         assert_eq!(f.exclusions[0].between, (2, 4));
         assert!(f.breakdown.is_some());
         assert_eq!(f.version.len(), 16);
         let g = &set.funnels[1];
         assert_eq!((g.window_s, g.mode), (3600, Mode::StrictOrder));
-        assert_eq!(g.steps[1].name, "signup | login");
+        assert_eq!(g.steps[1].label(), "signup | login");
         assert!(set.columns(Table::Events).contains(&"name".to_string()));
         assert!(set
             .columns(Table::Conversions)
@@ -811,6 +950,43 @@ steps = [ { event = "install" }, { event = ["signup", "login"] } ]
         let e = err("[[funnel]]\nwindow = 60\nsteps = [ { event = \"a\" } ]\n");
         assert!(e.message.contains("id"), "{e}");
         assert!(e.to_string().starts_with("bad.toml:"), "{e}");
+    }
+
+    #[test]
+    fn the_first_mistake_in_the_file_is_reported() {
+        // Funnel keys written above the [[funnel]] header: `id` at 1:1 comes first in the file, whatever
+        // order the parsed table keeps its keys in.
+        let e = err("id = \"signup\"\nwindow = \"7d\"\nmode = \"ordered\"\nbreakdown = \"props.os\"\n[[funnel]]\nsteps = [ { event = \"a\" } ]\n");
+        assert_eq!((e.line, e.column), (1, 1), "{e}");
+        assert!(e.message.contains("unknown key `id`"), "{e}");
+        // Inside a funnel: a bad step (line 2) before an unknown key (line 3) …
+        let e = err(
+            "[[funnel]]\nsteps = [ { evnt = \"a\" } ]\nbreakdwn = \"x\"\nid = \"f\"\nwindow = 60\n",
+        );
+        assert_eq!((e.line, e.column), (2, 13), "{e}");
+        // … a bad `where` (line 2) before a bad mode (line 3), and a [source] mistake after a funnel's.
+        let e = err("[[funnel]]\nsteps = [ { event = \"a\", where = 5 } ]\nmode = \"x\"\nid = \"f\"\nwindow = 60\n");
+        assert_eq!(e.line, 2, "{e}");
+        let e = err("[[funnel]]\nid = \"f\"\nwindow = \"soon\"\nsteps = [ { event = \"a\" } ]\n[source]\nevents = { tabel = \"t\" }\n");
+        assert_eq!(e.line, 3, "{e}");
+    }
+
+    #[test]
+    fn levels_are_labelled_by_step_or_by_distinct_steps_in_unordered_funnels() {
+        let set = FunnelSet::parse(
+            "[[funnel]]\nid = \"o\"\nwindow = 60\nsteps = [ { event = \"a\" }, { hit = true }, { where = { \"props.x\" = \"1\" } } ]\n\
+             [[funnel]]\nid = \"u\"\nwindow = 60\nmode = \"unordered\"\nsteps = [ { event = \"a\" }, { event = \"b\" }, { event = \"c\" } ]\n",
+            "l",
+        )
+        .unwrap();
+        assert_eq!(
+            set.funnels[0].level_labels(),
+            ["a", "hit", "any event where props.x = 1"]
+        );
+        assert_eq!(
+            set.funnels[1].level_labels(),
+            ["≥ 1 step", "≥ 2 steps", "≥ 3 steps"]
+        );
     }
 
     #[test]

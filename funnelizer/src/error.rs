@@ -1,6 +1,8 @@
-//! Errors of this crate: definition errors carry the line and column in the TOML file.
+//! Errors of this crate: [`Error`] (with its [`ErrorKind`]), and [`DefinitionError`], which carries the
+//! line and column in the TOML file.
 
 use std::ops::Range;
+use std::path::PathBuf;
 
 /// A bad funnel definition file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,23 +50,154 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Errors of the batch job.
+/// What went wrong in this crate: a definition, an argument, the SSTables, the shuffle or the store.
+/// [`Error::kind`] sorts every variant into the kind of failure an operator acts on (and `funnel run`
+/// exits with).
 #[derive(Debug, thiserror::Error)]
-pub enum BatchError {
-    /// The row source failed.
-    #[error("reading actor timelines: {0}")]
-    Source(String),
+#[non_exhaustive]
+pub enum Error {
+    /// A funnel definition file is wrong (`file:line:column: message`).
+    #[error(transparent)]
+    Definition(#[from] DefinitionError),
+    /// A time (`--now`, `now = …`) that is neither RFC 3339, a date nor seconds since the epoch.
+    #[error("{value:?} is not a time: use RFC 3339 (2026-11-20T00:00:00Z), a date (2026-11-20) or seconds since the epoch")]
+    Time {
+        /// What was given.
+        value: String,
+    },
+    /// A size (`--memory-budget`, `memory_budget = …`) that is not bytes or a number with a unit.
+    #[error("invalid size {value:?}: use bytes (more than 0) or a number with a unit, e.g. 512MiB, 2GiB or 500MB")]
+    Size {
+        /// What was given.
+        value: String,
+    },
+    /// The schema file given for the tables (`--schema`) cannot be read or parsed.
+    #[error(transparent)]
+    Schema(sstable_reader::Error),
+    /// A table the funnels read has no SSTables under the data paths.
+    #[error("no SSTables of {table} under {data} (found: {found})")]
+    NoTable {
+        /// The table, as the `[source]` names it.
+        table: String,
+        /// The data paths, comma-separated.
+        data: String,
+        /// The tables that were found, comma-separated.
+        found: String,
+    },
+    /// The names of a table's key columns are unknown: no `schema.cql` lies next to its SSTables (a live
+    /// table directory has none) and no schema file was given.
+    #[error("{table}: the names of its key columns are unknown (there is no schema.cql next to its SSTables, as in a live table directory), so the [source] column {column:?} cannot be found: give the table's CREATE TABLE statement with --schema FILE (`schema` in a schedule config), or point --data at a snapshot directory, which holds schema.cql")]
+    KeyNamesUnknown {
+        /// `keyspace.table`.
+        table: String,
+        /// The `[source]` column that is not a regular column.
+        column: String,
+    },
+    /// A table does not fit the `[source]` mapping (a missing column, a time that is no timestamp).
+    #[error("{table}: {message}")]
+    Mapping {
+        /// The table, as the `[source]` names it.
+        table: String,
+        /// What does not fit.
+        message: String,
+    },
+    /// Listing, opening or reading the SSTables failed; the reader's error names the file and, for bad
+    /// bytes, the offset.
+    #[error(transparent)]
+    Read(#[from] sstable_reader::Error),
+    /// The shuffle's spill directory or one of its files could not be created, written or read.
+    #[error("spill file {path}")]
+    Spill {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A shuffle bucket's bytes do not decode (a truncated or foreign spill file).
+    #[error("bucket {bucket}: corrupt shuffle record at byte {offset}")]
+    CorruptBucket {
+        /// The bucket.
+        bucket: usize,
+        /// Where in the bucket's bytes.
+        offset: usize,
+    },
+    /// The worker threads could not be started.
+    #[error("starting the worker threads")]
+    ThreadPool(#[from] rayon::ThreadPoolBuildError),
+    /// The fact store failed (the run is then marked failed; readers keep the previous results).
+    #[error("fact store")]
+    Store(#[from] facts::FactsError),
+}
+
+/// The kind of a failure, as an operator acts on it (and as `funnel run` exits with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The funnel definitions, an argument or the schema file is wrong: fix the configuration.
+    Config,
+    /// The SSTables are missing, unreadable, corrupt or do not fit the `[source]` mapping.
+    Input,
     /// The fact store failed.
-    #[error("fact store: {0}")]
-    Store(String),
-    /// The thread pool could not be built.
-    #[error("thread pool: {0}")]
-    ThreadPool(String),
+    Store,
+    /// Anything else (the spill directory, the worker threads).
+    Other,
+}
+
+impl Error {
+    /// Which kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Definition(_) | Error::Time { .. } | Error::Size { .. } | Error::Schema(_) => {
+                ErrorKind::Config
+            }
+            Error::NoTable { .. }
+            | Error::KeyNamesUnknown { .. }
+            | Error::Mapping { .. }
+            | Error::Read(_) => ErrorKind::Input,
+            Error::Store(_) => ErrorKind::Store,
+            Error::Spill { .. } | Error::CorruptBucket { .. } | Error::ThreadPool(_) => {
+                ErrorKind::Other
+            }
+        }
+    }
+}
+
+/// An error and its sources as one line, `outer: inner: cause`, each cause once (an error whose message
+/// already ends with its source's message, as some libraries' do, does not repeat it).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chain_names_every_cause_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let read = sstable_reader::Error::Io {
+            path: "/d/nb-1-big-Data.db".into(),
+            source: io(),
+        };
+        // The reader's message already ends with its source's.
+        assert_eq!(chain(&read), "/d/nb-1-big-Data.db: gone");
+        let spill = Error::Spill {
+            path: "/tmp/s".into(),
+            source: io(),
+        };
+        assert_eq!(chain(&spill), "spill file /tmp/s: gone");
+    }
 
     #[test]
     fn line_and_column_are_one_based_and_count_characters() {

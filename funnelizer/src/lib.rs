@@ -1,29 +1,53 @@
-//! funnelizer: funnel definitions (TOML), the per-actor evaluation kernel for every mode, its
-//! brute-force reference, the mergeable aggregation into `funnel_steps` facts, the batch job over
-//! actor timelines (streamed in ring order, or through the hash shuffle of [`shuffle`] for tables not
-//! partitioned by actor) and the HTML report.
+//! funnelizer: funnel definitions (TOML, `docs/FUNNELS.md`), the per-actor evaluation kernel for every
+//! mode with its brute-force reference, the mergeable aggregation into `funnel_steps` facts, the batch
+//! [`Job`] over SSTables (timelines streamed in ring order, or hash-shuffled for tables not partitioned
+//! by actor), and how results are shown: the HTML [`report`] and the text tables and CSV of [`text`].
+//!
+//! ```no_run
+//! use funnelizer::{FunnelSet, Job, JobOptions};
+//! let set = FunnelSet::load("funnels.toml".as_ref())?;
+//! let store = facts::open_store("sqlite:facts.db")?;
+//! let report = Job::new(set, JobOptions::new(vec!["snapshots/".into()], 1_795_132_800))
+//!     .run(&store)?;
+//! for f in report.published.facts.iter().filter(|f| f.step == 1) {
+//!     println!("{} {} {}: {} actors entered", f.app_id, f.funnel_id, f.day, f.actors);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Modules, bottom up: `row` (what the kernel reads) → `predicate` + `definition` (the file format) →
+//! `classify` + `kernel` (one actor, every funnel) and [`reference`] (the same by brute force) →
+//! `aggregate` (facts) → `batch` (workers, publishing) → `source` (timelines from SSTables) and
+//! `shuffle` → `job`; `units` parses sizes and times.
 
-pub mod aggregate;
-pub mod batch;
-pub mod classify;
-pub mod definition;
-pub mod error;
-pub mod kernel;
-pub mod predicate;
+mod aggregate;
+mod batch;
+mod classify;
+mod definition;
+mod error;
+mod job;
+mod kernel;
+mod predicate;
 pub mod reference;
 pub mod report;
-pub mod row;
-pub mod schedule;
-pub mod shuffle;
-pub mod source;
+mod row;
+mod shuffle;
+mod source;
+pub mod text;
+mod units;
 
 pub use aggregate::Aggregator;
-pub use batch::{evaluate_chunks, publish, Evaluation, Published, Worker};
+pub use batch::{evaluate_chunks, publish, thread_pool, Evaluation, Published, Worker};
 pub use definition::{
     Exclusion, Funnel, FunnelSet, Matcher, Mode, Source, Step, TableSource, MAX_STEPS,
 };
-pub use error::{BatchError, DefinitionError};
+pub use error::{chain, line_col, DefinitionError, Error, ErrorKind};
+pub use job::{
+    FunnelLevels, Job, JobOptions, JobState, Phase, Progress, RunInputs, RunReport, Timelines,
+    Timings,
+};
 pub use kernel::{Kernel, Outcome};
 pub use predicate::{Columns, Field, Literal, Op, Predicate};
 pub use row::{ColumnRef, OwnedRow, OwnedValue, RowView, Table, Value};
-pub use shuffle::{BucketProgress, ShuffleError, ShuffleOptions, ShuffleStats};
+pub use shuffle::ShuffleStats;
+pub use units::{parse_bytes, parse_time};

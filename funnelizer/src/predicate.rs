@@ -11,6 +11,7 @@
 //! ```
 
 use std::cmp::Ordering;
+use std::fmt;
 use std::ops::Range;
 
 use serde_json::json;
@@ -218,6 +219,72 @@ impl Predicate {
                 json!({"or": ps.iter().map(Predicate::to_json).collect::<Vec<_>>()})
             }
             Predicate::Not(p) => json!({"not": p.to_json()}),
+        }
+    }
+}
+
+impl fmt::Display for Literal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Literal::Str(s) => f.write_str(s),
+            Literal::Num(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// `a, b, c`.
+fn list(f: &mut fmt::Formatter<'_>, ls: &[Literal]) -> fmt::Result {
+    for (i, l) in ls.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{l}")?;
+    }
+    Ok(())
+}
+
+/// For people: `props.plan in (pro, team) and not (tracker = fb)`; `True` is empty.
+impl fmt::Display for Predicate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let joined = |f: &mut fmt::Formatter<'_>, ps: &[Predicate], sep: &str| {
+            for (i, p) in ps.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(sep)?;
+                }
+                match p {
+                    Predicate::And(_) | Predicate::Or(_) => write!(f, "({p})")?,
+                    _ => write!(f, "{p}")?,
+                }
+            }
+            Ok(())
+        };
+        match self {
+            Predicate::True => Ok(()),
+            Predicate::Cmp(field, op) => {
+                let field = field.display();
+                match op {
+                    Op::Eq(l) => write!(f, "{field} = {l}"),
+                    Op::Ne(l) => write!(f, "{field} != {l}"),
+                    Op::In(ls) => {
+                        write!(f, "{field} in (")?;
+                        list(f, ls)?;
+                        f.write_str(")")
+                    }
+                    Op::NotIn(ls) => {
+                        write!(f, "{field} not in (")?;
+                        list(f, ls)?;
+                        f.write_str(")")
+                    }
+                    Op::Lt(l) => write!(f, "{field} < {l}"),
+                    Op::Le(l) => write!(f, "{field} <= {l}"),
+                    Op::Gt(l) => write!(f, "{field} > {l}"),
+                    Op::Ge(l) => write!(f, "{field} >= {l}"),
+                    Op::Prefix(p) => write!(f, "{field} starts with {p}"),
+                }
+            }
+            Predicate::And(ps) => joined(f, ps, " and "),
+            Predicate::Or(ps) => joined(f, ps, " or "),
+            Predicate::Not(p) => write!(f, "not ({p})"),
         }
     }
 }

@@ -1,17 +1,19 @@
 //! The HTML report: one self-contained page (inline CSS and SVG, no script, no external asset)
-//! with a funnel chart per (app, funnel, version): a bar per step, conversion from step 1,
-//! drop-off from the previous step and time to convert; plus the per-breakdown split.
+//! with, per (app, funnel, version), a funnel chart (a bar per level, conversion from level 1,
+//! drop-off from the previous level and time to convert), the trend by entry day (actors entering and
+//! reaching the last level each day, and the conversion), and the per-breakdown split. Levels are
+//! labelled as [`crate::Funnel::level_label`] labels them (given as [`FunnelLevels`]).
 //!
-//! Facts are per entry day; the page sums actors over all days. Exact medians cannot be
+//! Facts are per entry day; the funnel chart sums actors over all days. Exact medians cannot be
 //! recombined from daily medians, so the time shown is the actor-weighted mean of the daily
 //! medians / p90s, marked "≈" whenever more than one day or breakdown contributes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use facts::FunnelStepFact;
+use facts::{Day, FunnelStepFact};
 
-use crate::definition::FunnelSet;
+use crate::job::FunnelLevels;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -76,9 +78,12 @@ impl StepSum {
 
 type Key = (String, String, String);
 
-/// Renders the page. `set` (optional) supplies step names; `title` heads the page.
-pub fn render(facts: &[FunnelStepFact], set: Option<&FunnelSet>, title: &str) -> String {
+/// Renders the page. `levels` names the levels of the funnel versions it knows (others: `step k`);
+/// `title` heads the page.
+pub fn render(facts: &[FunnelStepFact], levels: &[FunnelLevels], title: &str) -> String {
     let mut funnels: BTreeMap<Key, BTreeMap<u32, StepSum>> = BTreeMap::new();
+    // Per funnel, per entry day: actors per level.
+    let mut trend: BTreeMap<Key, BTreeMap<i32, BTreeMap<u32, u64>>> = BTreeMap::new();
     let mut by_breakdown: BTreeMap<Key, BTreeMap<String, BTreeMap<u32, u64>>> = BTreeMap::new();
     let mut days: BTreeMap<Key, (i32, i32)> = BTreeMap::new();
     for f in facts {
@@ -97,6 +102,13 @@ pub fn render(facts: &[FunnelStepFact], set: Option<&FunnelSet>, title: &str) ->
             .entry(key.clone())
             .or_default()
             .entry(f.breakdown.clone())
+            .or_default()
+            .entry(f.step)
+            .or_default() += f.actors;
+        *trend
+            .entry(key.clone())
+            .or_default()
+            .entry(f.day.0)
             .or_default()
             .entry(f.step)
             .or_default() += f.actors;
@@ -121,11 +133,10 @@ td:first-child,th:first-child{{text-align:left}} svg text{{font:12px system-ui,s
     }
     for (key, steps) in &funnels {
         let (app, id, version) = key;
-        let names: Vec<String> = set
-            .and_then(|s| s.funnel(id))
-            .filter(|f| &f.version == version)
-            .map(|f| f.steps.iter().map(|s| s.name.clone()).collect())
-            .unwrap_or_default();
+        let names: &[String] = levels
+            .iter()
+            .find(|l| &l.id == id && &l.version == version)
+            .map_or(&[], |l| l.labels.as_slice());
         let name_of = |k: u32| {
             names
                 .get(k as usize - 1)
@@ -139,8 +150,8 @@ td:first-child,th:first-child{{text-align:left}} svg text{{font:12px system-ui,s
             escape(id),
             escape(app),
             escape(version),
-            facts::Day(d0),
-            facts::Day(d1)
+            Day(d0),
+            Day(d1)
         );
         let first = steps.get(&1).map_or(0, |s| s.actors).max(1);
         let bar_w = 520.0;
@@ -188,6 +199,15 @@ td:first-child,th:first-child{{text-align:left}} svg text{{font:12px system-ui,s
         h.push_str("</svg>\n");
         h.push_str(&table);
         h.push_str("</table>\n");
+        let last = steps.keys().copied().max().unwrap_or(1);
+        trend_chart(
+            &mut h,
+            &trend[key],
+            (d0, d1),
+            last,
+            &name_of(1),
+            &name_of(last),
+        );
         if let Some(bd) = by_breakdown
             .get(key)
             .filter(|b| b.len() > 1 || !b.contains_key(""))
@@ -219,10 +239,86 @@ td:first-child,th:first-child{{text-align:left}} svg text{{font:12px system-ui,s
     h
 }
 
+/// The entry-day trend as an inline SVG line chart: actors entering (level 1) and reaching level `last`
+/// per day from `d0` to `d1` (days without facts count 0), with the day's conversion in each point's
+/// tooltip.
+fn trend_chart(
+    h: &mut String,
+    per_day: &BTreeMap<i32, BTreeMap<u32, u64>>,
+    (d0, d1): (i32, i32),
+    last: u32,
+    first_name: &str,
+    last_name: &str,
+) {
+    const W: f64 = 900.0;
+    const H: f64 = 200.0;
+    const LEFT: f64 = 60.0;
+    const RIGHT: f64 = 20.0;
+    const TOP: f64 = 24.0;
+    const BOTTOM: f64 = 30.0;
+    let at = |d: i32, k: u32| {
+        per_day
+            .get(&d)
+            .and_then(|l| l.get(&k))
+            .copied()
+            .unwrap_or(0)
+    };
+    let max = (d0..=d1).map(|d| at(d, 1)).max().unwrap_or(0).max(1);
+    let span = f64::from((d1 - d0).max(1));
+    let x = |d: i32| LEFT + (W - LEFT - RIGHT) * f64::from(d - d0) / span;
+    let y = |n: u64| TOP + (H - TOP - BOTTOM) * (1.0 - n as f64 / max as f64);
+    let _ = writeln!(
+        h,
+        "<p class=\"meta\">Trend by entry day: actors entering (<b style=\"color:#4e79a7\">{}</b>) and reaching the last level (<b style=\"color:#e15759\">{}</b>)</p>\n\
+<svg class=\"trend\" role=\"img\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\">\n\
+<line x1=\"{LEFT}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#999\"/><line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{b}\" stroke=\"#999\"/>\n\
+<text x=\"{tl}\" y=\"{ty}\" text-anchor=\"end\">{max}</text><text x=\"{tl}\" y=\"{b}\" text-anchor=\"end\">0</text>\n\
+<text x=\"{LEFT}\" y=\"{H}\">{}</text><text x=\"{r}\" y=\"{H}\" text-anchor=\"end\">{}</text>",
+        escape(first_name),
+        escape(last_name),
+        Day(d0),
+        Day(d1),
+        b = H - BOTTOM,
+        r = W - RIGHT,
+        tl = LEFT - 6.0,
+        ty = TOP + 4.0,
+    );
+    let lines: &[(u32, &str)] = if last > 1 {
+        &[(1, "#4e79a7"), (last, "#e15759")]
+    } else {
+        &[(1, "#4e79a7")]
+    };
+    for &(k, color) in lines {
+        let points: Vec<String> = (d0..=d1)
+            .map(|d| format!("{:.1},{:.1}", x(d), y(at(d, k))))
+            .collect();
+        let _ = writeln!(
+            h,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+            points.join(" ")
+        );
+    }
+    for d in d0..=d1 {
+        let (entered, reached) = (at(d, 1), at(d, last));
+        let conv = if entered == 0 {
+            "–".to_string()
+        } else {
+            format!("{:.1}%", 100.0 * reached as f64 / entered as f64)
+        };
+        let _ = writeln!(
+            h,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#4e79a7\"><title>{}: {entered} entered, {reached} reached the last level ({conv})</title></circle>",
+            x(d),
+            y(entered),
+            Day(d)
+        );
+    }
+    h.push_str("</svg>\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use facts::Day;
 
     fn fact(step: u32, actors: u64, breakdown: &str, day: i32, ttc: Option<f64>) -> FunnelStepFact {
         FunnelStepFact {
@@ -246,7 +342,7 @@ mod tests {
             fact(1, 100, "<b>fr</b>", 1, Some(0.0)),
             fact(2, 10, "<b>fr</b>", 1, Some(90.0)),
         ];
-        let html = render(&facts, None, "Funnels \"now\"");
+        let html = render(&facts, &[], "Funnels \"now\"");
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(!html.contains("<script>"), "names are escaped");
         assert!(html.contains("f&amp;&lt;script&gt;"));
@@ -265,7 +361,39 @@ mod tests {
     }
 
     #[test]
+    fn levels_are_labelled_and_the_trend_has_a_point_per_entry_day() {
+        let facts = vec![
+            fact(1, 10, "", 0, None),
+            fact(2, 4, "", 0, None),
+            fact(1, 20, "", 2, None),
+            fact(2, 5, "", 2, None),
+        ];
+        let levels = [FunnelLevels {
+            id: "f&<script>".into(),
+            version: "v1".into(),
+            labels: vec!["install".into(), "≥ 2 steps".into()],
+        }];
+        let html = render(&facts, &levels, "t");
+        assert!(!html.contains("step 1"), "{html}");
+        assert!(html.contains("<td>1. install</td>") && html.contains("2. ≥ 2 steps"));
+        // Days 0, 1 (no facts: 0 actors) and 2; a line for entering and one for the last level.
+        assert_eq!(html.matches("<circle").count(), 3);
+        assert_eq!(html.matches("<polyline").count(), 2);
+        assert!(html.contains("1970-01-02: 0 entered, 0 reached"), "{html}");
+        assert!(html.contains("1970-01-03: 20 entered, 5 reached the last level (25.0%)"));
+        // Another version of the funnel is not named by these labels.
+        let other: Vec<_> = facts
+            .into_iter()
+            .map(|f| FunnelStepFact {
+                funnel_version: "v2".into(),
+                ..f
+            })
+            .collect();
+        assert!(render(&other, &levels, "t").contains("step 1"));
+    }
+
+    #[test]
     fn renders_an_empty_page() {
-        assert!(render(&[], None, "x").contains("No funnel facts"));
+        assert!(render(&[], &[], "x").contains("No funnel facts"));
     }
 }

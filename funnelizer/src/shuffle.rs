@@ -38,40 +38,10 @@ use sstable_reader::{MergedPartition, MergedRow, ScanCounters, TokenRange};
 
 use crate::batch::{evaluate_chunks, Evaluation, Worker};
 use crate::definition::FunnelSet;
-use crate::error::BatchError;
+use crate::error::Error;
 use crate::predicate::Field;
 use crate::row::{ColumnRef, RowView, Table, Value};
-use crate::source::{
-    decode, kind, recycle, render, Kind, Place, SourceError, SstableSource, TableMap,
-};
-
-/// Errors of the shuffle.
-#[derive(Debug, thiserror::Error)]
-pub enum ShuffleError {
-    /// Reading the SSTables failed.
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    /// The spill directory could not be created, written or read.
-    #[error("spill file {path}: {source}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A bucket's bytes do not decode (a truncated or foreign spill file).
-    #[error("bucket {bucket}: corrupt shuffle record at byte {offset}")]
-    Corrupt {
-        /// The bucket.
-        bucket: usize,
-        /// Where in the bucket's bytes.
-        offset: usize,
-    },
-    /// The thread pool or the evaluation failed.
-    #[error(transparent)]
-    Batch(#[from] BatchError),
-}
+use crate::source::{decode, kind, recycle, render, Kind, Place, SstableSource, TableMap};
 
 /// How to shuffle.
 #[derive(Debug, Clone)]
@@ -141,15 +111,16 @@ impl BucketProgress {
     }
 }
 
-/// Shuffles both tables of `source` and evaluates every funnel of `set` over the actors' timelines.
-/// `counters` receives the scan progress of phase 1, `buckets_done` that of phase 2.
+/// Shuffles both tables of `source` and evaluates every funnel of `set` over the actors' timelines, both
+/// phases on `pool`. `counters` receives the scan progress of phase 1, `buckets_done` that of phase 2.
 pub fn run(
     set: &FunnelSet,
     source: &SstableSource,
     opts: &ShuffleOptions,
+    pool: &rayon::ThreadPool,
     counters: Option<&ScanCounters>,
     buckets_done: Option<&BucketProgress>,
-) -> Result<(Evaluation, ShuffleStats), ShuffleError> {
+) -> Result<(Evaluation, ShuffleStats), Error> {
     let threads = opts.threads.max(1);
     let ranges = source.plan(opts.ranges.max(1))?;
     let (uncompressed, _) = source.sizes();
@@ -158,10 +129,6 @@ pub fn run(
     let keys = property_keys(set);
 
     let started = Instant::now();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| BatchError::ThreadPool(e.to_string()))?;
     pool.install(|| {
         ranges
             .par_iter()
@@ -176,7 +143,7 @@ pub fn run(
     if let Some(p) = buckets_done {
         p.total.store(buckets as u64, AtomicOrdering::Relaxed);
     }
-    let eval = evaluate_chunks(set, (0..buckets).collect(), Some(threads), |b, worker| {
+    let eval = evaluate_chunks(set, (0..buckets).collect(), pool, |b, worker| {
         let out = spill.evaluate_bucket(b, maps, worker);
         if let Some(p) = buckets_done {
             p.done.fetch_add(1, AtomicOrdering::Relaxed);
@@ -490,29 +457,24 @@ fn partition_range(
     enc: &mut Encoder,
     spill: &Spill,
     counters: Option<&ScanCounters>,
-) -> Result<(), ShuffleError> {
+) -> Result<(), Error> {
     let empty = Vec::new();
     let tables = [Some(&source.events), source.conversions.as_ref()];
     for (t, (table, map)) in tables.iter().zip(&source.maps).enumerate() {
         let (Some(table), Some(map)) = (table, map) else {
             continue;
         };
-        let mut scan = table
-            .scan_spans(
-                &map.projection,
-                source.now_s,
-                range.spans.get(t).unwrap_or(&empty),
-            )
-            .map_err(SourceError::from)?;
+        let mut scan = table.scan_spans(
+            &map.projection,
+            source.now_s,
+            range.spans.get(t).unwrap_or(&empty),
+        )?;
         if let Some(k) = counters {
             scan = scan.report_to(k);
         }
         let mut ordinal = 0u64;
         let base = (range.index as u64) << 40;
-        while let Some(p) = scan
-            .next_partition()
-            .map_err(|e| ShuffleError::Source(e.into()))?
-        {
+        while let Some(p) = scan.next_partition()? {
             partition_rows(p, map, &keys[t], base, &mut ordinal, enc, spill)?;
         }
     }
@@ -527,7 +489,7 @@ fn partition_rows(
     ordinal: &mut u64,
     enc: &mut Encoder,
     spill: &Spill,
-) -> Result<(), ShuffleError> {
+) -> Result<(), Error> {
     for row in p.rows() {
         *ordinal += 1;
         if let Some(h) = enc.encode(map, keys, p.key(), &row, base | *ordinal) {
@@ -567,12 +529,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Spill {
-    fn new(parent: Option<&Path>, buckets: usize, budget: u64) -> Result<Spill, ShuffleError> {
+    fn new(parent: Option<&Path>, buckets: usize, budget: u64) -> Result<Spill, Error> {
         let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
         let dir = tempfile::Builder::new()
             .prefix("funnel-shuffle-")
             .tempdir_in(&parent)
-            .map_err(|source| ShuffleError::Io {
+            .map_err(|source| Error::Spill {
                 path: parent.clone(),
                 source,
             })?;
@@ -600,7 +562,7 @@ impl Spill {
     }
 
     /// Appends one encoded record (with its length prefix); spills when past the budget.
-    fn push(&self, hash: u64, record: &[u8]) -> Result<(), ShuffleError> {
+    fn push(&self, hash: u64, record: &[u8]) -> Result<(), Error> {
         let b = self.bucket_of(hash);
         let n = record.len() as u64;
         {
@@ -619,7 +581,7 @@ impl Spill {
 
     /// Appends the biggest in-memory buckets to their files until half the budget is free. One thread
     /// spills at a time; the others keep partitioning meanwhile.
-    fn spill(&self) -> Result<(), ShuffleError> {
+    fn spill(&self) -> Result<(), Error> {
         let Ok(_one) = self.spilling.try_lock() else {
             return Ok(());
         };
@@ -646,7 +608,7 @@ impl Spill {
                 continue;
             }
             let path = self.path(b);
-            let io = |source| ShuffleError::Io {
+            let io = |source| Error::Spill {
                 path: path.clone(),
                 source,
             };
@@ -669,7 +631,7 @@ impl Spill {
     }
 
     /// A bucket's bytes: its spill file, then its in-memory rest (taken out of the bucket).
-    fn take_bucket(&self, b: usize) -> Result<Vec<u8>, ShuffleError> {
+    fn take_bucket(&self, b: usize) -> Result<Vec<u8>, Error> {
         let (mem, on_disk) = {
             let mut bucket = lock(&self.buckets[b]);
             (std::mem::take(&mut bucket.mem), bucket.on_disk)
@@ -680,12 +642,12 @@ impl Spill {
             return Ok(mem);
         }
         let path = self.path(b);
-        let mut data = std::fs::read(&path).map_err(|source| ShuffleError::Io {
+        let mut data = std::fs::read(&path).map_err(|source| Error::Spill {
             path: path.clone(),
             source,
         })?;
         if data.len() as u64 != on_disk {
-            return Err(ShuffleError::Corrupt {
+            return Err(Error::CorruptBucket {
                 bucket: b,
                 offset: data.len(),
             });
@@ -700,15 +662,15 @@ impl Spill {
         b: usize,
         maps: &[Option<TableMap>; 2],
         worker: &mut Worker<'_>,
-    ) -> Result<(), ShuffleError> {
+    ) -> Result<(), Error> {
         let data = self.take_bucket(b)?;
         if data.is_empty() {
             return Ok(());
         }
         let mut recs = Vec::new();
-        records(&data, &mut recs).map_err(|offset| ShuffleError::Corrupt { bucket: b, offset })?;
+        records(&data, &mut recs).map_err(|offset| Error::CorruptBucket { bucket: b, offset })?;
         observe_records(&mut recs, maps, worker)
-            .map_err(|offset| ShuffleError::Corrupt { bucket: b, offset })
+            .map_err(|offset| Error::CorruptBucket { bucket: b, offset })
     }
 }
 

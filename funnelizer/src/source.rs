@@ -1,6 +1,6 @@
 //! Actor timelines straight from SSTables: the events and conversions tables (which share the partition
 //! key `(app, actor)` and so the ring order) are each merged across all their SSTables and nodes
-//! ([`sstable_reader::merge`]), and the two merged streams are joined partition by partition — one actor's
+//! ([`sstable_reader::MergeTable`]), and the two merged streams are joined partition by partition — one actor's
 //! whole timeline at a time, memory bounded by the largest actor.
 //!
 //! Rows reach the funnel kernel as [`RowView`]s borrowing the merged partitions: each column a definition
@@ -8,7 +8,7 @@
 //! clustering column or regular column) and decoded per row into reused buffers — text is borrowed, not
 //! copied; `map<text,text>` properties are looked up in the row's cells on demand.
 //!
-//! Work is split by [`SstableSource::plan`] into ranges of the ring ([`sstable_reader::parallel`]) that
+//! Work is split by [`SstableSource::plan`] into ranges of the ring ([`sstable_reader::plan_ranges`]) that
 //! [`crate::batch::evaluate_chunks`] evaluates in parallel with [`SstableSource::scan_range`].
 //!
 //! Tables whose app or actor column is not a partition-key column (e.g. partitioned by day) cannot be
@@ -24,17 +24,8 @@ use sstable_reader::{
 
 use crate::batch::Worker;
 use crate::definition::FunnelSet;
+use crate::error::Error;
 use crate::row::{ColumnRef, RowView, Table, Value};
-
-/// Errors of the SSTable source.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error(transparent)]
-    Reader(#[from] sstable_reader::Error),
-    /// The source mapping does not fit the table.
-    #[error("{table}: {message}")]
-    Mapping { table: String, message: String },
-}
 
 /// How a column's bytes become a [`Value`].
 #[derive(Debug, Clone, PartialEq)]
@@ -106,9 +97,15 @@ fn place(schema: &TableSchema, name: &str) -> Place {
 }
 
 impl TableMap {
-    fn new(set: &FunnelSet, table: Table, schema: &TableSchema) -> Result<TableMap, SourceError> {
+    /// `key_names`: whether the key columns' names come from a schema (else they are `pk0…`, `ck0…`).
+    fn new(
+        set: &FunnelSet,
+        table: Table,
+        schema: &TableSchema,
+        key_names: bool,
+    ) -> Result<TableMap, Error> {
         let src = set.source.of(table);
-        let err = |message: String| SourceError::Mapping {
+        let err = |message: String| Error::Mapping {
             table: src.table.clone(),
             message,
         };
@@ -118,6 +115,13 @@ impl TableMap {
             ("app", &src.app, &app_place),
             ("actor", &src.actor, &actor_place),
         ] {
+            if *p == Place::Missing && !key_names {
+                // Without a schema the key columns are only `pk0…`, `ck0…`: the name may well be one.
+                return Err(Error::KeyNamesUnknown {
+                    table: src.table.clone(),
+                    column: name.clone(),
+                });
+            }
             if *p == Place::Missing {
                 return Err(err(format!(
                     "the {what} column {name:?} is not a column of the table"
@@ -377,16 +381,18 @@ pub struct SstableSource {
 }
 
 impl SstableSource {
-    /// `conversions` may be absent when no funnel reads it. `now_s` judges TTLs (seconds).
+    /// `conversions` may be absent when no funnel reads it. `now_s` judges TTLs (seconds). `key_names`:
+    /// whether each table's key column names come from a schema (events, conversions).
     pub fn new(
         set: &FunnelSet,
         events: MergeTable,
         conversions: Option<MergeTable>,
         now_s: i64,
-    ) -> Result<SstableSource, SourceError> {
+        key_names: [bool; 2],
+    ) -> Result<SstableSource, Error> {
         let uses_conv = set.funnels.iter().any(|f| f.uses(Table::Conversions));
         if uses_conv && conversions.is_none() {
-            return Err(SourceError::Mapping {
+            return Err(Error::Mapping {
                 table: set.source.conversions.table.clone(),
                 message:
                     "a funnel uses hits (conversions) but no SSTables of this table were found"
@@ -396,9 +402,19 @@ impl SstableSource {
         // A table no funnel reads is not scanned at all.
         let conversions = conversions.filter(|_| uses_conv);
         let maps = [
-            Some(TableMap::new(set, Table::Events, events.schema())?),
+            Some(TableMap::new(
+                set,
+                Table::Events,
+                events.schema(),
+                key_names[0],
+            )?),
             match &conversions {
-                Some(c) => Some(TableMap::new(set, Table::Conversions, c.schema())?),
+                Some(c) => Some(TableMap::new(
+                    set,
+                    Table::Conversions,
+                    c.schema(),
+                    key_names[1],
+                )?),
                 None => None,
             },
         ];
@@ -441,7 +457,7 @@ impl SstableSource {
     }
 
     /// Ranges of the ring for parallel evaluation (about `target`).
-    pub fn plan(&self, target: usize) -> Result<Vec<TokenRange>, SourceError> {
+    pub fn plan(&self, target: usize) -> Result<Vec<TokenRange>, Error> {
         Ok(plan_ranges(&self.tables(), target)?)
     }
 
@@ -452,10 +468,10 @@ impl SstableSource {
         worker: &mut Worker<'_>,
         bufs: &mut Buffers,
         counters: Option<&'a ScanCounters>,
-    ) -> Result<(), SourceError> {
+    ) -> Result<(), Error> {
         let empty = Vec::new();
         let [Some(emap), cmap] = &self.maps else {
-            return Err(SourceError::Mapping {
+            return Err(Error::Mapping {
                 table: "events".into(),
                 message: "no mapping".into(),
             });

@@ -2,8 +2,8 @@
 //! modes, windows, exclusions, hit steps, breakdowns, many same-timestamp rows) — level, entry
 //! time, per-step times and the first-touch row.
 
-use funnelizer::kernel::{Kernel, Outcome};
 use funnelizer::{reference, FunnelSet, OwnedRow};
+use funnelizer::{Kernel, Outcome};
 use proptest::prelude::*;
 
 const STEP_POOL: [&str; 8] = [

@@ -56,7 +56,8 @@
 //!
 //! One SSTable can also be read on its own, unfiltered by unfiltered, tombstones included
 //! ([`SSTable::open`], [`SSTable::scanner`]); [`plan_ranges`] and [`for_each_ordered`] scan the ring in
-//! parallel ranges; [`RowRenderer`] prints rows as JSON.
+//! parallel ranges; [`RowRenderer`] prints rows as JSON; [`Stats::describe`] counts what
+//! `sstablemetadata` prints about one SSTable.
 //!
 //! # Layers, bottom up
 //!
@@ -89,6 +90,7 @@ mod scanner;
 mod schema;
 mod sstable;
 mod statistics;
+mod stats;
 mod types;
 mod value;
 pub mod writer;
@@ -113,6 +115,7 @@ pub use sstable::{ReadOptions, SSTable};
 pub use statistics::{
     SerializationHeader, Statistics, StatsMetadata, ValidationMetadata, NO_DELETION_TIME,
 };
+pub use stats::{Stats, StatsColumn};
 pub use types::{CqlType, UserType};
 pub use value::{counter_total, Value, ValueError};
 

@@ -10,8 +10,8 @@ use std::process::Command;
 use datagen::{live_timelines, GenOptions};
 use e2e_tests::{funnel_bin, run_funnel, sort_facts, stored_facts};
 use facts::FunnelStepFact;
-use funnelizer::row::{OwnedRow, OwnedValue, RowView, Value};
 use funnelizer::{reference, Aggregator, FunnelSet};
+use funnelizer::{OwnedRow, OwnedValue, RowView, Value};
 use sstable_reader::writer::{writer_version, Compression};
 
 const END_DATE: &str = "2025-03-01";
@@ -237,10 +237,10 @@ fn gen_run_facts_equal_the_reference_and_a_new_funnel_covers_all_history() {
 }
 
 /// `funnel run`'s exit code says what failed, with the codes of `funnel schedule`
-/// (`funnelizer::schedule::Outcome`): 5 config, 6 input (SSTables), 7 fact store.
+/// (`scheduler::Outcome`): 5 config, 6 input (SSTables), 7 fact store.
 #[test]
 fn run_exit_codes_say_what_failed() {
-    use funnelizer::schedule::Outcome;
+    use scheduler::Outcome;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("cluster");
     run_funnel(&[

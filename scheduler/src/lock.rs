@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use fs4::fs_std::FileExt;
 
-use super::ScheduleError;
+use crate::error::Error;
 
 /// A held lock; dropping it releases the lock.
 #[derive(Debug)]
@@ -20,9 +20,9 @@ pub struct RunLock {
 
 impl RunLock {
     /// Takes the lock, or `Ok(None)` when another process holds it.
-    pub fn try_acquire(path: &Path) -> Result<Option<RunLock>, ScheduleError> {
+    pub fn try_acquire(path: &Path) -> Result<Option<RunLock>, Error> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| ScheduleError::io(dir, e))?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         let mut file = OpenOptions::new()
             .read(true)
@@ -30,8 +30,8 @@ impl RunLock {
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(|e| ScheduleError::io(path, e))?;
-        let got = FileExt::try_lock_exclusive(&file).map_err(|e| ScheduleError::io(path, e))?;
+            .map_err(|e| Error::io(path, e))?;
+        let got = FileExt::try_lock_exclusive(&file).map_err(|e| Error::io(path, e))?;
         if !got {
             return Ok(None);
         }
@@ -43,7 +43,7 @@ impl RunLock {
         file.set_len(0)
             .and_then(|_| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(holder.as_bytes()))
-            .map_err(|e| ScheduleError::io(path, e))?;
+            .map_err(|e| Error::io(path, e))?;
         Ok(Some(RunLock {
             file,
             path: path.to_path_buf(),

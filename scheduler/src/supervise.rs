@@ -52,9 +52,9 @@ impl ChildEnd {
 
     /// The failure kind a `funnel run` child reported by its exit code, when it exited with one of
     /// the documented codes (see [`Outcome::from_run_exit_code`]); `None` when killed or for other codes.
-    pub fn run_outcome(&self) -> Option<super::Outcome> {
+    pub fn run_outcome(&self) -> Option<crate::Outcome> {
         match self {
-            ChildEnd::Exited(c) if *c != 0 => super::Outcome::from_run_exit_code(*c),
+            ChildEnd::Exited(c) if *c != 0 => crate::Outcome::from_run_exit_code(*c),
             _ => None,
         }
     }

@@ -1,72 +1,10 @@
-//! Scheduled recomputation (`funnel schedule`): the pieces an orchestrator needs to run `funnel run` as a
-//! child process on a timer, boringly and safely on a live node.
-//!
-//! - [`config`]: the operator's TOML (inputs, snapshot selection, funnels file, facts URL, interval or
-//!   cron, threads, memory budget, timeout, retries) and where the scheduler keeps its lock and state.
-//! - [`fingerprint`]: which SSTables (path, size, mtime, `Digest.crc32`) and funnel versions a run would
-//!   cover; equal fingerprints mean the run can be skipped. Files that vanish while listing (compaction)
-//!   are re-listed.
-//! - [`lock`]: an exclusive, non-blocking file lock so two schedulers on one store never overlap.
-//! - [`state`]: the scheduler's own small JSON record next to the store (attempts, including skipped and
-//!   crashed ones, and the fingerprint of the last published run), written atomically.
-//! - [`supervise`]: runs the child, streams its output, enforces the timeout and memory budget (anonymous
-//!   resident memory, so mmapped SSTables do not count), and reports how it ended.
-//! - [`Outcome`]: what one attempt came to, and its documented process exit code.
-
-pub mod config;
-pub mod fingerprint;
-pub mod lock;
-pub mod state;
-pub mod supervise;
+//! What one scheduled attempt came to ([`Outcome`]), and its documented process exit code: the codes of
+//! `funnel schedule --once`, of which `funnel run` uses those a run can end with.
 
 use std::fmt;
 
+use funnelizer::ErrorKind;
 use serde::{Deserialize, Serialize};
-
-pub use config::{Config, SnapshotChoice, StatePaths, Trigger};
-pub use fingerprint::{Fingerprint, SstableFile};
-pub use lock::RunLock;
-pub use state::{Attempt, LastSuccess, ScheduleState};
-pub use supervise::{supervise, ChildEnd, Limits, Supervised};
-
-/// Errors of the scheduler library. Each maps to an [`Outcome`] (and so to an exit code).
-#[derive(Debug, thiserror::Error)]
-pub enum ScheduleError {
-    /// The schedule config file is missing or wrong.
-    #[error("{path}: {message}")]
-    Config { path: String, message: String },
-    /// The funnels file does not parse.
-    #[error(transparent)]
-    Definition(#[from] crate::DefinitionError),
-    /// Listing or fingerprinting the SSTables failed.
-    #[error("inputs: {0}")]
-    Input(String),
-    /// The lock or state file could not be used.
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl ScheduleError {
-    /// The outcome an attempt failing with this error has.
-    pub fn outcome(&self) -> Outcome {
-        match self {
-            ScheduleError::Config { .. } | ScheduleError::Definition(_) => Outcome::ConfigError,
-            ScheduleError::Input(_) => Outcome::InputError,
-            ScheduleError::Io { .. } => Outcome::StoreError,
-        }
-    }
-
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> ScheduleError {
-        ScheduleError::Io {
-            path: path.display().to_string(),
-            source,
-        }
-    }
-}
 
 /// What one scheduled attempt came to. [`Outcome::exit_code`] is the exit code of `funnel schedule --once`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -122,18 +60,22 @@ impl Outcome {
 
     /// The kind of failure a `funnel run` child reports by its exit code: `funnel run` exits with the
     /// codes of [`Outcome::ConfigError`], [`Outcome::InputError`], [`Outcome::StoreError`] and
-    /// [`Outcome::Failed`] (and 0 when it published). `None` for any other code (e.g. 1 from an older
-    /// binary, or 2 for usage errors): the scheduler then infers the kind from the child's error line.
+    /// [`Outcome::Failed`] (and 0 when it published). `None` for any other code (e.g. 2 for usage errors,
+    /// 101 for a panic).
     pub fn from_run_exit_code(code: i32) -> Option<Outcome> {
-        [
-            Outcome::Published,
-            Outcome::ConfigError,
-            Outcome::InputError,
-            Outcome::StoreError,
-            Outcome::Failed,
-        ]
-        .into_iter()
-        .find(|o| i32::from(o.exit_code()) == code)
+        RUN_OUTCOMES
+            .into_iter()
+            .find(|o| i32::from(o.exit_code()) == code)
+    }
+
+    /// The outcome of a run that failed with an error of `kind`.
+    pub fn of_error(kind: ErrorKind) -> Outcome {
+        match kind {
+            ErrorKind::Config => Outcome::ConfigError,
+            ErrorKind::Input => Outcome::InputError,
+            ErrorKind::Store => Outcome::StoreError,
+            _ => Outcome::Failed,
+        }
     }
 
     /// As written in logs and the state file.
@@ -162,6 +104,15 @@ impl fmt::Display for Outcome {
         f.write_str(self.as_str())
     }
 }
+
+/// The outcomes `funnel run` exits with, in exit-code order (0, 5, 6, 7, 9).
+pub const RUN_OUTCOMES: [Outcome; 5] = [
+    Outcome::Published,
+    Outcome::ConfigError,
+    Outcome::InputError,
+    Outcome::StoreError,
+    Outcome::Failed,
+];
 
 /// The exit code table for `--help` texts, one line per outcome.
 pub fn exit_code_help() -> String {

@@ -13,9 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use sstable_reader::{discover, Component, Descriptor, DiscoveredTable, Selection, Snapshot};
 
-use super::config::SnapshotChoice;
-use super::ScheduleError;
-use crate::FunnelSet;
+use crate::error::Error;
+use funnelizer::FunnelSet;
 
 /// How many times a listing is restarted when files vanish under it.
 pub const RELIST_ATTEMPTS: usize = 5;
@@ -144,18 +143,17 @@ pub fn funnel_versions(set: &FunnelSet) -> Vec<(String, String)> {
 pub fn resolve_snapshot(
     data: &[PathBuf],
     tables: &[String],
-    choice: &SnapshotChoice,
-) -> Result<Option<String>, ScheduleError> {
+    choice: &Snapshot,
+) -> Result<Option<String>, Error> {
     match choice {
-        SnapshotChoice::Live => Ok(None),
-        SnapshotChoice::Tag(t) => Ok(Some(t.clone())),
-        SnapshotChoice::Newest => {
+        Snapshot::Live => Ok(None),
+        Snapshot::Tag(t) => Ok(Some(t.clone())),
+        Snapshot::Newest => {
             let selection = Selection {
                 tables: tables.to_vec(),
                 snapshot: Snapshot::Newest,
             };
-            let found = discover(data, &selection)
-                .map_err(|e| ScheduleError::Input(format!("snapshot = \"newest\": {e}")))?;
+            let found = discover(data, &selection).map_err(Error::Newest)?;
             Ok(found.snapshot)
         }
     }
@@ -174,7 +172,7 @@ pub struct RunKey {
 }
 
 /// Fingerprints what a run over `data` would read. See [`collect_with`].
-pub fn collect(data: &[PathBuf], key: &RunKey) -> Result<(Fingerprint, usize), ScheduleError> {
+pub fn collect(data: &[PathBuf], key: &RunKey) -> Result<(Fingerprint, usize), Error> {
     collect_with(data, key, &mut |_| {})
 }
 
@@ -186,11 +184,11 @@ pub fn collect_with(
     data: &[PathBuf],
     key: &RunKey,
     after_list: &mut dyn FnMut(&[PathBuf]),
-) -> Result<(Fingerprint, usize), ScheduleError> {
+) -> Result<(Fingerprint, usize), Error> {
     let schema_sha256 = match &key.schema {
         None => None,
         Some(p) => Some(hex(&Sha256::digest(std::fs::read(p).map_err(|e| {
-            ScheduleError::Config {
+            Error::Config {
                 path: p.display().to_string(),
                 message: format!("schema: {e}"),
             }
@@ -210,7 +208,7 @@ pub fn collect_with(
                 last_vanished = Some(path);
                 continue;
             }
-            Err(e) => return Err(ScheduleError::Input(e.to_string())),
+            Err(e) => return Err(e.into()),
         };
         let all: Vec<PathBuf> = tables.iter().flat_map(|t| t.files.clone()).collect();
         after_list(&all);
@@ -231,19 +229,21 @@ pub fn collect_with(
             Err(Stat::Failed(e)) => return Err(e),
         }
     }
-    Err(ScheduleError::Input(format!(
-        "SSTables kept vanishing while listing (last: {}); compaction too busy? try a snapshot",
-        last_vanished.map_or_else(String::new, |p| p.display().to_string())
-    )))
+    Err(Error::Vanishing {
+        last: last_vanished.unwrap_or_default(),
+    })
 }
 
-fn input_io(path: &Path, e: std::io::Error) -> ScheduleError {
-    ScheduleError::Input(format!("{}: {e}", path.display()))
+fn input_io(path: &Path, source: std::io::Error) -> Error {
+    Error::InputIo {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 enum Stat {
     Vanished(PathBuf),
-    Failed(ScheduleError),
+    Failed(Error),
 }
 
 fn stat_all(tables: &[DiscoveredTable]) -> Result<BTreeMap<String, Vec<SstableFile>>, Stat> {
@@ -267,7 +267,7 @@ fn stat_all(tables: &[DiscoveredTable]) -> Result<BTreeMap<String, Vec<SstableFi
                     Err(e) if e.kind() == ErrorKind::NotFound => None,
                     Err(e) => return Err(Stat::Failed(input_io(f, e))),
                 },
-                Err(e) => return Err(Stat::Failed(ScheduleError::Input(e.to_string()))),
+                Err(e) => return Err(Stat::Failed(e.into())),
             };
             files.push(SstableFile {
                 path: f.clone(),
@@ -417,13 +417,13 @@ mod tests {
             .unwrap();
         let data = [dir.path().to_path_buf()];
         let events = ["tracking.events".to_string()];
-        let t = resolve_snapshot(&data, &events, &SnapshotChoice::Newest).unwrap();
+        let t = resolve_snapshot(&data, &events, &Snapshot::Newest).unwrap();
         assert_eq!(t.as_deref(), Some("aaa-later"));
         // Over every table: the newest tag all of them have (hits and conversions lack aaa-later).
-        let t = resolve_snapshot(&data, &[], &SnapshotChoice::Newest).unwrap();
+        let t = resolve_snapshot(&data, &[], &Snapshot::Newest).unwrap();
         assert_eq!(t.as_deref(), Some("funnel-gen"));
         let empty = tempfile::tempdir().unwrap();
-        let err = resolve_snapshot(&[empty.path().to_path_buf()], &[], &SnapshotChoice::Newest);
+        let err = resolve_snapshot(&[empty.path().to_path_buf()], &[], &Snapshot::Newest);
         assert!(err.is_err());
     }
 }

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::fingerprint::Fingerprint;
-use super::{Outcome, ScheduleError};
+use crate::error::Error;
+use crate::fingerprint::Fingerprint;
+use crate::outcome::Outcome;
 
 /// Attempts kept in the file.
 pub const KEEP_ATTEMPTS: usize = 50;
@@ -88,21 +89,20 @@ pub struct ScheduleState {
 
 impl ScheduleState {
     /// Reads the state; a missing file is the empty state.
-    pub fn load(path: &Path) -> Result<ScheduleState, ScheduleError> {
+    pub fn load(path: &Path) -> Result<ScheduleState, Error> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                ScheduleError::io(path, std::io::Error::new(ErrorKind::InvalidData, e))
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::io(path, std::io::Error::new(ErrorKind::InvalidData, e))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(ScheduleState::default()),
-            Err(e) => Err(ScheduleError::io(path, e)),
+            Err(e) => Err(Error::io(path, e)),
         }
     }
 
     /// Writes the whole state atomically (temp file in the same directory, fsync, rename).
-    pub fn save(&self, path: &Path) -> Result<(), ScheduleError> {
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
         use std::io::Write;
         let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| ScheduleError::io(path, std::io::Error::other(e)))?;
+            .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
         let mut tmp_name = path.as_os_str().to_owned();
         tmp_name.push(format!(".tmp{}", std::process::id()));
         let tmp = std::path::PathBuf::from(tmp_name);
@@ -114,7 +114,7 @@ impl ScheduleState {
         };
         write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            ScheduleError::io(path, e)
+            Error::io(path, e)
         })
     }
 

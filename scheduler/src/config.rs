@@ -18,9 +18,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use funnelizer::{parse_bytes, parse_time};
 use serde::Deserialize;
+use sstable_reader::Snapshot;
 
-use super::ScheduleError;
+use crate::error::Error;
+use crate::log::LogFormat;
 
 /// When runs start.
 #[derive(Debug, Clone)]
@@ -48,29 +51,6 @@ impl Trigger {
             }
         }
     }
-}
-
-/// Which copy of each table runs read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SnapshotChoice {
-    /// The live SSTables of each table directory (a live data directory).
-    Live,
-    /// The newest snapshot tag that every directory of the tables read has (the reader's
-    /// `Snapshot::Newest`: by `manifest.json`'s `created_at`, else the directory's mtime).
-    Newest,
-    /// This tag.
-    Tag(String),
-}
-
-/// How `funnel schedule` logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines on stderr.
-    #[default]
-    Text,
-    /// One JSON object per line on stderr.
-    Json,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,7 +84,10 @@ pub struct Config {
     pub funnels: PathBuf,
     /// Data paths (node, data, keyspace, table or snapshot directories).
     pub data: Vec<PathBuf>,
-    pub snapshot: SnapshotChoice,
+    /// Which copy of each table directory runs read: the live SSTables, a tag, or the newest tag every
+    /// directory of the funnels' tables has (resolved before each attempt, so the fingerprint and the run
+    /// read the same tag).
+    pub snapshot: Snapshot,
     /// `None`: only `--once` makes sense.
     pub trigger: Option<Trigger>,
     pub threads: Option<usize>,
@@ -124,61 +107,23 @@ pub struct Config {
     pub paths: StatePaths,
 }
 
-fn bad(origin: &Path, message: impl Into<String>) -> ScheduleError {
-    ScheduleError::Config {
+fn bad(origin: &Path, message: impl Into<String>) -> Error {
+    Error::Config {
         path: origin.display().to_string(),
         message: message.into(),
     }
 }
 
-/// Parses `"8GiB"`, `"512MiB"`, `"2G"`, `"100000"` (bytes).
-pub fn parse_bytes(s: &str) -> Option<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    let v = n * mult;
-    (v.is_finite() && v >= 1.0 && v < u64::MAX as f64).then_some(v as u64)
-}
-
-/// Seconds since the epoch of a `--now` value: seconds, RFC 3339 or a date (`YYYY-MM-DD`, UTC midnight).
-pub fn parse_now_seconds(s: &str) -> Option<i64> {
-    if let Ok(n) = s.parse::<i64>() {
-        return Some(n);
-    }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp());
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()?
-        .and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc().timestamp())
-}
-
 impl Config {
     /// Reads and validates a config file.
-    pub fn load(path: &Path) -> Result<Config, ScheduleError> {
+    pub fn load(path: &Path) -> Result<Config, Error> {
         let text =
             std::fs::read_to_string(path).map_err(|e| bad(path, format!("cannot read: {e}")))?;
         Config::parse(&text, path)
     }
 
     /// Parses a config's text; relative paths are resolved against `origin`'s directory.
-    pub fn parse(text: &str, origin: &Path) -> Result<Config, ScheduleError> {
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, Error> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| bad(origin, e.to_string()))?;
         let base = origin.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: &Path| -> PathBuf {
@@ -214,21 +159,18 @@ impl Config {
             (None, None) => None,
         };
         let snapshot = match raw.snapshot.as_deref() {
-            None | Some("") | Some("live") => SnapshotChoice::Live,
-            Some("newest") => SnapshotChoice::Newest,
+            None | Some("") | Some("live") => Snapshot::Live,
+            Some("newest") => Snapshot::Newest,
             Some(tag) if tag.contains('/') => {
                 return Err(bad(origin, format!("snapshot = {tag:?}: a tag has no '/'")))
             }
-            Some(tag) => SnapshotChoice::Tag(tag.to_string()),
+            Some(tag) => Snapshot::Tag(tag.to_string()),
         };
         let memory_budget = match &raw.memory_budget {
             None => None,
-            Some(s) => Some(parse_bytes(s).ok_or_else(|| {
-                bad(
-                    origin,
-                    format!("memory_budget = {s:?}: use e.g. \"8GiB\", \"512MiB\""),
-                )
-            })?),
+            Some(s) => Some(
+                parse_bytes(s).map_err(|e| bad(origin, format!("memory_budget = {s:?}: {e}")))?,
+            ),
         };
         let timeout = match &raw.timeout {
             None => None,
@@ -241,11 +183,8 @@ impl Config {
             return Err(bad(origin, "threads must be at least 1"));
         }
         if let Some(n) = &raw.now {
-            if parse_now_seconds(n).is_none() {
-                return Err(bad(
-                    origin,
-                    format!("now = {n:?}: use seconds, RFC 3339 or YYYY-MM-DD"),
-                ));
+            if let Err(e) = parse_time(n) {
+                return Err(bad(origin, format!("now = {n:?}: {e}")));
             }
         }
         let facts = raw.facts.trim().to_string();
@@ -283,7 +222,7 @@ impl Config {
 pub struct StatePaths {
     /// Held (exclusive `flock`) for the whole attempt.
     pub lock: PathBuf,
-    /// [`super::ScheduleState`] as JSON.
+    /// [`crate::ScheduleState`] as JSON.
     pub state: PathBuf,
 }
 
@@ -317,7 +256,7 @@ impl StatePaths {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Config, ScheduleError> {
+    fn parse(text: &str) -> Result<Config, Error> {
         Config::parse(text, Path::new("/etc/funnel/schedule.toml"))
     }
 
@@ -349,7 +288,7 @@ log = "json"
                 PathBuf::from("/etc/funnel/snap")
             ]
         );
-        assert_eq!(c.snapshot, SnapshotChoice::Newest);
+        assert_eq!(c.snapshot, Snapshot::Newest);
         assert!(matches!(c.trigger, Some(Trigger::Every(d)) if d == Duration::from_secs(5400)));
         assert_eq!(c.memory_budget, Some(2 << 30));
         assert_eq!(c.timeout, Some(Duration::from_secs(5400)));
@@ -402,7 +341,7 @@ log = "json"
             let msg = err.to_string();
             assert!(msg.starts_with("/etc/funnel/schedule.toml: "), "{msg}");
             assert!(msg.contains(needle), "{text}: {msg}");
-            assert!(matches!(err.outcome(), super::super::Outcome::ConfigError));
+            assert!(matches!(err.outcome(), crate::Outcome::ConfigError));
         }
     }
 
@@ -429,16 +368,6 @@ log = "json"
         assert_eq!(t.next_after(5000, Some(1000)), Some(61_000));
         assert_eq!(t.next_after(100_000, Some(1000)), Some(100_000));
     }
-
-    #[test]
-    fn byte_sizes() {
-        assert_eq!(parse_bytes("512MiB"), Some(512 << 20));
-        assert_eq!(parse_bytes("2G"), Some(2_000_000_000));
-        assert_eq!(parse_bytes("4096"), Some(4096));
-        assert_eq!(parse_bytes("1.5 KiB"), Some(1536));
-        assert_eq!(parse_bytes("x"), None);
-        assert_eq!(parse_bytes("0"), None);
-    }
 }
 
 #[cfg(test)]
@@ -450,7 +379,7 @@ mod sample {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/schedule.toml");
         let c = Config::load(&path).unwrap();
         assert_eq!(c.facts, "sqlite:/var/lib/funnel/facts.db");
-        assert_eq!(c.snapshot, SnapshotChoice::Newest);
+        assert_eq!(c.snapshot, Snapshot::Newest);
         assert!(matches!(c.trigger, Some(Trigger::Every(_))));
         assert_eq!(c.memory_budget, Some(8 << 30));
         assert_eq!(c.log, LogFormat::Json);
