@@ -42,9 +42,15 @@ pub struct Args {
     /// Only this table (`keyspace.table` or `table`).
     #[arg(long, value_name = "KS.TABLE")]
     table: Option<String>,
-    /// Only this snapshot tag of each table directory.
-    #[arg(long, value_name = "TAG")]
-    snapshot: Option<String>,
+    /// Which copy of each table directory: a tag under snapshots/, `newest` (the newest tag every
+    /// table directory has, by manifest.json's created_at, else mtime) or `live` (default).
+    #[arg(
+        long,
+        value_name = "TAG|newest",
+        default_value = "live",
+        hide_default_value = true
+    )]
+    snapshot: Snapshot,
     /// CREATE TABLE / CREATE TYPE statements naming the key columns (default: schema.cql next to the
     /// files; without one, key columns are pk0…, ck0…).
     #[arg(long, value_name = "FILE")]
@@ -201,7 +207,7 @@ fn run_merged(
 fn selection(args: &Args) -> Selection {
     Selection {
         tables: args.table.iter().cloned().collect(),
-        snapshot: Snapshot::from_tag(args.snapshot.clone()),
+        snapshot: args.snapshot.clone(),
     }
 }
 

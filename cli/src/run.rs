@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use funnelizer::{FunnelSet, Job, JobOptions, RunReport, ShuffleStats, Timelines};
+use sstable_reader::Snapshot;
 
 use crate::common::parse_now;
 use crate::progress::Bars;
@@ -52,9 +53,15 @@ pub struct Args {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Only this snapshot tag of each table directory.
-    #[arg(long, value_name = "TAG")]
-    pub snapshot: Option<String>,
+    /// Which copy of each table directory: a tag under snapshots/, `newest` (the newest tag every
+    /// table directory has, by manifest.json's created_at, else mtime) or `live` (default).
+    #[arg(
+        long,
+        value_name = "TAG|newest",
+        default_value = "live",
+        hide_default_value = true
+    )]
+    pub snapshot: Snapshot,
     /// CREATE TABLE statements (default: schema.cql next to the files).
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
@@ -92,7 +99,7 @@ Exit codes:
 pub fn run(args: Args) -> Result<ExitCode> {
     let set = FunnelSet::load(&args.funnels).map_err(funnelizer::Error::from)?;
     let mut options = JobOptions::new(args.data.clone(), parse_now(args.now.as_deref())?);
-    options.snapshot = sstable_reader::Snapshot::from_tag(args.snapshot.clone());
+    options.snapshot = args.snapshot.clone();
     options.schema = args.schema.clone();
     options.threads = args.threads;
     options.ranges_per_thread = args.ranges_per_thread;

@@ -31,8 +31,14 @@ pub struct Args {
     /// The table (`keyspace.table`).
     #[arg(long, value_name = "KS.TABLE")]
     table: String,
-    #[arg(long, value_name = "TAG")]
-    snapshot: Option<String>,
+    /// Which copy of each table directory: a tag under snapshots/, `newest` or `live` (default).
+    #[arg(
+        long,
+        value_name = "TAG|newest",
+        default_value = "live",
+        hide_default_value = true
+    )]
+    snapshot: Snapshot,
     /// Decode only these columns (default: all).
     #[arg(long, value_delimiter = ',')]
     columns: Vec<String>,
@@ -52,7 +58,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &args.paths,
         &Selection {
             tables: vec![args.table.clone()],
-            snapshot: Snapshot::from_tag(args.snapshot.clone()),
+            snapshot: args.snapshot.clone(),
         },
     )?
     .tables;

@@ -158,14 +158,12 @@ impl Config {
             ))),
             (None, None) => None,
         };
-        let snapshot = match raw.snapshot.as_deref() {
-            None | Some("") | Some("live") => Snapshot::Live,
-            Some("newest") => Snapshot::Newest,
-            Some(tag) if tag.contains('/') => {
-                return Err(bad(origin, format!("snapshot = {tag:?}: a tag has no '/'")))
-            }
-            Some(tag) => Snapshot::Tag(tag.to_string()),
-        };
+        let snapshot: Snapshot = raw
+            .snapshot
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| bad(origin, format!("{e}")))?;
         let memory_budget = match &raw.memory_budget {
             None => None,
             Some(s) => Some(

@@ -55,11 +55,31 @@ pub enum Snapshot {
 }
 
 impl Snapshot {
-    /// `Some(tag)`: that tag; `None`: the live SSTables (what `--snapshot TAG` gives).
+    /// `Some(tag)`: that tag; `None`: the live SSTables.
     pub fn from_tag(tag: Option<String>) -> Snapshot {
         tag.map_or(Snapshot::Live, Snapshot::Tag)
     }
 }
+
+/// How operators name a [`Snapshot`] (`--snapshot`, the scheduler's `snapshot =`): `newest`, `live` (or
+/// empty), else a tag. A tag is one directory name, so it has no `/`.
+impl std::str::FromStr for Snapshot {
+    type Err = InvalidSnapshot;
+
+    fn from_str(s: &str) -> std::result::Result<Snapshot, InvalidSnapshot> {
+        match s {
+            "" | "live" => Ok(Snapshot::Live),
+            "newest" => Ok(Snapshot::Newest),
+            tag if tag.contains('/') => Err(InvalidSnapshot(tag.to_string())),
+            tag => Ok(Snapshot::Tag(tag.to_string())),
+        }
+    }
+}
+
+/// A snapshot name that cannot be a tag (it holds a `/`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("snapshot {0:?}: a tag is one directory name under snapshots/ and has no '/' (or: newest, live)")]
+pub struct InvalidSnapshot(pub String);
 
 /// Which tables and which copy of them to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

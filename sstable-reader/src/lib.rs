@@ -99,7 +99,7 @@ pub use compression::{Algorithm, CompressionInfo};
 pub use cql::{composite, split_composite, RenderError, RowRenderer};
 pub use data::{DataFile, DataReader};
 pub use descriptor::{Component, Descriptor, FormatKind, Version, SUPPORTED_VERSIONS};
-pub use discovery::{discover, DiscoveredTable, Discovery, Selection, Snapshot};
+pub use discovery::{discover, DiscoveredTable, Discovery, InvalidSnapshot, Selection, Snapshot};
 pub use error::{Error, Result};
 pub use json::{format_seconds, format_timestamp_ms, format_timestamp_us, write_value};
 pub use merge::order::compare_values;

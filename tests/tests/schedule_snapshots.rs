@@ -68,11 +68,13 @@ fn node_layout(data: &Path) -> Vec<PathBuf> {
     newest
 }
 
-/// `funnel run` over `data` into a fresh store `name`; the activation funnel's days.
-fn run(env: &Env, name: &str, data: &[PathBuf]) -> Vec<(String, Vec<FunnelDay>)> {
+/// `funnel run` over `data` (with `extra` arguments) into a fresh store `name`; the activation funnel's days.
+fn run(env: &Env, name: &str, data: &[PathBuf], extra: &[&str]) -> Vec<(String, Vec<FunnelDay>)> {
     let db = env.dir.path().join(name);
     let out = Command::new(funnel_bin())
-        .args(["run", "--quiet", "--now", NOW, "--data"])
+        .args(["run", "--quiet", "--now", NOW])
+        .args(extra)
+        .arg("--data")
         .args(data)
         .arg("--funnels")
         .arg(&env.funnels)
@@ -108,12 +110,36 @@ fn newest_snapshot_on_a_node_layout_publishes_the_newest_tags_facts() {
     );
     let published = funnel_days(&env.store(), "activation");
 
-    let expected = run(&env, "newest.db", &newest);
+    let expected = run(&env, "newest.db", &newest, &[]);
     assert_eq!(published, expected);
+    // `funnel run --snapshot newest` over the node's data directory picks the same tag.
+    let node = [env.data.join("tracking")];
+    assert_eq!(
+        run(&env, "cli-newest.db", &node, &["--snapshot", "newest"]),
+        expected
+    );
     // The older tag (whose directory was modified later) is other data: the comparison tells them apart.
     let old: Vec<PathBuf> = newest
         .iter()
         .map(|d| d.parent().unwrap().join(OLD))
         .collect();
-    assert_ne!(run(&env, "old.db", &old), expected);
+    assert_ne!(run(&env, "old.db", &old, &[]), expected);
+}
+
+#[test]
+fn a_snapshot_argument_with_a_slash_is_refused_before_reading() {
+    let env = Env::new(50, 1);
+    let out = Command::new(funnel_bin())
+        .args(["dump", "--snapshot", "a/b"])
+        .arg(&env.data)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has no '/'"), "{err}");
 }
