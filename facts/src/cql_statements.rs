@@ -43,6 +43,16 @@ impl Stmt {
     pub fn cql(&self, keyspace: &str) -> String {
         self.template.replace("{ks}", keyspace)
     }
+
+    /// Whether it only reads.
+    pub fn is_read(&self) -> bool {
+        self.template.starts_with("SELECT")
+    }
+
+    /// Whether it is conditional (`IF …`): a lightweight transaction.
+    pub fn is_conditional(&self) -> bool {
+        self.template.contains(" IF ")
+    }
 }
 
 /// The breakdown value under which keyspaces written before `funnel_totals` stored the all-breakdowns
@@ -96,6 +106,13 @@ pub const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS {ks}.stream_state (namespace text, key text, value blob, expires_at_ms bigint, \
      PRIMARY KEY ((namespace), key))",
     "CREATE TABLE IF NOT EXISTS {ks}.meta (key text PRIMARY KEY, value text)",
+    // The publisher lease: one row, taken with a lightweight transaction and a TTL, so two schedulers on
+    // two hosts never publish at once (a crashed holder's lease expires).
+    "CREATE TABLE IF NOT EXISTS {ks}.leases (name text PRIMARY KEY, holder bigint, acquired_at_ms bigint)",
+    // Runs whose rows may be collected once `due_at_ms` passed (superseded runs keep their rows for a
+    // grace period: readers may hold their pointer). One row per superseded run, few alive at a time.
+    "CREATE TABLE IF NOT EXISTS {ks}.gc_queue (shard int, due_at_ms bigint, run_id bigint, \
+     PRIMARY KEY ((shard), due_at_ms, run_id))",
 ];
 
 macro_rules! stmts {
@@ -112,7 +129,9 @@ macro_rules! stmts {
 stmts! {
     INSERT_RUN = 4, "INSERT INTO {ks}.runs (bucket, run_id, started_at_ms, status, inputs, funnels, rows) VALUES (0, ?, ?, 'running', ?, ?, 0)";
     FINISH_RUN = 5, "UPDATE {ks}.runs SET status = ?, finished_at_ms = ?, error = ?, rows = ? WHERE bucket = 0 AND run_id = ?";
+    MARK_PUBLISHING = 1, "UPDATE {ks}.runs SET status = 'publishing' WHERE bucket = 0 AND run_id = ?";
     SELECT_RUN_STATUS = 1, "SELECT status FROM {ks}.runs WHERE bucket = 0 AND run_id = ?";
+    SELECT_RUN_IDS = 1, "SELECT run_id, status FROM {ks}.runs WHERE bucket = 0 LIMIT ?";
     SELECT_RUNS = 1, "SELECT run_id, started_at_ms, finished_at_ms, status, inputs, funnels, rows, error FROM {ks}.runs WHERE bucket = 0 LIMIT ?";
     UPSERT_RUN_KEY = 5, "INSERT INTO {ks}.run_keys (run_id, app_id, funnel_id, funnel_version, min_day) VALUES (?, ?, ?, ?, ?)";
     SELECT_RUN_KEY = 4, "SELECT min_day FROM {ks}.run_keys WHERE run_id = ? AND app_id = ? AND funnel_id = ? AND funnel_version = ?";
@@ -151,13 +170,15 @@ stmts! {
     DELETE_STATE = 2, "DELETE FROM {ks}.stream_state WHERE namespace = ? AND key = ?";
     SELECT_STATE = 3, "SELECT value FROM {ks}.stream_state WHERE namespace = ? AND key = ? AND expires_at_ms > ? ALLOW FILTERING";
     SCAN_STATE = 4, "SELECT key, value, expires_at_ms FROM {ks}.stream_state WHERE namespace = ? AND key >= ? AND key < ? AND expires_at_ms > ? ALLOW FILTERING";
+    ACQUIRE_LEASE = 3, "INSERT INTO {ks}.leases (name, holder, acquired_at_ms) VALUES ('publisher', ?, ?) IF NOT EXISTS USING TTL ?";
+    RENEW_LEASE = 4, "UPDATE {ks}.leases USING TTL ? SET holder = ?, acquired_at_ms = ? WHERE name = 'publisher' IF holder = ?";
+    SELECT_LEASE = 0, "SELECT holder FROM {ks}.leases WHERE name = 'publisher'";
+    RELEASE_LEASE = 1, "DELETE FROM {ks}.leases WHERE name = 'publisher' IF holder = ?";
+    ENQUEUE_GC = 2, "INSERT INTO {ks}.gc_queue (shard, due_at_ms, run_id) VALUES (0, ?, ?)";
+    SELECT_GC_DUE = 1, "SELECT due_at_ms, run_id FROM {ks}.gc_queue WHERE shard = 0 AND due_at_ms <= ?";
+    DELETE_GC = 2, "DELETE FROM {ks}.gc_queue WHERE shard = 0 AND due_at_ms = ? AND run_id = ?";
     UPSERT_META = 2, "INSERT INTO {ks}.meta (key, value) VALUES (?, ?)";
     SELECT_META = 1, "SELECT value FROM {ks}.meta WHERE key = ?";
-}
-
-/// Whether a statement only reads.
-pub fn is_read(s: &Stmt) -> bool {
-    s.template.starts_with("SELECT")
 }
 
 /// The Kafka batch key of speed partial rows: `group/topic/partition/first_offset`. The consumer group is
@@ -167,6 +188,14 @@ pub fn is_read(s: &Stmt) -> bool {
 pub fn batch_key(group: &str, topic: &str, partition: i32, first_offset: i64) -> String {
     format!("{group}/{topic}/{partition}/{first_offset}")
 }
+
+/// Longest TTL Cassandra accepts (`Attributes.MAX_TTL`): 20 years.
+pub const MAX_TTL_S: i64 = 20 * 365 * 86_400;
+
+/// Latest expiry Cassandra 4.1 (and 5.0 in its default storage compatibility mode) accepts, in Unix
+/// seconds: 2038-01-19T03:14:06Z (`Cell.MAX_DELETION_TIME`). A write whose `now + TTL` is later is rejected
+/// (`ExpirationDateOverflowHandling`, policy `REJECT`), so a 20-year TTL is refused from 2018 on.
+pub const MAX_DELETION_TIME_S: i64 = i32::MAX as i64 - 1;
 
 /// TTL in seconds for a state entry expiring at `expires_at_ms` (at least 1; CQL has no "already expired").
 pub fn state_ttl_s(expires_at_ms: i64, now_ms: i64) -> i32 {
@@ -199,7 +228,13 @@ mod tests {
     fn writes_are_idempotent_upserts_and_deletes_only() {
         for s in ALL {
             let t = s.template;
-            assert!(!t.contains(" IF "), "{}: lightweight transaction", s.name);
+            // The only lightweight transactions are the publisher lease's (never marked idempotent).
+            assert_eq!(
+                s.is_conditional(),
+                t.contains("{ks}.leases ") && !s.is_read(),
+                "{}: lightweight transaction",
+                s.name
+            );
             assert!(
                 t.starts_with("INSERT")
                     || t.starts_with("DELETE")

@@ -95,6 +95,12 @@
 
 #[cfg(feature = "cql")]
 mod cql;
+#[cfg(feature = "cql")]
+mod cql_connect;
+#[cfg(feature = "cql")]
+pub mod cql_contract;
+#[cfg(feature = "cql")]
+pub mod cql_session;
 pub mod cql_statements;
 mod day;
 mod error;
