@@ -197,10 +197,20 @@ pub const MAX_TTL_S: i64 = 20 * 365 * 86_400;
 /// (`ExpirationDateOverflowHandling`, policy `REJECT`), so a 20-year TTL is refused from 2018 on.
 pub const MAX_DELETION_TIME_S: i64 = i32::MAX as i64 - 1;
 
-/// TTL in seconds for a state entry expiring at `expires_at_ms` (at least 1; CQL has no "already expired").
+/// Margin kept below [`MAX_DELETION_TIME_S`]: the coordinator's clock, which adds the TTL, may run ahead.
+const EXPIRY_MARGIN_S: i64 = 86_400;
+
+/// TTL in seconds for a state entry expiring at `expires_at_ms` (at least 1; CQL has no "already
+/// expired"), or 0 — no TTL, kept — when the expiry lies beyond what Cassandra can store (entries kept
+/// forever are written with `expires_at_ms = i64::MAX`). Readers hide entries past `expires_at_ms` either
+/// way; the TTL only lets Cassandra drop them.
 pub fn state_ttl_s(expires_at_ms: i64, now_ms: i64) -> i32 {
-    let secs = (expires_at_ms.saturating_sub(now_ms) + 999) / 1000;
-    secs.clamp(1, 630_720_000) as i32
+    let secs = (expires_at_ms.saturating_sub(now_ms).saturating_add(999) / 1000).max(1);
+    let latest = MAX_DELETION_TIME_S - EXPIRY_MARGIN_S - now_ms.div_euclid(1000);
+    if secs > MAX_TTL_S.min(latest) {
+        return 0;
+    }
+    i32::try_from(secs).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -348,5 +358,16 @@ mod tests {
         assert_eq!(state_ttl_s(10_000, 0), 10);
         assert_eq!(state_ttl_s(10_001, 0), 11);
         assert_eq!(state_ttl_s(0, 10_000), 1);
+        // Kept forever, or expiring past 2038-01-19: no TTL (Cassandra 4.1 rejects the expiry).
+        let now_ms = 1_765_000_000_000; // 2025-12-06
+        assert_eq!(state_ttl_s(i64::MAX, now_ms), 0);
+        assert_eq!(state_ttl_s(now_ms + MAX_TTL_S * 1000, now_ms), 0);
+        let last_day_ms = (MAX_DELETION_TIME_S - 86_400) * 1000;
+        assert_eq!(
+            state_ttl_s(last_day_ms, now_ms),
+            ((last_day_ms - now_ms) / 1000) as i32
+        );
+        assert_eq!(state_ttl_s(last_day_ms + 1000, now_ms), 0);
+        assert_eq!(state_ttl_s(now_ms + 3_600_000, now_ms), 3600);
     }
 }

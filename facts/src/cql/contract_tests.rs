@@ -13,8 +13,8 @@ use super::CqlStore;
 use crate::cql_contract::{Contract, BATCH_WARN_BYTES};
 use crate::cql_session::{BatchKind, CqlSession, Recorder, Reply, Request, RowSet, Value};
 use crate::error::{CqlError, FactsError};
-use crate::model::{RunMeta, Watermark};
-use crate::store::BatchPublisher;
+use crate::model::{DailyCountFact, FunnelStepFact, RunMeta, SpeedBatch, StateEntry, Watermark};
+use crate::store::{BatchPublisher, StreamSink};
 use crate::url::StoreUrl;
 use crate::Day;
 
@@ -180,6 +180,89 @@ fn a_publish_of_50_apps_by_100_funnels_stays_within_cassandra_limits() {
             .sum();
         assert!(size > BATCH_WARN_BYTES && size < 20 * 1024, "{size}");
     }
+}
+
+/// A stream hour at 200 ms batches: partials, pending state expiring in an hour, a conversion kept
+/// forever, now and then a dead letter counted forever.
+fn stream_batch(i: i64, now_ms: i64) -> SpeedBatch {
+    let day = Day(19_900);
+    let mut state_puts = vec![
+        StateEntry {
+            namespace: "pending".into(),
+            key: format!("[\"shop\",\"fp{}\"]", i % 500),
+            value: vec![b'{'; 200],
+            expires_at_ms: now_ms + 3_600_000,
+        },
+        StateEntry {
+            namespace: "conversion".into(),
+            key: format!("[\"shop\",\"actor{i}\",{now_ms},\"hit{i}\"]"),
+            value: vec![b'{'; 300],
+            expires_at_ms: i64::MAX,
+        },
+    ];
+    if i % 100 == 0 {
+        state_puts.push(StateEntry {
+            namespace: "deadletter".into(),
+            key: "[\"events\",0,\"not json\"]".into(),
+            value: (i / 100).to_string().into_bytes(),
+            expires_at_ms: i64::MAX,
+        });
+    }
+    SpeedBatch {
+        group: "funnel".into(),
+        topic: "events".into(),
+        partition: 0,
+        first_offset: i * 50,
+        next_offset: (i + 1) * 50,
+        daily_counts: vec![DailyCountFact {
+            app_id: "shop".into(),
+            day,
+            metric: "hits".into(),
+            dimension: "tracker".into(),
+            value: "web".into(),
+            count: 50,
+        }],
+        funnel_steps: vec![FunnelStepFact {
+            app_id: "shop".into(),
+            funnel_id: "signup".into(),
+            funnel_version: "v1".into(),
+            day,
+            breakdown: String::new(),
+            step: 1,
+            actors: 3,
+            ttc_median_s: None,
+            ttc_p90_s: None,
+        }],
+        state_puts,
+        state_deletes: Vec::new(),
+    }
+}
+
+#[test]
+fn an_hour_of_stream_batches_sets_no_ttl_past_2038() {
+    let (store, rec) = scripted(|_| Ok(Vec::new()));
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    // One hour at one batch per 200 ms.
+    for i in 0..18_000 {
+        assert!(store.apply_speed_batch(&stream_batch(i, now_ms)).unwrap());
+    }
+    let requests = rec.requests();
+    assert_eq!(violations(&requests), Vec::<String>::new());
+    // What is kept forever is written without a TTL, what expires within Cassandra's range keeps it.
+    let ttls: std::collections::BTreeMap<String, Vec<i32>> =
+        requests.iter().fold(Default::default(), |mut m, r| {
+            if let Request::Execute { stmt, values } = r {
+                if stmt.name == "UPSERT_STATE" {
+                    if let (Value::Text(ns), Some(Value::Int(ttl))) = (&values[0], values.last()) {
+                        m.entry(ns.clone()).or_default().push(*ttl);
+                    }
+                }
+            }
+            m
+        });
+    assert!(ttls["conversion"].iter().all(|t| *t == 0));
+    assert!(ttls["deadletter"].iter().all(|t| *t == 0));
+    assert!(ttls["pending"].iter().all(|t| (3000..=3600).contains(t)));
 }
 
 /// The flip's batches answer an injected error; the pointers read back name `flipped_run` or an old run.
