@@ -41,6 +41,9 @@ use crate::url::CqlUrl;
 #[cfg(test)]
 mod contract_tests;
 mod publish;
+mod runs;
+
+use runs::RunsRow;
 
 /// Requests in flight at once for bulk writes.
 pub const CONCURRENCY: usize = 64;
@@ -48,17 +51,8 @@ pub const CONCURRENCY: usize = 64;
 /// A run still `running` this long after it began is taken as abandoned by the next `begin_run`.
 pub const ABANDON_AFTER_MS: i64 = 24 * 3_600_000;
 
-/// A row of `SELECT_RUNS`.
-type RunsRow = (
-    i64,
-    i64,
-    Option<i64>,
-    String,
-    String,
-    String,
-    Option<i64>,
-    Option<String>,
-);
+/// Runs of the log `begin_run` and `publish` look at (abandoned and stuck runs).
+const RUNS_SCANNED: i32 = 1000;
 
 /// Most days a publish walks when expiring speed rows between the old and the new watermark.
 const MAX_EXPIRE_DAYS: i32 = 400;
@@ -207,11 +201,6 @@ impl Inner {
         statements: Vec<(Stmt, Vec<Value>)>,
     ) -> Result<RowSet, FactsError> {
         self.send(Request::Batch { kind, statements }).await
-    }
-
-    async fn run_status(&self, run: RunId) -> Result<RunStatus, FactsError> {
-        let s: Option<(String,)> = self.first(st::SELECT_RUN_STATUS, (run.0,)).await?;
-        s.ok_or(FactsError::UnknownRun(run.0))?.0.parse()
     }
 
     async fn require_running(&self, run: RunId) -> Result<(), FactsError> {
@@ -579,6 +568,10 @@ impl CqlStore {
                     })
                     .await?;
             }
+            for (table, compaction, gc_grace_s) in st::TABLE_OPTIONS {
+                let cql = st::table_options_ddl(table, compaction, *gc_grace_s);
+                inner.send(Request::Ddl { cql }).await?;
+            }
             inner.migrate_legacy_totals().await?;
             Ok(())
         })
@@ -596,23 +589,21 @@ impl BatchPublisher for CqlStore {
         self.block(move |inner| -> Fut<()> {
             Box::pin(async move {
                 // Runs still `running` long after they began belong to dead processes: abandon and drop them.
-                let recent: Vec<RunsRow> = inner.rows(st::SELECT_RUNS, (1000i32,)).await?;
+                let recent: Vec<RunsRow> = inner.recent_runs(run.0, RUNS_SCANNED).await?;
                 let cutoff = micros - ABANDON_AFTER_MS * 1000;
-                for (old, ..) in recent
+                for (bucket, old, ..) in recent
                     .into_iter()
-                    .filter(|r| r.3 == "running" && r.0 < cutoff && !mine.contains(&r.0))
+                    .filter(|r| r.4 == "running" && r.1 < cutoff && !mine.contains(&r.1))
                 {
                     let why = "still running a day after it began: its process is gone".to_string();
                     inner
-                        .exec(
-                            st::FINISH_RUN,
-                            ("abandoned", now_ms(), Some(why), None::<i64>, old),
-                        )
+                        .finish_run_in(bucket, old, RunStatus::Abandoned, Some(why), None)
                         .await?;
                     inner.drop_run(old).await?;
                 }
+                let bucket = runs::bucket_of(run.0);
                 inner
-                    .exec(st::INSERT_RUN, (run.0, started, inputs, funnels))
+                    .exec(st::INSERT_RUN, (bucket, run.0, started, inputs, funnels))
                     .await
             })
         })?;
@@ -688,16 +679,14 @@ impl BatchPublisher for CqlStore {
             Box::pin(async move {
                 // A run whose publish began may be named by some pointers: it keeps its rows and its
                 // status (garbage collection drops them once newer runs moved every pointer).
+                let rows = Some(rows as i64);
                 if inner.run_status(run).await? == RunStatus::Publishing {
-                    let values = ("publishing", now_ms(), Some(error), rows as i64, run.0);
-                    return inner.exec(st::FINISH_RUN, values).await;
+                    let status = RunStatus::Publishing;
+                    return inner.finish_run(run.0, status, Some(error), rows).await;
                 }
                 inner.require_running(run).await?;
                 inner
-                    .exec(
-                        st::FINISH_RUN,
-                        ("failed", now_ms(), Some(error), rows as i64, run.0),
-                    )
+                    .finish_run(run.0, RunStatus::Failed, Some(error), rows)
                     .await?;
                 inner.drop_run(run.0).await
             })
@@ -918,9 +907,9 @@ impl FactReader for CqlStore {
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         self.block(move |inner| -> Fut<Vec<RunRecord>> {
             Box::pin(async move {
-                let rows: Vec<RunsRow> = inner.rows(st::SELECT_RUNS, (limit,)).await?;
+                let rows = inner.recent_runs(now_ms() * 1000, limit).await?;
                 let mut out = Vec::new();
-                for (run_id, started_at_ms, finished_at_ms, status, inputs, funnels, n, error) in
+                for (_, run_id, started_at_ms, finished_at_ms, status, inputs, funnels, n, error) in
                     rows
                 {
                     out.push(RunRecord {

@@ -115,6 +115,45 @@ pub const TABLES: &[&str] = &[
      PRIMARY KEY ((shard), due_at_ms, run_id))",
 ];
 
+/// Leveled compaction: reads touch one SSTable per level (tables read on every query, overwritten rows).
+const LCS: &str = "{'class': 'LeveledCompactionStrategy'}";
+/// Time-window compaction by day: rows written once and expiring by TTL drop whole SSTables.
+const TWCS: &str = "{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', \
+                    'compaction_window_size': 1}";
+/// Default `gc_grace_seconds` (10 days): tombstones of deletes outlive a node's absence plus a repair.
+const GC_GRACE_S: u32 = 864_000;
+/// `gc_grace_seconds` of tables only expiring by TTL, never deleted: no tombstone needs repair to spread.
+const GC_GRACE_TTL_ONLY_S: u32 = 3 * 3600;
+
+/// Compaction and `gc_grace_seconds` of every table, applied by `init` (`ALTER TABLE … WITH`, so
+/// keyspaces created before are upgraded too):
+/// - LCS where reads dominate: the run partitions (`funnel_steps`, `funnel_totals`, `daily_counts`, read by
+///   every query and dropped per run), the pointers, the run log, the stream's offsets and state.
+/// - TWCS by day for rows that expire by TTL: speed partials (120 days; deleted as days fall below a
+///   watermark) and applied-batch markers (TTL only, so a short grace).
+pub const TABLE_OPTIONS: &[(&str, &str, u32)] = &[
+    ("runs", LCS, GC_GRACE_S),
+    ("run_keys", LCS, GC_GRACE_S),
+    ("funnel_steps", LCS, GC_GRACE_S),
+    ("funnel_totals", LCS, GC_GRACE_S),
+    ("daily_counts", LCS, GC_GRACE_S),
+    ("funnel_steps_speed", TWCS, GC_GRACE_S),
+    ("daily_counts_speed", TWCS, GC_GRACE_S),
+    ("speed_days", LCS, GC_GRACE_S),
+    ("watermarks", LCS, GC_GRACE_S),
+    ("stream_offsets", LCS, GC_GRACE_S),
+    ("speed_batches_by_group", TWCS, GC_GRACE_TTL_ONLY_S),
+    ("stream_state", LCS, GC_GRACE_S),
+    ("meta", LCS, GC_GRACE_S),
+    ("leases", LCS, GC_GRACE_S),
+    ("gc_queue", LCS, GC_GRACE_S),
+];
+
+/// The `ALTER TABLE` setting a table's options (`{ks}` = keyspace).
+pub fn table_options_ddl(table: &str, compaction: &str, gc_grace_s: u32) -> String {
+    format!("ALTER TABLE {{ks}}.{table} WITH compaction = {compaction} AND gc_grace_seconds = {gc_grace_s}")
+}
+
 macro_rules! stmts {
     ($($id:ident = $arity:literal, $text:literal;)*) => {
         $(
@@ -127,12 +166,11 @@ macro_rules! stmts {
 }
 
 stmts! {
-    INSERT_RUN = 4, "INSERT INTO {ks}.runs (bucket, run_id, started_at_ms, status, inputs, funnels, rows) VALUES (0, ?, ?, 'running', ?, ?, 0)";
-    FINISH_RUN = 5, "UPDATE {ks}.runs SET status = ?, finished_at_ms = ?, error = ?, rows = ? WHERE bucket = 0 AND run_id = ?";
-    MARK_PUBLISHING = 1, "UPDATE {ks}.runs SET status = 'publishing' WHERE bucket = 0 AND run_id = ?";
-    SELECT_RUN_STATUS = 1, "SELECT status FROM {ks}.runs WHERE bucket = 0 AND run_id = ?";
-    SELECT_RUN_IDS = 1, "SELECT run_id, status FROM {ks}.runs WHERE bucket = 0 LIMIT ?";
-    SELECT_RUNS = 1, "SELECT run_id, started_at_ms, finished_at_ms, status, inputs, funnels, rows, error FROM {ks}.runs WHERE bucket = 0 LIMIT ?";
+    INSERT_RUN = 5, "INSERT INTO {ks}.runs (bucket, run_id, started_at_ms, status, inputs, funnels, rows) VALUES (?, ?, ?, 'running', ?, ?, 0)";
+    FINISH_RUN = 6, "UPDATE {ks}.runs SET status = ?, finished_at_ms = ?, error = ?, rows = ? WHERE bucket = ? AND run_id = ?";
+    MARK_PUBLISHING = 2, "UPDATE {ks}.runs SET status = 'publishing' WHERE bucket = ? AND run_id = ?";
+    SELECT_RUN_STATUS = 2, "SELECT status FROM {ks}.runs WHERE bucket = ? AND run_id = ?";
+    SELECT_RUNS = 2, "SELECT bucket, run_id, started_at_ms, finished_at_ms, status, inputs, funnels, rows, error FROM {ks}.runs WHERE bucket = ? LIMIT ?";
     UPSERT_RUN_KEY = 5, "INSERT INTO {ks}.run_keys (run_id, app_id, funnel_id, funnel_version, min_day) VALUES (?, ?, ?, ?, ?)";
     SELECT_RUN_KEY = 4, "SELECT min_day FROM {ks}.run_keys WHERE run_id = ? AND app_id = ? AND funnel_id = ? AND funnel_version = ?";
     SELECT_RUN_KEYS = 1, "SELECT app_id, funnel_id, funnel_version FROM {ks}.run_keys WHERE run_id = ?";
@@ -338,6 +376,52 @@ mod tests {
         assert!(DELETE_STEP
             .template
             .ends_with("run_id = ? AND day = ? AND breakdown = ? AND step = ?"));
+    }
+
+    #[test]
+    fn every_table_has_its_compaction_and_gc_grace() {
+        let created: BTreeSet<String> = TABLES.iter().filter_map(|d| table_of(d)).collect();
+        let tuned: BTreeSet<String> = TABLE_OPTIONS
+            .iter()
+            .map(|(t, ..)| format!("{{ks}}.{t}"))
+            .collect();
+        assert_eq!(created, tuned);
+        // The TTL'd rows written once (speed partials, batch markers) compact by time window; the rest
+        // leveled.
+        let windowed = [
+            "funnel_steps_speed",
+            "daily_counts_speed",
+            "speed_batches_by_group",
+        ];
+        for (table, compaction, _) in TABLE_OPTIONS {
+            let twcs = windowed.contains(table);
+            assert_eq!(compaction.contains("TimeWindow"), twcs, "{table}");
+            if twcs {
+                let with_ttl = ALL.iter().any(|s| {
+                    s.template
+                        .starts_with(&format!("INSERT INTO {{ks}}.{table} "))
+                        && s.template.contains("USING TTL ?")
+                });
+                assert!(with_ttl, "{table}");
+            }
+        }
+        assert_eq!(
+            table_options_ddl("watermarks", LCS, 864_000),
+            "ALTER TABLE {ks}.watermarks WITH compaction = {'class': 'LeveledCompactionStrategy'} AND gc_grace_seconds = 864000"
+        );
+    }
+
+    #[test]
+    fn the_run_log_is_bucketed_by_month() {
+        // One partition for every run ever grows without bound: each statement names its bucket.
+        for s in ALL.iter().filter(|s| s.template.contains("{ks}.runs ")) {
+            assert!(
+                s.template.contains("bucket = ?") || s.template.contains("(?, ?"),
+                "{}",
+                s.name
+            );
+            assert!(!s.template.contains("bucket = 0"), "{}", s.name);
+        }
     }
 
     #[test]

@@ -436,7 +436,7 @@ fn garbage_collection_follows_the_pointers() {
         };
         match stmt(r) {
             "SELECT_GC_DUE" => Ok(vec![vec![Value::BigInt(0), Value::BigInt(5)]]),
-            "SELECT_RUN_STATUS" if values[0] == Value::BigInt(5) => Ok(one(text("published"))),
+            "SELECT_RUN_STATUS" if values[1] == Value::BigInt(5) => Ok(one(text("published"))),
             "SELECT_RUN_KEYS" if values[0] == Value::BigInt(5) => Ok(["f", "g", "h"]
                 .iter()
                 .map(|f| vec![text("a"), text(f), text("1")])

@@ -34,9 +34,6 @@ pub const GC_GRACE_MS: i64 = 2 * 3_600_000;
 /// Sends of one app's flip while its outcome stays unknown, before reading the pointers back.
 pub const FLIP_ATTEMPTS: usize = 3;
 
-/// Runs looked at for stuck `publishing` runs (the newest ones of the run log).
-const RUNS_SCANNED: i32 = 1000;
-
 /// Whether an LWT's reply says it was applied (its first column, `[applied]`).
 fn applied(rows: &RowSet) -> bool {
     rows.first().and_then(|r| r.first()) == Some(&Value::Bool(true))
@@ -67,7 +64,8 @@ impl Inner {
         rows: u64,
     ) -> Result<(), FactsError> {
         let now = now_ms();
-        self.exec(st::MARK_PUBLISHING, (run.0,)).await?;
+        let bucket = super::runs::bucket_of(run.0);
+        self.exec(st::MARK_PUBLISHING, (bucket, run.0)).await?;
         let mut previous = Vec::with_capacity(wms.len());
         for w in wms {
             previous.push(self.prepare_key(run.0, w).await?);
@@ -82,11 +80,8 @@ impl Inner {
             self.flip_app(run, app, &marks, now).await?;
             fault::point("flip");
         }
-        self.exec(
-            st::FINISH_RUN,
-            ("published", now, None::<String>, rows as i64, run.0),
-        )
-        .await?;
+        self.finish_run(run.0, RunStatus::Published, None, Some(rows as i64))
+            .await?;
         let mut superseded = Vec::new();
         for (w, current) in wms.iter().zip(previous) {
             self.expire_speed(w, current).await?;
@@ -95,11 +90,11 @@ impl Inner {
             }
         }
         // Runs whose publish never completed: superseded now for every key this run moved.
-        let log: Vec<(i64, String)> = self.rows(st::SELECT_RUN_IDS, (RUNS_SCANNED,)).await?;
+        let log = self.recent_runs(run.0, super::RUNS_SCANNED).await?;
         superseded.extend(
             log.into_iter()
-                .filter(|(id, status)| *id < run.0 && status == RunStatus::Publishing.as_str())
-                .map(|(id, _)| id),
+                .filter(|r| r.1 < run.0 && r.4 == RunStatus::Publishing.as_str())
+                .map(|r| r.1),
         );
         superseded.sort_unstable();
         superseded.dedup();
