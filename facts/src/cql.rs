@@ -94,6 +94,15 @@ type StepRow = (
 impl CqlStore {
     /// Connect to the cluster (tables are not touched: call `init` once per keyspace).
     pub fn connect(url: &CqlUrl) -> Result<CqlStore, FactsError> {
+        CqlStore::connect_with(url, |driver| Arc::new(driver))
+    }
+
+    /// Connect, sending every request through `wrap(driver session)` — a [`crate::cql_session::Recorder`]
+    /// or a fault injector in tests.
+    pub fn connect_with(
+        url: &CqlUrl,
+        wrap: impl FnOnce(crate::cql_session::DriverSession) -> Arc<dyn CqlSession>,
+    ) -> Result<CqlStore, FactsError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -113,7 +122,7 @@ impl CqlStore {
             }
             cql_connect::connect(&u, b).await
         })?;
-        Ok(CqlStore::with_session(url, Arc::new(session), rt))
+        Ok(CqlStore::with_session(url, wrap(session), rt))
     }
 
     /// A store sending its requests to `session` (the driver's, or a recorded one in tests) on the

@@ -25,7 +25,8 @@ use crate::error::{CqlError, FactsError};
 use crate::fault;
 use crate::model::{RunId, RunStatus, Watermark};
 
-/// Seconds the publisher lease lasts unless renewed (each app's flip renews it).
+/// Seconds the publisher lease lasts unless renewed (each app's flip renews it, and the carry-forward
+/// every third of it). A publisher that crashed holds it this long: the next publish waits that much.
 pub const LEASE_TTL_S: i32 = 600;
 
 /// How long a superseded run's rows stay after the publish that superseded it.
@@ -67,7 +68,13 @@ impl Inner {
         let bucket = super::runs::bucket_of(run.0);
         self.exec(st::MARK_PUBLISHING, (bucket, run.0)).await?;
         let mut previous = Vec::with_capacity(wms.len());
+        let mut renewed = std::time::Instant::now();
         for w in wms {
+            // Carrying history forward can outlast the lease: keep it while working.
+            if renewed.elapsed().as_secs() > (LEASE_TTL_S / 3) as u64 {
+                self.renew_lease(run).await?;
+                renewed = std::time::Instant::now();
+            }
             previous.push(self.prepare_key(run.0, w).await?);
         }
         fault::point("publish");
