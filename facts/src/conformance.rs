@@ -925,8 +925,9 @@ mod sqlite {
 }
 
 /// Cassandra/Scylla: runs when `FUNNEL_CQL_NODES` names nodes (`host:port,host:port`); keyspace
-/// `FUNNEL_CQL_KEYSPACE` (default `funnel_conformance`), optional `FUNNEL_CQL_USER`/`FUNNEL_CQL_PASSWORD`.
-/// (Compiled in only when `FUNNEL_CQL_NODES` was set at build time: see `build.rs`.) Besides the suite, every
+/// `FUNNEL_CQL_KEYSPACE` (default `funnel_conformance`), `FUNNEL_CQL_RF` (default 1), optional
+/// `FUNNEL_CQL_USER`/`FUNNEL_CQL_PASSWORD`. (Compiled in only when `FUNNEL_CQL_NODES` was set at build time:
+/// see `build.rs`; `deploy/cassandra-test/` starts clusters for it.) Besides the suite, every
 /// request of a store is checked against Cassandra's limits, and faults injected at the session seam of a
 /// real session must leave the same facts as SQLite's on the same input.
 #[cfg(all(feature = "cql", funnel_cql_nodes))]
@@ -946,7 +947,8 @@ mod cql {
             .expect("FUNNEL_CQL_NODES (set at build time) is unset");
         let ks =
             std::env::var("FUNNEL_CQL_KEYSPACE").unwrap_or_else(|_| "funnel_conformance".into());
-        let mut url = format!("cql://{nodes}/{ks}?rf=1");
+        let rf = std::env::var("FUNNEL_CQL_RF").unwrap_or_else(|_| "1".into());
+        let mut url = format!("cql://{nodes}/{ks}?rf={rf}");
         if let (Ok(u), Ok(p)) = (
             std::env::var("FUNNEL_CQL_USER"),
             std::env::var("FUNNEL_CQL_PASSWORD"),

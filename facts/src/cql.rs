@@ -1,15 +1,17 @@
 //! `CqlStore`: the Cassandra 4.x/5.x / ScyllaDB fact store (`cql://…`), via the `scylla` driver.
 //!
-//! Prepared statements only (listed and unit-tested in [`crate::cql_statements`]), all marked idempotent so
-//! the driver's default retry policy may retry them, and only idempotent writes (upserts and deletes, no
-//! counters, no lightweight transactions). The driver's default load balancing is token-aware for prepared
-//! statements. Bulk writes run at most [`CONCURRENCY`] requests at once.
+//! Every request goes through the session seam ([`crate::cql_session`]): prepared statements only (listed
+//! and unit-tested in [`crate::cql_statements`]), reads and writes at `LOCAL_QUORUM`, upserts and deletes
+//! marked idempotent so the driver may retry them (no counters); the only lightweight transactions are
+//! the publisher lease's. Routing is token-aware (and DC-aware with `dc=`, [`crate::cql_connect`]). Bulk
+//! writes run at most [`CONCURRENCY`] requests at once. What Cassandra accepts of these requests is
+//! checked by [`crate::cql_contract`]; `docs/CASSANDRA.md` describes the data model and operations.
 //!
 //! Atomicity: a run's rows are written under its run id before `publish` flips the watermark rows (one
-//! logged batch; isolated per app, as all watermarks of an app share a partition), so readers that follow
-//! the pointer see a whole run or the previous one. Speed batches: facts and state are upserts keyed by the
-//! Kafka batch key, then the offset and the applied-batch marker are written together in one logged batch;
-//! a crash in between makes the stream re-send the batch, which rewrites the same cells.
+//! single-partition batch per app, [`publish`]), so readers that follow the pointer see a whole run or the
+//! previous one. Speed batches: facts and state are upserts keyed by the Kafka batch key, then the offset
+//! and the applied-batch marker are written together in one logged batch; a crash in between makes the
+//! stream re-send the batch, which rewrites the same cells.
 //!
 //! Differences from SQLite: a run whose process died is noticed only when it is still `running` a day
 //! ([`ABANDON_AFTER_MS`]) after it began (no pids across hosts); until then its rows are merely invisible.
