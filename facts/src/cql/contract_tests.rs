@@ -12,6 +12,7 @@ use super::publish::{FLIP_ATTEMPTS, GC_GRACE_MS};
 use super::CqlStore;
 use crate::cql_contract::{Contract, BATCH_WARN_BYTES};
 use crate::cql_session::{BatchKind, CqlSession, Recorder, Reply, Request, RowSet, Value};
+use crate::cql_statements as st;
 use crate::error::{CqlError, FactsError};
 use crate::model::{DailyCountFact, FunnelStepFact, RunMeta, SpeedBatch, StateEntry, Watermark};
 use crate::store::{BatchPublisher, StreamSink};
@@ -503,4 +504,27 @@ fn a_second_publisher_is_fenced_by_the_lease() {
         .filter(|r| matches!(r, Request::Batch { .. }))
         .count();
     assert_eq!(flips, 1);
+}
+
+#[test]
+fn init_creates_a_replicated_keyspace_then_tunes_every_table() {
+    let (store, rec) = scripted(|_| Ok(Vec::new()));
+    store.init().unwrap();
+    let requests = rec.requests();
+    let ddl: Vec<&str> = requests
+        .iter()
+        .filter_map(|r| match r {
+            Request::Ddl { cql } => Some(cql.as_str()),
+            _ => None,
+        })
+        .collect();
+    // Three replicas unless the URL says otherwise: one replica cannot answer LOCAL_QUORUM while a node
+    // restarts.
+    assert!(ddl[0].contains("'replication_factor': 3"), "{}", ddl[0]);
+    let created = ddl.iter().filter(|d| d.starts_with("CREATE TABLE")).count();
+    let tuned = ddl.iter().filter(|d| d.starts_with("ALTER TABLE")).count();
+    assert_eq!((created, tuned), (st::TABLES.len(), st::TABLES.len()));
+    // The upgrade's scan of the pointers' apps is the one read across partitions, and only here.
+    let v = violations(&requests);
+    assert_eq!(v, ["SELECT_WATERMARK_APPS: reads across partitions"]);
 }
