@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::publish::{FLIP_ATTEMPTS, GC_GRACE_MS};
 use super::CqlStore;
-use crate::cql_contract::{Contract, BATCH_WARN_BYTES};
+use crate::cql_contract::{Contract, Ledger, BATCH_WARN_BYTES};
 use crate::cql_session::{BatchKind, CqlSession, Recorder, Reply, Request, RowSet, Value};
 use crate::cql_statements as st;
 use crate::error::{CqlError, FactsError};
@@ -156,6 +156,13 @@ fn a_publish_of_50_apps_by_100_funnels_stays_within_cassandra_limits() {
     store.publish(run, &marks(50, 100)).unwrap();
     let requests = rec.requests();
     assert_eq!(violations(&requests), Vec::<String>::new());
+    // Partitions written: an app's pointers are its 100 keys; the run's key list its 5,000 keys.
+    let mut ledger = Ledger::new();
+    requests.iter().for_each(|r| ledger.observe(r));
+    let (rows, bytes, tombstones) = ledger.largest("watermarks");
+    assert_eq!((rows, tombstones), (100, 0));
+    assert!(bytes < 20 * 1024, "{bytes}");
+    assert_eq!(ledger.largest("run_keys").0, 5000);
     // One single-partition flip per app, all 100 of its keys in it.
     let flips: Vec<&Request> = requests
         .iter()
@@ -249,6 +256,20 @@ fn an_hour_of_stream_batches_sets_no_ttl_past_2038() {
     }
     let requests = rec.requests();
     assert_eq!(violations(&requests), Vec::<String>::new());
+    // The partitions an hour of batches grows (the per-batch rows are issue 25's deliver 1, not done).
+    let mut ledger = Ledger::new();
+    requests.iter().for_each(|r| ledger.observe(r));
+    for table in [
+        "funnel_steps_speed",
+        "daily_counts_speed",
+        "speed_batches_by_group",
+        "stream_state",
+        "stream_offsets",
+    ] {
+        let (rows, bytes, tombstones) = ledger.largest(table);
+        eprintln!("an hour of stream: largest {table} partition: {rows} rows, {bytes} bytes, {tombstones} tombstones");
+    }
+    assert_eq!(ledger.largest("stream_offsets").0, 1);
     // What is kept forever is written without a TTL, what expires within Cassandra's range keeps it.
     let ttls: std::collections::BTreeMap<String, Vec<i32>> =
         requests.iter().fold(Default::default(), |mut m, r| {
