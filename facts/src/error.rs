@@ -203,6 +203,38 @@ mod tests {
     use super::*;
     use std::error::Error;
 
+    #[cfg(feature = "cql")]
+    #[test]
+    fn write_timeouts_are_ambiguous_and_definite_errors_are_not() {
+        use scylla::errors::{DbError, ExecutionError, RequestAttemptError, WriteType};
+        use scylla::statement::Consistency;
+        let db = |e: DbError| {
+            FactsError::from(ExecutionError::LastAttemptError(
+                RequestAttemptError::DbError(e, "injected".into()),
+            ))
+        };
+        let timeout = db(DbError::WriteTimeout {
+            consistency: Consistency::LocalQuorum,
+            received: 1,
+            required: 2,
+            write_type: WriteType::Simple,
+        });
+        assert!(timeout.is_ambiguous_write(), "{timeout}");
+        let client = FactsError::from(ExecutionError::RequestTimeout(
+            std::time::Duration::from_secs(5),
+        ));
+        assert!(client.is_ambiguous_write());
+        // Refused before anything was written: a definite failure.
+        let unavailable = db(DbError::Unavailable {
+            consistency: Consistency::LocalQuorum,
+            required: 2,
+            alive: 1,
+        });
+        assert!(!unavailable.is_ambiguous_write());
+        assert!(!db(DbError::Invalid).is_ambiguous_write());
+        assert!(!FactsError::UnknownRun(1).is_ambiguous_write());
+    }
+
     #[test]
     fn backend_errors_keep_their_source() {
         let e = FactsError::from(rusqlite::Error::InvalidQuery);

@@ -149,7 +149,8 @@ impl std::str::FromStr for StoreUrl {
                         _ => return Err(bad(url, "tls must be true or false")),
                     }
                 }
-                "dc" if !v.is_empty() => cql.local_dc = Some(percent_decode(url, v)?),
+                "dc" if v.is_empty() => return Err(bad(url, "dc needs a datacenter name")),
+                "dc" => cql.local_dc = Some(percent_decode(url, v)?),
                 "ca" => cql.ca_file = Some(PathBuf::from(percent_decode(url, v)?)),
                 "rf" => {
                     cql.replication_factor = v
