@@ -961,8 +961,18 @@ mod cql {
     /// Boxed: the suite's macro takes `&*store`.
     fn store() -> Option<Box<crate::Store>> {
         let store = crate::open_store(&url()).expect("connect to FUNNEL_CQL_NODES");
-        store.init().expect("init keyspace");
+        initialized();
         Some(Box::new(store))
+    }
+
+    /// `facts init` once per test process (DDL from concurrent tests would race, as it would from
+    /// concurrent consumers).
+    fn initialized() {
+        static INIT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+        INIT.get_or_init(|| {
+            let store = crate::open_store(&url()).expect("connect to FUNNEL_CQL_NODES");
+            store.init().expect("init keyspace");
+        });
     }
     conformance_suite!(store());
 
@@ -1026,6 +1036,7 @@ mod cql {
     }
 
     fn faulty() -> (Store, Arc<Mutex<Plan>>, Arc<dyn CqlSession>) {
+        initialized();
         let plan = Arc::new(Mutex::new(Plan::default()));
         let p = plan.clone();
         let session = Arc::new(Mutex::new(None));
@@ -1161,6 +1172,7 @@ mod cql {
 
     #[test]
     fn real_traffic_stays_within_cassandra_limits() {
+        initialized();
         let recorder = Arc::new(Mutex::new(None));
         let slot = recorder.clone();
         let s = CqlStore::connect_with(&cql_url(), move |d| {
