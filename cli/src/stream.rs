@@ -132,7 +132,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let store = facts::open_store(&args.facts)
         .with_context(|| format!("opening the fact store {}", args.facts))?;
-    store.init().context("initialising the fact store")?;
+    // No DDL here: concurrent CREATE TABLEs from consumers starting together split table ids on
+    // Cassandra. Tables come from `funnel facts init` (SQLite files create theirs when opened).
     let store: Arc<dyn facts::StreamStore> = Arc::new(store);
     let dead = Arc::new(match (&args.dead_letter_topic, &args.dead_letter_file) {
         (Some(topic), _) => DeadLetterSink::topic(&args.brokers, topic)?,

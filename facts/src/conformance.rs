@@ -925,25 +925,273 @@ mod sqlite {
 }
 
 /// Cassandra/Scylla: runs when `FUNNEL_CQL_NODES` names nodes (`host:port,host:port`); keyspace
-/// `FUNNEL_CQL_KEYSPACE` (default `funnel_conformance`), optional `FUNNEL_CQL_USER`/`FUNNEL_CQL_PASSWORD`.
-/// (Compiled in only when `FUNNEL_CQL_NODES` was set at build time: see `build.rs`.)
+/// `FUNNEL_CQL_KEYSPACE` (default `funnel_conformance`), `FUNNEL_CQL_RF` (default 1), optional
+/// `FUNNEL_CQL_USER`/`FUNNEL_CQL_PASSWORD`. (Compiled in only when `FUNNEL_CQL_NODES` was set at build time:
+/// see `build.rs`; `deploy/cassandra-test/` starts clusters for it.) Besides the suite, every
+/// request of a store is checked against Cassandra's limits, and faults injected at the session seam of a
+/// real session must leave the same facts as SQLite's on the same input.
 #[cfg(all(feature = "cql", funnel_cql_nodes))]
 mod cql {
-    fn store() -> Option<crate::Store> {
+    use std::sync::{Arc, Mutex};
+
+    use super::{chains, count_facts, funnel_facts, meta, publish_batch, Chain};
+    use crate::cql_contract::Contract;
+    use crate::cql_session::{CqlSession, Recorder, Reply, Request};
+    use crate::{
+        BatchPublisher, CountsQuery, CqlError, CqlStore, Day, FactReader, FactsError, FunnelQuery,
+        Store, StoreUrl, Watermark,
+    };
+
+    fn url() -> String {
         let nodes = std::env::var("FUNNEL_CQL_NODES")
             .expect("FUNNEL_CQL_NODES (set at build time) is unset");
         let ks =
             std::env::var("FUNNEL_CQL_KEYSPACE").unwrap_or_else(|_| "funnel_conformance".into());
-        let mut url = format!("cql://{nodes}/{ks}");
+        let rf = std::env::var("FUNNEL_CQL_RF").unwrap_or_else(|_| "1".into());
+        let mut url = format!("cql://{nodes}/{ks}?rf={rf}");
         if let (Ok(u), Ok(p)) = (
             std::env::var("FUNNEL_CQL_USER"),
             std::env::var("FUNNEL_CQL_PASSWORD"),
         ) {
-            url.push_str(&format!("?user={u}&password={p}"));
+            url.push_str(&format!("&user={u}&password={p}"));
         }
-        let store = crate::open_store(&url).expect("connect to FUNNEL_CQL_NODES");
-        store.init().expect("init keyspace");
-        Some(store)
+        url
+    }
+
+    /// Boxed: the suite's macro takes `&*store`.
+    fn store() -> Option<Box<crate::Store>> {
+        let store = crate::open_store(&url()).expect("connect to FUNNEL_CQL_NODES");
+        initialized();
+        Some(Box::new(store))
+    }
+
+    /// `facts init` once per test process (DDL from concurrent tests would race, as it would from
+    /// concurrent consumers).
+    fn initialized() {
+        static INIT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+        INIT.get_or_init(|| {
+            let store = crate::open_store(&url()).expect("connect to FUNNEL_CQL_NODES");
+            store.init().expect("init keyspace");
+        });
     }
     conformance_suite!(store());
+
+    fn cql_url() -> crate::CqlUrl {
+        match url().parse() {
+            Ok(StoreUrl::Cql(u)) => u,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// What to break at the seam.
+    #[derive(Default)]
+    struct Plan {
+        /// Flip batches still to answer with an unknown outcome.
+        flips_to_fail: usize,
+        /// Send them to the cluster first (the write applied, its answer lost).
+        apply_first: bool,
+        /// Requests still allowed before the process "crashes" (every later one fails).
+        crash_after: Option<usize>,
+    }
+
+    struct Faulty {
+        inner: Arc<dyn CqlSession>,
+        plan: Arc<Mutex<Plan>>,
+    }
+
+    impl CqlSession for Faulty {
+        fn send<'a>(&'a self, r: &'a Request) -> Reply<'a> {
+            Box::pin(async move {
+                let (fail, apply) = {
+                    let mut p = self.plan.lock().unwrap();
+                    if let Some(n) = p.crash_after.as_mut() {
+                        if *n == 0 {
+                            return Err(CqlError::Decode {
+                                reason: "process crashed (injected)".into(),
+                            }
+                            .into());
+                        }
+                        *n -= 1;
+                    }
+                    if matches!(r, Request::Batch { .. }) && p.flips_to_fail > 0 {
+                        p.flips_to_fail -= 1;
+                        (true, p.apply_first)
+                    } else {
+                        (false, false)
+                    }
+                };
+                if fail {
+                    if apply {
+                        self.inner.send(r).await?;
+                    }
+                    return Err(CqlError::OutcomeUnknown {
+                        request: r.name(),
+                        reason: "timeout (injected)".into(),
+                    }
+                    .into());
+                }
+                self.inner.send(r).await
+            })
+        }
+    }
+
+    fn faulty() -> (Store, Arc<Mutex<Plan>>, Arc<dyn CqlSession>) {
+        initialized();
+        let plan = Arc::new(Mutex::new(Plan::default()));
+        let p = plan.clone();
+        let session = Arc::new(Mutex::new(None));
+        let slot = session.clone();
+        let s = CqlStore::connect_with(&cql_url(), move |d| {
+            let inner: Arc<dyn CqlSession> = Arc::new(d);
+            *slot.lock().unwrap() = Some(inner.clone());
+            Arc::new(Faulty { inner, plan: p })
+        })
+        .expect("connect");
+        let session = session.lock().unwrap().clone().expect("session");
+        (Store::Cql(s), plan, session)
+    }
+
+    /// What waiting out the lease of a crashed publisher does (its TTL is minutes): remove it.
+    fn expire_lease(session: &Arc<dyn CqlSession>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let rows = session
+                .send(&Request::execute(crate::cql_statements::SELECT_LEASE, ()))
+                .await
+                .unwrap();
+            if let Some(holder) = rows.first().and_then(|r| r.first()).cloned() {
+                let release = Request::execute(crate::cql_statements::RELEASE_LEASE, (holder,));
+                session.send(&release).await.unwrap();
+            }
+        });
+    }
+
+    fn sqlite() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = crate::SqliteStore::open(dir.path().join("facts.db")).unwrap();
+        (dir, Store::Sqlite(s))
+    }
+
+    fn answers(store: &Store, app: &str) -> (Vec<crate::FunnelDay>, Vec<crate::CountsDay>) {
+        let mut q = FunnelQuery::new(app, "f");
+        q.breakdown = true;
+        let f = store.read_funnel(&q).unwrap().days;
+        let c = store
+            .read_counts(&CountsQuery::new(app, "hits"))
+            .unwrap()
+            .days;
+        (f, c)
+    }
+
+    /// Stage the chains before `until` under a new run and publish them, with `plan` armed for the
+    /// publish only.
+    fn publish_with(
+        store: &Store,
+        app: &str,
+        all: &[Chain],
+        until: i32,
+        plan: &Mutex<Plan>,
+        arm: impl FnOnce(&mut Plan),
+    ) -> Result<crate::RunId, FactsError> {
+        let cs: Vec<&Chain> = all.iter().filter(|c| c.day < until).collect();
+        let run = store.begin_run(&meta())?;
+        store.write_funnel_steps(run, &funnel_facts(app, &cs))?;
+        store.write_daily_counts(run, &count_facts(app, &cs))?;
+        arm(&mut plan.lock().unwrap());
+        let marks = [
+            Watermark::funnel(app, "f", "1", Day(until)),
+            Watermark::counts(app, "hits", Day(until)),
+        ];
+        let out = store.publish(run, &marks).map(|_| run);
+        *plan.lock().unwrap() = Plan::default();
+        out
+    }
+
+    /// Run history, a faulty publish and the job's recovery (fail the run, publish again), and compare
+    /// with SQLite given the same runs without faults.
+    fn after_fault_facts_equal_sqlite(tag: &str, arm: impl FnOnce(&mut Plan)) {
+        let app = super::app(tag);
+        let all = chains(0..10);
+        let (_dir, lite) = sqlite();
+        publish_batch(&lite, &app, &all, 5);
+        publish_batch(&lite, &app, &all, 8);
+        let (cql, plan, session) = faulty();
+        publish_batch(&cql, &app, &all, 5);
+        if let Err(e) = publish_with(&cql, &app, &all, 8, &plan, arm) {
+            eprintln!("{tag}: publish failed as injected: {e}");
+            expire_lease(&session);
+            publish_batch(&cql, &app, &all, 8);
+        }
+        assert_eq!(answers(&cql, &app), answers(&lite, &app), "{tag}");
+    }
+
+    #[test]
+    fn flip_timed_out_after_applying() {
+        after_fault_facts_equal_sqlite("flip-applied", |p| {
+            p.flips_to_fail = 100;
+            p.apply_first = true;
+        });
+    }
+
+    #[test]
+    fn flip_timed_out_before_applying() {
+        after_fault_facts_equal_sqlite("flip-lost", |p| p.flips_to_fail = 100);
+    }
+
+    #[test]
+    fn crash_at_any_request_of_a_publish() {
+        for k in 0..40 {
+            after_fault_facts_equal_sqlite(&format!("crash-{k}"), |p| p.crash_after = Some(k));
+        }
+    }
+
+    #[test]
+    fn two_publishers_racing() {
+        let app = super::app("race");
+        let all = chains(0..10);
+        let (_dir, lite) = sqlite();
+        publish_batch(&lite, &app, &all, 8);
+        let stores: Vec<_> = (0..2).map(|_| faulty()).collect();
+        std::thread::scope(|s| {
+            for (store, plan, _) in &stores {
+                let (app, all) = (&app, &all);
+                s.spawn(move || {
+                    // The loser gets the lease error, a stale-run error or publishes second: any is fine
+                    // as long as the facts end equal.
+                    if let Err(e) = publish_with(store, app, all, 8, plan, |_| {}) {
+                        eprintln!("racing publisher: {e}");
+                    }
+                });
+            }
+        });
+        assert_eq!(answers(&stores[0].0, &app), answers(&lite, &app));
+    }
+
+    #[test]
+    fn real_traffic_stays_within_cassandra_limits() {
+        initialized();
+        let recorder = Arc::new(Mutex::new(None));
+        let slot = recorder.clone();
+        let s = CqlStore::connect_with(&cql_url(), move |d| {
+            let r = Recorder::new(d);
+            *slot.lock().unwrap() = Some(r.clone());
+            r
+        })
+        .expect("connect");
+        let store = Store::Cql(s);
+        super::lambda_overlap(&store);
+        super::state_is_written_with_the_batch(&store);
+        let rec = recorder.lock().unwrap().clone().expect("recorder");
+        let c = Contract::new();
+        let now = chrono::Utc::now().timestamp();
+        let v: Vec<String> = rec
+            .requests()
+            .iter()
+            .flat_map(|r| c.violations(r, now))
+            .collect();
+        assert!(v.is_empty(), "{v:#?}");
+    }
 }

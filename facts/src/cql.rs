@@ -1,15 +1,17 @@
 //! `CqlStore`: the Cassandra 4.x/5.x / ScyllaDB fact store (`cql://…`), via the `scylla` driver.
 //!
-//! Prepared statements only (listed and unit-tested in [`crate::cql_statements`]), all marked idempotent so
-//! the driver's default retry policy may retry them, and only idempotent writes (upserts and deletes, no
-//! counters, no lightweight transactions). The driver's default load balancing is token-aware for prepared
-//! statements. Bulk writes run at most [`CONCURRENCY`] requests at once.
+//! Every request goes through the session seam ([`crate::cql_session`]): prepared statements only (listed
+//! and unit-tested in [`crate::cql_statements`]), reads and writes at `LOCAL_QUORUM`, upserts and deletes
+//! marked idempotent so the driver may retry them (no counters); the only lightweight transactions are
+//! the publisher lease's. Routing is token-aware (and DC-aware with `dc=`, [`crate::cql_connect`]). Bulk
+//! writes run at most [`CONCURRENCY`] requests at once. What Cassandra accepts of these requests is
+//! checked by [`crate::cql_contract`]; `docs/CASSANDRA.md` describes the data model and operations.
 //!
 //! Atomicity: a run's rows are written under its run id before `publish` flips the watermark rows (one
-//! logged batch; isolated per app, as all watermarks of an app share a partition), so readers that follow
-//! the pointer see a whole run or the previous one. Speed batches: facts and state are upserts keyed by the
-//! Kafka batch key, then the offset and the applied-batch marker are written together in one logged batch;
-//! a crash in between makes the stream re-send the batch, which rewrites the same cells.
+//! single-partition batch per app, [`publish`]), so readers that follow the pointer see a whole run or the
+//! previous one. Speed batches: facts and state are upserts keyed by the Kafka batch key, then the offset
+//! and the applied-batch marker are written together in one logged batch; a crash in between makes the
+//! stream re-send the batch, which rewrites the same cells.
 //!
 //! Differences from SQLite: a run whose process died is noticed only when it is still `running` a day
 //! ([`ABANDON_AFTER_MS`]) after it began (no pids across hosts); until then its rows are merely invisible.
@@ -19,15 +21,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
-use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
-use scylla::statement::batch::{Batch, BatchType};
-use scylla::statement::prepared::PreparedStatement;
-use scylla::statement::Consistency;
 
+use crate::cql_connect;
+use crate::cql_session::{BatchKind, BindRow, CqlSession, FromRow, Request, RowSet, Value};
 use crate::cql_statements::{self as st, Stmt, LEGACY_TOTAL_BREAKDOWN};
 use crate::day::Day;
 use crate::error::{CqlError, FactsError};
@@ -41,23 +40,21 @@ use crate::read::{self, Key, Pointer, RowSource};
 use crate::store::{BatchPublisher, FactReader, StateReader, StreamSink};
 use crate::url::CqlUrl;
 
+#[cfg(test)]
+mod contract_tests;
+mod publish;
+mod runs;
+
+use runs::RunsRow;
+
 /// Requests in flight at once for bulk writes.
 pub const CONCURRENCY: usize = 64;
 
 /// A run still `running` this long after it began is taken as abandoned by the next `begin_run`.
 pub const ABANDON_AFTER_MS: i64 = 24 * 3_600_000;
 
-/// A row of `SELECT_RUNS`.
-type RunsRow = (
-    i64,
-    i64,
-    Option<i64>,
-    String,
-    String,
-    String,
-    Option<i64>,
-    Option<String>,
-);
+/// Runs of the log `begin_run` and `publish` look at (abandoned and stuck runs).
+const RUNS_SCANNED: i32 = 1000;
 
 /// Most days a publish walks when expiring speed rows between the old and the new watermark.
 const MAX_EXPIRE_DAYS: i32 = 400;
@@ -67,9 +64,8 @@ fn now_ms() -> i64 {
 }
 
 struct Inner {
-    session: Session,
+    session: Arc<dyn CqlSession>,
     url: CqlUrl,
-    prepared: OnceLock<HashMap<&'static str, PreparedStatement>>,
 }
 
 /// A fact store in a Cassandra/Scylla keyspace.
@@ -100,6 +96,15 @@ type StepRow = (
 impl CqlStore {
     /// Connect to the cluster (tables are not touched: call `init` once per keyspace).
     pub fn connect(url: &CqlUrl) -> Result<CqlStore, FactsError> {
+        CqlStore::connect_with(url, |driver| Arc::new(driver))
+    }
+
+    /// Connect, sending every request through `wrap(driver session)` — a [`crate::cql_session::Recorder`]
+    /// or a fault injector in tests.
+    pub fn connect_with(
+        url: &CqlUrl,
+        wrap: impl FnOnce(crate::cql_session::DriverSession) -> Arc<dyn CqlSession>,
+    ) -> Result<CqlStore, FactsError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -111,25 +116,32 @@ impl CqlStore {
         tls_config(url)?;
         let u = url.clone();
         let session = rt.block_on(async move {
-            let mut b = SessionBuilder::new().known_nodes(&u.nodes);
-            if let (Some(user), Some(pw)) = (&u.user, &u.password) {
-                b = b.user(user, pw);
-            }
+            #[allow(unused_mut)]
+            let mut b = scylla::client::session_builder::SessionBuilder::new();
             #[cfg(feature = "cql-tls")]
             {
                 b = b.tls_context(tls);
             }
-            Ok::<_, FactsError>(b.build().await?)
+            cql_connect::connect(&u, b).await
         })?;
-        Ok(CqlStore {
+        Ok(CqlStore::with_session(url, wrap(session), rt))
+    }
+
+    /// A store sending its requests to `session` (the driver's, or a recorded one in tests) on the
+    /// runtime `rt`.
+    pub fn with_session(
+        url: &CqlUrl,
+        session: Arc<dyn CqlSession>,
+        rt: tokio::runtime::Runtime,
+    ) -> CqlStore {
+        CqlStore {
             inner: Arc::new(Inner {
                 session,
                 url: url.clone(),
-                prepared: OnceLock::new(),
             }),
             rt,
             staged: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// Run a future on the store's runtime and wait for it (usable from any thread, also one inside
@@ -157,95 +169,49 @@ impl Inner {
         &self.url.keyspace
     }
 
-    async fn prepare_all(&self) -> Result<&HashMap<&'static str, PreparedStatement>, FactsError> {
-        if let Some(p) = self.prepared.get() {
-            return Ok(p);
-        }
-        let mut map = HashMap::new();
-        for s in st::ALL {
-            let mut p = self
-                .session
-                .prepare(s.cql(self.ks()))
-                .await
-                .map_err(|source| CqlError::Prepare {
-                    statement: s.name,
-                    source,
-                })?;
-            p.set_is_idempotent(true);
-            // Reads and writes at LOCAL_QUORUM: a read after a write sees it.
-            p.set_consistency(Consistency::LocalQuorum);
-            map.insert(s.name, p);
-        }
-        Ok(self.prepared.get_or_init(|| map))
+    /// Send one request through the session seam.
+    async fn send(&self, request: Request) -> Result<RowSet, FactsError> {
+        self.session.send(&request).await
     }
 
-    async fn stmt(&self, s: Stmt) -> Result<&PreparedStatement, FactsError> {
-        self.prepare_all()
-            .await?
-            .get(s.name)
-            .ok_or(FactsError::from(CqlError::NotPrepared {
-                statement: s.name,
-            }))
-    }
-
-    async fn exec(
-        &self,
-        s: Stmt,
-        values: impl scylla::serialize::row::SerializeRow,
-    ) -> Result<(), FactsError> {
-        let p = self.stmt(s).await?;
-        self.session.execute_unpaged(p, values).await?;
-        Ok(())
+    async fn exec(&self, s: Stmt, values: impl BindRow) -> Result<(), FactsError> {
+        self.send(Request::execute(s, values)).await.map(|_| ())
     }
 
     /// All rows of a (paged) read.
-    async fn rows<R>(
-        &self,
-        s: Stmt,
-        values: impl scylla::serialize::row::SerializeRow,
-    ) -> Result<Vec<R>, FactsError>
-    where
-        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm> + Send + 'static,
-    {
-        let p = self.stmt(s).await?.clone();
-        let pager = self.session.execute_iter(p, values).await?;
-        Ok(pager.rows_stream::<R>()?.try_collect().await?)
+    async fn rows<R: FromRow>(&self, s: Stmt, values: impl BindRow) -> Result<Vec<R>, FactsError> {
+        self.send(Request::execute(s, values))
+            .await?
+            .into_iter()
+            .map(R::from_row)
+            .collect()
     }
 
-    async fn first<R>(
+    async fn first<R: FromRow>(
         &self,
         s: Stmt,
-        values: impl scylla::serialize::row::SerializeRow,
-    ) -> Result<Option<R>, FactsError>
-    where
-        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm> + Send + 'static,
-    {
+        values: impl BindRow,
+    ) -> Result<Option<R>, FactsError> {
         Ok(self.rows(s, values).await?.into_iter().next())
     }
 
     /// Run writes with bounded concurrency.
-    async fn exec_all<V>(&self, s: Stmt, values: Vec<V>) -> Result<(), FactsError>
-    where
-        V: scylla::serialize::row::SerializeRow + Send,
-    {
-        let p = self.stmt(s).await?;
+    async fn exec_all<V: BindRow>(&self, s: Stmt, values: Vec<V>) -> Result<(), FactsError> {
         stream::iter(values)
-            .map(|v| async move {
-                self.session
-                    .execute_unpaged(p, v)
-                    .await
-                    .map(|_| ())
-                    .map_err(FactsError::from)
-            })
+            .map(|v| self.exec(s, v))
             .buffer_unordered(CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
         Ok(())
     }
 
-    async fn run_status(&self, run: RunId) -> Result<RunStatus, FactsError> {
-        let s: Option<(String,)> = self.first(st::SELECT_RUN_STATUS, (run.0,)).await?;
-        s.ok_or(FactsError::UnknownRun(run.0))?.0.parse()
+    /// One CQL batch of prepared statements.
+    async fn batch(
+        &self,
+        kind: BatchKind,
+        statements: Vec<(Stmt, Vec<Value>)>,
+    ) -> Result<RowSet, FactsError> {
+        self.send(Request::Batch { kind, statements }).await
     }
 
     async fn require_running(&self, run: RunId) -> Result<(), FactsError> {
@@ -339,6 +305,112 @@ impl Inner {
             }
         }
         Ok(moved)
+    }
+
+    /// Before a key's flip: refuse to go backwards, carry forward the days before the run's first staged
+    /// day from the key's current run, and record the key in `run_keys`. Returns the key's current pointer.
+    async fn prepare_key(
+        &self,
+        run: i64,
+        w: &Watermark,
+    ) -> Result<Option<(Day, i64, i64)>, FactsError> {
+        let (app, fid, ver) = (&w.app_id, &w.funnel_id, &w.funnel_version);
+        let current = self.pointer(app, fid, ver).await?;
+        if let Some((_, cur, _)) = current {
+            if cur > run {
+                return Err(FactsError::StaleRun {
+                    run,
+                    current: cur,
+                    app_id: app.clone(),
+                    funnel_id: fid.clone(),
+                    funnel_version: ver.clone(),
+                });
+            }
+        }
+        let first: Option<(String,)> = self.first(st::SELECT_RUN_KEY, (run, app, fid, ver)).await?;
+        // Carry forward days before the run's first staged day from the previous run.
+        if let (Some((_, old, _)), Some((first,))) = (current, &first) {
+            let day_before = first.parse::<Day>()?.plus(-1).to_string();
+            if fid == COUNTS_WATERMARK_ID {
+                let old_rows: Vec<(String, String, String, i64)> = self
+                    .rows(
+                        st::SELECT_COUNTS,
+                        (app, ver, old, Day::FIRST.to_string(), day_before),
+                    )
+                    .await?;
+                let values: Vec<_> = old_rows
+                    .into_iter()
+                    .map(|(d, dim, v, c)| (app.clone(), ver.clone(), run, d, dim, v, c))
+                    .collect();
+                self.exec_all(st::INSERT_COUNT, values).await?;
+            } else {
+                let old_rows: Vec<StepRow> = self
+                    .rows(
+                        st::SELECT_STEPS,
+                        (app, fid, ver, old, Day::FIRST.to_string(), &day_before),
+                    )
+                    .await?;
+                // Rows an older version wrote as totals go to funnel_totals.
+                let (legacy, old_rows): (Vec<StepRow>, Vec<StepRow>) = old_rows
+                    .into_iter()
+                    .partition(|r| r.4 == LEGACY_TOTAL_BREAKDOWN);
+                let values: Vec<StepValues> = old_rows
+                    .into_iter()
+                    .map(|(a, f, v, d, b, s, n, m, p)| (a, f, v, run, d, b, s, n, m, p))
+                    .collect();
+                self.exec_all(st::INSERT_STEP, values).await?;
+                let old_totals: Vec<TotalRow> = self
+                    .rows(
+                        st::SELECT_TOTALS,
+                        (app, fid, ver, old, Day::FIRST.to_string(), day_before),
+                    )
+                    .await?;
+                let values: Vec<TotalValues> = old_totals
+                    .into_iter()
+                    .map(|(d, s, n, m, p)| {
+                        (app.clone(), fid.clone(), ver.clone(), run, d, s, n, m, p)
+                    })
+                    .chain(legacy.iter().map(|r| legacy_total(run, r)))
+                    .collect();
+                self.exec_all(st::INSERT_TOTAL, values).await?;
+            }
+        }
+        if first.is_none() {
+            self.exec(
+                st::UPSERT_RUN_KEY,
+                (run, app, fid, ver, w.batch_until.to_string()),
+            )
+            .await?;
+        }
+        Ok(current)
+    }
+
+    /// Delete the speed rows of a key below its new watermark (from its previous one).
+    async fn expire_speed(
+        &self,
+        w: &Watermark,
+        current: Option<(Day, i64, i64)>,
+    ) -> Result<(), FactsError> {
+        let (app, fid, ver) = (&w.app_id, &w.funnel_id, &w.funnel_version);
+        let old_until = current
+            .map(|c| c.0)
+            .unwrap_or(w.batch_until.plus(-MAX_EXPIRE_DAYS));
+        let lo = old_until.max(w.batch_until.plus(-MAX_EXPIRE_DAYS));
+        for day in self
+            .speed_days(app, fid, ver, Some((lo, w.batch_until.plus(-1))))
+            .await?
+        {
+            if fid == COUNTS_WATERMARK_ID {
+                self.exec(st::DELETE_COUNTS_SPEED_DAY, (app, ver, &day))
+                    .await?;
+            } else {
+                self.exec(st::DELETE_STEPS_SPEED_DAY, (app, fid, ver, &day))
+                    .await?;
+            }
+            self.exec(st::DELETE_SPEED_DAY, (app, fid, ver, &day))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn drop_run(&self, run: i64) -> Result<(), FactsError> {
@@ -498,15 +570,19 @@ impl CqlStore {
     /// Idempotent.
     pub fn init(&self) -> Result<(), FactsError> {
         self.block(|inner| async move {
-            let ks = inner.ks().to_string();
-            let s = &inner.session;
-            s.query_unpaged(st::create_keyspace(&ks, inner.url.replication_factor), ())
-                .await?;
+            let keyspace = st::create_keyspace(inner.ks(), inner.url.replication_factor);
+            inner.send(Request::Ddl { cql: keyspace }).await?;
             for ddl in st::TABLES {
-                s.query_unpaged(ddl.replace("{ks}", &ks), ()).await?;
+                inner
+                    .send(Request::Ddl {
+                        cql: ddl.to_string(),
+                    })
+                    .await?;
             }
-            s.await_schema_agreement().await?;
-            inner.prepare_all().await?;
+            for (table, compaction, gc_grace_s) in st::TABLE_OPTIONS {
+                let cql = st::table_options_ddl(table, compaction, *gc_grace_s);
+                inner.send(Request::Ddl { cql }).await?;
+            }
             inner.migrate_legacy_totals().await?;
             Ok(())
         })
@@ -524,23 +600,21 @@ impl BatchPublisher for CqlStore {
         self.block(move |inner| -> Fut<()> {
             Box::pin(async move {
                 // Runs still `running` long after they began belong to dead processes: abandon and drop them.
-                let recent: Vec<RunsRow> = inner.rows(st::SELECT_RUNS, (1000i32,)).await?;
+                let recent: Vec<RunsRow> = inner.recent_runs(run.0, RUNS_SCANNED).await?;
                 let cutoff = micros - ABANDON_AFTER_MS * 1000;
-                for (old, ..) in recent
+                for (bucket, old, ..) in recent
                     .into_iter()
-                    .filter(|r| r.3 == "running" && r.0 < cutoff && !mine.contains(&r.0))
+                    .filter(|r| r.4 == "running" && r.1 < cutoff && !mine.contains(&r.1))
                 {
                     let why = "still running a day after it began: its process is gone".to_string();
                     inner
-                        .exec(
-                            st::FINISH_RUN,
-                            ("abandoned", now_ms(), Some(why), None::<i64>, old),
-                        )
+                        .finish_run_in(bucket, old, RunStatus::Abandoned, Some(why), None)
                         .await?;
                     inner.drop_run(old).await?;
                 }
+                let bucket = runs::bucket_of(run.0);
                 inner
-                    .exec(st::INSERT_RUN, (run.0, started, inputs, funnels))
+                    .exec(st::INSERT_RUN, (bucket, run.0, started, inputs, funnels))
                     .await
             })
         })?;
@@ -603,156 +677,7 @@ impl BatchPublisher for CqlStore {
         let wms = watermarks.to_vec();
         let rows = self.staged().get(&run.0).map(|s| s.0).unwrap_or(0);
         self.block(move |inner| -> Fut<()> {
-            Box::pin(async move {
-                inner.require_running(run).await?;
-                let now = now_ms();
-                let mut previous = Vec::new();
-                for w in &wms {
-                    let (app, fid, ver) = (&w.app_id, &w.funnel_id, &w.funnel_version);
-                    let current = inner.pointer(app, fid, ver).await?;
-                    if let Some((_, cur, _)) = current {
-                        if cur > run.0 {
-                            return Err(FactsError::StaleRun {
-                                run: run.0,
-                                current: cur,
-                                app_id: app.clone(),
-                                funnel_id: fid.clone(),
-                                funnel_version: ver.clone(),
-                            });
-                        }
-                    }
-                    let first: Option<(String,)> = inner
-                        .first(st::SELECT_RUN_KEY, (run.0, app, fid, ver))
-                        .await?;
-                    // Carry forward days before the run's first staged day from the previous run.
-                    if let (Some((_, old, _)), Some((first,))) = (current, &first) {
-                        let day_before = first.parse::<Day>()?.plus(-1).to_string();
-                        if fid == COUNTS_WATERMARK_ID {
-                            let old_rows: Vec<(String, String, String, i64)> = inner
-                                .rows(
-                                    st::SELECT_COUNTS,
-                                    (app, ver, old, Day::FIRST.to_string(), day_before),
-                                )
-                                .await?;
-                            let values: Vec<_> = old_rows
-                                .into_iter()
-                                .map(|(d, dim, v, c)| {
-                                    (app.clone(), ver.clone(), run.0, d, dim, v, c)
-                                })
-                                .collect();
-                            inner.exec_all(st::INSERT_COUNT, values).await?;
-                        } else {
-                            let old_rows: Vec<StepRow> = inner
-                                .rows(
-                                    st::SELECT_STEPS,
-                                    (app, fid, ver, old, Day::FIRST.to_string(), &day_before),
-                                )
-                                .await?;
-                            // Rows an older version wrote as totals go to funnel_totals.
-                            let (legacy, old_rows): (Vec<StepRow>, Vec<StepRow>) = old_rows
-                                .into_iter()
-                                .partition(|r| r.4 == LEGACY_TOTAL_BREAKDOWN);
-                            let values: Vec<StepValues> = old_rows
-                                .into_iter()
-                                .map(|(a, f, v, d, b, s, n, m, p)| {
-                                    (a, f, v, run.0, d, b, s, n, m, p)
-                                })
-                                .collect();
-                            inner.exec_all(st::INSERT_STEP, values).await?;
-                            let old_totals: Vec<TotalRow> = inner
-                                .rows(
-                                    st::SELECT_TOTALS,
-                                    (app, fid, ver, old, Day::FIRST.to_string(), day_before),
-                                )
-                                .await?;
-                            let values: Vec<TotalValues> = old_totals
-                                .into_iter()
-                                .map(|(d, s, n, m, p)| {
-                                    (app.clone(), fid.clone(), ver.clone(), run.0, d, s, n, m, p)
-                                })
-                                .chain(legacy.iter().map(|r| legacy_total(run.0, r)))
-                                .collect();
-                            inner.exec_all(st::INSERT_TOTAL, values).await?;
-                        }
-                    }
-                    if first.is_none() {
-                        inner
-                            .exec(
-                                st::UPSERT_RUN_KEY,
-                                (run.0, app, fid, ver, w.batch_until.to_string()),
-                            )
-                            .await?;
-                    }
-                    previous.push(current);
-                }
-                fault::point("publish");
-                // The flip: all watermark rows in one logged batch.
-                let mut batch = Batch::new(BatchType::Logged);
-                let upsert = inner.stmt(st::UPSERT_WATERMARK).await?.clone();
-                let mut values = Vec::new();
-                for w in &wms {
-                    batch.append_statement(upsert.clone());
-                    values.push((
-                        w.app_id.clone(),
-                        w.funnel_id.clone(),
-                        w.funnel_version.clone(),
-                        w.batch_until.to_string(),
-                        run.0,
-                        now,
-                    ));
-                }
-                batch.set_is_idempotent(true);
-                batch.set_consistency(Consistency::LocalQuorum);
-                if !wms.is_empty() {
-                    inner.session.batch(&batch, values).await?;
-                }
-                inner
-                    .exec(
-                        st::FINISH_RUN,
-                        ("published", now, None::<String>, rows as i64, run.0),
-                    )
-                    .await?;
-                // Expire speed rows below the new watermarks; collect superseded runs.
-                for (w, current) in wms.iter().zip(previous) {
-                    let (app, fid, ver) = (&w.app_id, &w.funnel_id, &w.funnel_version);
-                    let old_until = current
-                        .map(|c| c.0)
-                        .unwrap_or(w.batch_until.plus(-MAX_EXPIRE_DAYS));
-                    let lo = old_until.max(w.batch_until.plus(-MAX_EXPIRE_DAYS));
-                    for day in inner
-                        .speed_days(app, fid, ver, Some((lo, w.batch_until.plus(-1))))
-                        .await?
-                    {
-                        if fid == COUNTS_WATERMARK_ID {
-                            inner
-                                .exec(st::DELETE_COUNTS_SPEED_DAY, (app, ver, &day))
-                                .await?;
-                        } else {
-                            inner
-                                .exec(st::DELETE_STEPS_SPEED_DAY, (app, fid, ver, &day))
-                                .await?;
-                        }
-                        inner
-                            .exec(st::DELETE_SPEED_DAY, (app, fid, ver, &day))
-                            .await?;
-                    }
-                    if let Some((_, old, _)) = current.filter(|c| c.1 != run.0) {
-                        inner.drop_key(old, app, fid, ver).await?;
-                    }
-                }
-                // Keys this run staged but did not publish.
-                let keys: Vec<(String, String, String)> =
-                    inner.rows(st::SELECT_RUN_KEYS, (run.0,)).await?;
-                for (app, fid, ver) in keys {
-                    if !wms
-                        .iter()
-                        .any(|w| w.app_id == app && w.funnel_id == fid && w.funnel_version == ver)
-                    {
-                        inner.drop_key(run.0, &app, &fid, &ver).await?;
-                    }
-                }
-                Ok(())
-            })
+            Box::pin(async move { inner.publish(run, &wms, rows).await })
         })?;
         self.staged().remove(&run.0);
         Ok(())
@@ -763,12 +688,16 @@ impl BatchPublisher for CqlStore {
         let rows = self.staged().get(&run.0).map(|s| s.0).unwrap_or(0);
         self.block(move |inner| -> Fut<()> {
             Box::pin(async move {
+                // A run whose publish began may be named by some pointers: it keeps its rows and its
+                // status (garbage collection drops them once newer runs moved every pointer).
+                let rows = Some(rows as i64);
+                if inner.run_status(run).await? == RunStatus::Publishing {
+                    let status = RunStatus::Publishing;
+                    return inner.finish_run(run.0, status, Some(error), rows).await;
+                }
                 inner.require_running(run).await?;
                 inner
-                    .exec(
-                        st::FINISH_RUN,
-                        ("failed", now_ms(), Some(error), rows as i64, run.0),
-                    )
+                    .finish_run(run.0, RunStatus::Failed, Some(error), rows)
                     .await?;
                 inner.drop_run(run.0).await
             })
@@ -872,26 +801,30 @@ impl StreamSink for CqlStore {
                     .exec_all(st::DELETE_STATE, b.state_deletes.clone())
                     .await?;
                 fault::point("speed");
-                let mut batch = Batch::new(BatchType::Logged);
-                batch.append_statement(inner.stmt(st::UPSERT_OFFSET).await?.clone());
-                batch.append_statement(inner.stmt(st::INSERT_SPEED_BATCH).await?.clone());
-                batch.append_statement(inner.stmt(st::UPSERT_META).await?.clone());
-                batch.set_is_idempotent(true);
-                batch.set_consistency(Consistency::LocalQuorum);
-                let values = (
-                    (&b.group, &b.topic, b.partition, b.next_offset, now),
+                let statements = vec![
                     (
-                        &b.group,
-                        &b.topic,
-                        b.partition,
-                        b.first_offset,
-                        b.next_offset,
-                        now,
-                        ttl,
+                        st::UPSERT_OFFSET,
+                        (&b.group, &b.topic, b.partition, b.next_offset, now).bind_row(),
                     ),
-                    ("speed_applied_at_ms", now.to_string()),
-                );
-                inner.session.batch(&batch, values).await?;
+                    (
+                        st::INSERT_SPEED_BATCH,
+                        (
+                            &b.group,
+                            &b.topic,
+                            b.partition,
+                            b.first_offset,
+                            b.next_offset,
+                            now,
+                            ttl,
+                        )
+                            .bind_row(),
+                    ),
+                    (
+                        st::UPSERT_META,
+                        ("speed_applied_at_ms", now.to_string()).bind_row(),
+                    ),
+                ];
+                inner.batch(BatchKind::Logged, statements).await?;
                 Ok(true)
             })
         })
@@ -985,9 +918,9 @@ impl FactReader for CqlStore {
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         self.block(move |inner| -> Fut<Vec<RunRecord>> {
             Box::pin(async move {
-                let rows: Vec<RunsRow> = inner.rows(st::SELECT_RUNS, (limit,)).await?;
+                let rows = inner.recent_runs(now_ms() * 1000, limit).await?;
                 let mut out = Vec::new();
-                for (run_id, started_at_ms, finished_at_ms, status, inputs, funnels, n, error) in
+                for (_, run_id, started_at_ms, finished_at_ms, status, inputs, funnels, n, error) in
                     rows
                 {
                     out.push(RunRecord {

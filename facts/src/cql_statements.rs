@@ -43,6 +43,16 @@ impl Stmt {
     pub fn cql(&self, keyspace: &str) -> String {
         self.template.replace("{ks}", keyspace)
     }
+
+    /// Whether it only reads.
+    pub fn is_read(&self) -> bool {
+        self.template.starts_with("SELECT")
+    }
+
+    /// Whether it is conditional (`IF …`): a lightweight transaction.
+    pub fn is_conditional(&self) -> bool {
+        self.template.contains(" IF ")
+    }
 }
 
 /// The breakdown value under which keyspaces written before `funnel_totals` stored the all-breakdowns
@@ -96,7 +106,53 @@ pub const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS {ks}.stream_state (namespace text, key text, value blob, expires_at_ms bigint, \
      PRIMARY KEY ((namespace), key))",
     "CREATE TABLE IF NOT EXISTS {ks}.meta (key text PRIMARY KEY, value text)",
+    // The publisher lease: one row, taken with a lightweight transaction and a TTL, so two schedulers on
+    // two hosts never publish at once (a crashed holder's lease expires).
+    "CREATE TABLE IF NOT EXISTS {ks}.leases (name text PRIMARY KEY, holder bigint, acquired_at_ms bigint)",
+    // Runs whose rows may be collected once `due_at_ms` passed (superseded runs keep their rows for a
+    // grace period: readers may hold their pointer). One row per superseded run, few alive at a time.
+    "CREATE TABLE IF NOT EXISTS {ks}.gc_queue (shard int, due_at_ms bigint, run_id bigint, \
+     PRIMARY KEY ((shard), due_at_ms, run_id))",
 ];
+
+/// Leveled compaction: reads touch one SSTable per level (tables read on every query, overwritten rows).
+const LCS: &str = "{'class': 'LeveledCompactionStrategy'}";
+/// Time-window compaction by day: rows written once and expiring by TTL drop whole SSTables.
+const TWCS: &str = "{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', \
+                    'compaction_window_size': 1}";
+/// Default `gc_grace_seconds` (10 days): tombstones of deletes outlive a node's absence plus a repair.
+const GC_GRACE_S: u32 = 864_000;
+/// `gc_grace_seconds` of tables only expiring by TTL, never deleted: no tombstone needs repair to spread.
+const GC_GRACE_TTL_ONLY_S: u32 = 3 * 3600;
+
+/// Compaction and `gc_grace_seconds` of every table, applied by `init` (`ALTER TABLE … WITH`, so
+/// keyspaces created before are upgraded too):
+/// - LCS where reads dominate: the run partitions (`funnel_steps`, `funnel_totals`, `daily_counts`, read by
+///   every query and dropped per run), the pointers, the run log, the stream's offsets and state.
+/// - TWCS by day for rows that expire by TTL: speed partials (120 days; deleted as days fall below a
+///   watermark) and applied-batch markers (TTL only, so a short grace).
+pub const TABLE_OPTIONS: &[(&str, &str, u32)] = &[
+    ("runs", LCS, GC_GRACE_S),
+    ("run_keys", LCS, GC_GRACE_S),
+    ("funnel_steps", LCS, GC_GRACE_S),
+    ("funnel_totals", LCS, GC_GRACE_S),
+    ("daily_counts", LCS, GC_GRACE_S),
+    ("funnel_steps_speed", TWCS, GC_GRACE_S),
+    ("daily_counts_speed", TWCS, GC_GRACE_S),
+    ("speed_days", LCS, GC_GRACE_S),
+    ("watermarks", LCS, GC_GRACE_S),
+    ("stream_offsets", LCS, GC_GRACE_S),
+    ("speed_batches_by_group", TWCS, GC_GRACE_TTL_ONLY_S),
+    ("stream_state", LCS, GC_GRACE_S),
+    ("meta", LCS, GC_GRACE_S),
+    ("leases", LCS, GC_GRACE_S),
+    ("gc_queue", LCS, GC_GRACE_S),
+];
+
+/// The `ALTER TABLE` setting a table's options (`{ks}` = keyspace).
+pub fn table_options_ddl(table: &str, compaction: &str, gc_grace_s: u32) -> String {
+    format!("ALTER TABLE {{ks}}.{table} WITH compaction = {compaction} AND gc_grace_seconds = {gc_grace_s}")
+}
 
 macro_rules! stmts {
     ($($id:ident = $arity:literal, $text:literal;)*) => {
@@ -110,10 +166,11 @@ macro_rules! stmts {
 }
 
 stmts! {
-    INSERT_RUN = 4, "INSERT INTO {ks}.runs (bucket, run_id, started_at_ms, status, inputs, funnels, rows) VALUES (0, ?, ?, 'running', ?, ?, 0)";
-    FINISH_RUN = 5, "UPDATE {ks}.runs SET status = ?, finished_at_ms = ?, error = ?, rows = ? WHERE bucket = 0 AND run_id = ?";
-    SELECT_RUN_STATUS = 1, "SELECT status FROM {ks}.runs WHERE bucket = 0 AND run_id = ?";
-    SELECT_RUNS = 1, "SELECT run_id, started_at_ms, finished_at_ms, status, inputs, funnels, rows, error FROM {ks}.runs WHERE bucket = 0 LIMIT ?";
+    INSERT_RUN = 5, "INSERT INTO {ks}.runs (bucket, run_id, started_at_ms, status, inputs, funnels, rows) VALUES (?, ?, ?, 'running', ?, ?, 0)";
+    FINISH_RUN = 6, "UPDATE {ks}.runs SET status = ?, finished_at_ms = ?, error = ?, rows = ? WHERE bucket = ? AND run_id = ?";
+    MARK_PUBLISHING = 2, "UPDATE {ks}.runs SET status = 'publishing' WHERE bucket = ? AND run_id = ?";
+    SELECT_RUN_STATUS = 2, "SELECT status FROM {ks}.runs WHERE bucket = ? AND run_id = ?";
+    SELECT_RUNS = 2, "SELECT bucket, run_id, started_at_ms, finished_at_ms, status, inputs, funnels, rows, error FROM {ks}.runs WHERE bucket = ? LIMIT ?";
     UPSERT_RUN_KEY = 5, "INSERT INTO {ks}.run_keys (run_id, app_id, funnel_id, funnel_version, min_day) VALUES (?, ?, ?, ?, ?)";
     SELECT_RUN_KEY = 4, "SELECT min_day FROM {ks}.run_keys WHERE run_id = ? AND app_id = ? AND funnel_id = ? AND funnel_version = ?";
     SELECT_RUN_KEYS = 1, "SELECT app_id, funnel_id, funnel_version FROM {ks}.run_keys WHERE run_id = ?";
@@ -151,13 +208,15 @@ stmts! {
     DELETE_STATE = 2, "DELETE FROM {ks}.stream_state WHERE namespace = ? AND key = ?";
     SELECT_STATE = 3, "SELECT value FROM {ks}.stream_state WHERE namespace = ? AND key = ? AND expires_at_ms > ? ALLOW FILTERING";
     SCAN_STATE = 4, "SELECT key, value, expires_at_ms FROM {ks}.stream_state WHERE namespace = ? AND key >= ? AND key < ? AND expires_at_ms > ? ALLOW FILTERING";
+    ACQUIRE_LEASE = 3, "INSERT INTO {ks}.leases (name, holder, acquired_at_ms) VALUES ('publisher', ?, ?) IF NOT EXISTS USING TTL ?";
+    RENEW_LEASE = 4, "UPDATE {ks}.leases USING TTL ? SET holder = ?, acquired_at_ms = ? WHERE name = 'publisher' IF holder = ?";
+    SELECT_LEASE = 0, "SELECT holder FROM {ks}.leases WHERE name = 'publisher'";
+    RELEASE_LEASE = 1, "DELETE FROM {ks}.leases WHERE name = 'publisher' IF holder = ?";
+    ENQUEUE_GC = 2, "INSERT INTO {ks}.gc_queue (shard, due_at_ms, run_id) VALUES (0, ?, ?)";
+    SELECT_GC_DUE = 1, "SELECT due_at_ms, run_id FROM {ks}.gc_queue WHERE shard = 0 AND due_at_ms <= ?";
+    DELETE_GC = 2, "DELETE FROM {ks}.gc_queue WHERE shard = 0 AND due_at_ms = ? AND run_id = ?";
     UPSERT_META = 2, "INSERT INTO {ks}.meta (key, value) VALUES (?, ?)";
     SELECT_META = 1, "SELECT value FROM {ks}.meta WHERE key = ?";
-}
-
-/// Whether a statement only reads.
-pub fn is_read(s: &Stmt) -> bool {
-    s.template.starts_with("SELECT")
 }
 
 /// The Kafka batch key of speed partial rows: `group/topic/partition/first_offset`. The consumer group is
@@ -168,10 +227,28 @@ pub fn batch_key(group: &str, topic: &str, partition: i32, first_offset: i64) ->
     format!("{group}/{topic}/{partition}/{first_offset}")
 }
 
-/// TTL in seconds for a state entry expiring at `expires_at_ms` (at least 1; CQL has no "already expired").
+/// Longest TTL Cassandra accepts (`Attributes.MAX_TTL`): 20 years.
+pub const MAX_TTL_S: i64 = 20 * 365 * 86_400;
+
+/// Latest expiry Cassandra 4.1 (and 5.0 in its default storage compatibility mode) accepts, in Unix
+/// seconds: 2038-01-19T03:14:06Z (`Cell.MAX_DELETION_TIME`). A write whose `now + TTL` is later is rejected
+/// (`ExpirationDateOverflowHandling`, policy `REJECT`), so a 20-year TTL is refused from 2018 on.
+pub const MAX_DELETION_TIME_S: i64 = i32::MAX as i64 - 1;
+
+/// Margin kept below [`MAX_DELETION_TIME_S`]: the coordinator's clock, which adds the TTL, may run ahead.
+const EXPIRY_MARGIN_S: i64 = 86_400;
+
+/// TTL in seconds for a state entry expiring at `expires_at_ms` (at least 1; CQL has no "already
+/// expired"), or 0 — no TTL, kept — when the expiry lies beyond what Cassandra can store (entries kept
+/// forever are written with `expires_at_ms = i64::MAX`). Readers hide entries past `expires_at_ms` either
+/// way; the TTL only lets Cassandra drop them.
 pub fn state_ttl_s(expires_at_ms: i64, now_ms: i64) -> i32 {
-    let secs = (expires_at_ms.saturating_sub(now_ms) + 999) / 1000;
-    secs.clamp(1, 630_720_000) as i32
+    let secs = (expires_at_ms.saturating_sub(now_ms).saturating_add(999) / 1000).max(1);
+    let latest = MAX_DELETION_TIME_S - EXPIRY_MARGIN_S - now_ms.div_euclid(1000);
+    if secs > MAX_TTL_S.min(latest) {
+        return 0;
+    }
+    i32::try_from(secs).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -199,7 +276,13 @@ mod tests {
     fn writes_are_idempotent_upserts_and_deletes_only() {
         for s in ALL {
             let t = s.template;
-            assert!(!t.contains(" IF "), "{}: lightweight transaction", s.name);
+            // The only lightweight transactions are the publisher lease's (never marked idempotent).
+            assert_eq!(
+                s.is_conditional(),
+                t.contains("{ks}.leases ") && !s.is_read(),
+                "{}: lightweight transaction",
+                s.name
+            );
             assert!(
                 t.starts_with("INSERT")
                     || t.starts_with("DELETE")
@@ -296,6 +379,52 @@ mod tests {
     }
 
     #[test]
+    fn every_table_has_its_compaction_and_gc_grace() {
+        let created: BTreeSet<String> = TABLES.iter().filter_map(|d| table_of(d)).collect();
+        let tuned: BTreeSet<String> = TABLE_OPTIONS
+            .iter()
+            .map(|(t, ..)| format!("{{ks}}.{t}"))
+            .collect();
+        assert_eq!(created, tuned);
+        // The TTL'd rows written once (speed partials, batch markers) compact by time window; the rest
+        // leveled.
+        let windowed = [
+            "funnel_steps_speed",
+            "daily_counts_speed",
+            "speed_batches_by_group",
+        ];
+        for (table, compaction, _) in TABLE_OPTIONS {
+            let twcs = windowed.contains(table);
+            assert_eq!(compaction.contains("TimeWindow"), twcs, "{table}");
+            if twcs {
+                let with_ttl = ALL.iter().any(|s| {
+                    s.template
+                        .starts_with(&format!("INSERT INTO {{ks}}.{table} "))
+                        && s.template.contains("USING TTL ?")
+                });
+                assert!(with_ttl, "{table}");
+            }
+        }
+        assert_eq!(
+            table_options_ddl("watermarks", LCS, 864_000),
+            "ALTER TABLE {ks}.watermarks WITH compaction = {'class': 'LeveledCompactionStrategy'} AND gc_grace_seconds = 864000"
+        );
+    }
+
+    #[test]
+    fn the_run_log_is_bucketed_by_month() {
+        // One partition for every run ever grows without bound: each statement names its bucket.
+        for s in ALL.iter().filter(|s| s.template.contains("{ks}.runs ")) {
+            assert!(
+                s.template.contains("bucket = ?") || s.template.contains("(?, ?"),
+                "{}",
+                s.name
+            );
+            assert!(!s.template.contains("bucket = 0"), "{}", s.name);
+        }
+    }
+
+    #[test]
     fn keyspace_ddl() {
         assert_eq!(
             create_keyspace("funnel", 3),
@@ -313,5 +442,16 @@ mod tests {
         assert_eq!(state_ttl_s(10_000, 0), 10);
         assert_eq!(state_ttl_s(10_001, 0), 11);
         assert_eq!(state_ttl_s(0, 10_000), 1);
+        // Kept forever, or expiring past 2038-01-19: no TTL (Cassandra 4.1 rejects the expiry).
+        let now_ms = 1_765_000_000_000; // 2025-12-06
+        assert_eq!(state_ttl_s(i64::MAX, now_ms), 0);
+        assert_eq!(state_ttl_s(now_ms + MAX_TTL_S * 1000, now_ms), 0);
+        let last_day_ms = (MAX_DELETION_TIME_S - 86_400) * 1000;
+        assert_eq!(
+            state_ttl_s(last_day_ms, now_ms),
+            ((last_day_ms - now_ms) / 1000) as i32
+        );
+        assert_eq!(state_ttl_s(last_day_ms + 1000, now_ms), 0);
+        assert_eq!(state_ttl_s(now_ms + 3_600_000, now_ms), 3600);
     }
 }

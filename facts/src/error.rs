@@ -115,9 +115,57 @@ pub enum CqlError {
     /// The store's own runtime dropped a request without answering (it is shutting down).
     #[error("the CQL task ended without an answer")]
     TaskLost,
-    /// A statement that is not in the store's prepared list was asked for (a bug of the store).
-    #[error("statement {statement} was not prepared")]
-    NotPrepared { statement: &'static str },
+    /// The rows of a result could not be taken from the response.
+    #[error("reading a result: {0}")]
+    IntoRows(#[from] scylla::errors::IntoRowsResultError),
+    /// The rows of a result did not have the expected columns.
+    #[error("rows of an unexpected type: {0}")]
+    Rows(#[from] scylla::errors::RowsError),
+    /// A row of a result could not be decoded.
+    #[error("decoding a row: {0}")]
+    Deserialize(#[from] scylla::errors::DeserializationError),
+    /// A column read back does not have the type the store expects (a table of another layout).
+    #[error("decoding a row: {reason}")]
+    Decode { reason: String },
+    /// A request ended without telling whether it was applied (a timeout, a lost connection): a write may
+    /// still have been applied, or be applied later.
+    #[error("{request}: outcome unknown ({reason})")]
+    OutcomeUnknown { request: String, reason: String },
+    /// Another publisher holds the publish lease (a scheduler on another host is publishing).
+    #[error("another publisher (run {holder}) holds the publish lease until it finishes or its lease expires")]
+    LeaseHeld { holder: i64 },
+}
+
+#[cfg(feature = "cql")]
+impl CqlError {
+    /// Whether the request may have been applied although it failed: a write timeout (the coordinator
+    /// heard from too few replicas, but some may have written), a client timeout or a broken connection.
+    /// After such an error the store re-reads what it wrote and never deletes what the write may name.
+    pub fn is_ambiguous(&self) -> bool {
+        use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+        match self {
+            CqlError::OutcomeUnknown { .. } => true,
+            CqlError::Execute(ExecutionError::RequestTimeout(_)) => true,
+            CqlError::Execute(ExecutionError::LastAttemptError(e)) => matches!(
+                e,
+                RequestAttemptError::BrokenConnectionError(_)
+                    | RequestAttemptError::DbError(
+                        DbError::WriteTimeout { .. } | DbError::WriteFailure { .. },
+                        _
+                    )
+            ),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(feature = "cql")]
+impl FactsError {
+    /// Whether this is a CQL error after which a write may or may not have been applied
+    /// ([`CqlError::is_ambiguous`]).
+    pub fn is_ambiguous_write(&self) -> bool {
+        matches!(self, FactsError::Cql(e) if e.is_ambiguous())
+    }
 }
 
 #[cfg(feature = "cql")]
@@ -154,6 +202,38 @@ from_driver_error!(
 mod tests {
     use super::*;
     use std::error::Error;
+
+    #[cfg(feature = "cql")]
+    #[test]
+    fn write_timeouts_are_ambiguous_and_definite_errors_are_not() {
+        use scylla::errors::{DbError, ExecutionError, RequestAttemptError, WriteType};
+        use scylla::statement::Consistency;
+        let db = |e: DbError| {
+            FactsError::from(ExecutionError::LastAttemptError(
+                RequestAttemptError::DbError(e, "injected".into()),
+            ))
+        };
+        let timeout = db(DbError::WriteTimeout {
+            consistency: Consistency::LocalQuorum,
+            received: 1,
+            required: 2,
+            write_type: WriteType::Simple,
+        });
+        assert!(timeout.is_ambiguous_write(), "{timeout}");
+        let client = FactsError::from(ExecutionError::RequestTimeout(
+            std::time::Duration::from_secs(5),
+        ));
+        assert!(client.is_ambiguous_write());
+        // Refused before anything was written: a definite failure.
+        let unavailable = db(DbError::Unavailable {
+            consistency: Consistency::LocalQuorum,
+            required: 2,
+            alive: 1,
+        });
+        assert!(!unavailable.is_ambiguous_write());
+        assert!(!db(DbError::Invalid).is_ambiguous_write());
+        assert!(!FactsError::UnknownRun(1).is_ambiguous_write());
+    }
 
     #[test]
     fn backend_errors_keep_their_source() {

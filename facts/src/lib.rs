@@ -1,7 +1,7 @@
 //! `facts`: the fact tables shared by the batch funnelizer, the stream and the readers (dashboards,
 //! `funnel query`, `funnel report`, `funnel status`), with two backends: [`SqliteStore`] (embedded,
 //! `sqlite:PATH`) and, with the `cql` feature (on by default), [`CqlStore`] for Cassandra 4.x/5.x and
-//! ScyllaDB (`cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&ca=PATH&rf=N`). [`open_store`]
+//! ScyllaDB (`cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&ca=PATH&rf=N&dc=NAME`). [`open_store`]
 //! opens either from its URL as a [`Store`].
 //!
 //! # Roles
@@ -86,8 +86,10 @@
 //!
 //! # Cargo features
 //! - `cql` (default): the Cassandra/ScyllaDB store. Its statements are unit-tested without a server
-//!   ([`cql_statements`]); the conformance suite that SQLite runs also runs against a cluster when
-//!   `FUNNEL_CQL_NODES=host:port[,…]` is set at build and test time.
+//!   ([`cql_statements`]); every request it sends goes through one session seam ([`cql_session`]) where
+//!   tests record it and check it against Cassandra's own limits ([`cql_contract`]); the conformance suite
+//!   that SQLite runs, and fault tests at the seam, also run against a cluster when
+//!   `FUNNEL_CQL_NODES=host:port[,…]` is set at build and test time (`docs/CASSANDRA.md`).
 //! - `cql-tls`: TLS for the CQL store (rustls; builds aws-lc, so it is off by default — `tls=true` without
 //!   it is refused, never downgraded).
 //! - `fault-injection`: crash hooks for the end-to-end tests (`FUNNEL_FAULT=publish|stage|speed` aborts
@@ -95,6 +97,12 @@
 
 #[cfg(feature = "cql")]
 mod cql;
+#[cfg(feature = "cql")]
+mod cql_connect;
+#[cfg(feature = "cql")]
+pub mod cql_contract;
+#[cfg(feature = "cql")]
+pub mod cql_session;
 pub mod cql_statements;
 mod day;
 mod error;

@@ -165,6 +165,9 @@ impl fmt::Display for RunId {
 pub enum RunStatus {
     /// Staging rows (or crashed and not yet noticed).
     Running,
+    /// Its publish began (CQL): some of its watermarks may have moved, so its rows are kept until no
+    /// watermark names them. A publish that failed midway leaves the run here.
+    Publishing,
     /// Published: its watermarks moved. Its rows stay while some watermark still points at it.
     Published,
     /// `fail_run` was called; its rows are gone.
@@ -178,6 +181,7 @@ impl RunStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
+            RunStatus::Publishing => "publishing",
             RunStatus::Published => "published",
             RunStatus::Failed => "failed",
             RunStatus::Abandoned => "abandoned",
@@ -196,6 +200,7 @@ impl FromStr for RunStatus {
     fn from_str(s: &str) -> Result<RunStatus, FactsError> {
         match s {
             "running" => Ok(RunStatus::Running),
+            "publishing" => Ok(RunStatus::Publishing),
             "published" => Ok(RunStatus::Published),
             "failed" => Ok(RunStatus::Failed),
             "abandoned" => Ok(RunStatus::Abandoned),

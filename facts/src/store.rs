@@ -104,9 +104,9 @@ impl<T: StreamSink + StateReader + ?Sized> StreamStore for T {}
 ///
 /// Contract: an answer follows one pointer per key — the batch days all come from the run the key's
 /// watermark names, so a reader never sees half a run or two runs mixed. SQLite reads the pointer and the rows
-/// in one read transaction. CQL reads the pointer, then that run's partitions; a publish drops the superseded
-/// run right after flipping the pointer, so a read that fetched the old pointer just before may find its
-/// rows already gone (an empty answer for that moment, never a mixed one). Days before the watermark come
+/// in one read transaction. CQL reads the pointer, then that run's partitions; a publish keeps the superseded
+/// run for a grace period after flipping the pointer, so a read that fetched the old pointer just before
+/// still finds its rows. Days before the watermark come
 /// from the published batch run, later days from the speed partials summed; every day says which layer
 /// answered. Answers list the days from the first to the last day with data, or `from`/`to` when given.
 pub trait FactReader: Send + Sync {

@@ -1,5 +1,5 @@
 //! `StoreUrl`: the `--facts` URL, `sqlite:PATH` or
-//! `cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&ca=PATH&rf=N`.
+//! `cql://host:port[,host…]/keyspace?user=..&password=..&tls=true&ca=PATH&rf=N&dc=NAME`.
 
 use std::path::PathBuf;
 
@@ -19,9 +19,16 @@ pub struct CqlUrl {
     pub tls: bool,
     /// PEM file of the CA that signed the nodes' certificates (`?ca=PATH`); default: the system roots.
     pub ca_file: Option<PathBuf>,
-    /// Replication factor used when `init` creates the keyspace (`?rf=N`, default 1).
+    /// Replication factor used when `init` creates the keyspace (`?rf=N`, default
+    /// [`DEFAULT_REPLICATION_FACTOR`]: a keyspace of one replica loses data with one disk and cannot answer
+    /// `LOCAL_QUORUM` while a node restarts).
     pub replication_factor: u32,
+    /// The client's local datacenter (`?dc=NAME`): requests stay in it (see `docs/CASSANDRA.md`).
+    pub local_dc: Option<String>,
 }
+
+/// Replication factor of a keyspace `init` creates when the URL names none.
+pub const DEFAULT_REPLICATION_FACTOR: u32 = 3;
 
 /// A parsed fact store URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +134,8 @@ impl std::str::FromStr for StoreUrl {
             password: None,
             tls: false,
             ca_file: None,
-            replication_factor: 1,
+            replication_factor: DEFAULT_REPLICATION_FACTOR,
+            local_dc: None,
         };
         for kv in query.split('&').filter(|s| !s.is_empty()) {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -141,6 +149,8 @@ impl std::str::FromStr for StoreUrl {
                         _ => return Err(bad(url, "tls must be true or false")),
                     }
                 }
+                "dc" if v.is_empty() => return Err(bad(url, "dc needs a datacenter name")),
+                "dc" => cql.local_dc = Some(percent_decode(url, v)?),
                 "ca" => cql.ca_file = Some(PathBuf::from(percent_decode(url, v)?)),
                 "rf" => {
                     cql.replication_factor = v
@@ -194,6 +204,15 @@ mod tests {
         assert_eq!(c.password.as_deref(), Some("p&w"));
         assert!(c.tls);
         assert_eq!(c.replication_factor, 3);
+        assert_eq!(c.local_dc, None);
+        let StoreUrl::Cql(c) = "cql://h/ks?dc=eu-west".parse().unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.local_dc.as_deref(), Some("eu-west"));
+        // Without rf=, a keyspace is created with 3 replicas, never 1.
+        assert_eq!(c.replication_factor, DEFAULT_REPLICATION_FACTOR);
+        assert_eq!(DEFAULT_REPLICATION_FACTOR, 3);
+        assert!("cql://h/ks?dc=".parse::<StoreUrl>().is_err());
         assert!("cql://h/bad-ks".parse::<StoreUrl>().is_err());
         assert!("cql://h".parse::<StoreUrl>().is_err());
         assert!("cql://h/ks?colour=red".parse::<StoreUrl>().is_err());

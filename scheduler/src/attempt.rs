@@ -194,7 +194,7 @@ impl Locked<'_> {
         let (cfg, log) = (self.cfg, self.log);
         let set = FunnelSet::load(&cfg.funnels)?;
         let store = facts::open_store(&cfg.facts).map_err(Error::store(&cfg.facts))?;
-        store.init().map_err(Error::store(&cfg.facts))?;
+        // Tables come from `funnel facts init`, never from every attempt (DDL racing DDL on Cassandra).
         let tables = source_tables(&set);
         let snapshot = resolve_snapshot(&cfg.data, &tables, &cfg.snapshot)?;
         let now_s = match &cfg.now {

@@ -1,0 +1,551 @@
+//! Contract and fault tests of the CQL store through its session seam, without a server.
+//!
+//! The session is a [`Script`]: it answers only the few reads a scenario turns on (the run's status, a
+//! key's pointer, the lease) and records every request; it executes nothing. Every recorded request is
+//! checked against Cassandra's limits ([`crate::cql_contract`]); faults (a timeout after or before a write
+//! applied, a crash at any request, a second publisher) are injected at the seam. What the facts look like
+//! after a fault on a real cluster is the real-server suite's part (`conformance.rs`, `FUNNEL_CQL_NODES`).
+
+use std::sync::{Arc, Mutex};
+
+use super::publish::{FLIP_ATTEMPTS, GC_GRACE_MS};
+use super::CqlStore;
+use crate::cql_contract::{Contract, Ledger, BATCH_WARN_BYTES};
+use crate::cql_session::{BatchKind, CqlSession, Recorder, Reply, Request, RowSet, Value};
+use crate::cql_statements as st;
+use crate::error::{CqlError, FactsError};
+use crate::model::{DailyCountFact, FunnelStepFact, RunMeta, SpeedBatch, StateEntry, Watermark};
+use crate::store::{BatchPublisher, StreamSink};
+use crate::url::StoreUrl;
+use crate::Day;
+
+type Answer = dyn Fn(&Request) -> Result<RowSet, FactsError> + Send + Sync;
+
+/// A session that answers from a closure.
+struct Script(Box<Answer>);
+
+impl CqlSession for Script {
+    fn send<'a>(&'a self, request: &'a Request) -> Reply<'a> {
+        let out = (self.0)(request);
+        Box::pin(async move { out })
+    }
+}
+
+fn scripted(
+    answer: impl Fn(&Request) -> Result<RowSet, FactsError> + Send + Sync + 'static,
+) -> (CqlStore, Arc<Recorder<Script>>) {
+    let rec = Recorder::new(Script(Box::new(answer)));
+    let Ok(StoreUrl::Cql(url)) = "cql://127.0.0.1/funnel".parse() else {
+        panic!("url")
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    (CqlStore::with_session(&url, rec.clone(), rt), rec)
+}
+
+fn stmt(r: &Request) -> &'static str {
+    match r {
+        Request::Execute { stmt, .. } => stmt.name,
+        Request::Batch { statements, .. } => statements.first().map_or("", |s| s.0.name),
+        Request::Ddl { .. } => "DDL",
+    }
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+fn one(v: Value) -> RowSet {
+    vec![vec![v]]
+}
+
+/// Answers of a healthy cluster for a run's life: the run is `running` until marked `publishing`, the
+/// lease is free, nothing else exists.
+fn healthy(status: &Mutex<&'static str>, r: &Request) -> Result<RowSet, FactsError> {
+    Ok(match stmt(r) {
+        "SELECT_RUN_STATUS" => one(text(&status.lock().unwrap())),
+        "MARK_PUBLISHING" => {
+            *status.lock().unwrap() = "publishing";
+            Vec::new()
+        }
+        "ACQUIRE_LEASE" | "RENEW_LEASE" | "RELEASE_LEASE" => one(Value::Bool(true)),
+        _ => Vec::new(),
+    })
+}
+
+fn unknown(what: &str) -> FactsError {
+    CqlError::OutcomeUnknown {
+        request: what.to_string(),
+        reason: "write timeout (injected)".into(),
+    }
+    .into()
+}
+
+fn meta() -> RunMeta {
+    RunMeta {
+        started_at_ms: 1_700_000_000_000,
+        inputs: serde_json::json!({}),
+        funnels: Vec::new(),
+    }
+}
+
+fn marks(apps: usize, funnels: usize) -> Vec<Watermark> {
+    let mut out = Vec::new();
+    for a in 0..apps {
+        for f in 0..funnels {
+            out.push(Watermark::funnel(
+                &format!("app-{a:03}"),
+                &format!("funnel-{f:03}"),
+                "v0123456789abcdef",
+                Day(19_900),
+            ));
+        }
+    }
+    out
+}
+
+fn now_s() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Every kind of violation of the recorded requests (each message once).
+fn violations(requests: &[Request]) -> Vec<String> {
+    let c = Contract::new();
+    let now = now_s();
+    let all: std::collections::BTreeSet<String> =
+        requests.iter().flat_map(|r| c.violations(r, now)).collect();
+    all.into_iter().collect()
+}
+
+const DROPS: [&str; 4] = [
+    "DELETE_STEPS_RUN",
+    "DELETE_TOTALS_RUN",
+    "DELETE_COUNTS_RUN",
+    "DELETE_RUN_KEY",
+];
+
+/// The run ids whose rows a request drops.
+fn dropped(requests: &[Request]) -> Vec<i64> {
+    requests
+        .iter()
+        .filter(|r| DROPS.contains(&stmt(r)))
+        .filter_map(|r| match r {
+            Request::Execute { stmt, values } => values
+                .get(if stmt.name == "DELETE_RUN_KEY" {
+                    0
+                } else {
+                    stmt.arity - 1
+                })
+                .and_then(|v| match v {
+                    Value::BigInt(n) => Some(*n),
+                    _ => None,
+                }),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_publish_of_50_apps_by_100_funnels_stays_within_cassandra_limits() {
+    let status = Mutex::new("running");
+    let (store, rec) = scripted(move |r| healthy(&status, r));
+    let run = store.begin_run(&meta()).unwrap();
+    store.publish(run, &marks(50, 100)).unwrap();
+    let requests = rec.requests();
+    assert_eq!(violations(&requests), Vec::<String>::new());
+    // Partitions written: an app's pointers are its 100 keys; the run's key list its 5,000 keys.
+    let mut ledger = Ledger::new();
+    requests.iter().for_each(|r| ledger.observe(r));
+    let (rows, bytes, tombstones) = ledger.largest("watermarks");
+    assert_eq!((rows, tombstones), (100, 0));
+    assert!(bytes < 20 * 1024, "{bytes}");
+    assert_eq!(ledger.largest("run_keys").0, 5000);
+    // One single-partition flip per app, all 100 of its keys in it.
+    let flips: Vec<&Request> = requests
+        .iter()
+        .filter(|r| matches!(r, Request::Batch { .. }))
+        .collect();
+    assert_eq!(flips.len(), 50);
+    let c = Contract::new();
+    for f in flips {
+        let Request::Batch { kind, statements } = f else {
+            unreachable!()
+        };
+        assert_eq!(*kind, BatchKind::Logged);
+        assert_eq!(statements.len(), 100);
+        let partitions: std::collections::BTreeSet<_> = statements
+            .iter()
+            .map(|(s, v)| c.effect(s, v).partition)
+            .collect();
+        assert_eq!(partitions.len(), 1);
+        // Exempt from the size thresholds as one mutation, and still small: ~11 KB.
+        let size: usize = statements
+            .iter()
+            .map(|(s, v)| c.effect(s, v).data_size)
+            .sum();
+        assert!(size > BATCH_WARN_BYTES && size < 20 * 1024, "{size}");
+    }
+}
+
+/// A stream hour at 200 ms batches: partials, pending state expiring in an hour, a conversion kept
+/// forever, now and then a dead letter counted forever.
+fn stream_batch(i: i64, now_ms: i64) -> SpeedBatch {
+    let day = Day(19_900);
+    let mut state_puts = vec![
+        StateEntry {
+            namespace: "pending".into(),
+            key: format!("[\"shop\",\"fp{}\"]", i % 500),
+            value: vec![b'{'; 200],
+            expires_at_ms: now_ms + 3_600_000,
+        },
+        StateEntry {
+            namespace: "conversion".into(),
+            key: format!("[\"shop\",\"actor{i}\",{now_ms},\"hit{i}\"]"),
+            value: vec![b'{'; 300],
+            expires_at_ms: i64::MAX,
+        },
+    ];
+    if i % 100 == 0 {
+        state_puts.push(StateEntry {
+            namespace: "deadletter".into(),
+            key: "[\"events\",0,\"not json\"]".into(),
+            value: (i / 100).to_string().into_bytes(),
+            expires_at_ms: i64::MAX,
+        });
+    }
+    SpeedBatch {
+        group: "funnel".into(),
+        topic: "events".into(),
+        partition: 0,
+        first_offset: i * 50,
+        next_offset: (i + 1) * 50,
+        daily_counts: vec![DailyCountFact {
+            app_id: "shop".into(),
+            day,
+            metric: "hits".into(),
+            dimension: "tracker".into(),
+            value: "web".into(),
+            count: 50,
+        }],
+        funnel_steps: vec![FunnelStepFact {
+            app_id: "shop".into(),
+            funnel_id: "signup".into(),
+            funnel_version: "v1".into(),
+            day,
+            breakdown: String::new(),
+            step: 1,
+            actors: 3,
+            ttc_median_s: None,
+            ttc_p90_s: None,
+        }],
+        state_puts,
+        state_deletes: Vec::new(),
+    }
+}
+
+#[test]
+fn an_hour_of_stream_batches_sets_no_ttl_past_2038() {
+    let (store, rec) = scripted(|_| Ok(Vec::new()));
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    // One hour at one batch per 200 ms.
+    for i in 0..18_000 {
+        assert!(store.apply_speed_batch(&stream_batch(i, now_ms)).unwrap());
+    }
+    let requests = rec.requests();
+    assert_eq!(violations(&requests), Vec::<String>::new());
+    // The partitions an hour of batches grows (the per-batch rows are issue 25's deliver 1, not done).
+    let mut ledger = Ledger::new();
+    requests.iter().for_each(|r| ledger.observe(r));
+    for table in [
+        "funnel_steps_speed",
+        "daily_counts_speed",
+        "speed_batches_by_group",
+        "stream_state",
+        "stream_offsets",
+    ] {
+        let (rows, bytes, tombstones) = ledger.largest(table);
+        eprintln!("an hour of stream: largest {table} partition: {rows} rows, {bytes} bytes, {tombstones} tombstones");
+    }
+    assert_eq!(ledger.largest("stream_offsets").0, 1);
+    // What is kept forever is written without a TTL, what expires within Cassandra's range keeps it.
+    let ttls: std::collections::BTreeMap<String, Vec<i32>> =
+        requests.iter().fold(Default::default(), |mut m, r| {
+            if let Request::Execute { stmt, values } = r {
+                if stmt.name == "UPSERT_STATE" {
+                    if let (Value::Text(ns), Some(Value::Int(ttl))) = (&values[0], values.last()) {
+                        m.entry(ns.clone()).or_default().push(*ttl);
+                    }
+                }
+            }
+            m
+        });
+    assert!(ttls["conversion"].iter().all(|t| *t == 0));
+    assert!(ttls["deadletter"].iter().all(|t| *t == 0));
+    assert!(ttls["pending"].iter().all(|t| (3000..=3600).contains(t)));
+}
+
+/// The flip's batches answer an injected error; the pointers read back name `flipped_run` or an old run.
+fn flip_fails(
+    status: &Mutex<&'static str>,
+    sent_run: &Mutex<Option<i64>>,
+    applied: bool,
+    r: &Request,
+) -> Result<RowSet, FactsError> {
+    match (r, stmt(r)) {
+        (Request::Batch { statements, .. }, _) => {
+            if let Some(Value::BigInt(run)) = statements[0].1.get(4) {
+                *sent_run.lock().unwrap() = Some(*run);
+            }
+            Err(unknown("flip"))
+        }
+        (_, "SELECT_WATERMARKS") => {
+            let named = if applied {
+                sent_run.lock().unwrap().unwrap_or(1)
+            } else {
+                1
+            };
+            Ok(vec![vec![
+                text("f"),
+                text("1"),
+                text("2024-06-01"),
+                Value::BigInt(named),
+                Value::BigInt(0),
+            ]])
+        }
+        (_, "SELECT_WATERMARK") => Ok(vec![vec![
+            text("2024-05-01"),
+            Value::BigInt(1),
+            Value::BigInt(0),
+        ]]),
+        _ => healthy(status, r),
+    }
+}
+
+#[test]
+fn a_flip_that_timed_out_but_was_applied_publishes() {
+    let status = Mutex::new("running");
+    let sent = Mutex::new(None);
+    let (store, rec) = scripted(move |r| flip_fails(&status, &sent, true, r));
+    let run = store.begin_run(&meta()).unwrap();
+    let mark = Watermark::funnel("a", "f", "1", Day(19_900));
+    store.publish(run, &[mark]).unwrap();
+    let requests = rec.requests();
+    let flips = requests
+        .iter()
+        .filter(|r| matches!(r, Request::Batch { .. }));
+    assert_eq!(flips.count(), FLIP_ATTEMPTS);
+    assert!(requests.iter().any(|r| stmt(r) == "FINISH_RUN"));
+    // Neither the new run nor the old one (a reader may hold its pointer) is dropped.
+    assert_eq!(dropped(&requests), Vec::<i64>::new());
+    let queued: Vec<&Request> = requests
+        .iter()
+        .filter(|r| stmt(r) == "ENQUEUE_GC")
+        .collect();
+    let Request::Execute { values, .. } = queued[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        values[1],
+        Value::BigInt(1),
+        "the old run waits for its grace period"
+    );
+    let Value::BigInt(due) = values[0] else {
+        unreachable!()
+    };
+    assert!(due >= chrono::Utc::now().timestamp_millis() + GC_GRACE_MS - 60_000);
+}
+
+#[test]
+fn a_flip_that_timed_out_unapplied_fails_and_drops_nothing() {
+    let status = Arc::new(Mutex::new("running"));
+    let sent = Mutex::new(None);
+    let st2 = status.clone();
+    let (store, rec) = scripted(move |r| flip_fails(&st2, &sent, false, r));
+    let run = store.begin_run(&meta()).unwrap();
+    let mark = Watermark::funnel("a", "f", "1", Day(19_900));
+    let err = store.publish(run, &[mark]).unwrap_err();
+    assert!(err.is_ambiguous_write(), "{err}");
+    // The job then fails the run: its rows stay (the flip may still land), and so do the old run's.
+    store.fail_run(run, "publish failed").unwrap();
+    let requests = rec.requests();
+    assert_eq!(dropped(&requests), Vec::<i64>::new());
+    assert!(!requests
+        .iter()
+        .any(|r| stmt(r) == "FINISH_RUN" && format!("{r:?}").contains("\"published\"")));
+    assert_eq!(*status.lock().unwrap(), "publishing");
+}
+
+#[test]
+fn a_crash_at_any_request_of_a_publish_never_drops_a_run_a_pointer_may_name() {
+    // The full publish of 3 apps × 2 funnels over an old run 1, counted once to know its length.
+    let full = {
+        let status = Mutex::new("running");
+        let (store, rec) = scripted(move |r| match stmt(r) {
+            "SELECT_WATERMARK" => Ok(vec![vec![
+                text("2024-05-01"),
+                Value::BigInt(1),
+                Value::BigInt(0),
+            ]]),
+            _ => healthy(&status, r),
+        });
+        let run = store.begin_run(&meta()).unwrap();
+        store.publish(run, &marks(3, 2)).unwrap();
+        rec.requests().len()
+    };
+    for crash_at in 0..full {
+        let status = Arc::new(Mutex::new("running"));
+        let count = Arc::new(Mutex::new(0usize));
+        let (s2, c2) = (status.clone(), count.clone());
+        let (store, rec) = scripted(move |r| {
+            let mut n = c2.lock().unwrap();
+            *n += 1;
+            if *n > crash_at + 1 && *n <= full + 1 {
+                return Err(CqlError::Decode {
+                    reason: "crashed (injected)".into(),
+                }
+                .into());
+            }
+            match stmt(r) {
+                "SELECT_WATERMARK" => Ok(vec![vec![
+                    text("2024-05-01"),
+                    Value::BigInt(1),
+                    Value::BigInt(0),
+                ]]),
+                _ => healthy(&s2, r),
+            }
+        });
+        let Ok(run) = store.begin_run(&meta()) else {
+            continue;
+        };
+        let published = store.publish(run, &marks(3, 2)).is_ok();
+        assert_eq!(
+            dropped(&rec.requests()),
+            Vec::<i64>::new(),
+            "crash at request {crash_at}: the old run 1 or the new run was dropped"
+        );
+        // The failed publish is then failed by the job: a run whose publish began keeps its rows (a
+        // pointer may name it); one that never began is dropped (no pointer can).
+        if !published {
+            let began = *status.lock().unwrap() == "publishing";
+            *count.lock().unwrap() = full + 1;
+            store.fail_run(run, "crashed").unwrap();
+            let d = dropped(&rec.requests());
+            assert!(
+                d.iter().all(|r| !began && *r == run.0),
+                "crash at {crash_at}: {d:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn garbage_collection_follows_the_pointers() {
+    let status = Mutex::new("running");
+    let (store, rec) = scripted(move |r| {
+        let values = match r {
+            Request::Execute { values, .. } => values.clone(),
+            _ => Vec::new(),
+        };
+        let pointer = |run: i64| {
+            Ok(vec![vec![
+                text("2024-05-01"),
+                Value::BigInt(run),
+                Value::BigInt(0),
+            ]])
+        };
+        match stmt(r) {
+            "SELECT_GC_DUE" => Ok(vec![vec![Value::BigInt(0), Value::BigInt(5)]]),
+            "SELECT_RUN_STATUS" if values[1] == Value::BigInt(5) => Ok(one(text("published"))),
+            "SELECT_RUN_KEYS" if values[0] == Value::BigInt(5) => Ok(["f", "g", "h"]
+                .iter()
+                .map(|f| vec![text("a"), text(f), text("1")])
+                .collect()),
+            // f still points at run 5, g moved on to run 9, h never moved past run 3.
+            "SELECT_WATERMARK" if values[1] == text("f") => pointer(5),
+            "SELECT_WATERMARK" if values[1] == text("g") => pointer(9),
+            "SELECT_WATERMARK" if values[1] == text("h") => pointer(3),
+            _ => healthy(&status, r),
+        }
+    });
+    let run = store.begin_run(&meta()).unwrap();
+    store.publish(run, &[]).unwrap();
+    let requests = rec.requests();
+    let drops: Vec<String> = requests
+        .iter()
+        .filter(|r| DROPS.contains(&stmt(r)))
+        .map(|r| format!("{r:?}"))
+        .collect();
+    assert!(!drops.is_empty());
+    assert!(
+        drops.iter().all(|d| d.contains("Text(\"g\")")),
+        "{drops:#?}"
+    );
+    assert!(requests.iter().any(|r| stmt(r) == "DELETE_GC"));
+}
+
+#[test]
+fn a_second_publisher_is_fenced_by_the_lease() {
+    let status = Mutex::new("running");
+    let (store, rec) = scripted(move |r| match stmt(r) {
+        "ACQUIRE_LEASE" => Ok(vec![vec![Value::Bool(false)]]),
+        "SELECT_LEASE" => Ok(one(Value::BigInt(42))),
+        _ => healthy(&status, r),
+    });
+    let run = store.begin_run(&meta()).unwrap();
+    let err = store.publish(run, &marks(2, 2)).unwrap_err();
+    assert!(
+        matches!(&err, FactsError::Cql(e) if matches!(**e, CqlError::LeaseHeld { holder: 42 })),
+        "{err}"
+    );
+    let requests = rec.requests();
+    assert!(!requests
+        .iter()
+        .any(|r| matches!(r, Request::Batch { .. }) || stmt(r) == "MARK_PUBLISHING"));
+
+    // A lease lost midway (expired, taken by another host) stops the flips at the next app.
+    let status = Mutex::new("running");
+    let renewals = Mutex::new(0);
+    let (store, rec) = scripted(move |r| match stmt(r) {
+        "RENEW_LEASE" => {
+            let mut n = renewals.lock().unwrap();
+            *n += 1;
+            Ok(vec![vec![Value::Bool(*n == 1), Value::BigInt(42)]])
+        }
+        _ => healthy(&status, r),
+    });
+    let run = store.begin_run(&meta()).unwrap();
+    let err = store.publish(run, &marks(3, 1)).unwrap_err();
+    assert!(err.to_string().contains("run 42"), "{err}");
+    let flips = rec
+        .requests()
+        .iter()
+        .filter(|r| matches!(r, Request::Batch { .. }))
+        .count();
+    assert_eq!(flips, 1);
+}
+
+#[test]
+fn init_creates_a_replicated_keyspace_then_tunes_every_table() {
+    let (store, rec) = scripted(|_| Ok(Vec::new()));
+    store.init().unwrap();
+    let requests = rec.requests();
+    let ddl: Vec<&str> = requests
+        .iter()
+        .filter_map(|r| match r {
+            Request::Ddl { cql } => Some(cql.as_str()),
+            _ => None,
+        })
+        .collect();
+    // Three replicas unless the URL says otherwise: one replica cannot answer LOCAL_QUORUM while a node
+    // restarts.
+    assert!(ddl[0].contains("'replication_factor': 3"), "{}", ddl[0]);
+    let created = ddl.iter().filter(|d| d.starts_with("CREATE TABLE")).count();
+    let tuned = ddl.iter().filter(|d| d.starts_with("ALTER TABLE")).count();
+    assert_eq!((created, tuned), (st::TABLES.len(), st::TABLES.len()));
+    // The upgrade's scan of the pointers' apps is the one read across partitions, and only here.
+    let v = violations(&requests);
+    assert_eq!(v, ["SELECT_WATERMARK_APPS: reads across partitions"]);
+}
