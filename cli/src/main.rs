@@ -5,6 +5,7 @@
 
 mod common;
 mod cpu;
+mod demo;
 mod dump;
 mod expired;
 mod facts_cmd;

@@ -133,6 +133,52 @@ fn json_csv_and_table_agree_and_show_the_layer_of_each_day() {
 }
 
 #[test]
+fn demo_batch_days_have_totals_without_breakdown() {
+    let (_dir, url) = demo_store();
+    let q = |extra: &[&str]| -> Value {
+        let base = [
+            "query",
+            "--facts",
+            url.as_str(),
+            "--app",
+            "demo",
+            "--funnel",
+            "signup",
+        ];
+        serde_json::from_str(&stdout_ok(
+            &[&base[..], extra, &["--format", "json"]].concat(),
+        ))
+        .unwrap()
+    };
+    let (totals, by_breakdown) = (q(&[]), q(&["--breakdown"]));
+    for (t, b) in totals["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(by_breakdown["days"].as_array().unwrap())
+    {
+        let day = t["day"].as_str().unwrap();
+        if expected_layer(day) != "batch" {
+            continue;
+        }
+        for s in t["steps"].as_array().unwrap() {
+            let sum: u64 = b["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|x| x["step"] == s["step"])
+                .map(|x| x["actors"].as_u64().unwrap())
+                .sum();
+            assert_eq!(s["actors"].as_u64(), Some(sum), "{day} {s}");
+            assert!(
+                s["ttc_median_s"].is_number(),
+                "a batch day's total has a time-to-convert: {day} {s}"
+            );
+        }
+    }
+}
+
+#[test]
 fn counts_totals_equal_the_sum_of_values() {
     let (_dir, url) = demo_store();
     let q = |extra: &[&str]| -> Value {
