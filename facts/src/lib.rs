@@ -218,6 +218,9 @@ impl StateReader for Store {
     ) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
         on_backend!(self, s => s.scan_state(namespace, key_prefix, now_ms))
     }
+    fn count_state(&self, namespace: &str, now_ms: i64) -> Result<u64, FactsError> {
+        on_backend!(self, s => s.count_state(namespace, now_ms))
+    }
 }
 
 impl FactReader for Store {

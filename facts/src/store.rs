@@ -93,6 +93,12 @@ pub trait StateReader: Send + Sync {
         key_prefix: &str,
         now_ms: i64,
     ) -> Result<Vec<(String, Vec<u8>)>, FactsError>;
+
+    /// How many unexpired entries a namespace holds at `now_ms` (the stream reports the size of its
+    /// seen-id state with it). The default scans the namespace; a backend may count without reading values.
+    fn count_state(&self, namespace: &str, now_ms: i64) -> Result<u64, FactsError> {
+        Ok(self.scan_state(namespace, "", now_ms)?.len() as u64)
+    }
 }
 
 /// What the stream needs of a store: its sink and its state.

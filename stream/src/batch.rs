@@ -5,8 +5,14 @@
 //! Pending buckets are read from the store the first time a batch touches their key, at the touching
 //! message's timestamp, and written back (or deleted when empty) with the batch: the result does not depend
 //! on where batch boundaries fall.
+//!
+//! Copies are dropped first: a valid message whose (app, hit id) or (app, event id) is in the store's
+//! seen-id state (namespace [`NS_SEEN`]) or earlier in the same batch touches nothing — no count, no
+//! attribution, no raw row — and is counted in [`BatchSummary::duplicates`]. The ids a batch applies are
+//! written to that state in the batch's own transaction, so a crash or a rebalance can neither forget an
+//! id that was counted nor remember one that was not.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use facts::{DailyCountFact, Day, SpeedBatch, StateEntry, StreamStore};
 
@@ -25,6 +31,10 @@ pub const NS_PENDING: &str = "pending";
 pub const NS_CONVERSION: &str = "conversion";
 /// State namespace of dead-letter counters, keyed `["topic",partition,"reason"]`, value: decimal count.
 pub const NS_DEADLETTER: &str = "deadletter";
+/// State namespace of the ids applied within the dedupe window, keyed `["app_id","hit"|"event","id"]`,
+/// value: the message's `ts` (epoch ms, decimal). Expires at the later of `ts + dedupe_window` and
+/// `applied + dedupe_window` (wall clock), so replaying an old backlog still drops its copies.
+pub const NS_SEEN: &str = "seen";
 
 /// What a batch did, for metrics, logs and the dead-letter sink.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +42,8 @@ pub struct BatchSummary {
     pub messages: u64,
     pub valid: u64,
     pub conversions: u64,
+    /// Valid messages dropped because their id was applied before (or earlier in this batch).
+    pub duplicates: u64,
     pub poison: BTreeMap<PoisonReason, u64>,
     pub dead_letters: Vec<DeadLetter>,
     /// Kafka timestamps (ms) of the batch's messages that had one (end-to-end latency).
@@ -52,6 +64,12 @@ pub struct BatchBuilder<'a> {
     buckets: HashMap<String, (String, Bucket)>,
     counts: Counts,
     conversions: Vec<Conversion>,
+    /// Seen-id keys this batch applies, with their app and `ts` (for the expiry), in arrival order…
+    seen_new: Vec<(String, String, i64)>,
+    /// …and the same keys for lookups.
+    seen_in_batch: HashSet<String>,
+    /// Wall clock at the start of the batch: what the store's expiry of seen ids is compared with.
+    wall_now_ms: i64,
     summary: BatchSummary,
     keep: bool,
 }
@@ -76,6 +94,9 @@ impl<'a> BatchBuilder<'a> {
             buckets: HashMap::new(),
             counts: Counts::new(),
             conversions: Vec::new(),
+            seen_new: Vec::new(),
+            seen_in_batch: HashSet::new(),
+            wall_now_ms: chrono::Utc::now().timestamp_millis(),
             summary: BatchSummary::default(),
             keep: false,
         }
@@ -138,6 +159,19 @@ impl<'a> BatchBuilder<'a> {
             }
         };
         self.summary.valid += 1;
+        let seen = seen_key(&msg);
+        if self.seen_in_batch.contains(&seen)
+            || self
+                .store
+                .get_state(NS_SEEN, &seen, self.wall_now_ms)?
+                .is_some()
+        {
+            self.summary.duplicates += 1;
+            return Ok(());
+        }
+        self.seen_in_batch.insert(seen.clone());
+        self.seen_new
+            .push((seen, msg.app_id().to_string(), msg.ts_ms()));
         if self.keep {
             self.summary.kept.push(msg.clone());
         }
@@ -216,6 +250,15 @@ impl<'a> BatchBuilder<'a> {
                 expires_at_ms: i64::MAX,
             });
         }
+        for (key, app_id, ts_ms) in self.seen_new {
+            let window = self.cfg.for_app(&app_id).dedupe_window_ms();
+            state_puts.push(StateEntry {
+                namespace: NS_SEEN.to_string(),
+                key,
+                value: ts_ms.to_string().into_bytes(),
+                expires_at_ms: ts_ms.max(wall_now_ms).saturating_add(window),
+            });
+        }
         for (reason, n) in &summary.poison {
             let key = deadletter_key(&self.topic, self.partition, *reason);
             let before = match self.store.get_state(NS_DEADLETTER, &key, 0)? {
@@ -268,8 +311,19 @@ pub fn pending_key(app_id: &str, fingerprint: &str) -> String {
     serde_json::json!([app_id, fingerprint]).to_string()
 }
 
+/// One record per conversion: the event id is part of the key, so two conversions of one click (which the
+/// rule never makes, but records written before copies were dropped did) can never overwrite each other.
 pub fn conversion_key(c: &Conversion) -> String {
-    serde_json::json!([c.app_id, c.actor_id, c.hit_ts_ms, c.hit_id]).to_string()
+    serde_json::json!([c.app_id, c.actor_id, c.hit_ts_ms, c.hit_id, c.event_id]).to_string()
+}
+
+/// The seen-id key of a valid message: ids are already lower-case hyphenated ([`Message::parse`]), so
+/// copies that spell an id differently share the key.
+pub fn seen_key(msg: &Message) -> String {
+    match msg {
+        Message::Hit(h) => serde_json::json!([h.app_id, "hit", h.hit_id]).to_string(),
+        Message::Event(e) => serde_json::json!([e.app_id, "event", e.event_id]).to_string(),
+    }
 }
 
 pub fn deadletter_key(topic: &str, partition: i32, reason: PoisonReason) -> String {
@@ -281,7 +335,7 @@ mod tests {
     use super::*;
     use crate::readback::{read_conversions, read_dead_letter_counts};
     use crate::reference;
-    use facts::StreamSink;
+    use facts::{StateReader, StreamSink};
 
     fn hit(i: usize, ts: i64, ip: &str) -> String {
         format!(
@@ -359,6 +413,131 @@ mod tests {
         }
     }
 
+    /// Applies `payloads` to a fresh store in random batch cuts; returns the store and the summed summary.
+    fn apply_in_random_batches(
+        dir: &std::path::Path,
+        name: &str,
+        payloads: &[crate::synth::Produced],
+        cfg: &AttributionConfig,
+        seed: u64,
+    ) -> (facts::Store, u64) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let store = facts::open_store(&format!("sqlite:{}", dir.join(name).display())).unwrap();
+        let (mut offset, mut duplicates) = (0i64, 0u64);
+        let mut rest = payloads;
+        while !rest.is_empty() {
+            let n = rng.random_range(1..=rest.len().min(40));
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let mut b = BatchBuilder::new(&store, cfg, "t", 0, offset);
+            for p in chunk {
+                b.push(offset, Some(&p.payload), None).unwrap();
+                offset += 1;
+            }
+            let (batch, summary) = b
+                .finish("g", chrono::Utc::now().timestamp_millis())
+                .unwrap();
+            assert!(store.apply_speed_batch(&batch).unwrap());
+            duplicates += summary.duplicates;
+        }
+        (store, duplicates)
+    }
+
+    /// Every valid message copied 0–3 times (some copies spelling the id in upper case, some in the same
+    /// batch, some batches later): the store holds the same counts and conversion records as with each
+    /// message once, and every copy is counted as a duplicate.
+    #[test]
+    fn copies_count_once() {
+        use crate::readback::read_counts;
+        use crate::synth::{generate, with_copies, TrafficSpec};
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = AttributionConfig::default();
+        for seed in 0..4u64 {
+            let once = generate(&TrafficSpec::new(seed, 80));
+            let copied = with_copies(&once, seed, 3, 30);
+            let want = reference::expected(once.iter().map(|p| Some(p.payload.as_slice())), &cfg);
+            let want_copied =
+                reference::expected(copied.iter().map(|p| Some(p.payload.as_slice())), &cfg);
+            assert!(want_copied.duplicates > 50, "the workload must have copies");
+            assert_eq!(want_copied.conversions, want.conversions);
+            let (store, duplicates) =
+                apply_in_random_batches(dir.path(), &format!("{seed}.db"), &copied, &cfg, seed);
+            assert_eq!(duplicates, want_copied.duplicates, "seed {seed}");
+            let got: std::collections::BTreeSet<_> = read_conversions(&store, None)
+                .unwrap()
+                .into_iter()
+                .collect();
+            assert_eq!(got, want.conversions, "seed {seed}");
+            assert!(!got.is_empty());
+            let mut counts = read_counts(&store, "a1").unwrap();
+            counts.extend(read_counts(&store, "a2").unwrap());
+            assert_eq!(counts, want.counts, "seed {seed}");
+            let seen = store
+                .count_state(NS_SEEN, chrono::Utc::now().timestamp_millis())
+                .unwrap();
+            assert_eq!(seen, want.valid, "one remembered id per distinct message");
+        }
+    }
+
+    /// A batch that was built but never applied (the process died before its transaction) remembers no
+    /// id: its messages count when they are consumed again.
+    #[test]
+    fn an_unapplied_batch_remembers_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            facts::open_store(&format!("sqlite:{}", dir.path().join("f.db").display())).unwrap();
+        let cfg = AttributionConfig::default();
+        let now = chrono::Utc::now().timestamp_millis();
+        let msgs = [hit(1, now, "10.0.0.1"), install(1, now + 1000, "10.0.0.1")];
+        let build = |store: &facts::Store| {
+            let mut b = BatchBuilder::new(store, &cfg, "t", 0, 0);
+            for (o, m) in msgs.iter().enumerate() {
+                b.push(o as i64, Some(m.as_bytes()), None).unwrap();
+            }
+            b.finish("g", now).unwrap()
+        };
+        let (_lost, first) = build(&store);
+        assert_eq!((first.duplicates, first.conversions), (0, 1));
+        let (batch, again) = build(&store);
+        assert_eq!((again.duplicates, again.conversions), (0, 1));
+        assert!(store.apply_speed_batch(&batch).unwrap());
+        // Applied: the same messages at later offsets are copies now.
+        let mut b = BatchBuilder::new(&store, &cfg, "t", 0, 2);
+        for (o, m) in msgs.iter().enumerate() {
+            b.push(2 + o as i64, Some(m.as_bytes()), None).unwrap();
+        }
+        let (batch, summary) = b.finish("g", now).unwrap();
+        assert_eq!((summary.duplicates, summary.conversions), (2, 0));
+        assert!(batch.daily_counts.is_empty(), "a copy counts nothing");
+    }
+
+    /// The documented edge: a copy that arrives after its id's entry expired (the dedupe window past both
+    /// the id's `ts` and when it was applied) is counted again.
+    #[test]
+    fn a_copy_after_the_window_counts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            facts::open_store(&format!("sqlite:{}", dir.path().join("f.db").display())).unwrap();
+        let mut cfg = AttributionConfig::default();
+        cfg.defaults.dedupe_window_ms = Some(1_000);
+        let ts = chrono::Utc::now().timestamp_millis() - 3 * 86_400_000;
+        let msg = hit(1, ts, "10.0.0.1");
+        let apply = |offset: i64| {
+            let mut b = BatchBuilder::new(&store, &cfg, "t", 0, offset);
+            b.push(offset, Some(msg.as_bytes()), None).unwrap();
+            let (batch, summary) = b
+                .finish("g", chrono::Utc::now().timestamp_millis())
+                .unwrap();
+            assert!(store.apply_speed_batch(&batch).unwrap());
+            summary.duplicates
+        };
+        assert_eq!(apply(0), 0);
+        assert_eq!(apply(1), 1, "within the window (wall clock past an old ts)");
+        std::thread::sleep(std::time::Duration::from_millis(1_200));
+        assert_eq!(apply(2), 0, "after the window: counted again");
+    }
+
     /// Random traffic (collisions, device ids, both arrival orders, poison), random windows and policy,
     /// random batch cuts: the store ends up with exactly the reference's conversions and counts.
     #[test]
@@ -383,6 +562,7 @@ mod tests {
                 fingerprint_window_ms: rng.random_range(1..12) * h,
                 conversion_events: vec!["install".into(), "open".into()],
                 late_arrival_ms: rng.random_range(0..6) * h,
+                dedupe_window_ms: None,
             };
             let mut cfg = AttributionConfig {
                 defaults: app(&mut rng),

@@ -35,7 +35,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::batch::{BatchBuilder, BatchSummary};
+use crate::batch::{BatchBuilder, BatchSummary, NS_SEEN};
 use crate::config::AttributionConfig;
 use crate::deadletter::DeadLetterSink;
 use crate::metrics::Metrics;
@@ -309,6 +309,10 @@ pub async fn run(
         observer,
     });
     let mut tasks = Tasks::default();
+    let dedupe_size = tokio::spawn(report_dedupe_size(
+        shared.store.clone(),
+        shared.metrics.clone(),
+    ));
     tokio::pin!(shutdown);
     let mut recv_errors = 0u32;
 
@@ -379,6 +383,7 @@ pub async fn run(
         let _ = ack.await;
         let _ = join.await;
     }
+    dedupe_size.abort();
     drop(shared);
     // Dropping the last handle closes the consumer: it leaves the group (the revoke callback runs).
     let consumer = Arc::try_unwrap(consumer)
@@ -387,6 +392,23 @@ pub async fn run(
     drop(consumer);
     tracing::info!("left the group");
     Ok(())
+}
+
+/// How often the size of the seen-id state is counted (a scan of the store: too slow for every batch).
+const DEDUPE_SIZE_EVERY: Duration = Duration::from_secs(10);
+
+/// Keeps `funnel_stream_dedupe_ids` at the number of ids the store remembers, until aborted.
+async fn report_dedupe_size(store: Arc<dyn StreamStore>, metrics: Arc<Metrics>) {
+    let mut tick = tokio::time::interval(DEDUPE_SIZE_EVERY);
+    loop {
+        tick.tick().await;
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.count_state(NS_SEEN, now_ms())).await {
+            Ok(Ok(n)) => metrics.dedupe_ids.set(i64::try_from(n).unwrap_or(i64::MAX)),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot count the remembered ids"),
+            Err(_) => return,
+        }
+    }
 }
 
 fn log_recv_error(e: &KafkaError, n: u32) {
@@ -658,6 +680,7 @@ async fn apply(
     m.batches.with_label_values(&["applied"]).inc();
     m.consumed.inc_by(summary.messages);
     m.conversions.inc_by(summary.conversions);
+    m.duplicates.inc_by(summary.duplicates);
     m.batch_messages
         .with_label_values(&[&partition.to_string()])
         .observe(summary.messages as f64);
@@ -676,6 +699,7 @@ async fn apply(
         next_offset = next,
         messages = summary.messages,
         conversions = summary.conversions,
+        duplicates = summary.duplicates,
         "batch applied"
     );
     let mut tpl = TopicPartitionList::new();

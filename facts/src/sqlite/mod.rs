@@ -632,6 +632,16 @@ impl StateReader for SqliteStore {
         }
         Ok(out)
     }
+
+    fn count_state(&self, namespace: &str, now_ms: i64) -> Result<u64, FactsError> {
+        let conn = self.lock();
+        let n: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM stream_state WHERE namespace = ?1 AND expires_at_ms > ?2",
+            )?
+            .query_row(params![namespace, now_ms], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
 }
 
 impl FactReader for SqliteStore {
