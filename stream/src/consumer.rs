@@ -93,6 +93,17 @@ impl StreamOptions {
     }
 }
 
+/// librdkafka settings that decide how fast a restarted stream resumes (see docs/STREAM.md, "Restarts");
+/// `--kafka` overrides them. After a `kill -9` the broker keeps the dead member — and its partitions —
+/// until its session expires: 6 s is the shortest session a stock Kafka broker accepts
+/// (`group.min.session.timeout.ms`), instead of librdkafka's 45 s. A fetch waits at most 100 ms for data
+/// (librdkafka: 500 ms), which is also what a partition's first batch after an assignment waits.
+pub const RESTART_DEFAULTS: &[(&str, &str)] = &[
+    ("session.timeout.ms", "6000"),
+    ("heartbeat.interval.ms", "1000"),
+    ("fetch.wait.max.ms", "100"),
+];
+
 /// What an applied batch was, for observers (benchmarks, tests, logs).
 #[derive(Debug, Clone)]
 pub struct AppliedBatch {
@@ -334,6 +345,9 @@ pub async fn run(
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "5000")
         .set("client.id", format!("funnel-stream-{}", std::process::id()));
+    for (k, v) in RESTART_DEFAULTS {
+        cc.set(*k, *v);
+    }
     for (k, v) in &opts.kafka {
         cc.set(k, v);
     }
