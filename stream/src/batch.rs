@@ -32,9 +32,23 @@ pub const NS_CONVERSION: &str = "conversion";
 /// State namespace of dead-letter counters, keyed `["topic",partition,"reason"]`, value: decimal count.
 pub const NS_DEADLETTER: &str = "deadletter";
 /// State namespace of the ids applied within the dedupe window, keyed `["app_id","hit"|"event","id"]`,
-/// value: the message's `ts` (epoch ms, decimal). Expires at the later of `ts + dedupe_window` and
-/// `applied + dedupe_window` (wall clock), so replaying an old backlog still drops its copies.
+/// value: [`SeenBy`] as JSON. Expires at the later of `ts + dedupe_window` and `applied + dedupe_window`
+/// (wall clock), so replaying an old backlog still drops its copies.
 pub const NS_SEEN: &str = "seen";
+
+/// The value of a seen id: the message's `ts` and the batch that applied it.
+///
+/// Why the batch: a store without transactions (CQL) writes a batch's state before its offset, so a crash
+/// in between leaves the ids of a batch that never committed. The retry starts at the same committed
+/// offset; an id recorded by a batch of the same partition at or past that offset is such a leftover, not
+/// a copy (a committed batch would have moved the offset past it), and is applied again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SeenBy {
+    pub ts: i64,
+    pub topic: String,
+    pub partition: i32,
+    pub first_offset: i64,
+}
 
 /// What a batch did, for metrics, logs and the dead-letter sink.
 #[derive(Debug, Clone, Default)]
@@ -160,12 +174,7 @@ impl<'a> BatchBuilder<'a> {
         };
         self.summary.valid += 1;
         let seen = seen_key(&msg);
-        if self.seen_in_batch.contains(&seen)
-            || self
-                .store
-                .get_state(NS_SEEN, &seen, self.wall_now_ms)?
-                .is_some()
-        {
+        if self.seen_in_batch.contains(&seen) || self.applied_before(&seen)? {
             self.summary.duplicates += 1;
             return Ok(());
         }
@@ -212,6 +221,22 @@ impl<'a> BatchBuilder<'a> {
         Ok(())
     }
 
+    /// Whether the store remembers `key` as applied by a committed batch (see [`SeenBy`]).
+    fn applied_before(&self, key: &str) -> Result<bool, StreamError> {
+        let Some(bytes) = self.store.get_state(NS_SEEN, key, self.wall_now_ms)? else {
+            return Ok(false);
+        };
+        let by: SeenBy = serde_json::from_slice(&bytes).map_err(|e| StreamError::CorruptState {
+            namespace: NS_SEEN,
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        let leftover = by.topic == self.topic
+            && by.partition == self.partition
+            && by.first_offset >= self.first_offset;
+        Ok(!leftover)
+    }
+
     /// The batch for the store, and its summary. `wall_now_ms` only sets how long the store keeps state.
     pub fn finish(
         self,
@@ -252,10 +277,16 @@ impl<'a> BatchBuilder<'a> {
         }
         for (key, app_id, ts_ms) in self.seen_new {
             let window = self.cfg.for_app(&app_id).dedupe_window_ms();
+            let by = SeenBy {
+                ts: ts_ms,
+                topic: self.topic.clone(),
+                partition: self.partition,
+                first_offset: self.first_offset,
+            };
             state_puts.push(StateEntry {
                 namespace: NS_SEEN.to_string(),
                 key,
-                value: ts_ms.to_string().into_bytes(),
+                value: serde_json::to_vec(&by).map_err(StreamError::Encode)?,
                 expires_at_ms: ts_ms.max(wall_now_ms).saturating_add(window),
             });
         }
@@ -510,6 +541,46 @@ mod tests {
         let (batch, summary) = b.finish("g", now).unwrap();
         assert_eq!((summary.duplicates, summary.conversions), (2, 0));
         assert!(batch.daily_counts.is_empty(), "a copy counts nothing");
+    }
+
+    /// A store without transactions (CQL) may keep the seen ids of a batch that crashed before its offset
+    /// was written: the retry at the same offset applies those messages again instead of dropping them,
+    /// while ids of an earlier, committed batch still make copies.
+    #[test]
+    fn ids_left_by_an_uncommitted_attempt_are_not_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            facts::open_store(&format!("sqlite:{}", dir.path().join("f.db").display())).unwrap();
+        let cfg = AttributionConfig::default();
+        let now = chrono::Utc::now().timestamp_millis();
+        let (h1, h2) = (hit(1, now, "10.0.0.1"), hit(2, now, "10.0.0.2"));
+        // Offsets 0..1 committed with h1.
+        let mut b = BatchBuilder::new(&store, &cfg, "t", 0, 0);
+        b.push(0, Some(h1.as_bytes()), None).unwrap();
+        let (batch, _) = b.finish("g", now).unwrap();
+        assert!(store.apply_speed_batch(&batch).unwrap());
+        // An attempt at offsets 1..3 (h1 again, h2) whose state reached the store but not its offset:
+        // simulated by writing only its state, under another partition's marker.
+        let mut b = BatchBuilder::new(&store, &cfg, "t", 0, 1);
+        b.push(1, Some(h1.as_bytes()), None).unwrap();
+        b.push(2, Some(h2.as_bytes()), None).unwrap();
+        let (mut partial, summary) = b.finish("g", now).unwrap();
+        assert_eq!(summary.duplicates, 1);
+        partial.partition = 9;
+        partial.daily_counts.clear();
+        assert!(store.apply_speed_batch(&partial).unwrap());
+        // The retry of offsets 1..3: h1 is still a copy (committed at offset 0), h2 is not.
+        let mut b = BatchBuilder::new(&store, &cfg, "t", 0, 1);
+        b.push(1, Some(h1.as_bytes()), None).unwrap();
+        b.push(2, Some(h2.as_bytes()), None).unwrap();
+        let (batch, summary) = b.finish("g", now).unwrap();
+        assert_eq!((summary.duplicates, summary.valid), (1, 2));
+        assert_eq!(batch.daily_counts.iter().map(|c| c.count).sum::<i64>(), 1);
+        assert!(store.apply_speed_batch(&batch).unwrap());
+        // Committed now: a later copy of h2 is dropped.
+        let mut b = BatchBuilder::new(&store, &cfg, "t", 0, 3);
+        b.push(3, Some(h2.as_bytes()), None).unwrap();
+        assert_eq!(b.finish("g", now).unwrap().1.duplicates, 1);
     }
 
     /// The documented edge: a copy that arrives after its id's entry expired (the dedupe window past both
