@@ -602,6 +602,12 @@ pub fn state_is_written_with_the_batch(store: &Store) {
         2,
         "an expired entry is not counted"
     );
+    assert_eq!(
+        store
+            .get_states(&ns, &["fp3/x".into(), "nope".into(), "fp1/b".into()], now)
+            .unwrap(),
+        [Some(b"soon".to_vec()), None, Some(b"22".to_vec())]
+    );
     // A replayed batch changes no state.
     let mut replay = speed_batch(&app, 0, 1, 2);
     replay.state_puts = vec![entry("fp1/b", b"replayed", far)];

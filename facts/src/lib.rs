@@ -221,6 +221,14 @@ impl StateReader for Store {
     fn count_state(&self, namespace: &str, now_ms: i64) -> Result<u64, FactsError> {
         on_backend!(self, s => s.count_state(namespace, now_ms))
     }
+    fn get_states(
+        &self,
+        namespace: &str,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
+        on_backend!(self, s => s.get_states(namespace, keys, now_ms))
+    }
 }
 
 impl FactReader for Store {

@@ -86,6 +86,19 @@ pub trait StateReader: Send + Sync {
         now_ms: i64,
     ) -> Result<Option<Vec<u8>>, FactsError>;
 
+    /// [`StateReader::get_state`] of many keys at once, in their order (the stream reads the seen ids of a
+    /// whole batch with one call). The default reads them one by one.
+    fn get_states(
+        &self,
+        namespace: &str,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
+        keys.iter()
+            .map(|k| self.get_state(namespace, k, now_ms))
+            .collect()
+    }
+
     /// All unexpired entries of a namespace whose key starts with `key_prefix`, sorted by key.
     fn scan_state(
         &self,

@@ -78,6 +78,8 @@ pub struct BatchBuilder<'a> {
     buckets: HashMap<String, (String, Bucket)>,
     counts: Counts,
     conversions: Vec<Conversion>,
+    /// Valid messages pushed, in offset order, not folded in yet.
+    valid: Vec<Message>,
     /// Seen-id keys this batch applies, with their app and `ts` (for the expiry), in arrival order…
     seen_new: Vec<(String, String, i64)>,
     /// …and the same keys for lookups.
@@ -108,6 +110,7 @@ impl<'a> BatchBuilder<'a> {
             buckets: HashMap::new(),
             counts: Counts::new(),
             conversions: Vec::new(),
+            valid: Vec::new(),
             seen_new: Vec::new(),
             seen_in_batch: HashSet::new(),
             wall_now_ms: chrono::Utc::now().timestamp_millis(),
@@ -138,8 +141,8 @@ impl<'a> BatchBuilder<'a> {
         self.next_offset
     }
 
-    /// Folds in the message at `offset` (offsets must increase). Poison is recorded, not returned: the only
-    /// errors are the store's.
+    /// Takes the message at `offset` (offsets must increase). Poison is recorded, not returned: the only
+    /// error is an offset out of order. Valid messages are folded in by [`BatchBuilder::finish`].
     pub fn push(
         &mut self,
         offset: i64,
@@ -173,8 +176,23 @@ impl<'a> BatchBuilder<'a> {
             }
         };
         self.summary.valid += 1;
-        let seen = seen_key(&msg);
-        if self.seen_in_batch.contains(&seen) || self.applied_before(&seen)? {
+        // Folded in `finish`, after one store read for the seen ids of the whole batch.
+        self.valid.push(msg);
+        Ok(())
+    }
+
+    /// Folds one valid message in: dropped when a copy, else counted and matched.
+    fn fold(
+        &mut self,
+        msg: Message,
+        seen: String,
+        stored: Option<&[u8]>,
+    ) -> Result<(), StreamError> {
+        let applied_before = match stored {
+            Some(bytes) => self.applied_before(&seen, bytes)?,
+            None => false,
+        };
+        if applied_before || self.seen_in_batch.contains(&seen) {
             self.summary.duplicates += 1;
             return Ok(());
         }
@@ -221,12 +239,9 @@ impl<'a> BatchBuilder<'a> {
         Ok(())
     }
 
-    /// Whether the store remembers `key` as applied by a committed batch (see [`SeenBy`]).
-    fn applied_before(&self, key: &str) -> Result<bool, StreamError> {
-        let Some(bytes) = self.store.get_state(NS_SEEN, key, self.wall_now_ms)? else {
-            return Ok(false);
-        };
-        let by: SeenBy = serde_json::from_slice(&bytes).map_err(|e| StreamError::CorruptState {
+    /// Whether the store's entry for `key` says a committed batch applied it (see [`SeenBy`]).
+    fn applied_before(&self, key: &str, bytes: &[u8]) -> Result<bool, StreamError> {
+        let by: SeenBy = serde_json::from_slice(bytes).map_err(|e| StreamError::CorruptState {
             namespace: NS_SEEN,
             key: key.to_string(),
             reason: e.to_string(),
@@ -239,10 +254,16 @@ impl<'a> BatchBuilder<'a> {
 
     /// The batch for the store, and its summary. `wall_now_ms` only sets how long the store keeps state.
     pub fn finish(
-        self,
+        mut self,
         group: &str,
         wall_now_ms: i64,
     ) -> Result<(SpeedBatch, BatchSummary), StreamError> {
+        let valid = std::mem::take(&mut self.valid);
+        let keys: Vec<String> = valid.iter().map(seen_key).collect();
+        let stored = self.store.get_states(NS_SEEN, &keys, self.wall_now_ms)?;
+        for ((msg, key), stored) in valid.into_iter().zip(keys).zip(stored) {
+            self.fold(msg, key, stored.as_deref())?;
+        }
         let mut summary = self.summary;
         summary.conversions = self.conversions.len() as u64;
         let mut state_puts = Vec::new();
