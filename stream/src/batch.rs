@@ -2,8 +2,8 @@
 //! state changes and dead letters, then turned into one [`facts::SpeedBatch`] that the store applies
 //! atomically together with the next offset.
 //!
-//! Pending buckets are read from the store the first time a batch touches their key, at the touching
-//! message's timestamp, and written back (or deleted when empty) with the batch: the result does not depend
+//! Pending buckets of the keys a batch touches are read from the store once per batch (with the seen ids,
+//! two reads in all) and written back (or deleted when empty) with the batch: the result does not depend
 //! on where batch boundaries fall.
 //!
 //! Copies are dropped first: a valid message whose (app, hit id) or (app, event id) is in the store's
@@ -181,12 +181,15 @@ impl<'a> BatchBuilder<'a> {
         Ok(())
     }
 
-    /// Folds one valid message in: dropped when a copy, else counted and matched.
+    /// Folds one valid message in: dropped when a copy, else counted and matched on its pending key's
+    /// bucket (`pending`: `None` for events that do not convert), read from `stored_buckets` on first use.
     fn fold(
         &mut self,
         msg: Message,
         seen: String,
         stored: Option<&[u8]>,
+        pending: Option<String>,
+        stored_buckets: &mut HashMap<String, Option<Vec<u8>>>,
     ) -> Result<(), StreamError> {
         let applied_before = match stored {
             Some(bytes) => self.applied_before(&seen, bytes)?,
@@ -204,18 +207,14 @@ impl<'a> BatchBuilder<'a> {
         }
         count_message(&mut self.counts, &msg);
         let app_cfg = self.cfg.for_app(msg.app_id());
-        let touches = match &msg {
-            Message::Hit(_) => true,
-            Message::Event(e) => app_cfg.converts(&e.name),
-        };
-        if !touches {
+        let Some(key) = pending else {
             return Ok(());
-        }
-        let key = pending_key(msg.app_id(), &fingerprint(msg.ip(), msg.user_agent()));
+        };
         let bucket = match self.buckets.entry(key) {
             std::collections::hash_map::Entry::Occupied(o) => &mut o.into_mut().1,
             std::collections::hash_map::Entry::Vacant(v) => {
-                let bucket = match self.store.get_state(NS_PENDING, v.key(), msg.ts_ms())? {
+                let stored = stored_buckets.remove(v.key()).flatten();
+                let bucket = match stored {
                     Some(bytes) => {
                         serde_json::from_slice(&bytes).map_err(|e| StreamError::CorruptState {
                             namespace: NS_PENDING,
@@ -258,11 +257,37 @@ impl<'a> BatchBuilder<'a> {
         group: &str,
         wall_now_ms: i64,
     ) -> Result<(SpeedBatch, BatchSummary), StreamError> {
+        // Two store reads for the whole batch (each a lock on SQLite, which other partitions' transactions
+        // hold): the seen ids and the pending buckets. Buckets are read at the wall clock, not at their
+        // first message's ts: rule 1 (`Bucket::forget_before`) forgets the same items either way.
         let valid = std::mem::take(&mut self.valid);
         let keys: Vec<String> = valid.iter().map(seen_key).collect();
         let stored = self.store.get_states(NS_SEEN, &keys, self.wall_now_ms)?;
-        for ((msg, key), stored) in valid.into_iter().zip(keys).zip(stored) {
-            self.fold(msg, key, stored.as_deref())?;
+        let pending: Vec<Option<String>> = valid
+            .iter()
+            .map(|msg| {
+                let touches = match msg {
+                    Message::Hit(_) => true,
+                    Message::Event(e) => self.cfg.for_app(&e.app_id).converts(&e.name),
+                };
+                touches.then(|| pending_key(msg.app_id(), &fingerprint(msg.ip(), msg.user_agent())))
+            })
+            .collect();
+        let bucket_keys: Vec<String> = pending
+            .iter()
+            .flatten()
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let buckets = self
+            .store
+            .get_states(NS_PENDING, &bucket_keys, self.wall_now_ms)?;
+        let mut stored_buckets: HashMap<String, Option<Vec<u8>>> =
+            bucket_keys.into_iter().zip(buckets).collect();
+        for (((msg, key), stored), pending) in valid.into_iter().zip(keys).zip(stored).zip(pending)
+        {
+            self.fold(msg, key, stored.as_deref(), pending, &mut stored_buckets)?;
         }
         let mut summary = self.summary;
         summary.conversions = self.conversions.len() as u64;
