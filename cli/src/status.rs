@@ -1,5 +1,6 @@
-//! `funnel status`: what the scheduler and the batch runs did, and how far the batch results reach
-//! (`scheduler::Status`), as tables or one JSON document.
+//! `funnel status`: what the scheduler and the batch runs did, how far the batch results reach
+//! (`scheduler::Status`), and whether the stream's conversion records agree with its counts
+//! (`stream::check_conversions`), as tables or one JSON document.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +13,9 @@ use scheduler::{sstables_read, Status};
 /// The scheduler's state is found next to a SQLite store (`facts.db.schedule.json`) or given with
 /// --state (the `state_dir` of the schedule config + `/schedule.json`). Watermarks are listed for
 /// every app named by a run's inputs and every --app.
+///
+/// The stream section checks that the stream's conversion records and its counted conversions agree
+/// (per app, day and tracker); on a mismatch it lists the differences and the command exits 1.
 ///
 /// Examples:
 ///   funnel status --facts sqlite:/var/lib/funnel/facts.db
@@ -70,10 +74,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &args.app,
         args.limit,
     )?;
+    let check = ::stream::check_conversions(&store, &args.app)
+        .context("checking the stream's conversion records")?;
+    let code = if check.is_consistent() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
     if args.json {
-        let doc = status.to_json(args.limit);
+        let mut doc = status.to_json(args.limit);
+        doc["stream"] = serde_json::to_value(&check)?;
         println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let Status {
         state,
@@ -158,5 +170,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
             w.app_id, w.funnel_id, w.funnel_version, w.batch_until
         );
     }
-    Ok(ExitCode::SUCCESS)
+    println!(
+        "stream: {} conversion records, {} conversions counted ({})",
+        check.records,
+        check.counted,
+        if check.is_consistent() {
+            "consistent"
+        } else {
+            "MISMATCH"
+        }
+    );
+    for m in &check.mismatches {
+        println!(
+            "  mismatch {} {} tracker {:?}: {} records, {} counted",
+            m.app_id, m.day, m.tracker, m.records, m.counted
+        );
+    }
+    Ok(code)
 }

@@ -12,9 +12,11 @@ use anyhow::{bail, Context};
 /// Consume hits and SDK events from Kafka into the fact store: real-time daily counts and
 /// hit→event conversions, exactly once.
 ///
-/// Each message is one JSON hit or event (schema and examples: stream/MESSAGES.md).
-/// Producers key messages `app_id|fingerprint` (MESSAGES.md), so one device's clicks and
-/// events share a partition and are matched in one order.
+/// Each message is one JSON hit or event (schema, examples, the dead-letter reason of every
+/// malformed case: docs/STREAM.md). Producers key messages `app_id|fingerprint` (the rule:
+/// docs/STREAM.md), so one device's clicks and events share a partition and are matched in
+/// one order. A copy of a hit or event (same app and id) applied within `dedupe_window` is
+/// dropped and counted in funnel_stream_duplicates_total.
 ///
 /// Each batch of one partition is applied to the store in one transaction with the offset
 /// to resume from. The store, not Kafka, decides where a partition resumes: a crash (even
@@ -23,10 +25,10 @@ use anyhow::{bail, Context};
 /// SIGINT/SIGTERM: current batches are applied and committed, then the group is left.
 ///
 /// With --raw cql://…, every valid hit/event is also written as a row of the 60-day tables
-/// `hits` / `events` (their CQL: stream/MESSAGES.md) in that keyspace, before its batch is applied: idempotent
+/// `hits` / `events` (their CQL: docs/STREAM.md) in that keyspace, before its batch is applied: idempotent
 /// upserts, so retries never duplicate rows; if they cannot be written, the batch is not
 /// applied and is retried (metric funnel_stream_raw_write_failures_total). --init-raw
-/// creates the keyspace and both tables first (or run the CQL in stream/MESSAGES.md).
+/// creates the keyspace and both tables first (or run the CQL in docs/STREAM.md).
 ///
 /// Examples:
 ///
@@ -49,6 +51,7 @@ use anyhow::{bail, Context};
 ///   fingerprint_window = "24h"    # (IP, user agent) only
 ///   conversion_events = ["install", "open"]
 ///   late_arrival = "1d"           # how long pending items wait for late messages
+///   dedupe_window = "1d"          # how long ids are remembered (default late_arrival, >= 1d)
 ///   [apps.a1]                     # per-app overrides
 ///   policy = "last_click"
 #[derive(Debug, clap::Args)]

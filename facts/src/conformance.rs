@@ -592,6 +592,22 @@ pub fn state_is_written_with_the_batch(store: &Store) {
         None,
         "expired entry visible"
     );
+    assert_eq!(
+        store.count_state(&ns, now).unwrap(),
+        3,
+        "fp1/a, fp1/b, fp3/x"
+    );
+    assert_eq!(
+        store.count_state(&ns, now + 600_000).unwrap(),
+        2,
+        "an expired entry is not counted"
+    );
+    assert_eq!(
+        store
+            .get_states(&ns, &["fp3/x".into(), "nope".into(), "fp1/b".into()], now)
+            .unwrap(),
+        [Some(b"soon".to_vec()), None, Some(b"22".to_vec())]
+    );
     // A replayed batch changes no state.
     let mut replay = speed_batch(&app, 0, 1, 2);
     replay.state_puts = vec![entry("fp1/b", b"replayed", far)];

@@ -226,6 +226,17 @@ impl StateReader for Store {
     ) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
         on_backend!(self, s => s.scan_state(namespace, key_prefix, now_ms))
     }
+    fn count_state(&self, namespace: &str, now_ms: i64) -> Result<u64, FactsError> {
+        on_backend!(self, s => s.count_state(namespace, now_ms))
+    }
+    fn get_states(
+        &self,
+        namespace: &str,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
+        on_backend!(self, s => s.get_states(namespace, keys, now_ms))
+    }
 }
 
 impl FactReader for Store {

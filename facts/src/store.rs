@@ -86,6 +86,19 @@ pub trait StateReader: Send + Sync {
         now_ms: i64,
     ) -> Result<Option<Vec<u8>>, FactsError>;
 
+    /// [`StateReader::get_state`] of many keys at once, in their order (the stream reads the seen ids of a
+    /// whole batch with one call). The default reads them one by one.
+    fn get_states(
+        &self,
+        namespace: &str,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
+        keys.iter()
+            .map(|k| self.get_state(namespace, k, now_ms))
+            .collect()
+    }
+
     /// All unexpired entries of a namespace whose key starts with `key_prefix`, sorted by key.
     fn scan_state(
         &self,
@@ -93,6 +106,12 @@ pub trait StateReader: Send + Sync {
         key_prefix: &str,
         now_ms: i64,
     ) -> Result<Vec<(String, Vec<u8>)>, FactsError>;
+
+    /// How many unexpired entries a namespace holds at `now_ms` (the stream reports the size of its
+    /// seen-id state with it). The default scans the namespace; a backend may count without reading values.
+    fn count_state(&self, namespace: &str, now_ms: i64) -> Result<u64, FactsError> {
+        Ok(self.scan_state(namespace, "", now_ms)?.len() as u64)
+    }
 }
 
 /// What the stream needs of a store: its sink and its state.

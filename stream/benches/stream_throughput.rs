@@ -4,7 +4,9 @@
 //! consume rate measured in the same run (the ceiling: a consumer that only reads).
 //!
 //! `cargo bench -p stream --bench stream_throughput` (env: BENCH_MESSAGES, default 50000;
-//! BENCH_RATE, offered messages/s in the latency phase, default half the measured throughput).
+//! BENCH_RATE, offered messages/s in the latency phase, default half the measured throughput;
+//! BENCH_BATCH_MS, the stream's batch age limit instead of its default). Both consumers use the stream's
+//! fetch settings (`stream::consumer::RESTART_DEFAULTS`), so the floor is the same broker path.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -59,6 +61,30 @@ fn percentile(sorted: &[i64], q: f64) -> i64 {
         return 0;
     }
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// `n` messages of synthetic devices (about 3.5 per device), every id distinct within a seed and across
+/// seeds.
+fn fresh_traffic(seed: u64, n: usize) -> Vec<Produced> {
+    let mut traffic = generate(&TrafficSpec {
+        poison: 0.001,
+        ..TrafficSpec::new(seed, n * 2 / 7 + 1)
+    });
+    traffic.truncate(n);
+    traffic
+}
+
+/// A consumer that only reads, with the stream's fetch settings (the same floor).
+fn plain_consumer(brokers: &str, group: &str) -> BaseConsumer {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false");
+    for (k, v) in stream::consumer::RESTART_DEFAULTS {
+        cc.set(*k, *v);
+    }
+    cc.create().expect("plain consumer")
 }
 
 fn main() {
@@ -120,12 +146,7 @@ fn main() {
         .expect("create topic");
     }
 
-    // Traffic: synthetic devices, as many as needed for `n` messages (about 3.5 per device).
-    let mut traffic = generate(&TrafficSpec {
-        poison: 0.001,
-        ..TrafficSpec::new(1, n * 2 / 7 + 1)
-    });
-    traffic.truncate(n);
+    let traffic = fresh_traffic(1, n);
     let n = traffic.len();
     let p = producer(&brokers);
     let t = Instant::now();
@@ -136,13 +157,7 @@ fn main() {
     let produce_s = t.elapsed().as_secs_f64();
 
     // 1. The ceiling: a consumer that only reads (same librdkafka, same broker, same messages).
-    let raw: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "raw")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("raw consumer");
+    let raw = plain_consumer(&brokers, "raw");
     raw.subscribe(&["bench"]).expect("subscribe");
     let (mut got, mut bytes, mut first) = (0usize, 0usize, None);
     while got < n {
@@ -175,6 +190,12 @@ fn main() {
     };
     let run_pipeline = |topic: &str, group: &str, stop: tokio::sync::oneshot::Receiver<()>| {
         let mut opts = StreamOptions::new(&brokers, topic, group);
+        if let Some(ms) = std::env::var("BENCH_BATCH_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            opts.batch_max_wait = Duration::from_millis(ms);
+        }
         opts.kafka
             .push(("session.timeout.ms".into(), "6000".into()));
         let metrics = Arc::new(Metrics::new().expect("metrics"));
@@ -227,8 +248,11 @@ fn main() {
     applied.lock().unwrap().clear();
     let secs = 10.0;
     let total = (rate * secs) as usize;
+    // Fresh ids: the throughput phase's ids are remembered in the store, so its messages would all be
+    // dropped as copies here.
+    let lat_traffic = fresh_traffic(2, total);
     let start = Instant::now();
-    for (i, m) in traffic.iter().cycle().take(total).enumerate() {
+    for (i, m) in lat_traffic.iter().enumerate() {
         let due = start + Duration::from_secs_f64(i as f64 / rate);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
@@ -251,13 +275,7 @@ fn main() {
     let _ = rt.block_on(handle);
 
     // 4. The latency floor: the same offered load read by a consumer that only reads.
-    let raw: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "raw-latency")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("raw consumer");
+    let raw = plain_consumer(&brokers, "raw-latency");
     raw.subscribe(&["rawlatency"]).expect("subscribe");
     send(&p, "rawlatency", warm);
     p.flush(Duration::from_secs(10)).expect("flush");
@@ -279,7 +297,7 @@ fn main() {
         lat
     });
     let start = Instant::now();
-    for (i, m) in traffic.iter().cycle().take(total).enumerate() {
+    for (i, m) in lat_traffic.iter().enumerate() {
         let due = start + Duration::from_secs_f64(i as f64 / rate);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
@@ -318,6 +336,10 @@ fn main() {
         percentile(&raw_lat, 0.50),
         percentile(&raw_lat, 0.99),
         raw_lat.last().copied().unwrap_or(0)
+    );
+    println!(
+        "  the stream adds at p99: {} ms (stream p99 - floor p99, same run)",
+        percentile(&lat, 0.99) - percentile(&raw_lat, 0.99)
     );
     println!(
         "  latency phase store time: build {:.2} s + apply {:.2} s in {} batches",

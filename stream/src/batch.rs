@@ -2,11 +2,17 @@
 //! state changes and dead letters, then turned into one [`facts::SpeedBatch`] that the store applies
 //! atomically together with the next offset.
 //!
-//! Pending buckets are read from the store the first time a batch touches their key, at the touching
-//! message's timestamp, and written back (or deleted when empty) with the batch: the result does not depend
+//! Pending buckets of the keys a batch touches are read from the store once per batch (with the seen ids,
+//! two reads in all) and written back (or deleted when empty) with the batch: the result does not depend
 //! on where batch boundaries fall.
+//!
+//! Copies are dropped first: a valid message whose (app, hit id) or (app, event id) is in the store's
+//! seen-id state (namespace [`NS_SEEN`]) or earlier in the same batch touches nothing — no count, no
+//! attribution, no raw row — and is counted in [`BatchSummary::duplicates`]. The ids a batch applies are
+//! written to that state in the batch's own transaction, so a crash or a rebalance can neither forget an
+//! id that was counted nor remember one that was not.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use facts::{DailyCountFact, Day, SpeedBatch, StateEntry, StreamStore};
 
@@ -25,6 +31,24 @@ pub const NS_PENDING: &str = "pending";
 pub const NS_CONVERSION: &str = "conversion";
 /// State namespace of dead-letter counters, keyed `["topic",partition,"reason"]`, value: decimal count.
 pub const NS_DEADLETTER: &str = "deadletter";
+/// State namespace of the ids applied within the dedupe window, keyed `["app_id","hit"|"event","id"]`,
+/// value: [`SeenBy`] as JSON. Expires at the later of `ts + dedupe_window` and `applied + dedupe_window`
+/// (wall clock), so replaying an old backlog still drops its copies.
+pub const NS_SEEN: &str = "seen";
+
+/// The value of a seen id: the message's `ts` and the batch that applied it.
+///
+/// Why the batch: a store without transactions (CQL) writes a batch's state before its offset, so a crash
+/// in between leaves the ids of a batch that never committed. The retry starts at the same committed
+/// offset; an id recorded by a batch of the same partition at or past that offset is such a leftover, not
+/// a copy (a committed batch would have moved the offset past it), and is applied again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SeenBy {
+    pub ts: i64,
+    pub topic: String,
+    pub partition: i32,
+    pub first_offset: i64,
+}
 
 /// What a batch did, for metrics, logs and the dead-letter sink.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +56,8 @@ pub struct BatchSummary {
     pub messages: u64,
     pub valid: u64,
     pub conversions: u64,
+    /// Valid messages dropped because their id was applied before (or earlier in this batch).
+    pub duplicates: u64,
     pub poison: BTreeMap<PoisonReason, u64>,
     pub dead_letters: Vec<DeadLetter>,
     /// Kafka timestamps (ms) of the batch's messages that had one (end-to-end latency).
@@ -52,6 +78,14 @@ pub struct BatchBuilder<'a> {
     buckets: HashMap<String, (String, Bucket)>,
     counts: Counts,
     conversions: Vec<Conversion>,
+    /// Valid messages pushed, in offset order, not folded in yet.
+    valid: Vec<Message>,
+    /// Seen-id keys this batch applies, with their app and `ts` (for the expiry), in arrival order…
+    seen_new: Vec<(String, String, i64)>,
+    /// …and the same keys for lookups.
+    seen_in_batch: HashSet<String>,
+    /// Wall clock at the start of the batch: what the store's expiry of seen ids is compared with.
+    wall_now_ms: i64,
     summary: BatchSummary,
     keep: bool,
 }
@@ -76,6 +110,10 @@ impl<'a> BatchBuilder<'a> {
             buckets: HashMap::new(),
             counts: Counts::new(),
             conversions: Vec::new(),
+            valid: Vec::new(),
+            seen_new: Vec::new(),
+            seen_in_batch: HashSet::new(),
+            wall_now_ms: chrono::Utc::now().timestamp_millis(),
             summary: BatchSummary::default(),
             keep: false,
         }
@@ -103,8 +141,8 @@ impl<'a> BatchBuilder<'a> {
         self.next_offset
     }
 
-    /// Folds in the message at `offset` (offsets must increase). Poison is recorded, not returned: the only
-    /// errors are the store's.
+    /// Takes the message at `offset` (offsets must increase). Poison is recorded, not returned: the only
+    /// error is an offset out of order. Valid messages are folded in by [`BatchBuilder::finish`].
     pub fn push(
         &mut self,
         offset: i64,
@@ -138,23 +176,45 @@ impl<'a> BatchBuilder<'a> {
             }
         };
         self.summary.valid += 1;
+        // Folded in `finish`, after one store read for the seen ids of the whole batch.
+        self.valid.push(msg);
+        Ok(())
+    }
+
+    /// Folds one valid message in: dropped when a copy, else counted and matched on its pending key's
+    /// bucket (`pending`: `None` for events that do not convert), read from `stored_buckets` on first use.
+    fn fold(
+        &mut self,
+        msg: Message,
+        seen: String,
+        stored: Option<&[u8]>,
+        pending: Option<String>,
+        stored_buckets: &mut HashMap<String, Option<Vec<u8>>>,
+    ) -> Result<(), StreamError> {
+        let applied_before = match stored {
+            Some(bytes) => self.applied_before(&seen, bytes)?,
+            None => false,
+        };
+        if applied_before || self.seen_in_batch.contains(&seen) {
+            self.summary.duplicates += 1;
+            return Ok(());
+        }
+        self.seen_in_batch.insert(seen.clone());
+        self.seen_new
+            .push((seen, msg.app_id().to_string(), msg.ts_ms()));
         if self.keep {
             self.summary.kept.push(msg.clone());
         }
         count_message(&mut self.counts, &msg);
         let app_cfg = self.cfg.for_app(msg.app_id());
-        let touches = match &msg {
-            Message::Hit(_) => true,
-            Message::Event(e) => app_cfg.converts(&e.name),
-        };
-        if !touches {
+        let Some(key) = pending else {
             return Ok(());
-        }
-        let key = pending_key(msg.app_id(), &fingerprint(msg.ip(), msg.user_agent()));
+        };
         let bucket = match self.buckets.entry(key) {
             std::collections::hash_map::Entry::Occupied(o) => &mut o.into_mut().1,
             std::collections::hash_map::Entry::Vacant(v) => {
-                let bucket = match self.store.get_state(NS_PENDING, v.key(), msg.ts_ms())? {
+                let stored = stored_buckets.remove(v.key()).flatten();
+                let bucket = match stored {
                     Some(bytes) => {
                         serde_json::from_slice(&bytes).map_err(|e| StreamError::CorruptState {
                             namespace: NS_PENDING,
@@ -178,12 +238,57 @@ impl<'a> BatchBuilder<'a> {
         Ok(())
     }
 
+    /// Whether the store's entry for `key` says a committed batch applied it (see [`SeenBy`]).
+    fn applied_before(&self, key: &str, bytes: &[u8]) -> Result<bool, StreamError> {
+        let by: SeenBy = serde_json::from_slice(bytes).map_err(|e| StreamError::CorruptState {
+            namespace: NS_SEEN,
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        let leftover = by.topic == self.topic
+            && by.partition == self.partition
+            && by.first_offset >= self.first_offset;
+        Ok(!leftover)
+    }
+
     /// The batch for the store, and its summary. `wall_now_ms` only sets how long the store keeps state.
     pub fn finish(
-        self,
+        mut self,
         group: &str,
         wall_now_ms: i64,
     ) -> Result<(SpeedBatch, BatchSummary), StreamError> {
+        // Two store reads for the whole batch (each a lock on SQLite, which other partitions' transactions
+        // hold): the seen ids and the pending buckets. Buckets are read at the wall clock, not at their
+        // first message's ts: rule 1 (`Bucket::forget_before`) forgets the same items either way.
+        let valid = std::mem::take(&mut self.valid);
+        let keys: Vec<String> = valid.iter().map(seen_key).collect();
+        let stored = self.store.get_states(NS_SEEN, &keys, self.wall_now_ms)?;
+        let pending: Vec<Option<String>> = valid
+            .iter()
+            .map(|msg| {
+                let touches = match msg {
+                    Message::Hit(_) => true,
+                    Message::Event(e) => self.cfg.for_app(&e.app_id).converts(&e.name),
+                };
+                touches.then(|| pending_key(msg.app_id(), &fingerprint(msg.ip(), msg.user_agent())))
+            })
+            .collect();
+        let bucket_keys: Vec<String> = pending
+            .iter()
+            .flatten()
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let buckets = self
+            .store
+            .get_states(NS_PENDING, &bucket_keys, self.wall_now_ms)?;
+        let mut stored_buckets: HashMap<String, Option<Vec<u8>>> =
+            bucket_keys.into_iter().zip(buckets).collect();
+        for (((msg, key), stored), pending) in valid.into_iter().zip(keys).zip(stored).zip(pending)
+        {
+            self.fold(msg, key, stored.as_deref(), pending, &mut stored_buckets)?;
+        }
         let mut summary = self.summary;
         summary.conversions = self.conversions.len() as u64;
         let mut state_puts = Vec::new();
@@ -214,6 +319,21 @@ impl<'a> BatchBuilder<'a> {
                 key: conversion_key(c),
                 value: serde_json::to_vec(c).map_err(StreamError::Encode)?,
                 expires_at_ms: i64::MAX,
+            });
+        }
+        for (key, app_id, ts_ms) in self.seen_new {
+            let window = self.cfg.for_app(&app_id).dedupe_window_ms();
+            let by = SeenBy {
+                ts: ts_ms,
+                topic: self.topic.clone(),
+                partition: self.partition,
+                first_offset: self.first_offset,
+            };
+            state_puts.push(StateEntry {
+                namespace: NS_SEEN.to_string(),
+                key,
+                value: serde_json::to_vec(&by).map_err(StreamError::Encode)?,
+                expires_at_ms: ts_ms.max(wall_now_ms).saturating_add(window),
             });
         }
         for (reason, n) in &summary.poison {
@@ -268,8 +388,19 @@ pub fn pending_key(app_id: &str, fingerprint: &str) -> String {
     serde_json::json!([app_id, fingerprint]).to_string()
 }
 
+/// One record per conversion: the event id is part of the key, so two conversions of one click (which the
+/// rule never makes, but records written before copies were dropped did) can never overwrite each other.
 pub fn conversion_key(c: &Conversion) -> String {
-    serde_json::json!([c.app_id, c.actor_id, c.hit_ts_ms, c.hit_id]).to_string()
+    serde_json::json!([c.app_id, c.actor_id, c.hit_ts_ms, c.hit_id, c.event_id]).to_string()
+}
+
+/// The seen-id key of a valid message: ids are already lower-case hyphenated ([`Message::parse`]), so
+/// copies that spell an id differently share the key.
+pub fn seen_key(msg: &Message) -> String {
+    match msg {
+        Message::Hit(h) => serde_json::json!([h.app_id, "hit", h.hit_id]).to_string(),
+        Message::Event(e) => serde_json::json!([e.app_id, "event", e.event_id]).to_string(),
+    }
 }
 
 pub fn deadletter_key(topic: &str, partition: i32, reason: PoisonReason) -> String {
@@ -281,7 +412,7 @@ mod tests {
     use super::*;
     use crate::readback::{read_conversions, read_dead_letter_counts};
     use crate::reference;
-    use facts::StreamSink;
+    use facts::{StateReader, StreamSink};
 
     fn hit(i: usize, ts: i64, ip: &str) -> String {
         format!(
@@ -359,6 +490,171 @@ mod tests {
         }
     }
 
+    /// Applies `payloads` to a fresh store in random batch cuts; returns the store and the summed summary.
+    fn apply_in_random_batches(
+        dir: &std::path::Path,
+        name: &str,
+        payloads: &[crate::synth::Produced],
+        cfg: &AttributionConfig,
+        seed: u64,
+    ) -> (facts::Store, u64) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let store = facts::open_store(&format!("sqlite:{}", dir.join(name).display())).unwrap();
+        let (mut offset, mut duplicates) = (0i64, 0u64);
+        let mut rest = payloads;
+        while !rest.is_empty() {
+            let n = rng.random_range(1..=rest.len().min(40));
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let mut b = BatchBuilder::new(&store, cfg, "t", 0, offset);
+            for p in chunk {
+                b.push(offset, Some(&p.payload), None).unwrap();
+                offset += 1;
+            }
+            let (batch, summary) = b
+                .finish("g", chrono::Utc::now().timestamp_millis())
+                .unwrap();
+            assert!(store.apply_speed_batch(&batch).unwrap());
+            duplicates += summary.duplicates;
+        }
+        (store, duplicates)
+    }
+
+    /// Every valid message copied 0–3 times (some copies spelling the id in upper case, some in the same
+    /// batch, some batches later): the store holds the same counts and conversion records as with each
+    /// message once, and every copy is counted as a duplicate.
+    #[test]
+    fn copies_count_once() {
+        use crate::readback::read_counts;
+        use crate::synth::{generate, with_copies, TrafficSpec};
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = AttributionConfig::default();
+        for seed in 0..4u64 {
+            let once = generate(&TrafficSpec::new(seed, 80));
+            let copied = with_copies(&once, seed, 3, 30);
+            let want = reference::expected(once.iter().map(|p| Some(p.payload.as_slice())), &cfg);
+            let want_copied =
+                reference::expected(copied.iter().map(|p| Some(p.payload.as_slice())), &cfg);
+            assert!(want_copied.duplicates > 50, "the workload must have copies");
+            assert_eq!(want_copied.conversions, want.conversions);
+            let (store, duplicates) =
+                apply_in_random_batches(dir.path(), &format!("{seed}.db"), &copied, &cfg, seed);
+            assert_eq!(duplicates, want_copied.duplicates, "seed {seed}");
+            let got: std::collections::BTreeSet<_> = read_conversions(&store, None)
+                .unwrap()
+                .into_iter()
+                .collect();
+            assert_eq!(got, want.conversions, "seed {seed}");
+            assert!(!got.is_empty());
+            let mut counts = read_counts(&store, "a1").unwrap();
+            counts.extend(read_counts(&store, "a2").unwrap());
+            assert_eq!(counts, want.counts, "seed {seed}");
+            let seen = store
+                .count_state(NS_SEEN, chrono::Utc::now().timestamp_millis())
+                .unwrap();
+            assert_eq!(seen, want.valid, "one remembered id per distinct message");
+        }
+    }
+
+    /// A batch that was built but never applied (the process died before its transaction) remembers no
+    /// id: its messages count when they are consumed again.
+    #[test]
+    fn an_unapplied_batch_remembers_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            facts::open_store(&format!("sqlite:{}", dir.path().join("f.db").display())).unwrap();
+        let cfg = AttributionConfig::default();
+        let now = chrono::Utc::now().timestamp_millis();
+        let msgs = [hit(1, now, "10.0.0.1"), install(1, now + 1000, "10.0.0.1")];
+        let build = |store: &facts::Store| {
+            let mut b = BatchBuilder::new(store, &cfg, "t", 0, 0);
+            for (o, m) in msgs.iter().enumerate() {
+                b.push(o as i64, Some(m.as_bytes()), None).unwrap();
+            }
+            b.finish("g", now).unwrap()
+        };
+        let (_lost, first) = build(&store);
+        assert_eq!((first.duplicates, first.conversions), (0, 1));
+        let (batch, again) = build(&store);
+        assert_eq!((again.duplicates, again.conversions), (0, 1));
+        assert!(store.apply_speed_batch(&batch).unwrap());
+        // Applied: the same messages at later offsets are copies now.
+        let mut b = BatchBuilder::new(&store, &cfg, "t", 0, 2);
+        for (o, m) in msgs.iter().enumerate() {
+            b.push(2 + o as i64, Some(m.as_bytes()), None).unwrap();
+        }
+        let (batch, summary) = b.finish("g", now).unwrap();
+        assert_eq!((summary.duplicates, summary.conversions), (2, 0));
+        assert!(batch.daily_counts.is_empty(), "a copy counts nothing");
+    }
+
+    /// A store without transactions (CQL) may keep the seen ids of a batch that crashed before its offset
+    /// was written: the retry at the same offset applies those messages again instead of dropping them,
+    /// while ids of an earlier, committed batch still make copies.
+    #[test]
+    fn ids_left_by_an_uncommitted_attempt_are_not_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            facts::open_store(&format!("sqlite:{}", dir.path().join("f.db").display())).unwrap();
+        let cfg = AttributionConfig::default();
+        let now = chrono::Utc::now().timestamp_millis();
+        let (h1, h2) = (hit(1, now, "10.0.0.1"), hit(2, now, "10.0.0.2"));
+        // Offsets 0..1 committed with h1.
+        let mut b = BatchBuilder::new(&store, &cfg, "t", 0, 0);
+        b.push(0, Some(h1.as_bytes()), None).unwrap();
+        let (batch, _) = b.finish("g", now).unwrap();
+        assert!(store.apply_speed_batch(&batch).unwrap());
+        // An attempt at offsets 1..3 (h1 again, h2) whose state reached the store but not its offset:
+        // simulated by writing only its state, under another partition's marker.
+        let mut b = BatchBuilder::new(&store, &cfg, "t", 0, 1);
+        b.push(1, Some(h1.as_bytes()), None).unwrap();
+        b.push(2, Some(h2.as_bytes()), None).unwrap();
+        let (mut partial, summary) = b.finish("g", now).unwrap();
+        assert_eq!(summary.duplicates, 1);
+        partial.partition = 9;
+        partial.daily_counts.clear();
+        assert!(store.apply_speed_batch(&partial).unwrap());
+        // The retry of offsets 1..3: h1 is still a copy (committed at offset 0), h2 is not.
+        let mut b = BatchBuilder::new(&store, &cfg, "t", 0, 1);
+        b.push(1, Some(h1.as_bytes()), None).unwrap();
+        b.push(2, Some(h2.as_bytes()), None).unwrap();
+        let (batch, summary) = b.finish("g", now).unwrap();
+        assert_eq!((summary.duplicates, summary.valid), (1, 2));
+        assert_eq!(batch.daily_counts.iter().map(|c| c.count).sum::<i64>(), 1);
+        assert!(store.apply_speed_batch(&batch).unwrap());
+        // Committed now: a later copy of h2 is dropped.
+        let mut b = BatchBuilder::new(&store, &cfg, "t", 0, 3);
+        b.push(3, Some(h2.as_bytes()), None).unwrap();
+        assert_eq!(b.finish("g", now).unwrap().1.duplicates, 1);
+    }
+
+    /// The documented edge: a copy that arrives after its id's entry expired (the dedupe window past both
+    /// the id's `ts` and when it was applied) is counted again.
+    #[test]
+    fn a_copy_after_the_window_counts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            facts::open_store(&format!("sqlite:{}", dir.path().join("f.db").display())).unwrap();
+        let mut cfg = AttributionConfig::default();
+        cfg.defaults.dedupe_window_ms = Some(1_000);
+        let ts = chrono::Utc::now().timestamp_millis() - 3 * 86_400_000;
+        let msg = hit(1, ts, "10.0.0.1");
+        let apply = |offset: i64| {
+            let mut b = BatchBuilder::new(&store, &cfg, "t", 0, offset);
+            b.push(offset, Some(msg.as_bytes()), None).unwrap();
+            let (batch, summary) = b
+                .finish("g", chrono::Utc::now().timestamp_millis())
+                .unwrap();
+            assert!(store.apply_speed_batch(&batch).unwrap());
+            summary.duplicates
+        };
+        assert_eq!(apply(0), 0);
+        assert_eq!(apply(1), 1, "within the window (wall clock past an old ts)");
+        std::thread::sleep(std::time::Duration::from_millis(1_200));
+        assert_eq!(apply(2), 0, "after the window: counted again");
+    }
+
     /// Random traffic (collisions, device ids, both arrival orders, poison), random windows and policy,
     /// random batch cuts: the store ends up with exactly the reference's conversions and counts.
     #[test]
@@ -383,6 +679,7 @@ mod tests {
                 fingerprint_window_ms: rng.random_range(1..12) * h,
                 conversion_events: vec!["install".into(), "open".into()],
                 late_arrival_ms: rng.random_range(0..6) * h,
+                dedupe_window_ms: None,
             };
             let mut cfg = AttributionConfig {
                 defaults: app(&mut rng),

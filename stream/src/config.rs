@@ -8,6 +8,7 @@
 //! fingerprint_window = "24h"      # matched on (IP, user agent) only
 //! conversion_events = ["install", "open"]
 //! late_arrival = "1d"             # how far behind the key's newest message a pending item is kept
+//! dedupe_window = "1d"            # how long a hit/event id is remembered (default: late_arrival, >= 1d)
 //!
 //! [apps.a1]                       # overrides for one app; unset keys fall back to [defaults]
 //! policy = "last_click"
@@ -39,6 +40,9 @@ pub struct AppAttribution {
     pub fingerprint_window_ms: i64,
     pub conversion_events: Vec<String>,
     pub late_arrival_ms: i64,
+    /// How long an applied hit/event id is remembered to drop its copies; `None`: the default,
+    /// [`AppAttribution::dedupe_window_ms`].
+    pub dedupe_window_ms: Option<i64>,
 }
 
 impl Default for AppAttribution {
@@ -49,6 +53,7 @@ impl Default for AppAttribution {
             fingerprint_window_ms: 86_400_000,
             conversion_events: vec!["install".to_string(), "open".to_string()],
             late_arrival_ms: 86_400_000,
+            dedupe_window_ms: None,
         }
     }
 }
@@ -67,7 +72,19 @@ impl AppAttribution {
     pub fn event_horizon_ms(&self) -> i64 {
         self.late_arrival_ms
     }
+
+    /// How long (event time past the id's `ts`, and wall-clock time past when it was applied, whichever
+    /// ends later) a hit or event id is remembered so that its copies are dropped: `dedupe_window` when
+    /// set, else the late-arrival window but at least one day (a producer's retries arrive within seconds;
+    /// a copy that is a late arrival itself must not count twice either).
+    pub fn dedupe_window_ms(&self) -> i64 {
+        self.dedupe_window_ms
+            .unwrap_or(self.late_arrival_ms.max(MIN_DEFAULT_DEDUPE_MS))
+    }
 }
+
+/// The default dedupe window is never shorter than this (one day).
+pub const MIN_DEFAULT_DEDUPE_MS: i64 = 86_400_000;
 
 /// Settings for all apps: defaults plus per-app overrides.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -120,6 +137,7 @@ struct PartialApp {
     fingerprint_window: Option<String>,
     conversion_events: Option<Vec<String>>,
     late_arrival: Option<String>,
+    dedupe_window: Option<String>,
 }
 
 impl PartialApp {
@@ -142,6 +160,10 @@ impl PartialApp {
                 .conversion_events
                 .unwrap_or_else(|| base.conversion_events.clone()),
             late_arrival_ms: dur(self.late_arrival, "late_arrival", base.late_arrival_ms)?,
+            dedupe_window_ms: match self.dedupe_window {
+                Some(s) => Some(parse_duration_ms(&s).map_err(|e| format!("dedupe_window: {e}"))?),
+                None => base.dedupe_window_ms,
+            },
         })
     }
 }
@@ -197,6 +219,32 @@ mod tests {
         );
         assert!(a1.converts("install") && !a1.converts("open"));
         assert!(cfg.for_app("other").converts("open"));
+    }
+
+    #[test]
+    fn dedupe_window_defaults_to_late_arrival_but_at_least_a_day() {
+        let day = 86_400_000;
+        let cfg = AttributionConfig::parse(
+            r#"
+            [apps.short]
+            late_arrival = "2h"
+            [apps.long]
+            late_arrival = "3d"
+            [apps.set]
+            dedupe_window = "6h"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.defaults.dedupe_window_ms(), day);
+        assert_eq!(cfg.for_app("short").dedupe_window_ms(), day);
+        assert_eq!(cfg.for_app("long").dedupe_window_ms(), 3 * day);
+        assert_eq!(cfg.for_app("set").dedupe_window_ms(), 6 * 3_600_000);
+        let inherited = AttributionConfig::parse(
+            "[defaults]\ndedupe_window = \"2d\"\n[apps.a1]\nlate_arrival = \"5d\"",
+        )
+        .unwrap();
+        assert_eq!(inherited.for_app("a1").dedupe_window_ms(), 2 * day);
+        assert!(AttributionConfig::parse("[defaults]\ndedupe_window = \"soon\"").is_err());
     }
 
     #[test]

@@ -16,6 +16,11 @@
 //! - **Raw rows** (`StreamOptions::raw`): a batch's valid messages are written as raw rows
 //!   ([`crate::raw`]) before the batch is applied to the store and before its offset is committed; if that
 //!   fails, the batch is treated like a failed store write (nothing applied, rewind, retry).
+//! - **Kafka's offsets and lag**: after every applied batch the partition's offset is committed to Kafka
+//!   (asynchronously), and on every assignment the store's offsets of the assigned partitions are, so
+//!   Kafka's committed offsets (what external lag tools read) catch up with the store after a crash. The
+//!   lag gauge has a series per assigned partition from assignment on: the broker's high watermark minus
+//!   the store's offset, refreshed after every batch (and by the statistics callback in between).
 //! - **Shutdown**: the poll loop stops, every task applies its current batch and commits (synchronously),
 //!   then the consumer closes and leaves the group.
 
@@ -35,7 +40,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::batch::{BatchBuilder, BatchSummary};
+use crate::batch::{BatchBuilder, BatchSummary, NS_SEEN};
 use crate::config::AttributionConfig;
 use crate::deadletter::DeadLetterSink;
 use crate::metrics::Metrics;
@@ -88,6 +93,17 @@ impl StreamOptions {
     }
 }
 
+/// librdkafka settings that decide how fast a restarted stream resumes (see docs/STREAM.md, "Restarts");
+/// `--kafka` overrides them. After a `kill -9` the broker keeps the dead member — and its partitions —
+/// until its session expires: 6 s is the shortest session a stock Kafka broker accepts
+/// (`group.min.session.timeout.ms`), instead of librdkafka's 45 s. A fetch waits at most 100 ms for data
+/// (librdkafka: 500 ms), which is also what a partition's first batch after an assignment waits.
+pub const RESTART_DEFAULTS: &[(&str, &str)] = &[
+    ("session.timeout.ms", "6000"),
+    ("heartbeat.interval.ms", "1000"),
+    ("fetch.wait.max.ms", "100"),
+];
+
 /// What an applied batch was, for observers (benchmarks, tests, logs).
 #[derive(Debug, Clone)]
 pub struct AppliedBatch {
@@ -115,17 +131,59 @@ struct Ctx {
     events: Mutex<Vec<RebalanceEvent>>,
     wake: Notify,
     metrics: Arc<Metrics>,
+    /// Every assigned partition → the next offset the store has applied for it (`None` until known: a
+    /// partition the store has no offset for starts at the broker's low or high watermark). The lag is
+    /// the broker's high watermark minus this: what the store, not the fetcher, still has to apply.
+    positions: Mutex<HashMap<i32, Option<i64>>>,
+    /// Partitions whose high watermark is being fetched (one request at a time each).
+    lag_fetching: Mutex<std::collections::HashSet<i32>>,
+}
+
+impl Ctx {
+    /// Sets a partition's lag from the broker's watermarks, if it is still assigned.
+    fn observe_watermarks(&self, partition: i32, low: i64, high: i64) {
+        let mut positions = lock(&self.positions);
+        let Some(pos) = positions.get_mut(&partition) else {
+            return; // revoked meanwhile: no series
+        };
+        let at = *pos.get_or_insert(match self.start {
+            StartFrom::Earliest => low,
+            StartFrom::Latest => high,
+        });
+        self.metrics
+            .lag
+            .with_label_values(&[&partition.to_string()])
+            .set((high - at).max(0));
+    }
+
+    /// A partition's store offset moved to `next` (a batch was applied).
+    fn applied(&self, partition: i32, next: i64) {
+        if let Some(pos) = lock(&self.positions).get_mut(&partition) {
+            *pos = Some(next);
+        }
+    }
+
+    fn assigned(&self, partition: i32, start: Option<i64>) {
+        lock(&self.positions).insert(partition, start);
+    }
+
+    fn revoked(&self, partition: i32) {
+        lock(&self.positions).remove(&partition);
+        let _ = self
+            .metrics
+            .lag
+            .remove_label_values(&[&partition.to_string()]);
+    }
 }
 
 impl ClientContext for Ctx {
+    /// Between batches (an idle or stuck partition), the statistics keep the lag current.
     fn stats(&self, stats: Statistics) {
         if let Some(t) = stats.topics.get(&self.topic) {
             for (p, s) in &t.partitions {
-                if *p >= 0 && s.consumer_lag >= 0 {
-                    self.metrics
-                        .lag
-                        .with_label_values(&[&p.to_string()])
-                        .set(s.consumer_lag);
+                // Both watermarks known (librdkafka reports -1001 until it has them).
+                if *p >= 0 && s.hi_offset >= 0 && s.lo_offset >= 0 {
+                    self.observe_watermarks(*p, s.lo_offset, s.hi_offset);
                 }
             }
         }
@@ -275,6 +333,8 @@ pub async fn run(
         events: Mutex::new(Vec::new()),
         wake: Notify::new(),
         metrics: metrics.clone(),
+        positions: Mutex::new(HashMap::new()),
+        lag_fetching: Mutex::new(std::collections::HashSet::new()),
     };
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &opts.brokers)
@@ -285,6 +345,9 @@ pub async fn run(
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "5000")
         .set("client.id", format!("funnel-stream-{}", std::process::id()));
+    for (k, v) in RESTART_DEFAULTS {
+        cc.set(*k, *v);
+    }
     for (k, v) in &opts.kafka {
         cc.set(k, v);
     }
@@ -309,6 +372,10 @@ pub async fn run(
         observer,
     });
     let mut tasks = Tasks::default();
+    let dedupe_size = tokio::spawn(report_dedupe_size(
+        shared.store.clone(),
+        shared.metrics.clone(),
+    ));
     tokio::pin!(shutdown);
     let mut recv_errors = 0u32;
 
@@ -379,14 +446,47 @@ pub async fn run(
         let _ = ack.await;
         let _ = join.await;
     }
+    dedupe_size.abort();
     drop(shared);
-    // Dropping the last handle closes the consumer: it leaves the group (the revoke callback runs).
-    let consumer = Arc::try_unwrap(consumer)
-        .map_err(|_| StreamError::Task("consumer still shared at shutdown".into()))?;
+    // Dropping the last handle closes the consumer: it leaves the group (the revoke callback runs). A
+    // watermark request may still hold a handle for up to its timeout.
+    let mut consumer = consumer;
+    let deadline = Instant::now() + LAG_FETCH_TIMEOUT + Duration::from_secs(1);
+    let consumer = loop {
+        match Arc::try_unwrap(consumer) {
+            Ok(c) => break c,
+            Err(c) if Instant::now() < deadline => {
+                consumer = c;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => {
+                return Err(StreamError::Task(
+                    "consumer still shared at shutdown".into(),
+                ))
+            }
+        }
+    };
     consumer.unsubscribe();
     drop(consumer);
     tracing::info!("left the group");
     Ok(())
+}
+
+/// How often the size of the seen-id state is counted (a scan of the store: too slow for every batch).
+const DEDUPE_SIZE_EVERY: Duration = Duration::from_secs(10);
+
+/// Keeps `funnel_stream_dedupe_ids` at the number of ids the store remembers, until aborted.
+async fn report_dedupe_size(store: Arc<dyn StreamStore>, metrics: Arc<Metrics>) {
+    let mut tick = tokio::time::interval(DEDUPE_SIZE_EVERY);
+    loop {
+        tick.tick().await;
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.count_state(NS_SEEN, now_ms())).await {
+            Ok(Ok(n)) => metrics.dedupe_ids.set(i64::try_from(n).unwrap_or(i64::MAX)),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot count the remembered ids"),
+            Err(_) => return,
+        }
+    }
 }
 
 fn log_recv_error(e: &KafkaError, n: u32) {
@@ -403,13 +503,65 @@ fn handle_rebalance_events(shared: &Arc<Shared>, tasks: &mut Tasks) {
                 for p in ps {
                     // Dropping the sender ends the task; its unapplied batch is dropped with it.
                     tasks.retire(p);
+                    shared.consumer.context().revoked(p);
                 }
             }
             RebalanceEvent::Assigned(ps) => {
-                for (p, start) in ps {
+                for &(p, start) in &ps {
+                    shared.consumer.context().assigned(p, start);
                     spawn_task(shared, tasks, p, start);
+                    refresh_lag(shared, p);
                 }
+                commit_store_offsets(shared, &ps);
             }
+        }
+    }
+}
+
+/// How long one high-watermark request may take.
+const LAG_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Asks the broker for a partition's high watermark and sets its lag (at most one request per partition
+/// at a time; off the async threads).
+fn refresh_lag(shared: &Arc<Shared>, partition: i32) {
+    if !lock(&shared.consumer.context().lag_fetching).insert(partition) {
+        return;
+    }
+    let consumer = shared.consumer.clone();
+    let topic = shared.opts.topic.clone();
+    tokio::task::spawn_blocking(move || {
+        let ctx = consumer.context();
+        match consumer.fetch_watermarks(&topic, partition, LAG_FETCH_TIMEOUT) {
+            Ok((low, high)) => ctx.observe_watermarks(partition, low, high),
+            Err(e) => tracing::debug!(partition, error = %e, "cannot read the high watermark"),
+        }
+        lock(&ctx.lag_fetching).remove(&partition);
+    });
+}
+
+/// On assignment, Kafka's committed offsets are set to the store's: after a crash the last commit may
+/// never have reached Kafka, and lag tools read Kafka's offsets. (The store stays the source of truth.)
+fn commit_store_offsets(shared: &Arc<Shared>, assigned: &[(i32, Option<i64>)]) {
+    let mut tpl = TopicPartitionList::new();
+    for (p, start) in assigned {
+        if let Some(o) = start {
+            if let Err(e) = tpl.add_partition_offset(&shared.opts.topic, *p, Offset::Offset(*o)) {
+                tracing::warn!(partition = p, error = %e, "cannot list the offset to commit");
+            }
+        }
+    }
+    if tpl.count() == 0 {
+        return;
+    }
+    // Asynchronous: the poll loop must not wait for the coordinator. Lost to a crash, it is redone on the
+    // next assignment.
+    match shared.consumer.commit(&tpl, CommitMode::Async) {
+        Ok(()) => tracing::info!(
+            partitions = tpl.count(),
+            "committing the store's offsets to Kafka"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot commit the store's offsets to Kafka on assignment")
         }
     }
 }
@@ -658,6 +810,7 @@ async fn apply(
     m.batches.with_label_values(&["applied"]).inc();
     m.consumed.inc_by(summary.messages);
     m.conversions.inc_by(summary.conversions);
+    m.duplicates.inc_by(summary.duplicates);
     m.batch_messages
         .with_label_values(&[&partition.to_string()])
         .observe(summary.messages as f64);
@@ -676,6 +829,7 @@ async fn apply(
         next_offset = next,
         messages = summary.messages,
         conversions = summary.conversions,
+        duplicates = summary.duplicates,
         "batch applied"
     );
     let mut tpl = TopicPartitionList::new();
@@ -691,6 +845,8 @@ async fn apply(
         // Only lag tools read Kafka's offsets; the store has the real one.
         tracing::debug!(partition, error = %e, "kafka offset commit failed");
     }
+    shared.consumer.context().applied(partition, next);
+    refresh_lag(shared, partition);
     if let Some(obs) = &shared.observer {
         obs(&AppliedBatch {
             partition,

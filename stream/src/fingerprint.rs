@@ -139,6 +139,72 @@ mod tests {
         );
     }
 
+    /// The examples of docs/STREAM.md, which producers compute the key from.
+    #[test]
+    fn the_documented_examples_hold() {
+        let cases = [
+            (
+                "203.0.113.9",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 Safari/604.1",
+                "203.0.113.9|ios 17.1",
+                "f90972d377a39950",
+            ),
+            (
+                "203.0.113.9",
+                "MyApp/2.3 (iPhone; iOS 17.1; Scale/3.00)",
+                "203.0.113.9|ios 17.1",
+                "f90972d377a39950",
+            ),
+            (
+                "2001:db8:1:2:aaaa::1",
+                "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/120.0",
+                "2001:db8:1:2::/64|android 14",
+                "3dd59d0705274d80",
+            ),
+            (
+                "::ffff:1.2.3.4",
+                "  Some   Bot/1.0 ",
+                "1.2.3.4|some bot/1.0",
+                "7ff9863135108238",
+            ),
+        ];
+        for (ip, ua, normalised, fp) in cases {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(
+                format!("{}|{}", normalise_ip(ip), normalise_user_agent(ua)),
+                normalised
+            );
+            assert_eq!(fingerprint(ip, ua), fp);
+        }
+        assert_eq!(
+            partition_key(
+                "a1",
+                "203.0.113.9".parse().unwrap(),
+                "x (iPad; CPU OS 17_1 like Mac OS X)"
+            ),
+            "a1|f90972d377a39950"
+        );
+        assert_eq!(
+            normalise_ip("2001:0DB8:0001:0002:aaaa::1".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            normalise_ip("2001:db8::1".parse().unwrap()),
+            "2001:db8:0:0::/64"
+        );
+        // First match wins: an iPhone agent naming Android is iOS; a marker without digits is skipped.
+        assert_eq!(
+            normalise_user_agent("X (iPhone; iOS 16.4; Android 13)"),
+            "ios 16.4"
+        );
+        assert_eq!(
+            normalise_user_agent("X (iPhone OS beta; iOS 17.2)"),
+            "ios 17.2"
+        );
+        // ASCII lower-casing only.
+        assert_eq!(normalise_user_agent("ÄPP Bot"), "Äpp bot");
+    }
+
     #[test]
     fn fingerprint_is_stable() {
         // A stored key: this value must never change between versions.

@@ -1,5 +1,5 @@
 //! `stream`: the speed layer. Consumes hits and SDK events (JSON, one per Kafka message — see
-//! `stream/MESSAGES.md`) and keeps, within seconds, `daily_counts` (hits per tracker, events per name,
+//! `docs/STREAM.md`) and keeps, within seconds, `daily_counts` (hits per tracker, events per name,
 //! conversions per tracker) and hit→event conversions in the shared fact store, exactly once.
 //!
 //! # How it fits together
@@ -14,6 +14,7 @@
 //! - [`raw`] (feature `cql`, on by default): each valid hit/event as a row of `tracking.hits` /
 //!   `tracking.events` in Cassandra/Scylla (`--raw URL`), written before the batch is applied.
 //! - [`readback`]: what the stream wrote, read back (counts, conversions, dead-letter counters).
+//! - [`check`]: the invariant records = counted conversions (`funnel status` reports a mismatch).
 //! - [`synth`]: deterministic synthetic traffic (tests, benchmark).
 //! - [`deadletter`], [`metrics`], [`config`].
 //!
@@ -24,6 +25,12 @@
 //! before that transaction; if they cannot be written the batch is not applied and is retried. On assignment each partition starts at the store's offset. A batch the
 //! store refuses (applied before, or overlapping what another consumer applied) makes the partition rewind
 //! to the store's offset and drop what it had built.
+//!
+//! # Copies
+//! Kafka delivers at least once and producers retry, so a hit or event may arrive more than once. A valid
+//! message whose (app, hit id) / (app, event id) was applied within the dedupe window is dropped before it
+//! touches counts, conversions or raw rows (`funnel_stream_duplicates_total`); the ids are state written
+//! in the batch's transaction ([`batch::NS_SEEN`]). See `docs/STREAM.md` for the exact window.
 //!
 //! # State and its expiry
 //! Pending hits/events live in the store's stream state (namespace `pending`, one entry per
@@ -40,6 +47,7 @@
 
 pub mod attribution;
 pub mod batch;
+pub mod check;
 pub mod config;
 pub mod consumer;
 pub mod counts;
@@ -55,6 +63,7 @@ pub mod synth;
 
 pub use attribution::{Bucket, Conversion, MatchKind};
 pub use batch::{BatchBuilder, BatchSummary};
+pub use check::{check_conversions, ConversionCheck};
 pub use config::{AppAttribution, AttributionConfig, Policy};
 pub use consumer::{run, AppliedBatch, StartFrom, StreamOptions};
 pub use deadletter::{DeadLetter, DeadLetterSink};

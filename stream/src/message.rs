@@ -1,5 +1,5 @@
-//! The wire format of the stream: one JSON hit or event per Kafka message (schema in `stream/MESSAGES.md`),
-//! parsed strictly. Anything that does not fit is a [`Poison`] with a stable reason, never a panic.
+//! The wire format of the stream: one JSON hit or event per Kafka message (schema and the reason of every
+//! malformed case in `docs/STREAM.md`), parsed strictly. Anything that does not fit is a [`Poison`] with a stable reason, never a panic.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -80,6 +80,13 @@ impl Message {
     pub fn parse(payload: Option<&[u8]>) -> Result<Message, Poison> {
         let payload = payload
             .ok_or_else(|| Poison::new(PoisonReason::EmptyPayload, "message has no value"))?;
+        if payload.is_empty() {
+            // Not "bad JSON": an empty value is what a producer sends when it had nothing to send.
+            return Err(Poison::new(
+                PoisonReason::EmptyPayload,
+                "message value has zero length",
+            ));
+        }
         let value: Value = serde_json::from_slice(payload)
             .map_err(|e| Poison::new(PoisonReason::BadJson, format!("not JSON: {e}")))?;
         let Value::Object(obj) = value else {
@@ -361,7 +368,28 @@ mod tests {
         let s = |x: &str| Some(x.to_string());
         let cases: Vec<(Option<String>, PoisonReason)> = vec![
             (None, PoisonReason::EmptyPayload),
+            (s(""), PoisonReason::EmptyPayload),
+            (s(" "), PoisonReason::BadJson),
+            (s("null"), PoisonReason::BadJson),
             (s("{not json"), PoisonReason::BadJson),
+            (s(r#"{"type":null}"#), PoisonReason::UnknownType),
+            (s(r#"{"type":"Hit"}"#), PoisonReason::UnknownType),
+            (
+                s(r#"{"type":"hit","app_id":""}"#),
+                PoisonReason::MissingField,
+            ),
+            (hit_with(r#""ts":true"#), PoisonReason::BadTimestamp),
+            (hit_with(r#""ts":1.5"#), PoisonReason::BadTimestamp),
+            (hit_with(r#""ts":"""#), PoisonReason::BadTimestamp),
+            (hit_with(r#""ts":null"#), PoisonReason::MissingField),
+            (
+                hit_with(r#""ts":1,"props":{"a":null}"#),
+                PoisonReason::BadFieldType,
+            ),
+            (
+                s(r#"{"type":"hit","app_id":"a","hit_id":7}"#),
+                PoisonReason::BadFieldType,
+            ),
             (s("[1,2]"), PoisonReason::BadJson),
             (s(r#"{"type":"click"}"#), PoisonReason::UnknownType),
             (s(r#"{"app_id":"a"}"#), PoisonReason::MissingField),

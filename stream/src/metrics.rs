@@ -1,4 +1,5 @@
-//! Prometheus metrics of the stream (consumed, lag, batch latency, dead letters, conversions, backpressure)
+//! Prometheus metrics of the stream (consumed, lag, batch latency, dead letters, conversions, duplicates,
+//! backpressure)
 //! and a minimal HTTP endpoint serving them at `GET /metrics` (`--metrics 127.0.0.1:PORT`).
 
 use std::net::SocketAddr;
@@ -22,6 +23,10 @@ pub struct Metrics {
     pub dead_letters: IntCounterVec,
     /// Hit→event conversions found.
     pub conversions: IntCounter,
+    /// Valid messages dropped because their (app, id) was applied before within the dedupe window.
+    pub duplicates: IntCounter,
+    /// Hit and event ids the store remembers for dropping copies (the seen-id state), read periodically.
+    pub dedupe_ids: IntGauge,
     /// Batches by outcome: `applied`, `replayed` (already in the store), `conflict` (another consumer
     /// applied first; the partition was rewound to the store's offset), `raw_failed` (raw rows could not
     /// be written; not applied, retried).
@@ -69,6 +74,14 @@ impl Metrics {
             &["reason"],
         )?;
         let conversions = IntCounter::new("conversions_total", "Hit to event conversions found")?;
+        let duplicates = IntCounter::new(
+            "duplicates_total",
+            "Valid messages dropped as copies of an id applied within the dedupe window",
+        )?;
+        let dedupe_ids = IntGauge::new(
+            "dedupe_ids",
+            "Hit and event ids remembered in the store to drop copies",
+        )?;
         let batches = IntCounterVec::new(
             Opts::new("batches_total", "Batches by outcome"),
             &["outcome"],
@@ -136,6 +149,8 @@ impl Metrics {
             consumed,
             dead_letters,
             conversions,
+            duplicates,
+            dedupe_ids,
             batches,
             batch_apply_seconds,
             batch_build_seconds,
@@ -153,6 +168,8 @@ impl Metrics {
             Box::new(m.consumed.clone()),
             Box::new(m.dead_letters.clone()),
             Box::new(m.conversions.clone()),
+            Box::new(m.duplicates.clone()),
+            Box::new(m.dedupe_ids.clone()),
             Box::new(m.batches.clone()),
             Box::new(m.batch_apply_seconds.clone()),
             Box::new(m.batch_build_seconds.clone()),
@@ -237,6 +254,7 @@ mod tests {
         m.consumed.inc_by(7);
         m.dead_letters.with_label_values(&["bad_json"]).inc();
         m.raw_write_failures.inc();
+        m.duplicates.inc_by(3);
         let (addr, handle) = serve(m.clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -257,5 +275,7 @@ mod tests {
             resp.contains("funnel_stream_raw_write_failures_total 1"),
             "{resp}"
         );
+        assert!(resp.contains("funnel_stream_duplicates_total 3"), "{resp}");
+        assert!(resp.contains("funnel_stream_dedupe_ids 0"), "{resp}");
     }
 }

@@ -1,5 +1,5 @@
 //! Raw rows: every valid hit becomes a row of `tracking.hits` and every valid event a row of
-//! `tracking.events` (the 60-day tables of DESIGN.md, `default_time_to_live = 5184000`), written to
+//! `tracking.events` (the 60-day raw tables, `default_time_to_live = 5184000`; docs/STREAM.md), written to
 //! Cassandra/ScyllaDB through the `scylla` driver (`funnel stream --raw cql://…`).
 //!
 //! # Exactly once
@@ -60,13 +60,13 @@ pub const CONCURRENCY: usize = 64;
 /// `default_time_to_live` of both raw tables: 60 days.
 pub const RAW_TTL_S: i32 = 5_184_000;
 
-/// `tracking.hits` (DESIGN.md), `{ks}` = keyspace.
+/// `tracking.hits` (the raw hits), `{ks}` = keyspace.
 pub const CREATE_HITS: &str =
     "CREATE TABLE IF NOT EXISTS {ks}.hits (app_id text, fingerprint text, ts timestamp, \
      hit_id timeuuid, tracker text, referrer text, ip inet, user_agent text, props map<text,text>, \
      PRIMARY KEY ((app_id, fingerprint), ts, hit_id)) WITH default_time_to_live = 5184000";
 
-/// `tracking.events` (DESIGN.md), `{ks}` = keyspace.
+/// `tracking.events` (the raw events), `{ks}` = keyspace.
 pub const CREATE_EVENTS: &str =
     "CREATE TABLE IF NOT EXISTS {ks}.events (app_id text, actor_id text, ts timestamp, \
      event_id timeuuid, name text, ip inet, user_agent text, props map<text,text>, \

@@ -5,6 +5,9 @@
 //! Input is the messages in arrival order. Conversions only depend on the order *within* one
 //! (app, fingerprint) key, so partitions may be concatenated in any order provided producers keyed their
 //! messages with [`crate::fingerprint::partition_key`].
+//!
+//! A valid message whose (app, hit id) or (app, event id) came before is a copy and is left out entirely
+//! (the spec assumes every copy arrives within the dedupe window of its original).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,7 +23,10 @@ pub struct Expected {
     pub counts: BTreeMap<(String, i32, String, String, String), i64>,
     pub conversions: BTreeSet<Conversion>,
     pub poison: BTreeMap<PoisonReason, u64>,
+    /// Valid messages, copies included.
     pub valid: u64,
+    /// Valid messages left out as copies of an earlier id.
+    pub duplicates: u64,
 }
 
 /// Computes [`Expected`] from raw payloads in arrival order.
@@ -30,13 +36,24 @@ pub fn expected<'a>(
 ) -> Expected {
     let mut out = Expected::default();
     let mut messages = Vec::new();
+    let mut ids = BTreeSet::new();
     for p in payloads {
         match Message::parse(p) {
-            Ok(m) => messages.push(m),
+            Ok(m) => {
+                out.valid += 1;
+                let id = match &m {
+                    Message::Hit(h) => (h.app_id.clone(), "hit", h.hit_id.clone()),
+                    Message::Event(e) => (e.app_id.clone(), "event", e.event_id.clone()),
+                };
+                if ids.insert(id) {
+                    messages.push(m);
+                } else {
+                    out.duplicates += 1;
+                }
+            }
             Err(poison) => *out.poison.entry(poison.reason).or_default() += 1,
         }
     }
-    out.valid = messages.len() as u64;
     let day = |ts: i64| ts.div_euclid(DAY_MS) as i32;
     for m in &messages {
         let key = match m {

@@ -174,3 +174,56 @@ pub fn poison_payloads() -> Vec<Vec<u8>> {
     .map(String::into_bytes)
     .collect()
 }
+
+/// At-least-once delivery of `traffic`: every valid message is followed by 0 to `max_copies` copies (a
+/// producer's retries), each inserted up to `max_gap` messages after the previous one and kept under the
+/// original's Kafka key (so it lands on the same partition, as a retry does); every other copy spells its
+/// id in upper case (the same id). Poison messages are not copied. Deterministic for a seed.
+pub fn with_copies(
+    traffic: &[Produced],
+    seed: u64,
+    max_copies: usize,
+    max_gap: usize,
+) -> Vec<Produced> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    // (position, tie-breaker, message): sorting by position interleaves the copies with the originals.
+    let mut slots: Vec<(usize, usize, Produced)> = Vec::new();
+    for (i, m) in traffic.iter().enumerate() {
+        slots.push((i * (max_gap + 1), slots.len(), m.clone()));
+        if crate::message::Message::parse(Some(&m.payload)).is_err() {
+            continue;
+        }
+        let mut at = i * (max_gap + 1);
+        for c in 0..rng.random_range(0..=max_copies) {
+            at += rng.random_range(1..=max_gap.max(1) * (max_gap + 1));
+            let payload = if c % 2 == 0 {
+                upper_case_id(&m.payload)
+            } else {
+                m.payload.clone()
+            };
+            slots.push((
+                at,
+                slots.len(),
+                Produced {
+                    key: m.key.clone(),
+                    payload,
+                },
+            ));
+        }
+    }
+    slots.sort_by_key(|s| (s.0, s.1));
+    slots.into_iter().map(|s| s.2).collect()
+}
+
+/// The payload with its `hit_id` / `event_id` upper-cased (unchanged if it has none).
+fn upper_case_id(payload: &[u8]) -> Vec<u8> {
+    let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_slice(payload) else {
+        return payload.to_vec();
+    };
+    for field in ["hit_id", "event_id"] {
+        if let Some(serde_json::Value::String(id)) = obj.get_mut(field) {
+            *id = id.to_uppercase();
+        }
+    }
+    serde_json::Value::Object(obj).to_string().into_bytes()
+}

@@ -632,6 +632,37 @@ impl StateReader for SqliteStore {
         }
         Ok(out)
     }
+
+    /// One lock and one prepared statement for all keys (one batch's seen ids).
+    fn get_states(
+        &self,
+        namespace: &str,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT value FROM stream_state WHERE namespace = ?1 AND key = ?2 AND expires_at_ms > ?3",
+        )?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(
+                stmt.query_row(params![namespace, key, now_ms], |r| r.get(0))
+                    .optional()?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn count_state(&self, namespace: &str, now_ms: i64) -> Result<u64, FactsError> {
+        let conn = self.lock();
+        let n: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM stream_state WHERE namespace = ?1 AND expires_at_ms > ?2",
+            )?
+            .query_row(params![namespace, now_ms], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
 }
 
 impl FactReader for SqliteStore {

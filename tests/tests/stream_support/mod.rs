@@ -451,3 +451,79 @@ pub fn assert_store_matches_reference(
     assert_eq!(dl, want_dl, "dead-letter counts per reason");
     want
 }
+
+/// Kafka's committed offsets of a consumer group, per partition (`-1`: none), as an external lag tool
+/// reads them.
+pub fn kafka_committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("offset reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(20))
+        .expect("committed offsets");
+    (0..partitions)
+        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => -1,
+        })
+        .collect()
+}
+
+/// Commits `offsets` (per partition) for `group` as a client outside the group would (what a lost commit
+/// leaves behind); retried while the broker still has the group busy.
+pub fn kafka_commit(brokers: &str, group: &str, topic: &str, offsets: &[i64]) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("committer");
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in offsets.iter().enumerate() {
+        tpl.add_partition_offset(topic, p as i32, Offset::Offset(*o))
+            .expect("tpl");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync) {
+            Ok(()) => return,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("commit refused ({e}); retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => panic!("cannot commit {offsets:?} for {group}: {e}"),
+        }
+    }
+}
+
+/// `GET /metrics` of a running `funnel stream --metrics ADDR` (empty until it listens).
+pub fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut sock) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut out = String::new();
+    let _ = sock.read_to_string(&mut out);
+    out
+}
+
+/// The `funnel_stream_consumer_lag` series of a scrape: partition → value.
+pub fn lag_series(metrics: &str) -> BTreeMap<i32, i64> {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("funnel_stream_consumer_lag{partition=\""))
+        .filter_map(|rest| {
+            let (p, v) = rest.split_once("\"} ")?;
+            Some((p.parse().ok()?, v.trim().parse().ok()?))
+        })
+        .collect()
+}
