@@ -30,7 +30,7 @@
 //!
 //! # Tables
 //! [`RawWriter::connect`] with `init = true` (`funnel stream --raw URL --init-raw`) creates the keyspace
-//! (replication factor `?rf=N`, default 1) and both tables if missing ([`create_statements`]); without it the
+//! (replication factor `?rf=N`, default 3) and both tables if missing ([`create_statements`]); without it the
 //! tables must exist. TLS (`tls=true`) is not supported here yet and is refused, never downgraded.
 //!
 //! Tested without a server: the exact statements, and every column of the row mapping serialized against
