@@ -1,6 +1,6 @@
-//! Small helpers shared by subcommands: time arguments, closed pipes.
+//! Small helpers shared by subcommands: time arguments, closed pipes, opening the fact store.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 /// Parses `--now` (RFC 3339, a date or seconds since the epoch) into seconds; `None` is the current time.
 pub fn parse_now(s: Option<&str>) -> Result<i64> {
@@ -16,4 +16,10 @@ pub fn write_or_quit(r: std::io::Result<()>) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         r => Ok(r?),
     }
+}
+
+/// Opens the fact store at `url`; the error names it (password redacted).
+pub fn open_store(url: &str) -> Result<facts::Store> {
+    facts::open_store(url)
+        .with_context(|| format!("opening fact store {}", facts::url::redact(url)))
 }

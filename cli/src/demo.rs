@@ -10,7 +10,7 @@ use facts::{
     StreamSink, Watermark,
 };
 
-use crate::facts_cmd::open;
+use crate::common::open_store;
 
 /// `funnel facts demo`.
 #[derive(Debug, clap::Args)]
@@ -148,7 +148,7 @@ fn demo_counts(a: &DemoArgs, day: Day, salt: u64) -> Vec<DailyCountFact> {
 }
 
 pub(crate) fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
-    let store = open(&a.facts)?;
+    let store = open_store(&a.facts)?;
     store.init().context("creating the fact tables")?;
     let until = a.batch_until.unwrap_or_else(Day::today);
     let first = until.plus(-(a.days.min(36_000) as i32));

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use facts::Store;
 
+use crate::common::open_store;
 use crate::demo::{demo, DemoArgs};
 
 /// Manage the fact store shared by batch runs, the stream and the dashboard.
@@ -51,13 +51,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub(crate) fn open(url: &str) -> anyhow::Result<Store> {
-    facts::open_store(url)
-        .with_context(|| format!("opening fact store {}", facts::url::redact(url)))
-}
-
 fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
-    let store = open(&a.facts)?;
+    let store = open_store(&a.facts)?;
     store.init().context("creating the fact tables")?;
     println!("fact tables ready in {}", facts::url::redact(&a.facts));
     Ok(ExitCode::SUCCESS)
