@@ -199,12 +199,12 @@ pub fn supervise(
     for p in pumps {
         let _ = p.join();
     }
-    let end = match killed_for {
-        Some(k) => k,
-        None => match status.code() {
-            Some(c) => ChildEnd::Exited(c),
-            None => ChildEnd::Signaled(signal_of(&status)),
-        },
+    // A child that exited on its own between our last look and the kill keeps its own exit status: the
+    // kill found a process that had already ended (its work, e.g. a publish, is complete).
+    let end = match (killed_for, status.code()) {
+        (_, Some(c)) => ChildEnd::Exited(c),
+        (Some(k), None) => k,
+        (None, None) => ChildEnd::Signaled(signal_of(&status)),
     };
     let _ = std::io::stderr().flush();
     let tail = tail
