@@ -26,6 +26,12 @@ fn stdout_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// `funnel query --format json` of app `demo` in `url`: `what` (`--funnel F` or `--counts M`), `extra`.
+fn query_json(url: &str, what: &[&str], extra: &[&str]) -> Value {
+    let base = ["query", "--facts", url, "--app", "demo", "--format", "json"];
+    serde_json::from_str(&stdout_ok(&[&base[..], what, extra].concat())).unwrap()
+}
+
 /// A store with 10 batch days (2024-03-01 .. 03-10, watermark 03-11) and speed days 03-10 .. 03-13.
 fn demo_store() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -135,21 +141,7 @@ fn json_csv_and_table_agree_and_show_the_layer_of_each_day() {
 #[test]
 fn demo_batch_days_have_totals_without_breakdown() {
     let (_dir, url) = demo_store();
-    let q = |extra: &[&str]| -> Value {
-        let base = [
-            "query",
-            "--facts",
-            url.as_str(),
-            "--app",
-            "demo",
-            "--funnel",
-            "signup",
-        ];
-        serde_json::from_str(&stdout_ok(
-            &[&base[..], extra, &["--format", "json"]].concat(),
-        ))
-        .unwrap()
-    };
+    let q = |extra: &[&str]| query_json(&url, &["--funnel", "signup"], extra);
     let (totals, by_breakdown) = (q(&[]), q(&["--breakdown"]));
     for (t, b) in totals["days"]
         .as_array()
@@ -181,20 +173,7 @@ fn demo_batch_days_have_totals_without_breakdown() {
 #[test]
 fn counts_totals_equal_the_sum_of_values() {
     let (_dir, url) = demo_store();
-    let q = |extra: &[&str]| -> Value {
-        let base = [
-            "query",
-            "--facts",
-            url.as_str(),
-            "--app",
-            "demo",
-            "--counts",
-            "events",
-            "--format",
-            "json",
-        ];
-        serde_json::from_str(&stdout_ok(&[&base[..], extra].concat())).unwrap()
-    };
+    let q = |extra: &[&str]| query_json(&url, &["--counts", "events"], extra);
     let totals = q(&["--from", "2024-03-09", "--to", "2024-03-14"]);
     let by_value = q(&[
         "--from",
