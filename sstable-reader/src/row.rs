@@ -16,12 +16,25 @@ pub(crate) const HAS_ALL_COLUMNS: u8 = 0x20;
 pub(crate) const HAS_COMPLEX_DELETION: u8 = 0x40;
 pub(crate) const EXTENSION_FLAG: u8 = 0x80;
 pub(crate) const IS_STATIC: u8 = 0x01;
+/// Cassandra's (deprecated, CASSANDRA-11500) flag: the row deletion is shadowable.
+pub(crate) const HAS_SHADOWABLE_DELETION: u8 = 0x02;
+/// ScyllaDB's flag: a shadowable deletion follows the row's regular deletion (`sstables/mx`).
+pub(crate) const HAS_SCYLLA_SHADOWABLE_DELETION: u8 = 0x80;
+/// Every extended flag bit a row may carry.
+pub(crate) const KNOWN_EXTENDED_FLAGS: u8 =
+    IS_STATIC | HAS_SHADOWABLE_DELETION | HAS_SCYLLA_SHADOWABLE_DELETION;
 
 pub(crate) const CELL_IS_DELETED: u8 = 0x01;
 pub(crate) const CELL_IS_EXPIRING: u8 = 0x02;
 pub(crate) const CELL_HAS_EMPTY_VALUE: u8 = 0x04;
 pub(crate) const CELL_USE_ROW_TIMESTAMP: u8 = 0x08;
 pub(crate) const CELL_USE_ROW_TTL: u8 = 0x10;
+/// Every cell flag bit Cassandra defines; any other bit means the cell is not what this reader knows.
+pub(crate) const KNOWN_CELL_FLAGS: u8 = 0x1f;
+
+/// The [`Short::needed`] of a cell whose flags have unknown bits (a real short read never needs 0
+/// bytes); `at` is the flags byte.
+pub(crate) const UNKNOWN_CELL_FLAGS: usize = 0;
 
 /// "No timestamp" for liveness info (`LivenessInfo.NO_TIMESTAMP`).
 pub const NO_TIMESTAMP: i64 = i64::MIN;

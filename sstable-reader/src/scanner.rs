@@ -112,6 +112,8 @@ struct Plain {
     clustering: Vec<u32>,
     clustering_len: usize,
     columns: Vec<ColInfo>,
+    /// `columns` are all of the regular columns: a row must end after them.
+    complete: bool,
 }
 
 impl Plain {
@@ -134,6 +136,7 @@ impl Plain {
                 .map(|n| n.map(|n| n as u32))
                 .collect::<Option<_>>()?,
             clustering_len: all_fixed?,
+            complete: columns.len() == regulars.len(),
             columns,
         })
     }
@@ -592,7 +595,8 @@ impl<'s> Scanner<'s> {
                     }
                 }
             }
-            if !whole {
+            // A row with bytes after its last column is left to the general decoder, which reports it.
+            if !whole || (plain.complete && !c.is_empty()) {
                 sink.abandon();
                 break;
             }
@@ -663,6 +667,39 @@ impl<'s> Scanner<'s> {
         ))
     }
 
+    /// The error for bytes left in an unfiltered after everything its flags announce was read (`c`: on
+    /// the unfiltered's bytes, which start at window offset `off`).
+    #[cold]
+    fn left_over(&self, at: u64, off: usize, c: &Cursor<'_>, what: &str) -> Error {
+        self.corrupt(
+            at + (c.pos() - off) as u64,
+            format!(
+                "the {what} to end after its last field (as its size says), found {} byte(s) left over",
+                c.remaining()
+            ),
+        )
+    }
+
+    /// The error for flags with bits this reader does not know (cold: built only on damaged data).
+    #[cold]
+    fn unknown_flags(&self, at: u64, flags: u8, ext: u8) -> Error {
+        if flags & IS_MARKER != 0 {
+            self.corrupt(
+                at,
+                format!(
+                    "range tombstone marker flags 0x02 without extended flags, found {flags:#04x} and extended flags {ext:#04x}"
+                ),
+            )
+        } else {
+            self.corrupt(
+                at + 1,
+                format!(
+                    "extended row flags with known bits only (0x01 static, 0x02 and 0x80 shadowable deletion), found {ext:#04x}"
+                ),
+            )
+        }
+    }
+
     /// One decode attempt of the unfiltered at `at` (see [`Scanner::next_into`]).
     #[inline(always)]
     fn decode<S: CellSink>(&mut self, at: u64, sink: &mut S) -> Result<Step> {
@@ -693,6 +730,19 @@ impl<'s> Scanner<'s> {
             0
         };
         let is_marker = flags & IS_MARKER != 0;
+        // Bits this reader does not know would change what follows: refused, never skipped. A marker
+        // carries no other flag (`serializeMarker` writes IS_MARKER alone).
+        if (is_marker && (flags & !(IS_MARKER | EXTENSION_FLAG) != 0 || ext != 0))
+            || ext & !KNOWN_EXTENDED_FLAGS != 0
+        {
+            return Err(self.unknown_flags(at, flags, ext));
+        }
+        if ext & (HAS_SHADOWABLE_DELETION | HAS_SCYLLA_SHADOWABLE_DELETION) != 0 {
+            return Err(Error::unsupported(
+                sst.data_path(),
+                format!("a shadowable row deletion (extended flags {ext:#04x}) at offset {at}"),
+            ));
+        }
         let mut marker_kind = BoundKind::Clustering;
         let is_static = !is_marker && ext & IS_STATIC != 0;
         if is_marker {
@@ -752,9 +802,18 @@ impl<'s> Scanner<'s> {
         // The body is read from the unfiltered's own bytes: running out of them is corruption.
         let mut c = Cursor::at(&window[..off + n], c.pos());
         let short = |s: Short| {
+            let offset = at + (s.at - off) as u64;
+            if s.needed == UNKNOWN_CELL_FLAGS {
+                let found = window.get(s.at).copied().unwrap_or_default();
+                return Error::corrupt(
+                    sst.data_path(),
+                    offset,
+                    format!("cell flags with known bits only (0x01-0x10), found {found:#04x}"),
+                );
+            }
             Error::corrupt(
                 sst.data_path(),
-                at + (s.at - off) as u64,
+                offset,
                 "a row no longer than its declared size",
             )
         };
@@ -772,6 +831,9 @@ impl<'s> Scanner<'s> {
             };
             for dt in end.iter().chain(start.iter()) {
                 self.check_ldt(dt.local_deletion_time, false, at, "a range tombstone")?;
+            }
+            if !c.is_empty() {
+                return Err(self.left_over(at, off, &c, "range tombstone marker"));
             }
             return Ok(Step::Unfiltered(Decoded::Marker { kind, end, start }, n));
         }
@@ -907,6 +969,11 @@ impl<'s> Scanner<'s> {
                 }
             }
         }
+        // Every column was decoded: the row must end where its size says (with columns left out of
+        // the projection, the rest of the row is skipped by that size, unread).
+        if last_wanted + 1 >= total && !c.is_empty() {
+            return Err(self.left_over(at, off, &c, "row"));
+        }
         Ok(Step::Unfiltered(
             Decoded::Row {
                 is_static,
@@ -1023,6 +1090,12 @@ fn read_cell(
     complex: bool,
 ) -> ShortResult<RawCell> {
     let cf = c.u8()?;
+    if cf & !KNOWN_CELL_FLAGS != 0 {
+        return Err(Short {
+            at: c.pos() - 1,
+            needed: UNKNOWN_CELL_FLAGS,
+        });
+    }
     let deleted = cf & CELL_IS_DELETED != 0;
     let expiring = cf & CELL_IS_EXPIRING != 0;
     let use_row_ttl = cf & CELL_USE_ROW_TTL != 0;
