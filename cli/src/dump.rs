@@ -25,6 +25,11 @@ use crate::expired::Expired;
 /// (`--no-merge`: each SSTable on its own; only then does `--with-meta` print tombstones, which the
 /// merge has already applied).
 ///
+/// Damage: every chunk is checked against its checksum (CompressionInfo's per-chunk CRC32, CRC.db; an
+/// uncompressed file without CRC.db is checked whole against Digest.crc32) before any row of it is
+/// printed. Rows printed before a checksum (or any other) error came from verified chunks only; the
+/// exit code (non-zero) tells that the output stopped there.
+///
 /// Examples:
 ///   funnel dump data/tracking/events-1b2c…/snapshots/nightly/ --limit 5
 ///   funnel dump nb-1-big-Data.db --columns actor_id,name,ts

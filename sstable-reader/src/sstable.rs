@@ -79,6 +79,38 @@ pub fn find_schema_file(data_path: &Path) -> Option<PathBuf> {
     candidate.is_file().then_some(candidate)
 }
 
+/// Checks an uncompressed Data.db that no CRC.db covers against Digest.crc32 (the decimal CRC32 of the
+/// whole file, `ChecksumWriter.writeFullChecksum`) before any of its rows is read: without it, a
+/// flipped bit would be read as a different value. A Digest listed in TOC.txt but missing is an error
+/// too; a file written without any checksum is read as it is.
+fn verify_digest(desc: &Descriptor, components: &[Component], data: &DataFile) -> Result<()> {
+    let path = desc.path(Component::Digest);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && !components.contains(&Component::Digest) =>
+        {
+            return Ok(())
+        }
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let stored = std::str::from_utf8(&text)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .ok_or_else(|| Error::corrupt(&path, 0, "the decimal CRC32 of Data.db"))?;
+    let computed = crc32fast::hash(data.raw());
+    if stored != computed {
+        return Err(Error::Digest {
+            path: data.path().to_path_buf(),
+            digest: path,
+            stored,
+            computed,
+        });
+    }
+    Ok(())
+}
+
 impl SSTable {
     /// Opens the SSTable of any of its component files. `schema` names key columns (otherwise a
     /// `schema.cql` next to the files is used when present).
@@ -124,7 +156,11 @@ impl SSTable {
         } else {
             None
         };
+        let unverified = compression.is_none() && checksums.is_none();
         let data = DataFile::open(&data_path, compression, checksums)?;
+        if unverified {
+            verify_digest(&descriptor, &components, &data)?;
+        }
 
         let owned_schema;
         let cql = match schema {
