@@ -169,7 +169,7 @@ impl<'s> RowRenderer<'s> {
         self.flush_pending(out)?;
         if self.emitted_in_partition == 0 {
             if let Some(st) = &self.statics {
-                let deletion = self.partition_deletion.max(st.deletion);
+                let deletion = self.partition_deletion.max(st.effective_deletion());
                 if has_live_cell(st, &deletion, self.now) {
                     let line = self.render(None, &deletion)?;
                     out.push(line);
@@ -183,7 +183,7 @@ impl<'s> RowRenderer<'s> {
         let Some(row) = self.pending.take() else {
             return Ok(());
         };
-        let mut deletion = self.partition_deletion.max(row.deletion);
+        let mut deletion = self.partition_deletion.max(row.effective_deletion());
         if let Some(rt) = self.open_range {
             deletion = deletion.max(rt);
         }
@@ -274,7 +274,7 @@ impl<'s> RowRenderer<'s> {
         let statics = self.statics.as_ref();
         let static_deletion = self
             .partition_deletion
-            .max(statics.map(|r| r.deletion).unwrap_or(DeletionTime::LIVE));
+            .max(statics.map_or(DeletionTime::LIVE, OwnedRow::effective_deletion));
         for (i, col) in self.order.iter().enumerate() {
             if !self.only[i] {
                 continue;

@@ -88,6 +88,7 @@ mod reconcile;
 mod row;
 mod scanner;
 mod schema;
+mod scylla;
 mod sstable;
 mod statistics;
 mod stats;
@@ -108,9 +109,12 @@ pub use parallel::{for_each_ordered, plan_ranges, TokenRange};
 pub use partitioner::{murmur3_token, partition_order, OwnedPosition, Partitioner, RingPosition};
 pub use progress::ScanCounters;
 pub use reconcile::{resolve, OwnedCell, OwnedRow};
-pub use row::{BoundKind, Cell, DeletionTime, LivenessInfo, MarkerRef, RowRef, Unfiltered};
+pub use row::{
+    row_deletion, BoundKind, Cell, DeletionTime, LivenessInfo, MarkerRef, RowRef, Unfiltered,
+};
 pub use scanner::{PartitionHeader, Projection, Scanner};
 pub use schema::{Column, ColumnKind, CqlSchema, CqlTable, TableSchema};
+pub use scylla::ScyllaMetadata;
 pub use sstable::{ReadOptions, SSTable};
 pub use statistics::{
     SerializationHeader, Statistics, StatsMetadata, ValidationMetadata, NO_DELETION_TIME,

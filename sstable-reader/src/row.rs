@@ -80,6 +80,24 @@ impl DeletionTime {
     }
 }
 
+/// The deletion that applies to a row with the regular deletion `regular`, the shadowable deletion
+/// `shadowable` and the (merged) primary-key liveness `liveness`: a shadowable deletion is shadowed —
+/// dropped, so what it deleted is visible again — by a liveness written after it (Cassandra's
+/// `Row.Deletion.isShadowedBy`, ScyllaDB's `row_tombstone::maybe_shadow`); otherwise it deletes as a
+/// regular one does.
+#[inline(always)]
+pub fn row_deletion(
+    regular: DeletionTime,
+    shadowable: DeletionTime,
+    liveness: &LivenessInfo,
+) -> DeletionTime {
+    if shadowable.is_live() || liveness.timestamp > shadowable.marked_for_delete_at {
+        regular
+    } else {
+        regular.max(shadowable)
+    }
+}
+
 /// A row's primary-key liveness (the `INSERT` marker): timestamp, and TTL/expiry when expiring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct LivenessInfo {
@@ -422,6 +440,7 @@ pub struct RowRef<'a> {
     pub(crate) is_static: bool,
     pub(crate) liveness: LivenessInfo,
     pub(crate) deletion: DeletionTime,
+    pub(crate) shadowable: DeletionTime,
     pub(crate) clustering: &'a [Slot],
     pub(crate) cells: &'a [RawCell],
     pub(crate) complex_deletions: &'a [RawComplexDeletion],
@@ -441,6 +460,13 @@ impl<'a> RowRef<'a> {
     /// The row deletion (LIVE when none).
     pub fn deletion(&self) -> DeletionTime {
         self.deletion
+    }
+
+    /// The row's shadowable deletion (LIVE when none): Cassandra's (extended flag 0x02, materialized
+    /// views) or ScyllaDB's (0x80, after the regular deletion). It deletes like [`RowRef::deletion`]
+    /// unless the row's primary-key liveness is newer (see [`row_deletion`]).
+    pub fn shadowable_deletion(&self) -> DeletionTime {
+        self.shadowable
     }
 
     /// Where the row starts in the uncompressed Data.db.

@@ -163,6 +163,8 @@ pub(crate) enum Decoded {
         is_static: bool,
         liveness: LivenessInfo,
         deletion: DeletionTime,
+        /// A shadowable row deletion (LIVE: none), see [`RowRef::shadowable_deletion`].
+        shadowable: DeletionTime,
     },
     Marker {
         kind: BoundKind,
@@ -196,6 +198,8 @@ pub struct Scanner<'s> {
     regular_info: Vec<ColInfo>,
     /// The format stores local deletion times unsigned.
     uint_ldt: bool,
+    /// Extended flag 0x80 announces ScyllaDB's shadowable deletion (Scylla.db says so).
+    scylla_shadowable: bool,
     /// Set when [`Scanner::next_plain_rows`] can decode this SSTable's rows under the projection.
     plain: Option<Plain>,
     unfiltered_pos: u64,
@@ -250,6 +254,10 @@ impl<'s> Scanner<'s> {
             static_info,
             regular_info,
             uint_ldt: sst.descriptor.version.has_uint_deletion_time(),
+            scylla_shadowable: sst
+                .scylla
+                .as_ref()
+                .is_some_and(|m| m.has_shadowable_tombstones()),
             plain,
             unfiltered_pos: 0,
             partition_body: 0,
@@ -451,11 +459,13 @@ impl<'s> Scanner<'s> {
                 is_static,
                 liveness,
                 deletion,
+                shadowable,
             } => Unfiltered::Row(RowRef {
                 window,
                 is_static,
                 liveness,
                 deletion,
+                shadowable,
                 clustering: &self.clustering,
                 cells: &self.cells,
                 complex_deletions: &self.complex,
@@ -737,10 +747,11 @@ impl<'s> Scanner<'s> {
         {
             return Err(self.unknown_flags(at, flags, ext));
         }
-        if ext & (HAS_SHADOWABLE_DELETION | HAS_SCYLLA_SHADOWABLE_DELETION) != 0 {
-            return Err(Error::unsupported(
-                sst.data_path(),
-                format!("a shadowable row deletion (extended flags {ext:#04x}) at offset {at}"),
+        if ext & HAS_SCYLLA_SHADOWABLE_DELETION != 0 && !self.scylla_shadowable {
+            // As ScyllaDB itself: the flag means a shadowable deletion only in files that say so.
+            return Err(self.corrupt(
+                at + 1,
+                format!("extended flags without 0x80 (ScyllaDB's shadowable deletion, which this file's Scylla.db does not declare: no ShadowableTombstones feature), found {ext:#04x}"),
             ));
         }
         let mut marker_kind = BoundKind::Clustering;
@@ -846,13 +857,26 @@ impl<'s> Scanner<'s> {
             liveness.local_expiration_time =
                 self.check_ldt(liveness.local_expiration_time, true, at, "the row liveness")?;
         }
-        let deletion = if flags & HAS_DELETION != 0 {
+        let mut deletion = if flags & HAS_DELETION != 0 {
             let dt = d.deletion(&mut c).map_err(short)?;
             self.check_ldt(dt.local_deletion_time, false, at, "the row deletion")?;
             dt
         } else {
             DeletionTime::LIVE
         };
+        let mut shadowable = DeletionTime::LIVE;
+        if ext & (HAS_SHADOWABLE_DELETION | HAS_SCYLLA_SHADOWABLE_DELETION) != 0 {
+            if ext & HAS_SHADOWABLE_DELETION != 0 {
+                // Cassandra's: the row deletion itself is shadowable.
+                shadowable = std::mem::replace(&mut deletion, DeletionTime::LIVE);
+            }
+            if ext & HAS_SCYLLA_SHADOWABLE_DELETION != 0 {
+                // ScyllaDB's: a second deletion follows the regular one.
+                let dt = d.deletion(&mut c).map_err(short)?;
+                self.check_ldt(dt.local_deletion_time, false, at, "the shadowable deletion")?;
+                shadowable = shadowable.max(dt);
+            }
+        }
         let (columns, last_wanted, info) = if is_static {
             (&sst.schema.statics, self.last_static, &self.static_info)
         } else {
@@ -864,6 +888,7 @@ impl<'s> Scanner<'s> {
                     is_static,
                     liveness,
                     deletion,
+                    shadowable,
                 },
                 n,
             ));
@@ -979,6 +1004,7 @@ impl<'s> Scanner<'s> {
                 is_static,
                 liveness,
                 deletion,
+                shadowable,
             },
             n,
         ))

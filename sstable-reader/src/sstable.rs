@@ -9,6 +9,7 @@ use crate::descriptor::{read_toc, Component, Descriptor, FormatKind};
 use crate::error::{Error, Result};
 use crate::row::Deltas;
 use crate::schema::{CqlSchema, TableSchema};
+use crate::scylla::{freeze_in_collections, ScyllaMetadata};
 use crate::statistics::{SerializationHeader, Statistics};
 
 /// How to treat data Cassandra itself would consider damaged.
@@ -29,6 +30,8 @@ pub struct SSTable {
     pub header: SerializationHeader,
     pub schema: TableSchema,
     pub data: DataFile,
+    /// ScyllaDB's `Scylla.db`, when the SSTable has one (a file ScyllaDB wrote).
+    pub scylla: Option<ScyllaMetadata>,
     pub options: ReadOptions,
     pub(crate) deltas: Deltas,
 }
@@ -131,10 +134,36 @@ impl SSTable {
         let stats_path = descriptor.path(Component::Statistics);
         let statistics =
             Statistics::parse(&read_file(&stats_path)?, &stats_path, descriptor.version)?;
-        let header = statistics
+        let mut header = statistics
             .header
             .clone()
             .ok_or_else(|| Error::corrupt(&stats_path, 0, "a serialization header component"))?;
+        let scylla_path = descriptor.path(Component::Scylla);
+        let scylla = if scylla_path.exists() {
+            Some(ScyllaMetadata::parse(
+                &read_file(&scylla_path)?,
+                &scylla_path,
+            )?)
+        } else if components.contains(&Component::Scylla) {
+            return Err(Error::NotFound {
+                path: scylla_path,
+                message: "TOC.txt lists Scylla.db but it is missing".into(),
+            });
+        } else {
+            None
+        };
+        if scylla
+            .as_ref()
+            .is_some_and(ScyllaMetadata::freezes_udts_in_collections)
+        {
+            for (_, ty) in header
+                .static_columns
+                .iter_mut()
+                .chain(header.regular_columns.iter_mut())
+            {
+                *ty = freeze_in_collections(ty);
+            }
+        }
         let ci_path = descriptor.path(Component::CompressionInfo);
         let compression = if ci_path.exists() {
             Some(CompressionInfo::parse(
@@ -195,6 +224,7 @@ impl SSTable {
             header,
             schema: table_schema,
             data,
+            scylla,
             options,
             deltas,
         })

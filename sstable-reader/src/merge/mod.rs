@@ -48,7 +48,7 @@ use crate::error::{Error, Result};
 use crate::partitioner::Partitioner;
 use crate::progress::ScanCounters;
 use crate::reconcile::{resolve, OwnedCell, OwnedRow};
-use crate::row::{BoundKind, Cell, DeletionTime, LivenessInfo};
+use crate::row::{row_deletion, BoundKind, Cell, DeletionTime, LivenessInfo};
 use crate::scanner::{Decoded, Projection, Scanner};
 use crate::schema::{Column, TableSchema};
 use crate::sstable::SSTable;
@@ -528,9 +528,10 @@ impl<'t> MergedScan<'t> {
                         is_static,
                         liveness,
                         deletion,
+                        shadowable,
                     } => {
                         self.stats.rows_read += 1;
-                        stager.finish_row(clustering, liveness, deletion, is_static)
+                        stager.finish_row(clustering, liveness, (deletion, shadowable), is_static)
                     }
                     Decoded::Marker { kind, start, .. } => stager.marker(clustering, kind, start),
                 };
@@ -773,6 +774,7 @@ impl<'p> MergedRow<'p> {
                 .collect(),
             liveness: self.row.liveness,
             deletion: DeletionTime::LIVE,
+            shadowable: DeletionTime::LIVE,
             cells: self.cells().map(|c| OwnedCell::from_cell(&c)).collect(),
             complex_deletions: Vec::new(),
         }
@@ -1162,6 +1164,7 @@ fn merge_group(
     }
     let mut liveness = first.liveness;
     let mut del = del.max(first.deletion);
+    let mut shadowable = DeletionTime::LIVE;
     sc.complex.clear();
     for &g in group {
         let it = &items[g];
@@ -1169,6 +1172,7 @@ fn merge_group(
             liveness = it.liveness;
         }
         del = del.max(it.deletion);
+        shadowable = shadowable.max(it.shadowable);
         for &(col, d) in &part.arena.complex[it.complex.0 as usize..it.complex.1 as usize] {
             match sc.complex.iter_mut().find(|(c, _)| *c == col) {
                 Some((_, m)) => *m = m.max(d),
@@ -1176,6 +1180,8 @@ fn merge_group(
             }
         }
     }
+    // A shadowable deletion is judged against the merged liveness (a newer one shadows it).
+    let del = row_deletion(del, shadowable, &liveness);
     let row_live = liveness.is_live(now) && !del.deletes(liveness.timestamp);
     let cells_start = part.out_cells.len();
     sc.cand.clear();
@@ -1262,7 +1268,7 @@ fn merge_single(
         &mut part.out_cells,
         &mut part.expired,
         &version,
-        del.max(it.deletion),
+        row_deletion(del.max(it.deletion), it.shadowable, &it.liveness),
         now,
         is_static,
     )

@@ -36,6 +36,8 @@ pub struct Item {
     pub liveness: LivenessInfo,
     /// Rows: the row deletion. Markers: the deletion open after the marker (LIVE: none).
     pub deletion: DeletionTime,
+    /// Rows: the shadowable row deletion (LIVE: none; see [`crate::row_deletion`]).
+    pub shadowable: DeletionTime,
     /// Range in [`Arena::cells`].
     pub cells: (u32, u32),
     /// Range in [`Arena::complex`].
@@ -198,11 +200,11 @@ impl<'a> Stager<'a> {
         &mut self,
         clustering: &[Slot],
         liveness: LivenessInfo,
-        deletion: DeletionTime,
+        (deletion, shadowable): (DeletionTime, DeletionTime),
         is_static: bool,
     ) -> Result<(), TooWide> {
         let cs = self.push_clustering(clustering)?;
-        self.push_row(cs, liveness, deletion, is_static)
+        self.push_row(cs, liveness, (deletion, shadowable), is_static)
     }
 
     /// Records the row whose cells were just staged, its clustering at `cs` in the arena's slots.
@@ -211,7 +213,7 @@ impl<'a> Stager<'a> {
         &mut self,
         cs: (u32, u32),
         liveness: LivenessInfo,
-        deletion: DeletionTime,
+        (deletion, shadowable): (DeletionTime, DeletionTime),
         is_static: bool,
     ) -> Result<(), TooWide> {
         let (cells, complex) = self.staged()?;
@@ -224,6 +226,7 @@ impl<'a> Stager<'a> {
             clust: cs,
             liveness,
             deletion,
+            shadowable,
             cells,
             complex,
         };
@@ -252,6 +255,7 @@ impl<'a> Stager<'a> {
             clust: cs,
             liveness: LivenessInfo::EMPTY,
             deletion: start_deletion.unwrap_or(DeletionTime::LIVE),
+            shadowable: DeletionTime::LIVE,
             cells: r32(n, n)?,
             complex: r32(x, x)?,
         });
@@ -274,7 +278,12 @@ impl RowSink for Stager<'_> {
     #[inline(always)]
     fn row(&mut self, at: u32, lens: &[u32], liveness: LivenessInfo) -> Result<(), TooWide> {
         let cs = self.fixed_clustering(at, lens)?;
-        self.push_row(cs, liveness, DeletionTime::LIVE, false)
+        self.push_row(
+            cs,
+            liveness,
+            (DeletionTime::LIVE, DeletionTime::LIVE),
+            false,
+        )
     }
 
     fn abandon(&mut self) {

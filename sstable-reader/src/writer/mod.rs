@@ -14,6 +14,7 @@ pub(crate) mod filter;
 mod hll;
 mod index;
 mod model;
+mod scylla;
 mod snapshot;
 mod sstable;
 mod statistics;
