@@ -60,8 +60,9 @@ pub struct Args {
     /// Stop after N rows.
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
-    /// Add write times, TTLs and expiry per row and cell (`_meta`), and print tombstones as lines with a
-    /// `_tombstone` field.
+    /// Add write times, TTLs and expiry per row and cell (`_meta`; a collection's elements as an array
+    /// naming each element), and with --no-merge every deletion: row, shadowable and collection
+    /// deletions and cell tombstones in `_meta`, rows with nothing live as `_tombstone` lines.
     #[arg(long)]
     with_meta: bool,
     /// Judge TTL expiry at this time (RFC 3339 or seconds since the epoch; default: now).

@@ -80,6 +80,7 @@ mod error;
 mod index;
 mod json;
 mod merge;
+mod meta;
 mod parallel;
 mod partitioner;
 mod partitions;
