@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long, value_name = "TAG")]
     snapshot: Option<String>,
     /// CREATE TABLE / CREATE TYPE statements naming the key columns (default: schema.cql next to the
-    /// files; without one, key columns are pk0…, ck0…).
+    /// files, else the node's own system_schema; without either, key columns are pk0…, ck0…).
     #[arg(long, value_name = "FILE")]
     schema: Option<PathBuf>,
     /// Only these columns, comma-separated (the scan decodes only them).
@@ -86,18 +86,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.no_merge {
         return run_merged(&args, schema.as_ref(), options, now);
     }
-    let files: Vec<PathBuf> = discover(&args.paths, &selection(&args))?
-        .files()
-        .cloned()
-        .collect();
+    // Each file with its table's schema: --schema, else schema.cql (found by the reader), else the
+    // node's own system_schema.
+    let mut files: Vec<(PathBuf, Option<CqlSchema>)> = Vec::new();
+    for t in discover(&args.paths, &selection(&args))?.tables {
+        let node = if schema.is_none() {
+            t.node_schema()?
+        } else {
+            None
+        };
+        files.extend(t.files.into_iter().map(|f| (f, node.clone())));
+    }
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut printed = 0u64;
     let limit = args.limit.unwrap_or(u64::MAX);
     let mut lines = Vec::new();
     let mut expired = Expired::default();
-    'files: for file in files {
-        let sst = SSTable::open(&file, schema.as_ref(), options)?;
+    'files: for (file, node) in files {
+        let sst = SSTable::open(&file, schema.as_ref().or(node.as_ref()), options)?;
         let projection = if args.columns.is_empty() {
             Projection::all(&sst.schema)
         } else {

@@ -15,6 +15,7 @@ mod report;
 mod run;
 mod scan;
 mod schedule;
+mod schema;
 mod stats;
 mod status;
 mod stream;
@@ -47,6 +48,7 @@ enum Command {
     Report(report::Args),
     Scan(scan::Args),
     Schedule(schedule::Args),
+    Schema(schema::Args),
     Status(status::Args),
 }
 
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Schedule(args) => schedule::run(args),
+        Command::Schema(args) => schema::run(args),
         Command::Status(args) => status::run(args),
     };
     match result {

@@ -111,6 +111,14 @@ impl MergeTable {
     /// Checks that `sstables` are one table (partitioner, key and clustering columns, column types) and
     /// prepares the merged column list.
     pub fn new(sstables: Vec<SSTable>) -> Result<MergeTable> {
+        MergeTable::without_columns(sstables, &[])
+    }
+
+    /// [`MergeTable::new`] without the static and regular columns named in `dropped`: columns the
+    /// table's schema dropped (`system_schema.dropped_columns`), whose cells older SSTables still hold.
+    /// Their cells are decoded but belong to no column of the merged table, so they never appear and
+    /// keep no row alive.
+    pub fn without_columns(sstables: Vec<SSTable>, dropped: &[&str]) -> Result<MergeTable> {
         let Some(first) = sstables.first() else {
             return Err(Error::NotFound {
                 path: Default::default(),
@@ -169,6 +177,12 @@ impl MergeTable {
                 }
             }
         }
+        schema
+            .statics
+            .retain(|c| !dropped.contains(&c.name.as_str()));
+        schema
+            .regulars
+            .retain(|c| !dropped.contains(&c.name.as_str()));
         data_order(&mut schema.statics);
         data_order(&mut schema.regulars);
         let index = |cols: &[Column], name: &str| {
