@@ -54,7 +54,8 @@ pub fn system_schema_keys() -> CqlSchema {
 /// The data directory (the one holding keyspace directories) that `path` lies in or is, or the data
 /// directory of the node directory `path` (`<node>/data/`): the nearest one with a `system_schema`.
 pub fn find_data_dir(path: &Path) -> Option<PathBuf> {
-    path.ancestors().find_map(|p| {
+    // A Data.db lies at most five levels below its data directory (`<ks>/<table>/snapshots/<tag>/`).
+    path.ancestors().take(6).find_map(|p| {
         [p.to_path_buf(), p.join("data")]
             .into_iter()
             .find(|d| d.join("system_schema").is_dir())
