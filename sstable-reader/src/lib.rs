@@ -1,6 +1,7 @@
 //! A zero-copy reader of Apache Cassandra SSTables (Cassandra 3.0 to 5.0: `ma` … `oa` big format and
-//! `da` BTI), proved on files real Cassandra wrote, and a writer of them (`nb`, `oa`) for bulk loading and
-//! test data.
+//! `da` BTI; ScyllaDB's `mc` … `me` with `Scylla.db`), proved on files real Cassandra wrote, and a writer
+//! of them (`nb`, `oa`, and `me` in ScyllaDB's layout) for bulk loading and test data. A node's schema
+//! is read from its own `system_schema` ([`NodeSchema`]) when no `schema.cql` names the key columns.
 //!
 //! # Reading
 //!
