@@ -1108,7 +1108,7 @@ fn merge_run(
         let out = if duplicated {
             merge_duplicates(part, items, at, &mut h, e, del, cx, sc)?
         } else {
-            merge_single(part, it, del, cx.now, false)
+            merge_single(part, it, at, del, cx.now, false)
         };
         if let Some(row) = out {
             part.rows.push(row);
@@ -1174,7 +1174,7 @@ fn merge_group(
 ) -> std::result::Result<Option<OutRow>, Fault> {
     let first = &items[group[0]];
     if group.len() == 1 {
-        return Ok(merge_single(part, first, del, now, is_static));
+        return Ok(merge_single(part, first, group[0], del, now, is_static));
     }
     let mut liveness = first.liveness;
     let mut del = del.max(first.deletion);
@@ -1186,7 +1186,7 @@ fn merge_group(
             liveness = it.liveness;
         }
         del = del.max(it.deletion);
-        shadowable = shadowable.max(it.shadowable);
+        shadowable = shadowable.max(part.arena.shadowable(g, is_static));
         for &(col, d) in &part.arena.complex[it.complex.0 as usize..it.complex.1 as usize] {
             match sc.complex.iter_mut().find(|(c, _)| *c == col) {
                 Some((_, m)) => *m = m.max(d),
@@ -1267,6 +1267,7 @@ fn merge_group(
 fn merge_single(
     part: &mut MergedPartition,
     it: &Item,
+    index: usize,
     del: DeletionTime,
     now: i64,
     is_static: bool,
@@ -1282,7 +1283,11 @@ fn merge_single(
         &mut part.out_cells,
         &mut part.expired,
         &version,
-        row_deletion(del.max(it.deletion), it.shadowable, &it.liveness),
+        row_deletion(
+            del.max(it.deletion),
+            part.arena.shadowable(index, is_static),
+            &it.liveness,
+        ),
         now,
         is_static,
     )

@@ -36,8 +36,6 @@ pub struct Item {
     pub liveness: LivenessInfo,
     /// Rows: the row deletion. Markers: the deletion open after the marker (LIVE: none).
     pub deletion: DeletionTime,
-    /// Rows: the shadowable row deletion (LIVE: none; see [`crate::row_deletion`]).
-    pub shadowable: DeletionTime,
     /// Range in [`Arena::cells`].
     pub cells: (u32, u32),
     /// Range in [`Arena::complex`].
@@ -63,7 +61,13 @@ pub struct Arena {
     pub statics: Vec<Item>,
     /// Range tombstone markers among `items`.
     pub markers: u32,
+    /// The shadowable row deletions (rare: materialized views), by item index (`| STATIC` for
+    /// `statics`); kept aside so that every other row's item stays small.
+    pub shadowable: Vec<(u32, DeletionTime)>,
 }
+
+/// Marks an index into [`Arena::statics`] in [`Arena::shadowable`].
+const STATIC: u32 = 1 << 31;
 
 fn r32(a: usize, b: usize) -> Result<(u32, u32), TooWide> {
     Ok((
@@ -81,6 +85,20 @@ impl Arena {
         self.items.clear();
         self.statics.clear();
         self.markers = 0;
+        self.shadowable.clear();
+    }
+
+    /// The shadowable row deletion of the row at `index` of `items` (or `statics`), LIVE when none.
+    #[inline(always)]
+    pub fn shadowable(&self, index: usize, is_static: bool) -> DeletionTime {
+        if self.shadowable.is_empty() {
+            return DeletionTime::LIVE;
+        }
+        let key = index as u32 | if is_static { STATIC } else { 0 };
+        self.shadowable
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(DeletionTime::LIVE, |(_, d)| *d)
     }
 
     #[inline]
@@ -217,6 +235,16 @@ impl<'a> Stager<'a> {
         is_static: bool,
     ) -> Result<(), TooWide> {
         let (cells, complex) = self.staged()?;
+        if !shadowable.is_live() {
+            let index = if is_static {
+                self.arena.statics.len()
+            } else {
+                self.arena.items.len()
+            };
+            let key =
+                u32::try_from(index).map_err(|_| TooWide)? | if is_static { STATIC } else { 0 };
+            self.arena.shadowable.push((key, shadowable));
+        }
         let item = Item {
             kind: if is_static {
                 BoundKind::StaticClustering
@@ -226,7 +254,6 @@ impl<'a> Stager<'a> {
             clust: cs,
             liveness,
             deletion,
-            shadowable,
             cells,
             complex,
         };
@@ -255,7 +282,6 @@ impl<'a> Stager<'a> {
             clust: cs,
             liveness: LivenessInfo::EMPTY,
             deletion: start_deletion.unwrap_or(DeletionTime::LIVE),
-            shadowable: DeletionTime::LIVE,
             cells: r32(n, n)?,
             complex: r32(x, x)?,
         });
