@@ -812,22 +812,7 @@ impl<'s> Scanner<'s> {
         }
         // The body is read from the unfiltered's own bytes: running out of them is corruption.
         let mut c = Cursor::at(&window[..off + n], c.pos());
-        let short = |s: Short| {
-            let offset = at + (s.at - off) as u64;
-            if s.needed == UNKNOWN_CELL_FLAGS {
-                let found = window.get(s.at).copied().unwrap_or_default();
-                return Error::corrupt(
-                    sst.data_path(),
-                    offset,
-                    format!("cell flags with known bits only (0x01-0x10), found {found:#04x}"),
-                );
-            }
-            Error::corrupt(
-                sst.data_path(),
-                offset,
-                "a row no longer than its declared size",
-            )
-        };
+        let short = |s: Short| body_error(sst.data_path(), at, off, window, s);
         if is_marker {
             c.skip_uvint().map_err(short)?; // previous unfiltered size
             let first = d.deletion(&mut c).map_err(short)?;
@@ -1009,6 +994,24 @@ impl<'s> Scanner<'s> {
             n,
         ))
     }
+}
+
+/// The error for a read inside an unfiltered's body (which starts at window offset `off`, at `at` in
+/// the data) that failed: bytes past its declared size, or cell flags with unknown bits. Cold and
+/// out of line, so that the decoder's many `map_err` sites stay small.
+#[cold]
+#[inline(never)]
+fn body_error(path: &std::path::Path, at: u64, off: usize, window: &[u8], s: Short) -> Error {
+    let offset = at + (s.at - off) as u64;
+    if s.needed == UNKNOWN_CELL_FLAGS {
+        let found = window.get(s.at).copied().unwrap_or_default();
+        return Error::corrupt(
+            path,
+            offset,
+            format!("cell flags with known bits only (0x01-0x10), found {found:#04x}"),
+        );
+    }
+    Error::corrupt(path, offset, "a row no longer than its declared size")
 }
 
 /// Whether a local deletion time can be taken as stored: non-negative, "none", or from a format
