@@ -19,6 +19,7 @@ mod schema;
 mod stats;
 mod status;
 mod stream;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,7 @@ enum Command {
     Schedule(schedule::Args),
     Schema(schema::Args),
     Status(status::Args),
+    Verify(verify::Args),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Schedule(args) => schedule::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Status(args) => status::run(args),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
         Ok(code) => code,

@@ -97,6 +97,7 @@ mod statistics;
 mod stats;
 mod types;
 mod value;
+mod verify;
 pub mod writer;
 
 pub use compression::{Algorithm, CompressionInfo};
@@ -126,6 +127,7 @@ pub use statistics::{
 pub use stats::{Stats, StatsColumn};
 pub use types::{CqlType, UserType};
 pub use value::{counter_total, Value, ValueError};
+pub use verify::{verify, Check, Verification};
 
 /// Internals this crate's own integration tests check directly (index and trie readers) and test-data
 /// helpers; built only with the `test_common` feature (the crate's dev-dependency on itself). Not an API.
