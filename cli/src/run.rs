@@ -55,7 +55,7 @@ pub struct Args {
     /// Only this snapshot tag of each table directory.
     #[arg(long, value_name = "TAG")]
     pub snapshot: Option<String>,
-    /// CREATE TABLE statements (default: schema.cql next to the files, else the node's system_schema).
+    /// CREATE TABLE statements (default: schema.cql next to the files).
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
     /// Also write the HTML report of this run.
