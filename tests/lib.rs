@@ -1,7 +1,7 @@
 //! Helpers shared by the end-to-end tests: where the workspace, the built `funnel` binary and the
 //! shared real SSTables are; running the binary; reading the facts a run stored.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use facts::{FactReader, FunnelQuery, FunnelStepFact};
@@ -54,6 +54,32 @@ pub fn run_funnel(args: &[&str]) -> (String, String) {
     );
     assert!(out.status.success(), "funnel {args:?}: {stderr}");
     (stdout, stderr)
+}
+
+/// Moves a generated snapshot's SSTables into their table directories (the layout of a live node, where
+/// Cassandra writes no schema.cql); the snapshots' `schema.cql` statements are appended to
+/// `keep_schema`, kept aside.
+pub fn make_live(data: &Path, keep_schema: &Path) {
+    let ks = data.join("tracking");
+    for table in std::fs::read_dir(&ks).unwrap() {
+        let table = table.unwrap().path();
+        let snapshots = table.join("snapshots");
+        for tag in std::fs::read_dir(&snapshots).unwrap() {
+            let tag = tag.unwrap().path();
+            for f in std::fs::read_dir(&tag).unwrap() {
+                let f = f.unwrap().path();
+                let name = f.file_name().unwrap().to_owned();
+                if name == "schema.cql" {
+                    let mut all = std::fs::read_to_string(keep_schema).unwrap_or_default();
+                    all.push_str(&std::fs::read_to_string(&f).unwrap());
+                    std::fs::write(keep_schema, all).unwrap();
+                } else if name != "manifest.json" {
+                    std::fs::rename(&f, table.join(name)).unwrap();
+                }
+            }
+        }
+        std::fs::remove_dir_all(&snapshots).unwrap();
+    }
 }
 
 /// Facts in one order: app, funnel, version, day, breakdown, step.

@@ -25,6 +25,11 @@ use crate::expired::Expired;
 /// (`--no-merge`: each SSTable on its own; only then does `--with-meta` print tombstones, which the
 /// merge has already applied).
 ///
+/// Damage: every chunk is checked against its checksum (CompressionInfo's per-chunk CRC32, CRC.db; an
+/// uncompressed file without CRC.db is checked whole against Digest.crc32) before any row of it is
+/// printed. Rows printed before a checksum (or any other) error came from verified chunks only; the
+/// exit code (non-zero) tells that the output stopped there.
+///
 /// Examples:
 ///   funnel dump data/tracking/events-1b2c…/snapshots/nightly/ --limit 5
 ///   funnel dump nb-1-big-Data.db --columns actor_id,name,ts
@@ -52,7 +57,7 @@ pub struct Args {
     )]
     snapshot: Snapshot,
     /// CREATE TABLE / CREATE TYPE statements naming the key columns (default: schema.cql next to the
-    /// files; without one, key columns are pk0…, ck0…).
+    /// files, else the node's own system_schema; without either, key columns are pk0…, ck0…).
     #[arg(long, value_name = "FILE")]
     schema: Option<PathBuf>,
     /// Only these columns, comma-separated (the scan decodes only them).
@@ -61,8 +66,9 @@ pub struct Args {
     /// Stop after N rows.
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
-    /// Add write times, TTLs and expiry per row and cell (`_meta`), and print tombstones as lines with a
-    /// `_tombstone` field.
+    /// Add write times, TTLs and expiry per row and cell (`_meta`; a collection's elements as an array
+    /// naming each element), and with --no-merge every deletion: row, shadowable and collection
+    /// deletions and cell tombstones in `_meta`, rows with nothing live as `_tombstone` lines.
     #[arg(long)]
     with_meta: bool,
     /// Judge TTL expiry at this time (RFC 3339 or seconds since the epoch; default: now).
@@ -86,18 +92,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.no_merge {
         return run_merged(&args, schema.as_ref(), options, now);
     }
-    let files: Vec<PathBuf> = discover(&args.paths, &selection(&args))?
-        .files()
-        .cloned()
-        .collect();
+    // Each file with its table's schema: --schema, else schema.cql (found by the reader), else the
+    // node's own system_schema.
+    let mut files: Vec<(PathBuf, Option<CqlSchema>)> = Vec::new();
+    for t in discover(&args.paths, &selection(&args))?.tables {
+        let node = if schema.is_none() {
+            t.node_schema()?
+        } else {
+            None
+        };
+        files.extend(t.files.into_iter().map(|f| (f, node.clone())));
+    }
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut printed = 0u64;
     let limit = args.limit.unwrap_or(u64::MAX);
     let mut lines = Vec::new();
     let mut expired = Expired::default();
-    'files: for file in files {
-        let sst = SSTable::open(&file, schema.as_ref(), options)?;
+    'files: for (file, node) in files {
+        let sst = SSTable::open(&file, schema.as_ref().or(node.as_ref()), options)?;
         let projection = if args.columns.is_empty() {
             Projection::all(&sst.schema)
         } else {

@@ -16,9 +16,11 @@ mod report;
 mod run;
 mod scan;
 mod schedule;
+mod schema;
 mod stats;
 mod status;
 mod stream;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -48,7 +50,9 @@ enum Command {
     Report(report::Args),
     Scan(scan::Args),
     Schedule(schedule::Args),
+    Schema(schema::Args),
     Status(status::Args),
+    Verify(verify::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,7 +73,9 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Schedule(args) => schedule::run(args),
+        Command::Schema(args) => schema::run(args),
         Command::Status(args) => status::run(args),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
         Ok(code) => code,

@@ -607,6 +607,7 @@ impl RowBuilder {
                 expiry: self.expiry,
             }),
             deletion: DeletionTime::LIVE,
+            shadowable: DeletionTime::LIVE,
             columns: self.columns,
         }
     }

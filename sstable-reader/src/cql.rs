@@ -5,7 +5,8 @@
 
 use std::fmt::Write;
 
-use crate::json::{format_seconds, format_timestamp_us, write_str, write_value};
+use crate::json::{write_str, write_value};
+use crate::meta::{has_deletions, write_deletion_fields, write_meta, MetaError};
 use crate::reconcile::OwnedRow;
 use crate::row::{DeletionTime, MarkerRef};
 use crate::schema::{Column, ColumnKind, TableSchema};
@@ -169,10 +170,18 @@ impl<'s> RowRenderer<'s> {
         self.flush_pending(out)?;
         if self.emitted_in_partition == 0 {
             if let Some(st) = &self.statics {
-                let deletion = self.partition_deletion.max(st.deletion);
+                let deletion = self.partition_deletion.max(st.effective_deletion());
                 if has_live_cell(st, &deletion, self.now) {
                     let line = self.render(None, &deletion)?;
                     out.push(line);
+                } else if self.with_meta && has_deletions(st) {
+                    let mut s = String::from("{");
+                    self.write_key_columns(&mut s, None)?;
+                    s.push_str(",\"_tombstone\":\"static\",");
+                    write_meta(&mut s, None, Some((st, self.schema.statics.as_slice())))
+                        .map_err(meta_error)?;
+                    s.push('}');
+                    out.push(s);
                 }
             }
         }
@@ -183,7 +192,7 @@ impl<'s> RowRenderer<'s> {
         let Some(row) = self.pending.take() else {
             return Ok(());
         };
-        let mut deletion = self.partition_deletion.max(row.deletion);
+        let mut deletion = self.partition_deletion.max(row.effective_deletion());
         if let Some(rt) = self.open_range {
             deletion = deletion.max(rt);
         }
@@ -196,11 +205,24 @@ impl<'s> RowRenderer<'s> {
         } else if expired(&row, &deletion, self.now) {
             self.rows_expired += 1;
         }
-        if !live && self.with_meta && !row.deletion.is_live() {
+        if !live && self.with_meta && has_deletions(&row) {
+            // Nothing of the row is live, but it holds deletions: one line shows them all.
             let mut s = String::from("{");
             self.write_key_columns(&mut s, Some(&row))?;
-            s.push_str(",\"_tombstone\":\"row\"");
-            write_deletion(&mut s, &row.deletion);
+            let kind = if !row.deletion.is_live() {
+                "row"
+            } else if !row.shadowable.is_live() {
+                "shadowable_row"
+            } else {
+                "cells"
+            };
+            let _ = write!(s, ",\"_tombstone\":\"{kind}\"");
+            if !row.deletion.is_live() {
+                write_deletion(&mut s, &row.deletion);
+            }
+            s.push(',');
+            write_meta(&mut s, Some((&row, self.schema.regulars.as_slice())), None)
+                .map_err(meta_error)?;
             s.push('}');
             out.push(s);
         }
@@ -274,7 +296,7 @@ impl<'s> RowRenderer<'s> {
         let statics = self.statics.as_ref();
         let static_deletion = self
             .partition_deletion
-            .max(statics.map(|r| r.deletion).unwrap_or(DeletionTime::LIVE));
+            .max(statics.map_or(DeletionTime::LIVE, OwnedRow::effective_deletion));
         for (i, col) in self.order.iter().enumerate() {
             if !self.only[i] {
                 continue;
@@ -296,76 +318,17 @@ impl<'s> RowRenderer<'s> {
             }
         }
         if self.with_meta {
-            s.push_str(",\"_meta\":{");
-            if let Some(r) = row {
-                if !r.liveness.is_empty() {
-                    s.push_str("\"writetime\":");
-                    write_time_us(&mut s, r.liveness.timestamp);
-                    if r.liveness.is_expiring() {
-                        let _ = write!(s, ",\"ttl\":{},\"expires\":", r.liveness.ttl);
-                        write_time_s(&mut s, r.liveness.local_expiration_time);
-                    }
-                    s.push(',');
-                }
-            }
-            s.push_str("\"cells\":{");
-            let mut firstc = true;
-            for (src, cols) in [
-                (statics, &self.schema.statics),
-                (row, &self.schema.regulars),
-            ] {
-                let Some(src) = src else { continue };
-                for c in &src.cells {
-                    let Some(col) = cols.get(c.column) else {
-                        continue;
-                    };
-                    if !firstc {
-                        s.push(',');
-                    }
-                    firstc = false;
-                    write_str(&mut s, &col.name);
-                    s.push_str(":{\"writetime\":");
-                    write_time_us(&mut s, c.timestamp);
-                    if c.tombstone {
-                        s.push_str(",\"deleted_at\":");
-                        write_time_s(&mut s, c.local_deletion_time);
-                    } else if c.ttl != 0 {
-                        let _ = write!(s, ",\"ttl\":{},\"expires\":", c.ttl);
-                        write_time_s(&mut s, c.local_deletion_time);
-                    }
-                    s.push('}');
-                }
-            }
-            s.push_str("}}");
+            s.push(',');
+            write_meta(
+                &mut s,
+                row.map(|r| (r, self.schema.regulars.as_slice())),
+                statics.map(|r| (r, self.schema.statics.as_slice())),
+            )
+            .map_err(meta_error)?;
         }
         s.push('}');
         Ok(s)
     }
-}
-
-fn write_time_us(s: &mut String, us: i64) {
-    match format_timestamp_us(us) {
-        Some(t) => write_str(s, &t),
-        None => {
-            let _ = write!(s, "{us}");
-        }
-    }
-}
-
-fn write_time_s(s: &mut String, secs: i64) {
-    match format_seconds(secs) {
-        Some(t) => write_str(s, &t),
-        None => {
-            let _ = write!(s, "{secs}");
-        }
-    }
-}
-
-fn write_deletion_fields(s: &mut String, d: &DeletionTime) {
-    s.push_str("\"marked_for_delete_at\":");
-    write_time_us(s, d.marked_for_delete_at);
-    s.push_str(",\"local_deletion_time\":");
-    write_time_s(s, d.local_deletion_time);
 }
 
 fn write_deletion(s: &mut String, d: &DeletionTime) {
@@ -397,6 +360,10 @@ pub fn split_composite(key: &[u8], i: usize) -> Option<&[u8]> {
         pos += 2 + len + 1;
     }
     None
+}
+
+fn meta_error((column, source): MetaError) -> RenderError {
+    RenderError { column, source }
 }
 
 fn render_value(

@@ -153,6 +153,8 @@ pub enum Component {
     Toc,
     Partitions,
     Rows,
+    /// ScyllaDB's metadata (`Scylla.db`: sharding, features, large-data statistics).
+    Scylla,
 }
 
 impl Component {
@@ -170,6 +172,7 @@ impl Component {
             Component::Toc => "TOC.txt",
             Component::Partitions => "Partitions.db",
             Component::Rows => "Rows.db",
+            Component::Scylla => "Scylla.db",
         }
     }
 
@@ -186,6 +189,7 @@ impl Component {
             "TOC.txt" => Component::Toc,
             "Partitions.db" => Component::Partitions,
             "Rows.db" => Component::Rows,
+            "Scylla.db" => Component::Scylla,
             _ => return None,
         })
     }
@@ -268,28 +272,54 @@ impl Descriptor {
     }
 }
 
-/// Reads TOC.txt: the list of components the SSTable was written with.
+/// Reads TOC.txt: the list of components the SSTable was written with. Components this reader does not
+/// know (another writer's, e.g. a newer ScyllaDB's) are tolerated as Cassandra tolerates them, with one
+/// warning per SSTable naming them; a line that cannot be a component file name is corruption.
 pub fn read_toc(desc: &Descriptor) -> Result<Vec<Component>> {
     let path = desc.path(Component::Toc);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
+    let mut unknown = Vec::new();
+    let mut offset = 0u64;
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let at = offset;
+        offset += raw.len() as u64;
+        let line = raw.trim();
         if line.is_empty() {
             continue;
         }
         match Component::from_file_name(line) {
             Some(c) => out.push(c),
+            None if is_component_name(line) => unknown.push(line),
             None => {
                 return Err(Error::corrupt(
                     &path,
-                    i as u64,
+                    at,
                     format!("a component name on line {}, found {line:?}", i + 1),
                 ))
             }
         }
     }
+    if !unknown.is_empty() {
+        tracing::warn!(
+            toc = %path.display(),
+            components = ?unknown,
+            "TOC.txt lists components this reader does not know; they are not read"
+        );
+    }
     Ok(out)
+}
+
+/// Whether a TOC line can name a component file: `Name.ext`, letters, digits, `_` and `-` (no path).
+fn is_component_name(line: &str) -> bool {
+    line.split_once('.').is_some_and(|(name, ext)| {
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        ok(name) && ok(ext)
+    })
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ use std::time::UNIX_EPOCH;
 use crate::descriptor::Descriptor;
 use crate::error::{Error, Result};
 use crate::merge::MergeTable;
+use crate::node_schema::{find_data_dir, NodeSchema};
 use crate::schema::{CqlSchema, CqlTable};
 use crate::sstable::{table_location, ReadOptions, SSTable};
 
@@ -133,14 +134,52 @@ impl DiscoveredTable {
         names_table(wanted, &self.keyspace, &self.name)
     }
 
-    /// Opens every SSTable (`schema` overrides the `schema.cql` files) and prepares the merge.
+    /// Opens every SSTable (`schema` overrides the `schema.cql` files; without either, the node's own
+    /// `system_schema` names the columns, [`DiscoveredTable::node_schema`]) and prepares the merge.
     pub fn open(&self, schema: Option<&CqlSchema>, options: ReadOptions) -> Result<MergeTable> {
+        let (node, dropped) = match schema {
+            None => self.node_schema_and_dropped()?,
+            Some(_) => (None, Vec::new()),
+        };
+        let schema = schema.or(node.as_ref());
         let ssts = self
             .files
             .iter()
             .map(|f| SSTable::open(f, schema, options))
             .collect::<Result<Vec<_>>>()?;
-        MergeTable::new(ssts)
+        let dropped: Vec<&str> = dropped.iter().map(String::as_str).collect();
+        MergeTable::without_columns(ssts, &dropped)
+    }
+
+    /// The table's schema from the `system_schema` of the node its files are on, when no
+    /// `schema.cql` lies next to them and the node knows the table (`None` otherwise).
+    pub fn node_schema(&self) -> Result<Option<CqlSchema>> {
+        Ok(self.node_schema_and_dropped()?.0)
+    }
+
+    /// [`DiscoveredTable::node_schema`], and the columns the node dropped from the table.
+    fn node_schema_and_dropped(&self) -> Result<(Option<CqlSchema>, Vec<String>)> {
+        if !self.schema_files.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let Some(data_dir) = self.files.first().and_then(|f| find_data_dir(f)) else {
+            return Ok((None, Vec::new()));
+        };
+        let node = NodeSchema::read(&data_dir)?;
+        let dropped = node
+            .dropped_columns(&self.keyspace, &self.name)
+            .into_iter()
+            .map(|d| d.column.clone())
+            .collect();
+        let found = node.table_schema(&self.keyspace, &self.name)?;
+        if found.is_none() {
+            tracing::warn!(
+                table = %self.qualified(),
+                system_schema = %data_dir.join("system_schema").display(),
+                "the node's system_schema does not know the table; key columns are named pk0…, ck0…"
+            );
+        }
+        Ok((found, dropped))
     }
 }
 

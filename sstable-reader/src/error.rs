@@ -40,6 +40,17 @@ pub enum Error {
         stored: u32,
         computed: u32,
     },
+    /// An uncompressed Data.db without per-chunk checksums (CRC.db) does not match its whole-file
+    /// checksum (Digest.crc32): its bytes changed since it was written. No row of it is returned.
+    #[error("{path}: checksum mismatch for the whole file: {digest} says {stored:#010x}, the file's CRC32 is {computed:#010x} (the file is damaged; no row of it was read)")]
+    Digest {
+        /// The Data.db file.
+        path: PathBuf,
+        /// The Digest.crc32 file.
+        digest: PathBuf,
+        stored: u32,
+        computed: u32,
+    },
     /// The file is an SSTable, but of a version or kind this reader does not decode (or too big for it).
     #[error("{path}: unsupported: {what}")]
     Unsupported {
@@ -105,6 +116,7 @@ impl Error {
             Error::Io { path, .. }
             | Error::Corrupt { path, .. }
             | Error::Checksum { path, .. }
+            | Error::Digest { path, .. }
             | Error::Unsupported { path, .. }
             | Error::NotFound { path, .. } => Some(path),
             Error::Schema { .. } | Error::External(_) => None,
@@ -121,6 +133,9 @@ impl Error {
 
     /// Damaged data: bytes that are not what the format requires, or a chunk whose checksum fails.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Error::Corrupt { .. } | Error::Checksum { .. })
+        matches!(
+            self,
+            Error::Corrupt { .. } | Error::Checksum { .. } | Error::Digest { .. }
+        )
     }
 }

@@ -59,6 +59,11 @@ impl PartitionIndex {
         self.map.as_deref().unwrap_or(&[])
     }
 
+    /// Size of Index.db.
+    pub fn file_len(&self) -> u64 {
+        self.bytes().len() as u64
+    }
+
     /// The entry at `position` in Index.db.
     pub fn entry_at(&self, position: u64) -> Result<IndexEntry<'_>> {
         let b = self.bytes();
@@ -88,7 +93,6 @@ impl PartitionIndex {
     }
 
     /// Every entry, in order.
-    #[cfg(any(test, feature = "test_common"))]
     pub fn entries(&self) -> IndexEntries<'_> {
         IndexEntries {
             index: self,
@@ -99,14 +103,12 @@ impl PartitionIndex {
 }
 
 /// Iterator over Index.db entries; checks that Data.db positions increase.
-#[cfg(any(test, feature = "test_common"))]
 pub struct IndexEntries<'a> {
     index: &'a PartitionIndex,
     pos: u64,
     last_data: Option<u64>,
 }
 
-#[cfg(any(test, feature = "test_common"))]
 impl<'a> Iterator for IndexEntries<'a> {
     type Item = Result<IndexEntry<'a>>;
 
@@ -143,7 +145,6 @@ impl<'a> Iterator for IndexEntries<'a> {
     }
 }
 
-#[cfg(any(test, feature = "test_common"))]
 fn vint_size(v: u64) -> u64 {
     crate::bytes::uvint_size(v) as u64
 }

@@ -1,6 +1,7 @@
 //! A zero-copy reader of Apache Cassandra SSTables (Cassandra 3.0 to 5.0: `ma` … `oa` big format and
-//! `da` BTI), proved on files real Cassandra wrote, and a writer of them (`nb`, `oa`) for bulk loading and
-//! test data.
+//! `da` BTI; ScyllaDB's `mc` … `me` with `Scylla.db`), proved on files real Cassandra wrote, and a writer
+//! of them (`nb`, `oa`, and `me` in ScyllaDB's layout) for bulk loading and test data. A node's schema
+//! is read from its own `system_schema` ([`NodeSchema`]) when no `schema.cql` names the key columns.
 //!
 //! # Reading
 //!
@@ -80,6 +81,8 @@ mod error;
 mod index;
 mod json;
 mod merge;
+mod meta;
+mod node_schema;
 mod parallel;
 mod partitioner;
 mod partitions;
@@ -88,11 +91,13 @@ mod reconcile;
 mod row;
 mod scanner;
 mod schema;
+mod scylla;
 mod sstable;
 mod statistics;
 mod stats;
 mod types;
 mod value;
+mod verify;
 pub mod writer;
 
 pub use compression::{Algorithm, CompressionInfo};
@@ -104,13 +109,17 @@ pub use error::{Error, Result};
 pub use json::{format_seconds, format_timestamp_ms, format_timestamp_us, write_value};
 pub use merge::order::compare_values;
 pub use merge::{Columns, MergeStats, MergeTable, MergedPartition, MergedRow, MergedScan};
+pub use node_schema::{find_data_dir, system_schema_keys, DroppedColumn, NodeSchema};
 pub use parallel::{for_each_ordered, plan_ranges, TokenRange};
 pub use partitioner::{murmur3_token, partition_order, OwnedPosition, Partitioner, RingPosition};
 pub use progress::ScanCounters;
 pub use reconcile::{resolve, OwnedCell, OwnedRow};
-pub use row::{BoundKind, Cell, DeletionTime, LivenessInfo, MarkerRef, RowRef, Unfiltered};
+pub use row::{
+    row_deletion, BoundKind, Cell, DeletionTime, LivenessInfo, MarkerRef, RowRef, Unfiltered,
+};
 pub use scanner::{PartitionHeader, Projection, Scanner};
 pub use schema::{Column, ColumnKind, CqlSchema, CqlTable, TableSchema};
+pub use scylla::ScyllaMetadata;
 pub use sstable::{ReadOptions, SSTable};
 pub use statistics::{
     SerializationHeader, Statistics, StatsMetadata, ValidationMetadata, NO_DELETION_TIME,
@@ -118,6 +127,7 @@ pub use statistics::{
 pub use stats::{Stats, StatsColumn};
 pub use types::{CqlType, UserType};
 pub use value::{counter_total, Value, ValueError};
+pub use verify::{verify, Check, Verification};
 
 /// Internals this crate's own integration tests check directly (index and trie readers) and test-data
 /// helpers; built only with the `test_common` feature (the crate's dev-dependency on itself). Not an API.

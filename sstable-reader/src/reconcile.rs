@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use crate::row::{Cell, DeletionTime, LivenessInfo, RowRef};
+use crate::row::{row_deletion, Cell, DeletionTime, LivenessInfo, RowRef};
 use crate::statistics::NO_DELETION_TIME;
 
 /// An owned cell.
@@ -76,6 +76,8 @@ pub struct OwnedRow {
     pub clustering: Vec<Option<Vec<u8>>>,
     pub liveness: LivenessInfo,
     pub deletion: DeletionTime,
+    /// The shadowable row deletion (LIVE when none; see [`crate::row_deletion`]).
+    pub shadowable: DeletionTime,
     pub cells: Vec<OwnedCell>,
     pub complex_deletions: Vec<(usize, DeletionTime)>,
 }
@@ -89,9 +91,16 @@ impl OwnedRow {
                 .collect(),
             liveness: r.liveness(),
             deletion: r.deletion(),
+            shadowable: r.shadowable_deletion(),
             cells: r.cells().map(|c| OwnedCell::from_cell(&c)).collect(),
             complex_deletions: r.complex_deletions().collect(),
         }
+    }
+
+    /// The row deletion that applies: the regular one, and the shadowable one unless the row's
+    /// liveness is newer ([`crate::row_deletion`]).
+    pub fn effective_deletion(&self) -> DeletionTime {
+        row_deletion(self.deletion, self.shadowable, &self.liveness)
     }
 
     /// Merges another version of the same row into this one, as Cassandra merges versions on read.
@@ -107,6 +116,7 @@ impl OwnedRow {
             self.liveness = l;
         }
         self.deletion = self.deletion.max(other.deletion);
+        self.shadowable = self.shadowable.max(other.shadowable);
         for (col, d) in other.complex_deletions {
             match self.complex_deletions.iter_mut().find(|(c, _)| *c == col) {
                 Some((_, mine)) => *mine = mine.max(d),

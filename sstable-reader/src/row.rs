@@ -16,12 +16,25 @@ pub(crate) const HAS_ALL_COLUMNS: u8 = 0x20;
 pub(crate) const HAS_COMPLEX_DELETION: u8 = 0x40;
 pub(crate) const EXTENSION_FLAG: u8 = 0x80;
 pub(crate) const IS_STATIC: u8 = 0x01;
+/// Cassandra's (deprecated, CASSANDRA-11500) flag: the row deletion is shadowable.
+pub(crate) const HAS_SHADOWABLE_DELETION: u8 = 0x02;
+/// ScyllaDB's flag: a shadowable deletion follows the row's regular deletion (`sstables/mx`).
+pub(crate) const HAS_SCYLLA_SHADOWABLE_DELETION: u8 = 0x80;
+/// Every extended flag bit a row may carry.
+pub(crate) const KNOWN_EXTENDED_FLAGS: u8 =
+    IS_STATIC | HAS_SHADOWABLE_DELETION | HAS_SCYLLA_SHADOWABLE_DELETION;
 
 pub(crate) const CELL_IS_DELETED: u8 = 0x01;
 pub(crate) const CELL_IS_EXPIRING: u8 = 0x02;
 pub(crate) const CELL_HAS_EMPTY_VALUE: u8 = 0x04;
 pub(crate) const CELL_USE_ROW_TIMESTAMP: u8 = 0x08;
 pub(crate) const CELL_USE_ROW_TTL: u8 = 0x10;
+/// Every cell flag bit Cassandra defines; any other bit means the cell is not what this reader knows.
+pub(crate) const KNOWN_CELL_FLAGS: u8 = 0x1f;
+
+/// The [`Short::needed`] of a cell whose flags have unknown bits (a real short read never needs 0
+/// bytes); `at` is the flags byte.
+pub(crate) const UNKNOWN_CELL_FLAGS: usize = 0;
 
 /// "No timestamp" for liveness info (`LivenessInfo.NO_TIMESTAMP`).
 pub const NO_TIMESTAMP: i64 = i64::MIN;
@@ -64,6 +77,24 @@ impl DeletionTime {
         } else {
             self
         }
+    }
+}
+
+/// The deletion that applies to a row with the regular deletion `regular`, the shadowable deletion
+/// `shadowable` and the (merged) primary-key liveness `liveness`: a shadowable deletion is shadowed —
+/// dropped, so what it deleted is visible again — by a liveness written after it (Cassandra's
+/// `Row.Deletion.isShadowedBy`, ScyllaDB's `row_tombstone::maybe_shadow`); otherwise it deletes as a
+/// regular one does.
+#[inline(always)]
+pub fn row_deletion(
+    regular: DeletionTime,
+    shadowable: DeletionTime,
+    liveness: &LivenessInfo,
+) -> DeletionTime {
+    if shadowable.is_live() || liveness.timestamp > shadowable.marked_for_delete_at {
+        regular
+    } else {
+        regular.max(shadowable)
     }
 }
 
@@ -409,6 +440,7 @@ pub struct RowRef<'a> {
     pub(crate) is_static: bool,
     pub(crate) liveness: LivenessInfo,
     pub(crate) deletion: DeletionTime,
+    pub(crate) shadowable: DeletionTime,
     pub(crate) clustering: &'a [Slot],
     pub(crate) cells: &'a [RawCell],
     pub(crate) complex_deletions: &'a [RawComplexDeletion],
@@ -428,6 +460,13 @@ impl<'a> RowRef<'a> {
     /// The row deletion (LIVE when none).
     pub fn deletion(&self) -> DeletionTime {
         self.deletion
+    }
+
+    /// The row's shadowable deletion (LIVE when none): Cassandra's (extended flag 0x02, materialized
+    /// views) or ScyllaDB's (0x80, after the regular deletion). It deletes like [`RowRef::deletion`]
+    /// unless the row's primary-key liveness is newer (see [`row_deletion`]).
+    pub fn shadowable_deletion(&self) -> DeletionTime {
+        self.shadowable
     }
 
     /// Where the row starts in the uncompressed Data.db.

@@ -112,6 +112,8 @@ struct Plain {
     clustering: Vec<u32>,
     clustering_len: usize,
     columns: Vec<ColInfo>,
+    /// `columns` are all of the regular columns: a row must end after them.
+    complete: bool,
 }
 
 impl Plain {
@@ -134,6 +136,7 @@ impl Plain {
                 .map(|n| n.map(|n| n as u32))
                 .collect::<Option<_>>()?,
             clustering_len: all_fixed?,
+            complete: columns.len() == regulars.len(),
             columns,
         })
     }
@@ -160,6 +163,8 @@ pub(crate) enum Decoded {
         is_static: bool,
         liveness: LivenessInfo,
         deletion: DeletionTime,
+        /// A shadowable row deletion (LIVE: none), see [`RowRef::shadowable_deletion`].
+        shadowable: DeletionTime,
     },
     Marker {
         kind: BoundKind,
@@ -193,6 +198,8 @@ pub struct Scanner<'s> {
     regular_info: Vec<ColInfo>,
     /// The format stores local deletion times unsigned.
     uint_ldt: bool,
+    /// Extended flag 0x80 announces ScyllaDB's shadowable deletion (Scylla.db says so).
+    scylla_shadowable: bool,
     /// Set when [`Scanner::next_plain_rows`] can decode this SSTable's rows under the projection.
     plain: Option<Plain>,
     unfiltered_pos: u64,
@@ -247,6 +254,10 @@ impl<'s> Scanner<'s> {
             static_info,
             regular_info,
             uint_ldt: sst.descriptor.version.has_uint_deletion_time(),
+            scylla_shadowable: sst
+                .scylla
+                .as_ref()
+                .is_some_and(|m| m.has_shadowable_tombstones()),
             plain,
             unfiltered_pos: 0,
             partition_body: 0,
@@ -448,11 +459,13 @@ impl<'s> Scanner<'s> {
                 is_static,
                 liveness,
                 deletion,
+                shadowable,
             } => Unfiltered::Row(RowRef {
                 window,
                 is_static,
                 liveness,
                 deletion,
+                shadowable,
                 clustering: &self.clustering,
                 cells: &self.cells,
                 complex_deletions: &self.complex,
@@ -592,7 +605,8 @@ impl<'s> Scanner<'s> {
                     }
                 }
             }
-            if !whole {
+            // A row with bytes after its last column is left to the general decoder, which reports it.
+            if !whole || (plain.complete && !c.is_empty()) {
                 sink.abandon();
                 break;
             }
@@ -663,6 +677,39 @@ impl<'s> Scanner<'s> {
         ))
     }
 
+    /// The error for bytes left in an unfiltered after everything its flags announce was read (`c`: on
+    /// the unfiltered's bytes, which start at window offset `off`).
+    #[cold]
+    fn left_over(&self, at: u64, off: usize, c: &Cursor<'_>, what: &str) -> Error {
+        self.corrupt(
+            at + (c.pos() - off) as u64,
+            format!(
+                "the {what} to end after its last field (as its size says), found {} byte(s) left over",
+                c.remaining()
+            ),
+        )
+    }
+
+    /// The error for flags with bits this reader does not know (cold: built only on damaged data).
+    #[cold]
+    fn unknown_flags(&self, at: u64, flags: u8, ext: u8) -> Error {
+        if flags & IS_MARKER != 0 {
+            self.corrupt(
+                at,
+                format!(
+                    "range tombstone marker flags 0x02 without extended flags, found {flags:#04x} and extended flags {ext:#04x}"
+                ),
+            )
+        } else {
+            self.corrupt(
+                at + 1,
+                format!(
+                    "extended row flags with known bits only (0x01 static, 0x02 and 0x80 shadowable deletion), found {ext:#04x}"
+                ),
+            )
+        }
+    }
+
     /// One decode attempt of the unfiltered at `at` (see [`Scanner::next_into`]).
     #[inline(always)]
     fn decode<S: CellSink>(&mut self, at: u64, sink: &mut S) -> Result<Step> {
@@ -693,6 +740,20 @@ impl<'s> Scanner<'s> {
             0
         };
         let is_marker = flags & IS_MARKER != 0;
+        // Bits this reader does not know would change what follows: refused, never skipped. A marker
+        // carries no other flag (`serializeMarker` writes IS_MARKER alone).
+        if (is_marker && (flags & !(IS_MARKER | EXTENSION_FLAG) != 0 || ext != 0))
+            || ext & !KNOWN_EXTENDED_FLAGS != 0
+        {
+            return Err(self.unknown_flags(at, flags, ext));
+        }
+        if ext & HAS_SCYLLA_SHADOWABLE_DELETION != 0 && !self.scylla_shadowable {
+            // As ScyllaDB itself: the flag means a shadowable deletion only in files that say so.
+            return Err(self.corrupt(
+                at + 1,
+                format!("extended flags without 0x80 (ScyllaDB's shadowable deletion, which this file's Scylla.db does not declare: no ShadowableTombstones feature), found {ext:#04x}"),
+            ));
+        }
         let mut marker_kind = BoundKind::Clustering;
         let is_static = !is_marker && ext & IS_STATIC != 0;
         if is_marker {
@@ -751,13 +812,7 @@ impl<'s> Scanner<'s> {
         }
         // The body is read from the unfiltered's own bytes: running out of them is corruption.
         let mut c = Cursor::at(&window[..off + n], c.pos());
-        let short = |s: Short| {
-            Error::corrupt(
-                sst.data_path(),
-                at + (s.at - off) as u64,
-                "a row no longer than its declared size",
-            )
-        };
+        let short = |s: Short| body_error(sst.data_path(), at, off, window, s);
         if is_marker {
             c.skip_uvint().map_err(short)?; // previous unfiltered size
             let first = d.deletion(&mut c).map_err(short)?;
@@ -773,6 +828,9 @@ impl<'s> Scanner<'s> {
             for dt in end.iter().chain(start.iter()) {
                 self.check_ldt(dt.local_deletion_time, false, at, "a range tombstone")?;
             }
+            if !c.is_empty() {
+                return Err(self.left_over(at, off, &c, "range tombstone marker"));
+            }
             return Ok(Step::Unfiltered(Decoded::Marker { kind, end, start }, n));
         }
         sink.begin(is_static);
@@ -784,13 +842,26 @@ impl<'s> Scanner<'s> {
             liveness.local_expiration_time =
                 self.check_ldt(liveness.local_expiration_time, true, at, "the row liveness")?;
         }
-        let deletion = if flags & HAS_DELETION != 0 {
+        let mut deletion = if flags & HAS_DELETION != 0 {
             let dt = d.deletion(&mut c).map_err(short)?;
             self.check_ldt(dt.local_deletion_time, false, at, "the row deletion")?;
             dt
         } else {
             DeletionTime::LIVE
         };
+        let mut shadowable = DeletionTime::LIVE;
+        if ext & (HAS_SHADOWABLE_DELETION | HAS_SCYLLA_SHADOWABLE_DELETION) != 0 {
+            if ext & HAS_SHADOWABLE_DELETION != 0 {
+                // Cassandra's: the row deletion itself is shadowable.
+                shadowable = std::mem::replace(&mut deletion, DeletionTime::LIVE);
+            }
+            if ext & HAS_SCYLLA_SHADOWABLE_DELETION != 0 {
+                // ScyllaDB's: a second deletion follows the regular one.
+                let dt = d.deletion(&mut c).map_err(short)?;
+                self.check_ldt(dt.local_deletion_time, false, at, "the shadowable deletion")?;
+                shadowable = shadowable.max(dt);
+            }
+        }
         let (columns, last_wanted, info) = if is_static {
             (&sst.schema.statics, self.last_static, &self.static_info)
         } else {
@@ -802,6 +873,7 @@ impl<'s> Scanner<'s> {
                     is_static,
                     liveness,
                     deletion,
+                    shadowable,
                 },
                 n,
             ));
@@ -907,15 +979,39 @@ impl<'s> Scanner<'s> {
                 }
             }
         }
+        // Every column was decoded: the row must end where its size says (with columns left out of
+        // the projection, the rest of the row is skipped by that size, unread).
+        if last_wanted + 1 >= total && !c.is_empty() {
+            return Err(self.left_over(at, off, &c, "row"));
+        }
         Ok(Step::Unfiltered(
             Decoded::Row {
                 is_static,
                 liveness,
                 deletion,
+                shadowable,
             },
             n,
         ))
     }
+}
+
+/// The error for a read inside an unfiltered's body (which starts at window offset `off`, at `at` in
+/// the data) that failed: bytes past its declared size, or cell flags with unknown bits. Cold and
+/// out of line, so that the decoder's many `map_err` sites stay small.
+#[cold]
+#[inline(never)]
+fn body_error(path: &std::path::Path, at: u64, off: usize, window: &[u8], s: Short) -> Error {
+    let offset = at + (s.at - off) as u64;
+    if s.needed == UNKNOWN_CELL_FLAGS {
+        let found = window.get(s.at).copied().unwrap_or_default();
+        return Error::corrupt(
+            path,
+            offset,
+            format!("cell flags with known bits only (0x01-0x10), found {found:#04x}"),
+        );
+    }
+    Error::corrupt(path, offset, "a row no longer than its declared size")
 }
 
 /// Whether a local deletion time can be taken as stored: non-negative, "none", or from a format
@@ -1023,6 +1119,12 @@ fn read_cell(
     complex: bool,
 ) -> ShortResult<RawCell> {
     let cf = c.u8()?;
+    if cf & !KNOWN_CELL_FLAGS != 0 {
+        return Err(Short {
+            at: c.pos() - 1,
+            needed: UNKNOWN_CELL_FLAGS,
+        });
+    }
     let deleted = cf & CELL_IS_DELETED != 0;
     let expiring = cf & CELL_IS_EXPIRING != 0;
     let use_row_ttl = cf & CELL_USE_ROW_TTL != 0;

@@ -9,6 +9,7 @@ use crate::descriptor::{read_toc, Component, Descriptor, FormatKind};
 use crate::error::{Error, Result};
 use crate::row::Deltas;
 use crate::schema::{CqlSchema, TableSchema};
+use crate::scylla::{freeze_in_collections, ScyllaMetadata};
 use crate::statistics::{SerializationHeader, Statistics};
 
 /// How to treat data Cassandra itself would consider damaged.
@@ -29,6 +30,8 @@ pub struct SSTable {
     pub header: SerializationHeader,
     pub schema: TableSchema,
     pub data: DataFile,
+    /// ScyllaDB's `Scylla.db`, when the SSTable has one (a file ScyllaDB wrote).
+    pub scylla: Option<ScyllaMetadata>,
     pub options: ReadOptions,
     pub(crate) deltas: Deltas,
 }
@@ -79,6 +82,38 @@ pub fn find_schema_file(data_path: &Path) -> Option<PathBuf> {
     candidate.is_file().then_some(candidate)
 }
 
+/// Checks an uncompressed Data.db that no CRC.db covers against Digest.crc32 (the decimal CRC32 of the
+/// whole file, `ChecksumWriter.writeFullChecksum`) before any of its rows is read: without it, a
+/// flipped bit would be read as a different value. A Digest listed in TOC.txt but missing is an error
+/// too; a file written without any checksum is read as it is.
+fn verify_digest(desc: &Descriptor, components: &[Component], data: &DataFile) -> Result<()> {
+    let path = desc.path(Component::Digest);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && !components.contains(&Component::Digest) =>
+        {
+            return Ok(())
+        }
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let stored = std::str::from_utf8(&text)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .ok_or_else(|| Error::corrupt(&path, 0, "the decimal CRC32 of Data.db"))?;
+    let computed = crc32fast::hash(data.raw());
+    if stored != computed {
+        return Err(Error::Digest {
+            path: data.path().to_path_buf(),
+            digest: path,
+            stored,
+            computed,
+        });
+    }
+    Ok(())
+}
+
 impl SSTable {
     /// Opens the SSTable of any of its component files. `schema` names key columns (otherwise a
     /// `schema.cql` next to the files is used when present).
@@ -99,10 +134,36 @@ impl SSTable {
         let stats_path = descriptor.path(Component::Statistics);
         let statistics =
             Statistics::parse(&read_file(&stats_path)?, &stats_path, descriptor.version)?;
-        let header = statistics
+        let mut header = statistics
             .header
             .clone()
             .ok_or_else(|| Error::corrupt(&stats_path, 0, "a serialization header component"))?;
+        let scylla_path = descriptor.path(Component::Scylla);
+        let scylla = if scylla_path.exists() {
+            Some(ScyllaMetadata::parse(
+                &read_file(&scylla_path)?,
+                &scylla_path,
+            )?)
+        } else if components.contains(&Component::Scylla) {
+            return Err(Error::NotFound {
+                path: scylla_path,
+                message: "TOC.txt lists Scylla.db but it is missing".into(),
+            });
+        } else {
+            None
+        };
+        if scylla
+            .as_ref()
+            .is_some_and(ScyllaMetadata::freezes_udts_in_collections)
+        {
+            for (_, ty) in header
+                .static_columns
+                .iter_mut()
+                .chain(header.regular_columns.iter_mut())
+            {
+                *ty = freeze_in_collections(ty);
+            }
+        }
         let ci_path = descriptor.path(Component::CompressionInfo);
         let compression = if ci_path.exists() {
             Some(CompressionInfo::parse(
@@ -124,7 +185,11 @@ impl SSTable {
         } else {
             None
         };
+        let unverified = compression.is_none() && checksums.is_none();
         let data = DataFile::open(&data_path, compression, checksums)?;
+        if unverified {
+            verify_digest(&descriptor, &components, &data)?;
+        }
 
         let owned_schema;
         let cql = match schema {
@@ -159,6 +224,7 @@ impl SSTable {
             header,
             schema: table_schema,
             data,
+            scylla,
             options,
             deltas,
         })

@@ -400,7 +400,20 @@ impl MarshalParser<'_> {
             "CompositeType" => CqlType::Composite(self.args()?),
             "UserType" => self.user_type()?,
             _ => {
-                // Unknown class: keep the whole string (including any parameters) as a custom type.
+                // A class of Cassandra's own marshal package (or a bare name, which Cassandra resolves
+                // there) that is not decoded above would be read with the wrong layout (a fixed-length
+                // `VectorType`, or a damaged name such as `Int32Typd`): refused. Only a well-formed class
+                // of another package is a custom type, whose values are length-prefixed blobs.
+                if !is_custom_class(&full) {
+                    return Err(TypeParseError {
+                        input: self.s.to_string(),
+                        at: self.pos - full.len(),
+                        message: format!(
+                            "unknown type class {full:?} (not a Cassandra marshal type this reader \
+                             decodes, nor a custom type's fully qualified class name)"
+                        ),
+                    });
+                }
                 let start = self.pos - full.len();
                 if self.s[self.pos..].starts_with('(') {
                     let mut depth = 0usize;
@@ -446,6 +459,27 @@ impl MarshalParser<'_> {
             fields,
         })))
     }
+}
+
+/// Whether `class` names a custom type: a syntactically valid fully qualified Java class name
+/// (`com.example.MyType`: dot-separated identifiers, at least a package and a class) outside Cassandra's
+/// marshal package. Only a class of another package can be a custom type Cassandra loaded by name.
+fn is_custom_class(class: &str) -> bool {
+    if class.starts_with(MARSHAL_PREFIX) || class.starts_with("org.apache.cassandra.") {
+        return false;
+    }
+    let mut segments = 0;
+    for segment in class.split('.') {
+        let mut chars = segment.chars();
+        let starts_well = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$');
+        if !starts_well || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+            return false;
+        }
+        segments += 1;
+    }
+    segments >= 2
 }
 
 struct CqlParser<'s, 'u> {
@@ -632,6 +666,33 @@ mod tests {
             "MapType(UTF8Type)",
         ] {
             assert!(CqlType::from_marshal(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn unknown_marshal_classes_are_errors_and_custom_classes_are_kept() {
+        for s in [
+            "org.apache.cassandra.db.marshal.Int32Typd",
+            "Int32Typd",
+            "org.apache.cassandra.db.marshal.VectorType(org.apache.cassandra.db.marshal.FloatType,3)",
+            "org.apache.cassandra.db.marshal.ListType(org.apache.cassandra.db.marshal.Int32Typd)",
+            "com.example.",
+            "com..Bad",
+            "9com.example.T",
+        ] {
+            let err = CqlType::from_marshal(s).unwrap_err();
+            let class = s
+                .trim_start_matches("org.apache.cassandra.db.marshal.ListType(")
+                .split(['(', ')'])
+                .next()
+                .unwrap();
+            assert!(err.to_string().contains(class), "{s}: {err}");
+        }
+        for s in ["com.example.MyType", "com.example.Geo$Point(x,y)"] {
+            assert_eq!(
+                CqlType::from_marshal(s).unwrap(),
+                CqlType::Custom(s.to_string())
+            );
         }
     }
 }

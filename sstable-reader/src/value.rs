@@ -138,6 +138,7 @@ impl<'a> Value<'a> {
                 let mut c = Cursor::new(b);
                 let mut next = || c.vint().map_err(|_| bad(ty, b, "truncated duration"));
                 let (months, days, nanos) = (next()?, next()?, next()?);
+                no_leftover(ty, b, &c)?;
                 Value::Duration {
                     months: i32::try_from(months).map_err(|_| bad(ty, b, "months out of range"))?,
                     days: i32::try_from(days).map_err(|_| bad(ty, b, "days out of range"))?,
@@ -169,6 +170,7 @@ impl<'a> Value<'a> {
                     let vb = frozen_item(ty, b, &mut c)?;
                     out.push((decode_opt(k, kb)?, decode_opt(v, vb)?));
                 }
+                no_leftover(ty, b, &c)?;
                 Value::Map(out)
             }
             T::Tuple(ts) => Value::Tuple(decode_components(ty, b, ts.iter())?),
@@ -189,6 +191,7 @@ impl<'a> Value<'a> {
                         .map_err(|_| bad(ty, b, "missing composite end-of-component byte"))?;
                     out.push(Value::decode(t, item)?);
                 }
+                no_leftover(ty, b, &c)?;
                 Value::Tuple(out)
             }
             T::Reversed(_) | T::Frozen(_) => unreachable!("unwrapped above"),
@@ -333,6 +336,7 @@ fn decode_elements<'a>(
     for _ in 0..n {
         out.push(decode_opt(elem, frozen_item(ty, b, &mut c)?)?);
     }
+    no_leftover(ty, b, &c)?;
     Ok(out)
 }
 
@@ -350,7 +354,26 @@ fn decode_components<'a, 't>(
         }
         out.push(decode_opt(t, frozen_item(ty, b, &mut c)?)?);
     }
+    no_leftover(ty, b, &c)?;
     Ok(out)
+}
+
+/// A value whose elements end before its bytes do is damaged (or of another type): the bytes left over
+/// would otherwise be dropped without a word.
+fn no_leftover(ty: &CqlType, b: &[u8], c: &Cursor<'_>) -> Result<(), ValueError> {
+    if c.is_empty() {
+        Ok(())
+    } else {
+        Err(bad(
+            ty,
+            b,
+            format!(
+                "{} byte(s) left over after its last element, at byte {}",
+                c.remaining(),
+                c.pos()
+            ),
+        ))
+    }
 }
 
 fn encode_item(ty: &CqlType, v: &Value<'_>, out: &mut Vec<u8>) -> Result<(), ValueError> {
@@ -397,6 +420,34 @@ mod tests {
         assert_eq!(Value::decode(&CqlType::Int, &[]).unwrap(), Value::Empty);
         assert!(Value::decode(&CqlType::Int, &[1, 2]).is_err());
         assert!(Value::decode(&CqlType::Text, &[0xff]).is_err());
+    }
+
+    #[test]
+    fn bytes_left_over_in_a_value_are_an_error() {
+        let int = || Box::new(CqlType::Int);
+        let mut list = 1i32.to_be_bytes().to_vec();
+        list.extend(4i32.to_be_bytes());
+        list.extend(7i32.to_be_bytes());
+        assert!(Value::decode(&CqlType::List(int()), &list).is_ok());
+        let mut map = 1i32.to_be_bytes().to_vec();
+        map.extend(list[4..].iter().chain(&list[4..]));
+        assert!(Value::decode(&CqlType::Map(int(), int()), &map).is_ok());
+        let tuple = CqlType::Tuple(vec![CqlType::Int]);
+        assert!(Value::decode(&tuple, &list[4..]).is_ok());
+        for (ty, ok) in [
+            (CqlType::List(int()), &list),
+            (CqlType::Map(int(), int()), &map),
+            (tuple, &list[4..].to_vec()),
+            (CqlType::Duration, &vec![2, 4, 6]),
+        ] {
+            let mut long = ok.clone();
+            long.push(9);
+            let err = Value::decode(&ty, &long).unwrap_err();
+            assert!(
+                err.to_string().contains("1 byte(s) left over"),
+                "{ty}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -253,6 +253,7 @@ fn row_strategy(cols: Vec<CqlType>, clustering: Option<(i32, String)>) -> BoxedS
                 }),
             }),
             deletion: del,
+            shadowable: sstable_reader::DeletionTime::LIVE,
             columns: cols.into_iter().flatten().collect(),
         })
         .boxed()

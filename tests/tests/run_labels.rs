@@ -3,10 +3,10 @@
 //! (which names steps by their events without the definition file, and shows the entry-day trend); and
 //! a live table directory without `schema.cql` is told how to name its key columns.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use e2e_tests::{funnel_bin, run_funnel, workspace_root};
+use e2e_tests::{funnel_bin, make_live, run_funnel, workspace_root};
 
 fn testdata() -> (PathBuf, PathBuf) {
     let root = workspace_root().join("testdata");
@@ -84,31 +84,6 @@ fn levels_are_named_for_what_they_count_in_the_summary_query_and_report() {
     let charts = html.matches("<svg class=\"trend\"").count();
     assert_eq!(charts, html.matches("<h2>").count(), "{charts} trends");
     assert!(charts >= 4);
-}
-
-/// Moves a generated snapshot's SSTables into their table directories (the layout of a live node, where
-/// Cassandra writes no schema.cql); returns one table's snapshot `schema.cql`, kept aside.
-fn make_live(data: &Path, keep_schema: &Path) {
-    let ks = data.join("tracking");
-    for table in std::fs::read_dir(&ks).unwrap() {
-        let table = table.unwrap().path();
-        let snapshots = table.join("snapshots");
-        for tag in std::fs::read_dir(&snapshots).unwrap() {
-            let tag = tag.unwrap().path();
-            for f in std::fs::read_dir(&tag).unwrap() {
-                let f = f.unwrap().path();
-                let name = f.file_name().unwrap().to_owned();
-                if name == "schema.cql" {
-                    let mut all = std::fs::read_to_string(keep_schema).unwrap_or_default();
-                    all.push_str(&std::fs::read_to_string(&f).unwrap());
-                    std::fs::write(keep_schema, all).unwrap();
-                } else if name != "manifest.json" {
-                    std::fs::rename(&f, table.join(name)).unwrap();
-                }
-            }
-        }
-        std::fs::remove_dir_all(&snapshots).unwrap();
-    }
 }
 
 #[test]

@@ -48,7 +48,7 @@ use crate::error::{Error, Result};
 use crate::partitioner::Partitioner;
 use crate::progress::ScanCounters;
 use crate::reconcile::{resolve, OwnedCell, OwnedRow};
-use crate::row::{BoundKind, Cell, DeletionTime, LivenessInfo};
+use crate::row::{row_deletion, BoundKind, Cell, DeletionTime, LivenessInfo};
 use crate::scanner::{Decoded, Projection, Scanner};
 use crate::schema::{Column, TableSchema};
 use crate::sstable::SSTable;
@@ -111,6 +111,14 @@ impl MergeTable {
     /// Checks that `sstables` are one table (partitioner, key and clustering columns, column types) and
     /// prepares the merged column list.
     pub fn new(sstables: Vec<SSTable>) -> Result<MergeTable> {
+        MergeTable::without_columns(sstables, &[])
+    }
+
+    /// [`MergeTable::new`] without the static and regular columns named in `dropped`: columns the
+    /// table's schema dropped (`system_schema.dropped_columns`), whose cells older SSTables still hold.
+    /// Their cells are decoded but belong to no column of the merged table, so they never appear and
+    /// keep no row alive.
+    pub fn without_columns(sstables: Vec<SSTable>, dropped: &[&str]) -> Result<MergeTable> {
         let Some(first) = sstables.first() else {
             return Err(Error::NotFound {
                 path: Default::default(),
@@ -169,6 +177,12 @@ impl MergeTable {
                 }
             }
         }
+        schema
+            .statics
+            .retain(|c| !dropped.contains(&c.name.as_str()));
+        schema
+            .regulars
+            .retain(|c| !dropped.contains(&c.name.as_str()));
         data_order(&mut schema.statics);
         data_order(&mut schema.regulars);
         let index = |cols: &[Column], name: &str| {
@@ -528,9 +542,10 @@ impl<'t> MergedScan<'t> {
                         is_static,
                         liveness,
                         deletion,
+                        shadowable,
                     } => {
                         self.stats.rows_read += 1;
-                        stager.finish_row(clustering, liveness, deletion, is_static)
+                        stager.finish_row(clustering, liveness, (deletion, shadowable), is_static)
                     }
                     Decoded::Marker { kind, start, .. } => stager.marker(clustering, kind, start),
                 };
@@ -773,6 +788,7 @@ impl<'p> MergedRow<'p> {
                 .collect(),
             liveness: self.row.liveness,
             deletion: DeletionTime::LIVE,
+            shadowable: DeletionTime::LIVE,
             cells: self.cells().map(|c| OwnedCell::from_cell(&c)).collect(),
             complex_deletions: Vec::new(),
         }
@@ -1092,7 +1108,7 @@ fn merge_run(
         let out = if duplicated {
             merge_duplicates(part, items, at, &mut h, e, del, cx, sc)?
         } else {
-            merge_single(part, it, del, cx.now, false)
+            merge_single(part, it, at, del, cx.now, false)
         };
         if let Some(row) = out {
             part.rows.push(row);
@@ -1158,10 +1174,11 @@ fn merge_group(
 ) -> std::result::Result<Option<OutRow>, Fault> {
     let first = &items[group[0]];
     if group.len() == 1 {
-        return Ok(merge_single(part, first, del, now, is_static));
+        return Ok(merge_single(part, first, group[0], del, now, is_static));
     }
     let mut liveness = first.liveness;
     let mut del = del.max(first.deletion);
+    let mut shadowable = DeletionTime::LIVE;
     sc.complex.clear();
     for &g in group {
         let it = &items[g];
@@ -1169,6 +1186,7 @@ fn merge_group(
             liveness = it.liveness;
         }
         del = del.max(it.deletion);
+        shadowable = shadowable.max(part.arena.shadowable(g, is_static));
         for &(col, d) in &part.arena.complex[it.complex.0 as usize..it.complex.1 as usize] {
             match sc.complex.iter_mut().find(|(c, _)| *c == col) {
                 Some((_, m)) => *m = m.max(d),
@@ -1176,6 +1194,8 @@ fn merge_group(
             }
         }
     }
+    // A shadowable deletion is judged against the merged liveness (a newer one shadows it).
+    let del = row_deletion(del, shadowable, &liveness);
     let row_live = liveness.is_live(now) && !del.deletes(liveness.timestamp);
     let cells_start = part.out_cells.len();
     sc.cand.clear();
@@ -1247,6 +1267,7 @@ fn merge_group(
 fn merge_single(
     part: &mut MergedPartition,
     it: &Item,
+    index: usize,
     del: DeletionTime,
     now: i64,
     is_static: bool,
@@ -1262,7 +1283,11 @@ fn merge_single(
         &mut part.out_cells,
         &mut part.expired,
         &version,
-        del.max(it.deletion),
+        row_deletion(
+            del.max(it.deletion),
+            part.arena.shadowable(index, is_static),
+            &it.liveness,
+        ),
         now,
         is_static,
     )

@@ -61,7 +61,13 @@ pub struct Arena {
     pub statics: Vec<Item>,
     /// Range tombstone markers among `items`.
     pub markers: u32,
+    /// The shadowable row deletions (rare: materialized views), by item index (`| STATIC` for
+    /// `statics`); kept aside so that every other row's item stays small.
+    pub shadowable: Vec<(u32, DeletionTime)>,
 }
+
+/// Marks an index into [`Arena::statics`] in [`Arena::shadowable`].
+const STATIC: u32 = 1 << 31;
 
 fn r32(a: usize, b: usize) -> Result<(u32, u32), TooWide> {
     Ok((
@@ -79,6 +85,20 @@ impl Arena {
         self.items.clear();
         self.statics.clear();
         self.markers = 0;
+        self.shadowable.clear();
+    }
+
+    /// The shadowable row deletion of the row at `index` of `items` (or `statics`), LIVE when none.
+    #[inline(always)]
+    pub fn shadowable(&self, index: usize, is_static: bool) -> DeletionTime {
+        if self.shadowable.is_empty() {
+            return DeletionTime::LIVE;
+        }
+        let key = index as u32 | if is_static { STATIC } else { 0 };
+        self.shadowable
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(DeletionTime::LIVE, |(_, d)| *d)
     }
 
     #[inline]
@@ -198,11 +218,11 @@ impl<'a> Stager<'a> {
         &mut self,
         clustering: &[Slot],
         liveness: LivenessInfo,
-        deletion: DeletionTime,
+        (deletion, shadowable): (DeletionTime, DeletionTime),
         is_static: bool,
     ) -> Result<(), TooWide> {
         let cs = self.push_clustering(clustering)?;
-        self.push_row(cs, liveness, deletion, is_static)
+        self.push_row(cs, liveness, (deletion, shadowable), is_static)
     }
 
     /// Records the row whose cells were just staged, its clustering at `cs` in the arena's slots.
@@ -211,10 +231,20 @@ impl<'a> Stager<'a> {
         &mut self,
         cs: (u32, u32),
         liveness: LivenessInfo,
-        deletion: DeletionTime,
+        (deletion, shadowable): (DeletionTime, DeletionTime),
         is_static: bool,
     ) -> Result<(), TooWide> {
         let (cells, complex) = self.staged()?;
+        if !shadowable.is_live() {
+            let index = if is_static {
+                self.arena.statics.len()
+            } else {
+                self.arena.items.len()
+            };
+            let key =
+                u32::try_from(index).map_err(|_| TooWide)? | if is_static { STATIC } else { 0 };
+            self.arena.shadowable.push((key, shadowable));
+        }
         let item = Item {
             kind: if is_static {
                 BoundKind::StaticClustering
@@ -274,7 +304,12 @@ impl RowSink for Stager<'_> {
     #[inline(always)]
     fn row(&mut self, at: u32, lens: &[u32], liveness: LivenessInfo) -> Result<(), TooWide> {
         let cs = self.fixed_clustering(at, lens)?;
-        self.push_row(cs, liveness, DeletionTime::LIVE, false)
+        self.push_row(
+            cs,
+            liveness,
+            (DeletionTime::LIVE, DeletionTime::LIVE),
+            false,
+        )
     }
 
     fn abandon(&mut self) {

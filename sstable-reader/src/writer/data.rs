@@ -32,6 +32,10 @@ const HAS_ALL_COLUMNS: u8 = 0x20;
 const HAS_COMPLEX_DELETION: u8 = 0x40;
 const EXTENSION_FLAG: u8 = 0x80;
 const IS_STATIC: u8 = 0x01;
+/// Cassandra's shadowable row deletion (`UnfilteredSerializer.HAS_SHADOWABLE_DELETION`).
+const HAS_SHADOWABLE_DELETION: u8 = 0x02;
+/// ScyllaDB's (`unfiltered_extended_flags_m::HAS_SCYLLA_SHADOWABLE_DELETION`).
+const HAS_SCYLLA_SHADOWABLE_DELETION: u8 = 0x80;
 
 const CELL_IS_DELETED: u8 = 0x01;
 const CELL_IS_EXPIRING: u8 = 0x02;
@@ -146,6 +150,7 @@ impl StatsCollector {
             }
         }
         self.deletion(&r.deletion);
+        self.deletion(&r.shadowable);
         for cd in &r.columns {
             match &cd.content {
                 ColumnContent::Simple(c) => self.cell(c),
@@ -164,6 +169,8 @@ pub struct RowSerializer<'s> {
     stats: EncodingStats,
     uint_deletion_time: bool,
     clustering_types: Vec<CqlType>,
+    /// ScyllaDB's layout: a shadowable deletion has its own extended flag (0x80) and field.
+    scylla: bool,
 }
 
 fn invalid(msg: impl Into<String>) -> WriterError {
@@ -179,7 +186,14 @@ impl<'s> RowSerializer<'s> {
             stats,
             uint_deletion_time,
             clustering_types,
+            scylla: false,
         }
+    }
+
+    /// Writes shadowable deletions in ScyllaDB's layout (extended flag 0x80) instead of Cassandra's.
+    pub fn scylla_layout(mut self, scylla: bool) -> Self {
+        self.scylla = scylla;
+        self
     }
 
     pub fn stats(&self) -> EncodingStats {
@@ -432,7 +446,21 @@ impl<'s> RowSerializer<'s> {
         if row.liveness.and_then(|l| l.expiry).is_some() {
             flags |= HAS_TTL;
         }
-        if !row.deletion.is_live() {
+        let shadowable = !row.shadowable.is_live();
+        if shadowable && !self.scylla && !row.deletion.is_live() {
+            return Err(invalid(
+                "Cassandra's layout stores one row deletion, regular or shadowable, not both",
+            ));
+        }
+        let mut ext = if is_static { IS_STATIC } else { 0 };
+        if shadowable {
+            ext |= if self.scylla {
+                HAS_SCYLLA_SHADOWABLE_DELETION
+            } else {
+                HAS_SHADOWABLE_DELETION
+            };
+        }
+        if !row.deletion.is_live() || (shadowable && !self.scylla) {
             flags |= HAS_DELETION;
         }
         if has_complex_deletion {
@@ -441,13 +469,14 @@ impl<'s> RowSerializer<'s> {
         if has_all {
             flags |= HAS_ALL_COLUMNS;
         }
-        if is_static {
+        if ext != 0 {
             flags |= EXTENSION_FLAG;
         }
         out.push(flags);
-        if is_static {
-            out.push(IS_STATIC);
-        } else {
+        if ext != 0 {
+            out.push(ext);
+        }
+        if !is_static {
             if row.clustering.len() != self.clustering_types.len() {
                 return Err(invalid(format!(
                     "row has {} clustering values, the table {}",
@@ -467,6 +496,10 @@ impl<'s> RowSerializer<'s> {
         }
         if !row.deletion.is_live() {
             self.put_delta_deletion(&mut body, &row.deletion)?;
+        }
+        if shadowable {
+            // ScyllaDB's follows the regular deletion; Cassandra's is the row deletion itself.
+            self.put_delta_deletion(&mut body, &row.shadowable)?;
         }
         if !has_all {
             put_subset(

@@ -14,10 +14,12 @@ pub(crate) mod filter;
 mod hll;
 mod index;
 mod model;
+mod scylla;
 mod snapshot;
 mod sstable;
 mod statistics;
 mod summary;
+mod system_schema;
 mod table;
 
 pub use compression::{Compression, CompressionParams};
@@ -28,6 +30,7 @@ pub use model::{
 };
 pub use snapshot::{snapshot_dir, table_id, write_snapshot_files};
 pub use sstable::{writer_version, SSTableWriter, WriterOptions, WrittenSSTable};
+pub use system_schema::write_system_schema;
 pub use table::{schema_from_cql, schema_from_cql_text};
 
 use std::path::{Path, PathBuf};

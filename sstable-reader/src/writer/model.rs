@@ -48,6 +48,10 @@ pub struct Row {
     pub liveness: Option<Liveness>,
     /// Row tombstone (`DeletionTime::LIVE` when none).
     pub deletion: DeletionTime,
+    /// Shadowable row tombstone (materialized views; `DeletionTime::LIVE` when none): written with
+    /// ScyllaDB's extended flag 0x80 after `deletion` in ScyllaDB's layout, or as Cassandra's
+    /// shadowable row deletion (flag 0x02, which then takes the place of `deletion`: one of the two).
+    pub shadowable: DeletionTime,
     /// Columns present in the row, in ascending column index (Data.db order of the schema's columns).
     pub columns: Vec<ColumnData>,
 }
@@ -58,6 +62,7 @@ impl Row {
             clustering,
             liveness: None,
             deletion: DeletionTime::LIVE,
+            shadowable: DeletionTime::LIVE,
             columns: Vec::new(),
         }
     }

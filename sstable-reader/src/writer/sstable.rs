@@ -16,6 +16,7 @@ use super::data::{EncodingStats, RowSerializer};
 use super::filter::BloomFilter;
 use super::index::{put_index_entry, IndexInfo, DEFAULT_COLUMN_INDEX_SIZE};
 use super::model::{MarkerDeletion, Partition, Row, Unfiltered};
+use super::scylla;
 use super::statistics::{self, MetadataCollector, StatisticsInput};
 use super::summary::{SummaryBuilder, DEFAULT_MIN_INDEX_INTERVAL};
 use super::WriterError;
@@ -35,13 +36,17 @@ pub struct WriterOptions {
     pub encoding: EncodingStats,
     /// Expected partition count (sizes the bloom filter like Cassandra's key estimate).
     pub expected_partitions: u64,
+    /// Write as ScyllaDB does: a `Scylla.db` component (sharding metadata, feature bits) listed in
+    /// TOC.txt, and shadowable row deletions with ScyllaDB's extended flag.
+    pub scylla: bool,
 }
 
-/// Parses a writer version: `nb` or `oa`.
+/// Parses a writer version: `nb` or `oa` (Cassandra 4.x / 5.0), or `me` (ScyllaDB's default, with
+/// [`WriterOptions::scylla`]).
 pub fn writer_version(s: &str) -> Result<Version, WriterError> {
-    if s != "nb" && s != "oa" {
+    if s != "nb" && s != "oa" && s != "me" {
         return Err(WriterError::InvalidOption(format!(
-            "the writer writes versions nb and oa, not {s:?}"
+            "the writer writes versions nb, oa and me, not {s:?}"
         )));
     }
     Version::parse(s, FormatKind::Big, Path::new(s))
@@ -58,6 +63,7 @@ impl WriterOptions {
             column_index_size: DEFAULT_COLUMN_INDEX_SIZE,
             encoding: EncodingStats::default(),
             expected_partitions: 1024,
+            scylla: false,
         }
     }
 }
@@ -130,7 +136,8 @@ impl<'s> SSTableWriter<'s> {
         let filter = BloomFilter::new(options.expected_partitions.max(1), options.bloom_fp_chance)?;
         Ok(SSTableWriter {
             version,
-            ser: RowSerializer::new(schema, options.encoding, version.has_uint_deletion_time()),
+            ser: RowSerializer::new(schema, options.encoding, version.has_uint_deletion_time())
+                .scylla_layout(options.scylla),
             summary: SummaryBuilder::new(options.min_index_interval),
             options,
             schema,
@@ -302,7 +309,7 @@ impl<'s> SSTableWriter<'s> {
             "Statistics.db",
             &statistics::serialize(&input, &self.collector),
         )?;
-        let components = [
+        let mut components = vec![
             info_name,
             "Index.db",
             "TOC.txt",
@@ -312,6 +319,12 @@ impl<'s> SSTableWriter<'s> {
             "Digest.crc32",
             "Data.db",
         ];
+        if self.options.scylla {
+            let first = self.collector.first_key.as_deref().unwrap_or_default();
+            let last = self.last.as_ref().map_or(first, |(_, k)| k);
+            write("Scylla.db", &scylla::serialize(first, last, &self.prefix))?;
+            components.push("Scylla.db");
+        }
         let toc: String = components.iter().map(|c| format!("{c}\n")).collect();
         write("TOC.txt", toc.as_bytes())?;
         Ok(WrittenSSTable {

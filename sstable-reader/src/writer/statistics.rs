@@ -220,6 +220,7 @@ impl MetadataCollector {
             }
         }
         self.deletion(&r.deletion);
+        self.deletion(&r.shadowable);
         for cd in &r.columns {
             match &cd.content {
                 ColumnContent::Simple(c) => self.cell(c),
@@ -247,11 +248,12 @@ impl MetadataCollector {
             self.has_partition_level_deletions = true;
         }
         self.deletion(&p.deletion);
-        if let Some(s) = p
-            .static_row
-            .as_ref()
-            .filter(|s| !s.columns.is_empty() || s.liveness.is_some() || !s.deletion.is_live())
-        {
+        if let Some(s) = p.static_row.as_ref().filter(|s| {
+            !s.columns.is_empty()
+                || s.liveness.is_some()
+                || !s.deletion.is_live()
+                || !s.shadowable.is_live()
+        }) {
             self.row(s);
         }
         for u in &p.unfiltereds {
