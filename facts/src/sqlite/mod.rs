@@ -97,6 +97,12 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // 64 MiB page cache per connection: bulk staging and collection touch large B-tree ranges.
         conn.pragma_update(None, "cache_size", -65_536)?;
+        // The stream's seen ids are random keys: each batch dirties hundreds of pages, and at SQLite's
+        // default (1000 pages) nearly every batch commit also checkpoints and fsyncs. Folding the WAL back
+        // every 10,000 pages (~40 MB of WAL) measured ~25% more stream → facts msg/s
+        // (`cargo bench -p stream`, alternating builds, 5 of 6 pairs better). Durability is unchanged:
+        // a committed transaction is in the WAL either way.
+        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
             path,
