@@ -408,7 +408,7 @@ pub fn deadletter_key(topic: &str, partition: i32, reason: PoisonReason) -> Stri
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::readback::{read_conversions, read_dead_letter_counts};
     use crate::reference;
@@ -507,18 +507,29 @@ mod tests {
             let n = rng.random_range(1..=rest.len().min(40));
             let (chunk, tail) = rest.split_at(n);
             rest = tail;
-            let mut b = BatchBuilder::new(&store, cfg, "t", 0, offset);
-            for p in chunk {
-                b.push(offset, Some(&p.payload), None).unwrap();
-                offset += 1;
-            }
-            let (batch, summary) = b
-                .finish("g", chrono::Utc::now().timestamp_millis())
-                .unwrap();
-            assert!(store.apply_speed_batch(&batch).unwrap());
-            duplicates += summary.duplicates;
+            duplicates += apply_batch(&store, cfg, chunk, &mut offset);
         }
         (store, duplicates)
+    }
+
+    /// Applies `chunk` to `store` as one batch of partition 0 of topic "t" from `*offset` on (advanced past
+    /// it); returns the batch's duplicates.
+    pub(crate) fn apply_batch(
+        store: &facts::Store,
+        cfg: &AttributionConfig,
+        chunk: &[crate::synth::Produced],
+        offset: &mut i64,
+    ) -> u64 {
+        let mut b = BatchBuilder::new(store, cfg, "t", 0, *offset);
+        for p in chunk {
+            b.push(*offset, Some(&p.payload), None).unwrap();
+            *offset += 1;
+        }
+        let (batch, summary) = b
+            .finish("g", chrono::Utc::now().timestamp_millis())
+            .unwrap();
+        assert!(store.apply_speed_batch(&batch).unwrap());
+        summary.duplicates
     }
 
     /// Every valid message copied 0–3 times (some copies spelling the id in upper case, some in the same
@@ -691,27 +702,8 @@ mod tests {
             let traffic = generate(&spec);
             let want =
                 reference::expected(traffic.iter().map(|p| Some(p.payload.as_slice())), &cfg);
-            let store = facts::open_store(&format!(
-                "sqlite:{}",
-                dir.path().join(format!("{seed}.db")).display()
-            ))
-            .unwrap();
-            let mut offset = 0i64;
-            let mut rest = traffic.as_slice();
-            while !rest.is_empty() {
-                let n = rng.random_range(1..=rest.len().min(40));
-                let (chunk, tail) = rest.split_at(n);
-                rest = tail;
-                let mut b = BatchBuilder::new(&store, &cfg, "t", 0, offset);
-                for p in chunk {
-                    b.push(offset, Some(&p.payload), None).unwrap();
-                    offset += 1;
-                }
-                let (batch, _) = b
-                    .finish("g", chrono::Utc::now().timestamp_millis())
-                    .unwrap();
-                assert!(store.apply_speed_batch(&batch).unwrap());
-            }
+            let (store, _) =
+                apply_in_random_batches(dir.path(), &format!("{seed}.db"), &traffic, &cfg, seed);
             let got: std::collections::BTreeSet<_> = read_conversions(&store, None)
                 .unwrap()
                 .into_iter()

@@ -104,7 +104,8 @@ pub fn check_conversions<S: FactReader + StateReader>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{BatchBuilder, NS_CONVERSION};
+    use crate::batch::tests::apply_batch;
+    use crate::batch::NS_CONVERSION;
     use crate::synth::{generate, with_copies, TrafficSpec};
     use crate::AttributionConfig;
     use facts::{SpeedBatch, StreamSink};
@@ -120,15 +121,7 @@ mod tests {
         let traffic = with_copies(&generate(&TrafficSpec::new(7, 150)), 7, 2, 20);
         let mut offset = 0i64;
         for chunk in traffic.chunks(25) {
-            let mut b = BatchBuilder::new(&store, &cfg, "t", 0, offset);
-            for p in chunk {
-                b.push(offset, Some(&p.payload), None).unwrap();
-                offset += 1;
-            }
-            let (batch, _) = b
-                .finish("g", chrono::Utc::now().timestamp_millis())
-                .unwrap();
-            assert!(store.apply_speed_batch(&batch).unwrap());
+            apply_batch(&store, &cfg, chunk, &mut offset);
         }
         let check = check_conversions(&store, &[]).unwrap();
         assert!(check.records > 20, "the traffic must convert: {check:?}");
