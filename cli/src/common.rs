@@ -23,3 +23,17 @@ pub fn open_store(url: &str) -> Result<facts::Store> {
     facts::open_store(url)
         .with_context(|| format!("opening fact store {}", facts::url::redact(url)))
 }
+
+/// `--snapshot`, shared by the commands that read SSTables.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SnapshotArg {
+    /// Which copy of each table directory: a tag under snapshots/, `newest` (the newest tag every
+    /// table directory has, by manifest.json's created_at, else mtime) or `live` (default).
+    #[arg(
+        long,
+        value_name = "TAG|newest",
+        default_value = "live",
+        hide_default_value = true
+    )]
+    pub snapshot: sstable_reader::Snapshot,
+}

@@ -9,10 +9,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use sstable_reader::{
     discover, Columns, CqlSchema, DeletionTime, OwnedRow, Projection, ReadOptions, RowRenderer,
-    SSTable, Selection, Snapshot, Unfiltered,
+    SSTable, Selection, Unfiltered,
 };
 
-use crate::common::{parse_now, write_or_quit};
+use crate::common::{parse_now, write_or_quit, SnapshotArg};
 use crate::expired::Expired;
 
 /// Print the live rows of SSTables as JSON lines (one object per CQL row).
@@ -47,15 +47,8 @@ pub struct Args {
     /// Only this table (`keyspace.table` or `table`).
     #[arg(long, value_name = "KS.TABLE")]
     table: Option<String>,
-    /// Which copy of each table directory: a tag under snapshots/, `newest` (the newest tag every
-    /// table directory has, by manifest.json's created_at, else mtime) or `live` (default).
-    #[arg(
-        long,
-        value_name = "TAG|newest",
-        default_value = "live",
-        hide_default_value = true
-    )]
-    snapshot: Snapshot,
+    #[command(flatten)]
+    snapshot: SnapshotArg,
     /// CREATE TABLE / CREATE TYPE statements naming the key columns (default: schema.cql next to the
     /// files, else the node's own system_schema; without either, key columns are pk0…, ck0…).
     #[arg(long, value_name = "FILE")]
@@ -220,7 +213,7 @@ fn run_merged(
 fn selection(args: &Args) -> Selection {
     Selection {
         tables: args.table.iter().cloned().collect(),
-        snapshot: args.snapshot.clone(),
+        snapshot: args.snapshot.snapshot.clone(),
     }
 }
 

@@ -6,9 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use funnelizer::{FunnelSet, Job, JobOptions, RunReport, ShuffleStats, Timelines};
-use sstable_reader::Snapshot;
 
-use crate::common::parse_now;
+use crate::common::{parse_now, SnapshotArg};
 use crate::progress::Bars;
 
 /// Compute every funnel over all history in SSTable snapshots and publish the facts.
@@ -53,15 +52,8 @@ pub struct Args {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Which copy of each table directory: a tag under snapshots/, `newest` (the newest tag every
-    /// table directory has, by manifest.json's created_at, else mtime) or `live` (default).
-    #[arg(
-        long,
-        value_name = "TAG|newest",
-        default_value = "live",
-        hide_default_value = true
-    )]
-    pub snapshot: Snapshot,
+    #[command(flatten)]
+    pub snapshot: SnapshotArg,
     /// CREATE TABLE statements (default: schema.cql next to the files).
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
@@ -99,7 +91,7 @@ Exit codes:
 pub fn run(args: Args) -> Result<ExitCode> {
     let set = FunnelSet::load(&args.funnels).map_err(funnelizer::Error::from)?;
     let mut options = JobOptions::new(args.data.clone(), parse_now(args.now.as_deref())?);
-    options.snapshot = args.snapshot.clone();
+    options.snapshot = args.snapshot.snapshot.clone();
     options.schema = args.schema.clone();
     options.threads = args.threads;
     options.ranges_per_thread = args.ranges_per_thread;

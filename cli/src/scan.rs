@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use sstable_reader::{
-    discover, for_each_ordered, plan_ranges, Columns, MergeStats, ReadOptions, Selection, Snapshot,
+    discover, for_each_ordered, plan_ranges, Columns, MergeStats, ReadOptions, Selection,
 };
 
-use crate::common::parse_now;
+use crate::common::{parse_now, SnapshotArg};
 
 /// Scan one table merged (every SSTable and node) and report rows/s — or only decompress its
 /// chunks.
@@ -31,14 +31,8 @@ pub struct Args {
     /// The table (`keyspace.table`).
     #[arg(long, value_name = "KS.TABLE")]
     table: String,
-    /// Which copy of each table directory: a tag under snapshots/, `newest` or `live` (default).
-    #[arg(
-        long,
-        value_name = "TAG|newest",
-        default_value = "live",
-        hide_default_value = true
-    )]
-    snapshot: Snapshot,
+    #[command(flatten)]
+    snapshot: SnapshotArg,
     /// Decode only these columns (default: all).
     #[arg(long, value_delimiter = ',')]
     columns: Vec<String>,
@@ -58,7 +52,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &args.paths,
         &Selection {
             tables: vec![args.table.clone()],
-            snapshot: args.snapshot.clone(),
+            snapshot: args.snapshot.snapshot.clone(),
         },
     )?
     .tables;
