@@ -276,6 +276,17 @@ pub(crate) fn read_partition_deletion(
 /// A clustering value's place: absent (`None`: null) or a byte range in the window (possibly empty).
 pub(crate) type Slot = Option<(u32, u32)>;
 
+/// Appends a row's clustering slots (a few, once per row). A plain loop rather than `Vec::extend`:
+/// `extend` is a generic call the optimizer may leave out of line, and did once the decoder it is
+/// inlined into grew (issue 20's scan regression was mostly these calls).
+#[inline(always)]
+pub(crate) fn push_slots(slots: &mut Vec<Slot>, new: impl ExactSizeIterator<Item = Slot>) {
+    slots.reserve(new.len());
+    for s in new {
+        slots.push(s);
+    }
+}
+
 /// Reads `size` clustering values into `out` as window positions (`base` = window offset of the cursor's
 /// buffer), given the clustering types' fixed lengths (`None`: variable length).
 #[inline(always)]
@@ -306,11 +317,14 @@ pub(crate) fn read_clustering_row(
             let mut p = fast.pos() as u32;
             fast.skip(total)?;
             out.clear();
-            out.extend(fixed.iter().flatten().map(|&n| {
-                let start = p;
-                p += n as u32;
-                Some((start, p))
-            }));
+            push_slots(
+                out,
+                fixed.iter().map(|n| {
+                    let start = p;
+                    p += n.unwrap_or(0) as u32; // (`all_fixed` is set only when every length is known)
+                    Some((start, p))
+                }),
+            );
             *c = fast;
             return Ok(());
         }

@@ -680,6 +680,7 @@ impl<'s> Scanner<'s> {
     /// The error for bytes left in an unfiltered after everything its flags announce was read (`c`: on
     /// the unfiltered's bytes, which start at window offset `off`).
     #[cold]
+    #[inline(never)]
     fn left_over(&self, at: u64, off: usize, c: &Cursor<'_>, what: &str) -> Error {
         self.corrupt(
             at + (c.pos() - off) as u64,
@@ -692,6 +693,7 @@ impl<'s> Scanner<'s> {
 
     /// The error for flags with bits this reader does not know (cold: built only on damaged data).
     #[cold]
+    #[inline(never)]
     fn unknown_flags(&self, at: u64, flags: u8, ext: u8) -> Error {
         if flags & IS_MARKER != 0 {
             self.corrupt(
@@ -708,6 +710,16 @@ impl<'s> Scanner<'s> {
                 ),
             )
         }
+    }
+
+    /// The error for ScyllaDB's shadowable-deletion flag in a file whose Scylla.db does not declare it.
+    #[cold]
+    #[inline(never)]
+    fn undeclared_shadowable(&self, at: u64, ext: u8) -> Error {
+        self.corrupt(
+            at + 1,
+            format!("extended flags without 0x80 (ScyllaDB's shadowable deletion, which this file's Scylla.db does not declare: no ShadowableTombstones feature), found {ext:#04x}"),
+        )
     }
 
     /// One decode attempt of the unfiltered at `at` (see [`Scanner::next_into`]).
@@ -749,10 +761,7 @@ impl<'s> Scanner<'s> {
         }
         if ext & HAS_SCYLLA_SHADOWABLE_DELETION != 0 && !self.scylla_shadowable {
             // As ScyllaDB itself: the flag means a shadowable deletion only in files that say so.
-            return Err(self.corrupt(
-                at + 1,
-                format!("extended flags without 0x80 (ScyllaDB's shadowable deletion, which this file's Scylla.db does not declare: no ShadowableTombstones feature), found {ext:#04x}"),
-            ));
+            return Err(self.undeclared_shadowable(at, ext));
         }
         let mut marker_kind = BoundKind::Clustering;
         let is_static = !is_marker && ext & IS_STATIC != 0;

@@ -4,7 +4,7 @@
 //! Memory is that of the widest partition; nothing is allocated per row once the vectors have grown.
 
 use crate::row::{
-    BoundKind, DeletionTime, LivenessInfo, RawCell, RawComplexDeletion, CELL_IS_DELETED,
+    push_slots, BoundKind, DeletionTime, LivenessInfo, RawCell, RawComplexDeletion, CELL_IS_DELETED,
 };
 use crate::scanner::{CellSink, RowSink, TooWide};
 
@@ -184,11 +184,14 @@ impl<'a> Stager<'a> {
     pub fn fixed_clustering(&mut self, at: u32, lens: &[u32]) -> Result<(u32, u32), TooWide> {
         let start = self.arena.slots.len();
         let mut p = at.wrapping_add(self.base);
-        self.arena.slots.extend(lens.iter().map(|&k| {
-            let s = p;
-            p = p.wrapping_add(k);
-            Some((s, p))
-        }));
+        push_slots(
+            &mut self.arena.slots,
+            lens.iter().map(|&k| {
+                let s = p;
+                p = p.wrapping_add(k);
+                Some((s, p))
+            }),
+        );
         r32(start, self.arena.slots.len())
     }
 
@@ -206,9 +209,10 @@ impl<'a> Stager<'a> {
     fn push_clustering(&mut self, clustering: &[Slot]) -> Result<(u32, u32), TooWide> {
         let start = self.arena.slots.len();
         let base = self.base;
-        self.arena
-            .slots
-            .extend(clustering.iter().map(|s| s.map(|r| shifted(r, base))));
+        push_slots(
+            &mut self.arena.slots,
+            clustering.iter().map(|s| s.map(|r| shifted(r, base))),
+        );
         r32(start, self.arena.slots.len())
     }
 
