@@ -2,8 +2,9 @@
 //! only the projected columns. Each unfiltered is decoded in one pass from the data window: its header
 //! (flags, clustering, size) is read first; when it or the body it announces runs past the window, more
 //! chunks are loaded and the decode starts again. Cells go to a `CellSink`: the scanner's own reused
-//! buffers ([`Scanner::next_unfiltered`]) or a merge arena. Columns outside the projection are skipped,
-//! and once the last projected column of a row is read the rest of the row is skipped by its size.
+//! buffers ([`Scanner::next_unfiltered`]) or a merge arena. Cells of columns outside the projection are
+//! not kept, but they are still read (flags and lengths, not values): a damaged one is an error, as it
+//! would be without the projection, and every row must end where its size says.
 
 use crate::bytes::{Cursor, Short, ShortResult};
 use crate::data::DataReader;
@@ -106,14 +107,13 @@ fn col_info(cols: &[crate::schema::Column], wanted: &[bool]) -> Vec<ColInfo> {
 }
 
 /// What [`Scanner::next_plain_rows`] needs: the clustering's fixed lengths (all fixed, under one
-/// presence header) and the regular columns up to the last projected one (all simple).
+/// presence header) and the regular columns, those up to the last projected one all simple.
 #[derive(Debug, Clone)]
 struct Plain {
     clustering: Vec<u32>,
     clustering_len: usize,
+    /// Every regular column (after the last projected one, complex ones too: read only to check them).
     columns: Vec<ColInfo>,
-    /// `columns` are all of the regular columns: a row must end after them.
-    complete: bool,
 }
 
 impl Plain {
@@ -123,11 +123,11 @@ impl Plain {
         regulars: &[ColInfo],
         last: Option<usize>,
     ) -> Option<Plain> {
-        let columns = match last {
-            Some(l) => regulars.get(..=l)?.to_vec(),
-            None => Vec::new(),
+        let decoded = match last {
+            Some(l) => regulars.get(..=l)?,
+            None => &[],
         };
-        if columns.iter().any(|c| c.multi_cell) {
+        if decoded.iter().any(|c| c.multi_cell) {
             return None;
         }
         Some(Plain {
@@ -136,8 +136,7 @@ impl Plain {
                 .map(|n| n.map(|n| n as u32))
                 .collect::<Option<_>>()?,
             clustering_len: all_fixed?,
-            complete: columns.len() == regulars.len(),
-            columns,
+            columns: regulars.to_vec(),
         })
     }
 }
@@ -178,8 +177,6 @@ pub(crate) enum Decoded {
 pub struct Scanner<'s> {
     sst: &'s SSTable,
     reader: DataReader<'s>,
-    last_static: Option<usize>,
-    last_regular: Option<usize>,
     pos: u64,
     end: u64,
     state: State,
@@ -213,7 +210,6 @@ pub struct Scanner<'s> {
 
 impl<'s> Scanner<'s> {
     pub(crate) fn new(sst: &'s SSTable, projection: Projection) -> Scanner<'s> {
-        let last_static = projection.statics.iter().rposition(|&b| b);
         let last_regular = projection.regulars.iter().rposition(|&b| b);
         let static_info = col_info(&sst.schema.statics, &projection.statics);
         let regular_info = col_info(&sst.schema.regulars, &projection.regulars);
@@ -235,8 +231,6 @@ impl<'s> Scanner<'s> {
         Scanner {
             sst,
             reader: sst.data.reader(),
-            last_static,
-            last_regular,
             pos: 0,
             end: sst.data.len(),
             state: State::BetweenPartitions,
@@ -590,6 +584,14 @@ impl<'s> Scanner<'s> {
             sink.begin(false);
             let mut whole = true;
             for (ci, col) in plain.columns.iter().enumerate() {
+                if col.multi_cell {
+                    // (after the last projected column: read to check it, not kept)
+                    if skip_complex(&mut c, &d, &liveness, ci, col.fixed, flags).is_err() {
+                        whole = false;
+                        break;
+                    }
+                    continue;
+                }
                 match read_cell(&mut c, &d, &liveness, ci, col.fixed, false) {
                     Ok(cell) if col.want => {
                         if cell.ttl < 0 || !cell_ldt_plausible(&cell, uint) {
@@ -606,7 +608,7 @@ impl<'s> Scanner<'s> {
                 }
             }
             // A row with bytes after its last column is left to the general decoder, which reports it.
-            if !whole || (plain.complete && !c.is_empty()) {
+            if !whole || !c.is_empty() {
                 sink.abandon();
                 break;
             }
@@ -871,21 +873,12 @@ impl<'s> Scanner<'s> {
                 shadowable = shadowable.max(dt);
             }
         }
-        let (columns, last_wanted, info) = if is_static {
-            (&sst.schema.statics, self.last_static, &self.static_info)
+        // Every column's cells are read, those outside the projection only to check them (their
+        // flags and lengths): a damaged cell is an error whatever the projection.
+        let (columns, info) = if is_static {
+            (&sst.schema.statics, &self.static_info)
         } else {
-            (&sst.schema.regulars, self.last_regular, &self.regular_info)
-        };
-        let Some(last_wanted) = last_wanted else {
-            return Ok(Step::Unfiltered(
-                Decoded::Row {
-                    is_static,
-                    liveness,
-                    deletion,
-                    shadowable,
-                },
-                n,
-            ));
+            (&sst.schema.regulars, &self.regular_info)
         };
         // Which columns are present: all, or a subset encoded against the header's columns.
         self.present.clear();
@@ -935,9 +928,6 @@ impl<'s> Scanner<'s> {
         let present = if all { total } else { self.present.len() };
         for k in 0..present {
             let ci = if all { k } else { self.present[k] as usize };
-            if ci > last_wanted {
-                break;
-            }
             let Some(&ColInfo {
                 multi_cell: complex,
                 fixed,
@@ -988,9 +978,8 @@ impl<'s> Scanner<'s> {
                 }
             }
         }
-        // Every column was decoded: the row must end where its size says (with columns left out of
-        // the projection, the rest of the row is skipped by that size, unread).
-        if last_wanted + 1 >= total && !c.is_empty() {
+        // Every column was read: the row must end where its size says.
+        if !c.is_empty() {
             return Err(self.left_over(at, off, &c, "row"));
         }
         Ok(Step::Unfiltered(
@@ -1185,6 +1174,27 @@ fn read_cell(
         path,
         value,
     })
+}
+
+/// Reads a complex column's cells (`Row.Serializer`: its deletion when the row's `flags` say complex
+/// deletions are present, the cell count, the cells) only to check them, keeping none: a column
+/// after the last projected one of a plain row.
+#[inline(always)]
+fn skip_complex(
+    c: &mut Cursor<'_>,
+    d: &Deltas,
+    row: &LivenessInfo,
+    column: usize,
+    fixed: Option<usize>,
+    flags: u8,
+) -> ShortResult<()> {
+    if flags & HAS_COMPLEX_DELETION != 0 {
+        d.deletion(c)?;
+    }
+    for _ in 0..c.uvint_len()? {
+        read_cell(c, d, row, column, fixed, true)?;
+    }
+    Ok(())
 }
 
 /// Where a decoded row's cells go: the scanner's own buffers ([`Scanner::next_unfiltered`]), or straight
