@@ -139,7 +139,7 @@ impl DiscoveredTable {
     pub fn open(&self, schema: Option<&CqlSchema>, options: ReadOptions) -> Result<MergeTable> {
         let (node, dropped) = match schema {
             None => self.node_schema_and_dropped()?,
-            Some(_) => (None, Vec::new()),
+            Some(_) => (None, Dropped::default()),
         };
         let schema = schema.or(node.as_ref());
         let ssts = self
@@ -147,8 +147,13 @@ impl DiscoveredTable {
             .iter()
             .map(|f| SSTable::open(f, schema, options))
             .collect::<Result<Vec<_>>>()?;
-        let dropped: Vec<&str> = dropped.iter().map(String::as_str).collect();
-        MergeTable::without_columns(ssts, &dropped)
+        let gone: Vec<&str> = dropped.gone.iter().map(String::as_str).collect();
+        let readded: Vec<(&str, i64)> = dropped
+            .readded
+            .iter()
+            .map(|(c, at)| (c.as_str(), *at))
+            .collect();
+        Ok(MergeTable::without_columns(ssts, &gone)?.hiding_cells_dropped_before(&readded))
     }
 
     /// The table's schema from the `system_schema` of the node its files are on, when no
@@ -158,19 +163,26 @@ impl DiscoveredTable {
     }
 
     /// [`DiscoveredTable::node_schema`], and the columns the node dropped from the table.
-    fn node_schema_and_dropped(&self) -> Result<(Option<CqlSchema>, Vec<String>)> {
+    fn node_schema_and_dropped(&self) -> Result<(Option<CqlSchema>, Dropped)> {
         if !self.schema_files.is_empty() {
-            return Ok((None, Vec::new()));
+            return Ok((None, Dropped::default()));
         }
         let Some(data_dir) = self.files.first().and_then(|f| find_data_dir(f)) else {
-            return Ok((None, Vec::new()));
+            return Ok((None, Dropped::default()));
         };
         let node = NodeSchema::read(&data_dir)?;
-        let dropped = node
-            .dropped_columns(&self.keyspace, &self.name)
-            .into_iter()
-            .map(|d| d.column.clone())
-            .collect();
+        let dropped = Dropped {
+            gone: node
+                .dropped_columns(&self.keyspace, &self.name)
+                .into_iter()
+                .map(|d| d.column.clone())
+                .collect(),
+            readded: node
+                .readded_columns(&self.keyspace, &self.name)
+                .into_iter()
+                .map(|d| (d.column.clone(), d.dropped_at))
+                .collect(),
+        };
         let found = node.table_schema(&self.keyspace, &self.name)?;
         if found.is_none() {
             tracing::warn!(
@@ -181,6 +193,14 @@ impl DiscoveredTable {
         }
         Ok((found, dropped))
     }
+}
+
+/// The columns a node dropped from a table: those it no longer has, and those added again since
+/// (with the drop time, µs).
+#[derive(Debug, Default)]
+struct Dropped {
+    gone: Vec<String>,
+    readded: Vec<(String, i64)>,
 }
 
 /// What [`discover`] found.

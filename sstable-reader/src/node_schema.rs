@@ -226,6 +226,19 @@ impl NodeSchema {
             .collect()
     }
 
+    /// The columns of `keyspace.table` dropped and added again since: the table has a column of that
+    /// name, whose cells written at or before `dropped_at` belong to the dropped one.
+    pub fn readded_columns(&self, keyspace: &str, table: &str) -> Vec<&DroppedColumn> {
+        let Some(current) = self.tables.get(&(keyspace.to_string(), table.to_string())) else {
+            return Vec::new();
+        };
+        self.dropped
+            .iter()
+            .filter(|d| d.keyspace == keyspace && d.table == table)
+            .filter(|d| current.iter().any(|c| c.name == d.column))
+            .collect()
+    }
+
     /// The keyspace's types, each after the types its fields use.
     fn write_types(&self, out: &mut String, keyspace: &str) {
         let mut pending: Vec<(&String, &Vec<(String, String)>)> = self

@@ -81,12 +81,13 @@ impl CellSink for Discard {
 
 /// Reads the scanner's current partition (one SSTable's, its deletion LIVE) into the empty `part` when
 /// all its rows are plain; returns the rows read. `maps`: the SSTable's static and regular column
-/// indexes → the merged table's. `None`: it is not such a partition (or too wide for the arena),
+/// indexes → the merged table's, `dropped` the drop times of its columns. `None`: it is not such a partition (or too wide for the arena),
 /// `part` is empty again and the scanner is back at the partition's first unfiltered.
 pub(super) fn read(
     scan: &mut Scanner<'_>,
     part: &mut MergedPartition,
     maps: &(Vec<u32>, Vec<u32>),
+    dropped: &(Vec<i64>, Vec<i64>),
     now: i64,
 ) -> crate::error::Result<Option<u64>> {
     debug_assert!(part.arena.bytes.is_empty() && part.rows.is_empty());
@@ -97,7 +98,7 @@ pub(super) fn read(
         expired,
         ..
     } = &mut *part;
-    if let Ok(stage) = Stager::new(arena, &maps.0, &maps.1) {
+    if let Ok(stage) = Stager::new(arena, &maps.0, &maps.1, dropped) {
         let mut sink = Direct {
             stage,
             rows,

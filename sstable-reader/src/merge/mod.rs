@@ -77,8 +77,12 @@ pub struct MergeTable {
     /// Whether equal clustering values are always equal bytes (every type but varint and decimal), so
     /// duplicate rows can be found by comparing bytes.
     bytewise_eq: bool,
-    /// Per SSTable: its static and regular column indexes → the merged schema's.
+    /// Per SSTable: its static and regular column indexes → the merged schema's (with
+    /// [`stage::DROPPED_BEFORE`] where the SSTable may hold cells older than the column's drop).
     maps: Vec<(Vec<u32>, Vec<u32>)>,
+    /// The drop times (µs) of the merged static and regular columns that were dropped and added
+    /// again (`i64::MIN`: the others).
+    dropped: (Vec<i64>, Vec<i64>),
 }
 
 fn schema_error(a: &Path, b: &Path, message: String) -> Error {
@@ -208,6 +212,10 @@ impl MergeTable {
             })
             .collect();
         Ok(MergeTable {
+            dropped: (
+                vec![i64::MIN; schema.statics.len()],
+                vec![i64::MIN; schema.regulars.len()],
+            ),
             clustering_types: schema.clustering.iter().map(|c| c.ty.clone()).collect(),
             bytewise_eq: schema
                 .clustering
@@ -218,6 +226,37 @@ impl MergeTable {
             partitioner,
             maps,
         })
+    }
+
+    /// Hides the cells of columns that were dropped and added again under the same name (`(name, drop
+    /// time in µs)`, `system_schema.dropped_columns` of a column the table has again) written at or
+    /// before the drop, as Cassandra does (`DroppedColumn`): they belonged to the dropped column. Only
+    /// SSTables whose oldest timestamp is not after the drop check their cells' timestamps.
+    pub fn hiding_cells_dropped_before(mut self, dropped: &[(&str, i64)]) -> MergeTable {
+        for &(name, at) in dropped {
+            for is_static in [true, false] {
+                let (merged, times) = if is_static {
+                    (&self.schema.statics, &mut self.dropped.0)
+                } else {
+                    (&self.schema.regulars, &mut self.dropped.1)
+                };
+                let Some(m) = merged.iter().position(|c| c.name == name) else {
+                    continue;
+                };
+                times[m] = times[m].max(at);
+                for (sst, (statics, regulars)) in self.sstables.iter().zip(&mut self.maps) {
+                    let oldest = sst.statistics.stats.as_ref().map(|s| s.min_timestamp);
+                    if oldest.is_some_and(|t| t > at) {
+                        continue;
+                    }
+                    let map = if is_static { statics } else { regulars };
+                    for v in map.iter_mut().filter(|v| **v == m as u32) {
+                        *v |= stage::DROPPED_BEFORE;
+                    }
+                }
+            }
+        }
+        self
     }
 
     /// The merged schema (column indexes of merged cells refer to it).
@@ -383,6 +422,7 @@ pub struct MergedScan<'t> {
 }
 
 impl<'t> MergedScan<'t> {
+
     /// Publishes progress (disk bytes, rows read, partitions) to shared counters every 256 partitions
     /// and at the end of the scan.
     pub fn report_to(mut self, counters: &'t ScanCounters) -> Self {
@@ -502,7 +542,8 @@ impl<'t> MergedScan<'t> {
             let s = &mut self.sources[i];
             if s.deletion.is_live() {
                 let maps = &self.table.maps[s.sst];
-                if let Some(rows) = direct::read(&mut s.scan, part, maps, self.now)? {
+                let dropped = &self.table.dropped;
+                if let Some(rows) = direct::read(&mut s.scan, part, maps, dropped, self.now)? {
                     s.has = false;
                     self.stats.rows_read += rows;
                     self.stats.partitions += 1;
@@ -525,8 +566,13 @@ impl<'t> MergedScan<'t> {
                     "a partition wider than 4 GiB of projected data",
                 )
             };
-            let mut stager =
-                Stager::new(&mut part.arena, statics_map, regulars_map).map_err(|_| too_wide(s))?;
+            let mut stager = Stager::new(
+                &mut part.arena,
+                statics_map,
+                regulars_map,
+                &self.table.dropped,
+            )
+            .map_err(|_| too_wide(s))?;
             loop {
                 // Plain rows (most) take the lean decoder; whatever else, the general one.
                 self.stats.rows_read += s

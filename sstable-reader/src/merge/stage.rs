@@ -133,6 +133,11 @@ fn shifted((s, e): (u32, u32), base: u32) -> (u32, u32) {
     (s.wrapping_add(base), e.wrapping_add(base))
 }
 
+/// Marks a column in a source's column map ([`Stager::new`]) whose cells written at or before the
+/// merged column's drop time are not its cells: a column dropped and added again, in an SSTable that may
+/// hold cells from before the drop.
+pub const DROPPED_BEFORE: u32 = 1 << 31;
+
 /// Stages one source's unfiltereds while the scanner decodes them (a [`CellSink`]). The scanner keeps
 /// the whole partition in its window while it is staged, so cells and clusterings are recorded with
 /// window offsets shifted by where the window's bytes will land in the arena, and [`Stager::finish`]
@@ -142,6 +147,10 @@ pub(crate) struct Stager<'a> {
     statics: &'a [u32],
     regulars: &'a [u32],
     map: &'a [u32],
+    /// Drop times (µs) of the merged static and regular columns (`i64::MIN`: not dropped), and those of
+    /// the kind of the current row.
+    dropped: &'a (Vec<i64>, Vec<i64>),
+    drop_times: &'a [i64],
     /// Arena offset of window offset 0.
     base: u32,
     cells_start: usize,
@@ -150,11 +159,13 @@ pub(crate) struct Stager<'a> {
 
 impl<'a> Stager<'a> {
     /// A stager for one source of the partition; the maps translate the SSTable's static and regular
-    /// column indexes to the merged table's.
+    /// column indexes to the merged table's (an index with [`DROPPED_BEFORE`] set: its cells up to the
+    /// merged column's time in `dropped` are dropped).
     pub fn new(
         arena: &'a mut Arena,
         statics: &'a [u32],
         regulars: &'a [u32],
+        dropped: &'a (Vec<i64>, Vec<i64>),
     ) -> Result<Self, TooWide> {
         let base = u32::try_from(arena.bytes.len()).map_err(|_| TooWide)?;
         Ok(Stager {
@@ -162,15 +173,33 @@ impl<'a> Stager<'a> {
             statics,
             regulars,
             map: regulars,
+            dropped,
+            drop_times: &dropped.1,
             base,
             cells_start: 0,
             complex_start: 0,
         })
     }
 
+    /// The merged column of the SSTable's column `c` for a cell or complex deletion written at
+    /// `timestamp` (`u32::MAX`: none).
     #[inline(always)]
-    fn column(&self, c: u32) -> u32 {
-        self.map.get(c as usize).copied().unwrap_or(u32::MAX)
+    fn column(&self, c: u32, timestamp: i64) -> u32 {
+        let column = self.map.get(c as usize).copied().unwrap_or(u32::MAX);
+        if column & DROPPED_BEFORE != 0 && column != u32::MAX {
+            return self.unless_dropped(column & !DROPPED_BEFORE, timestamp);
+        }
+        column
+    }
+
+    /// `column`, unless written at or before its drop (Cassandra's `SerializationHelper.isDropped`:
+    /// such a cell belongs to the column that was dropped, not to the one added again).
+    #[cold]
+    fn unless_dropped(&self, column: u32, timestamp: i64) -> u32 {
+        match self.drop_times.get(column as usize) {
+            Some(&at) if timestamp <= at => u32::MAX,
+            _ => column,
+        }
     }
 
     /// The partition's arena, as staged so far.
@@ -325,10 +354,10 @@ impl RowSink for Stager<'_> {
 impl CellSink for Stager<'_> {
     #[inline(always)]
     fn begin(&mut self, is_static: bool) {
-        self.map = if is_static {
-            self.statics
+        (self.map, self.drop_times) = if is_static {
+            (self.statics, &self.dropped.0)
         } else {
-            self.regulars
+            (self.regulars, &self.dropped.1)
         };
         self.cells_start = self.arena.cells.len();
         self.complex_start = self.arena.complex.len();
@@ -338,7 +367,7 @@ impl CellSink for Stager<'_> {
     fn cell(&mut self, c: RawCell) {
         let path = c.path.map(|p| shifted(p, self.base));
         let value = shifted(c.value, self.base);
-        let column = self.column(c.column);
+        let column = self.column(c.column, c.timestamp);
         self.arena.cells.push(CellRec {
             column,
             timestamp: c.timestamp,
@@ -352,7 +381,7 @@ impl CellSink for Stager<'_> {
 
     #[inline(always)]
     fn complex_deletion(&mut self, d: RawComplexDeletion) {
-        let column = self.column(d.column);
+        let column = self.column(d.column, d.deletion.marked_for_delete_at);
         self.arena.complex.push((column, d.deletion));
     }
 }
