@@ -22,8 +22,9 @@ use crate::expired::Expired;
 /// arrays/objects, tuples as arrays and UDTs as objects. Deletions and TTLs are applied as
 /// Cassandra would answer at `--now`. Columns come in `SELECT *` order. All SSTables of a table —
 /// generations, and the copies of several nodes — are merged into one row per primary key
-/// (`--no-merge`: each SSTable on its own; only then does `--with-meta` print tombstones, which the
-/// merge has already applied).
+/// (`--no-merge`: each SSTable on its own). `--with-meta` shows the deletions of the view: merged,
+/// those the merged rows still hold (a newer deletion purges an older one); with --no-merge, every
+/// one of each SSTable.
 ///
 /// Damage: every chunk is checked against its checksum (CompressionInfo's per-chunk CRC32, CRC.db; an
 /// uncompressed file without CRC.db is checked whole against Digest.crc32) before any row of it is
@@ -60,8 +61,8 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
     /// Add write times, TTLs and expiry per row and cell (`_meta`; a collection's elements as an array
-    /// naming each element), and with --no-merge every deletion: row, shadowable and collection
-    /// deletions and cell tombstones in `_meta`, rows with nothing live as `_tombstone` lines.
+    /// naming each element), and every deletion: row, shadowable and collection deletions and cell
+    /// tombstones in `_meta`, rows with nothing live and partition deletions as `_tombstone` lines.
     #[arg(long)]
     with_meta: bool,
     /// Judge TTL expiry at this time (RFC 3339 or seconds since the epoch; default: now).
@@ -186,14 +187,23 @@ fn run_merged(
         }
         let mut renderer = RowRenderer::new(table.schema(), &args.columns, now, args.with_meta);
         let mut scan = table.scan(&columns, now)?;
+        if args.with_meta {
+            scan = scan.keeping_deletions();
+        }
         while let Some(p) = scan.next_partition()? {
+            // The merge applied the deletions: only --with-meta shows them.
+            let (deletion, rows) = if args.with_meta {
+                (p.deletion(), p.rows_with_deletions(table.schema()))
+            } else {
+                let live = p.static_row().into_iter().chain(p.rows());
+                (DeletionTime::LIVE, live.map(|r| r.to_owned_row()).collect())
+            };
+            let at = || format!("{}: partition {:02x?}", t.qualified(), p.key());
             renderer
-                .start_partition(p.key(), DeletionTime::LIVE, &mut lines)
-                .with_context(|| format!("{}: partition {:02x?}", t.qualified(), p.key()))?;
-            for row in p.static_row().into_iter().chain(p.rows()) {
-                renderer
-                    .row(row.to_owned_row(), &mut lines)
-                    .with_context(|| format!("{}: partition {:02x?}", t.qualified(), p.key()))?;
+                .start_partition(p.key(), deletion, &mut lines)
+                .with_context(at)?;
+            for row in rows {
+                renderer.row(row, &mut lines).with_context(at)?;
             }
             renderer.end_partition(&mut lines)?;
             if emit(&mut out, &mut lines, &mut printed, limit)? {

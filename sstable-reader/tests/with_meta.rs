@@ -211,3 +211,149 @@ fn every_deletion_is_shown_and_no_key_repeats() {
     assert_eq!(five["v"].as_i64(), Some(5), "{five}");
     assert_eq!(five["_meta"]["shadowable_deletion"]["shadowed"], true);
 }
+
+/// The merged view of `dump --with-meta` (the default view): two SSTables of one partition merged, and
+/// each deletion the merged rows still hold is shown — a cell tombstone where nothing is live, a row
+/// deletion next to newer live cells (also from the other SSTable), complex deletions with an
+/// element's tombstone, shadowable deletions (shadowed or not), a newer row deletion of a row the
+/// other SSTable inserted; a tombstone that a newer cell overwrote is not.
+#[test]
+fn the_merged_view_shows_the_deletions_its_rows_hold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ks/m-5b4c2f0e8a3d11ef9a8c0242ac120002");
+    let schema = schema_from_cql_text(CQL, "m").unwrap();
+    let options = WriterOptions::new(writer_version("nb").unwrap(), Compression::Lz4);
+    let ck = |c: i32| vec![Some(c.to_be_bytes().to_vec())];
+    let simple = |name: &str, cell: Cell| ColumnData {
+        column: col(&schema, name),
+        content: ColumnContent::Simple(cell),
+    };
+    // Generation 1: the rows of the --no-merge test, and row 6 inserted; row 7 with a cell tombstone
+    // that generation 2 overwrites.
+    let mut first = rows(&schema);
+    let mut six = Row::new(ck(6));
+    live(&mut six, T);
+    six.columns = vec![simple("v", int(T, 6))];
+    let mut seven = Row::new(ck(7));
+    seven.columns = vec![simple(
+        "v",
+        Cell {
+            timestamp: T + 1,
+            state: CellState::Tombstone {
+                local_deletion_time: (T + 1) / 1_000_000,
+            },
+            path: None,
+            value: Vec::new(),
+        },
+    )];
+    first.extend([six, seven]);
+    // Generation 2: row 2 gets a newer `v`, row 3's map element "a" is deleted, row 6 is deleted
+    // after its insert, row 7's `v` is written after the tombstone.
+    let mut two = Row::new(ck(2));
+    two.columns = vec![simple("v", int(T + 20, 20))];
+    let mut three = Row::new(ck(3));
+    three.columns = vec![ColumnData {
+        column: col(&schema, "m"),
+        content: ColumnContent::Complex {
+            deletion: DeletionTime::LIVE,
+            cells: vec![Cell {
+                timestamp: T + 40,
+                state: CellState::Tombstone {
+                    local_deletion_time: (T + 40) / 1_000_000,
+                },
+                path: Some(b"a".to_vec()),
+                value: Vec::new(),
+            }],
+        },
+    }];
+    let mut six = Row::new(ck(6));
+    six.deletion = del(T + 30);
+    let mut seven = Row::new(ck(7));
+    seven.columns = vec![simple("v", int(T + 50, 7))];
+    for (generation, rows) in [(1, first), (2, vec![two, three, six, seven])] {
+        let mut w = SSTableWriter::create(&dir, generation, &schema, options.clone()).unwrap();
+        let mut p = Partition::new(9_i32.to_be_bytes().to_vec());
+        p.unfiltereds = rows.into_iter().map(Unfiltered::Row).collect();
+        w.append(&p).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(dir.join("schema.cql"), CQL).unwrap();
+
+    let found = sstable_reader::discover(std::slice::from_ref(&dir), &Default::default()).unwrap();
+    let table = found.tables[0].open(None, ReadOptions::default()).unwrap();
+    let mut r = RowRenderer::new(table.schema(), &[], common::NOW, true);
+    let mut scan = table
+        .scan(&sstable_reader::Columns::All, common::NOW)
+        .unwrap()
+        .keeping_deletions();
+    let mut lines = Vec::new();
+    while let Some(p) = scan.next_partition().unwrap() {
+        r.start_partition(p.key(), p.deletion(), &mut lines)
+            .unwrap();
+        for row in p.rows_with_deletions(table.schema()) {
+            r.row(row, &mut lines).unwrap();
+        }
+        r.end_partition(&mut lines).unwrap();
+    }
+    let json: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_c = |c: i64| {
+        json.iter()
+            .find(|j| j["c"].as_i64() == Some(c))
+            .unwrap_or_else(|| panic!("no line for c = {c}: {lines:#?}"))
+    };
+    let at = |us: i64| sstable_reader::format_timestamp_us(us).unwrap();
+    let cs: Vec<i64> = json.iter().map(|j| j["c"].as_i64().unwrap()).collect();
+    assert_eq!(
+        cs,
+        [1, 2, 3, 4, 5, 6, 7],
+        "one line per clustering: {lines:#?}"
+    );
+
+    let one = by_c(1);
+    assert_eq!(one["_tombstone"], "cells", "{one}");
+    assert_eq!(one["_meta"]["cells"]["v"]["writetime"], at(T + 1));
+
+    let two = by_c(2);
+    assert_eq!(
+        (two["v"].as_i64(), two["w"].as_i64()),
+        (Some(20), Some(2)),
+        "{two}"
+    );
+    assert_eq!(two["_meta"]["deletion"]["marked_for_delete_at"], at(T + 5));
+
+    let three = by_c(3);
+    assert_eq!(three["m"], serde_json::json!({"b": 2}), "{three}");
+    let meta = &three["_meta"];
+    assert_eq!(
+        meta["complex_deletions"]["m"]["marked_for_delete_at"],
+        at(T + 2),
+        "{meta}"
+    );
+    assert_eq!(meta["cells"]["m"][0]["path"], "a", "{meta}");
+    assert!(meta["cells"]["m"][0]["deleted_at"].is_string(), "{meta}");
+    assert_eq!(meta["cells"]["m"][1]["path"], "b", "{meta}");
+    assert_eq!(meta["cells"]["l"].as_array().map(Vec::len), Some(2));
+
+    let four = by_c(4);
+    assert_eq!(four["_tombstone"], "shadowable_row", "{four}");
+    assert_eq!(four["_meta"]["shadowable_deletion"]["shadowed"], false);
+    let five = by_c(5);
+    assert_eq!(five["v"].as_i64(), Some(5), "{five}");
+    assert_eq!(five["_meta"]["shadowable_deletion"]["shadowed"], true);
+
+    let six = by_c(6);
+    assert_eq!(six["_tombstone"], "row", "{six}");
+    assert_eq!(six["_meta"]["deletion"]["marked_for_delete_at"], at(T + 30));
+    assert!(six.get("v").is_none(), "{six}");
+
+    let seven = by_c(7);
+    assert_eq!(seven["v"].as_i64(), Some(7), "{seven}");
+    assert!(seven.get("_tombstone").is_none(), "{seven}");
+    assert!(
+        seven["_meta"]["cells"]["v"].get("deleted_at").is_none(),
+        "the overwritten tombstone is gone: {seven}"
+    );
+}

@@ -37,6 +37,7 @@
 //! for parallel scans come from [`crate::plan_ranges`].
 
 pub(crate) mod counter;
+mod deletions;
 mod direct;
 pub(crate) mod order;
 mod stage;
@@ -354,6 +355,7 @@ impl MergeTable {
             stats: MergeStats::default(),
             counters: None,
             reported: (0, 0, 0),
+            keep_deletions: false,
         })
     }
 }
@@ -419,9 +421,18 @@ pub struct MergedScan<'t> {
     stats: MergeStats,
     counters: Option<&'t ScanCounters>,
     reported: (u64, u64, u64),
+    /// Every partition is staged, also one held by one SSTable ([`MergedScan::keeping_deletions`]).
+    keep_deletions: bool,
 }
 
 impl<'t> MergedScan<'t> {
+    /// Stages every SSTable's version of each partition, also where one SSTable holds it alone (no
+    /// one-version fast path), so that [`MergedPartition::rows_with_deletions`] can tell the
+    /// deletions the merge applied (`dump --with-meta`).
+    pub fn keeping_deletions(mut self) -> Self {
+        self.keep_deletions = true;
+        self
+    }
 
     /// Publishes progress (disk bytes, rows read, partitions) to shared counters every 256 partitions
     /// and at the end of the scan.
@@ -540,7 +551,7 @@ impl<'t> MergedScan<'t> {
         part.expired = 0;
         if let [i] = self.contributing[..] {
             let s = &mut self.sources[i];
-            if s.deletion.is_live() {
+            if s.deletion.is_live() && !self.keep_deletions {
                 let maps = &self.table.maps[s.sst];
                 let dropped = &self.table.dropped;
                 if let Some(rows) = direct::read(&mut s.scan, part, maps, dropped, self.now)? {
