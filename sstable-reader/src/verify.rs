@@ -2,7 +2,9 @@
 //! is opened and checked (TOC, Statistics.db and its checksums, CompressionInfo.db, CRC.db,
 //! Digest.crc32 against the whole Data.db, every chunk's checksum and every row decoded), and the
 //! partition index (Index.db and Summary.db, or BTI Partitions.db and Rows.db) must list exactly the
-//! partitions Data.db holds, at their positions. Each check is reported on its own.
+//! partitions Data.db holds, at their positions, and the bloom filter (Filter.db) must hold every
+//! partition key (a key it says is absent would be skipped by a read by key). Each check is reported on
+//! its own.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +14,7 @@ use crate::index::{PartitionIndex, Summary};
 use crate::partitions::data_positions;
 use crate::scanner::Projection;
 use crate::sstable::{ReadOptions, SSTable};
+use crate::writer::filter::BloomFilter;
 
 /// The outcome of one check: the component (or what) it checked, and its error when it failed.
 #[derive(Debug)]
@@ -79,6 +82,12 @@ pub fn verify(path: &Path) -> Verification {
             return v;
         }
     };
+    if sst.descriptor.path(Component::Filter).exists() {
+        record(
+            "Filter.db (holds every partition key)",
+            check_filter(&sst, &positions),
+        );
+    }
     match sst.format() {
         FormatKind::Big => {
             record(
@@ -112,6 +121,28 @@ pub fn verify(path: &Path) -> Verification {
     }
     v.data_path = sst.data_path().to_path_buf();
     v
+}
+
+fn check_filter(sst: &SSTable, positions: &[(Vec<u8>, u64)]) -> Result<()> {
+    let path = sst.descriptor.path(Component::Filter);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let old = sst.descriptor.version.has_old_bloom_filter_format();
+    let filter =
+        BloomFilter::parse(&bytes, old).map_err(|(at, what)| Error::corrupt(&path, at, what))?;
+    match positions
+        .iter()
+        .enumerate()
+        .find(|(_, (key, _))| !filter.might_contain(key))
+    {
+        None => Ok(()),
+        Some((n, (_, at))) => Err(Error::corrupt(
+            &path,
+            8,
+            format!(
+                "a bloom filter holding every partition key of Data.db; partition {n} (at {at} in Data.db) is not in it"
+            ),
+        )),
+    }
 }
 
 fn check_digest(sst: &SSTable, digest: &Path) -> Result<()> {

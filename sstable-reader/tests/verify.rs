@@ -1,7 +1,8 @@
 //! `verify` checks an SSTable whole: intact real files pass every check; one flipped byte in Index.db
 //! (a key), in a compressed chunk or in a checksummed Statistics.db, or a truncated Summary.db, fails the
-//! check of that component, naming the file. (BTI Partitions.db is checked for the partitions'
-//! positions, not their keys; promoted row indexes and pre-`na` statistics are not checked.)
+//! check of that component, naming the file; so does a Filter.db that does not hold every partition key
+//! (cleared bits) or is cut short. (BTI Partitions.db is checked for the partitions' positions, not their
+//! keys; promoted row indexes and pre-`na` statistics are not checked.)
 
 mod common;
 
@@ -90,6 +91,43 @@ fn a_damaged_component_fails_its_check_naming_the_file() {
                     .iter()
                     .any(|f| f.contains(&name) || f.contains(suffix)),
                 "{fixture} {suffix}: {failed:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bloom_filter_missing_a_partition_key_fails_its_check() {
+    for fixture in FIXTURES {
+        for damage in ["cleared", "cut"] {
+            let (_tmp, dir) = copy(fixture);
+            let file = component(&dir, "Filter.db").expect("a Filter.db");
+            let mut bytes = std::fs::read(&file).unwrap();
+            if damage == "cleared" {
+                // Every bit clear: no key is in the filter (the header is kept).
+                bytes[8..].fill(0);
+            } else {
+                bytes.truncate(bytes.len() - 3);
+            }
+            std::fs::write(&file, &bytes).unwrap();
+            let v = verify(&component(&dir, "Data.db").unwrap());
+            let failed: Vec<String> = v
+                .checks
+                .iter()
+                .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.what)))
+                .collect();
+            assert!(
+                failed.len() == 1 && failed[0].contains("-Filter.db"),
+                "{fixture} {damage}: {failed:?}"
+            );
+            let expected = if damage == "cleared" {
+                "partition 0 (at 0 in Data.db) is not in it"
+            } else {
+                "words of 8 bytes after the header"
+            };
+            assert!(
+                failed[0].contains(expected),
+                "{fixture} {damage}: {failed:?}"
             );
         }
     }

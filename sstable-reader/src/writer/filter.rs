@@ -170,8 +170,54 @@ impl BloomFilter {
         }
     }
 
+    /// A Filter.db's filter ([`BloomFilter::serialize`]'s bytes); `Err`: the byte offset and what
+    /// was expected there.
+    pub fn parse(b: &[u8], old_format: bool) -> Result<Self, (u64, String)> {
+        let int = |at: usize| {
+            b.get(at..at + 4)
+                .map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+        };
+        let (Some(hash_count), Some(words)) = (int(0), int(4)) else {
+            return Err((
+                0,
+                format!(
+                    "a hash count and a word count (8 bytes), found {} bytes",
+                    b.len()
+                ),
+            ));
+        };
+        if !(1..=64).contains(&hash_count) {
+            return Err((0, format!("a hash count of 1 to 64, found {hash_count}")));
+        }
+        let want = usize::try_from(words).ok().and_then(|w| w.checked_mul(8));
+        if want.is_none_or(|w| w != b.len() - 8) || words == 0 {
+            return Err((
+                4,
+                format!(
+                    "{words} words of 8 bytes after the header, found {} bytes",
+                    b.len() - 8
+                ),
+            ));
+        }
+        let bits = &b[8..];
+        let bytes = if old_format {
+            bits.chunks_exact(8)
+                .flat_map(|w| {
+                    let mut x = [0u8; 8];
+                    x.copy_from_slice(w);
+                    u64::from_be_bytes(x).to_le_bytes()
+                })
+                .collect()
+        } else {
+            bits.to_vec()
+        };
+        Ok(Self {
+            hash_count: hash_count as u32,
+            bytes,
+        })
+    }
+
     /// Whether `key` may be present (false means definitely absent).
-    #[cfg(test)]
     pub fn might_contain(&self, key: &[u8]) -> bool {
         self.indexes(key)
             .all(|i| self.bytes[(i >> 3) as usize] & (1 << (i & 7)) != 0)
