@@ -53,6 +53,12 @@ impl Version {
         };
         if !known {
             let why = match (kind, b[0]) {
+                // ScyllaDB 2025.4+ (docs: architecture/sstable/sstable3/sstable-ms-index): Data.db of
+                // 3.x, but a trie-based partition index of ScyllaDB's own, not documented as
+                // Cassandra's BTI; refused rather than guessed.
+                (_, b'm') if matches!(s, "ms" | "mt") => {
+                    " (ScyllaDB's format with its trie-based partition index, ScyllaDB 2025.4 and later, not supported; ScyllaDB writes `me` files with `sstable_format: me`)"
+                }
                 (FormatKind::Big, b'a'..=b'l') => {
                     " (Cassandra 2.x or older: pre-3.0 storage format, not supported; upgradesstables first)"
                 }

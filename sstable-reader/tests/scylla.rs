@@ -242,3 +242,34 @@ fn a_missing_scylla_db_listed_in_the_toc_is_an_error() {
         "{err}"
     );
 }
+
+/// ScyllaDB's `ms` and `mt` (2025.4 and later: a trie-based partition index of its own) are refused
+/// with an error naming the file and the format, whether the file is opened or found in a directory.
+#[test]
+fn scylla_ms_and_mt_files_are_refused_naming_file_and_format() {
+    for version in ["ms", "mt"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = table_dir(tmp.path());
+        write(&dir, 1, true, rows(true));
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if let Some(rest) = name.strip_prefix("me-") {
+                std::fs::rename(&path, dir.join(format!("{version}-{rest}"))).unwrap();
+            }
+        }
+        let data = dir.join(format!("{version}-1-big-Data.db"));
+        let opened = SSTable::open(&data, None, ReadOptions::default()).unwrap_err();
+        let found = dump_with(&dir, None, ReadOptions::default(), &[]).unwrap_err();
+        for err in [opened, found] {
+            let msg = err.to_string();
+            assert!(
+                matches!(err, Error::Unsupported { .. })
+                    && msg.contains(&format!("{version}-1-big-"))
+                    && msg.contains(&format!("{version:?}"))
+                    && msg.contains("ScyllaDB's format with its trie-based partition index"),
+                "{msg}"
+            );
+        }
+    }
+}
