@@ -3,8 +3,10 @@
 //! Digest.crc32 against the whole Data.db, every chunk's checksum and every row decoded), and the
 //! partition index (Index.db and Summary.db, or BTI Partitions.db and Rows.db) must list exactly the
 //! partitions Data.db holds, at their positions, and the bloom filter (Filter.db) must hold every
-//! partition key (a key it says is absent would be skipped by a read by key). Each check is reported on
-//! its own.
+//! partition key (a key it says is absent would be skipped by a read by key). Statistics.db must agree
+//! with what Data.db holds — one partition per count of its partition size histogram, every
+//! timestamp within its minimum and maximum — which is the only check of a Statistics.db from
+//! before `na` (it has no checksums). Each check is reported on its own.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +14,7 @@ use crate::descriptor::{Component, FormatKind};
 use crate::error::{Error, Result};
 use crate::index::{PartitionIndex, Summary};
 use crate::partitions::data_positions;
+use crate::row::{DeletionTime, Unfiltered};
 use crate::scanner::Projection;
 use crate::sstable::{ReadOptions, SSTable};
 use crate::writer::filter::BloomFilter;
@@ -71,7 +74,7 @@ pub fn verify(path: &Path) -> Verification {
             check_digest(&sst, &digest),
         );
     }
-    let positions = match scan_all(&sst) {
+    let (positions, seen) = match scan_all(&sst) {
         Ok(p) => {
             record("Data.db (every chunk and row)", Ok(()));
             p
@@ -82,6 +85,10 @@ pub fn verify(path: &Path) -> Verification {
             return v;
         }
     };
+    record(
+        "Statistics.db (agrees with Data.db: partitions, timestamps)",
+        check_statistics(&sst, positions.len(), seen),
+    );
     if sst.descriptor.path(Component::Filter).exists() {
         record(
             "Filter.db (holds every partition key)",
@@ -127,15 +134,24 @@ fn check_filter(sst: &SSTable, positions: &[(Vec<u8>, u64)]) -> Result<()> {
     let path = sst.descriptor.path(Component::Filter);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let old = sst.descriptor.version.has_old_bloom_filter_format();
-    let filter =
-        BloomFilter::parse(&bytes, old).map_err(|(at, what)| Error::corrupt(&path, at, what))?;
-    match positions
-        .iter()
-        .enumerate()
-        .find(|(_, (key, _))| !filter.might_contain(key))
-    {
+    let missing = |old: bool| -> Result<Option<(usize, u64)>> {
+        let filter = BloomFilter::parse(&bytes, old)
+            .map_err(|(at, what)| Error::corrupt(&path, at, what))?;
+        Ok(positions
+            .iter()
+            .enumerate()
+            .find(|(_, (key, _))| !filter.might_contain(key))
+            .map(|(n, (_, at))| (n, *at)))
+    };
+    // Some real `na` files (Cassandra's own legacy_na_*_compact test tables) hold their filter in the
+    // pre-`na` layout: a filter that holds every key in the other layout is not damaged.
+    let first = missing(old)?;
+    if first.is_some() && missing(!old).ok().flatten().is_none() {
+        return Ok(());
+    }
+    match first {
         None => Ok(()),
-        Some((n, (_, at))) => Err(Error::corrupt(
+        Some((n, at)) => Err(Error::corrupt(
             &path,
             8,
             format!(
@@ -163,15 +179,80 @@ fn check_digest(sst: &SSTable, digest: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Every partition's key and position, decoding every row on the way.
-fn scan_all(sst: &SSTable) -> Result<Vec<(Vec<u8>, u64)>> {
+/// The smallest and largest timestamps of Data.db (liveness, cells and every deletion), when it has any.
+type Seen = Option<(i64, i64)>;
+
+/// Each partition's key and position in Data.db.
+type Partitions = Vec<(Vec<u8>, u64)>;
+
+/// Every partition's key and position, decoding every row on the way, and the timestamps seen.
+fn scan_all(sst: &SSTable) -> Result<(Partitions, Seen)> {
     let mut scan = sst.scanner(Projection::all(&sst.schema));
     let mut out = Vec::new();
+    let mut seen: Seen = None;
+    let mut see = |ts: Option<i64>| {
+        if let Some(t) = ts {
+            seen = Some(seen.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+        }
+    };
+    let deleted_at = |d: DeletionTime| (!d.is_live()).then_some(d.marked_for_delete_at);
     while let Some(p) = scan.next_partition()? {
         out.push((scan.key().to_vec(), p.position));
-        while scan.next_unfiltered()?.is_some() {}
+        see(deleted_at(p.deletion));
+        while let Some(u) = scan.next_unfiltered()? {
+            match u {
+                Unfiltered::Row(r) => {
+                    let l = r.liveness();
+                    see((!l.is_empty()).then_some(l.timestamp));
+                    see(deleted_at(r.deletion()));
+                    see(deleted_at(r.shadowable_deletion()));
+                    r.complex_deletions().for_each(|(_, d)| see(deleted_at(d)));
+                    r.cells().for_each(|c| see(Some(c.timestamp)));
+                }
+                Unfiltered::Marker(m) => {
+                    for d in m.start_deletion.iter().chain(&m.end_deletion) {
+                        see(deleted_at(*d));
+                    }
+                }
+            }
+        }
     }
-    Ok(out)
+    Ok((out, seen))
+}
+
+/// Statistics.db against what Data.db holds: the partition size histogram counts one per partition
+/// (Cassandra's `MetadataCollector` adds each partition once), and every timestamp is within the
+/// minimum and maximum.
+fn check_statistics(sst: &SSTable, partitions: usize, seen: Seen) -> Result<()> {
+    let path = sst.descriptor.path(Component::Statistics);
+    let Some(stats) = &sst.statistics.stats else {
+        return Ok(());
+    };
+    // (The cell count histogram is not one per partition in every version: real `mc` and `na` files
+    // count 10 for 5 partitions.)
+    let counted = stats.estimated_partitions();
+    if counted != partitions as i64 {
+        return Err(Error::corrupt(
+            &path,
+            0,
+            format!(
+                "a partition size histogram counting Data.db's {partitions} partitions, found {counted}"
+            ),
+        ));
+    }
+    if let Some((lo, hi)) = seen {
+        if lo < stats.min_timestamp || hi > stats.max_timestamp {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                format!(
+                    "a minimum and maximum timestamp holding Data.db's ({lo} to {hi}), found {} to {}",
+                    stats.min_timestamp, stats.max_timestamp
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_index(sst: &SSTable, positions: &[(Vec<u8>, u64)]) -> Result<()> {

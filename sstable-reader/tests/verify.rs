@@ -1,8 +1,9 @@
 //! `verify` checks an SSTable whole: intact real files pass every check; one flipped byte in Index.db
 //! (a key), in a compressed chunk or in a checksummed Statistics.db, or a truncated Summary.db, fails the
 //! check of that component, naming the file; so does a Filter.db that does not hold every partition key
-//! (cleared bits) or is cut short. (BTI Partitions.db is checked for the partitions' positions, not their
-//! keys; promoted row indexes and pre-`na` statistics are not checked.)
+//! (cleared bits) or is cut short, and a pre-`na` Statistics.db that disagrees with Data.db. (BTI
+//! Partitions.db is checked for the partitions' positions, not their keys; promoted row indexes are not
+//! checked.)
 
 mod common;
 
@@ -131,4 +132,36 @@ fn a_bloom_filter_missing_a_partition_key_fails_its_check() {
             );
         }
     }
+}
+
+/// Statistics.db before `na` has no checksums: verify checks it against Data.db instead. A maximum
+/// timestamp lowered below the newest write of Data.db fails the Statistics.db check.
+#[test]
+fn pre_na_statistics_that_disagree_with_the_data_fail_their_check() {
+    let fixture = "cassandra/legacy/md/legacy_tables/legacy_md_simple";
+    let (_tmp, dir) = copy(fixture);
+    let data = component(&dir, "Data.db").unwrap();
+    let sst = sstable_reader::SSTable::open(&data, None, Default::default()).unwrap();
+    let max = sst.statistics.stats.as_ref().unwrap().max_timestamp;
+    drop(sst);
+    let file = component(&dir, "Statistics.db").unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == max.to_be_bytes())
+        .expect("the maximum timestamp");
+    bytes[at..at + 8].copy_from_slice(&(max - 1_000_000).to_be_bytes());
+    std::fs::write(&file, &bytes).unwrap();
+    let v = verify(&data);
+    let failed: Vec<String> = v
+        .checks
+        .iter()
+        .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.what)))
+        .collect();
+    assert!(
+        failed.len() == 1
+            && failed[0].contains("md-1-big-Statistics.db")
+            && failed[0].contains("a minimum and maximum timestamp holding Data.db's"),
+        "{failed:?}"
+    );
 }
