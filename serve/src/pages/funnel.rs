@@ -244,7 +244,6 @@ fn trend(h: &mut String, a: &FunnelAnswer, names: &[String]) {
         return;
     };
     let last = names.len().max(1) as u32;
-    h.push_str("<h2>Trend by entry day</h2>\n");
     trend_chart(
         h,
         &per_day,
