@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use facts::{CountsAnswer, FactReader};
-use funnelizer::text::{counts_csv, funnel_csv};
+use funnelizer::text::{counts_csv, csv_field, funnel_csv};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -170,14 +170,6 @@ pub async fn runs(
             }
             Ok(csv(out.into_bytes()))
         }
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }
 

@@ -329,27 +329,7 @@ fn a_funnel_defined_over_the_api_equals_funnel_run_of_that_funnel_alone() {
     ));
 
     // `funnel run` of that funnel alone, into a store of its own.
-    let alone = tempfile::tempdir().unwrap();
-    let alone_funnels = alone.path().join("funnels.toml");
-    std::fs::write(&alone_funnels, posted).unwrap();
-    let alone_url = format!("sqlite:{}", alone.path().join("facts.db").display());
-    run_funnel(&[
-        "run",
-        "--data",
-        serve_support::testdata().join("snapshot").to_str().unwrap(),
-        "--funnels",
-        alone_funnels.to_str().unwrap(),
-        "--facts",
-        &alone_url,
-        "--now",
-        NOW,
-        "--quiet",
-    ]);
-    let alone_store = serve_support::Store {
-        dir: alone,
-        url: alone_url,
-        funnels: alone_funnels,
-    };
+    let alone_store = serve_support::store_of(posted);
     for app in ["app-001", "app-002", "app-003"] {
         for (params, args) in [("", vec![]), ("&breakdown=1", vec!["--breakdown"])] {
             let api = get_json(
@@ -455,30 +435,20 @@ fn with_a_token_every_request_needs_it_as_bearer_or_login_cookie() {
     let body =
         json!({"toml": "[[funnel]]\nid = \"x\"\nsteps = [{ event = \"open\" }]\n", "version": "0"})
             .to_string();
-    let r = c
-        .post(url("/api/funnels"))
-        .header("Cookie", &session)
-        .body(body.clone())
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 403);
-    let r = c
-        .post(url("/api/funnels"))
-        .header("Cookie", &session)
-        .header("Origin", "http://evil.example")
-        .body(body.clone())
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 403);
-    let r = c
-        .post(url("/api/funnels"))
-        .header("Cookie", &session)
-        .header("Origin", &srv.base)
-        .body(body)
-        .send()
-        .unwrap();
+    let post_as_browser = |origin: Option<&str>| {
+        let mut r = c
+            .post(url("/api/funnels"))
+            .header("Cookie", &session)
+            .body(body.clone());
+        if let Some(o) = origin {
+            r = r.header("Origin", o);
+        }
+        r.send().unwrap().status().as_u16()
+    };
+    assert_eq!(post_as_browser(None), 403);
+    assert_eq!(post_as_browser(Some("http://evil.example")), 403);
     assert_eq!(
-        r.status().as_u16(),
+        post_as_browser(Some(&srv.base)),
         409,
         "past the checks: the version is stale"
     );

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e_tests::{run_funnel, workspace_root};
+use e2e_tests::workspace_root;
 use facts::{BatchPublisher, Day, FunnelStepFact, RunMeta, Watermark};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use serve_support::{query_json, serve, store, testdata, Store, NOW};
+use serve_support::{query_json, serve, store, testdata, Store};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -90,6 +90,28 @@ async fn browser(driver: &Driver) -> Client {
         .expect("a Chromium session")
 }
 
+/// A store over testdata (changed by `prepare`), `funnel serve` on it, chromedriver and a browser
+/// session; `None` when Chromium is missing outside CI.
+struct Session {
+    c: Client,
+    /// (Keep these alive while the browser runs: the server reads the store.)
+    srv: serve_support::Server,
+    s: Store,
+    driver: Driver,
+}
+
+async fn session(prepare: impl FnOnce(&Store)) -> Option<Session> {
+    if !available() {
+        return None;
+    }
+    let s = store();
+    prepare(&s);
+    let srv = serve(&s, &[]);
+    let driver = driver();
+    let c = browser(&driver).await;
+    Some(Session { c, srv, s, driver })
+}
+
 fn screenshots() -> PathBuf {
     let dir = workspace_root().join("target/serve-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -128,6 +150,33 @@ async fn page_levels(c: &Client) -> Vec<u64> {
     out
 }
 
+/// Replaces the text of the field at `css` with `text`, typed.
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let field = c.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+/// Clicks the element at `css`.
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The text of the element at `css`.
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Waits until the browser's URL contains `part`.
 async fn wait_url(c: &Client, part: &str) {
     let started = Instant::now();
@@ -142,13 +191,15 @@ async fn wait_url(c: &Client, part: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_index_and_a_funnel_page_show_testdata_numbers() {
-    if !available() {
+    let Some(Session {
+        c,
+        srv,
+        s,
+        driver: _d,
+    }) = session(|_| {}).await
+    else {
         return;
-    }
-    let s = store();
-    let srv = serve(&s, &[]);
-    let d = driver();
-    let c = browser(&d).await;
+    };
     c.goto(&format!("{}/", srv.base)).await.unwrap();
     let table = c
         .find(Locator::Id("funnels"))
@@ -187,13 +238,7 @@ async fn the_index_and_a_funnel_page_show_testdata_numbers() {
     let expected = per_level(&query_json(&s, "app-001", "install_to_purchase", &[]));
     assert_eq!(page_levels(&c).await, expected);
     assert!(expected[0] > expected[2] && expected[2] > 0, "{expected:?}");
-    let steps = c
-        .find(Locator::Id("steps"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let steps = text(&c, "#steps").await;
     assert!(
         steps.contains("1. install") && steps.contains("3. purchase"),
         "{steps}"
@@ -230,61 +275,27 @@ async fn the_index_and_a_funnel_page_show_testdata_numbers() {
     c.close().await.unwrap();
 }
 
-/// `funnel run` of `toml` alone over testdata, into a store of its own.
-fn run_alone(toml: &str) -> Store {
-    let dir = tempfile::tempdir().unwrap();
-    let funnels = dir.path().join("funnels.toml");
-    std::fs::write(&funnels, toml).unwrap();
-    let url = format!("sqlite:{}", dir.path().join("facts.db").display());
-    run_funnel(&[
-        "run",
-        "--data",
-        testdata().join("snapshot").to_str().unwrap(),
-        "--funnels",
-        funnels.to_str().unwrap(),
-        "--facts",
-        &url,
-        "--now",
-        NOW,
-        "--quiet",
-    ]);
-    Store { dir, url, funnels }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_funnel_defined_in_the_form_is_computed_and_shown() {
-    if !available() {
+    let Some(Session {
+        c,
+        srv,
+        s: _store,
+        driver: _d,
+    }) = session(|_| {}).await
+    else {
         return;
-    }
-    let s = store();
-    let srv = serve(&s, &[]);
-    let d = driver();
-    let c = browser(&d).await;
+    };
     c.goto(&format!("{}/define", srv.base)).await.unwrap();
-    let id = c
-        .find(Locator::Css("#builder input[name=id]"))
-        .await
-        .unwrap();
-    id.clear().await.unwrap();
-    id.send_keys("browser_funnel").await.unwrap();
-    let window = c
-        .find(Locator::Css("#builder input[name=window]"))
-        .await
-        .unwrap();
-    window.clear().await.unwrap();
-    window.send_keys("3d").await.unwrap();
-    let steps = c
-        .find(Locator::Css("#builder textarea[name=steps]"))
-        .await
-        .unwrap();
-    steps.clear().await.unwrap();
-    steps.send_keys("install\nsignup\npurchase").await.unwrap();
-    c.find(Locator::Id("fill"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, "#builder input[name=id]", "browser_funnel").await;
+    type_into(&c, "#builder input[name=window]", "3d").await;
+    type_into(
+        &c,
+        "#builder textarea[name=steps]",
+        "install\nsignup\npurchase",
+    )
+    .await;
+    click(&c, "#fill").await;
     let toml = c
         .find(Locator::Id("toml"))
         .await
@@ -297,21 +308,11 @@ async fn a_funnel_defined_in_the_form_is_computed_and_shown() {
         toml.contains("id = \"browser_funnel\"") && toml.contains("{ event = \"signup\" }"),
         "{toml}"
     );
-    c.find(Locator::Css("#app option[value='app-002']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#app option[value='app-002']").await;
     screenshot(&c, "define").await;
-    c.find(Locator::Id("save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#save").await;
     wait_url(&c, "/funnels/browser_funnel?app=app-002").await;
-    let alone = run_alone(&toml);
+    let alone = serve_support::store_of(&toml);
     let expected = per_level(&query_json(&alone, "app-002", "browser_funnel", &[]));
     assert_eq!(page_levels(&c).await, expected);
     assert_eq!(expected.len(), 3);
@@ -332,26 +333,23 @@ async fn a_funnel_defined_in_the_form_is_computed_and_shown() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_definition_shows_its_line_and_column() {
-    if !available() {
+    let Some(Session {
+        c,
+        srv,
+        s,
+        driver: _d,
+    }) = session(|_| {}).await
+    else {
         return;
-    }
-    let s = store();
-    let srv = serve(&s, &[]);
-    let d = driver();
-    let c = browser(&d).await;
+    };
     c.goto(&format!("{}/define", srv.base)).await.unwrap();
-    let editor = c.find(Locator::Id("toml")).await.unwrap();
-    editor.clear().await.unwrap();
-    editor
-        .send_keys("[[funnel]]\nid = \"bad\"\nwindow = \"1d\"\nsteps = [{ evnt = \"signup\" }]\n")
-        .await
-        .unwrap();
-    c.find(Locator::Id("save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(
+        &c,
+        "#toml",
+        "[[funnel]]\nid = \"bad\"\nwindow = \"1d\"\nsteps = [{ evnt = \"signup\" }]\n",
+    )
+    .await;
+    click(&c, "#save").await;
     let error = c.find(Locator::Id("error")).await.unwrap();
     let started = Instant::now();
     while !error.is_displayed().await.unwrap() {
@@ -429,14 +427,15 @@ fn xss_data(s: &Store) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn xss_payloads_in_data_and_step_names_render_as_text() {
-    if !available() {
+    let Some(Session {
+        c,
+        srv,
+        s: _store,
+        driver: _d,
+    }) = session(xss_data).await
+    else {
         return;
-    }
-    let s = store();
-    xss_data(&s);
-    let srv = serve(&s, &[]);
-    let d = driver();
-    let c = browser(&d).await;
+    };
     let not_run = |c: &Client| {
         let c = c.clone();
         async move {
@@ -480,35 +479,15 @@ async fn xss_payloads_in_data_and_step_names_render_as_text() {
     screenshot(&c, "xss").await;
     // A payload typed into the form as a step name is text too, after the save.
     c.goto(&format!("{}/define", srv.base)).await.unwrap();
-    let editor = c.find(Locator::Id("toml")).await.unwrap();
-    editor.clear().await.unwrap();
-    editor
-        .send_keys(&format!(
+    let typed = format!(
             "[[funnel]]\nid = \"typed\"\nwindow = \"1d\"\nsteps = [{{ name = {}, event = \"install\" }}]\n",
             serde_json::to_string(XSS_STEP).unwrap()
-        ))
-        .await
-        .unwrap();
-    c.find(Locator::Css("#app option[value='app-001']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Id("save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    );
+    type_into(&c, "#toml", &typed).await;
+    click(&c, "#app option[value='app-001']").await;
+    click(&c, "#save").await;
     wait_url(&c, "/funnels/typed?app=app-001").await;
-    let steps = c
-        .find(Locator::Id("steps"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let steps = text(&c, "#steps").await;
     assert!(steps.contains(&format!("1. {XSS_STEP}")), "{steps}");
     not_run(&c).await;
     c.close().await.unwrap();

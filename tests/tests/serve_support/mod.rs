@@ -29,9 +29,14 @@ pub fn testdata() -> PathBuf {
 
 /// `funnel run` of testdata/funnels.toml over testdata/snapshot into a new store.
 pub fn store() -> Store {
+    store_of(&std::fs::read_to_string(testdata().join("funnels.toml")).unwrap())
+}
+
+/// `funnel run` of the funnels `toml` over testdata/snapshot into a new store.
+pub fn store_of(toml: &str) -> Store {
     let dir = tempfile::tempdir().unwrap();
     let funnels = dir.path().join("funnels.toml");
-    std::fs::copy(testdata().join("funnels.toml"), &funnels).unwrap();
+    std::fs::write(&funnels, toml).unwrap();
     let url = format!("sqlite:{}", dir.path().join("facts.db").display());
     let data = testdata().join("snapshot");
     run_funnel(&[
