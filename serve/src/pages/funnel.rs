@@ -226,7 +226,8 @@ fn steps(h: &mut String, per_level: &[Level], names: &[String]) {
             escape(&names[i]),
             l.actors,
             pct(l.actors, first),
-            escape(&l.ttc())
+            // Entering is step 1 itself: no time to convert.
+            if i == 0 { "–".to_string() } else { escape(&l.ttc()) }
         );
     }
     h.push_str("</table>\n");
