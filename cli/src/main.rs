@@ -17,6 +17,7 @@ mod run;
 mod scan;
 mod schedule;
 mod schema;
+mod serve;
 mod stats;
 mod status;
 mod stream;
@@ -51,6 +52,7 @@ enum Command {
     Scan(scan::Args),
     Schedule(schedule::Args),
     Schema(schema::Args),
+    Serve(serve::Args),
     Status(status::Args),
     Verify(verify::Args),
 }
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::run(args),
         Command::Schedule(args) => schedule::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Status(args) => status::run(args),
         Command::Verify(args) => verify::run(args),
     };

@@ -241,8 +241,8 @@ td:first-child,th:first-child{{text-align:left}} svg text{{font:12px system-ui,s
 
 /// The entry-day trend as an inline SVG line chart: actors entering (level 1) and reaching level `last`
 /// per day from `d0` to `d1` (days without facts count 0), with the day's conversion in each point's
-/// tooltip.
-fn trend_chart(
+/// tooltip. `per_day` maps a day number ([`Day`]'s) to actors per level. Names are escaped here.
+pub fn trend_chart(
     h: &mut String,
     per_day: &BTreeMap<i32, BTreeMap<u32, u64>>,
     (d0, d1): (i32, i32),
