@@ -880,6 +880,33 @@ impl StateReader for CqlStore {
         })
     }
 
+    /// [`CONCURRENCY`] single-row reads in flight, answers in the order asked (the trait's default would
+    /// wait for each round trip in turn: a batch's pending buckets, one after the other).
+    fn get_states(
+        &self,
+        namespace: &str,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
+        let values: Vec<(String, String, i64)> = keys
+            .iter()
+            .map(|k| (namespace.to_string(), k.clone(), now_ms))
+            .collect();
+        self.block(move |inner| -> Fut<Vec<Option<Vec<u8>>>> {
+            Box::pin(async move {
+                let rows: Vec<Option<(Vec<u8>,)>> = stream::iter(values)
+                    .map(|v| {
+                        let inner = inner.clone();
+                        async move { inner.first::<(Vec<u8>,)>(st::SELECT_STATE, v).await }
+                    })
+                    .buffered(CONCURRENCY)
+                    .try_collect()
+                    .await?;
+                Ok(rows.into_iter().map(|r| r.map(|v| v.0)).collect())
+            })
+        })
+    }
+
     fn scan_state(
         &self,
         namespace: &str,
