@@ -217,6 +217,7 @@ pub(crate) fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 funnel_steps: steps,
                 state_puts: vec![],
                 state_deletes: vec![],
+                seen_ids: vec![],
             };
             if store.apply_speed_batch(&batch)? {
                 applied += 1;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::{
     BatchPublisher, CountsQuery, DailyCountFact, Day, FactReader, FactsError, FunnelQuery,
-    FunnelStepFact, FunnelTotalFact, Layer, RunMeta, RunStatus, SpeedBatch, StateEntry,
-    StateReader, Store, StreamSink, Watermark,
+    FunnelStepFact, FunnelTotalFact, IdKind, Layer, RunMeta, RunStatus, SeenBy, SeenEntry, SeenId,
+    SpeedBatch, StateEntry, StateReader, Store, StreamSink, Watermark,
 };
 
 /// Each test gets its own app id, so backends that share one keyspace across tests stay independent.
@@ -434,6 +434,7 @@ fn speed_batch(app: &str, partition: i32, first: i64, next: i64) -> SpeedBatch {
         funnel_steps: vec![step(app, 9, "", 1, 1, Some(3.0))],
         state_puts: vec![],
         state_deletes: vec![],
+        seen_ids: vec![],
     }
 }
 
@@ -618,6 +619,58 @@ pub fn state_is_written_with_the_batch(store: &Store) {
     );
 }
 
+pub fn seen_ids_are_written_with_the_batch(store: &Store) {
+    let app = app("seen");
+    let now = chrono::Utc::now().timestamp_millis();
+    let uuid = |i: u32| format!("00000000-0000-4000-8000-{i:012x}");
+    let id = |kind, i| SeenId::new(&app, kind, &uuid(i));
+    let entry = |kind, i, expires_at_ms| SeenEntry {
+        id: id(kind, i),
+        expires_at_ms,
+    };
+    let before = store.count_seen(now).unwrap();
+    let mut b = speed_batch(&app, 3, 40, 45);
+    b.seen_ids = vec![
+        entry(IdKind::Hit, 1, now + 86_400_000),
+        entry(IdKind::Event, 2, now + 86_400_000),
+        entry(IdKind::Hit, 3, now + 600_000),
+    ];
+    assert!(store.apply_speed_batch(&b).unwrap());
+    let by = SeenBy {
+        topic: b.topic.clone(),
+        partition: 3,
+        first_offset: 40,
+    };
+    let asked = [
+        id(IdKind::Hit, 1),
+        id(IdKind::Hit, 2),
+        id(IdKind::Event, 2),
+        id(IdKind::Hit, 3),
+        SeenId::new("another-app", IdKind::Hit, &uuid(1)),
+    ];
+    // The event id 2 is not the hit id 2; another app's id 1 is not this app's.
+    assert_eq!(
+        store.seen_by(&asked, now).unwrap(),
+        [
+            Some(by.clone()),
+            None,
+            Some(by.clone()),
+            Some(by.clone()),
+            None
+        ]
+    );
+    // Expired at its `expires_at_ms`, whatever the backend purged.
+    assert_eq!(store.seen_by(&asked[3..4], now + 600_000).unwrap(), [None]);
+    if let (Some(before), Some(after)) = (before, store.count_seen(now).unwrap()) {
+        assert_eq!(after - before, 3);
+    }
+    // A replayed batch remembers nothing new.
+    let mut replay = speed_batch(&app, 3, 40, 45);
+    replay.seen_ids = vec![entry(IdKind::Hit, 9, now + 86_400_000)];
+    assert!(!store.apply_speed_batch(&replay).unwrap());
+    assert_eq!(store.seen_by(&[id(IdKind::Hit, 9)], now).unwrap(), [None]);
+}
+
 // ---- lambda scenarios against a reference over all events ----
 
 /// A synthetic funnel chain: the actor entered on `day` with `breakdown` and reached `level` steps in
@@ -700,6 +753,7 @@ fn speed_batches(app: &str, all: &[Chain], days: std::ops::Range<i32>) -> Vec<Sp
                 funnel_steps: fs,
                 state_puts: vec![],
                 state_deletes: vec![],
+                seen_ids: vec![],
             });
         }
     }
@@ -889,6 +943,7 @@ macro_rules! conformance_suite {
             speed_batches_apply_exactly_once,
             speed_batch_key_includes_the_group,
             state_is_written_with_the_batch,
+            seen_ids_are_written_with_the_batch,
             lambda_batch_only,
             lambda_speed_only,
             lambda_overlap,

@@ -37,6 +37,7 @@ use crate::model::{
 };
 use crate::query::{CountsAnswer, CountsQuery, FunnelAnswer, FunnelQuery};
 use crate::read::{self, Key, Pointer, RowSource};
+use crate::seen::{seen_bucket, SeenBy, SeenId};
 use crate::store::{BatchPublisher, FactReader, StateReader, StreamSink};
 use crate::url::CqlUrl;
 
@@ -800,6 +801,26 @@ impl StreamSink for CqlStore {
                 inner
                     .exec_all(st::DELETE_STATE, b.state_deletes.clone())
                     .await?;
+                // Before the commit: a crash in between leaves ids recorded by this batch, which the
+                // retry at the same offset recognizes as leftovers (`SeenBy`), not copies.
+                let seen: Vec<_> = b
+                    .seen_ids
+                    .iter()
+                    .map(|e| {
+                        let id = e.id.key_bytes();
+                        (
+                            e.id.app_id.clone(),
+                            seen_bucket(&id),
+                            id,
+                            e.expires_at_ms,
+                            b.topic.clone(),
+                            b.partition,
+                            b.first_offset,
+                            st::state_ttl_s(e.expires_at_ms, now),
+                        )
+                    })
+                    .collect();
+                inner.exec_all(st::INSERT_SEEN, seen).await?;
                 fault::point("speed");
                 let statements = vec![
                     (
@@ -859,6 +880,33 @@ impl StateReader for CqlStore {
         })
     }
 
+    /// [`CONCURRENCY`] single-row reads in flight, answers in the order asked (the trait's default would
+    /// wait for each round trip in turn: a batch's pending buckets, one after the other).
+    fn get_states(
+        &self,
+        namespace: &str,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
+        let values: Vec<(String, String, i64)> = keys
+            .iter()
+            .map(|k| (namespace.to_string(), k.clone(), now_ms))
+            .collect();
+        self.block(move |inner| -> Fut<Vec<Option<Vec<u8>>>> {
+            Box::pin(async move {
+                let rows: Vec<Option<(Vec<u8>,)>> = stream::iter(values)
+                    .map(|v| {
+                        let inner = inner.clone();
+                        async move { inner.first::<(Vec<u8>,)>(st::SELECT_STATE, v).await }
+                    })
+                    .buffered(CONCURRENCY)
+                    .try_collect()
+                    .await?;
+                Ok(rows.into_iter().map(|r| r.map(|v| v.0)).collect())
+            })
+        })
+    }
+
     fn scan_state(
         &self,
         namespace: &str,
@@ -876,6 +924,55 @@ impl StateReader for CqlStore {
                     .into_iter()
                     .filter(|(k, _, _)| k.starts_with(&prefix))
                     .map(|(k, v, _)| (k, v))
+                    .collect())
+            })
+        })
+    }
+
+    fn seen_by(&self, ids: &[SeenId], now_ms: i64) -> Result<Vec<Option<SeenBy>>, FactsError> {
+        self.read_seen(ids, now_ms)
+    }
+
+    /// Not counted: the ids spread over every app's buckets, so a count would scan the whole table.
+    fn count_seen(&self, _now_ms: i64) -> Result<Option<u64>, FactsError> {
+        Ok(None)
+    }
+}
+
+/// A row of [`st::SELECT_SEEN`]: expiry, topic, partition, first offset.
+type SeenRow = (i64, String, i32, i64);
+
+impl CqlStore {
+    /// The seen ids' reads, [`CONCURRENCY`] at a time, in order: each a single-row read of its
+    /// (app, bucket) partition.
+    fn read_seen(&self, ids: &[SeenId], now_ms: i64) -> Result<Vec<Option<SeenBy>>, FactsError> {
+        let keys: Vec<(String, i32, Vec<u8>)> = ids
+            .iter()
+            .map(|id| {
+                let bytes = id.key_bytes();
+                (id.app_id.clone(), seen_bucket(&bytes), bytes)
+            })
+            .collect();
+        self.block(move |inner| -> Fut<Vec<Option<SeenBy>>> {
+            Box::pin(async move {
+                let rows: Vec<Option<SeenRow>> = stream::iter(keys)
+                    .map(|k| {
+                        let inner = inner.clone();
+                        async move { inner.first::<SeenRow>(st::SELECT_SEEN, k).await }
+                    })
+                    .buffered(CONCURRENCY)
+                    .try_collect()
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| {
+                        row.filter(|r| r.0 > now_ms)
+                            .map(|(_, topic, partition, first_offset)| SeenBy {
+                                topic,
+                                partition,
+                                first_offset,
+                            })
+                    })
                     .collect())
             })
         })

@@ -105,6 +105,10 @@ pub const TABLES: &[&str] = &[
      PRIMARY KEY ((group_id, topic, partition), first_offset))",
     "CREATE TABLE IF NOT EXISTS {ks}.stream_state (namespace text, key text, value blob, expires_at_ms bigint, \
      PRIMARY KEY ((namespace), key))",
+    // The stream's seen ids: one partition per (app, hash bucket of the id, `crate::seen_bucket`), each
+    // id one row expiring by TTL at the end of its dedupe window.
+    "CREATE TABLE IF NOT EXISTS {ks}.stream_seen (app_id text, bucket int, id blob, expires_at_ms bigint, \
+     topic text, partition int, first_offset bigint, PRIMARY KEY ((app_id, bucket), id))",
     "CREATE TABLE IF NOT EXISTS {ks}.meta (key text PRIMARY KEY, value text)",
     // The publisher lease: one row, taken with a lightweight transaction and a TTL, so two schedulers on
     // two hosts never publish at once (a crashed holder's lease expires).
@@ -130,7 +134,7 @@ const GC_GRACE_TTL_ONLY_S: u32 = 3 * 3600;
 /// - LCS where reads dominate: the run partitions (`funnel_steps`, `funnel_totals`, `daily_counts`, read by
 ///   every query and dropped per run), the pointers, the run log, the stream's offsets and state.
 /// - TWCS by day for rows that expire by TTL: speed partials (120 days; deleted as days fall below a
-///   watermark) and applied-batch markers (TTL only, so a short grace).
+///   watermark), applied-batch markers and seen ids (TTL only, so a short grace).
 pub const TABLE_OPTIONS: &[(&str, &str, u32)] = &[
     ("runs", LCS, GC_GRACE_S),
     ("run_keys", LCS, GC_GRACE_S),
@@ -144,6 +148,7 @@ pub const TABLE_OPTIONS: &[(&str, &str, u32)] = &[
     ("stream_offsets", LCS, GC_GRACE_S),
     ("speed_batches_by_group", TWCS, GC_GRACE_TTL_ONLY_S),
     ("stream_state", LCS, GC_GRACE_S),
+    ("stream_seen", TWCS, GC_GRACE_TTL_ONLY_S),
     ("meta", LCS, GC_GRACE_S),
     ("leases", LCS, GC_GRACE_S),
     ("gc_queue", LCS, GC_GRACE_S),
@@ -208,6 +213,8 @@ stmts! {
     DELETE_STATE = 2, "DELETE FROM {ks}.stream_state WHERE namespace = ? AND key = ?";
     SELECT_STATE = 3, "SELECT value FROM {ks}.stream_state WHERE namespace = ? AND key = ? AND expires_at_ms > ? ALLOW FILTERING";
     SCAN_STATE = 4, "SELECT key, value, expires_at_ms FROM {ks}.stream_state WHERE namespace = ? AND key >= ? AND key < ? AND expires_at_ms > ? ALLOW FILTERING";
+    INSERT_SEEN = 8, "INSERT INTO {ks}.stream_seen (app_id, bucket, id, expires_at_ms, topic, partition, first_offset) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?";
+    SELECT_SEEN = 3, "SELECT expires_at_ms, topic, partition, first_offset FROM {ks}.stream_seen WHERE app_id = ? AND bucket = ? AND id = ?";
     ACQUIRE_LEASE = 3, "INSERT INTO {ks}.leases (name, holder, acquired_at_ms) VALUES ('publisher', ?, ?) IF NOT EXISTS USING TTL ?";
     RENEW_LEASE = 4, "UPDATE {ks}.leases USING TTL ? SET holder = ?, acquired_at_ms = ? WHERE name = 'publisher' IF holder = ?";
     SELECT_LEASE = 0, "SELECT holder FROM {ks}.leases WHERE name = 'publisher'";
@@ -392,6 +399,7 @@ mod tests {
             "funnel_steps_speed",
             "daily_counts_speed",
             "speed_batches_by_group",
+            "stream_seen",
         ];
         for (table, compaction, _) in TABLE_OPTIONS {
             let twcs = windowed.contains(table);

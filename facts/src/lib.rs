@@ -111,6 +111,7 @@ mod lambda;
 mod model;
 mod query;
 mod read;
+mod seen;
 mod sqlite;
 mod store;
 pub mod url;
@@ -132,6 +133,7 @@ pub use query::{
     CountValue, CountsAnswer, CountsDay, CountsQuery, Freshness, FunnelAnswer, FunnelDay,
     FunnelQuery, StepValue,
 };
+pub use seen::{seen_bucket, IdKind, SeenBy, SeenEntry, SeenId, SEEN_BUCKETS};
 pub use sqlite::SqliteStore;
 pub use store::{BatchPublisher, FactReader, StateReader, StreamSink, StreamStore};
 pub use url::{CqlUrl, StoreUrl};
@@ -236,6 +238,12 @@ impl StateReader for Store {
         now_ms: i64,
     ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
         on_backend!(self, s => s.get_states(namespace, keys, now_ms))
+    }
+    fn seen_by(&self, ids: &[SeenId], now_ms: i64) -> Result<Vec<Option<SeenBy>>, FactsError> {
+        on_backend!(self, s => s.seen_by(ids, now_ms))
+    }
+    fn count_seen(&self, now_ms: i64) -> Result<Option<u64>, FactsError> {
+        on_backend!(self, s => s.count_seen(now_ms))
     }
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::day::Day;
 use crate::error::FactsError;
+use crate::seen::SeenEntry;
 
 /// `funnel_id` of the watermark rows that cover `daily_counts` (one per app and metric; the metric is stored
 /// in `funnel_version`). See [`Watermark::counts`].
@@ -257,6 +258,8 @@ pub struct SpeedBatch {
     pub state_puts: Vec<StateEntry>,
     /// `(namespace, key)` to delete.
     pub state_deletes: Vec<(String, String)>,
+    /// Ids the batch applies, remembered (with this batch as their [`crate::SeenBy`]) until they expire.
+    pub seen_ids: Vec<SeenEntry>,
 }
 
 impl SpeedBatch {

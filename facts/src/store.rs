@@ -11,6 +11,7 @@ use crate::model::{
     Watermark,
 };
 use crate::query::{CountsAnswer, CountsQuery, FunnelAnswer, FunnelQuery};
+use crate::seen::{SeenBy, SeenId};
 
 /// Publishes batch runs: `begin_run` → `write_*` (any number of calls, rows staged under the run) →
 /// `publish` or `fail_run`.
@@ -56,7 +57,7 @@ pub trait BatchPublisher: Send + Sync {
 ///
 /// Contract: [`StreamSink::apply_speed_batch`] is **idempotent** per `(group, topic, partition,
 /// first_offset)` — re-applying a batch changes nothing — and, on SQLite, **atomic**: the batch's speed facts,
-/// state puts/deletes and its consumer group's committed offset are applied in one transaction. On CQL the
+/// state puts/deletes, seen ids and its consumer group's committed offset are applied in one transaction. On CQL the
 /// facts and state are upserts keyed by the batch, written before the offset and the batch marker (one
 /// logged batch), so a crash in between leaves cells that re-applying the same batch rewrites. Readers see a
 /// batch's partials summed with the others' on the days at or past the watermark.
@@ -86,8 +87,8 @@ pub trait StateReader: Send + Sync {
         now_ms: i64,
     ) -> Result<Option<Vec<u8>>, FactsError>;
 
-    /// [`StateReader::get_state`] of many keys at once, in their order (the stream reads the seen ids of a
-    /// whole batch with one call). The default reads them one by one.
+    /// [`StateReader::get_state`] of many keys at once, in their order (the stream reads the pending
+    /// buckets of a whole batch with one call). The default reads them one by one.
     fn get_states(
         &self,
         namespace: &str,
@@ -107,11 +108,19 @@ pub trait StateReader: Send + Sync {
         now_ms: i64,
     ) -> Result<Vec<(String, Vec<u8>)>, FactsError>;
 
-    /// How many unexpired entries a namespace holds at `now_ms` (the stream reports the size of its
-    /// seen-id state with it). The default scans the namespace; a backend may count without reading values.
+    /// How many unexpired entries a namespace holds at `now_ms`. The default scans the namespace; a
+    /// backend may count without reading values.
     fn count_state(&self, namespace: &str, now_ms: i64) -> Result<u64, FactsError> {
         Ok(self.scan_state(namespace, "", now_ms)?.len() as u64)
     }
+
+    /// For each id, in order, the batch that applied it ([`SpeedBatch::seen_ids`]), unless unknown or
+    /// expired at `now_ms`. The stream looks up the ids of a whole batch with one call.
+    fn seen_by(&self, ids: &[SeenId], now_ms: i64) -> Result<Vec<Option<SeenBy>>, FactsError>;
+
+    /// How many ids are remembered at `now_ms` (the stream reports it as `funnel_stream_dedupe_ids`), or
+    /// `None` where only a scan of the whole table could tell (CQL).
+    fn count_seen(&self, now_ms: i64) -> Result<Option<u64>, FactsError>;
 }
 
 /// What the stream needs of a store: its sink and its state.

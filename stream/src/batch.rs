@@ -7,14 +7,16 @@
 //! on where batch boundaries fall.
 //!
 //! Copies are dropped first: a valid message whose (app, hit id) or (app, event id) is in the store's
-//! seen-id state (namespace [`NS_SEEN`]) or earlier in the same batch touches nothing — no count, no
-//! attribution, no raw row — and is counted in [`BatchSummary::duplicates`]. The ids a batch applies are
-//! written to that state in the batch's own transaction, so a crash or a rebalance can neither forget an
-//! id that was counted nor remember one that was not.
+//! seen-id state ([`facts::StateReader::seen_by`]) or earlier in the same batch touches nothing — no count,
+//! no attribution, no raw row — and is counted in [`BatchSummary::duplicates`]. The ids a batch applies are
+//! written with it ([`SpeedBatch::seen_ids`], in the batch's own transaction on SQLite), so a crash or a
+//! rebalance can neither forget an id that was counted nor remember one that was not.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use facts::{DailyCountFact, Day, SpeedBatch, StateEntry, StreamStore};
+use facts::{
+    DailyCountFact, Day, IdKind, SeenBy, SeenEntry, SeenId, SpeedBatch, StateEntry, StreamStore,
+};
 
 use crate::attribution::{Bucket, Conversion};
 use crate::config::AttributionConfig;
@@ -31,25 +33,6 @@ pub const NS_PENDING: &str = "pending";
 pub const NS_CONVERSION: &str = "conversion";
 /// State namespace of dead-letter counters, keyed `["topic",partition,"reason"]`, value: decimal count.
 pub const NS_DEADLETTER: &str = "deadletter";
-/// State namespace of the ids applied within the dedupe window, keyed `["app_id","hit"|"event","id"]`,
-/// value: [`SeenBy`] as JSON. Expires at the later of `ts + dedupe_window` and `applied + dedupe_window`
-/// (wall clock), so replaying an old backlog still drops its copies.
-pub const NS_SEEN: &str = "seen";
-
-/// The value of a seen id: the message's `ts` and the batch that applied it.
-///
-/// Why the batch: a store without transactions (CQL) writes a batch's state before its offset, so a crash
-/// in between leaves the ids of a batch that never committed. The retry starts at the same committed
-/// offset; an id recorded by a batch of the same partition at or past that offset is such a leftover, not
-/// a copy (a committed batch would have moved the offset past it), and is applied again.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SeenBy {
-    pub ts: i64,
-    pub topic: String,
-    pub partition: i32,
-    pub first_offset: i64,
-}
-
 /// What a batch did, for metrics, logs and the dead-letter sink.
 #[derive(Debug, Clone, Default)]
 pub struct BatchSummary {
@@ -80,10 +63,10 @@ pub struct BatchBuilder<'a> {
     conversions: Vec<Conversion>,
     /// Valid messages pushed, in offset order, not folded in yet.
     valid: Vec<Message>,
-    /// Seen-id keys this batch applies, with their app and `ts` (for the expiry), in arrival order…
-    seen_new: Vec<(String, String, i64)>,
-    /// …and the same keys for lookups.
-    seen_in_batch: HashSet<String>,
+    /// Ids this batch applies, with their `ts` (for the expiry), in arrival order…
+    seen_new: Vec<(SeenId, i64)>,
+    /// …and the same ids for lookups.
+    seen_in_batch: HashSet<SeenId>,
     /// Wall clock at the start of the batch: what the store's expiry of seen ids is compared with.
     wall_now_ms: i64,
     summary: BatchSummary,
@@ -186,22 +169,18 @@ impl<'a> BatchBuilder<'a> {
     fn fold(
         &mut self,
         msg: Message,
-        seen: String,
-        stored: Option<&[u8]>,
+        seen: SeenId,
+        stored: Option<SeenBy>,
         pending: Option<String>,
         stored_buckets: &mut HashMap<String, Option<Vec<u8>>>,
     ) -> Result<(), StreamError> {
-        let applied_before = match stored {
-            Some(bytes) => self.applied_before(&seen, bytes)?,
-            None => false,
-        };
+        let applied_before = stored.is_some_and(|by| self.applied_before(&by));
         if applied_before || self.seen_in_batch.contains(&seen) {
             self.summary.duplicates += 1;
             return Ok(());
         }
         self.seen_in_batch.insert(seen.clone());
-        self.seen_new
-            .push((seen, msg.app_id().to_string(), msg.ts_ms()));
+        self.seen_new.push((seen, msg.ts_ms()));
         if self.keep {
             self.summary.kept.push(msg.clone());
         }
@@ -238,17 +217,13 @@ impl<'a> BatchBuilder<'a> {
         Ok(())
     }
 
-    /// Whether the store's entry for `key` says a committed batch applied it (see [`SeenBy`]).
-    fn applied_before(&self, key: &str, bytes: &[u8]) -> Result<bool, StreamError> {
-        let by: SeenBy = serde_json::from_slice(bytes).map_err(|e| StreamError::CorruptState {
-            namespace: NS_SEEN,
-            key: key.to_string(),
-            reason: e.to_string(),
-        })?;
+    /// Whether the batch that recorded an id committed (see [`SeenBy`]): not when it is a batch of this
+    /// partition at or past this batch's first offset, i.e. an attempt whose commit never landed.
+    fn applied_before(&self, by: &SeenBy) -> bool {
         let leftover = by.topic == self.topic
             && by.partition == self.partition
             && by.first_offset >= self.first_offset;
-        Ok(!leftover)
+        !leftover
     }
 
     /// The batch for the store, and its summary. `wall_now_ms` only sets how long the store keeps state.
@@ -261,8 +236,8 @@ impl<'a> BatchBuilder<'a> {
         // hold): the seen ids and the pending buckets. Buckets are read at the wall clock, not at their
         // first message's ts: rule 1 (`Bucket::forget_before`) forgets the same items either way.
         let valid = std::mem::take(&mut self.valid);
-        let keys: Vec<String> = valid.iter().map(seen_key).collect();
-        let stored = self.store.get_states(NS_SEEN, &keys, self.wall_now_ms)?;
+        let keys: Vec<SeenId> = valid.iter().map(seen_id).collect();
+        let stored = self.store.seen_by(&keys, self.wall_now_ms)?;
         let pending: Vec<Option<String>> = valid
             .iter()
             .map(|msg| {
@@ -287,7 +262,7 @@ impl<'a> BatchBuilder<'a> {
             bucket_keys.into_iter().zip(buckets).collect();
         for (((msg, key), stored), pending) in valid.into_iter().zip(keys).zip(stored).zip(pending)
         {
-            self.fold(msg, key, stored.as_deref(), pending, &mut stored_buckets)?;
+            self.fold(msg, key, stored, pending, &mut stored_buckets)?;
         }
         let mut summary = self.summary;
         summary.conversions = self.conversions.len() as u64;
@@ -321,21 +296,19 @@ impl<'a> BatchBuilder<'a> {
                 expires_at_ms: i64::MAX,
             });
         }
-        for (key, app_id, ts_ms) in self.seen_new {
-            let window = self.cfg.for_app(&app_id).dedupe_window_ms();
-            let by = SeenBy {
-                ts: ts_ms,
-                topic: self.topic.clone(),
-                partition: self.partition,
-                first_offset: self.first_offset,
-            };
-            state_puts.push(StateEntry {
-                namespace: NS_SEEN.to_string(),
-                key,
-                value: serde_json::to_vec(&by).map_err(StreamError::Encode)?,
-                expires_at_ms: ts_ms.max(wall_now_ms).saturating_add(window),
-            });
-        }
+        // Remembered until the later of `ts + dedupe_window` and `applied + dedupe_window` (wall clock),
+        // so replaying an old backlog still drops its copies.
+        let seen_ids = self
+            .seen_new
+            .into_iter()
+            .map(|(id, ts_ms)| {
+                let window = self.cfg.for_app(&id.app_id).dedupe_window_ms();
+                SeenEntry {
+                    id,
+                    expires_at_ms: ts_ms.max(wall_now_ms).saturating_add(window),
+                }
+            })
+            .collect();
         for (reason, n) in &summary.poison {
             let key = deadletter_key(&self.topic, self.partition, *reason);
             let before = match self.store.get_state(NS_DEADLETTER, &key, 0)? {
@@ -375,6 +348,7 @@ impl<'a> BatchBuilder<'a> {
             funnel_steps: Vec::new(),
             state_puts,
             state_deletes,
+            seen_ids,
         };
         Ok((batch, summary))
     }
@@ -394,12 +368,12 @@ pub fn conversion_key(c: &Conversion) -> String {
     serde_json::json!([c.app_id, c.actor_id, c.hit_ts_ms, c.hit_id, c.event_id]).to_string()
 }
 
-/// The seen-id key of a valid message: ids are already lower-case hyphenated ([`Message::parse`]), so
-/// copies that spell an id differently share the key.
-pub fn seen_key(msg: &Message) -> String {
+/// The seen id of a valid message: ids are already lower-case hyphenated ([`Message::parse`]), so copies
+/// that spell an id differently share it.
+pub fn seen_id(msg: &Message) -> SeenId {
     match msg {
-        Message::Hit(h) => serde_json::json!([h.app_id, "hit", h.hit_id]).to_string(),
-        Message::Event(e) => serde_json::json!([e.app_id, "event", e.event_id]).to_string(),
+        Message::Hit(h) => SeenId::new(&h.app_id, IdKind::Hit, &h.hit_id),
+        Message::Event(e) => SeenId::new(&e.app_id, IdKind::Event, &e.event_id),
     }
 }
 
@@ -562,9 +536,13 @@ pub(crate) mod tests {
             counts.extend(read_counts(&store, "a2").unwrap());
             assert_eq!(counts, want.counts, "seed {seed}");
             let seen = store
-                .count_state(NS_SEEN, chrono::Utc::now().timestamp_millis())
+                .count_seen(chrono::Utc::now().timestamp_millis())
                 .unwrap();
-            assert_eq!(seen, want.valid, "one remembered id per distinct message");
+            assert_eq!(
+                seen,
+                Some(want.valid),
+                "one remembered id per distinct message"
+            );
         }
     }
 
@@ -616,16 +594,24 @@ pub(crate) mod tests {
         b.push(0, Some(h1.as_bytes()), None).unwrap();
         let (batch, _) = b.finish("g", now).unwrap();
         assert!(store.apply_speed_batch(&batch).unwrap());
-        // An attempt at offsets 1..3 (h1 again, h2) whose state reached the store but not its offset:
-        // simulated by writing only its state, under another partition's marker.
+        // An attempt at offsets 1..3 (h1 again, h2) whose seen ids reached the store but not its offset:
+        // simulated by writing only its ids, as another consumer group's batch (group g's offset stays).
         let mut b = BatchBuilder::new(&store, &cfg, "t", 0, 1);
         b.push(1, Some(h1.as_bytes()), None).unwrap();
         b.push(2, Some(h2.as_bytes()), None).unwrap();
-        let (mut partial, summary) = b.finish("g", now).unwrap();
+        let (partial, summary) = b.finish("g", now).unwrap();
         assert_eq!(summary.duplicates, 1);
-        partial.partition = 9;
-        partial.daily_counts.clear();
+        let partial = SpeedBatch {
+            group: "crashed".into(),
+            topic: partial.topic,
+            partition: partial.partition,
+            first_offset: partial.first_offset,
+            next_offset: partial.next_offset,
+            seen_ids: partial.seen_ids,
+            ..SpeedBatch::default()
+        };
         assert!(store.apply_speed_batch(&partial).unwrap());
+        assert_eq!(store.committed_offsets("g", "t").unwrap(), vec![(0, 1)]);
         // The retry of offsets 1..3: h1 is still a copy (committed at offset 0), h2 is not.
         let mut b = BatchBuilder::new(&store, &cfg, "t", 0, 1);
         b.push(1, Some(h1.as_bytes()), None).unwrap();

@@ -40,7 +40,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::batch::{BatchBuilder, BatchSummary, NS_SEEN};
+use crate::batch::{BatchBuilder, BatchSummary};
 use crate::config::AttributionConfig;
 use crate::deadletter::DeadLetterSink;
 use crate::metrics::Metrics;
@@ -481,8 +481,10 @@ async fn report_dedupe_size(store: Arc<dyn StreamStore>, metrics: Arc<Metrics>) 
     loop {
         tick.tick().await;
         let s = store.clone();
-        match tokio::task::spawn_blocking(move || s.count_state(NS_SEEN, now_ms())).await {
-            Ok(Ok(n)) => metrics.dedupe_ids.set(i64::try_from(n).unwrap_or(i64::MAX)),
+        match tokio::task::spawn_blocking(move || s.count_seen(now_ms())).await {
+            Ok(Ok(Some(n))) => metrics.dedupe_ids.set(i64::try_from(n).unwrap_or(i64::MAX)),
+            // A store that cannot count them (CQL): the gauge stays unset rather than wrong.
+            Ok(Ok(None)) => return,
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot count the remembered ids"),
             Err(_) => return,
         }

@@ -30,7 +30,7 @@
 //! Kafka delivers at least once and producers retry, so a hit or event may arrive more than once. A valid
 //! message whose (app, hit id) / (app, event id) was applied within the dedupe window is dropped before it
 //! touches counts, conversions or raw rows (`funnel_stream_duplicates_total`); the ids are state written
-//! in the batch's transaction ([`batch::NS_SEEN`]). See `docs/STREAM.md` for the exact window.
+//! with the batch ([`facts::SpeedBatch::seen_ids`]). See `docs/STREAM.md` for the exact window.
 //!
 //! # State and its expiry
 //! Pending hits/events live in the store's stream state (namespace `pending`, one entry per

@@ -4,17 +4,22 @@
 //!
 //! # Exactly once
 //! A batch's raw rows are written *before* the batch is applied to the fact store and before its offset is
-//! committed ([`crate::consumer`]). Each row is a full-row `INSERT` keyed by its primary key — an idempotent
-//! upsert — so a batch written again after a crash, a refused replay or a rebalance rewrites the same cells:
+//! committed ([`crate::consumer`]). Each row is one `UPDATE` of every column keyed by its primary key — an
+//! idempotent upsert — so a batch written again after a crash, a refused replay or a rebalance rewrites the same cells:
 //! at-least-once writes of idempotent upserts are exactly-once rows. If any row cannot be written the batch
 //! is neither applied nor committed: the partition rewinds to the store's offset and retries it (error
 //! logged, metric `funnel_stream_raw_write_failures_total`).
 //!
 //! # Statements
-//! Prepared statements only ([`INSERT_HIT`], [`INSERT_EVENT`]), marked idempotent so the driver's default
+//! Prepared statements only ([`UPSERT_HIT`], [`UPSERT_EVENT`]), marked idempotent so the driver's default
 //! retry policy may retry them (it retries only idempotent statements), at `LOCAL_QUORUM`. Writes run with
 //! bounded concurrency: at most [`CONCURRENCY`] requests in flight per process, across all partitions.
 //! No counters, no lightweight transactions, no logged batches.
+//!
+//! `props` is a non-frozen `map<text,text>` (the canonical tables' type). Assigning such a map — what an
+//! `INSERT` does — first deletes the old one: a tombstone per row written, which every read of the
+//! partition scans until compaction drops it. The upserts therefore *append* the message's entries
+//! (`props = props + ?`): no tombstone, and writing the same row again writes the same cells.
 //!
 //! # Mapping (see [`row_of`])
 //! `ts` → `timestamp` (epoch ms), `hit_id`/`event_id` → `timeuuid`, `ip` → `inet`, `props` →
@@ -72,14 +77,15 @@ pub const CREATE_EVENTS: &str =
      event_id timeuuid, name text, ip inet, user_agent text, props map<text,text>, \
      PRIMARY KEY ((app_id, actor_id), ts, event_id)) WITH default_time_to_live = 5184000";
 
-/// One hit: a full row, so re-writing it is idempotent.
-pub const INSERT_HIT: &str = "INSERT INTO {ks}.hits (app_id, fingerprint, ts, hit_id, tracker, referrer, ip, user_agent, props) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// One hit: every column, `props` appended (no collection tombstone), so re-writing it is idempotent.
+pub const UPSERT_HIT: &str =
+    "UPDATE {ks}.hits SET tracker = ?, referrer = ?, ip = ?, user_agent = ?, props = props + ? \
+     WHERE app_id = ? AND fingerprint = ? AND ts = ? AND hit_id = ?";
 
-/// One event: a full row, so re-writing it is idempotent.
-pub const INSERT_EVENT: &str =
-    "INSERT INTO {ks}.events (app_id, actor_id, ts, event_id, name, ip, user_agent, props) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+/// One event: every column, `props` appended (no collection tombstone), so re-writing it is idempotent.
+pub const UPSERT_EVENT: &str =
+    "UPDATE {ks}.events SET name = ?, ip = ?, user_agent = ?, props = props + ? \
+     WHERE app_id = ? AND actor_id = ? AND ts = ? AND event_id = ?";
 
 /// A statement template for a keyspace.
 pub fn cql(template: &str, keyspace: &str) -> String {
@@ -315,8 +321,8 @@ impl RawWriter {
                     reason: e.to_string(),
                 })?;
         }
-        let insert_hit = prepare(&session, &cql(INSERT_HIT, &ks)).await?;
-        let insert_event = prepare(&session, &cql(INSERT_EVENT, &ks)).await?;
+        let insert_hit = prepare(&session, &cql(UPSERT_HIT, &ks)).await?;
+        let insert_event = prepare(&session, &cql(UPSERT_EVENT, &ks)).await?;
         Ok(RawWriter {
             session,
             keyspace: ks,
@@ -428,14 +434,14 @@ mod tests {
     #[test]
     fn the_exact_statements() {
         assert_eq!(
-            cql(INSERT_HIT, "tracking"),
-            "INSERT INTO tracking.hits (app_id, fingerprint, ts, hit_id, tracker, referrer, ip, user_agent, props) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            cql(UPSERT_HIT, "tracking"),
+            "UPDATE tracking.hits SET tracker = ?, referrer = ?, ip = ?, user_agent = ?, props = props + ? \
+             WHERE app_id = ? AND fingerprint = ? AND ts = ? AND hit_id = ?"
         );
         assert_eq!(
-            cql(INSERT_EVENT, "tracking"),
-            "INSERT INTO tracking.events (app_id, actor_id, ts, event_id, name, ip, user_agent, props) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            cql(UPSERT_EVENT, "tracking"),
+            "UPDATE tracking.events SET name = ?, ip = ?, user_agent = ?, props = props + ? \
+             WHERE app_id = ? AND actor_id = ? AND ts = ? AND event_id = ?"
         );
         assert_eq!(
             create_statements("tracking", 3),
@@ -453,13 +459,17 @@ mod tests {
         assert!(CREATE_EVENTS.contains(&format!("default_time_to_live = {RAW_TTL_S}")));
     }
 
-    /// Columns of an INSERT's column list, and of a CREATE TABLE's (name, type) list.
-    fn insert_columns(stmt: &str) -> Vec<String> {
-        let open = stmt.find('(').unwrap();
-        let close = stmt.find(')').unwrap();
-        stmt[open + 1..close]
-            .split(',')
-            .map(|c| c.trim().to_string())
+    /// The columns an upsert's bind markers stand for, in order (`SET c = ?`, `c = c + ?`, `WHERE c = ?`),
+    /// and a CREATE TABLE's (name, type) list.
+    fn bound_columns(stmt: &str) -> Vec<String> {
+        let (sets, wheres) = stmt.split_once(" WHERE ").unwrap();
+        let sets = sets.split_once(" SET ").unwrap().1;
+        sets.split(", ")
+            .chain(wheres.split(" AND "))
+            .map(|a| {
+                assert!(a.ends_with('?'), "{a}");
+                a.split_once(" = ").unwrap().0.trim().to_string()
+            })
             .collect()
     }
 
@@ -477,11 +487,17 @@ mod tests {
     }
 
     #[test]
-    fn inserts_write_every_column_of_their_table_and_only_upsert() {
-        for (insert, ddl) in [(INSERT_HIT, CREATE_HITS), (INSERT_EVENT, CREATE_EVENTS)] {
-            let cols: Vec<String> = table_columns(ddl).into_iter().map(|c| c.0).collect();
-            assert_eq!(insert_columns(insert), cols, "{insert}");
+    fn upserts_write_every_column_of_their_table_and_only_upsert() {
+        for (insert, ddl) in [(UPSERT_HIT, CREATE_HITS), (UPSERT_EVENT, CREATE_EVENTS)] {
+            let mut cols: Vec<String> = table_columns(ddl).into_iter().map(|c| c.0).collect();
+            let mut bound = bound_columns(insert);
             assert_eq!(insert.matches('?').count(), cols.len());
+            cols.sort();
+            bound.sort();
+            assert_eq!(bound, cols, "{insert}");
+            // The map is appended, never assigned: assigning a non-frozen collection writes a tombstone.
+            assert!(insert.contains("props = props + ?"), "{insert}");
+            assert!(!insert.starts_with("INSERT"), "{insert}");
             assert!(
                 !insert.contains(" IF "),
                 "lightweight transaction: {insert}"
@@ -516,8 +532,29 @@ mod tests {
         try_serialize(row, ddl).unwrap_or_else(|e| panic!("row does not fit {ddl}: {e}"))
     }
 
+    /// [`serialize`] in the order of the upsert's bind markers — what the driver sends for it (fields are
+    /// matched by name).
+    fn serialize_for_upsert(row: &impl SerializeRow, ddl: &'static str, upsert: &str) -> Vec<u8> {
+        let types = table_columns(ddl);
+        let cols: Vec<(String, String)> = bound_columns(upsert)
+            .into_iter()
+            .map(|c| {
+                let t = types.iter().find(|t| t.0 == c).unwrap().1.clone();
+                (c, t)
+            })
+            .collect();
+        try_serialize_columns(row, &cols)
+            .unwrap_or_else(|e| panic!("row does not fit {upsert}: {e}"))
+    }
+
     fn try_serialize(row: &impl SerializeRow, ddl: &'static str) -> Result<Vec<u8>, String> {
-        let cols = table_columns(ddl);
+        try_serialize_columns(row, &table_columns(ddl))
+    }
+
+    fn try_serialize_columns(
+        row: &impl SerializeRow,
+        cols: &[(String, String)],
+    ) -> Result<Vec<u8>, String> {
         let names: Vec<&'static str> = cols
             .iter()
             .map(|c| &*Box::leak(c.0.clone().into_boxed_str()))
@@ -560,6 +597,9 @@ mod tests {
             }
         );
         assert_eq!(row.fingerprint.len(), 16);
+        let sent = serialize_for_upsert(&row, CREATE_HITS, UPSERT_HIT);
+        // The first bound value is `tracker`.
+        assert_eq!(&sent[..6], &[0, 0, 0, 2, b'f', b'b']);
         let bytes = serialize(&row, CREATE_HITS);
         // ts: 8-byte big-endian epoch ms right after app_id and fingerprint (each [len][bytes]).
         let ts_at = 4 + 2 + 4 + 16;
@@ -598,6 +638,8 @@ mod tests {
                 props: BTreeMap::from([("plan".to_string(), "free".to_string())]),
             }
         );
+        let sent = serialize_for_upsert(&row, CREATE_EVENTS, UPSERT_EVENT);
+        assert_eq!(&sent[..11], b"\0\0\0\x07install");
         let bytes = serialize(&row, CREATE_EVENTS);
         // ip (6th column): 16 bytes of IPv6 as inet.
         let mut at = 0;

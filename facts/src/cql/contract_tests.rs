@@ -15,7 +15,8 @@ use crate::cql_session::{BatchKind, CqlSession, Recorder, Reply, Request, RowSet
 use crate::cql_statements as st;
 use crate::error::{CqlError, FactsError};
 use crate::model::{DailyCountFact, FunnelStepFact, RunMeta, SpeedBatch, StateEntry, Watermark};
-use crate::store::{BatchPublisher, StreamSink};
+use crate::seen::{seen_bucket, IdKind, SeenBy, SeenEntry, SeenId, SEEN_BUCKETS};
+use crate::store::{BatchPublisher, StateReader, StreamSink};
 use crate::url::StoreUrl;
 use crate::Day;
 
@@ -243,6 +244,21 @@ fn stream_batch(i: i64, now_ms: i64) -> SpeedBatch {
         }],
         state_puts,
         state_deletes: Vec::new(),
+        // The ids of the batch's messages (10 of its 50 are valid and new), remembered for a day.
+        seen_ids: (0..10)
+            .map(|j| SeenEntry {
+                id: SeenId::new(
+                    "shop",
+                    if j % 4 == 0 {
+                        IdKind::Event
+                    } else {
+                        IdKind::Hit
+                    },
+                    &format!("00000000-0000-4000-8000-{:012x}", i * 10 + j),
+                ),
+                expires_at_ms: now_ms + 86_400_000,
+            })
+            .collect(),
     }
 }
 
@@ -250,41 +266,204 @@ fn stream_batch(i: i64, now_ms: i64) -> SpeedBatch {
 fn an_hour_of_stream_batches_sets_no_ttl_past_2038() {
     let (store, rec) = scripted(|_| Ok(Vec::new()));
     let now_ms = chrono::Utc::now().timestamp_millis();
-    // One hour at one batch per 200 ms.
-    for i in 0..18_000 {
-        assert!(store.apply_speed_batch(&stream_batch(i, now_ms)).unwrap());
-    }
-    let requests = rec.requests();
-    assert_eq!(violations(&requests), Vec::<String>::new());
-    // The partitions an hour of batches grows (the per-batch rows are issue 25's deliver 1, not done).
     let mut ledger = Ledger::new();
-    requests.iter().for_each(|r| ledger.observe(r));
+    let mut violated = std::collections::BTreeSet::new();
+    let mut ttls: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+    // One hour at one batch per 200 ms, checked a thousand batches at a time (the recorder's memory).
+    for chunk in 0..18 {
+        for i in chunk * 1000..(chunk + 1) * 1000 {
+            assert!(store.apply_speed_batch(&stream_batch(i, now_ms)).unwrap());
+        }
+        let requests = rec.requests();
+        rec.clear();
+        violated.extend(violations(&requests));
+        for r in &requests {
+            ledger.observe(r);
+            if let Request::Execute { stmt, values } = r {
+                let ns = match (stmt.name, &values[0]) {
+                    ("UPSERT_STATE", Value::Text(ns)) => ns.clone(),
+                    ("INSERT_SEEN", _) => "seen".to_string(),
+                    _ => continue,
+                };
+                if let Some(Value::Int(ttl)) = values.last() {
+                    ttls.entry(ns).or_default().push(*ttl);
+                }
+            }
+        }
+    }
+    assert_eq!(violated, Default::default());
+    // The partitions an hour of batches grows (the per-batch rows are issue 25's deliver 1, not done).
     for table in [
         "funnel_steps_speed",
         "daily_counts_speed",
         "speed_batches_by_group",
         "stream_state",
         "stream_offsets",
+        "stream_seen",
     ] {
         let (rows, bytes, tombstones) = ledger.largest(table);
         eprintln!("an hour of stream: largest {table} partition: {rows} rows, {bytes} bytes, {tombstones} tombstones");
     }
     assert_eq!(ledger.largest("stream_offsets").0, 1);
+    // The hour's 180,000 ids spread over the app's 1,024 buckets: ~175 rows of ~125 bytes each.
+    let seen: Vec<usize> = ledger
+        .partitions
+        .iter()
+        .filter(|((t, _), _)| t == "stream_seen")
+        .map(|(_, p)| p.rows.len())
+        .collect();
+    assert_eq!(seen.len(), SEEN_BUCKETS as usize);
+    assert_eq!(seen.iter().sum::<usize>(), 18_000 * 10);
+    let (rows, bytes, tombstones) = ledger.largest("stream_seen");
+    assert!(
+        rows < 250 && bytes < 250 * 150 && tombstones == 0,
+        "{rows} rows, {bytes} bytes"
+    );
     // What is kept forever is written without a TTL, what expires within Cassandra's range keeps it.
-    let ttls: std::collections::BTreeMap<String, Vec<i32>> =
-        requests.iter().fold(Default::default(), |mut m, r| {
-            if let Request::Execute { stmt, values } = r {
-                if stmt.name == "UPSERT_STATE" {
-                    if let (Value::Text(ns), Some(Value::Int(ttl))) = (&values[0], values.last()) {
-                        m.entry(ns.clone()).or_default().push(*ttl);
-                    }
-                }
-            }
-            m
-        });
     assert!(ttls["conversion"].iter().all(|t| *t == 0));
     assert!(ttls["deadletter"].iter().all(|t| *t == 0));
     assert!(ttls["pending"].iter().all(|t| (3000..=3600).contains(t)));
+    assert!(ttls["seen"].iter().all(|t| (86_000..=86_400).contains(t)));
+}
+
+/// Answers `SELECT_STATE` after a millisecond (every third key missing) and keeps the most requests it
+/// ever had in flight at once.
+struct Slow {
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl CqlSession for Slow {
+    fn send<'a>(&'a self, request: &'a Request) -> Reply<'a> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(now, SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            let Request::Execute { values, .. } = request else {
+                return Ok(Vec::new());
+            };
+            let Value::Text(key) = &values[1] else {
+                return Ok(Vec::new());
+            };
+            let n: u32 = key
+                .trim_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .unwrap();
+            Ok(if n.is_multiple_of(3) {
+                Vec::new()
+            } else {
+                one(Value::Blob(key.as_bytes().to_vec()))
+            })
+        })
+    }
+}
+
+/// A batch's pending buckets are read concurrently (not one round trip after the other), one single-row
+/// read each, answered in the order asked.
+#[test]
+fn pending_buckets_are_read_at_once_in_order() {
+    let slow = Arc::new(Slow {
+        in_flight: Default::default(),
+        most: Default::default(),
+    });
+    let rec = Recorder::new(slow.clone());
+    let Ok(StoreUrl::Cql(url)) = "cql://127.0.0.1/funnel".parse() else {
+        panic!("url")
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = CqlStore::with_session(&url, rec.clone(), rt);
+    let keys: Vec<String> = (0..150).map(|i| format!("[\"shop\",\"fp{i}\"]")).collect();
+    let got = store.get_states("pending", &keys, 0).unwrap();
+    let want: Vec<Option<Vec<u8>>> = (0..150)
+        .map(|i: usize| (!i.is_multiple_of(3)).then(|| keys[i].as_bytes().to_vec()))
+        .collect();
+    assert_eq!(got, want);
+    let most = slow.most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most > 1, "{most} read in flight at most");
+    let requests = rec.requests();
+    assert_eq!(requests.len(), keys.len());
+    assert_eq!(violations(&requests), Vec::<String>::new());
+}
+
+/// A batch's seen ids are looked up with single-row reads of their (app, bucket) partitions, answered in
+/// the order asked; a row past its expiry (not yet dropped by its TTL) is not an answer.
+#[test]
+fn seen_ids_are_read_from_their_bucket_partitions() {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let ids: Vec<SeenId> = (0..200)
+        .map(|i| {
+            SeenId::new(
+                "shop",
+                IdKind::Hit,
+                &format!("00000000-0000-4000-8000-{i:012x}"),
+            )
+        })
+        .collect();
+    let (store, rec) = scripted(move |r| {
+        let Request::Execute { stmt, values } = r else {
+            return Ok(Vec::new());
+        };
+        if stmt.name != "SELECT_SEEN" {
+            return Ok(Vec::new());
+        }
+        // Ids whose last byte is even were applied by batch 10 of partition 1; those divisible by 3 of
+        // them expired a second ago.
+        let Value::Blob(id) = &values[2] else {
+            panic!("{values:?}")
+        };
+        let n = *id.last().unwrap();
+        if n % 2 == 1 {
+            return Ok(Vec::new());
+        }
+        let expires = if n % 3 == 0 {
+            now_ms - 1000
+        } else {
+            now_ms + 1000
+        };
+        Ok(vec![vec![
+            Value::BigInt(expires),
+            text("events"),
+            Value::Int(1),
+            Value::BigInt(10),
+        ]])
+    });
+    let got = store.seen_by(&ids, now_ms).unwrap();
+    let want: Vec<Option<SeenBy>> = (0..200u32)
+        .map(|i| {
+            let n = i as u8;
+            (n.is_multiple_of(2) && !n.is_multiple_of(3)).then(|| SeenBy {
+                topic: "events".into(),
+                partition: 1,
+                first_offset: 10,
+            })
+        })
+        .collect();
+    assert_eq!(got, want);
+    let requests = rec.requests();
+    assert_eq!(requests.len(), 200);
+    let c = Contract::new();
+    for (r, id) in requests.iter().zip(&ids) {
+        assert_eq!(c.violations(r, now_s()), Vec::<String>::new());
+        let Request::Execute { values, .. } = r else {
+            unreachable!()
+        };
+        let bytes = id.key_bytes();
+        assert_eq!(
+            values,
+            &[
+                text("shop"),
+                Value::Int(seen_bucket(&bytes)),
+                Value::Blob(bytes)
+            ]
+        );
+    }
+    assert_eq!(store.count_seen(now_ms).unwrap(), None, "no table scan");
 }
 
 /// The flip's batches answer an injected error; the pointers read back name `flipped_run` or an old run.

@@ -27,6 +27,7 @@ use crate::model::{
 };
 use crate::query::{CountsAnswer, CountsQuery, FunnelAnswer, FunnelQuery};
 use crate::read::{self, Key};
+use crate::seen::{SeenBy, SeenId};
 use crate::store::{BatchPublisher, FactReader, StateReader, StreamSink};
 use rows::{parse_day, View, SPEED_RUN};
 #[cfg(test)]
@@ -560,6 +561,27 @@ impl StreamSink for SqliteStore {
             for (ns, key) in &b.state_deletes {
                 del.execute(params![ns, key])?;
             }
+            // In key order: neighbouring ids share B-tree pages.
+            let mut seen: Vec<(&str, Vec<u8>, i64)> = b
+                .seen_ids
+                .iter()
+                .map(|e| (e.id.app_id.as_str(), e.id.key_bytes(), e.expires_at_ms))
+                .collect();
+            seen.sort_unstable();
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO stream_seen (app_id, id, expires_at_ms, topic, partition, first_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (app_id, id, expires_at_ms) in &seen {
+                put.execute(params![
+                    app_id,
+                    id,
+                    expires_at_ms,
+                    b.topic,
+                    b.partition,
+                    b.first_offset
+                ])?;
+            }
         }
         fault::point("speed");
         tx.execute(
@@ -573,6 +595,8 @@ impl StreamSink for SqliteStore {
             [now.to_string()],
         )?;
         tx.execute("DELETE FROM stream_state WHERE expires_at_ms <= ?1", [now])?;
+        tx.prepare_cached("DELETE FROM stream_seen WHERE expires_at_ms <= ?1")?
+            .execute([now])?;
         if b.first_offset % 64 == 0 {
             tx.execute(
                 "DELETE FROM speed_batches
@@ -658,6 +682,38 @@ impl StateReader for SqliteStore {
             );
         }
         Ok(out)
+    }
+
+    /// One lock and one prepared primary-key lookup per id.
+    fn seen_by(&self, ids: &[SeenId], now_ms: i64) -> Result<Vec<Option<SeenBy>>, FactsError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT topic, partition, first_offset FROM stream_seen
+             WHERE app_id = ?1 AND id = ?2 AND expires_at_ms > ?3",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(
+                stmt.query_row(params![id.app_id, id.key_bytes(), now_ms], |r| {
+                    Ok(SeenBy {
+                        topic: r.get(0)?,
+                        partition: r.get(1)?,
+                        first_offset: r.get(2)?,
+                    })
+                })
+                .optional()?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// A range count on the expiry index.
+    fn count_seen(&self, now_ms: i64) -> Result<Option<u64>, FactsError> {
+        let conn = self.lock();
+        let n: i64 = conn
+            .prepare_cached("SELECT COUNT(*) FROM stream_seen WHERE expires_at_ms > ?1")?
+            .query_row([now_ms], |r| r.get(0))?;
+        Ok(Some(u64::try_from(n).unwrap_or(0)))
     }
 
     fn count_state(&self, namespace: &str, now_ms: i64) -> Result<u64, FactsError> {
@@ -1059,7 +1115,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(version, "3");
+        assert_eq!(version, SCHEMA_VERSION.to_string());
         let legacy: i64 = c
             .query_row(
                 "SELECT count(*) FROM funnel_steps WHERE breakdown LIKE char(1) || '%'",
@@ -1201,6 +1257,103 @@ mod tests {
             )
             .unwrap();
         assert_eq!(from_totals, 9);
+    }
+
+    /// Schema 3 kept the seen ids as `stream_state` rows (namespace `seen`, JSON key and value): opening
+    /// it moves them into `stream_seen` with their expiry and batch, so copies stay dropped.
+    #[test]
+    fn a_schema_3_file_keeps_its_seen_ids_in_the_compact_table() {
+        use crate::seen::IdKind;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        let hit = "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9";
+        let event = "10000000-0000-0000-0000-000000000007";
+        drop(SqliteStore::open(&path).unwrap());
+        {
+            // A schema-3 file: the same tables without `stream_seen`, the ids as state rows.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(&format!(
+                "DROP TABLE stream_seen;
+                 UPDATE meta SET value = '3' WHERE key = 'schema_version';
+                 INSERT INTO stream_state VALUES ('seen', '[\"shop\",\"hit\",\"{hit}\"]',
+                     CAST('{{\"ts\":1,\"topic\":\"events\",\"partition\":2,\"first_offset\":40}}' AS BLOB),
+                     4102444800000);
+                 INSERT INTO stream_state VALUES ('seen', '[\"shop\",\"event\",\"{event}\"]',
+                     CAST('{{\"ts\":1,\"topic\":\"events\",\"partition\":0,\"first_offset\":7}}' AS BLOB),
+                     4102444800000);
+                 INSERT INTO stream_state VALUES ('pending', 'k', CAST('v' AS BLOB), 4102444800000);"
+            ))
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let now = now_ms();
+        let by = |partition, first_offset| {
+            Some(SeenBy {
+                topic: "events".into(),
+                partition,
+                first_offset,
+            })
+        };
+        assert_eq!(
+            store
+                .seen_by(
+                    &[
+                        SeenId::new("shop", IdKind::Hit, hit),
+                        SeenId::new("shop", IdKind::Event, event),
+                        SeenId::new("shop", IdKind::Hit, event),
+                    ],
+                    now
+                )
+                .unwrap(),
+            [by(2, 40), by(0, 7), None]
+        );
+        assert_eq!(store.count_seen(now).unwrap(), Some(2));
+        assert_eq!(
+            store.count_state("seen", now).unwrap(),
+            0,
+            "moved, not copied"
+        );
+        assert_eq!(
+            store.get_state("pending", "k", now).unwrap(),
+            Some(b"v".to_vec())
+        );
+        let c = Connection::open(&path).unwrap();
+        let sizes: Vec<i64> = c
+            .prepare("SELECT length(id) FROM stream_seen")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(sizes, [17, 17], "a UUID is stored in 17 bytes");
+    }
+
+    #[test]
+    fn a_legacy_seen_entry_in_another_form_is_refused_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        drop(SqliteStore::open(&path).unwrap());
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "DROP TABLE stream_seen;
+                 UPDATE meta SET value = '3' WHERE key = 'schema_version';
+                 INSERT INTO stream_state VALUES ('seen', 'not-json', CAST('{}' AS BLOB), 1);",
+            )
+            .unwrap();
+        }
+        let err = SqliteStore::open(&path).err().expect("refused");
+        assert!(err.to_string().contains("not-json"), "{err}");
+        // Untouched: still schema 3.
+        let c = Connection::open(&path).unwrap();
+        let v: String = c
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(v, "3");
     }
 
     #[test]

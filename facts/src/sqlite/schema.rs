@@ -11,9 +11,12 @@ use crate::error::FactsError;
 ///   two consumer groups reading one topic into one store refused each other's batches).
 /// - 3: all-breakdowns totals in their own table, `funnel_totals` (they were rows of `funnel_steps` under
 ///   the breakdown `"\u{1}all"`, so a plain `SUM` over `funnel_steps` counted every actor twice).
+/// - 4: the stream's seen ids in their own compact table, `stream_seen` (they were `stream_state` rows of
+///   namespace `seen` with JSON keys and values: about four times the bytes per id, so every batch
+///   dirtied that many more pages).
 ///
 /// [`migrate`] brings a file of any older version to this one in place, in one transaction.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The reserved breakdown value under which schema ≤ 2 stored all-breakdowns totals in `funnel_steps`.
 const LEGACY_TOTAL_BREAKDOWN: &str = "\u{1}all";
@@ -46,6 +49,25 @@ CREATE TABLE IF NOT EXISTS funnel_totals (
     PRIMARY KEY (run_id, app_id, funnel_id, funnel_version, day, step)
 ) WITHOUT ROWID;
 ";
+
+/// The stream's seen ids (schema 4): the id in its stored form ([`crate::SeenId::key_bytes`], 17 bytes for
+/// a UUID), its expiry, and the batch that applied it. Looked up by primary key; evicted by a range
+/// delete on the expiry index (expiries grow with event and wall time, so both are appended at the end).
+const STREAM_SEEN: &str = "
+CREATE TABLE IF NOT EXISTS stream_seen (
+    app_id TEXT NOT NULL,
+    id BLOB NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    first_offset INTEGER NOT NULL,
+    PRIMARY KEY (app_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS stream_seen_expiry ON stream_seen (expires_at_ms);
+";
+
+/// The `stream_state` namespace where schema ≤ 3 kept the seen ids.
+const LEGACY_SEEN_NAMESPACE: &str = "seen";
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -164,6 +186,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &std::path::Path) -> Result<(
     }
     tx.execute_batch(TABLES)?;
     tx.execute_batch(FUNNEL_TOTALS)?;
+    tx.execute_batch(STREAM_SEEN)?;
     if speed_batches_key_lacks_group(&tx)? {
         // Schema 1 → 2: rebuild `speed_batches` with `group_id` in its key. Lossless: schema 1 already
         // stored `group_id` in every row.
@@ -190,6 +213,9 @@ pub(super) fn migrate(conn: &mut Connection, path: &std::path::Path) -> Result<(
             [LEGACY_TOTAL_BREAKDOWN],
         )?;
     }
+    if version.is_some_and(|v| v < 4) {
+        move_legacy_seen_ids(&tx)?;
+    }
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
          ON CONFLICT DO UPDATE SET value = excluded.value",
@@ -210,4 +236,61 @@ fn speed_batches_key_lacks_group(conn: &Connection) -> Result<bool, FactsError> 
         )
         .optional()?;
     Ok(in_pk.is_some_and(|pk| pk == 0))
+}
+
+/// Schema ≤ 3 → 4: the seen ids move from `stream_state` (namespace `seen`, key `["app","hit"|"event","id"]`,
+/// value `{"ts":…,"topic":…,"partition":…,"first_offset":…}`) into `stream_seen`, expiry unchanged, so
+/// copies of messages applied before the upgrade are still dropped after it. An entry in any other form
+/// is refused with its key (the file is left as it was: the transaction is not committed).
+fn move_legacy_seen_ids(tx: &Connection) -> Result<(), FactsError> {
+    use crate::seen::{IdKind, SeenId};
+    let legacy: Vec<(String, Vec<u8>, i64)> = tx
+        .prepare("SELECT key, value, expires_at_ms FROM stream_state WHERE namespace = ?1")?
+        .query_map([LEGACY_SEEN_NAMESPACE], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut insert = tx.prepare(
+        "INSERT OR REPLACE INTO stream_seen (app_id, id, expires_at_ms, topic, partition, first_offset)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (key, value, expires_at_ms) in legacy {
+        let bad = || FactsError::Invalid {
+            what: "legacy seen-id entry (stream_state namespace 'seen')",
+            value: key.clone(),
+        };
+        let (app, kind, id): (String, String, String) =
+            serde_json::from_str(&key).map_err(|_| bad())?;
+        let kind = match kind.as_str() {
+            "hit" => IdKind::Hit,
+            "event" => IdKind::Event,
+            _ => return Err(bad()),
+        };
+        let by: serde_json::Value = serde_json::from_slice(&value).map_err(|_| bad())?;
+        let (Some(topic), Some(partition), Some(first_offset)) = (
+            by["topic"].as_str(),
+            by["partition"].as_i64().and_then(|p| i32::try_from(p).ok()),
+            by["first_offset"].as_i64(),
+        ) else {
+            return Err(bad());
+        };
+        let seen = SeenId {
+            app_id: app,
+            kind,
+            id,
+        };
+        insert.execute(rusqlite::params![
+            seen.app_id,
+            seen.key_bytes(),
+            expires_at_ms,
+            topic,
+            partition,
+            first_offset
+        ])?;
+    }
+    tx.execute(
+        "DELETE FROM stream_state WHERE namespace = ?1",
+        [LEGACY_SEEN_NAMESPACE],
+    )?;
+    Ok(())
 }
