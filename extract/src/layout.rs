@@ -1,0 +1,143 @@
+//! The columns of an extract: one Arrow row per entry of an SSTable's unfiltered stream (a partition
+//! header, the static row, a row, a range tombstone marker), in Data.db order.
+//!
+//! | column | on | holds |
+//! | --- | --- | --- |
+//! | `kind` | all | [`KIND_PARTITION`], [`KIND_ROW`], [`KIND_STATIC`], [`KIND_MARKER`] |
+//! | `key`, `position`, `token` | partitions | serialized key, Data.db position, token (16 bytes, big-endian) |
+//! | `del_at`, `del_ldt` | partitions, rows, markers | partition / row deletion, the deletion a marker opens |
+//! | `end_at`, `end_ldt` | markers | the deletion a marker closes |
+//! | `shadow_at`, `shadow_ldt` | rows | shadowable row deletion |
+//! | `lv_ts`, `lv_ttl`, `lv_exp` | rows | primary-key liveness (null: none) |
+//! | `bound`, `clen` | rows, markers | bound kind (markers), number of clustering values |
+//! | `c:NAME` | rows, markers | clustering values (null: a null component, or past `clen`) |
+//! | `s:NAME` / `r:NAME` | rows | a static / regular column's cell value; text as a dictionary; a multi-cell column (map, set, list, UDT) as a map from cell path to value |
+//! | `s:NAME@meta` / `r:NAME@meta` | rows | null when every cell of the column was written with the row's liveness (timestamp, TTL, expiry); otherwise per cell 21 bytes: timestamp, TTL, local deletion time, tombstone flag |
+//! | `r:NAME@del` | rows | a multi-cell column's deletion (16 bytes), null when none |
+//!
+//! Nothing is decided at extraction: tombstones, TTLs and expiry times are kept as written, so a merge
+//! over extracts answers at any `now` what the merge over the SSTables answers.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Fields, Schema};
+use sstable_reader::{Column, CqlType, TableSchema};
+
+/// Bumped whenever the columns or their meaning change: older entries are then foreign and rebuilt.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub const KIND_PARTITION: u8 = 0;
+pub const KIND_ROW: u8 = 1;
+pub const KIND_STATIC: u8 = 2;
+pub const KIND_MARKER: u8 = 3;
+
+/// Bytes of one cell's metadata in a `@meta` blob.
+pub const META_BYTES: usize = 21;
+
+/// The footer metadata key of the extract's description ([`crate::Summary`]).
+pub const METADATA_KEY: &str = "funnel.extract";
+
+/// The fixed columns, in order, before the clustering columns.
+pub const FIXED: [&str; 15] = [
+    "kind",
+    "bound",
+    "key",
+    "position",
+    "token",
+    "del_at",
+    "del_ldt",
+    "end_at",
+    "end_ldt",
+    "shadow_at",
+    "shadow_ldt",
+    "lv_ts",
+    "lv_ttl",
+    "lv_exp",
+    "clen",
+];
+
+/// How a static or regular column is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// One cell: its value bytes.
+    Plain,
+    /// One cell of text: dictionary-encoded.
+    Dictionary,
+    /// Cells of a multi-cell column: a map from cell path to value.
+    Map,
+}
+
+/// Whether a column's values go into a dictionary (low-cardinality text: names, app ids, trackers).
+pub fn storage(c: &Column, plain_text: &[String]) -> Storage {
+    if c.ty.is_multi_cell() {
+        Storage::Map
+    } else if matches!(c.ty, CqlType::Text | CqlType::Ascii) && !plain_text.contains(&c.name) {
+        Storage::Dictionary
+    } else {
+        Storage::Plain
+    }
+}
+
+pub fn clustering_name(c: &Column) -> String {
+    format!("c:{}", c.name)
+}
+
+pub fn column_name(c: &Column, is_static: bool) -> String {
+    format!("{}:{}", if is_static { "s" } else { "r" }, c.name)
+}
+
+fn map_type() -> DataType {
+    let entries = Field::new(
+        "entries",
+        DataType::Struct(Fields::from(vec![
+            Field::new("keys", DataType::Binary, false),
+            Field::new("values", DataType::Binary, true),
+        ])),
+        false,
+    );
+    DataType::Map(Arc::new(entries), false)
+}
+
+/// The Arrow schema of an extract of an SSTable with `schema` (`plain_text`: text columns stored
+/// without a dictionary).
+pub fn arrow_schema(schema: &TableSchema, plain_text: &[String]) -> Schema {
+    let i64n = |n: &str| Field::new(n, DataType::Int64, true);
+    let mut fields = vec![
+        Field::new("kind", DataType::UInt8, false),
+        Field::new("bound", DataType::UInt8, true),
+        Field::new("key", DataType::Binary, true),
+        Field::new("position", DataType::UInt64, true),
+        Field::new("token", DataType::FixedSizeBinary(16), true),
+        i64n("del_at"),
+        i64n("del_ldt"),
+        i64n("end_at"),
+        i64n("end_ldt"),
+        i64n("shadow_at"),
+        i64n("shadow_ldt"),
+        i64n("lv_ts"),
+        Field::new("lv_ttl", DataType::Int32, true),
+        i64n("lv_exp"),
+        Field::new("clen", DataType::UInt16, true),
+    ];
+    for c in &schema.clustering {
+        fields.push(Field::new(clustering_name(c), DataType::Binary, true));
+    }
+    for (cols, is_static) in [(&schema.statics, true), (&schema.regulars, false)] {
+        for c in cols {
+            let name = column_name(c, is_static);
+            let ty = match storage(c, plain_text) {
+                Storage::Plain => DataType::Binary,
+                Storage::Dictionary => {
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Binary))
+                }
+                Storage::Map => map_type(),
+            };
+            fields.push(Field::new(&name, ty, true));
+            fields.push(Field::new(format!("{name}@meta"), DataType::Binary, true));
+            if storage(c, plain_text) == Storage::Map {
+                fields.push(Field::new(format!("{name}@del"), DataType::Binary, true));
+            }
+        }
+    }
+    Schema::new(fields)
+}
