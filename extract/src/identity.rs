@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use sstable_reader::{Component, SSTable};
+use sstable_reader::{Component, Descriptor, SSTable};
 
 use crate::error::{Error, Result};
 use crate::summary::Identity;
@@ -18,10 +18,16 @@ fn table_dir(data: &Path) -> Option<&Path> {
     }
 }
 
-/// The identity of `sst`: keyspace, table and table id from where it sits, generation, version, Data.db
-/// size and the CRC32 Digest.crc32 holds (the file's modification time when it has none).
+/// The identity of `sst` ([`identity_at`] of its Data.db).
 pub fn identity(sst: &SSTable) -> Result<Identity> {
-    let data = sst.data_path();
+    identity_at(sst.data_path())
+}
+
+/// The identity of the SSTable whose Data.db is `data`: keyspace, table and table id from where it sits
+/// (not from a schema, so every command computes the same one), generation, version, Data.db size and
+/// the CRC32 Digest.crc32 holds (the file's modification time when it has none).
+pub fn identity_at(data: &Path) -> Result<Identity> {
+    let descriptor = Descriptor::from_path(data)?;
     let (keyspace, table, table_id) = match table_dir(data) {
         Some(dir) => {
             let name = dir
@@ -40,10 +46,8 @@ pub fn identity(sst: &SSTable) -> Result<Identity> {
         }
         None => Default::default(),
     };
-    let keyspace = sst.schema.keyspace.clone().unwrap_or(keyspace);
-    let table = sst.schema.table.clone().unwrap_or(table);
     let meta = std::fs::metadata(data).map_err(|e| Error::io(data, e))?;
-    let digest_path = sst.descriptor.path(Component::Digest);
+    let digest_path = descriptor.path(Component::Digest);
     let digest = match std::fs::read_to_string(&digest_path) {
         Ok(s) => Some(s.trim().parse::<u64>().map_err(|_| {
             Error::damaged(
@@ -66,13 +70,8 @@ pub fn identity(sst: &SSTable) -> Result<Identity> {
         keyspace,
         table,
         table_id,
-        generation: sst.descriptor.generation.clone(),
-        version: format!(
-            "{}-{:?}",
-            sst.descriptor.version.as_str(),
-            sst.descriptor.kind
-        )
-        .to_lowercase(),
+        generation: descriptor.generation.clone(),
+        version: format!("{}-{:?}", descriptor.version.as_str(), descriptor.kind).to_lowercase(),
         data_size: meta.len(),
         digest,
         mtime_ns,

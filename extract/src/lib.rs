@@ -25,7 +25,10 @@
 //! - [`Extract`]: an opened, checksum-verified extract; a [`sstable_reader::PartitionFeed`], so the
 //!   reader's merge ([`sstable_reader::MergeTable::attach_feed`]) runs over it unchanged, and TTL
 //!   expiry is decided at the scan's `now`, never at extraction.
+//! - [`Cache`]: a directory of extracts keyed by the SSTable's identity ([`Identity`]), written
+//!   atomically, verified on every open, dropped and rebuilt when damaged.
 
+mod cache;
 mod container;
 mod error;
 mod identity;
@@ -34,8 +37,9 @@ mod reader;
 mod summary;
 mod writer;
 
+pub use cache::{AttachReport, BuildProgress, Cache, CacheStats, GcReport};
 pub use error::{Error, Result};
-pub use identity::identity;
+pub use identity::{identity, identity_at};
 pub use layout::FORMAT_VERSION;
 pub use reader::Extract;
 pub use summary::{Identity, Summary};
