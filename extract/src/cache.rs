@@ -182,7 +182,7 @@ impl Cache {
         std::fs::create_dir_all(&mine).map_err(|e| Error::io(&mine, e))?;
         Ok(Cache {
             dir: mine,
-            options: WriteOptions::lz4(),
+            options: WriteOptions::zstd(),
         })
     }
 

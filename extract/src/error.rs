@@ -26,13 +26,14 @@ pub enum Error {
     /// The extract file is truncated, damaged, of another format version or of another SSTable.
     #[error("{path}: not a valid extract: {what}")]
     Damaged { path: PathBuf, what: String },
-    /// A text column has too many distinct values for a dictionary (the extract is rewritten with the
-    /// column plain).
-    #[error("{path}: column {column} has more than {limit} distinct values")]
-    DictionaryFull {
+    /// A column does not fit the storage the layout chose for it — more distinct values than a
+    /// dictionary takes, a value of another length than its type's — and must be stored plain
+    /// ([`crate::write_extract_file`] then writes the extract again so).
+    #[error("{path}: column {column} must be stored plain: {why}")]
+    Replan {
         path: PathBuf,
         column: String,
-        limit: usize,
+        why: String,
     },
     /// The SSTable holds something the extract cannot represent.
     #[error("{path}: cannot extract: {what}")]

@@ -10,10 +10,10 @@
 //! | `shadow_at`, `shadow_ldt` | rows | shadowable row deletion |
 //! | `lv_ts`, `lv_ttl`, `lv_exp` | rows | primary-key liveness (null: none) |
 //! | `bound`, `clen` | rows, markers | bound kind (markers), number of clustering values |
-//! | `c:NAME` | rows, markers | clustering values (null: a null component, or past `clen`) |
+//! | `c:NAME` | rows, markers | clustering values (null: a null component, or past `clen`); fixed-size binary for fixed-length types |
 //! | `s:NAME` / `r:NAME` | rows | a static / regular column's cell value; text as a dictionary; a multi-cell column (map, set, list, UDT) as a map from cell path to value |
 //! | `s:NAME@meta` / `r:NAME@meta` | rows | null when every cell of the column was written with the row's liveness (timestamp, TTL, expiry); otherwise per cell 21 bytes: timestamp, TTL, local deletion time, tombstone flag |
-//! | `r:NAME@del` | rows | a multi-cell column's deletion (16 bytes), null when none |
+//! | `r:NAME@del` | rows | a multi-cell column's deletion (16 bytes), null when none, empty when it is the one a collection literal writes (the row's liveness timestamp − 1, deleted at that timestamp's second) |
 //!
 //! Nothing is decided at extraction: tombstones, TTLs and expiry times are kept as written, so a merge
 //! over extracts answers at any `now` what the merge over the SSTables answers.
@@ -61,20 +61,42 @@ pub const FIXED: [&str; 15] = [
 pub enum Storage {
     /// One cell: its value bytes.
     Plain,
+    /// One cell of a fixed-length type (timestamps, uuids, ints): fixed-size binary of that length.
+    Fixed(i32),
     /// One cell of text: dictionary-encoded.
     Dictionary,
     /// Cells of a multi-cell column: a map from cell path to value.
     Map,
 }
 
-/// Whether a column's values go into a dictionary (low-cardinality text: names, app ids, trackers).
-pub fn storage(c: &Column, plain_text: &[String]) -> Storage {
+/// How a static or regular column is stored: multi-cell columns as maps, text (names, app ids,
+/// trackers) in a dictionary, fixed-length types at their width; `plain`: columns that turned out not to
+/// fit that (too many distinct values, a value of another length) and are stored as they come.
+pub fn storage(c: &Column, plain: &[String]) -> Storage {
     if c.ty.is_multi_cell() {
         Storage::Map
-    } else if matches!(c.ty, CqlType::Text | CqlType::Ascii) && !plain_text.contains(&c.name) {
+    } else if plain.contains(&c.name) {
+        Storage::Plain
+    } else if matches!(c.ty.base(), CqlType::Text | CqlType::Ascii) {
         Storage::Dictionary
     } else {
-        Storage::Plain
+        fixed(c).map_or(Storage::Plain, Storage::Fixed)
+    }
+}
+
+/// The width of a column's values when its type has one (and it is not 0).
+fn fixed(c: &Column) -> Option<i32> {
+    c.ty.fixed_length()
+        .filter(|&n| n > 0)
+        .and_then(|n| i32::try_from(n).ok())
+}
+
+/// The width of a clustering column's values in the extract (`None`: variable).
+pub fn clustering_width(c: &Column, plain: &[String]) -> Option<i32> {
+    if plain.contains(&c.name) {
+        None
+    } else {
+        fixed(c)
     }
 }
 
@@ -120,13 +142,16 @@ pub fn arrow_schema(schema: &TableSchema, plain_text: &[String]) -> Schema {
         Field::new("clen", DataType::UInt16, true),
     ];
     for c in &schema.clustering {
-        fields.push(Field::new(clustering_name(c), DataType::Binary, true));
+        let ty =
+            clustering_width(c, plain_text).map_or(DataType::Binary, DataType::FixedSizeBinary);
+        fields.push(Field::new(clustering_name(c), ty, true));
     }
     for (cols, is_static) in [(&schema.statics, true), (&schema.regulars, false)] {
         for c in cols {
             let name = column_name(c, is_static);
             let ty = match storage(c, plain_text) {
                 Storage::Plain => DataType::Binary,
+                Storage::Fixed(n) => DataType::FixedSizeBinary(n),
                 Storage::Dictionary => {
                     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Binary))
                 }

@@ -74,8 +74,8 @@ pub fn write_extract_file(
                 file.sync_all().map_err(|e| Error::io(path, e))?;
                 return Ok(summary);
             }
-            Err(Error::DictionaryFull { column, .. }) if !options.plain_text.contains(&column) => {
-                options.plain_text.push(column);
+            Err(Error::Replan { column, .. }) if !options.plain.contains(&column) => {
+                options.plain.push(column);
             }
             Err(e) => return Err(e),
         }

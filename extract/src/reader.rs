@@ -71,7 +71,10 @@ fn file_reader(
 /// Whether the file's column has the type the layout gives it (text may be stored plain).
 fn compatible(expected: &DataType, actual: &DataType) -> bool {
     expected == actual
-        || (matches!(expected, DataType::Dictionary(..)) && actual == &DataType::Binary)
+        || (matches!(
+            expected,
+            DataType::Dictionary(..) | DataType::FixedSizeBinary(_)
+        ) && actual == &DataType::Binary)
 }
 
 impl Extract {
@@ -215,6 +218,7 @@ impl PartitionFeed for Extract {
 #[allow(clippy::large_enum_variant)]
 enum Values {
     Plain(BinaryArray),
+    Fixed(FixedSizeBinaryArray),
     Dict {
         keys: Int32Array,
         values: BinaryArray,
@@ -246,7 +250,7 @@ struct Batch {
     lv_ttl: Int32Array,
     lv_exp: Int64Array,
     clen: UInt16Array,
-    clustering: Vec<BinaryArray>,
+    clustering: Vec<Clustering>,
     statics: Vec<Option<Col>>,
     regulars: Vec<Option<Col>>,
 }
@@ -269,6 +273,23 @@ fn binary(b: &RecordBatch, name: &str) -> std::result::Result<BinaryArray, Strin
     b.column_by_name(name)
         .and_then(|a| a.as_binary_opt::<i32>())
         .cloned()
+        .ok_or_else(|| wrong(name))
+}
+
+/// A clustering column's values.
+enum Clustering {
+    Var(BinaryArray),
+    Fixed(FixedSizeBinaryArray),
+}
+
+fn clustering(b: &RecordBatch, name: &str) -> std::result::Result<Clustering, String> {
+    let a = b.column_by_name(name).ok_or_else(|| wrong(name))?;
+    if let Some(f) = a.as_fixed_size_binary_opt() {
+        return Ok(Clustering::Fixed(f.clone()));
+    }
+    a.as_binary_opt::<i32>()
+        .cloned()
+        .map(Clustering::Var)
         .ok_or_else(|| wrong(name))
 }
 
@@ -299,6 +320,8 @@ fn column(b: &RecordBatch, name: &str) -> std::result::Result<Option<Col>, Strin
                 .cloned()
                 .ok_or_else(|| wrong(name))?,
         }
+    } else if let Some(f) = a.as_fixed_size_binary_opt() {
+        Values::Fixed(f.clone())
     } else {
         Values::Plain(
             a.as_binary_opt::<i32>()
@@ -337,7 +360,7 @@ impl Batch {
             clustering: schema
                 .clustering
                 .iter()
-                .map(|c| binary(b, &layout::clustering_name(c)))
+                .map(|c| clustering(b, &layout::clustering_name(c)))
                 .collect::<std::result::Result<_, _>>()?,
             statics: schema
                 .statics
@@ -394,9 +417,10 @@ impl Batch {
                 self.clustering.len()
             ));
         }
-        Ok(self.clustering[..n]
-            .iter()
-            .map(move |c| c.is_valid(i).then(|| c.value(i))))
+        Ok(self.clustering[..n].iter().map(move |c| match c {
+            Clustering::Var(a) => a.is_valid(i).then(|| a.value(i)),
+            Clustering::Fixed(a) => a.is_valid(i).then(|| a.value(i)),
+        }))
     }
 }
 
@@ -513,6 +537,13 @@ impl ExtractCursor<'_> {
                         cell(0, None, a.value(i))?;
                     }
                 }
+                Values::Fixed(a) => {
+                    if a.is_valid(i) {
+                        // A tombstone's value is empty (zeros in a fixed-size column).
+                        let tombstone = cell_meta(&col.meta, i, 0, &lv)?.3;
+                        cell(0, None, if tombstone { &[] } else { a.value(i) })?;
+                    }
+                }
                 Values::Dict { keys, values } => {
                     if keys.is_valid(i) {
                         let k = keys.value(i);
@@ -536,21 +567,26 @@ impl ExtractCursor<'_> {
             if let Some(del) = &col.del {
                 if del.is_valid(i) {
                     let v = del.value(i);
-                    if v.len() != 16 {
-                        return Err(format!("a complex deletion of {} bytes", v.len()));
-                    }
-                    let mut a = [0u8; 8];
-                    let mut l = [0u8; 8];
-                    a.copy_from_slice(&v[..8]);
-                    l.copy_from_slice(&v[8..]);
-                    stage
-                        .complex_deletion(
-                            j,
+                    let deletion = match v.len() {
+                        // What a collection literal writes (see the layout).
+                        0 if !lv.is_empty() => DeletionTime {
+                            marked_for_delete_at: lv.timestamp.wrapping_sub(1),
+                            local_deletion_time: lv.timestamp.div_euclid(1_000_000),
+                        },
+                        16 => {
+                            let mut a = [0u8; 8];
+                            let mut l = [0u8; 8];
+                            a.copy_from_slice(&v[..8]);
+                            l.copy_from_slice(&v[8..]);
                             DeletionTime {
                                 marked_for_delete_at: i64::from_le_bytes(a),
                                 local_deletion_time: i64::from_le_bytes(l),
-                            },
-                        )
+                            }
+                        }
+                        n => return Err(format!("a complex deletion of {n} bytes")),
+                    };
+                    stage
+                        .complex_deletion(j, deletion)
                         .map_err(|e| e.to_string())?;
                 }
             }

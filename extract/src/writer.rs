@@ -33,6 +33,7 @@ pub const DICTIONARY_LIMIT: usize = 1 << 16;
 
 enum Values {
     Plain(BinaryBuilder),
+    Fixed(FixedSizeBinaryBuilder, usize),
     Dict(BinaryDictionaryBuilder<Int32Type>),
     Map(MapBuilder<BinaryBuilder, BinaryBuilder>),
 }
@@ -48,6 +49,7 @@ impl ColumnBuilder {
     fn null(&mut self) -> Result<(), arrow_schema::ArrowError> {
         match &mut self.values {
             Values::Plain(b) => b.append_null(),
+            Values::Fixed(b, _) => b.append_null(),
             Values::Dict(b) => b.append_null(),
             Values::Map(b) => b.append(false)?,
         }
@@ -73,12 +75,18 @@ struct Builders {
     lv_ttl: Int32Builder,
     lv_exp: Int64Builder,
     clen: UInt16Builder,
-    clustering: Vec<BinaryBuilder>,
+    clustering: Vec<Clustering>,
     statics: Vec<ColumnBuilder>,
     regulars: Vec<ColumnBuilder>,
     entries: usize,
-    /// A dictionary column past [`DICTIONARY_LIMIT`] values, found by [`Builders::finish`].
-    full: Option<String>,
+    /// A column that does not fit its storage, and why (the extract is written again with it plain).
+    replan: Option<(String, String)>,
+}
+
+/// A clustering column's values: variable-length, or of its type's width.
+enum Clustering {
+    Var(BinaryBuilder),
+    Fixed(FixedSizeBinaryBuilder, usize, String),
 }
 
 fn column_builders(cols: &[sstable_reader::Column], plain: &[String]) -> Vec<ColumnBuilder> {
@@ -89,6 +97,7 @@ fn column_builders(cols: &[sstable_reader::Column], plain: &[String]) -> Vec<Col
                 name: c.name.clone(),
                 values: match storage {
                     Storage::Plain => Values::Plain(BinaryBuilder::new()),
+                    Storage::Fixed(n) => Values::Fixed(FixedSizeBinaryBuilder::new(n), n as usize),
                     Storage::Dictionary => Values::Dict(BinaryDictionaryBuilder::new()),
                     Storage::Map => Values::Map(MapBuilder::new(
                         Some(MapFieldNames {
@@ -153,12 +162,19 @@ impl Builders {
             clustering: schema
                 .clustering
                 .iter()
-                .map(|_| BinaryBuilder::new())
+                .map(|c| match layout::clustering_width(c, plain) {
+                    Some(n) => Clustering::Fixed(
+                        FixedSizeBinaryBuilder::new(n),
+                        n as usize,
+                        c.name.clone(),
+                    ),
+                    None => Clustering::Var(BinaryBuilder::new()),
+                })
                 .collect(),
             statics: column_builders(&schema.statics, plain),
             regulars: column_builders(&schema.regulars, plain),
             entries: 0,
-            full: None,
+            replan: None,
         }
     }
 
@@ -189,7 +205,10 @@ impl Builders {
         self.lv_exp.append_null();
         self.clen.append_null();
         for c in &mut self.clustering {
-            c.append_null();
+            match c {
+                Clustering::Var(b) => b.append_null(),
+                Clustering::Fixed(b, ..) => b.append_null(),
+            }
         }
         self.columns_null()?;
         self.entries += 1;
@@ -211,9 +230,23 @@ impl Builders {
         self.clen.append_value(n as u16);
         let mut values = values;
         for b in &mut self.clustering {
-            match values.next().flatten() {
-                Some(v) => b.append_value(v),
-                None => b.append_null(),
+            match (b, values.next().flatten()) {
+                (Clustering::Var(b), Some(v)) => b.append_value(v),
+                (Clustering::Var(b), None) => b.append_null(),
+                (Clustering::Fixed(b, n, name), Some(v)) => {
+                    if v.len() == *n {
+                        b.append_value(v).map_err(|e| e.to_string())?;
+                    } else {
+                        b.append_null();
+                        self.replan.get_or_insert_with(|| {
+                            (
+                                name.clone(),
+                                format!("a value of {} bytes, not {n}", v.len()),
+                            )
+                        });
+                    }
+                }
+                (Clustering::Fixed(b, ..), None) => b.append_null(),
             }
         }
         Ok(())
@@ -241,6 +274,7 @@ impl Builders {
         }
         self.clustering_of((0..r.clustering_len()).map(|i| r.clustering(i)))?;
         let complex: Vec<(usize, DeletionTime)> = r.complex_deletions().collect();
+        let replan = &mut self.replan;
         let (mine, other) = if r.is_static() {
             (&mut self.statics, &mut self.regulars)
         } else {
@@ -254,23 +288,42 @@ impl Builders {
             scratch.clear();
             let mut all_inherit = true;
             match &mut col.values {
-                Values::Plain(_) | Values::Dict(_) => match cells.next_if(|c| c.column == j) {
-                    Some(c) => {
-                        match &mut col.values {
-                            Values::Plain(b) => b.append_value(c.value),
-                            Values::Dict(b) => {
-                                b.append(c.value).map_err(|e| e.to_string())?;
+                Values::Plain(_) | Values::Fixed(..) | Values::Dict(_) => {
+                    match cells.next_if(|c| c.column == j) {
+                        Some(c) => {
+                            match &mut col.values {
+                                Values::Plain(b) => b.append_value(c.value),
+                                Values::Fixed(b, n) if c.value.len() == *n => {
+                                    b.append_value(c.value).map_err(|e| e.to_string())?;
+                                }
+                                // A tombstone's (empty) value: zeros, read back as empty (its meta
+                                // says it is a tombstone).
+                                Values::Fixed(b, n) if c.tombstone && c.value.is_empty() => {
+                                    b.append_value(vec![0u8; *n]).map_err(|e| e.to_string())?;
+                                }
+                                Values::Fixed(b, n) => {
+                                    b.append_null();
+                                    replan.get_or_insert_with(|| {
+                                        (
+                                            col.name.clone(),
+                                            format!("a value of {} bytes, not {n}", c.value.len()),
+                                        )
+                                    });
+                                }
+                                Values::Dict(b) => {
+                                    b.append(c.value).map_err(|e| e.to_string())?;
+                                }
+                                Values::Map(_) => unreachable!("matched above"),
                             }
-                            Values::Map(_) => unreachable!("matched above"),
+                            all_inherit = inherits(&c, &lv);
+                            push_meta(scratch, &c);
                         }
-                        all_inherit = inherits(&c, &lv);
-                        push_meta(scratch, &c);
+                        None => {
+                            col.null().map_err(|e| e.to_string())?;
+                            continue;
+                        }
                     }
-                    None => {
-                        col.null().map_err(|e| e.to_string())?;
-                        continue;
-                    }
-                },
+                }
                 Values::Map(b) => {
                     let mut any = false;
                     while let Some(c) = cells.next_if(|c| c.column == j) {
@@ -290,6 +343,15 @@ impl Builders {
                     let del = complex.iter().find(|(k, _)| *k == j).map(|(_, d)| *d);
                     if let Some(db) = &mut col.del {
                         match del.filter(|d| !d.is_live()) {
+                            // What a collection literal writes: stored as an empty value.
+                            Some(d)
+                                if !lv.is_empty()
+                                    && d.marked_for_delete_at == lv.timestamp.wrapping_sub(1)
+                                    && d.local_deletion_time
+                                        == lv.timestamp.div_euclid(1_000_000) =>
+                            {
+                                db.append_value([]);
+                            }
                             Some(d) => {
                                 let mut v = d.marked_for_delete_at.to_le_bytes().to_vec();
                                 v.extend_from_slice(&d.local_deletion_time.to_le_bytes());
@@ -357,17 +419,26 @@ impl Builders {
             Arc::new(self.clen.finish()),
         ];
         for c in &mut self.clustering {
-            cols.push(Arc::new(c.finish()));
+            cols.push(match c {
+                Clustering::Var(b) => Arc::new(b.finish()),
+                Clustering::Fixed(b, ..) => Arc::new(b.finish()),
+            });
         }
         for c in self.statics.iter_mut().chain(self.regulars.iter_mut()) {
             cols.push(match &mut c.values {
                 Values::Plain(b) => Arc::new(b.finish()),
+                Values::Fixed(b, _) => Arc::new(b.finish()),
                 // The dictionary grows across batches: each batch's is a prefix of the next's (written
                 // as deltas), as the IPC file format requires.
                 Values::Dict(b) => {
                     let a = b.finish_preserve_values();
                     if a.values().len() > DICTIONARY_LIMIT {
-                        self.full.get_or_insert_with(|| c.name.clone());
+                        self.replan.get_or_insert_with(|| {
+                            (
+                                c.name.clone(),
+                                format!("more than {DICTIONARY_LIMIT} distinct values"),
+                            )
+                        });
                     }
                     Arc::new(a)
                 }
@@ -388,8 +459,8 @@ impl Builders {
 pub struct WriteOptions {
     /// IPC buffer compression (`None`: uncompressed).
     pub compression: Option<CompressionType>,
-    /// Text columns written without a dictionary.
-    pub plain_text: Vec<String>,
+    /// Columns written plain: no dictionary, no fixed width.
+    pub plain: Vec<String>,
 }
 
 impl WriteOptions {
@@ -397,7 +468,15 @@ impl WriteOptions {
     pub fn lz4() -> WriteOptions {
         WriteOptions {
             compression: Some(CompressionType::LZ4_FRAME),
-            plain_text: Vec::new(),
+            plain: Vec::new(),
+        }
+    }
+
+    /// ZSTD-compressed buffers (what the cache writes: see docs/CACHE.md for the numbers).
+    pub fn zstd() -> WriteOptions {
+        WriteOptions {
+            compression: Some(CompressionType::ZSTD),
+            plain: Vec::new(),
         }
     }
 }
@@ -419,7 +498,7 @@ pub struct ExtractWriter<W: Write> {
 impl<W: Write> ExtractWriter<W> {
     /// Starts the extract of an SSTable with `schema` on `out` (`path` names it in errors).
     pub fn new(out: W, path: &Path, schema: &TableSchema, options: &WriteOptions) -> Result<Self> {
-        let arrow: Schema = layout::arrow_schema(schema, &options.plain_text);
+        let arrow: Schema = layout::arrow_schema(schema, &options.plain);
         let schema_ref = Arc::new(arrow);
         let ipc = IpcWriteOptions::default()
             .try_with_compression(options.compression)
@@ -429,7 +508,7 @@ impl<W: Write> ExtractWriter<W> {
             FileWriter::try_new_with_options(container::Checksummed::new(out), &schema_ref, ipc)
                 .map_err(|e| Error::arrow(path, e))?;
         Ok(ExtractWriter {
-            builders: Builders::new(schema, &options.plain_text),
+            builders: Builders::new(schema, &options.plain),
             schema: schema_ref,
             writer,
             batches: Vec::new(),
@@ -489,11 +568,11 @@ impl<W: Write> ExtractWriter<W> {
             .builders
             .finish(&self.schema)
             .map_err(|e| Error::arrow(&self.path, e))?;
-        if let Some(column) = self.builders.full.take() {
-            return Err(Error::DictionaryFull {
+        if let Some((column, why)) = self.builders.replan.take() {
+            return Err(Error::Replan {
                 path: self.path.clone(),
                 column,
-                limit: DICTIONARY_LIMIT,
+                why,
             });
         }
         self.writer
