@@ -39,7 +39,7 @@ def r_pq(path):
 
 
 print(f"extract of {data}: {table.num_rows} entries, {len(table.column_names)} columns; "
-      f"Data.db {data_bytes / 1e6:.0f} MB; the cache's own file (arrow-rs, IPC+LZ4) "
+      f"Data.db {data_bytes / 1e6:.0f} MB; the cache's own file (arrow-rs, IPC+ZSTD) "
       f"{len(raw) / 1e6:.0f} MB = {100 * len(raw) / data_bytes:.1f} %")
 print(f"{'format':<16} {'MB':>8} {'% Data':>8} {'write s':>8} {'read s':>8}   (read: {len(funnel)} columns a funnel needs)")
 for name, write, read, comp in [("ipc", w_ipc, r_ipc, None), ("ipc+lz4", w_ipc, r_ipc, "lz4"),
