@@ -8,7 +8,7 @@
 //! | `del_at`, `del_ldt` | partitions, rows, markers | partition / row deletion, the deletion a marker opens |
 //! | `end_at`, `end_ldt` | markers | the deletion a marker closes |
 //! | `shadow_at`, `shadow_ldt` | rows | shadowable row deletion |
-//! | `lv_ts`, `lv_ttl`, `lv_exp` | rows | primary-key liveness (null: none) |
+//! | `lv_ts`, `lv_ttl`, `lv_exp` | rows | primary-key liveness (null: none); `lv_exp` null with a TTL: the timestamp's second plus the TTL |
 //! | `bound`, `clen` | rows, markers | bound kind (markers), number of clustering values |
 //! | `c:NAME` | rows, markers | clustering values (null: a null component, or past `clen`); fixed-size binary for fixed-length types |
 //! | `s:NAME` / `r:NAME` | rows | a static / regular column's cell value; text as a dictionary; a multi-cell column (map, set, list, UDT) as a map from cell path to value |
@@ -21,10 +21,10 @@
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields, Schema};
-use sstable_reader::{Column, CqlType, TableSchema};
+use sstable_reader::{Column, CqlType, LivenessInfo, TableSchema};
 
 /// Bumped whenever the columns or their meaning change: older entries are then foreign and rebuilt.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 pub const KIND_PARTITION: u8 = 0;
 pub const KIND_ROW: u8 = 1;
@@ -165,4 +165,11 @@ pub fn arrow_schema(schema: &TableSchema, plain_text: &[String]) -> Schema {
         }
     }
     Schema::new(fields)
+}
+
+/// The expiry a write at the liveness's timestamp with its TTL sets (its second plus the TTL).
+pub fn derived_expiry(lv: &LivenessInfo) -> Option<i64> {
+    lv.timestamp
+        .div_euclid(1_000_000)
+        .checked_add(i64::from(lv.ttl))
 }

@@ -395,6 +395,14 @@ impl Batch {
             },
             local_expiration_time: if self.lv_exp.is_valid(i) {
                 self.lv_exp.value(i)
+            } else if self.lv_ttl.is_valid(i) && self.lv_ttl.value(i) != 0 {
+                // Not stored: the write's second plus the TTL (see the layout).
+                let lv = LivenessInfo {
+                    timestamp: self.lv_ts.value(i),
+                    ttl: self.lv_ttl.value(i),
+                    local_expiration_time: NO_DELETION_TIME,
+                };
+                layout::derived_expiry(&lv).unwrap_or(NO_DELETION_TIME)
             } else {
                 NO_DELETION_TIME
             },

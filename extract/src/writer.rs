@@ -270,7 +270,12 @@ impl Builders {
         } else {
             self.lv_ts.append_value(lv.timestamp);
             self.lv_ttl.append_value(lv.ttl);
-            self.lv_exp.append_value(lv.local_expiration_time);
+            if lv.ttl != 0 && Some(lv.local_expiration_time) == layout::derived_expiry(&lv) {
+                // What a write with a TTL sets: its second plus the TTL (derived when read).
+                self.lv_exp.append_null();
+            } else {
+                self.lv_exp.append_value(lv.local_expiration_time);
+            }
         }
         self.clustering_of((0..r.clustering_len()).map(|i| r.clustering(i)))?;
         let complex: Vec<(usize, DeletionTime)> = r.complex_deletions().collect();
