@@ -1,7 +1,7 @@
 //! The cache: a directory of extracts, one file per SSTable, named after its [`Identity`] and the
 //! extract format version (`<keyspace>.<table>-<id>/<version>-<generation>-<size>-<digest>.v<N>.arrow`),
-//! so the hard links of one SSTable in snapshots and backups share one entry and a compaction's output
-//! gets a new one.
+//! so the hard links of one SSTable in snapshots and backups share one entry, and a compaction's output
+//! or a Data.db rewritten in place (its mtime) gets a new one.
 //!
 //! - Entries are written to a temporary name in the same directory, synced and renamed into place:
 //!   readers see a whole entry or none, and two runs building one entry at once both succeed (the last
@@ -198,11 +198,9 @@ impl Cache {
             safe(&id.table),
             safe(&id.table_id)
         );
-        let check = match (id.digest, id.mtime_ns) {
-            (Some(d), _) => format!("{d:08x}"),
-            (None, Some(m)) => format!("m{m}"),
-            (None, None) => "nodigest".into(),
-        };
+        let digest = id.digest.map_or("nodigest".into(), |d| format!("{d:08x}"));
+        let mtime = id.mtime_ns.map_or(String::new(), |m| format!("-m{m}"));
+        let check = format!("{digest}{mtime}");
         self.dir.join(table).join(format!(
             "{}-{}-{}-{check}.v{FORMAT_VERSION}.arrow",
             safe(&id.version),

@@ -24,8 +24,8 @@ pub fn identity(sst: &SSTable) -> Result<Identity> {
 }
 
 /// The identity of the SSTable whose Data.db is `data`: keyspace, table and table id from where it sits
-/// (not from a schema, so every command computes the same one), generation, version, Data.db size and
-/// the CRC32 Digest.crc32 holds (the file's modification time when it has none).
+/// (not from a schema, so every command computes the same one), generation, version, Data.db size, the
+/// CRC32 Digest.crc32 holds, and Data.db's modification time.
 pub fn identity_at(data: &Path) -> Result<Identity> {
     let descriptor = Descriptor::from_path(data)?;
     let (keyspace, table, table_id) = match table_dir(data) {
@@ -58,14 +58,13 @@ pub fn identity_at(data: &Path) -> Result<Identity> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::io(&digest_path, e)),
     };
-    let mtime_ns = match digest {
-        Some(_) => None,
-        None => meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos()),
-    };
+    // Hard links (snapshots, backups) share the file's mtime; a Data.db rewritten in place (restored,
+    // damaged by a tool) gets a new one even where Digest.crc32 stays as it was.
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos());
     Ok(Identity {
         keyspace,
         table,

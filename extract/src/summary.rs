@@ -18,7 +18,7 @@ pub struct Identity {
     pub data_size: u64,
     /// The value Digest.crc32 holds (`None`: the SSTable has none; its mtime is used instead).
     pub digest: Option<u32>,
-    /// Data.db's modification time (ns), only when there is no digest.
+    /// Data.db's modification time (ns; shared by hard links, new when the file is rewritten in place).
     pub mtime_ns: Option<u128>,
 }
 
