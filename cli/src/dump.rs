@@ -50,6 +50,8 @@ pub struct Args {
     table: Option<String>,
     #[command(flatten)]
     snapshot: SnapshotArg,
+    #[command(flatten)]
+    cache: crate::cache::CacheArg,
     /// CREATE TABLE / CREATE TYPE statements naming the key columns (default: schema.cql next to the
     /// files, else the node's own system_schema; without either, key columns are pk0…, ck0…).
     #[arg(long, value_name = "FILE")]
@@ -179,9 +181,10 @@ fn run_merged(
     };
     let mut expired = Expired::default();
     for t in tables {
-        let table = t
+        let mut table = t
             .open(schema, options)
             .with_context(|| format!("opening {}", t.qualified()))?;
+        args.cache.attach(&mut table, &args.paths, 1)?;
         for sst in table.sstables() {
             expired.see(sst);
         }

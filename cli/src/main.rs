@@ -3,6 +3,7 @@
 //! prints what the library crates do: each subcommand lives in its own module with its `Args` and a `run`
 //! function; [`exit_code`] decides how a failed command exits.
 
+mod cache;
 mod common;
 mod cpu;
 mod demo;
@@ -41,6 +42,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Cache(cache::Args),
     Dump(dump::Args),
     Gen(gen::Args),
     Stats(stats::Args),
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_run = matches!(cli.command, Command::Run(_));
     let result = match cli.command {
+        Command::Cache(args) => cache::run(args),
         Command::Dump(args) => dump::run(args),
         Command::Gen(args) => gen::run(args),
         Command::Stats(args) => stats::run(args),

@@ -1,6 +1,7 @@
 //! The progress bar of `funnel run` on stderr, drawn from the batch job's progress reports: on-disk bytes
 //! read (with rate and ETA) and rows decoded; for a shuffled run, then its second phase (buckets sorted
-//! and evaluated). Only drawn on a terminal and without `--quiet`.
+//! and evaluated); before either, with `--cache`, the extraction of SSTables not in the cache yet. Only
+//! drawn on a terminal and without `--quiet`.
 
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
@@ -12,10 +13,15 @@ fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-/// The bars of one run: the scan's (bytes), then a shuffle's second phase (buckets).
+/// The bars of one run: the cache's extraction (bytes), the scan's (bytes), then a shuffle's second
+/// phase (buckets).
 #[derive(Default)]
 pub struct Bars {
-    bars: Mutex<(Option<ProgressBar>, Option<ProgressBar>)>,
+    bars: Mutex<(
+        Option<ProgressBar>,
+        Option<ProgressBar>,
+        Option<ProgressBar>,
+    )>,
 }
 
 impl Bars {
@@ -30,8 +36,26 @@ impl Progress for Bars {
         let Ok(mut bars) = self.bars.lock() else {
             return;
         };
-        let (scan, buckets) = &mut *bars;
+        let (scan, buckets, extract) = &mut *bars;
+        if now.phase != Phase::Extracting {
+            if let Some(bar) = extract.take() {
+                bar.finish_and_clear();
+            }
+        }
         match now.phase {
+            Phase::Extracting => {
+                extract
+                    .get_or_insert_with(|| {
+                        ProgressBar::with_draw_target(
+                            Some(now.disk_bytes_total),
+                            ProgressDrawTarget::stderr(),
+                        )
+                        .with_style(style(
+                            "extracting SSTables into the cache {bar:20} {bytes}/{total_bytes} · ETA {eta}",
+                        ))
+                    })
+                    .set_position(now.disk_bytes_read.min(now.disk_bytes_total));
+            }
             Phase::Streaming | Phase::Shuffling => {
                 let bar = scan.get_or_insert_with(|| {
                     let stats = "{bytes}/{total_bytes} on disk · {binary_bytes_per_sec} · {msg} · ETA {eta}";

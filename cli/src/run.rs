@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use funnelizer::{FunnelSet, Job, JobOptions, RunReport, ShuffleStats, Timelines};
 
+use crate::cache::CacheArg;
 use crate::common::{parse_now, SnapshotArg};
 use crate::progress::Bars;
 
@@ -54,6 +55,8 @@ pub struct Args {
     pub threads: Option<usize>,
     #[command(flatten)]
     pub snapshot: SnapshotArg,
+    #[command(flatten)]
+    pub cache: CacheArg,
     /// CREATE TABLE statements (default: schema.cql next to the files).
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
@@ -97,6 +100,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     options.ranges_per_thread = args.ranges_per_thread;
     options.memory_budget = args.memory_budget;
     options.spill_dir = args.spill_dir.clone();
+    options.cache = args.cache.cache.clone();
     let store = facts::open_store(&args.facts)
         .with_context(|| format!("opening {}", facts::url::redact(&args.facts)))?;
     let mut job = Job::new(set, options);
@@ -107,6 +111,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     print_summary(job.funnels(), &report);
     eprintln!("{}", run_line(&report));
     eprintln!("{}", timelines_line(&report));
+    crate::cache::print_attach(report.cache.as_ref());
     if let Some(path) = &args.report {
         let html =
             funnelizer::report::render(&report.published.facts, &report.inputs.levels, "Funnels");

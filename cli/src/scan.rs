@@ -33,6 +33,8 @@ pub struct Args {
     table: String,
     #[command(flatten)]
     snapshot: SnapshotArg,
+    #[command(flatten)]
+    cache: crate::cache::CacheArg,
     /// Decode only these columns (default: all).
     #[arg(long, value_delimiter = ',')]
     columns: Vec<String>,
@@ -59,7 +61,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if tables.len() != 1 {
         bail!("{} tables match {}", tables.len(), args.table);
     }
-    let table = tables[0].open(None, ReadOptions::default())?;
+    let mut table = tables[0].open(None, ReadOptions::default())?;
+    args.cache.attach(&mut table, &args.paths, args.threads)?;
     let ranges = plan_ranges(&[&table], args.threads.max(1) * 8)?;
     let columns = if args.columns.is_empty() {
         Columns::All

@@ -125,6 +125,10 @@ pub enum Error {
     /// The worker threads could not be started.
     #[error("starting the worker threads")]
     ThreadPool(#[from] rayon::ThreadPoolBuildError),
+    /// The extract cache failed: its directory was refused, or the cache could not be used at all
+    /// (entries that cannot be written or read only make the run read those SSTables' Data.db).
+    #[error(transparent)]
+    Cache(extract::Error),
     /// The fact store failed (the run is then marked failed; readers keep the previous results).
     #[error("fact store")]
     Store(#[from] facts::FactsError),
@@ -156,6 +160,8 @@ impl Error {
             | Error::Mapping { .. }
             | Error::Read(_) => ErrorKind::Input,
             Error::Store(_) => ErrorKind::Store,
+            Error::Cache(extract::Error::Cache { .. }) => ErrorKind::Config,
+            Error::Cache(_) => ErrorKind::Other,
             Error::Spill { .. } | Error::CorruptBucket { .. } | Error::ThreadPool(_) => {
                 ErrorKind::Other
             }
@@ -177,6 +183,16 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         next = cause.source();
     }
     out
+}
+
+impl From<extract::Error> for Error {
+    /// An SSTable's own error stays a read error (the same exit code as without the cache).
+    fn from(e: extract::Error) -> Error {
+        match e {
+            extract::Error::Reader(e) => Error::Read(e),
+            e => Error::Cache(e),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -65,6 +65,10 @@ pub struct JobOptions {
     pub spill_dir: Option<PathBuf>,
     /// How often a [`Progress`] sink hears from a running scan.
     pub progress_interval: Duration,
+    /// The directory of columnar extracts of the SSTables (`None`: no cache). SSTables with a valid
+    /// extract are read from it; the others are extracted first (one pass over each), so later runs
+    /// decode only new SSTables. Results are the same with and without it.
+    pub cache: Option<PathBuf>,
 }
 
 impl JobOptions {
@@ -86,6 +90,7 @@ impl JobOptions {
             memory_budget: Self::MEMORY_BUDGET,
             spill_dir: None,
             progress_interval: Duration::from_millis(200),
+            cache: None,
         }
     }
 }
@@ -97,6 +102,8 @@ pub enum Phase {
     /// Finding and opening the SSTables.
     #[default]
     Opening,
+    /// Extracting the SSTables the cache has no extract of yet (bytes grow to the total of those).
+    Extracting,
     /// Streaming the actors' timelines through the funnels (bytes and rows grow).
     Streaming,
     /// Shuffle phase 1: scanning the rows into buckets (bytes and rows grow).
@@ -280,6 +287,8 @@ pub struct RunReport {
     pub memory_budget: u64,
     /// How long each stage took.
     pub timings: Timings,
+    /// What the extract cache did (`None`: no cache).
+    pub cache: Option<extract::AttachReport>,
 }
 
 impl RunReport {
@@ -346,6 +355,7 @@ impl Job {
             started,
             counters: ScanCounters::default(),
             buckets: BucketProgress::default(),
+            build: extract::BuildProgress::default(),
         };
         tracker.phase(Phase::Opening, 0);
         let threads = o
@@ -356,7 +366,8 @@ impl Job {
             source,
             events,
             conversions,
-        } = self.open()?;
+            cache,
+        } = self.open(&tracker, threads)?;
         let pool = thread_pool(Some(threads))?;
         let target_ranges = threads * o.ranges_per_thread.max(1);
         let (bytes_uncompressed, bytes_on_disk) = source.sizes();
@@ -435,6 +446,7 @@ impl Job {
                 publish,
                 total: started.elapsed(),
             },
+            cache,
         })
     }
 }
@@ -445,11 +457,12 @@ struct Opened {
     /// The Data.db files of each table.
     events: Vec<String>,
     conversions: Vec<String>,
+    cache: Option<extract::AttachReport>,
 }
 
 impl Job {
     /// Finds the events and conversions tables under the data paths and opens them.
-    fn open(&self) -> Result<Opened, Error> {
+    fn open(&self, tracker: &Tracker<'_>, threads: usize) -> Result<Opened, Error> {
         let (set, o) = (&self.set, &self.options);
         let schema = match &o.schema {
             Some(p) => Some(CqlSchema::read(p).map_err(Error::Schema)?),
@@ -466,9 +479,30 @@ impl Job {
         let events = find(&found, events, &o.data, &o.snapshot)?;
         let conversions = found.table(conversions);
         let options = ReadOptions::default();
-        let ev = events.open(schema.as_ref(), options)?;
-        let cv = match conversions {
+        let mut ev = events.open(schema.as_ref(), options)?;
+        let mut cv = match conversions {
             Some(c) => Some(c.open(schema.as_ref(), options)?),
+            None => None,
+        };
+        let cache = match &o.cache {
+            Some(dir) => {
+                let cache = extract::Cache::open(dir, &o.data)?;
+                let total = |t: &sstable_reader::MergeTable| {
+                    t.sstables().iter().map(|s| s.data.file_len()).sum::<u64>()
+                };
+                let bytes = total(&ev) + cv.as_ref().map_or(0, total);
+                let mut report =
+                    tracker.ticking(Phase::Extracting, o.progress_interval, bytes, || {
+                        cache.attach(&mut ev, threads, Some(&tracker.build))
+                    })?;
+                if let Some(cv) = &mut cv {
+                    report +=
+                        tracker.ticking(Phase::Extracting, o.progress_interval, bytes, || {
+                            cache.attach(cv, threads, Some(&tracker.build))
+                        })?;
+                }
+                Some(report)
+            }
             None => None,
         };
         // Without a schema file the key columns are only `pk0…`, `ck0…`.
@@ -478,6 +512,7 @@ impl Job {
             source: SstableSource::new(set, ev, cv, o.now_s, key_names)?,
             events: paths(&events.files),
             conversions: conversions.map(|c| paths(&c.files)).unwrap_or_default(),
+            cache,
         })
     }
 }
@@ -514,11 +549,19 @@ struct Tracker<'s> {
     started: Instant,
     counters: ScanCounters,
     buckets: BucketProgress,
+    /// The extract cache's building ([`Phase::Extracting`]).
+    build: extract::BuildProgress,
 }
 
 impl Tracker<'_> {
     fn state(&self, phase: Phase, disk_bytes_total: u64) -> JobState {
-        let (disk_bytes_read, rows_read, partitions) = self.counters.get();
+        let (mut disk_bytes_read, rows_read, partitions) = self.counters.get();
+        let mut disk_bytes_total = disk_bytes_total;
+        if phase == Phase::Extracting {
+            use std::sync::atomic::Ordering::Relaxed;
+            disk_bytes_total = self.build.bytes_total.load(Relaxed);
+            disk_bytes_read = self.build.bytes_done.load(Relaxed);
+        }
         let (buckets_done, buckets_total) = self.buckets.get();
         JobState {
             phase,

@@ -32,6 +32,9 @@ pub fn run_command(program: &Path, cfg: &Config, snapshot: Option<&str>, now_s: 
     if let Some(d) = &cfg.spill_dir {
         cmd.arg("--spill-dir").arg(d);
     }
+    if let Some(d) = &cfg.cache {
+        cmd.arg("--cache").arg(d);
+    }
     cmd
 }
 
@@ -75,5 +78,30 @@ mod tests {
         assert_eq!(after("--spill-dir"), Some("/scratch".to_string()));
         assert_eq!(after("--snapshot"), Some("nightly".to_string()));
         assert_eq!(after("--now"), Some("7".to_string()));
+    }
+
+    #[test]
+    fn the_child_run_gets_the_cache_on_by_default_off_or_in_the_given_dir() {
+        let args = |extra: &str| -> Vec<String> {
+            let text = format!("facts = 'sqlite:f.db'\nfunnels = 'f.toml'\ndata = ['d']\n{extra}");
+            let cfg = Config::parse(&text, Path::new("/etc/funnel/schedule.toml")).unwrap();
+            run_command(Path::new("funnel"), &cfg, None, 7)
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let cache = |a: &[String]| {
+            a.iter()
+                .position(|x| x == "--cache")
+                .map(|i| a[i + 1].clone())
+        };
+        let default = crate::config::default_cache_dir().map(|d| d.display().to_string());
+        assert_eq!(cache(&args("")), default);
+        assert_eq!(cache(&args("cache = true")), default);
+        assert_eq!(cache(&args("cache = false")), None);
+        assert_eq!(
+            cache(&args("cache = 'extracts'")),
+            Some("/etc/funnel/extracts".into())
+        );
     }
 }

@@ -9,6 +9,8 @@
 //! threads = 4
 //! memory_budget = "8GiB"                    # anonymous memory of the run; mmapped SSTables do not count
 //! spill_dir = "/scratch/funnel"             # where a shuffled run spills (tables not keyed by actor)
+//! cache = "/var/cache/funnel"               # columnar extracts of the SSTables; default: on, under
+//!                                           # $XDG_CACHE_HOME/funnel/extracts; false: off
 //! timeout = "2h"
 //! retries = 2                               # re-list and rerun when inputs changed under a failed run
 //! ```
@@ -65,12 +67,31 @@ struct RawConfig {
     threads: Option<usize>,
     memory_budget: Option<String>,
     spill_dir: Option<PathBuf>,
+    cache: Option<CacheSetting>,
     timeout: Option<String>,
     retries: Option<u32>,
     state_dir: Option<PathBuf>,
     schema: Option<PathBuf>,
     now: Option<String>,
     log: Option<LogFormat>,
+}
+
+/// `cache = true | false | "DIR"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum CacheSetting {
+    On(bool),
+    Dir(PathBuf),
+}
+
+/// Where the scheduler keeps extracts by default: `$XDG_CACHE_HOME/funnel/extracts`, else
+/// `$HOME/.cache/funnel/extracts` (`None`: neither is set).
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => PathBuf::from(x),
+        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".cache"),
+    };
+    Some(base.join("funnel").join("extracts"))
 }
 
 /// A parsed, validated schedule config.
@@ -96,6 +117,9 @@ pub struct Config {
     pub memory_budget: Option<u64>,
     /// The run's `--spill-dir` (default: the system temp dir).
     pub spill_dir: Option<PathBuf>,
+    /// The run's `--cache` (extracts of the SSTables, so each run decodes only new SSTables); on by
+    /// default ([`default_cache_dir`]), `None` when `cache = false`.
+    pub cache: Option<PathBuf>,
     pub timeout: Option<Duration>,
     /// Reruns after a failure during which the inputs changed (compaction).
     pub retries: u32,
@@ -205,6 +229,11 @@ impl Config {
             threads: raw.threads,
             memory_budget,
             spill_dir: raw.spill_dir.as_deref().map(resolve),
+            cache: match raw.cache {
+                None | Some(CacheSetting::On(true)) => default_cache_dir(),
+                Some(CacheSetting::On(false)) => None,
+                Some(CacheSetting::Dir(d)) => Some(resolve(&d)),
+            },
             timeout,
             retries: raw.retries.unwrap_or(2),
             schema: raw.schema.as_deref().map(resolve),

@@ -107,6 +107,7 @@ pub use descriptor::{Component, Descriptor, FormatKind, Version, SUPPORTED_VERSI
 pub use discovery::{discover, DiscoveredTable, Discovery, InvalidSnapshot, Selection, Snapshot};
 pub use error::{Error, Result};
 pub use json::{format_seconds, format_timestamp_ms, format_timestamp_us, write_value};
+pub use merge::feed::{FeedCell, FeedCursor, FeedStage, PartitionFeed};
 pub use merge::order::compare_values;
 pub use merge::{Columns, MergeStats, MergeTable, MergedPartition, MergedRow, MergedScan};
 pub use node_schema::{find_data_dir, system_schema_keys, DroppedColumn, NodeSchema};

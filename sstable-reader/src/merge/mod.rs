@@ -39,11 +39,13 @@
 pub(crate) mod counter;
 mod deletions;
 mod direct;
+pub mod feed;
 pub(crate) mod order;
 mod stage;
 
 use std::cmp::Ordering;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::partitioner::Partitioner;
@@ -57,6 +59,7 @@ use crate::statistics::NO_DELETION_TIME;
 use crate::types::CqlType;
 
 use counter::CounterMerger;
+use feed::{FeedCursor, FeedStage, PartitionFeed};
 use order::compare_prefixes;
 use stage::{Arena, CellRec, Item, Slot, Stager};
 
@@ -84,6 +87,8 @@ pub struct MergeTable {
     /// The drop times (µs) of the merged static and regular columns that were dropped and added
     /// again (`i64::MIN`: the others).
     dropped: (Vec<i64>, Vec<i64>),
+    /// Per SSTable: the feed read instead of its Data.db ([`MergeTable::attach_feed`]).
+    feeds: Vec<Option<Arc<dyn PartitionFeed>>>,
 }
 
 fn schema_error(a: &Path, b: &Path, message: String) -> Error {
@@ -217,6 +222,7 @@ impl MergeTable {
                 vec![i64::MIN; schema.statics.len()],
                 vec![i64::MIN; schema.regulars.len()],
             ),
+            feeds: sstables.iter().map(|_| None).collect(),
             clustering_types: schema.clustering.iter().map(|c| c.ty.clone()).collect(),
             bytewise_eq: schema
                 .clustering
@@ -271,6 +277,30 @@ impl MergeTable {
 
     pub fn sstables(&self) -> &[SSTable] {
         &self.sstables
+    }
+
+    /// Reads the partitions of SSTable `index` (of [`MergeTable::sstables`]) from `feed` instead of its
+    /// Data.db (the merge is unchanged: see [`feed`]). The feed must hold exactly that SSTable's
+    /// unfiltereds, every column included.
+    pub fn attach_feed(&mut self, index: usize, feed: Arc<dyn PartitionFeed>) -> Result<()> {
+        let slot = self.feeds.get_mut(index).ok_or_else(|| Error::NotFound {
+            path: feed.origin().to_path_buf(),
+            message: format!("no SSTable {index} to attach a feed to"),
+        })?;
+        *slot = Some(feed);
+        Ok(())
+    }
+
+    /// Drops the feed of SSTable `index`: its Data.db is read again.
+    pub fn detach_feed(&mut self, index: usize) {
+        if let Some(f) = self.feeds.get_mut(index) {
+            *f = None;
+        }
+    }
+
+    /// The feed attached to SSTable `index`, if any.
+    pub fn feed(&self, index: usize) -> Option<&Arc<dyn PartitionFeed>> {
+        self.feeds.get(index).and_then(Option::as_ref)
     }
 
     fn projection(&self, sst: &SSTable, columns: &Columns) -> Result<Projection> {
@@ -332,17 +362,28 @@ impl MergeTable {
             if start >= end {
                 continue;
             }
-            let mut scan = sst.scanner(self.projection(sst, columns)?);
-            if start != 0 || end != sst.data.len() {
-                scan.set_range(start, end);
-            }
+            let projection = self.projection(sst, columns)?;
+            let input = match self.feed(i) {
+                Some(feed) => Input::Feed {
+                    cursor: feed.cursor(start, end, &projection)?,
+                    projection,
+                },
+                None => {
+                    let mut scan = sst.scanner(projection);
+                    if start != 0 || end != sst.data.len() {
+                        scan.set_range(start, end);
+                    }
+                    Input::Sst(scan)
+                }
+            };
             sources.push(Source {
-                scan,
+                input,
                 sst: i,
                 has: false,
                 done: false,
                 token: 0,
                 deletion: DeletionTime::LIVE,
+                position: 0,
             });
         }
         Ok(MergedScan {
@@ -350,6 +391,8 @@ impl MergeTable {
             sources,
             part: MergedPartition::default(),
             scratch: Scratch::default(),
+            feed_bytes: Vec::new(),
+            feed_clustering: Vec::new(),
             now,
             contributing: Vec::new(),
             stats: MergeStats::default(),
@@ -360,13 +403,57 @@ impl MergeTable {
     }
 }
 
+/// Where a source's partitions come from: its Data.db, or a feed attached to it.
+// The scanner stays inline: it is the hot variant, and a scan has only a handful of sources.
+#[allow(clippy::large_enum_variant)]
+enum Input<'t> {
+    Sst(Scanner<'t>),
+    Feed {
+        cursor: Box<dyn FeedCursor + 't>,
+        projection: Projection,
+    },
+}
+
+impl Input<'_> {
+    fn next_partition(&mut self) -> Result<Option<crate::scanner::PartitionHeader>> {
+        match self {
+            Input::Sst(s) => s.next_partition(),
+            Input::Feed { cursor, .. } => cursor.next_partition(),
+        }
+    }
+
+    #[inline]
+    fn key(&self) -> &[u8] {
+        match self {
+            Input::Sst(s) => s.key(),
+            Input::Feed { cursor, .. } => cursor.key(),
+        }
+    }
+
+    fn token(&self) -> Option<u128> {
+        match self {
+            Input::Sst(_) => None,
+            Input::Feed { cursor, .. } => cursor.token(),
+        }
+    }
+
+    fn bytes_read(&self) -> u64 {
+        match self {
+            Input::Sst(s) => s.counters().2,
+            Input::Feed { cursor, .. } => cursor.bytes_read(),
+        }
+    }
+}
+
 struct Source<'t> {
-    scan: Scanner<'t>,
+    input: Input<'t>,
     sst: usize,
     has: bool,
     done: bool,
     token: u128,
     deletion: DeletionTime,
+    /// The current partition's Data.db position.
+    position: u64,
 }
 
 /// What a merged scan has seen so far.
@@ -416,6 +503,9 @@ pub struct MergedScan<'t> {
     sources: Vec<Source<'t>>,
     part: MergedPartition,
     scratch: Scratch,
+    /// Reused buffers of partitions staged from feeds.
+    feed_bytes: Vec<u8>,
+    feed_clustering: Vec<stage::Slot>,
     now: i64,
     contributing: Vec<usize>,
     stats: MergeStats,
@@ -467,7 +557,9 @@ impl<'t> MergedScan<'t> {
     #[doc(hidden)]
     pub fn without_plain_rows(&mut self) {
         for s in &mut self.sources {
-            s.scan.without_plain_rows();
+            if let Input::Sst(scan) = &mut s.input {
+                scan.without_plain_rows();
+            }
         }
     }
 
@@ -477,7 +569,7 @@ impl<'t> MergedScan<'t> {
 
     /// Uncompressed bytes, on-disk bytes read so far, summed over the SSTables (for progress).
     pub fn disk_bytes_read(&self) -> u64 {
-        self.sources.iter().map(|s| s.scan.counters().2).sum()
+        self.sources.iter().map(|s| s.input.bytes_read()).sum()
     }
 
     /// The next merged partition (it may have no live row: a deleted or expired partition is still
@@ -489,18 +581,22 @@ impl<'t> MergedScan<'t> {
         for i in 0..self.sources.len() {
             let s = &mut self.sources[i];
             if !s.has && !s.done {
-                match s.scan.next_partition()? {
+                match s.input.next_partition()? {
                     None => s.done = true,
                     Some(h) => {
                         s.has = true;
                         s.deletion = h.deletion;
-                        let token = match hashed {
-                            Some(j) if self.sources[j].scan.key() == self.sources[i].scan.key() => {
+                        s.position = h.position;
+                        let token = match (hashed, s.input.token()) {
+                            (_, Some(t)) => t,
+                            (Some(j), None)
+                                if self.sources[j].input.key() == self.sources[i].input.key() =>
+                            {
                                 self.sources[j].token
                             }
                             _ => {
                                 hashed = Some(i);
-                                p.token(self.sources[i].scan.key())
+                                p.token(self.sources[i].input.key())
                             }
                         };
                         self.sources[i].token = token;
@@ -515,8 +611,8 @@ impl<'t> MergedScan<'t> {
             }
             best = match best {
                 Some(b)
-                    if (self.sources[b].token, self.sources[b].scan.key())
-                        <= (s.token, s.scan.key()) =>
+                    if (self.sources[b].token, self.sources[b].input.key())
+                        <= (s.token, s.input.key()) =>
                 {
                     Some(b)
                 }
@@ -531,9 +627,9 @@ impl<'t> MergedScan<'t> {
             self.report();
         }
         self.contributing.clear();
-        let (token, key) = (self.sources[b].token, self.sources[b].scan.key());
+        let (token, key) = (self.sources[b].token, self.sources[b].input.key());
         for (i, s) in self.sources.iter().enumerate() {
-            if s.has && s.token == token && s.scan.key() == key {
+            if s.has && s.token == token && s.input.key() == key {
                 self.contributing.push(i);
             }
         }
@@ -551,10 +647,12 @@ impl<'t> MergedScan<'t> {
         part.expired = 0;
         if let [i] = self.contributing[..] {
             let s = &mut self.sources[i];
-            if s.deletion.is_live() && !self.keep_deletions {
+            if let (true, Input::Sst(scan)) =
+                (s.deletion.is_live() && !self.keep_deletions, &mut s.input)
+            {
                 let maps = &self.table.maps[s.sst];
                 let dropped = &self.table.dropped;
-                if let Some(rows) = direct::read(&mut s.scan, part, maps, dropped, self.now)? {
+                if let Some(rows) = direct::read(scan, part, maps, dropped, self.now)? {
                     s.has = false;
                     self.stats.rows_read += rows;
                     self.stats.partitions += 1;
@@ -571,29 +669,41 @@ impl<'t> MergedScan<'t> {
             part.deletion = part.deletion.max(s.deletion);
             let (statics_map, regulars_map) = &self.table.maps[s.sst];
             let start = part.arena.items.len();
-            let too_wide = |s: &Source<'_>| {
-                Error::unsupported(
-                    s.scan.sstable().data_path(),
-                    "a partition wider than 4 GiB of projected data",
-                )
-            };
+            let path = self.table.sstables[s.sst].data_path();
+            let too_wide =
+                || Error::unsupported(path, "a partition wider than 4 GiB of projected data");
             let mut stager = Stager::new(
                 &mut part.arena,
                 statics_map,
                 regulars_map,
                 &self.table.dropped,
             )
-            .map_err(|_| too_wide(s))?;
+            .map_err(|_| too_wide())?;
+            let scan = match &mut s.input {
+                Input::Sst(scan) => scan,
+                Input::Feed { cursor, projection } => {
+                    let mut stage = FeedStage::new(
+                        stager,
+                        &mut self.feed_bytes,
+                        &mut self.feed_clustering,
+                        projection,
+                    );
+                    cursor.stage(&mut stage)?;
+                    self.stats.rows_read += stage.rows();
+                    stage.finish()?;
+                    self.scratch.heads.push((start, part.arena.items.len()));
+                    s.has = false;
+                    continue;
+                }
+            };
             loop {
                 // Plain rows (most) take the lean decoder; whatever else, the general one.
-                self.stats.rows_read += s
-                    .scan
-                    .next_plain_rows(&mut stager)
-                    .map_err(|_| too_wide(s))?;
-                let Some(d) = s.scan.next_into(&mut stager)? else {
+                self.stats.rows_read +=
+                    scan.next_plain_rows(&mut stager).map_err(|_| too_wide())?;
+                let Some(d) = scan.next_into(&mut stager)? else {
                     break;
                 };
-                let clustering = s.scan.clustering();
+                let clustering = scan.clustering();
                 let staged = match d {
                     Decoded::Row {
                         is_static,
@@ -606,11 +716,11 @@ impl<'t> MergedScan<'t> {
                     }
                     Decoded::Marker { kind, start, .. } => stager.marker(clustering, kind, start),
                 };
-                staged.map_err(|_| too_wide(s))?;
+                staged.map_err(|_| too_wide())?;
             }
             stager
-                .finish(s.scan.partition_bytes())
-                .map_err(|_| too_wide(s))?;
+                .finish(scan.partition_bytes())
+                .map_err(|_| too_wide())?;
             self.scratch.heads.push((start, part.arena.items.len()));
             s.has = false;
         }
@@ -636,13 +746,17 @@ impl MergedScan<'_> {
     /// The error of a merge fault, naming the SSTable and uncompressed Data.db offset of the bad bytes.
     #[cold]
     fn fault_error(&self, fault: Fault) -> Error {
-        let first = &self.sources[self.contributing[0]].scan;
+        let first = &self.sources[self.contributing[0]];
+        let path = |s: &Source<'_>| match self.table.feed(s.sst) {
+            Some(feed) => feed.origin().to_path_buf(),
+            None => self.table.sstables[s.sst].data_path().to_path_buf(),
+        };
         match fault {
             Fault::TooWide => Error::unsupported(
-                first.sstable().data_path(),
+                &path(first),
                 format!(
                     "the partition at offset {} is wider than 4 GiB of projected data",
-                    first.partition().position
+                    first.position
                 ),
             ),
             Fault::Corrupt { at, expected } => {
@@ -650,7 +764,16 @@ impl MergedScan<'_> {
                 // ([`Stager::finish`]), each from its scanner's window, which has not moved since.
                 let mut base = 0u64;
                 for &i in &self.contributing {
-                    let scan = &self.sources[i].scan;
+                    let Input::Sst(scan) = &self.sources[i].input else {
+                        // A feed's bytes are gone: name the partition it came from.
+                        return Error::corrupt(
+                            &path(&self.sources[i]),
+                            self.sources[i].position,
+                            format!(
+                                "{expected} (in a version of the partition at this Data.db offset)"
+                            ),
+                        );
+                    };
                     let len = scan.partition_bytes().len() as u64;
                     if u64::from(at) < base + len {
                         return Error::corrupt(
@@ -662,8 +785,8 @@ impl MergedScan<'_> {
                     base += len;
                 }
                 Error::corrupt(
-                    first.sstable().data_path(),
-                    first.partition().position,
+                    &path(first),
+                    first.position,
                     format!("{expected} (in the partition at this offset)"),
                 )
             }
