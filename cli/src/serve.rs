@@ -54,6 +54,8 @@ pub struct Args {
     pub token: Option<String>,
     #[command(flatten)]
     pub snapshot: SnapshotArg,
+    #[command(flatten)]
+    pub cache: crate::cache::CacheArg,
     /// CREATE TABLE statements for the batch job (default: schema.cql next to the files).
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
@@ -75,6 +77,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     config.snapshot = args.snapshot.snapshot;
     config.schema = args.schema;
     config.threads = args.threads;
+    config.cache = args.cache.cache;
     config.state = args.state;
     config.now_s = match args.now {
         Some(now) => Some(parse_now(Some(&now))?),

@@ -23,6 +23,8 @@ pub struct Config {
     pub snapshot: Snapshot,
     /// CREATE TABLE statements for the batch job (default: `schema.cql` next to the files).
     pub schema: Option<PathBuf>,
+    /// Columnar extracts the batch job reads and keeps (`None`: no cache).
+    pub cache: Option<PathBuf>,
     /// Worker threads of the batch job (`None`: one per core).
     pub threads: Option<usize>,
     /// The batch job's `now` (seconds since the epoch); `None`: the time the job starts.
@@ -52,6 +54,7 @@ impl Config {
             data,
             snapshot: Snapshot::Live,
             schema: None,
+            cache: None,
             threads: None,
             now_s: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),

@@ -41,7 +41,7 @@ impl AppState {
     }
 
     /// The batch job's options, as `funnel run` with the server's `--data`, `--snapshot`, `--schema`,
-    /// `--threads` and `--now` would build them.
+    /// `--threads`, `--cache` and `--now` would build them.
     pub fn job_options(&self) -> JobOptions {
         let c = &self.config;
         let now = c.now_s.unwrap_or_else(|| chrono::Utc::now().timestamp());
@@ -49,6 +49,7 @@ impl AppState {
         o.snapshot = c.snapshot.clone();
         o.schema = c.schema.clone();
         o.threads = c.threads;
+        o.cache = c.cache.clone();
         o
     }
 }

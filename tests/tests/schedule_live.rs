@@ -30,7 +30,7 @@ fn live_env(actors: u64, sstables: u32) -> Env {
     make_live(&env.data);
     std::fs::write(
         &env.config,
-        format!("facts = \"sqlite:facts.db\"\nfunnels = \"funnels.toml\"\ndata = [\"data\"]\nthreads = 1\nnow = \"{NOW}\"\nretries = 2\n"),
+        format!("facts = \"sqlite:facts.db\"\nfunnels = \"funnels.toml\"\ncache = \"cache\"\ndata = [\"data\"]\nthreads = 1\nnow = \"{NOW}\"\nretries = 2\n"),
     )
     .unwrap();
     env

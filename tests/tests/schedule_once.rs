@@ -77,7 +77,7 @@ fn once_exit_codes_distinguish_every_outcome_and_status_shows_them() {
     // 6: the data path is gone.
     std::fs::write(
         &env.config,
-        format!("facts = \"sqlite:facts.db\"\nfunnels = \"funnels.toml\"\ndata = [\"nowhere\"]\nnow = \"{NOW}\"\n"),
+        format!("facts = \"sqlite:facts.db\"\nfunnels = \"funnels.toml\"\ncache = \"cache\"\ndata = [\"nowhere\"]\nnow = \"{NOW}\"\n"),
     )
     .unwrap();
     let o = env.once(&[], &[]);
@@ -101,7 +101,7 @@ fn once_exit_codes_distinguish_every_outcome_and_status_shows_them() {
     std::fs::write(&blocker, "").unwrap();
     std::fs::write(
         &env.config,
-        format!("facts = \"sqlite:not-a-dir/facts.db\"\nstate_dir = \"state\"\nfunnels = \"funnels.toml\"\ndata = [\"data\"]\nsnapshot = \"newest\"\nnow = \"{NOW}\"\n"),
+        format!("facts = \"sqlite:not-a-dir/facts.db\"\nstate_dir = \"state\"\nfunnels = \"funnels.toml\"\ncache = \"cache\"\ndata = [\"data\"]\nsnapshot = \"newest\"\nnow = \"{NOW}\"\n"),
     )
     .unwrap();
     let o = env.once(&[], &[]);

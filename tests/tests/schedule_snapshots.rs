@@ -98,7 +98,7 @@ fn newest_snapshot_on_a_node_layout_publishes_the_newest_tags_facts() {
     assert_eq!(newest.len(), 3);
     std::fs::write(
         &env.config,
-        format!("facts = \"sqlite:facts.db\"\nfunnels = \"funnels.toml\"\ndata = [\"data/tracking\"]\nsnapshot = \"newest\"\nthreads = 1\ntimeout = \"2m\"\nnow = \"{NOW}\"\n"),
+        format!("facts = \"sqlite:facts.db\"\nfunnels = \"funnels.toml\"\ncache = \"cache\"\ndata = [\"data/tracking\"]\nsnapshot = \"newest\"\nthreads = 1\ntimeout = \"2m\"\nnow = \"{NOW}\"\n"),
     )
     .unwrap();
     let o = env.once(&[], &[]);

@@ -297,7 +297,9 @@ fn errors_are_400_with_the_reason_404_and_409_on_a_stale_version() {
 #[test]
 fn a_funnel_defined_over_the_api_equals_funnel_run_of_that_funnel_alone() {
     let s = store();
-    let srv = serve(&s, &[]);
+    // The job keeps extracts in a cache, so the results below also show that reading them is exact.
+    let cache = s.dir.path().join("cache");
+    let srv = serve(&s, &["--cache", cache.to_str().unwrap()]);
     let before = get_json(&srv.base, "/api/funnels/install_to_purchase?app=app-001");
     let version = get_json(&srv.base, "/api/funnels")["version"].clone();
     let posted = "# from the browser\n[[funnel]]\nid = \"install_to_open\"\nwindow = \"2d\"\nbreakdown = \"props.os\"\nsteps = [\n  { event = \"install\" },\n  { name = \"opened <the app>\", event = \"open\" },\n]\n";
@@ -309,6 +311,15 @@ fn a_funnel_defined_over_the_api_equals_funnel_run_of_that_funnel_alone() {
     let job = wait_job(&srv.base, body["job"]["id"].as_u64().unwrap());
     assert_eq!(job["progress"], 1.0);
     assert!(job["run"].as_i64().unwrap() > 1, "{job}");
+    let extracts: usize = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|table| std::fs::read_dir(table.unwrap().path()).unwrap().count())
+        .sum();
+    assert!(
+        extracts > 0,
+        "the job wrote no extracts into {}",
+        cache.display()
+    );
     // The file: the old funnels and the new one; the version the answer gave.
     let file = std::fs::read_to_string(&s.funnels).unwrap();
     assert_eq!(body["version"], serve::version_of(&file).as_str());

@@ -62,10 +62,11 @@ impl Env {
         env
     }
 
-    /// (Re)writes the config; `extra` lines are appended (they may override nothing already set).
+    /// (Re)writes the config; `extra` lines are appended (they may override nothing already set). The
+    /// extract cache is on, as by default, but inside the temp dir rather than the user's cache dir.
     pub fn write_config(&self, extra: &str) {
         let text = format!(
-            "facts = \"sqlite:facts.db\"\nfunnels = \"funnels.toml\"\ndata = [\"data\"]\nsnapshot = \"newest\"\nthreads = 1\ntimeout = \"2m\"\n{extra}\n"
+            "facts = \"sqlite:facts.db\"\nfunnels = \"funnels.toml\"\ndata = [\"data\"]\nsnapshot = \"newest\"\nthreads = 1\ntimeout = \"2m\"\ncache = \"cache\"\n{extra}\n"
         );
         std::fs::write(&self.config, text).unwrap();
     }
