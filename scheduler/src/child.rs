@@ -81,7 +81,7 @@ mod tests {
     }
 
     #[test]
-    fn the_child_run_gets_the_cache_on_by_default_off_or_in_the_given_dir() {
+    fn the_child_run_gets_the_cache_off_by_default_on_or_in_the_given_dir() {
         let args = |extra: &str| -> Vec<String> {
             let text = format!("facts = 'sqlite:f.db'\nfunnels = 'f.toml'\ndata = ['d']\n{extra}");
             let cfg = Config::parse(&text, Path::new("/etc/funnel/schedule.toml")).unwrap();
@@ -96,7 +96,7 @@ mod tests {
                 .map(|i| a[i + 1].clone())
         };
         let default = crate::config::default_cache_dir().map(|d| d.display().to_string());
-        assert_eq!(cache(&args("")), default);
+        assert_eq!(cache(&args("")), None);
         assert_eq!(cache(&args("cache = true")), default);
         assert_eq!(cache(&args("cache = false")), None);
         assert_eq!(

@@ -9,8 +9,8 @@
 //! threads = 4
 //! memory_budget = "8GiB"                    # anonymous memory of the run; mmapped SSTables do not count
 //! spill_dir = "/scratch/funnel"             # where a shuffled run spills (tables not keyed by actor)
-//! cache = "/var/cache/funnel"               # columnar extracts of the SSTables; default: on, under
-//!                                           # $XDG_CACHE_HOME/funnel/extracts; false: off
+//! cache = "/var/cache/funnel"               # columnar extracts of the SSTables; default: off; true:
+//!                                           # under $XDG_CACHE_HOME/funnel/extracts (docs/CACHE.md)
 //! timeout = "2h"
 //! retries = 2                               # re-list and rerun when inputs changed under a failed run
 //! ```
@@ -117,8 +117,8 @@ pub struct Config {
     pub memory_budget: Option<u64>,
     /// The run's `--spill-dir` (default: the system temp dir).
     pub spill_dir: Option<PathBuf>,
-    /// The run's `--cache` (extracts of the SSTables, so each run decodes only new SSTables); on by
-    /// default ([`default_cache_dir`]), `None` when `cache = false`.
+    /// The run's `--cache` (extracts of the SSTables, so each run decodes only new SSTables); `None`
+    /// unless the config asks for it: a warm run does not yet beat a run without cache (docs/CACHE.md).
     pub cache: Option<PathBuf>,
     pub timeout: Option<Duration>,
     /// Reruns after a failure during which the inputs changed (compaction).
@@ -230,8 +230,8 @@ impl Config {
             memory_budget,
             spill_dir: raw.spill_dir.as_deref().map(resolve),
             cache: match raw.cache {
-                None | Some(CacheSetting::On(true)) => default_cache_dir(),
-                Some(CacheSetting::On(false)) => None,
+                Some(CacheSetting::On(true)) => default_cache_dir(),
+                None | Some(CacheSetting::On(false)) => None,
                 Some(CacheSetting::Dir(d)) => Some(resolve(&d)),
             },
             timeout,
