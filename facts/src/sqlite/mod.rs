@@ -78,6 +78,24 @@ fn pid_alive(pid: i64) -> bool {
     }
 }
 
+/// Switches the file to WAL. On a file another process is creating (still in rollback-journal mode, its
+/// creator holding a write lock), SQLite answers BUSY at once instead of waiting — waiting could
+/// deadlock two lock upgrades — so the switch is retried here, up to the busy timeout.
+fn journal_mode_wal(conn: &Connection) -> Result<String, FactsError> {
+    let start = std::time::Instant::now();
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && start.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
 impl SqliteStore {
     /// Open (creating if missing) the SQLite file at `path`, switch it to WAL and create the tables.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, FactsError> {
@@ -87,7 +105,7 @@ impl SqliteStore {
         }
         let conn = Connection::open(&path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let mode = journal_mode_wal(&conn)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(FactsError::Invalid {
                 what: "sqlite journal mode (WAL could not be enabled)",
@@ -811,6 +829,25 @@ impl FactReader for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opening_a_file_another_process_is_still_creating_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        // The creator: a new file in rollback-journal mode, mid-write (as `funnel stream` is when it
+        // creates the store), committing a moment later.
+        let creator = Connection::open(&path).unwrap();
+        creator
+            .execute_batch("BEGIN IMMEDIATE; CREATE TABLE t (a); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let opener = std::thread::spawn({
+            let path = path.clone();
+            move || SqliteStore::open(&path).map(|_| ())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        creator.execute_batch("COMMIT").unwrap();
+        opener.join().unwrap().unwrap();
+    }
 
     fn rows_of(path: &Path, run: RunId) -> i64 {
         let c = Connection::open(path).unwrap();
