@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use sstable_reader::{
-    discover, Columns, CqlSchema, DeletionTime, OwnedRow, Projection, ReadOptions, RowRenderer,
-    SSTable, Selection, Unfiltered,
+    discover, Columns, CqlSchema, DeletionTime, MetaItem, OwnedRow, Projection, ReadOptions,
+    RowRenderer, SSTable, Selection, Unfiltered,
 };
 
 use crate::common::{parse_now, write_or_quit, SnapshotArg};
@@ -64,7 +64,9 @@ pub struct Args {
     limit: Option<u64>,
     /// Add write times, TTLs and expiry per row and cell (`_meta`; a collection's elements as an array
     /// naming each element), and every deletion: row, shadowable and collection deletions and cell
-    /// tombstones in `_meta`, rows with nothing live and partition deletions as `_tombstone` lines.
+    /// tombstones in `_meta`; rows with nothing live, partition deletions and range tombstones as
+    /// `_tombstone` lines (in the merged view, the ranges of all SSTables merged: the newest deletion
+    /// at each point, as a read returns them).
     #[arg(long)]
     with_meta: bool,
     /// Judge TTL expiry at this time (RFC 3339 or seconds since the epoch; default: now).
@@ -199,14 +201,19 @@ fn run_merged(
                 (p.deletion(), p.rows_with_deletions(table.schema()))
             } else {
                 let live = p.static_row().into_iter().chain(p.rows());
-                (DeletionTime::LIVE, live.map(|r| r.to_owned_row()).collect())
+                let rows = live.map(|r| MetaItem::Row(r.to_owned_row())).collect();
+                (DeletionTime::LIVE, rows)
             };
             let at = || format!("{}: partition {:02x?}", t.qualified(), p.key());
             renderer
                 .start_partition(p.key(), deletion, &mut lines)
                 .with_context(at)?;
-            for row in rows {
-                renderer.row(row, &mut lines).with_context(at)?;
+            for item in rows {
+                match item {
+                    MetaItem::Row(row) => renderer.row(row, &mut lines),
+                    MetaItem::Marker(m) => renderer.owned_marker(&m, &mut lines),
+                }
+                .with_context(at)?;
             }
             renderer.end_partition(&mut lines)?;
             if emit(&mut out, &mut lines, &mut printed, limit)? {

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use crate::json::{write_str, write_value};
 use crate::meta::{has_deletions, write_deletion_fields, write_meta, MetaError};
-use crate::reconcile::OwnedRow;
+use crate::reconcile::{OwnedMarker, OwnedRow};
 use crate::row::{DeletionTime, MarkerRef};
 use crate::schema::{Column, ColumnKind, TableSchema};
 use crate::statistics::NO_DELETION_TIME;
@@ -101,6 +101,15 @@ impl<'s> RowRenderer<'s> {
 
     /// A range tombstone marker opens or closes a deleted clustering range.
     pub fn marker(&mut self, m: &MarkerRef<'_>, out: &mut Vec<String>) -> Result<(), RenderError> {
+        self.owned_marker(&OwnedMarker::from_marker(m), out)
+    }
+
+    /// [`RowRenderer::marker`] for an owned marker (as [`crate::MetaItem::Marker`] holds).
+    pub fn owned_marker(
+        &mut self,
+        m: &OwnedMarker,
+        out: &mut Vec<String>,
+    ) -> Result<(), RenderError> {
         self.flush_pending(out)?;
         self.open_range = m.start_deletion;
         if self.with_meta {
@@ -117,11 +126,11 @@ impl<'s> RowRenderer<'s> {
                     "end"
                 }
             );
-            for i in 0..m.clustering_len() {
+            for (i, v) in m.clustering.iter().enumerate() {
                 if i > 0 {
                     s.push(',');
                 }
-                match (m.clustering(i), self.schema.clustering.get(i)) {
+                match (v, self.schema.clustering.get(i)) {
                     (Some(b), Some(col)) => render_value(&mut s, &col.ty, b, &col.name)?,
                     _ => s.push_str("null"),
                 }

@@ -109,12 +109,14 @@ pub use error::{Error, Result};
 pub use json::{format_seconds, format_timestamp_ms, format_timestamp_us, write_value};
 pub use merge::feed::{FeedCell, FeedCursor, FeedStage, PartitionFeed};
 pub use merge::order::compare_values;
-pub use merge::{Columns, MergeStats, MergeTable, MergedPartition, MergedRow, MergedScan};
+pub use merge::{
+    Columns, MergeStats, MergeTable, MergedPartition, MergedRow, MergedScan, MetaItem,
+};
 pub use node_schema::{find_data_dir, system_schema_keys, DroppedColumn, NodeSchema};
 pub use parallel::{for_each_ordered, plan_ranges, TokenRange};
 pub use partitioner::{murmur3_token, partition_order, OwnedPosition, Partitioner, RingPosition};
 pub use progress::ScanCounters;
-pub use reconcile::{resolve, OwnedCell, OwnedRow};
+pub use reconcile::{resolve, OwnedCell, OwnedMarker, OwnedRow};
 pub use row::{
     row_deletion, BoundKind, Cell, DeletionTime, LivenessInfo, MarkerRef, RowRef, Unfiltered,
 };

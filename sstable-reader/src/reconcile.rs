@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use crate::row::{row_deletion, Cell, DeletionTime, LivenessInfo, RowRef};
+use crate::row::{row_deletion, BoundKind, Cell, DeletionTime, LivenessInfo, MarkerRef, RowRef};
 use crate::statistics::NO_DELETION_TIME;
 
 /// An owned cell.
@@ -67,6 +67,31 @@ pub fn resolve(a: &Cell<'_>, b: &Cell<'_>) -> Ordering {
             a.local_deletion_time.cmp(&b.local_deletion_time)
         })
         .then_with(|| a.value.cmp(b.value))
+}
+
+/// An owned range tombstone marker: its bound (or boundary), the clustering prefix, and the deletions
+/// it closes and opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedMarker {
+    pub kind: BoundKind,
+    pub clustering: Vec<Option<Vec<u8>>>,
+    /// The deletion that ends here (end bounds and boundaries).
+    pub end_deletion: Option<DeletionTime>,
+    /// The deletion that starts here (start bounds and boundaries).
+    pub start_deletion: Option<DeletionTime>,
+}
+
+impl OwnedMarker {
+    pub fn from_marker(m: &MarkerRef<'_>) -> OwnedMarker {
+        OwnedMarker {
+            kind: m.kind,
+            clustering: (0..m.clustering_len())
+                .map(|i| m.clustering(i).map(<[u8]>::to_vec))
+                .collect(),
+            end_deletion: m.end_deletion,
+            start_deletion: m.start_deletion,
+        }
+    }
 }
 
 /// An owned row: clustering values, liveness, deletion, cells in (column, path) order and complex deletions.

@@ -9,10 +9,11 @@ use std::path::Path;
 
 use sstable_reader::writer::{
     schema_from_cql_text, writer_version, Cell, CellState, ColumnContent, ColumnData, Compression,
-    Liveness, Partition, Row, SSTableWriter, Unfiltered, WriterOptions,
+    Liveness, Marker, MarkerDeletion, Partition, Row, SSTableWriter, Unfiltered, WriterOptions,
 };
 use sstable_reader::{
-    DeletionTime, OwnedRow, Projection, ReadOptions, RowRenderer, SSTable, TableSchema,
+    BoundKind, DeletionTime, MetaItem, OwnedRow, Projection, ReadOptions, RowRenderer, SSTable,
+    TableSchema,
 };
 
 const T: i64 = 1_700_000_000_000_000;
@@ -130,6 +131,30 @@ fn dump_meta(data: &Path) -> Vec<String> {
                     r.row(OwnedRow::from_row(&row), &mut lines).unwrap()
                 }
                 sstable_reader::Unfiltered::Marker(m) => r.marker(&m, &mut lines).unwrap(),
+            }
+        }
+        r.end_partition(&mut lines).unwrap();
+    }
+    lines
+}
+
+/// The lines of `dump --with-meta` (the merged view) of the table in `dir`.
+fn dump_merged(dir: &Path) -> Vec<String> {
+    let found = sstable_reader::discover(&[dir.to_path_buf()], &Default::default()).unwrap();
+    let table = found.tables[0].open(None, ReadOptions::default()).unwrap();
+    let mut r = RowRenderer::new(table.schema(), &[], common::NOW, true);
+    let mut scan = table
+        .scan(&sstable_reader::Columns::All, common::NOW)
+        .unwrap()
+        .keeping_deletions();
+    let mut lines = Vec::new();
+    while let Some(p) = scan.next_partition().unwrap() {
+        r.start_partition(p.key(), p.deletion(), &mut lines)
+            .unwrap();
+        for item in p.rows_with_deletions(table.schema()) {
+            match item {
+                MetaItem::Row(row) => r.row(row, &mut lines).unwrap(),
+                MetaItem::Marker(m) => r.owned_marker(&m, &mut lines).unwrap(),
             }
         }
         r.end_partition(&mut lines).unwrap();
@@ -279,22 +304,7 @@ fn the_merged_view_shows_the_deletions_its_rows_hold() {
     }
     std::fs::write(dir.join("schema.cql"), CQL).unwrap();
 
-    let found = sstable_reader::discover(std::slice::from_ref(&dir), &Default::default()).unwrap();
-    let table = found.tables[0].open(None, ReadOptions::default()).unwrap();
-    let mut r = RowRenderer::new(table.schema(), &[], common::NOW, true);
-    let mut scan = table
-        .scan(&sstable_reader::Columns::All, common::NOW)
-        .unwrap()
-        .keeping_deletions();
-    let mut lines = Vec::new();
-    while let Some(p) = scan.next_partition().unwrap() {
-        r.start_partition(p.key(), p.deletion(), &mut lines)
-            .unwrap();
-        for row in p.rows_with_deletions(table.schema()) {
-            r.row(row, &mut lines).unwrap();
-        }
-        r.end_partition(&mut lines).unwrap();
-    }
+    let lines = dump_merged(&dir);
     let json: Vec<serde_json::Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -356,4 +366,142 @@ fn the_merged_view_shows_the_deletions_its_rows_hold() {
         seven["_meta"]["cells"]["v"].get("deleted_at").is_none(),
         "the overwritten tombstone is gone: {seven}"
     );
+}
+
+/// The merged view shows the range tombstones of two SSTables merged as a read returns them: where
+/// two ranges overlap the newer deletion holds (a boundary where one gives way to the other), a range
+/// that the partition deletion supersedes is not shown, and a row deletion or cell tombstone that a
+/// newer range covers is not shown either.
+#[test]
+fn the_merged_view_merges_range_tombstones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ks/m-5b4c2f0e8a3d11ef9a8c0242ac120002");
+    let schema = schema_from_cql_text(CQL, "m").unwrap();
+    let options = WriterOptions::new(writer_version("nb").unwrap(), Compression::Lz4);
+    let ck = |c: i32| vec![Some(c.to_be_bytes().to_vec())];
+    let v = col(&schema, "v");
+    let row = |c: i32, ts: i64| {
+        let mut r = Row::new(ck(c));
+        live(&mut r, ts);
+        r.columns = vec![ColumnData {
+            column: v,
+            content: ColumnContent::Simple(int(ts, c)),
+        }];
+        Unfiltered::Row(r)
+    };
+    let bound = |kind: BoundKind, c: i32, at: i64| {
+        Unfiltered::Marker(Marker {
+            kind,
+            values: ck(c),
+            deletion: MarkerDeletion::Bound(del(at)),
+        })
+    };
+    // Partition 9. Generation 1: rows 1..=8 at T, the range [2, 5] deleted at T + 10.
+    // Generation 2: row 3 deleted at T + 5 (older than the range), the range (4, 7) deleted at
+    // T + 20 holding a tombstone of row 5's `v` at T + 15 (older than it) and row 6 written again
+    // at T + 30. Partition 10: generation 1 rows 1..=3 at T and the range [1, 2] at T + 10;
+    // generation 2 deletes the partition at T + 15 and the range [2, 3] at T + 20.
+    let mut first = vec![row(1, T), bound(BoundKind::InclStartBound, 2, T + 10)];
+    first.extend((2..=5).map(|c| row(c, T)));
+    first.push(bound(BoundKind::InclEndBound, 5, T + 10));
+    first.extend((6..=8).map(|c| row(c, T)));
+    let mut three = Row::new(ck(3));
+    three.deletion = del(T + 5);
+    let mut five = Row::new(ck(5));
+    five.columns = vec![ColumnData {
+        column: v,
+        content: ColumnContent::Simple(Cell {
+            timestamp: T + 15,
+            state: CellState::Tombstone {
+                local_deletion_time: (T + 15) / 1_000_000,
+            },
+            path: None,
+            value: Vec::new(),
+        }),
+    }];
+    let second = vec![
+        Unfiltered::Row(three),
+        bound(BoundKind::ExclStartBound, 4, T + 20),
+        Unfiltered::Row(five),
+        row(6, T + 30),
+        bound(BoundKind::ExclEndBound, 7, T + 20),
+    ];
+    let other_first = vec![
+        bound(BoundKind::InclStartBound, 1, T + 10),
+        row(1, T),
+        row(2, T),
+        bound(BoundKind::InclEndBound, 2, T + 10),
+        row(3, T),
+    ];
+    let other_second = vec![
+        bound(BoundKind::InclStartBound, 2, T + 20),
+        bound(BoundKind::InclEndBound, 3, T + 20),
+    ];
+    for (generation, nine, ten, ten_deletion) in [
+        (1, first, other_first, DeletionTime::LIVE),
+        (2, second, other_second, del(T + 15)),
+    ] {
+        let mut w = SSTableWriter::create(&dir, generation, &schema, options.clone()).unwrap();
+        // Partitions in ring order.
+        let mut parts = vec![(9_i32, nine, DeletionTime::LIVE), (10, ten, ten_deletion)];
+        parts.sort_by_key(|(k, _, _)| sstable_reader::murmur3_token(&k.to_be_bytes()));
+        for (k, unfiltereds, deletion) in parts {
+            let mut p = Partition::new(k.to_be_bytes().to_vec());
+            p.deletion = deletion;
+            p.unfiltereds = unfiltereds;
+            w.append(&p).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    std::fs::write(dir.join("schema.cql"), CQL).unwrap();
+
+    let at = |us: i64| sstable_reader::format_timestamp_us(us).unwrap();
+    let lines = dump_merged(&dir);
+    let summary: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let j: serde_json::Value = serde_json::from_str(l).unwrap();
+            let deletion = |k: &str| j[k]["marked_for_delete_at"].as_str().map(str::to_owned);
+            match j["_tombstone"].as_str() {
+                Some("partition") => format!("{} partition {}", j["k"], j["_meta"]),
+                Some(t) if t.starts_with("range_") => format!(
+                    "{} {} {} closes {:?} opens {:?}",
+                    j["k"],
+                    j["kind"].as_str().unwrap(),
+                    j["bound"][0],
+                    deletion("closes"),
+                    deletion("opens")
+                ),
+                t => format!("{} row {} {:?} {}", j["k"], j["c"], t, j["v"]),
+            }
+        })
+        .collect();
+    let some = |us: i64| Some(at(us));
+    let mut expected = vec![
+        "9 row 1 None 1".to_owned(),
+        format!("9 InclStartBound 2 closes None opens {:?}", some(T + 10)),
+        format!(
+            "9 InclEndExclStartBoundary 4 closes {:?} opens {:?}",
+            some(T + 10),
+            some(T + 20)
+        ),
+        "9 row 6 None 6".to_owned(),
+        format!("9 ExclEndBound 7 closes {:?} opens None", some(T + 20)),
+        "9 row 7 None 7".to_owned(),
+        "9 row 8 None 8".to_owned(),
+        format!("10 InclStartBound 2 closes None opens {:?}", some(T + 20)),
+        format!("10 InclEndBound 3 closes {:?} opens None", some(T + 20)),
+    ];
+    // The partition tombstone line of 10 comes first in its partition.
+    let ten = summary
+        .iter()
+        .position(|l| l.starts_with("10 "))
+        .expect("partition 10");
+    assert!(summary[ten].starts_with("10 partition"), "{summary:#?}");
+    let mut got = summary.clone();
+    got.remove(ten);
+    // Partitions come in ring order; compare each partition's lines in order.
+    got.sort_by_key(|l| !l.starts_with("9 "));
+    expected.sort_by_key(|l| !l.starts_with("9 "));
+    assert_eq!(got, expected, "{lines:#?}");
 }

@@ -2,29 +2,39 @@
 //! deletion, shadowable deletion, complex (collection and UDT) deletions and the cell tombstones that
 //! win reconciliation — without those a newer partition, row or complex deletion purges, as
 //! Cassandra's merged read keeps them (`Rows.merge` against the active deletion). A shadowable
-//! deletion that a newer liveness shadows is shown as shadowed. Range tombstones are applied to the
-//! rows but not listed.
+//! deletion that a newer liveness shadows is shown as shadowed. The range tombstones of every SSTable
+//! merge into the markers a merged read returns: at each point of the clustering order the newest
+//! deletion covering it, where that is newer than the partition deletion (Cassandra's
+//! `RangeTombstoneMarker.Merger`); a row or cell deletion such a range supersedes is not shown.
 
 use std::cmp::Ordering;
 
 use super::order::compare_prefixes;
 use super::stage::{Arena, Item};
 use super::{cell_view, MergedPartition};
-use crate::reconcile::{OwnedCell, OwnedRow};
+use crate::reconcile::{OwnedCell, OwnedMarker, OwnedRow};
 use crate::row::{row_deletion, BoundKind, DeletionTime, LivenessInfo};
 use crate::schema::TableSchema;
 use crate::types::CqlType;
 
+/// One line of the merged view with its deletions: a row, or a range tombstone marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaItem {
+    Row(OwnedRow),
+    Marker(OwnedMarker),
+}
+
 impl MergedPartition {
-    /// The partition's rows in clustering order, the static row first, as owned rows: each live merged
-    /// row with the deletions that still apply to it, and a row of deletions only where a clustering
-    /// has nothing live left but deletions. `schema`: the merged table's
+    /// The partition in clustering order, the static row first: each live merged row with the
+    /// deletions that still apply to it, a row of deletions only where a clustering has nothing live
+    /// left but deletions, and the merged range tombstone markers. `schema`: the merged table's
     /// ([`crate::MergeTable::schema`]). Complete only for a scan made with
     /// [`crate::MergedScan::keeping_deletions`] (otherwise a partition held by one SSTable shows its
     /// live rows only).
-    pub fn rows_with_deletions(&self, schema: &TableSchema) -> Vec<OwnedRow> {
+    pub fn rows_with_deletions(&self, schema: &TableSchema) -> Vec<MetaItem> {
         let a = &self.arena;
         let types: Vec<CqlType> = schema.clustering.iter().map(|c| c.ty.clone()).collect();
+        let ranges = merged_ranges(a, &types, self.deletion);
         let mut out = Vec::new();
         let statics = merged_versions(a, &types, &a.statics, true);
         let live_static = self.static_row().map(|r| r.to_owned_row());
@@ -32,18 +42,179 @@ impl MergedPartition {
             Some(versions) => out.extend(with_deletions(live_static, versions, self.deletion)),
             None => out.extend(live_static),
         }
+        let mut rows = Vec::new();
         let mut live = self.rows().map(|r| r.to_owned_row()).peekable();
         for versions in merged_versions(a, &types, &a.items, false) {
             let at = |r: &OwnedRow| clustering_cmp(&types, r, &versions);
             // (every live row comes from staged versions; one that does not is kept as it is)
             while let Some(r) = live.next_if(|r| at(r) == Ordering::Less) {
-                out.push(r);
+                rows.push(r);
             }
             let mine = live.next_if(|r| at(r) == Ordering::Equal);
-            out.extend(with_deletions(mine, versions, self.deletion));
+            let over = self.deletion.max(ranges.covering(&types, &versions));
+            rows.extend(with_deletions(mine, versions, over));
         }
-        out.extend(live);
+        rows.extend(live);
+        let mut out: Vec<MetaItem> = out.into_iter().map(MetaItem::Row).collect();
+        let mut markers = ranges.markers().peekable();
+        for row in rows {
+            while let Some(m) = markers.next_if(|m| before_row(&types, m, &row)) {
+                out.push(MetaItem::Marker(m));
+            }
+            out.push(MetaItem::Row(row));
+        }
+        out.extend(markers.map(MetaItem::Marker));
         out
+    }
+}
+
+/// A point of the clustering order between clusterings: just before or just after a prefix.
+#[derive(Debug, Clone)]
+struct Point {
+    clustering: Vec<Option<Vec<u8>>>,
+    after: bool,
+}
+
+impl Point {
+    fn of(a: &Arena, it: &Item) -> Point {
+        Point {
+            clustering: a.clustering(it).map(|v| v.map(<[u8]>::to_vec)).collect(),
+            after: is_after(it.kind),
+        }
+    }
+
+    fn cmp(&self, types: &[CqlType], other: &Point) -> Ordering {
+        compare_prefixes(
+            types,
+            point_kind(self.after),
+            self.clustering.iter().map(|v| v.as_deref()),
+            point_kind(other.after),
+            other.clustering.iter().map(|v| v.as_deref()),
+        )
+    }
+}
+
+/// Whether a bound of kind `kind` stands just after its prefix (else just before it).
+fn is_after(kind: BoundKind) -> bool {
+    matches!(
+        kind,
+        BoundKind::InclEndBound | BoundKind::ExclStartBound | BoundKind::InclEndExclStartBoundary
+    )
+}
+
+/// The bound kind that stands for a point in comparisons.
+fn point_kind(after: bool) -> BoundKind {
+    if after {
+        BoundKind::InclEndBound
+    } else {
+        BoundKind::InclStartBound
+    }
+}
+
+/// Where a row's clustering lies relative to the point of `clustering` (`after` it or before it).
+fn point_vs_row(
+    types: &[CqlType],
+    clustering: &[Option<Vec<u8>>],
+    after: bool,
+    row: &OwnedRow,
+) -> Ordering {
+    compare_prefixes(
+        types,
+        point_kind(after),
+        clustering.iter().map(|v| v.as_deref()),
+        BoundKind::Clustering,
+        row.clustering.iter().map(|v| v.as_deref()),
+    )
+}
+
+/// Whether the marker `m` comes before `row`.
+fn before_row(types: &[CqlType], m: &OwnedMarker, row: &OwnedRow) -> bool {
+    point_vs_row(types, &m.clustering, is_after(m.kind), row) == Ordering::Less
+}
+
+/// The merged range deletions of a partition: from each point on, the deletion in force until the
+/// next point (LIVE: none). Points are in clustering order.
+struct MergedRanges {
+    segments: Vec<(Point, DeletionTime)>,
+}
+
+/// The merged range tombstones of all sources staged in `a`, where newer than `partition`.
+fn merged_ranges(a: &Arena, types: &[CqlType], partition: DeletionTime) -> MergedRanges {
+    // Each source's markers come one after the other and alternate opening and closing, so pairing
+    // each opened deletion with the next marker gives that source's ranges.
+    let mut ranges: Vec<(Point, Point, DeletionTime)> = Vec::new();
+    let mut open: Option<(Point, DeletionTime)> = None;
+    let markers = a
+        .items
+        .iter()
+        .filter(|it| it.kind != BoundKind::Clustering && it.kind != BoundKind::StaticClustering);
+    for it in markers {
+        let p = Point::of(a, it);
+        if let Some((start, d)) = open.take() {
+            ranges.push((start, p.clone(), d));
+        }
+        open = it.opens().map(|d| (p, d));
+    }
+    let mut points: Vec<Point> = ranges
+        .iter()
+        .flat_map(|(s, e, _)| [s.clone(), e.clone()])
+        .collect();
+    points.sort_by(|x, y| x.cmp(types, y));
+    points.dedup_by(|x, y| x.cmp(types, y) == Ordering::Equal);
+    let segments = points
+        .into_iter()
+        .map(|p| {
+            let d = ranges
+                .iter()
+                .filter(|(s, e, _)| {
+                    s.cmp(types, &p) != Ordering::Greater && p.cmp(types, e) == Ordering::Less
+                })
+                .fold(DeletionTime::LIVE, |acc, (_, _, d)| acc.max(*d));
+            let d = if d.supersedes(&partition) {
+                d
+            } else {
+                DeletionTime::LIVE
+            };
+            (p, d)
+        })
+        .collect();
+    MergedRanges { segments }
+}
+
+impl MergedRanges {
+    /// The range deletion covering the clustering of `row` (LIVE: none).
+    fn covering(&self, types: &[CqlType], row: &OwnedRow) -> DeletionTime {
+        self.segments
+            .iter()
+            .take_while(|(p, _)| point_vs_row(types, &p.clustering, p.after, row) == Ordering::Less)
+            .last()
+            .map_or(DeletionTime::LIVE, |(_, d)| *d)
+    }
+
+    /// The markers where the deletion in force changes, in clustering order.
+    fn markers(&self) -> impl Iterator<Item = OwnedMarker> + '_ {
+        let mut before = DeletionTime::LIVE;
+        self.segments.iter().filter_map(move |(p, d)| {
+            let (closes, opens) = (before, *d);
+            before = opens;
+            if closes == opens {
+                return None;
+            }
+            let kind = match (closes.is_live(), opens.is_live(), p.after) {
+                (true, _, false) => BoundKind::InclStartBound,
+                (true, _, true) => BoundKind::ExclStartBound,
+                (_, true, false) => BoundKind::ExclEndBound,
+                (_, true, true) => BoundKind::InclEndBound,
+                (_, _, false) => BoundKind::ExclEndInclStartBoundary,
+                (_, _, true) => BoundKind::InclEndExclStartBoundary,
+            };
+            Some(OwnedMarker {
+                kind,
+                clustering: p.clustering.clone(),
+                end_deletion: (!closes.is_live()).then_some(closes),
+                start_deletion: (!opens.is_live()).then_some(opens),
+            })
+        })
     }
 }
 

@@ -43,6 +43,8 @@ pub mod feed;
 pub(crate) mod order;
 mod stage;
 
+pub use deletions::MetaItem;
+
 use std::cmp::Ordering;
 use std::path::Path;
 use std::sync::Arc;
