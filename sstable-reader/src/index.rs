@@ -157,6 +157,8 @@ fn vint_size(v: u64) -> u64 {
 pub struct Summary {
     pub min_index_interval: i32,
     pub sampling_level: i32,
+    /// The number of samples at full sampling (`sampling_level` 128).
+    pub size_at_full_sampling: i32,
     pub entries: Vec<(Vec<u8>, u64)>,
     pub first_key: Vec<u8>,
     pub last_key: Vec<u8>,
@@ -178,7 +180,8 @@ impl Summary {
         let count = c.i32().map_err(|_| corrupt(4, "the entry count"))?;
         let size = c.i64().map_err(|_| corrupt(8, "the summary size"))?;
         let sampling_level = c.i32().map_err(|_| corrupt(16, "the sampling level"))?;
-        c.i32()
+        let size_at_full_sampling = c
+            .i32()
             .map_err(|_| corrupt(20, "the size at full sampling"))?;
         let base = c.pos();
         if count < 0 || size < (count as i64) * 4 || base as i64 + size > b.len() as i64 {
@@ -229,6 +232,7 @@ impl Summary {
         Ok(Summary {
             min_index_interval,
             sampling_level,
+            size_at_full_sampling,
             entries,
             first_key,
             last_key,

@@ -2,15 +2,18 @@
 //! is opened and checked (TOC, Statistics.db and its checksums, CompressionInfo.db, CRC.db,
 //! Digest.crc32 against the whole Data.db, every chunk's checksum and every row decoded), and the
 //! partition index (Index.db and Summary.db, or BTI Partitions.db and Rows.db) must list exactly the
-//! partitions Data.db holds, at their positions, and the bloom filter (Filter.db) must hold every
-//! partition key (a key it says is absent would be skipped by a read by key). Statistics.db must agree
-//! with what Data.db holds — one partition per count of its partition size histogram, every
-//! timestamp within its minimum and maximum — which is the only check of a Statistics.db from
-//! before `na` (it has no checksums). Each check is reported on its own.
+//! partitions Data.db holds, at their positions. TOC.txt must list exactly the SSTable's files. The
+//! bloom filter (Filter.db) must be the one its keys build: every partition key in it (a key it says
+//! is absent would be skipped by a read by key) and no other bit set. Summary.db must sample Index.db
+//! (its keys at the positions it names, one per index interval, Data.db's first and last keys).
+//! Statistics.db must agree with what Data.db holds — one partition per count of its partition size
+//! histogram, every timestamp within its minimum and maximum, the histograms' fixed bucket offsets —
+//! which is the only check of a Statistics.db from before `na` (it has no checksums). Each check is
+//! reported on its own.
 
 use std::path::{Path, PathBuf};
 
-use crate::descriptor::{Component, FormatKind};
+use crate::descriptor::{Component, Descriptor, FormatKind};
 use crate::error::{Error, Result};
 use crate::index::{PartitionIndex, Summary};
 use crate::partitions::data_positions;
@@ -67,6 +70,10 @@ pub fn verify(path: &Path) -> Verification {
         "open (TOC, Statistics, CompressionInfo, CRC, Digest of uncompressed data)",
         Ok(()),
     );
+    record(
+        "TOC.txt (lists exactly the SSTable's component files)",
+        check_toc(&sst.descriptor),
+    );
     let digest = sst.descriptor.path(Component::Digest);
     if sst.data.compression().is_some() && digest.exists() {
         record(
@@ -101,7 +108,10 @@ pub fn verify(path: &Path) -> Verification {
                 "Index.db (lists Data.db's partitions)",
                 check_index(&sst, &positions),
             );
-            record("Summary.db", Summary::read(&sst.descriptor).map(|_| ()));
+            record(
+                "Summary.db (samples Index.db; first and last keys of Data.db)",
+                check_summary(&sst, &positions),
+            );
         }
         FormatKind::Bti => {
             let found = data_positions(&sst.descriptor, sst.data.len()).and_then(|p| {
@@ -134,31 +144,157 @@ fn check_filter(sst: &SSTable, positions: &[(Vec<u8>, u64)]) -> Result<()> {
     let path = sst.descriptor.path(Component::Filter);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let old = sst.descriptor.version.has_old_bloom_filter_format();
-    let missing = |old: bool| -> Result<Option<(usize, u64)>> {
-        let filter = BloomFilter::parse(&bytes, old)
-            .map_err(|(at, what)| Error::corrupt(&path, at, what))?;
-        Ok(positions
-            .iter()
-            .enumerate()
-            .find(|(_, (key, _))| !filter.might_contain(key))
-            .map(|(n, (_, at))| (n, *at)))
-    };
     // Some real `na` files (Cassandra's own legacy_na_*_compact test tables) hold their filter in the
-    // pre-`na` layout: a filter that holds every key in the other layout is not damaged.
-    let first = missing(old)?;
-    if first.is_some() && missing(!old).ok().flatten().is_none() {
-        return Ok(());
+    // pre-`na` layout: a filter that is exact in the other layout is not damaged.
+    match filter_holds_exactly(&bytes, old, positions, &path) {
+        Ok(()) => Ok(()),
+        Err(e) => filter_holds_exactly(&bytes, !old, positions, &path).map_err(|_| e),
     }
-    match first {
-        None => Ok(()),
-        Some((n, at)) => Err(Error::corrupt(
-            &path,
+}
+
+/// Whether the filter in `bytes` (in the `old` layout or the current one) is the one a writer adding
+/// Data.db's partition keys builds: every key in it (a key it says is absent would be skipped by a
+/// read by key), and no bit set that no key sets (damage no read notices, but a changed file).
+fn filter_holds_exactly(
+    bytes: &[u8],
+    old: bool,
+    positions: &[(Vec<u8>, u64)],
+    path: &Path,
+) -> Result<()> {
+    let filter =
+        BloomFilter::parse(bytes, old).map_err(|(at, what)| Error::corrupt(path, at, what))?;
+    if let Some((n, (_, at))) = positions
+        .iter()
+        .enumerate()
+        .find(|(_, (key, _))| !filter.might_contain(key))
+    {
+        return Err(Error::corrupt(
+            path,
             8,
             format!(
                 "a bloom filter holding every partition key of Data.db; partition {n} (at {at} in Data.db) is not in it"
             ),
+        ));
+    }
+    let rebuilt = filter.rebuilt(positions.iter().map(|(k, _)| k.as_slice()));
+    let (stored, expected) = (filter.serialize(old), rebuilt.serialize(old));
+    match stored.iter().zip(&expected).position(|(a, b)| a != b) {
+        None => Ok(()),
+        Some(at) => Err(Error::corrupt(
+            path,
+            at as u64,
+            "only the bits Data.db's partition keys set, found another bit set",
         )),
     }
+}
+
+/// TOC.txt against the directory: every component it lists exists, and every file of the SSTable is
+/// listed. A read tolerates a damaged TOC (it opens the components it needs by name), so only this
+/// check tells; a component deleted since it was written (a Filter.db, a Digest.crc32) shows here too.
+fn check_toc(desc: &Descriptor) -> Result<()> {
+    let path = desc.path(Component::Toc);
+    let text = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let mut listed = Vec::new();
+    let mut offset = 0u64;
+    for raw in text.split_inclusive(|b| *b == b'\n') {
+        let at = offset;
+        offset += raw.len() as u64;
+        let line = String::from_utf8_lossy(raw).trim().to_owned();
+        if line.is_empty() {
+            continue;
+        }
+        if !desc
+            .directory
+            .join(format!("{}{line}", desc.prefix))
+            .is_file()
+        {
+            return Err(Error::corrupt(
+                &path,
+                at,
+                format!("a component of the SSTable, found {line:?}, which has no file"),
+            ));
+        }
+        listed.push(line);
+    }
+    if listed.is_empty() {
+        return Err(Error::corrupt(
+            &path,
+            0,
+            "the list of the SSTable's components, found none",
+        ));
+    }
+    let entries = std::fs::read_dir(&desc.directory).map_err(|e| Error::io(&desc.directory, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&desc.directory, e))?;
+        let name = entry.file_name();
+        let Some(component) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(desc.prefix.as_str()))
+        else {
+            continue;
+        };
+        if !listed.iter().any(|l| l == component) {
+            return Err(Error::corrupt(
+                &path,
+                offset,
+                format!("a line naming {component}, which the SSTable has, found none"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Summary.db against Index.db and Data.db: each sampled key is the key of the Index.db entry at the
+/// position it names, and the first and last keys are Data.db's.
+fn check_summary(sst: &SSTable, positions: &[(Vec<u8>, u64)]) -> Result<()> {
+    let summary = Summary::read(&sst.descriptor)?;
+    let path = sst.descriptor.path(Component::Summary);
+    let index = PartitionIndex::open(&sst.descriptor)?;
+    for (n, (key, at)) in summary.entries.iter().enumerate() {
+        let found = index.entry_at(*at).ok().map(|e| e.key);
+        if found != Some(key.as_slice()) {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                format!(
+                    "sample {n} to name the key of the Index.db entry at {at}, found another key"
+                ),
+            ));
+        }
+    }
+    // Cassandra samples every `min_index_interval`-th partition (`IndexSummaryBuilder`); ScyllaDB sizes
+    // the header from its estimate of the partition count, so only Cassandra's is exact.
+    let full = (positions.len() as i64 + summary.min_index_interval as i64 - 1)
+        / (summary.min_index_interval as i64).max(1);
+    let sampled_fully = summary.sampling_level == 128;
+    if sst.scylla.is_none()
+        && (summary.size_at_full_sampling as i64 != full
+            || (sampled_fully && summary.entries.len() as i64 != full))
+    {
+        return Err(Error::corrupt(
+            &path,
+            16,
+            format!(
+                "{full} samples at full sampling (one per {} of Data.db's {} partitions), found {} at sampling level {} and {} at full sampling",
+                summary.min_index_interval,
+                positions.len(),
+                summary.entries.len(),
+                summary.sampling_level,
+                summary.size_at_full_sampling
+            ),
+        ));
+    }
+    let first = positions.first().map(|(k, _)| k.as_slice());
+    let last = positions.last().map(|(k, _)| k.as_slice());
+    if first.is_some_and(|k| k != summary.first_key) || last.is_some_and(|k| k != summary.last_key)
+    {
+        return Err(Error::corrupt(
+            &path,
+            0,
+            "the first and last partition keys of Data.db, found other keys",
+        ));
+    }
+    Ok(())
 }
 
 fn check_digest(sst: &SSTable, digest: &Path) -> Result<()> {
@@ -240,6 +376,20 @@ fn check_statistics(sst: &SSTable, partitions: usize, seen: Seen) -> Result<()> 
             ),
         ));
     }
+    for (name, h) in [
+        ("partition size", &stats.partition_sizes),
+        ("cell count", &stats.cells_per_partition),
+    ] {
+        check_histogram_offsets(h).map_err(|n| {
+            Error::corrupt(
+                &path,
+                0,
+                format!(
+                    "the {name} histogram's bucket offsets (Cassandra's fixed series), found another at bucket {n}"
+                ),
+            )
+        })?;
+    }
     if let Some((lo, hi)) = seen {
         if lo < stats.min_timestamp || hi > stats.max_timestamp {
             return Err(Error::corrupt(
@@ -253,6 +403,32 @@ fn check_statistics(sst: &SSTable, partitions: usize, seen: Seen) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// An estimated histogram's bucket offsets are Cassandra's fixed series (`EstimatedHistogram.newOffsets`:
+/// 1, 2, 3, … each the previous × 1.2 rounded, at least one more; a leading 0 where zeroes count), the
+/// first repeated (the serializer writes each bucket with the offset below it): `Err(bucket)` where
+/// they are not.
+fn check_histogram_offsets(h: &[(i64, i64)]) -> std::result::Result<(), usize> {
+    let Some(&(first, _)) = h.first() else {
+        return Ok(());
+    };
+    let mut expected = Vec::with_capacity(h.len());
+    expected.push(first);
+    if first == 0 {
+        expected.push(0);
+    }
+    let mut last = 1i64;
+    while expected.len() < h.len() {
+        expected.push(last);
+        let next = (last as f64 * 1.2).round() as i64;
+        last = if next == last { next + 1 } else { next };
+    }
+    match h.iter().zip(&expected).position(|((o, _), e)| o != e) {
+        Some(n) => Err(n),
+        None if first == 0 || first == 1 => Ok(()),
+        None => Err(0),
+    }
 }
 
 fn check_index(sst: &SSTable, positions: &[(Vec<u8>, u64)]) -> Result<()> {

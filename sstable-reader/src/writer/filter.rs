@@ -217,6 +217,19 @@ impl BloomFilter {
         })
     }
 
+    /// A filter of this one's size and hash count holding only `keys`: the filter a writer adding
+    /// exactly those keys wrote.
+    pub fn rebuilt<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Self {
+        let mut f = Self {
+            hash_count: self.hash_count,
+            bytes: vec![0; self.bytes.len()],
+        };
+        for k in keys {
+            f.add(k);
+        }
+        f
+    }
+
     /// Whether `key` may be present (false means definitely absent).
     pub fn might_contain(&self, key: &[u8]) -> bool {
         self.indexes(key)
