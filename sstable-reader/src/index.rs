@@ -92,6 +92,22 @@ impl PartitionIndex {
         })
     }
 
+    /// The promoted row index bytes of `e` (empty for a narrow partition) and where they start in
+    /// Index.db.
+    pub fn promoted_index(&self, e: &IndexEntry<'_>) -> (&[u8], u64) {
+        let start = e.index_position
+            + 2
+            + e.key.len() as u64
+            + vint_size(e.data_position)
+            + vint_size(e.promoted_index_size);
+        let b = self.bytes();
+        let s = (start as usize).min(b.len());
+        let end = s
+            .saturating_add(e.promoted_index_size as usize)
+            .min(b.len());
+        (&b[s..end], start)
+    }
+
     /// Every entry, in order.
     pub fn entries(&self) -> IndexEntries<'_> {
         IndexEntries {

@@ -87,6 +87,7 @@ mod parallel;
 mod partitioner;
 mod partitions;
 mod progress;
+mod promoted;
 mod reconcile;
 mod row;
 mod scanner;

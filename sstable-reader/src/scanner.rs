@@ -629,6 +629,11 @@ impl<'s> Scanner<'s> {
         self.plain = None;
     }
 
+    /// The position in the uncompressed Data.db the scan has read to.
+    pub(crate) fn position(&self) -> u64 {
+        self.pos
+    }
+
     /// The window from the start of the current partition to what has been read of it: the bytes the
     /// window offsets of [`Scanner::next_into`] refer to.
     pub(crate) fn partition_bytes(&self) -> &[u8] {

@@ -17,7 +17,8 @@ use crate::descriptor::{Component, Descriptor, FormatKind};
 use crate::error::{Error, Result};
 use crate::index::{PartitionIndex, Summary};
 use crate::partitions::data_positions;
-use crate::row::{DeletionTime, Unfiltered};
+use crate::promoted::{self, Prefix};
+use crate::row::{BoundKind, DeletionTime, Unfiltered};
 use crate::scanner::Projection;
 use crate::sstable::{ReadOptions, SSTable};
 use crate::writer::filter::BloomFilter;
@@ -107,6 +108,10 @@ pub fn verify(path: &Path) -> Verification {
             record(
                 "Index.db (lists Data.db's partitions)",
                 check_index(&sst, &positions),
+            );
+            record(
+                "Index.db promoted row indexes (blocks of Data.db's rows)",
+                check_promoted(&sst, &positions),
             );
             record(
                 "Summary.db (samples Index.db; first and last keys of Data.db)",
@@ -462,6 +467,123 @@ fn check_index(sst: &SSTable, positions: &[(Vec<u8>, u64)]) -> Result<()> {
                 positions.len()
             ),
         ));
+    }
+    Ok(())
+}
+
+/// Each wide partition's promoted row index against Data.db: the partition header's length and
+/// deletion, and blocks that tile the partition's rows — each starting at an unfiltered whose
+/// clustering is the block's first, ending after the one whose clustering is its last, the next
+/// starting where it ends and the last ending with the partition.
+fn check_promoted(sst: &SSTable, positions: &[(Vec<u8>, u64)]) -> Result<()> {
+    let index = PartitionIndex::open(&sst.descriptor)?;
+    let types: Vec<_> = sst.schema.clustering.iter().map(|c| c.ty.clone()).collect();
+    let uint = sst.descriptor.version.has_uint_deletion_time();
+    let mut scan = sst.scanner(Projection::none(&sst.schema));
+    for (n, entry) in index.entries().enumerate() {
+        let e = entry?;
+        if e.promoted_index_size == 0 {
+            continue;
+        }
+        let (bytes, start) = index.promoted_index(&e);
+        let promoted = promoted::parse(bytes, &types, uint)
+            .map_err(|(at, what)| Error::corrupt(index.path(), start + at as u64, what))?;
+        let wrong = |what: String| {
+            Error::corrupt(
+                index.path(),
+                start,
+                format!("partition {n}'s promoted row index to {what}"),
+            )
+        };
+        let end = positions.get(n + 1).map_or(sst.data.len(), |(_, at)| *at);
+        scan.set_range(e.data_position, end);
+        let Some(header) = scan.next_partition()? else {
+            return Err(wrong(format!(
+                "index a partition at {}, found none",
+                e.data_position
+            )));
+        };
+        if header.deletion != promoted.deletion {
+            return Err(wrong(format!(
+                "hold the partition deletion {:?}, found {:?}",
+                header.deletion, promoted.deletion
+            )));
+        }
+        let blocks = &promoted.blocks;
+        let mut block = 0;
+        let mut header_end = None;
+        let mut previous: Option<Prefix> = None;
+        loop {
+            let (at, prefix) = match scan.next_unfiltered()? {
+                None => break,
+                Some(Unfiltered::Row(r)) if r.is_static() => continue,
+                Some(Unfiltered::Row(r)) => (
+                    r.position(),
+                    (
+                        BoundKind::Clustering,
+                        (0..r.clustering_len())
+                            .map(|i| r.clustering(i).map(<[u8]>::to_vec))
+                            .collect(),
+                    ),
+                ),
+                Some(Unfiltered::Marker(m)) => (
+                    m.position(),
+                    (
+                        m.kind,
+                        (0..m.clustering_len())
+                            .map(|i| m.clustering(i).map(<[u8]>::to_vec))
+                            .collect(),
+                    ),
+                ),
+            };
+            let offset = at - e.data_position;
+            header_end.get_or_insert(offset);
+            if let Some(b) = blocks.get(block) {
+                if offset > b.offset {
+                    return Err(wrong(format!(
+                        "start block {block} at an unfiltered, found offset {} inside one",
+                        b.offset
+                    )));
+                }
+                if offset == b.offset {
+                    if b.first != prefix {
+                        return Err(wrong(format!(
+                            "start block {block} with its first clustering, found another"
+                        )));
+                    }
+                    if block > 0 && previous.as_ref() != Some(&blocks[block - 1].last) {
+                        return Err(wrong(format!(
+                            "end block {} with its last clustering, found another",
+                            block - 1
+                        )));
+                    }
+                    block += 1;
+                }
+            }
+            previous = Some(prefix);
+        }
+        let length = scan.position() - e.data_position;
+        if block != blocks.len() || previous.as_ref() != blocks.last().map(|b| &b.last) {
+            return Err(wrong(format!(
+                "list blocks starting at the partition's unfiltereds and ending with its last, found {} blocks, {block} of them found",
+                blocks.len()
+            )));
+        }
+        if header_end.is_some_and(|h| h != promoted.header_length) {
+            return Err(wrong(format!(
+                "hold the partition header's length {header_end:?}, found {}",
+                promoted.header_length
+            )));
+        }
+        let tiled = blocks
+            .windows(2)
+            .all(|w| w[0].offset + w[0].width == w[1].offset)
+            && blocks.last().is_some_and(|b| b.offset + b.width == length);
+        if !tiled {
+            return Err(wrong(format!(
+                "have blocks that tile the partition's {length} bytes, found gaps or overlaps"
+            )));
+        }
     }
     Ok(())
 }

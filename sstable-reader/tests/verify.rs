@@ -204,3 +204,36 @@ fn every_shared_fixture_passes_every_check() {
     }
     assert!(passed > 100, "{passed} of {}", files.len());
 }
+
+/// One flipped byte inside a wide partition's promoted row index (the middle of Index.db of the
+/// `clust` tables, whose partitions are wide) fails that check alone, naming Index.db — a read does
+/// not notice it (it scans without the index), so only verify tells.
+#[test]
+fn a_damaged_promoted_row_index_fails_its_check() {
+    for fixture in [
+        "cassandra/legacy/mc/legacy_tables/legacy_mc_clust",
+        "cassandra/legacy/nb/legacy_tables/legacy_nb_clust",
+        "cassandra/legacy/oa/legacy_tables/legacy_oa_clust",
+    ] {
+        let (_tmp, dir) = copy(fixture);
+        let data = component(&dir, "Data.db").unwrap();
+        assert!(verify(&data).is_ok(), "{fixture}");
+        let file = component(&dir, "Index.db").unwrap();
+        let mut bytes = std::fs::read(&file).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x20;
+        std::fs::write(&file, &bytes).unwrap();
+        let v = verify(&data);
+        let failed: Vec<String> = v
+            .checks
+            .iter()
+            .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.what)))
+            .collect();
+        assert!(
+            failed.len() == 1
+                && failed[0].starts_with("Index.db promoted row indexes")
+                && failed[0].contains("-Index.db"),
+            "{fixture}: {failed:#?}"
+        );
+    }
+}
