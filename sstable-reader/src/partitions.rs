@@ -130,9 +130,15 @@ fn bits12(b: &[u8], base: usize, i: usize) -> Option<u64> {
     })
 }
 
-/// Decodes the node at `pos` of `trie` (the trie bytes only): pushes its children's positions onto
-/// `kids` in transition order and returns its payload.
-fn node(trie: &[u8], path: &Path, pos: usize, kids: &mut Vec<u64>) -> Result<Option<Target>> {
+/// Decodes the node at `pos` of `trie` (the trie bytes only): pushes its children's positions and
+/// transition bytes onto `kids` in transition order and returns its payload and the payload's hash
+/// byte (the low byte of the key's filter hash, where the writer stored one).
+fn node(
+    trie: &[u8],
+    path: &Path,
+    pos: usize,
+    kids: &mut Vec<(u64, u8)>,
+) -> Result<Option<(Target, Option<u8>)>> {
     let first = *trie
         .get(pos)
         .ok_or_else(|| Error::corrupt(path, pos as u64, "a trie node"))?;
@@ -147,7 +153,7 @@ fn node(trie: &[u8], path: &Path, pos: usize, kids: &mut Vec<u64>) -> Result<Opt
             ),
         )
     };
-    let mut child = |delta: Option<u64>, none_allowed: bool| -> Result<()> {
+    let mut child = |delta: Option<u64>, transition: u8, none_allowed: bool| -> Result<()> {
         let d = delta.ok_or_else(|| short("its child pointers"))?;
         if d == 0 && none_allowed {
             return Ok(());
@@ -159,17 +165,23 @@ fn node(trie: &[u8], path: &Path, pos: usize, kids: &mut Vec<u64>) -> Result<Opt
                 format!("a child pointer to an earlier node of the trie, found a distance of {d}"),
             ));
         }
-        kids.push(pos as u64 - d);
+        kids.push((pos as u64 - d, transition));
         Ok(())
     };
-    // `n` child pointers from `base`, `bpp` bytes each (0: 12 bits each); returns where they end.
-    let mut pointers = |base: usize, n: usize, bpp: usize, nulls: bool| -> Result<usize> {
+    // `n` child pointers from `base`, `bpp` bytes each (0: 12 bits each), the i-th for the transition
+    // `transition(i)`; returns where they end.
+    let mut pointers = |base: usize,
+                        n: usize,
+                        bpp: usize,
+                        nulls: bool,
+                        transition: &dyn Fn(usize) -> u8|
+     -> Result<usize> {
         for i in 0..n {
             let d = match bpp {
                 0 => bits12(trie, base, i),
                 _ => uint(trie, base + i * bpp, bpp),
             };
-            child(d, nulls)?;
+            child(d, transition(i), nulls)?;
         }
         Ok(match bpp {
             0 => base + (3 * n).div_ceil(2),
@@ -181,20 +193,25 @@ fn node(trie: &[u8], path: &Path, pos: usize, kids: &mut Vec<u64>) -> Result<Opt
     let payload_at = match ty {
         0 => pos + 1,
         1 => {
-            child(Some((first & 0x0f) as u64), false)?;
-            byte(pos + 1).ok_or_else(|| short("its transition byte"))?;
+            let t = byte(pos + 1).ok_or_else(|| short("its transition byte"))?;
+            child(Some((first & 0x0f) as u64), t as u8, false)?;
             flags = 0;
             pos + 2
         }
         2 | 4 => {
             let bpp = if ty == 2 { 1 } else { 2 };
-            child(uint(trie, pos + 2, bpp), false)?;
+            let t = byte(pos + 1).ok_or_else(|| short("its transition byte"))?;
+            child(uint(trie, pos + 2, bpp), t as u8, false)?;
             pos + 2 + bpp
         }
         3 => {
             let lo = byte(pos + 1);
-            child(lo.map(|lo| (((first & 0x0f) as u64) << 8) | lo), false)?;
-            byte(pos + 2).ok_or_else(|| short("its transition byte"))?;
+            let t = byte(pos + 2).ok_or_else(|| short("its transition byte"))?;
+            child(
+                lo.map(|lo| (((first & 0x0f) as u64) << 8) | lo),
+                t as u8,
+                false,
+            )?;
             flags = 0;
             pos + 3
         }
@@ -212,7 +229,7 @@ fn node(trie: &[u8], path: &Path, pos: usize, kids: &mut Vec<u64>) -> Result<Opt
             }
             // SPARSE_12 packs 12-bit pointers; the others have whole bytes per pointer.
             let bpp = [1, 0, 2, 3, 5][ty as usize - 5];
-            pointers(pos + 2 + count, count, bpp, false)?
+            pointers(pos + 2 + count, count, bpp, false, &|i| trans[i])?
         }
         _ => {
             let start = byte(pos + 1).ok_or_else(|| short("its first transition"))?;
@@ -230,7 +247,7 @@ fn node(trie: &[u8], path: &Path, pos: usize, kids: &mut Vec<u64>) -> Result<Opt
             } else {
                 [2, 3, 4, 5, 8][ty as usize - 11]
             };
-            pointers(pos + 3, range, bpp, true)?
+            pointers(pos + 3, range, bpp, true, &|i| (start as usize + i) as u8)?
         }
     };
     if flags == 0 {
@@ -245,24 +262,45 @@ fn node(trie: &[u8], path: &Path, pos: usize, kids: &mut Vec<u64>) -> Result<Opt
     let raw = uint(trie, payload_at + skip, n).ok_or_else(|| short("its payload"))?;
     let shift = 64 - 8 * n as u32;
     let v = ((raw << shift) as i64) >> shift;
-    Ok(Some(if v < 0 {
+    let target = if v < 0 {
         Target::Data(!v as u64)
     } else {
         Target::Rows(v as u64)
-    }))
+    };
+    let hash = (skip == 1).then(|| trie[payload_at]);
+    Ok(Some((target, hash)))
 }
 
 /// Every payload of Partitions.db `b`, in key order, checked against the footer's key count.
 pub fn parse(b: &[u8], path: &Path) -> Result<(Footer, Vec<Payload>)> {
+    let mut out = Vec::new();
+    let footer = walk(b, path, |_, p, _| out.push(p))?;
+    Ok((footer, out))
+}
+
+/// Visits every payload of Partitions.db `b` in key order with the trie path that leads to it (the
+/// shortest prefix of the partition's byte-comparable key that tells it from its neighbours) and its
+/// hash byte; checks the count against the footer's key count, which it returns.
+pub fn walk(
+    b: &[u8],
+    path: &Path,
+    mut visit: impl FnMut(&[u8], Payload, Option<u8>),
+) -> Result<Footer> {
     let footer = parse_footer(b, path)?;
     let end = footer.trie_end as usize;
     let trie = &b[..end];
-    let mut out = Vec::new();
+    let mut count = 0u64;
     if end > 0 {
         let mut seen = vec![0u64; end.div_ceil(64)];
-        let mut stack = vec![footer.root];
+        // (node, depth, transition into it); the path holds the transitions from the root.
+        let mut stack = vec![(footer.root, 0usize, 0u8)];
+        let mut key = Vec::new();
         let mut kids = Vec::new();
-        while let Some(pos) = stack.pop() {
+        while let Some((pos, depth, transition)) = stack.pop() {
+            key.truncate(depth.saturating_sub(1));
+            if depth > 0 {
+                key.push(transition);
+            }
             let p = pos as usize;
             let (w, bit) = (p / 64, 1u64 << (p % 64));
             if seen[w] & bit != 0 {
@@ -274,24 +312,24 @@ pub fn parse(b: &[u8], path: &Path) -> Result<(Footer, Vec<Payload>)> {
             }
             seen[w] |= bit;
             kids.clear();
-            if let Some(target) = node(trie, path, p, &mut kids)? {
-                out.push(Payload { node: pos, target });
+            if let Some((target, hash)) = node(trie, path, p, &mut kids)? {
+                visit(&key, Payload { node: pos, target }, hash);
+                count += 1;
             }
-            stack.extend(kids.iter().rev());
+            stack.extend(kids.iter().rev().map(|&(k, t)| (k, depth + 1, t)));
         }
     }
-    if out.len() as u64 != footer.key_count {
+    if count != footer.key_count {
         return Err(Error::corrupt(
             path,
             b.len() as u64 - 16,
             format!(
-                "a key count equal to the trie's {} partitions, found {}",
-                out.len(),
+                "a key count equal to the trie's {count} partitions, found {}",
                 footer.key_count
             ),
         ));
     }
-    Ok((footer, out))
+    Ok(footer)
 }
 
 /// A mapped Partitions.db.
@@ -317,6 +355,11 @@ impl PartitionTrie {
     /// The footer and every payload, in key order.
     pub fn parse(&self) -> Result<(Footer, Vec<Payload>)> {
         parse(self.map.as_deref().unwrap_or(&[]), &self.path)
+    }
+
+    /// [`walk`] over this file.
+    pub fn walk(&self, visit: impl FnMut(&[u8], Payload, Option<u8>)) -> Result<Footer> {
+        walk(self.map.as_deref().unwrap_or(&[]), &self.path, visit)
     }
 }
 

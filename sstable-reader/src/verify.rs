@@ -2,7 +2,8 @@
 //! is opened and checked (TOC, Statistics.db and its checksums, CompressionInfo.db, CRC.db,
 //! Digest.crc32 against the whole Data.db, every chunk's checksum and every row decoded), and the
 //! partition index (Index.db and Summary.db, or BTI Partitions.db and Rows.db) must list exactly the
-//! partitions Data.db holds, at their positions. TOC.txt must list exactly the SSTable's files. The
+//! partitions Data.db holds, at their positions, Index.db's promoted row indexes the blocks of their
+//! rows, and Partitions.db's trie paths and hash bytes their keys. TOC.txt must list exactly the SSTable's files. The
 //! bloom filter (Filter.db) must be the one its keys build: every partition key in it (a key it says
 //! is absent would be skipped by a read by key) and no other bit set. Summary.db must sample Index.db
 //! (its keys at the positions it names, one per index interval, Data.db's first and last keys).
@@ -16,7 +17,8 @@ use std::path::{Path, PathBuf};
 use crate::descriptor::{Component, Descriptor, FormatKind};
 use crate::error::{Error, Result};
 use crate::index::{PartitionIndex, Summary};
-use crate::partitions::data_positions;
+use crate::partitioner::{murmur3_token, murmur3_x64_128};
+use crate::partitions::{data_positions, PartitionTrie};
 use crate::promoted::{self, Prefix};
 use crate::row::{BoundKind, DeletionTime, Unfiltered};
 use crate::scanner::Projection;
@@ -138,6 +140,10 @@ pub fn verify(path: &Path) -> Verification {
             record(
                 "Partitions.db and Rows.db (list Data.db's partitions)",
                 found,
+            );
+            record(
+                "Partitions.db keys (trie paths, hash bytes, first and last keys of Data.db's keys)",
+                check_trie_keys(&sst, &positions),
             );
         }
     }
@@ -587,3 +593,64 @@ fn check_promoted(sst: &SSTable, positions: &[(Vec<u8>, u64)]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Partitions.db against Data.db's keys, in order: the trie path to each payload is a prefix of the
+/// key's byte-comparable form (`DecoratedKey.asComparableBytes`: a component separator, the token —
+/// for Murmur3 its 8 bytes with the sign bit flipped, for the byte-ordered partitioner the key's own
+/// bytes — then the key); a payload's hash byte is the low byte of the key's filter hash
+/// (`DecoratedKey.filterHashLowerBits`); the footer's first and last keys are Data.db's.
+fn check_trie_keys(sst: &SSTable, positions: &[(Vec<u8>, u64)]) -> Result<()> {
+    let trie = PartitionTrie::open(&sst.descriptor)?;
+    let partitioner = sst.partitioner().unwrap_or("Murmur3Partitioner");
+    let comparable = |key: &[u8]| -> Vec<u8> {
+        let mut out = vec![NEXT_COMPONENT];
+        if partitioner.ends_with("Murmur3Partitioner") {
+            out.extend((murmur3_token(key) as u64 ^ (1 << 63)).to_be_bytes());
+        } else if partitioner.ends_with("ByteOrderedPartitioner") {
+            // Up to the first zero byte, which the byte-comparable form escapes.
+            out.extend(key.iter().take_while(|b| **b != 0));
+        }
+        out
+    };
+    let mut n = 0usize;
+    let mut wrong: Option<(u64, String)> = None;
+    let footer = trie.walk(|path, payload, hash| {
+        if wrong.is_some() {
+            return;
+        }
+        let Some((key, _)) = positions.get(n) else {
+            return;
+        };
+        let expected = comparable(key);
+        let len = path.len().min(expected.len());
+        if path[..len] != expected[..len] {
+            wrong = Some((
+                payload.node,
+                format!("a trie path that is a prefix of partition {n}'s key, found another"),
+            ));
+        } else if hash.is_some_and(|h| h != murmur3_x64_128(key, 0)[1] as u8) {
+            wrong = Some((
+                payload.node,
+                format!("the hash byte of partition {n}'s key, found another"),
+            ));
+        }
+        n += 1;
+    })?;
+    if let Some((at, what)) = wrong {
+        return Err(Error::corrupt(trie.path(), at, what));
+    }
+    let first = positions.first().map(|(k, _)| k.as_slice());
+    let last = positions.last().map(|(k, _)| k.as_slice());
+    if first.is_some_and(|k| k != footer.first_key) || last.is_some_and(|k| k != footer.last_key) {
+        return Err(Error::corrupt(
+            trie.path(),
+            footer.trie_end,
+            "the first and last partition keys of Data.db, found other keys",
+        ));
+    }
+    Ok(())
+}
+
+/// `ByteSource.NEXT_COMPONENT`: the byte before each component of a multi-component byte-comparable
+/// form.
+const NEXT_COMPONENT: u8 = 0x40;

@@ -2,8 +2,7 @@
 //! (a key), in a compressed chunk or in a checksummed Statistics.db, or a truncated Summary.db, fails the
 //! check of that component, naming the file; so does a Filter.db that does not hold every partition key
 //! (cleared bits) or is cut short, and a pre-`na` Statistics.db that disagrees with Data.db. Every real
-//! SSTable of the shared fixtures passes. (BTI Partitions.db is checked for the partitions' positions,
-//! not their keys; promoted row indexes are not checked.)
+//! SSTable of the shared fixtures passes. A flipped byte in a promoted row index fails its check.
 
 mod common;
 
