@@ -44,6 +44,12 @@ pub fn attach_line(r: &AttachReport) -> String {
             r.dropped
         ));
     }
+    if r.widened > 0 {
+        line.push_str(&format!(
+            ", {} extracts rebuilt to hold more columns",
+            r.widened
+        ));
+    }
     for s in &r.skipped {
         line.push_str(&format!("; read from Data.db instead: {s}"));
     }

@@ -20,11 +20,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use rayon::prelude::*;
-use sstable_reader::{MergeTable, SSTable};
+use sstable_reader::{Columns, MergeTable, Projection, SSTable};
 
 use crate::error::{Error, Result};
 use crate::identity::identity;
-use crate::layout::FORMAT_VERSION;
+use crate::layout::{self, FORMAT_VERSION};
 use crate::reader::Extract;
 use crate::summary::Identity;
 use crate::write_extract_file;
@@ -50,6 +50,8 @@ pub struct AttachReport {
     pub built: usize,
     /// Entries found damaged, truncated or foreign, deleted and rebuilt (counted in `built` too).
     pub dropped: usize,
+    /// Entries rebuilt to hold columns they lacked (counted in `built` too).
+    pub widened: usize,
     /// SSTables read from their Data.db because their entry could not be written or read, with why.
     pub skipped: Vec<String>,
     /// Bytes of the entries built.
@@ -63,6 +65,7 @@ impl std::ops::AddAssign for AttachReport {
         self.hits += o.hits;
         self.built += o.built;
         self.dropped += o.dropped;
+        self.widened += o.widened;
         self.skipped.extend(o.skipped);
         self.bytes_written += o.bytes_written;
         self.build_time += o.build_time;
@@ -229,8 +232,14 @@ impl Cache {
         }
     }
 
-    /// Builds the entry of `sst` (a temporary file renamed into place) and opens it.
-    fn build(&self, sst: &SSTable, id: &Identity) -> Result<(Extract, u64)> {
+    /// Builds the entry of `sst` holding the static and regular columns `columns` (`None`: all) — a
+    /// temporary file renamed into place — and opens it.
+    fn build(
+        &self,
+        sst: &SSTable,
+        id: &Identity,
+        columns: Option<Vec<String>>,
+    ) -> Result<(Extract, u64)> {
         let path = self.entry_path(id);
         let parent = path.parent().unwrap_or(&self.dir);
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -242,7 +251,8 @@ impl Cache {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let temp = parent.join(format!(".tmp-{}-{nanos}-{name}", std::process::id()));
-        let written = write_extract_file(sst, &temp, id.clone(), &self.options)
+        let options = self.options.clone().holding(columns);
+        let written = write_extract_file(sst, &temp, id.clone(), &options)
             .and_then(|_| std::fs::rename(&temp, &path).map_err(|e| Error::io(&path, e)));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&temp);
@@ -252,13 +262,27 @@ impl Cache {
         Ok((Extract::open(&path, sst, Some(id))?, bytes))
     }
 
-    /// Attaches an extract to every SSTable of `table`: valid entries are read as they are, missing or
-    /// damaged ones built first (one pass over each such SSTable, `threads` at a time). Errors of the
-    /// SSTables themselves are returned; a cache that cannot be written or read only leaves the
-    /// SSTable to be read from its Data.db ([`AttachReport::skipped`]).
+    /// [`Cache::attach_columns`] with every column: entries hold all of their SSTable's columns.
     pub fn attach(
         &self,
         table: &mut MergeTable,
+        threads: usize,
+        progress: Option<&BuildProgress>,
+    ) -> Result<AttachReport> {
+        self.attach_columns(table, &Columns::All, threads, progress)
+    }
+
+    /// Attaches an extract to every SSTable of `table` for scans of `columns`: valid entries holding
+    /// those columns are read as they are; missing or damaged ones are built first with just those
+    /// static and regular columns (keys, clustering, liveness and deletions always), and entries
+    /// lacking some are rebuilt holding what they held and what is asked (one pass over each such
+    /// SSTable, `threads` at a time). Errors of the SSTables themselves are returned; a cache that
+    /// cannot be written or read only leaves the SSTable to be read from its Data.db
+    /// ([`AttachReport::skipped`]).
+    pub fn attach_columns(
+        &self,
+        table: &mut MergeTable,
+        columns: &Columns,
         threads: usize,
         progress: Option<&BuildProgress>,
     ) -> Result<AttachReport> {
@@ -268,13 +292,30 @@ impl Cache {
         let mut missing = Vec::new();
         for (i, sst) in table.sstables().iter().enumerate() {
             let id = identity(sst)?;
+            let wanted = match columns {
+                Columns::All => Projection::all(&sst.schema),
+                Columns::Named(names) => layout::held_projection(&sst.schema, names),
+            };
             let mut dropped = false;
-            let hit = self.lookup(sst, &id, &mut dropped);
+            let mut hit = self.lookup(sst, &id, &mut dropped);
             report.dropped += usize::from(dropped);
+            // An entry lacking a column is widened: rebuilt with what it held and what is wanted.
+            let mut names = layout::held_names(&sst.schema, &wanted);
+            if let Some(e) = hit.take_if(|e| !e.covers(&wanted)) {
+                report.widened += 1;
+                names = layout::held_names(
+                    &sst.schema,
+                    &layout::held_projection(
+                        &sst.schema,
+                        &[e.summary().columns.clone(), names].concat(),
+                    ),
+                );
+            }
+            let all = layout::held_names(&sst.schema, &Projection::all(&sst.schema));
             if hit.is_some() {
                 report.hits += 1;
             } else {
-                missing.push((i, id));
+                missing.push((i, id, (names != all).then_some(names)));
             }
             found.push(hit);
         }
@@ -282,7 +323,7 @@ impl Cache {
             p.total.fetch_add(missing.len(), Ordering::Relaxed);
             let bytes: u64 = missing
                 .iter()
-                .map(|(i, _)| table.sstables()[*i].data.file_len())
+                .map(|(i, ..)| table.sstables()[*i].data.file_len())
                 .sum();
             p.bytes_total.fetch_add(bytes, Ordering::Relaxed);
         }
@@ -296,9 +337,9 @@ impl Cache {
             })?;
         let results = Mutex::new(Vec::new());
         pool.install(|| {
-            missing.par_iter().for_each(|(i, id)| {
+            missing.par_iter().for_each(|(i, id, columns)| {
                 let sst = &table.sstables()[*i];
-                let r = self.build(sst, id);
+                let r = self.build(sst, id, columns.clone());
                 if let Some(p) = progress {
                     p.done.fetch_add(1, Ordering::Relaxed);
                     p.bytes_done

@@ -11,7 +11,7 @@
 //! | `lv_ts`, `lv_ttl`, `lv_exp` | rows | primary-key liveness (null: none); `lv_exp` null with a TTL: the timestamp's second plus the TTL |
 //! | `bound`, `clen` | rows, markers | bound kind (markers), number of clustering values |
 //! | `c:NAME` | rows, markers | clustering values (null: a null component, or past `clen`); fixed-size binary for fixed-length types |
-//! | `s:NAME` / `r:NAME` | rows | a static / regular column's cell value; text as a dictionary; a multi-cell column (map, set, list, UDT) as a map from cell path to value |
+//! | `s:NAME` / `r:NAME` | rows | (the columns the footer lists) a static / regular column's cell value; text as a dictionary; a multi-cell column (map, set, list, UDT) as a map from cell path to value |
 //! | `s:NAME@meta` / `r:NAME@meta` | rows | null when every cell of the column was written with the row's liveness (timestamp, TTL, expiry); otherwise per cell 21 bytes: timestamp, TTL, local deletion time, tombstone flag |
 //! | `r:NAME@del` | rows | a multi-cell column's deletion (16 bytes), null when none, empty when it is the one a collection literal writes (the row's liveness timestamp − 1, deleted at that timestamp's second) |
 //!
@@ -21,10 +21,11 @@
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields, Schema};
-use sstable_reader::{Column, CqlType, LivenessInfo, TableSchema};
+use sstable_reader::{Column, CqlType, LivenessInfo, Projection, TableSchema};
 
 /// Bumped whenever the columns or their meaning change: older entries are then foreign and rebuilt.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 3: an extract holds the static and regular columns its footer lists (not always all).
+pub const FORMAT_VERSION: u32 = 3;
 
 pub const KIND_PARTITION: u8 = 0;
 pub const KIND_ROW: u8 = 1;
@@ -120,9 +121,40 @@ fn map_type() -> DataType {
     DataType::Map(Arc::new(entries), false)
 }
 
-/// The Arrow schema of an extract of an SSTable with `schema` (`plain_text`: text columns stored
-/// without a dictionary).
-pub fn arrow_schema(schema: &TableSchema, plain_text: &[String]) -> Schema {
+/// The names of the static and regular columns of `schema` that `held` includes (what an extract's
+/// footer lists), in the SSTable's column order.
+pub fn held_names(schema: &TableSchema, held: &Projection) -> Vec<String> {
+    let statics = schema.statics.iter().enumerate();
+    let statics = statics.filter(|(j, _)| held.includes_static(*j));
+    let regulars = schema.regulars.iter().enumerate();
+    let regulars = regulars.filter(|(j, _)| held.includes_regular(*j));
+    statics
+        .chain(regulars)
+        .map(|(_, c)| c.name.clone())
+        .collect()
+}
+
+/// The projection of the static and regular columns `names` of `schema` (names it lacks are ignored:
+/// an extract lists only its SSTable's columns).
+pub fn held_projection<S: AsRef<str>>(schema: &TableSchema, names: &[S]) -> Projection {
+    let here: Vec<&str> = names
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|n| schema.column(n).is_some())
+        .collect();
+    Projection::columns(schema, &here).unwrap_or_else(|_| Projection::none(schema))
+}
+
+/// Whether every static and regular column `wanted` includes is `held`.
+pub fn covers(schema: &TableSchema, held: &Projection, wanted: &Projection) -> bool {
+    (0..schema.statics.len()).all(|j| !wanted.includes_static(j) || held.includes_static(j))
+        && (0..schema.regulars.len())
+            .all(|j| !wanted.includes_regular(j) || held.includes_regular(j))
+}
+
+/// The Arrow schema of an extract of an SSTable with `schema` holding the static and regular columns
+/// `held` includes (`plain_text`: text columns stored without a dictionary).
+pub fn arrow_schema(schema: &TableSchema, plain_text: &[String], held: &Projection) -> Schema {
     let i64n = |n: &str| Field::new(n, DataType::Int64, true);
     let mut fields = vec![
         Field::new("kind", DataType::UInt8, false),
@@ -147,7 +179,15 @@ pub fn arrow_schema(schema: &TableSchema, plain_text: &[String]) -> Schema {
         fields.push(Field::new(clustering_name(c), ty, true));
     }
     for (cols, is_static) in [(&schema.statics, true), (&schema.regulars, false)] {
-        for c in cols {
+        for (j, c) in cols.iter().enumerate() {
+            let holds = if is_static {
+                held.includes_static(j)
+            } else {
+                held.includes_regular(j)
+            };
+            if !holds {
+                continue;
+            }
             let name = column_name(c, is_static);
             let ty = match storage(c, plain_text) {
                 Storage::Plain => DataType::Binary,

@@ -45,6 +45,8 @@ pub struct Extract {
     summary: Summary,
     schema: TableSchema,
     arrow: SchemaRef,
+    /// The static and regular columns it holds ([`Summary::columns`]).
+    held: Projection,
     /// On-disk Data.db bytes per uncompressed byte of the SSTable (progress is counted in the
     /// SSTable's on-disk bytes, as for a scan of it).
     scale: f64,
@@ -122,7 +124,17 @@ impl Extract {
             }
         }
         let arrow = reader.schema();
-        let expected = layout::arrow_schema(&sst.schema, &[]);
+        let held = layout::held_projection(&sst.schema, &summary.columns);
+        if layout::held_names(&sst.schema, &held) != summary.columns {
+            return Err(Error::damaged(
+                path,
+                format!(
+                    "its footer lists columns {:?}, not all of the SSTable's",
+                    summary.columns
+                ),
+            ));
+        }
+        let expected = layout::arrow_schema(&sst.schema, &[], &held);
         let fits = expected.fields().len() == arrow.fields().len()
             && expected
                 .fields()
@@ -142,6 +154,7 @@ impl Extract {
             summary,
             schema: sst.schema.clone(),
             arrow,
+            held,
             scale: if data.is_empty() {
                 1.0
             } else {
@@ -156,6 +169,16 @@ impl Extract {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The static and regular columns the extract holds.
+    pub fn held(&self) -> &Projection {
+        &self.held
+    }
+
+    /// Whether the extract holds every static and regular column of `wanted`.
+    pub fn covers(&self, wanted: &Projection) -> bool {
+        layout::covers(&self.schema, &self.held, wanted)
     }
 
     /// Indexes of the file's columns a scan with `projection` reads.
@@ -211,6 +234,10 @@ impl PartitionFeed for Extract {
 
     fn origin(&self) -> &Path {
         &self.path
+    }
+
+    fn holds(&self, projection: &Projection) -> bool {
+        self.covers(projection)
     }
 }
 
@@ -684,6 +711,45 @@ impl FeedCursor for ExtractCursor<'_> {
         }
         self.batch = Some(b);
         result
+    }
+
+    fn plain_rows(&self) -> bool {
+        let Some(b) = self.batch.as_ref() else {
+            return false;
+        };
+        let mut fixed = Vec::with_capacity(b.clustering.len());
+        for c in &b.clustering {
+            match c {
+                Clustering::Fixed(a) => fixed.push(a),
+                Clustering::Var(_) => return false,
+            }
+        }
+        // A partition's entries never leave its batch (batches end at partition boundaries).
+        let mut previous: Option<usize> = None;
+        for i in self.row..b.len {
+            match b.kind.value(i) {
+                KIND_PARTITION => break,
+                KIND_ROW => {}
+                KIND_STATIC if i == self.row => {
+                    if b.del.0.is_valid(i) || b.shadow.0.is_valid(i) {
+                        return false;
+                    }
+                    continue;
+                }
+                _ => return false,
+            }
+            let full = b.clen.is_valid(i) && usize::from(b.clen.value(i)) == fixed.len();
+            if !full
+                || b.del.0.is_valid(i)
+                || b.shadow.0.is_valid(i)
+                || fixed.iter().any(|a| a.is_null(i))
+                || previous.is_some_and(|p| fixed.iter().all(|a| a.value(p) == a.value(i)))
+            {
+                return false;
+            }
+            previous = Some(i);
+        }
+        true
     }
 
     fn bytes_read(&self) -> u64 {

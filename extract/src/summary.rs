@@ -1,5 +1,5 @@
 //! What an extract says about itself (in its footer): the SSTable it was made of, its format version,
-//! and where its record batches start and end in the SSTable's Data.db.
+//! where its record batches start and end in the SSTable's Data.db, and which columns it holds.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,4 +33,7 @@ pub struct Summary {
     pub rows: u64,
     /// Per record batch: the Data.db positions of its first and last partitions.
     pub batches: Vec<(u64, u64)>,
+    /// The static and regular columns the extract holds (by name, in the SSTable's column order); a
+    /// scan needing another one reads the SSTable's Data.db instead.
+    pub columns: Vec<String>,
 }

@@ -76,8 +76,9 @@ struct Builders {
     lv_exp: Int64Builder,
     clen: UInt16Builder,
     clustering: Vec<Clustering>,
-    statics: Vec<ColumnBuilder>,
-    regulars: Vec<ColumnBuilder>,
+    /// Per static / regular column of the SSTable: its builder, `None` when the extract does not hold it.
+    statics: Vec<Option<ColumnBuilder>>,
+    regulars: Vec<Option<ColumnBuilder>>,
     entries: usize,
     /// A column that does not fit its storage, and why (the extract is written again with it plain).
     replan: Option<(String, String)>,
@@ -89,11 +90,16 @@ enum Clustering {
     Fixed(FixedSizeBinaryBuilder, usize, String),
 }
 
-fn column_builders(cols: &[sstable_reader::Column], plain: &[String]) -> Vec<ColumnBuilder> {
+fn column_builders(
+    cols: &[sstable_reader::Column],
+    plain: &[String],
+    held: impl Fn(usize) -> bool,
+) -> Vec<Option<ColumnBuilder>> {
     cols.iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(j, c)| {
             let storage = layout::storage(c, plain);
-            ColumnBuilder {
+            held(j).then(|| ColumnBuilder {
                 name: c.name.clone(),
                 values: match storage {
                     Storage::Plain => Values::Plain(BinaryBuilder::new()),
@@ -111,7 +117,7 @@ fn column_builders(cols: &[sstable_reader::Column], plain: &[String]) -> Vec<Col
                 },
                 meta: BinaryBuilder::new(),
                 del: (storage == Storage::Map).then(BinaryBuilder::new),
-            }
+            })
         })
         .collect()
 }
@@ -145,7 +151,7 @@ fn inherits(c: &Cell<'_>, lv: &LivenessInfo) -> bool {
 }
 
 impl Builders {
-    fn new(schema: &TableSchema, plain: &[String]) -> Builders {
+    fn new(schema: &TableSchema, plain: &[String], held: &Projection) -> Builders {
         Builders {
             kind: UInt8Builder::new(),
             bound: UInt8Builder::new(),
@@ -171,15 +177,20 @@ impl Builders {
                     None => Clustering::Var(BinaryBuilder::new()),
                 })
                 .collect(),
-            statics: column_builders(&schema.statics, plain),
-            regulars: column_builders(&schema.regulars, plain),
+            statics: column_builders(&schema.statics, plain, |j| held.includes_static(j)),
+            regulars: column_builders(&schema.regulars, plain, |j| held.includes_regular(j)),
             entries: 0,
             replan: None,
         }
     }
 
     fn columns_null(&mut self) -> Result<(), arrow_schema::ArrowError> {
-        for c in self.statics.iter_mut().chain(self.regulars.iter_mut()) {
+        for c in self
+            .statics
+            .iter_mut()
+            .chain(self.regulars.iter_mut())
+            .flatten()
+        {
             c.null()?;
         }
         Ok(())
@@ -285,11 +296,16 @@ impl Builders {
         } else {
             (&mut self.regulars, &mut self.statics)
         };
-        for c in other.iter_mut() {
+        for c in other.iter_mut().flatten() {
             c.null().map_err(|e| e.to_string())?;
         }
         let mut cells = r.cells().peekable();
         for (j, col) in mine.iter_mut().enumerate() {
+            let Some(col) = col else {
+                // Not held (the scanner's projection leaves its cells out; any left are skipped).
+                while cells.next_if(|c| c.column == j).is_some() {}
+                continue;
+            };
             scratch.clear();
             let mut all_inherit = true;
             match &mut col.values {
@@ -429,7 +445,12 @@ impl Builders {
                 Clustering::Fixed(b, ..) => Arc::new(b.finish()),
             });
         }
-        for c in self.statics.iter_mut().chain(self.regulars.iter_mut()) {
+        for c in self
+            .statics
+            .iter_mut()
+            .chain(self.regulars.iter_mut())
+            .flatten()
+        {
             cols.push(match &mut c.values {
                 Values::Plain(b) => Arc::new(b.finish()),
                 Values::Fixed(b, _) => Arc::new(b.finish()),
@@ -466,6 +487,9 @@ pub struct WriteOptions {
     pub compression: Option<CompressionType>,
     /// Columns written plain: no dictionary, no fixed width.
     pub plain: Vec<String>,
+    /// The static and regular columns the extract holds, by name (`None`: all of them). Key,
+    /// clustering, liveness and deletions are always held: a merge needs them whatever it projects.
+    pub columns: Option<Vec<String>>,
 }
 
 impl WriteOptions {
@@ -474,6 +498,21 @@ impl WriteOptions {
         WriteOptions {
             compression: Some(CompressionType::LZ4_FRAME),
             plain: Vec::new(),
+            columns: None,
+        }
+    }
+
+    /// Holding only the static and regular columns `names` (see [`WriteOptions::columns`]).
+    pub fn holding(mut self, names: Option<Vec<String>>) -> WriteOptions {
+        self.columns = names;
+        self
+    }
+
+    /// The projection of the columns held, for an SSTable with `schema`.
+    pub fn held(&self, schema: &TableSchema) -> Projection {
+        match &self.columns {
+            None => Projection::all(schema),
+            Some(names) => layout::held_projection(schema, names),
         }
     }
 
@@ -482,6 +521,7 @@ impl WriteOptions {
         WriteOptions {
             compression: Some(CompressionType::ZSTD),
             plain: Vec::new(),
+            columns: None,
         }
     }
 }
@@ -498,12 +538,15 @@ pub struct ExtractWriter<W: Write> {
     rows: u64,
     path: std::path::PathBuf,
     scratch: Vec<u8>,
+    /// The names of the static and regular columns held (the footer's list).
+    columns: Vec<String>,
 }
 
 impl<W: Write> ExtractWriter<W> {
     /// Starts the extract of an SSTable with `schema` on `out` (`path` names it in errors).
     pub fn new(out: W, path: &Path, schema: &TableSchema, options: &WriteOptions) -> Result<Self> {
-        let arrow: Schema = layout::arrow_schema(schema, &options.plain);
+        let held = options.held(schema);
+        let arrow: Schema = layout::arrow_schema(schema, &options.plain, &held);
         let schema_ref = Arc::new(arrow);
         let ipc = IpcWriteOptions::default()
             .try_with_compression(options.compression)
@@ -513,7 +556,7 @@ impl<W: Write> ExtractWriter<W> {
             FileWriter::try_new_with_options(container::Checksummed::new(out), &schema_ref, ipc)
                 .map_err(|e| Error::arrow(path, e))?;
         Ok(ExtractWriter {
-            builders: Builders::new(schema, &options.plain),
+            builders: Builders::new(schema, &options.plain, &held),
             schema: schema_ref,
             writer,
             batches: Vec::new(),
@@ -523,6 +566,7 @@ impl<W: Write> ExtractWriter<W> {
             rows: 0,
             path: path.to_path_buf(),
             scratch: Vec::new(),
+            columns: layout::held_names(schema, &held),
         })
     }
 
@@ -597,6 +641,7 @@ impl<W: Write> ExtractWriter<W> {
             partitions: self.partitions,
             rows: self.rows,
             batches: std::mem::take(&mut self.batches),
+            columns: std::mem::take(&mut self.columns),
         };
         let json = serde_json::to_string(&summary)
             .map_err(|e| Error::damaged(&self.path, e.to_string()))?;
@@ -630,7 +675,8 @@ pub fn write_extract<W: Write>(
         what: "an SSTable of this partitioner".into(),
     })?;
     let mut w = ExtractWriter::new(out, path, &sst.schema, options)?;
-    let mut scan = sst.scanner(Projection::all(&sst.schema));
+    // Only the held columns are decoded (the others' cells are skipped by the scanner).
+    let mut scan = sst.scanner(options.held(&sst.schema));
     while let Some(h) = scan.next_partition()? {
         let token = partitioner.token(scan.key());
         w.partition(scan.key(), token, h.position, h.deletion)?;

@@ -37,8 +37,9 @@ use sstable_reader::{
 use crate::batch::{evaluate_chunks, publish, thread_pool, Evaluation, Published};
 use crate::definition::{Funnel, FunnelSet};
 use crate::error::Error;
+use crate::row::Table;
 use crate::shuffle::{self, BucketProgress, ShuffleOptions, ShuffleStats};
-use crate::source::{Buffers, SstableSource};
+use crate::source::{scan_columns, Buffers, SstableSource};
 
 /// What a job reads and how it runs. Build it with [`JobOptions::new`] and set the fields that differ
 /// from the defaults; new options will come with defaults that keep a job as it was.
@@ -490,15 +491,21 @@ impl Job {
                 let total = |t: &sstable_reader::MergeTable| {
                     t.sstables().iter().map(|s| s.data.file_len()).sum::<u64>()
                 };
-                let bytes = total(&ev) + cv.as_ref().map_or(0, total);
+                // A table no funnel reads is not scanned (`SstableSource::new`): not extracted either.
+                let uses_conv = set.funnels.iter().any(|f| f.uses(Table::Conversions));
+                let cv_read = cv.as_mut().filter(|_| uses_conv);
+                let bytes = total(&ev) + cv_read.as_deref().map_or(0, total);
+                // Entries hold the columns the funnels read (and are widened when a later one reads more).
+                let columns = scan_columns(set, Table::Events, ev.schema());
                 let mut report =
                     tracker.ticking(Phase::Extracting, o.progress_interval, bytes, || {
-                        cache.attach(&mut ev, threads, Some(&tracker.build))
+                        cache.attach_columns(&mut ev, &columns, threads, Some(&tracker.build))
                     })?;
-                if let Some(cv) = &mut cv {
+                if let Some(cv) = cv_read {
+                    let columns = scan_columns(set, Table::Conversions, cv.schema());
                     report +=
                         tracker.ticking(Phase::Extracting, o.progress_interval, bytes, || {
-                            cache.attach(cv, threads, Some(&tracker.build))
+                            cache.attach_columns(cv, &columns, threads, Some(&tracker.build))
                         })?;
                 }
                 Some(report)

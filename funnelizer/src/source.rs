@@ -143,20 +143,6 @@ impl TableMap {
             .iter()
             .map(|n| place(schema, n))
             .collect();
-        let mut proj: Vec<String> = set
-            .columns(table)
-            .iter()
-            .filter(|n| schema.regulars.iter().any(|c| &c.name == *n))
-            .cloned()
-            .collect();
-        for p in [&time, &app_place, &actor_place] {
-            if let Place::Regular(i, _) = p {
-                let name = &schema.regulars[*i].name;
-                if !proj.contains(name) {
-                    proj.push(name.clone());
-                }
-            }
-        }
         let mut n_rendered = 0;
         let rendered_at = places
             .iter()
@@ -172,7 +158,7 @@ impl TableMap {
             places,
             time,
             key_len: schema.partition_key.len(),
-            projection: Columns::Named(proj),
+            projection: scan_columns(set, table, schema),
             rendered_at,
             n_rendered,
             app_place,
@@ -218,6 +204,23 @@ impl TableMap {
             Place::Regular(i, _) => row.value(*i),
         }
     }
+}
+
+/// The regular columns a scan of `table` reads for the funnels of `set`: those the definitions read,
+/// and the time, app and actor columns when they are regular columns.
+pub(crate) fn scan_columns(set: &FunnelSet, table: Table, schema: &TableSchema) -> Columns {
+    let src = set.source.of(table);
+    let mut proj: Vec<String> = Vec::new();
+    for name in set
+        .columns(table)
+        .iter()
+        .chain([&src.time, &src.app, &src.actor])
+    {
+        if schema.regulars.iter().any(|c| &c.name == name) && !proj.contains(name) {
+            proj.push(name.clone());
+        }
+    }
+    Columns::Named(proj)
 }
 
 pub(crate) fn kind(p: &Place) -> Option<&Kind> {

@@ -33,7 +33,11 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// Runs the job over `data` at `now` into a fresh store; the facts as JSON bytes, and the report.
 fn run(data: &Path, cache: Option<&Path>, now: i64) -> (Vec<u8>, RunReport) {
-    let (_, set) = testdata();
+    run_set(testdata().1, data, cache, now)
+}
+
+/// [`run`] with the funnels of `set`.
+fn run_set(set: FunnelSet, data: &Path, cache: Option<&Path>, now: i64) -> (Vec<u8>, RunReport) {
     let dir = tempfile::tempdir().unwrap();
     let store =
         facts::open_store(&format!("sqlite:{}", dir.path().join("f.db").display())).unwrap();
@@ -75,6 +79,50 @@ fn facts_are_byte_identical_without_cache_cold_and_warm() {
     let (c1, c2) = (r1.cache.unwrap(), r2.cache.unwrap());
     assert_eq!((c1.hits, c1.built), (0, sstables), "{c1:?}");
     assert_eq!((c2.hits, c2.built, c2.dropped), (sstables, 0, 0), "{c2:?}");
+}
+
+/// Entries hold the columns the funnels read: a funnel set reading only event names builds narrow
+/// entries of the events table (and none of the conversions table, which it does not read); a later
+/// set reading properties and hits widens them and gets the facts of a run without cache.
+#[test]
+fn entries_hold_the_columns_read_and_are_widened_for_more() {
+    let (data, full) = testdata();
+    let names = FunnelSet::parse(
+        "[[funnel]]\nid = \"names\"\nwindow = \"7d\"\n\
+         steps = [{ event = \"install\" }, { event = \"purchase\" }]\n",
+        "names.toml",
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let (plain_names, _) = run_set(names.clone(), &data, None, NOW_S);
+    let (cold_names, r1) = run_set(names.clone(), &data, Some(cache.path()), NOW_S);
+    assert_eq!(cold_names, plain_names);
+    let c1 = r1.cache.unwrap();
+    assert_eq!((c1.built, c1.widened), (r1.events_sstables, 0), "{c1:?}");
+    let narrow: u64 = entries(cache.path())
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    let (plain, r0) = run_set(full.clone(), &data, None, NOW_S);
+    let (widened, r2) = run_set(full.clone(), &data, Some(cache.path()), NOW_S);
+    assert_eq!(widened, plain, "facts after widening");
+    let c2 = r2.cache.unwrap();
+    let all = r0.events_sstables + r0.conversions_sstables;
+    assert_eq!(
+        (c2.hits, c2.built, c2.widened),
+        (0, all, r0.events_sstables),
+        "{c2:?}"
+    );
+    let wide: u64 = entries(cache.path())
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(wide > narrow, "{wide} vs {narrow}");
+    // The wide entries serve both sets from now on.
+    let (warm, r3) = run_set(full, &data, Some(cache.path()), NOW_S);
+    let (warm_names, r4) = run_set(names, &data, Some(cache.path()), NOW_S);
+    assert_eq!((warm, warm_names), (plain, plain_names));
+    assert_eq!(r3.cache.unwrap().built + r4.cache.unwrap().built, 0);
 }
 
 /// 3 nodes (RF 2) of generated events with a 10-day TTL over 14 days (overwrites, deleted rows and

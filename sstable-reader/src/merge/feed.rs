@@ -9,6 +9,12 @@
 //! cell's timestamp, TTL and local deletion time, range tombstone markers, complex deletions — to a
 //! [`FeedStage`]. From there the merge is the one every SSTable goes through: reconciliation and TTL
 //! expiry are decided by the merge at the scan's `now`, never by the feed.
+//!
+//! The merge's fast path applies to feeds too: a partition held by one SSTable only, without a
+//! partition deletion, whose entries the cursor vouches are plain rows ([`FeedCursor::plain_rows`]:
+//! no marker, no row deletion, distinct fixed-length clusterings) has nothing to
+//! reconcile but each row's own liveness and TTLs at `now`; its rows become output rows as they are
+//! staged, with no merge pass (as `direct.rs` does for Data.db).
 
 use crate::error::{Error, Result};
 use crate::row::{
@@ -17,6 +23,7 @@ use crate::row::{
 use crate::scanner::{CellSink, PartitionHeader, Projection};
 
 use super::stage::{Slot, Stager};
+use super::{single_row, OutRow, Version};
 
 /// The partitions of one SSTable, held outside its Data.db (e.g. a columnar extract).
 pub trait PartitionFeed: Send + Sync + std::fmt::Debug {
@@ -32,6 +39,12 @@ pub trait PartitionFeed: Send + Sync + std::fmt::Debug {
 
     /// Where the feed's data lives (named by errors and progress).
     fn origin(&self) -> &std::path::Path;
+
+    /// Whether the feed holds every static and regular column `projection` needs; a scan that needs
+    /// one it lacks reads the SSTable's Data.db instead (so results never depend on the feed).
+    fn holds(&self, _projection: &Projection) -> bool {
+        true
+    }
 }
 
 /// One pass over a span of a feed's partitions.
@@ -55,6 +68,24 @@ pub trait FeedCursor {
     fn bytes_read(&self) -> u64 {
         0
     }
+
+    /// Whether the current partition's entries (what [`FeedCursor::stage`] would hand over) are, past
+    /// an optional static row first, all regular rows — none with a row or shadowable deletion — with
+    /// all their clustering values present, of fixed length and distinct from the previous row's: then
+    /// a partition of this feed alone is staged straight into output rows, with no merge pass. `false`
+    /// when unsure.
+    fn plain_rows(&self) -> bool {
+        false
+    }
+}
+
+/// Where a plain partition's rows go when they skip the merge pass (fields of the merged partition).
+pub(super) struct DirectOut<'a> {
+    pub rows: &'a mut Vec<OutRow>,
+    pub static_row: &'a mut Option<OutRow>,
+    pub out_cells: &'a mut Vec<u32>,
+    pub expired: &'a mut u64,
+    pub now: i64,
 }
 
 /// One cell as a feed hands it over: `column` indexes the SSTable's own static or regular columns.
@@ -83,6 +114,8 @@ pub struct FeedStage<'a> {
     projection: &'a Projection,
     is_static: bool,
     rows: u64,
+    /// The partition's rows are plain: each becomes an output row at once.
+    direct: Option<DirectOut<'a>>,
 }
 
 impl<'a> FeedStage<'a> {
@@ -91,6 +124,7 @@ impl<'a> FeedStage<'a> {
         bytes: &'a mut Vec<u8>,
         clustering: &'a mut Vec<Slot>,
         projection: &'a Projection,
+        direct: Option<DirectOut<'a>>,
     ) -> FeedStage<'a> {
         bytes.clear();
         FeedStage {
@@ -100,6 +134,7 @@ impl<'a> FeedStage<'a> {
             projection,
             is_static: false,
             rows: 0,
+            direct,
         }
     }
 
@@ -184,6 +219,36 @@ impl<'a> FeedStage<'a> {
     ) -> Result<()> {
         self.clustering(clustering)?;
         self.rows += 1;
+        if let Some(d) = &mut self.direct {
+            if !deletion.is_live() || !shadowable.is_live() {
+                return Err(not_plain());
+            }
+            let version = Version {
+                clust: self
+                    .stager
+                    .push_clustering(self.clustering)
+                    .map_err(|_| too_wide())?,
+                liveness,
+                cells: self.stager.staged().map_err(|_| too_wide())?.0,
+                complex: self.stager.staged().map_err(|_| too_wide())?.1,
+            };
+            // As the general merge of a lone version under no deletion (see `merge_single`).
+            let row = single_row(
+                self.stager.arena(),
+                d.out_cells,
+                d.expired,
+                &version,
+                DeletionTime::LIVE,
+                d.now,
+                self.is_static,
+            );
+            match (row, self.is_static) {
+                (row, true) => *d.static_row = row,
+                (Some(row), false) => d.rows.push(row),
+                (None, false) => {}
+            }
+            return Ok(());
+        }
         self.stager
             .finish_row(
                 self.clustering,
@@ -202,6 +267,9 @@ impl<'a> FeedStage<'a> {
         kind: BoundKind,
         opens: Option<DeletionTime>,
     ) -> Result<()> {
+        if self.direct.is_some() {
+            return Err(not_plain());
+        }
         self.clustering(clustering)?;
         self.stager
             .marker(self.clustering, kind, opens)
@@ -217,6 +285,14 @@ impl<'a> FeedStage<'a> {
     pub(super) fn finish(self) -> Result<()> {
         self.stager.finish(self.bytes).map_err(|_| too_wide())
     }
+}
+
+/// A feed vouched a partition's rows plain ([`FeedCursor::plain_rows`]) and then handed over more.
+fn not_plain() -> Error {
+    Error::unsupported(
+        std::path::Path::new("(feed)"),
+        "a partition said to hold plain rows only holds a static row, a deletion or a marker",
+    )
 }
 
 fn too_wide() -> Error {

@@ -61,7 +61,7 @@ use crate::statistics::NO_DELETION_TIME;
 use crate::types::CqlType;
 
 use counter::CounterMerger;
-use feed::{FeedCursor, FeedStage, PartitionFeed};
+use feed::{DirectOut, FeedCursor, FeedStage, PartitionFeed};
 use order::compare_prefixes;
 use stage::{Arena, CellRec, Item, Slot, Stager};
 
@@ -365,7 +365,9 @@ impl MergeTable {
                 continue;
             }
             let projection = self.projection(sst, columns)?;
-            let input = match self.feed(i) {
+            // A feed lacking a projected column is passed over: the SSTable's Data.db has them all.
+            let feed = self.feed(i).filter(|f| f.holds(&projection));
+            let input = match feed {
                 Some(feed) => Input::Feed {
                     cursor: feed.cursor(start, end, &projection)?,
                     projection,
@@ -665,6 +667,54 @@ impl<'t> MergedScan<'t> {
                     return Ok(Some(&self.part));
                 }
             }
+            // The same for a feed's partition of plain rows (see `feed.rs`).
+            if let (true, Input::Feed { cursor, projection }) =
+                (s.deletion.is_live() && !self.keep_deletions, &mut s.input)
+            {
+                if cursor.plain_rows() {
+                    let (statics_map, regulars_map) = &self.table.maps[s.sst];
+                    let MergedPartition {
+                        arena,
+                        rows,
+                        out_cells,
+                        expired,
+                        static_row,
+                        ..
+                    } = &mut *part;
+                    let path = self.table.sstables[s.sst].data_path();
+                    let stager = Stager::new(arena, statics_map, regulars_map, &self.table.dropped)
+                        .map_err(|_| {
+                            Error::unsupported(
+                                path,
+                                "a partition wider than 4 GiB of projected data",
+                            )
+                        })?;
+                    let out = DirectOut {
+                        rows,
+                        static_row,
+                        out_cells,
+                        expired,
+                        now: self.now,
+                    };
+                    let mut stage = FeedStage::new(
+                        stager,
+                        &mut self.feed_bytes,
+                        &mut self.feed_clustering,
+                        projection,
+                        Some(out),
+                    );
+                    cursor.stage(&mut stage)?;
+                    self.stats.rows_read += stage.rows();
+                    stage.finish()?;
+                    s.has = false;
+                    self.stats.partitions += 1;
+                    self.stats.direct_partitions += 1;
+                    self.stats.partition_versions += 1;
+                    self.stats.rows_live += part.rows.len() as u64;
+                    self.stats.rows_expired += part.expired;
+                    return Ok(Some(&self.part));
+                }
+            }
         }
         for &i in &self.contributing {
             let s = &mut self.sources[i];
@@ -689,6 +739,7 @@ impl<'t> MergedScan<'t> {
                         &mut self.feed_bytes,
                         &mut self.feed_clustering,
                         projection,
+                        None,
                     );
                     cursor.stage(&mut stage)?;
                     self.stats.rows_read += stage.rows();
@@ -749,9 +800,9 @@ impl MergedScan<'_> {
     #[cold]
     fn fault_error(&self, fault: Fault) -> Error {
         let first = &self.sources[self.contributing[0]];
-        let path = |s: &Source<'_>| match self.table.feed(s.sst) {
-            Some(feed) => feed.origin().to_path_buf(),
-            None => self.table.sstables[s.sst].data_path().to_path_buf(),
+        let path = |s: &Source<'_>| match (&s.input, self.table.feed(s.sst)) {
+            (Input::Feed { .. }, Some(feed)) => feed.origin().to_path_buf(),
+            _ => self.table.sstables[s.sst].data_path().to_path_buf(),
         };
         match fault {
             Fault::TooWide => Error::unsupported(

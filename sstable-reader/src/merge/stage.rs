@@ -235,7 +235,7 @@ impl<'a> Stager<'a> {
 
     /// Appends a clustering (window offsets) to the arena's slots; returns their range.
     #[inline(always)]
-    fn push_clustering(&mut self, clustering: &[Slot]) -> Result<(u32, u32), TooWide> {
+    pub fn push_clustering(&mut self, clustering: &[Slot]) -> Result<(u32, u32), TooWide> {
         let start = self.arena.slots.len();
         let base = self.base;
         push_slots(
