@@ -21,8 +21,10 @@
 //! `stream_partitions`), start the stream. A partition without a commit point resumes at its
 //! `stream_offsets` offset; its old per-batch partial rows stay beside the new per-partition rows until the
 //! next publish moves the watermark past their days (keep a publish between the upgrade and the first
-//! applied batch, or the days at or past the watermark count the old partials twice). `speed_batches_by_group`
-//! is no longer read or written (`DROP TABLE ks.speed_batches_by_group` at leisure).
+//! applied batch, or the days at or past the watermark count the old partials twice). Pending buckets of the
+//! old layout (`stream_state`, namespace `pending`) are not carried over: clicks waiting for their event at
+//! the upgrade do not convert. `speed_batches_by_group` is no longer read or written (`DROP TABLE
+//! ks.speed_batches_by_group` at leisure).
 //!
 //! Upgrading a keyspace created before `funnel_totals` (all-breakdowns totals were `funnel_steps` rows under
 //! the breakdown `"\u{1}all"`, [`LEGACY_TOTAL_BREAKDOWN`]): run `funnel facts init` once with the new
