@@ -520,7 +520,7 @@ impl MemorySession {
         chrono::Utc::now().timestamp_millis() + self.skew_ms.load(AtomicOrdering::SeqCst)
     }
 
-    /// Rows and bytes of values held per table (live or not): what the model keeps, for size checks.
+    /// Rows the model holds in a table (live or shadowed, not yet purged), for size checks.
     pub fn rows(&self, table: &str) -> usize {
         let db = self.data.lock().unwrap_or_else(|e| e.into_inner());
         db.tables
