@@ -739,9 +739,8 @@ impl StateReader for CqlStore {
         let (ns, key) = (namespace.to_string(), key.to_string());
         self.block(move |inner| -> Fut<Option<Vec<u8>>> {
             Box::pin(async move {
-                let v: Option<(Vec<u8>,)> =
-                    inner.first(st::SELECT_STATE, (ns, key, now_ms)).await?;
-                Ok(v.map(|v| v.0))
+                let v: Option<StateRow> = inner.first(st::SELECT_STATE, (ns, key)).await?;
+                Ok(v.and_then(|r| live_state(r, now_ms)))
             })
         })
     }
@@ -754,21 +753,24 @@ impl StateReader for CqlStore {
         keys: &[String],
         now_ms: i64,
     ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
-        let values: Vec<(String, String, i64)> = keys
+        let values: Vec<(String, String)> = keys
             .iter()
-            .map(|k| (namespace.to_string(), k.clone(), now_ms))
+            .map(|k| (namespace.to_string(), k.clone()))
             .collect();
         self.block(move |inner| -> Fut<Vec<Option<Vec<u8>>>> {
             Box::pin(async move {
-                let rows: Vec<Option<(Vec<u8>,)>> = stream::iter(values)
+                let rows: Vec<Option<StateRow>> = stream::iter(values)
                     .map(|v| {
                         let inner = inner.clone();
-                        async move { inner.first::<(Vec<u8>,)>(st::SELECT_STATE, v).await }
+                        async move { inner.first::<StateRow>(st::SELECT_STATE, v).await }
                     })
                     .buffered(CONCURRENCY)
                     .try_collect()
                     .await?;
-                Ok(rows.into_iter().map(|r| r.map(|v| v.0)).collect())
+                Ok(rows
+                    .into_iter()
+                    .map(|r| r.and_then(|r| live_state(r, now_ms)))
+                    .collect())
             })
         })
     }
@@ -783,12 +785,11 @@ impl StateReader for CqlStore {
         self.block(move |inner| -> Fut<Vec<(String, Vec<u8>)>> {
             Box::pin(async move {
                 let upper = format!("{prefix}\u{10FFFF}");
-                let rows: Vec<(String, Vec<u8>, i64)> = inner
-                    .rows(st::SCAN_STATE, (ns, &prefix, upper, now_ms))
-                    .await?;
+                let rows: Vec<(String, Vec<u8>, i64)> =
+                    inner.rows(st::SCAN_STATE, (ns, &prefix, upper)).await?;
                 Ok(rows
                     .into_iter()
-                    .filter(|(k, _, _)| k.starts_with(&prefix))
+                    .filter(|(k, _, exp)| k.starts_with(&prefix) && *exp > now_ms)
                     .map(|(k, v, _)| (k, v))
                     .collect())
             })
@@ -829,6 +830,15 @@ impl StateReader for CqlStore {
     fn count_seen(&self, _now_ms: i64) -> Result<Option<u64>, FactsError> {
         Ok(None)
     }
+}
+
+/// A row of [`st::SELECT_STATE`]: value and expiry.
+type StateRow = (Vec<u8>, i64);
+
+/// A state value unless expired at `now_ms` (expiry is filtered here, not with `ALLOW FILTERING`: the TTL
+/// drops the row later, the reader hides it from its `expires_at_ms` on).
+fn live_state((value, expires_at_ms): StateRow, now_ms: i64) -> Option<Vec<u8>> {
+    (expires_at_ms > now_ms).then_some(value)
 }
 
 /// A row of [`st::SELECT_SEEN`]: expiry, topic, partition, the message's offset.

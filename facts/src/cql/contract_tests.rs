@@ -398,7 +398,10 @@ impl CqlSession for Slow {
             Ok(if n.is_multiple_of(3) {
                 Vec::new()
             } else {
-                one(Value::Blob(key.as_bytes().to_vec()))
+                vec![vec![
+                    Value::Blob(key.as_bytes().to_vec()),
+                    Value::BigInt(i64::MAX),
+                ]]
             })
         })
     }
