@@ -483,6 +483,19 @@ fn literal(text: &str, ty: &str) -> Value {
     }
 }
 
+/// The value a statement gives a key column: an `INSERT`'s, or a `WHERE col = …` restriction's.
+fn named(b: &Bound, col: &str) -> Option<Key> {
+    let v = match b.parsed.kind {
+        Kind::Insert => b.sets.iter().find(|(c, _)| c == col).map(|(_, v)| v),
+        _ => b
+            .restrictions
+            .iter()
+            .find(|(c, op, _)| c == col && *op == Op::Eq)
+            .map(|(_, _, v)| v),
+    };
+    v.map(|v| Key(v.clone()))
+}
+
 /// The in-memory executor (see the module docs). Share it (`Arc`) between stores to model several
 /// clients of one cluster.
 pub struct MemorySession {
@@ -636,47 +649,13 @@ impl MemorySession {
     /// The partition key a statement names with `=` (all of it, or `None`).
     fn partition_of(&self, b: &Bound) -> Result<Option<Vec<Key>>, FactsError> {
         let def = self.def(&b.parsed.table)?;
-        let source: Vec<(String, Value)> = match b.parsed.kind {
-            Kind::Insert => b.sets.clone(),
-            _ => b
-                .restrictions
-                .iter()
-                .filter(|r| r.1 == Op::Eq)
-                .map(|(c, _, v)| (c.clone(), v.clone()))
-                .collect(),
-        };
-        Ok(def
-            .partition_key
-            .iter()
-            .map(|k| {
-                source
-                    .iter()
-                    .find(|(c, _)| c == k)
-                    .map(|(_, v)| Key(v.clone()))
-            })
-            .collect())
+        Ok(def.partition_key.iter().map(|k| named(b, k)).collect())
     }
 
-    /// The clustering prefix a write names with `=`.
+    /// The clustering prefix a statement names with `=`.
     fn clustering_of(&self, b: &Bound) -> Result<Vec<Key>, FactsError> {
         let def = self.def(&b.parsed.table)?;
-        let source: Vec<(String, Value)> = match b.parsed.kind {
-            Kind::Insert => b.sets.clone(),
-            _ => b
-                .restrictions
-                .iter()
-                .filter(|r| r.1 == Op::Eq)
-                .map(|(c, _, v)| (c.clone(), v.clone()))
-                .collect(),
-        };
-        let mut out = Vec::new();
-        for k in &def.clustering {
-            match source.iter().find(|(c, _)| c == k) {
-                Some((_, v)) => out.push(Key(v.clone())),
-                None => break,
-            }
-        }
-        Ok(out)
+        Ok(def.clustering.iter().map_while(|k| named(b, k)).collect())
     }
 
     /// Whether the conditions of a write hold, and the `[applied]` reply's extra columns if not.
