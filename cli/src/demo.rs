@@ -218,6 +218,7 @@ pub(crate) fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 state_puts: vec![],
                 state_deletes: vec![],
                 seen_ids: vec![],
+                owned_namespaces: vec![],
             };
             if store.apply_speed_batch(&batch)? {
                 applied += 1;

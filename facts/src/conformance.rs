@@ -435,6 +435,7 @@ fn speed_batch(app: &str, partition: i32, first: i64, next: i64) -> SpeedBatch {
         state_puts: vec![],
         state_deletes: vec![],
         seen_ids: vec![],
+        owned_namespaces: vec![],
     }
 }
 
@@ -619,14 +620,67 @@ pub fn state_is_written_with_the_batch(store: &Store) {
     );
 }
 
+/// State a Kafka partition owns ([`SpeedBatch::owned_namespaces`]) is written with the partition's batches
+/// and read back through the owner.
+pub fn owned_state_is_written_with_the_batch(store: &Store) {
+    let app = app("owned");
+    let ns = format!("owned-{app}");
+    let put = |key: &str, v: &[u8], exp: i64| StateEntry {
+        namespace: ns.clone(),
+        key: key.into(),
+        value: v.to_vec(),
+        expires_at_ms: exp,
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let far = i64::MAX / 2;
+    let mut b = speed_batch(&app, 2, 0, 3);
+    b.owned_namespaces = vec![ns.clone()];
+    b.state_puts = vec![put("k1", b"1", far), put("k2", b"2", far)];
+    assert!(store.apply_speed_batch(&b).unwrap());
+    let owner = b.owner();
+    let keys = |ks: &[&str]| ks.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        store
+            .get_owned_states(&owner, &ns, &keys(&["k1", "nope", "k2"]), now)
+            .unwrap(),
+        [Some(b"1".to_vec()), None, Some(b"2".to_vec())]
+    );
+    let mut next = speed_batch(&app, 2, 3, 5);
+    next.owned_namespaces = vec![ns.clone()];
+    next.state_puts = vec![put("k2", b"22", far), put("k3", b"soon", now + 600_000)];
+    next.state_deletes = vec![(ns.clone(), "k1".into())];
+    assert!(store.apply_speed_batch(&next).unwrap());
+    // A replay of the first batch changes nothing.
+    assert!(!store.apply_speed_batch(&b).unwrap());
+    assert_eq!(
+        store.scan_owned_state(&owner, &ns, "k", now).unwrap(),
+        [
+            ("k2".into(), b"22".to_vec()),
+            ("k3".into(), b"soon".to_vec())
+        ]
+    );
+    assert_eq!(
+        store
+            .get_owned_states(&owner, &ns, &keys(&["k3"]), now + 600_000)
+            .unwrap(),
+        [None],
+        "expired entry visible"
+    );
+    // The batch's counts landed with it: 2 hits per batch.
+    let a = store.read_counts(&CountsQuery::new(&app, "hits")).unwrap();
+    assert_eq!(a.days[0].values[0].count, 4);
+}
+
 pub fn seen_ids_are_written_with_the_batch(store: &Store) {
     let app = app("seen");
     let now = chrono::Utc::now().timestamp_millis();
     let uuid = |i: u32| format!("00000000-0000-4000-8000-{i:012x}");
     let id = |kind, i| SeenId::new(&app, kind, &uuid(i));
-    let entry = |kind, i, expires_at_ms| SeenEntry {
+    // Each id's message sits at offset 40 + i of the batch's partition.
+    let entry = |kind, i: u32, expires_at_ms| SeenEntry {
         id: id(kind, i),
         expires_at_ms,
+        offset: 40 + i64::from(i),
     };
     let before = store.count_seen(now).unwrap();
     let mut b = speed_batch(&app, 3, 40, 45);
@@ -636,10 +690,10 @@ pub fn seen_ids_are_written_with_the_batch(store: &Store) {
         entry(IdKind::Hit, 3, now + 600_000),
     ];
     assert!(store.apply_speed_batch(&b).unwrap());
-    let by = SeenBy {
+    let by = |offset| SeenBy {
         topic: b.topic.clone(),
         partition: 3,
-        first_offset: 40,
+        offset,
     };
     let asked = [
         id(IdKind::Hit, 1),
@@ -651,13 +705,7 @@ pub fn seen_ids_are_written_with_the_batch(store: &Store) {
     // The event id 2 is not the hit id 2; another app's id 1 is not this app's.
     assert_eq!(
         store.seen_by(&asked, now).unwrap(),
-        [
-            Some(by.clone()),
-            None,
-            Some(by.clone()),
-            Some(by.clone()),
-            None
-        ]
+        [Some(by(41)), None, Some(by(42)), Some(by(43)), None]
     );
     // Expired at its `expires_at_ms`, whatever the backend purged.
     assert_eq!(store.seen_by(&asked[3..4], now + 600_000).unwrap(), [None]);
@@ -754,6 +802,7 @@ fn speed_batches(app: &str, all: &[Chain], days: std::ops::Range<i32>) -> Vec<Sp
                 state_puts: vec![],
                 state_deletes: vec![],
                 seen_ids: vec![],
+                owned_namespaces: vec![],
             });
         }
     }
@@ -943,6 +992,7 @@ macro_rules! conformance_suite {
             speed_batches_apply_exactly_once,
             speed_batch_key_includes_the_group,
             state_is_written_with_the_batch,
+            owned_state_is_written_with_the_batch,
             seen_ids_are_written_with_the_batch,
             lambda_batch_only,
             lambda_speed_only,
@@ -993,6 +1043,19 @@ mod sqlite {
             super::lambda_any_mix(&h, w, s, publish_after);
         }
     }
+}
+
+/// The CQL store over the in-memory statement executor ([`crate::cql_memory`]): the same suite, run on
+/// every build. A model of Cassandra's semantics, not Cassandra (the suite below is the real-server run).
+#[cfg(feature = "cql")]
+mod cql_memory {
+    fn store() -> Option<Box<crate::Store>> {
+        let session = crate::cql_memory::MemorySession::new();
+        Some(Box::new(crate::Store::Cql(crate::cql_memory::store_over(
+            session,
+        ))))
+    }
+    conformance_suite!(store());
 }
 
 /// Cassandra/Scylla: runs when `FUNNEL_CQL_NODES` names nodes (`host:port,host:port`); keyspace

@@ -3,15 +3,15 @@
 //! Every request goes through the session seam ([`crate::cql_session`]): prepared statements only (listed
 //! and unit-tested in [`crate::cql_statements`]), reads and writes at `LOCAL_QUORUM`, upserts and deletes
 //! marked idempotent so the driver may retry them (no counters); the only lightweight transactions are
-//! the publisher lease's. Routing is token-aware (and DC-aware with `dc=`, [`crate::cql_connect`]). Bulk
+//! the publisher lease's and the stream's commits. Routing is token-aware (and DC-aware with `dc=`, [`crate::cql_connect`]). Bulk
 //! writes run at most [`CONCURRENCY`] requests at once. What Cassandra accepts of these requests is
 //! checked by [`crate::cql_contract`]; `docs/CASSANDRA.md` describes the data model and operations.
 //!
 //! Atomicity: a run's rows are written under its run id before `publish` flips the watermark rows (one
 //! single-partition batch per app, [`publish`]), so readers that follow the pointer see a whole run or the
-//! previous one. Speed batches: facts and state are upserts keyed by the Kafka batch key, then the offset
-//! and the applied-batch marker are written together in one logged batch; a crash in between makes the
-//! stream re-send the batch, which rewrites the same cells.
+//! previous one. Speed batches: one conditional single-partition batch per Kafka batch commits the
+//! partition's offset, cumulative counts and owned state together, fencing out a consumer whose partition
+//! was taken over ([`stream_sink`]).
 //!
 //! Differences from SQLite: a run whose process died is noticed only when it is still `running` a day
 //! ([`ABANDON_AFTER_MS`]) after it began (no pids across hosts); until then its rows are merely invisible.
@@ -33,7 +33,7 @@ use crate::error::{CqlError, FactsError};
 use crate::fault;
 use crate::model::{
     DailyCountFact, FunnelStepFact, FunnelTotalFact, RunId, RunMeta, RunRecord, RunStatus,
-    SpeedBatch, Watermark, COUNTS_WATERMARK_ID,
+    SpeedBatch, StreamPartition, Watermark, COUNTS_WATERMARK_ID,
 };
 use crate::query::{CountsAnswer, CountsQuery, FunnelAnswer, FunnelQuery};
 use crate::read::{self, Key, Pointer, RowSource};
@@ -45,6 +45,7 @@ use crate::url::CqlUrl;
 mod contract_tests;
 mod publish;
 mod runs;
+mod stream_sink;
 
 use runs::RunsRow;
 
@@ -67,6 +68,8 @@ fn now_ms() -> i64 {
 struct Inner {
     session: Arc<dyn CqlSession>,
     url: CqlUrl,
+    /// Commit points of the Kafka partitions this store committed to ([`stream_sink`]).
+    heads: Mutex<HashMap<StreamPartition, stream_sink::Head>>,
 }
 
 /// A fact store in a Cassandra/Scylla keyspace.
@@ -139,6 +142,7 @@ impl CqlStore {
             inner: Arc::new(Inner {
                 session,
                 url: url.clone(),
+                heads: Mutex::new(HashMap::new()),
             }),
             rt,
             staged: Mutex::new(HashMap::new()),
@@ -713,152 +717,14 @@ impl StreamSink for CqlStore {
         b.check_offsets()?;
         let b = b.clone();
         self.block(move |inner| -> Fut<bool> {
-            Box::pin(async move {
-                let seen: Option<(i64,)> = inner
-                    .first(
-                        st::SELECT_SPEED_BATCH,
-                        (&b.group, &b.topic, b.partition, b.first_offset),
-                    )
-                    .await?;
-                let committed: Option<(i64,)> = if seen.is_some() {
-                    None
-                } else {
-                    inner
-                        .first(st::SELECT_OFFSET, (&b.group, &b.topic, b.partition))
-                        .await?
-                };
-                if !b.should_apply(seen.is_some(), committed.map(|c| c.0))? {
-                    return Ok(false);
-                }
-                let key = st::batch_key(&b.group, &b.topic, b.partition, b.first_offset);
-                let ttl = st::SPEED_TTL_S;
-                let mut days = std::collections::BTreeSet::new();
-                let mut steps = Vec::new();
-                for r in &b.funnel_steps {
-                    let day = r.day.to_string();
-                    days.insert((
-                        r.app_id.clone(),
-                        r.funnel_id.clone(),
-                        r.funnel_version.clone(),
-                        day.clone(),
-                    ));
-                    steps.push((
-                        r.app_id.clone(),
-                        r.funnel_id.clone(),
-                        r.funnel_version.clone(),
-                        day,
-                        r.breakdown.clone(),
-                        i32::try_from(r.step).map_err(|_| FactsError::Invalid {
-                            what: "step",
-                            value: r.step.to_string(),
-                        })?,
-                        key.clone(),
-                        i64::try_from(r.actors).map_err(|_| FactsError::Invalid {
-                            what: "actors",
-                            value: r.actors.to_string(),
-                        })?,
-                        ttl,
-                    ));
-                }
-                let mut counts = Vec::new();
-                for r in &b.daily_counts {
-                    let day = r.day.to_string();
-                    days.insert((
-                        r.app_id.clone(),
-                        COUNTS_WATERMARK_ID.to_string(),
-                        r.metric.clone(),
-                        day.clone(),
-                    ));
-                    counts.push((
-                        r.app_id.clone(),
-                        r.metric.clone(),
-                        day,
-                        r.dimension.clone(),
-                        r.value.clone(),
-                        key.clone(),
-                        r.count,
-                        ttl,
-                    ));
-                }
-                inner.exec_all(st::INSERT_STEP_SPEED, steps).await?;
-                inner.exec_all(st::INSERT_COUNT_SPEED, counts).await?;
-                let days: Vec<_> = days
-                    .into_iter()
-                    .map(|(a, f, v, d)| (a, f, v, d, ttl))
-                    .collect();
-                inner.exec_all(st::UPSERT_SPEED_DAY, days).await?;
-                let now = now_ms();
-                // State changes in order (a put and a delete of one key in the same batch: the delete wins).
-                for s in &b.state_puts {
-                    let ttl = st::state_ttl_s(s.expires_at_ms, now);
-                    inner
-                        .exec(
-                            st::UPSERT_STATE,
-                            (&s.namespace, &s.key, &s.value, s.expires_at_ms, ttl),
-                        )
-                        .await?;
-                }
-                inner
-                    .exec_all(st::DELETE_STATE, b.state_deletes.clone())
-                    .await?;
-                // Before the commit: a crash in between leaves ids recorded by this batch, which the
-                // retry at the same offset recognizes as leftovers (`SeenBy`), not copies.
-                let seen: Vec<_> = b
-                    .seen_ids
-                    .iter()
-                    .map(|e| {
-                        let id = e.id.key_bytes();
-                        (
-                            e.id.app_id.clone(),
-                            seen_bucket(&id),
-                            id,
-                            e.expires_at_ms,
-                            b.topic.clone(),
-                            b.partition,
-                            b.first_offset,
-                            st::state_ttl_s(e.expires_at_ms, now),
-                        )
-                    })
-                    .collect();
-                inner.exec_all(st::INSERT_SEEN, seen).await?;
-                fault::point("speed");
-                let statements = vec![
-                    (
-                        st::UPSERT_OFFSET,
-                        (&b.group, &b.topic, b.partition, b.next_offset, now).bind_row(),
-                    ),
-                    (
-                        st::INSERT_SPEED_BATCH,
-                        (
-                            &b.group,
-                            &b.topic,
-                            b.partition,
-                            b.first_offset,
-                            b.next_offset,
-                            now,
-                            ttl,
-                        )
-                            .bind_row(),
-                    ),
-                    (
-                        st::UPSERT_META,
-                        ("speed_applied_at_ms", now.to_string()).bind_row(),
-                    ),
-                ];
-                inner.batch(BatchKind::Logged, statements).await?;
-                Ok(true)
-            })
+            Box::pin(async move { inner.apply_speed(&b).await })
         })
     }
 
     fn committed_offsets(&self, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, FactsError> {
         let (group, topic) = (group.to_string(), topic.to_string());
         self.block(move |inner| -> Fut<Vec<(i32, i64)>> {
-            Box::pin(async move {
-                let mut v: Vec<(i32, i64)> = inner.rows(st::SELECT_OFFSETS, (group, topic)).await?;
-                v.sort();
-                Ok(v)
-            })
+            Box::pin(async move { inner.committed(&group, &topic).await })
         })
     }
 }
@@ -873,9 +739,8 @@ impl StateReader for CqlStore {
         let (ns, key) = (namespace.to_string(), key.to_string());
         self.block(move |inner| -> Fut<Option<Vec<u8>>> {
             Box::pin(async move {
-                let v: Option<(Vec<u8>,)> =
-                    inner.first(st::SELECT_STATE, (ns, key, now_ms)).await?;
-                Ok(v.map(|v| v.0))
+                let v: Option<StateRow> = inner.first(st::SELECT_STATE, (ns, key)).await?;
+                Ok(v.and_then(|r| live_state(r, now_ms)))
             })
         })
     }
@@ -888,21 +753,24 @@ impl StateReader for CqlStore {
         keys: &[String],
         now_ms: i64,
     ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
-        let values: Vec<(String, String, i64)> = keys
+        let values: Vec<(String, String)> = keys
             .iter()
-            .map(|k| (namespace.to_string(), k.clone(), now_ms))
+            .map(|k| (namespace.to_string(), k.clone()))
             .collect();
         self.block(move |inner| -> Fut<Vec<Option<Vec<u8>>>> {
             Box::pin(async move {
-                let rows: Vec<Option<(Vec<u8>,)>> = stream::iter(values)
+                let rows: Vec<Option<StateRow>> = stream::iter(values)
                     .map(|v| {
                         let inner = inner.clone();
-                        async move { inner.first::<(Vec<u8>,)>(st::SELECT_STATE, v).await }
+                        async move { inner.first::<StateRow>(st::SELECT_STATE, v).await }
                     })
                     .buffered(CONCURRENCY)
                     .try_collect()
                     .await?;
-                Ok(rows.into_iter().map(|r| r.map(|v| v.0)).collect())
+                Ok(rows
+                    .into_iter()
+                    .map(|r| r.and_then(|r| live_state(r, now_ms)))
+                    .collect())
             })
         })
     }
@@ -917,15 +785,40 @@ impl StateReader for CqlStore {
         self.block(move |inner| -> Fut<Vec<(String, Vec<u8>)>> {
             Box::pin(async move {
                 let upper = format!("{prefix}\u{10FFFF}");
-                let rows: Vec<(String, Vec<u8>, i64)> = inner
-                    .rows(st::SCAN_STATE, (ns, &prefix, upper, now_ms))
-                    .await?;
+                let rows: Vec<(String, Vec<u8>, i64)> =
+                    inner.rows(st::SCAN_STATE, (ns, &prefix, upper)).await?;
                 Ok(rows
                     .into_iter()
-                    .filter(|(k, _, _)| k.starts_with(&prefix))
+                    .filter(|(k, _, exp)| k.starts_with(&prefix) && *exp > now_ms)
                     .map(|(k, v, _)| (k, v))
                     .collect())
             })
+        })
+    }
+
+    fn get_owned_states(
+        &self,
+        owner: &StreamPartition,
+        namespace: &str,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
+        let (o, ns, keys) = (owner.clone(), namespace.to_string(), keys.to_vec());
+        self.block(move |inner| -> Fut<Vec<Option<Vec<u8>>>> {
+            Box::pin(async move { inner.owned_states(&o, &ns, &keys, now_ms).await })
+        })
+    }
+
+    fn scan_owned_state(
+        &self,
+        owner: &StreamPartition,
+        namespace: &str,
+        key_prefix: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
+        let (o, ns, prefix) = (owner.clone(), namespace.to_string(), key_prefix.to_string());
+        self.block(move |inner| -> Fut<Vec<(String, Vec<u8>)>> {
+            Box::pin(async move { inner.scan_owned(&o, &ns, &prefix, now_ms).await })
         })
     }
 
@@ -939,7 +832,16 @@ impl StateReader for CqlStore {
     }
 }
 
-/// A row of [`st::SELECT_SEEN`]: expiry, topic, partition, first offset.
+/// A row of [`st::SELECT_STATE`]: value and expiry.
+type StateRow = (Vec<u8>, i64);
+
+/// A state value unless expired at `now_ms` (expiry is filtered here, not with `ALLOW FILTERING`: the TTL
+/// drops the row later, the reader hides it from its `expires_at_ms` on).
+fn live_state((value, expires_at_ms): StateRow, now_ms: i64) -> Option<Vec<u8>> {
+    (expires_at_ms > now_ms).then_some(value)
+}
+
+/// A row of [`st::SELECT_SEEN`]: expiry, topic, partition, the message's offset.
 type SeenRow = (i64, String, i32, i64);
 
 impl CqlStore {
@@ -967,10 +869,10 @@ impl CqlStore {
                     .into_iter()
                     .map(|row| {
                         row.filter(|r| r.0 > now_ms)
-                            .map(|(_, topic, partition, first_offset)| SeenBy {
+                            .map(|(_, topic, partition, offset)| SeenBy {
                                 topic,
                                 partition,
-                                first_offset,
+                                offset,
                             })
                     })
                     .collect())

@@ -151,6 +151,8 @@ enum Role {
     Range,
     /// `USING TTL ?`.
     Ttl,
+    /// `AND TIMESTAMP ?` (a client-chosen write timestamp).
+    Timestamp,
     /// `LIMIT ?`.
     Limit,
     /// `IF col = ?`.
@@ -236,6 +238,9 @@ fn shape(s: &Stmt, tables: &BTreeMap<String, Table>) -> Shape {
         }
         if tail.contains("USING TTL ?") {
             sh.binds.push(Role::Ttl);
+        }
+        if tail.contains("TIMESTAMP ?") {
+            sh.binds.push(Role::Timestamp);
         }
         return sh;
     }

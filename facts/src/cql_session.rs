@@ -268,9 +268,13 @@ impl Request {
         matches!(self, Request::Execute { stmt, .. } if stmt.is_read())
     }
 
-    /// Consistency of the request: always `LOCAL_QUORUM`.
+    /// Consistency of the request: `LOCAL_SERIAL` for a serial read ([`Stmt::is_serial_read`]),
+    /// `LOCAL_QUORUM` for everything else.
     pub fn consistency(&self) -> Consistency {
-        Consistency::LocalQuorum
+        match self {
+            Request::Execute { stmt, .. } if stmt.is_serial_read() => Consistency::LocalSerial,
+            _ => Consistency::LocalQuorum,
+        }
     }
 
     /// Serial consistency: `LOCAL_SERIAL` for lightweight transactions, none otherwise.
@@ -416,7 +420,10 @@ mod driver {
                 values: Vec::new(),
             };
             p.set_is_idempotent(one.is_idempotent());
-            p.set_consistency(DriverConsistency::LocalQuorum);
+            p.set_consistency(match one.consistency() {
+                super::Consistency::LocalSerial => DriverConsistency::LocalSerial,
+                super::Consistency::LocalQuorum => DriverConsistency::LocalQuorum,
+            });
             if one.is_conditional() {
                 p.set_serial_consistency(Some(SerialConsistency::LocalSerial));
             }

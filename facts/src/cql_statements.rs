@@ -5,20 +5,26 @@
 //! `(app_id, funnel_id, funnel_version, run_id)`, `daily_counts` by `(app_id, metric, run_id)` — so a run is
 //! published by flipping `watermarks.run_id` and a superseded run is dropped with one partition delete per
 //! table.
-//! Speed partials live in one partition per (key, day) with the Kafka batch key as the last clustering
-//! column: re-applying a batch rewrites the same cells (idempotent upserts, no counters), and readers sum
-//! the partials. `speed_days` lists which days have speed rows, so reads never scan.
+//! Speed layer: each (consumer group, topic, Kafka partition) owns one `stream_partitions` partition that
+//! holds its commit point (next offset, the last batch's offsets) and everything only that Kafka partition
+//! changes: its cumulative counts and funnel partials, its pending state and dead-letter counters. A Kafka
+//! batch is committed by ONE conditional single-partition batch ([`COMMIT_PARTITION`], `IF next_offset =
+//! ?`, Paxos at `LOCAL_SERIAL`): atomic, isolated, and refused to a consumer whose partition was taken over
+//! (the offset moved under it). Readers do not read those partitions: once a commit applied, the changed
+//! cumulative values are copied to `daily_counts_speed` / `funnel_steps_speed` (one row per Kafka partition
+//! per value, `batch_key` = `group/topic/partition`, [`batch_key`]) with the commit's timestamp as the
+//! write timestamp, so a late copy never overwrites a newer one; readers sum one row per Kafka partition.
+//! `speed_days` lists which days have speed rows, so reads never scan.
 //!
-//! Idempotency key of a speed batch: `(group, topic, partition, first_offset)` — the marker table
-//! `speed_batches_by_group` and the partials' `batch_key` both carry the consumer group, so two groups
-//! reading one topic into one keyspace both apply their batches.
-//!
-//! Upgrading a keyspace created before the group was part of the key: `init` creates
-//! `speed_batches_by_group`; the old `speed_batches` table is no longer read or written and empties itself
-//! through its TTL (drop it at leisure: `DROP TABLE ks.speed_batches`). Replays of batches applied before the
-//! upgrade are still refused by the group's committed offset (`stream_offsets`, unchanged). Stop the stream
-//! cleanly before upgrading: a batch cut short by a crash and re-applied by the new version would write its
-//! partials under the new `batch_key` beside the old ones.
+//! Upgrading a keyspace written by a version with per-batch partials (`speed_batches_by_group`, partials
+//! keyed `group/topic/partition/first_offset`): stop the stream, run `funnel facts init` (creates
+//! `stream_partitions`), start the stream. A partition without a commit point resumes at its
+//! `stream_offsets` offset; its old per-batch partial rows stay beside the new per-partition rows until the
+//! next publish moves the watermark past their days (keep a publish between the upgrade and the first
+//! applied batch, or the days at or past the watermark count the old partials twice). Pending buckets of the
+//! old layout (`stream_state`, namespace `pending`) are not carried over: clicks waiting for their event at
+//! the upgrade do not convert. `speed_batches_by_group` is no longer read or written (`DROP TABLE
+//! ks.speed_batches_by_group` at leisure).
 //!
 //! Upgrading a keyspace created before `funnel_totals` (all-breakdowns totals were `funnel_steps` rows under
 //! the breakdown `"\u{1}all"`, [`LEGACY_TOTAL_BREAKDOWN`]): run `funnel facts init` once with the new
@@ -52,6 +58,12 @@ impl Stmt {
     /// Whether it is conditional (`IF …`): a lightweight transaction.
     pub fn is_conditional(&self) -> bool {
         self.template.contains(" IF ")
+    }
+
+    /// Whether it reads at `LOCAL_SERIAL` (through Paxos, so a commit left unfinished by a timeout or a
+    /// crash is completed or dropped before the answer): the stream partition's commit point only.
+    pub fn is_serial_read(&self) -> bool {
+        self.name == "SELECT_PARTITION_HEAD"
     }
 }
 
@@ -96,13 +108,19 @@ pub const TABLES: &[&str] = &[
      PRIMARY KEY ((app_id, funnel_id), funnel_version, day))",
     "CREATE TABLE IF NOT EXISTS {ks}.watermarks (app_id text, funnel_id text, funnel_version text, batch_until text, \
      run_id bigint, published_at_ms bigint, PRIMARY KEY ((app_id), funnel_id, funnel_version))",
+    // The Kafka partitions a (group, topic) has committed, with their last known offset: the list
+    // `committed_offsets` walks (the offset itself is read from `stream_partitions`).
     "CREATE TABLE IF NOT EXISTS {ks}.stream_offsets (group_id text, topic text, partition int, next_offset bigint, \
      updated_at_ms bigint, PRIMARY KEY ((group_id, topic), partition))",
-    // Applied-batch markers, keyed by consumer group too (two groups may read one topic into one store).
-    // Replaces `speed_batches` (keyed without the group; see the module docs on upgrading).
-    "CREATE TABLE IF NOT EXISTS {ks}.speed_batches_by_group (group_id text, topic text, partition int, \
-     first_offset bigint, next_offset bigint, applied_at_ms bigint, \
-     PRIMARY KEY ((group_id, topic, partition), first_offset))",
+    // One partition per (group, topic, Kafka partition): the commit point (static columns: next offset,
+    // the last batch's offsets, the commit's timestamp and the cells it changed) and what that Kafka
+    // partition owns — its cumulative counts (`kind` 'count' / 'step', `count`, `at_ts`) and its state
+    // (`kind` 's:' + namespace: pending buckets, dead-letter counters). Written only by one conditional
+    // batch per Kafka batch (`IF next_offset = ?`).
+    "CREATE TABLE IF NOT EXISTS {ks}.stream_partitions (group_id text, topic text, partition int, kind text, key text, \
+     next_offset bigint static, batch_first bigint static, batch_next bigint static, commit_ts bigint static, \
+     last_cells text static, count bigint, at_ts bigint, value blob, expires_at_ms bigint, \
+     PRIMARY KEY ((group_id, topic, partition), kind, key))",
     "CREATE TABLE IF NOT EXISTS {ks}.stream_state (namespace text, key text, value blob, expires_at_ms bigint, \
      PRIMARY KEY ((namespace), key))",
     // The stream's seen ids: one partition per (app, hash bucket of the id, `crate::seen_bucket`), each
@@ -134,7 +152,7 @@ const GC_GRACE_TTL_ONLY_S: u32 = 3 * 3600;
 /// - LCS where reads dominate: the run partitions (`funnel_steps`, `funnel_totals`, `daily_counts`, read by
 ///   every query and dropped per run), the pointers, the run log, the stream's offsets and state.
 /// - TWCS by day for rows that expire by TTL: speed partials (120 days; deleted as days fall below a
-///   watermark), applied-batch markers and seen ids (TTL only, so a short grace).
+///   watermark) and seen ids (TTL only, so a short grace).
 pub const TABLE_OPTIONS: &[(&str, &str, u32)] = &[
     ("runs", LCS, GC_GRACE_S),
     ("run_keys", LCS, GC_GRACE_S),
@@ -146,7 +164,7 @@ pub const TABLE_OPTIONS: &[(&str, &str, u32)] = &[
     ("speed_days", LCS, GC_GRACE_S),
     ("watermarks", LCS, GC_GRACE_S),
     ("stream_offsets", LCS, GC_GRACE_S),
-    ("speed_batches_by_group", TWCS, GC_GRACE_TTL_ONLY_S),
+    ("stream_partitions", LCS, GC_GRACE_S),
     ("stream_state", LCS, GC_GRACE_S),
     ("stream_seen", TWCS, GC_GRACE_TTL_ONLY_S),
     ("meta", LCS, GC_GRACE_S),
@@ -190,10 +208,10 @@ stmts! {
     INSERT_COUNT = 7, "INSERT INTO {ks}.daily_counts (app_id, metric, run_id, day, dimension, value, count, layer) VALUES (?, ?, ?, ?, ?, ?, ?, 'batch')";
     SELECT_COUNTS = 5, "SELECT day, dimension, value, count FROM {ks}.daily_counts WHERE app_id = ? AND metric = ? AND run_id = ? AND day >= ? AND day <= ?";
     DELETE_COUNTS_RUN = 3, "DELETE FROM {ks}.daily_counts WHERE app_id = ? AND metric = ? AND run_id = ?";
-    INSERT_STEP_SPEED = 9, "INSERT INTO {ks}.funnel_steps_speed (app_id, funnel_id, funnel_version, day, breakdown, step, batch_key, actors, layer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'speed') USING TTL ?";
+    INSERT_STEP_SPEED = 10, "INSERT INTO {ks}.funnel_steps_speed (app_id, funnel_id, funnel_version, day, breakdown, step, batch_key, actors, layer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'speed') USING TTL ? AND TIMESTAMP ?";
     SELECT_STEPS_SPEED = 4, "SELECT breakdown, step, actors FROM {ks}.funnel_steps_speed WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND day = ?";
     DELETE_STEPS_SPEED_DAY = 4, "DELETE FROM {ks}.funnel_steps_speed WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND day = ?";
-    INSERT_COUNT_SPEED = 8, "INSERT INTO {ks}.daily_counts_speed (app_id, metric, day, dimension, value, batch_key, count, layer) VALUES (?, ?, ?, ?, ?, ?, ?, 'speed') USING TTL ?";
+    INSERT_COUNT_SPEED = 9, "INSERT INTO {ks}.daily_counts_speed (app_id, metric, day, dimension, value, batch_key, count, layer) VALUES (?, ?, ?, ?, ?, ?, ?, 'speed') USING TTL ? AND TIMESTAMP ?";
     SELECT_COUNTS_SPEED = 3, "SELECT dimension, value, count FROM {ks}.daily_counts_speed WHERE app_id = ? AND metric = ? AND day = ?";
     DELETE_COUNTS_SPEED_DAY = 3, "DELETE FROM {ks}.daily_counts_speed WHERE app_id = ? AND metric = ? AND day = ?";
     UPSERT_SPEED_DAY = 5, "INSERT INTO {ks}.speed_days (app_id, funnel_id, funnel_version, day) VALUES (?, ?, ?, ?) USING TTL ?";
@@ -207,12 +225,17 @@ stmts! {
     UPSERT_OFFSET = 5, "INSERT INTO {ks}.stream_offsets (group_id, topic, partition, next_offset, updated_at_ms) VALUES (?, ?, ?, ?, ?)";
     SELECT_OFFSETS = 2, "SELECT partition, next_offset FROM {ks}.stream_offsets WHERE group_id = ? AND topic = ?";
     SELECT_OFFSET = 3, "SELECT next_offset FROM {ks}.stream_offsets WHERE group_id = ? AND topic = ? AND partition = ?";
-    INSERT_SPEED_BATCH = 7, "INSERT INTO {ks}.speed_batches_by_group (group_id, topic, partition, first_offset, next_offset, applied_at_ms) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?";
-    SELECT_SPEED_BATCH = 4, "SELECT next_offset FROM {ks}.speed_batches_by_group WHERE group_id = ? AND topic = ? AND partition = ? AND first_offset = ?";
+    SELECT_PARTITION_HEAD = 3, "SELECT next_offset, batch_first, batch_next, commit_ts, last_cells FROM {ks}.stream_partitions WHERE group_id = ? AND topic = ? AND partition = ? LIMIT 1";
+    SELECT_PARTITION_CELL = 5, "SELECT count, at_ts, value, expires_at_ms FROM {ks}.stream_partitions WHERE group_id = ? AND topic = ? AND partition = ? AND kind = ? AND key = ?";
+    SCAN_PARTITION_KIND = 6, "SELECT key, value, expires_at_ms FROM {ks}.stream_partitions WHERE group_id = ? AND topic = ? AND partition = ? AND kind = ? AND key >= ? AND key < ?";
+    COMMIT_PARTITION = 9, "UPDATE {ks}.stream_partitions SET next_offset = ?, batch_first = ?, batch_next = ?, commit_ts = ?, last_cells = ? WHERE group_id = ? AND topic = ? AND partition = ? IF next_offset = ?";
+    UPSERT_PARTITION_COUNT = 8, "UPDATE {ks}.stream_partitions USING TTL ? SET count = ?, at_ts = ? WHERE group_id = ? AND topic = ? AND partition = ? AND kind = ? AND key = ?";
+    UPSERT_PARTITION_STATE = 8, "UPDATE {ks}.stream_partitions USING TTL ? SET value = ?, expires_at_ms = ? WHERE group_id = ? AND topic = ? AND partition = ? AND kind = ? AND key = ?";
+    DELETE_PARTITION_STATE = 5, "DELETE FROM {ks}.stream_partitions WHERE group_id = ? AND topic = ? AND partition = ? AND kind = ? AND key = ?";
     UPSERT_STATE = 5, "INSERT INTO {ks}.stream_state (namespace, key, value, expires_at_ms) VALUES (?, ?, ?, ?) USING TTL ?";
     DELETE_STATE = 2, "DELETE FROM {ks}.stream_state WHERE namespace = ? AND key = ?";
-    SELECT_STATE = 3, "SELECT value FROM {ks}.stream_state WHERE namespace = ? AND key = ? AND expires_at_ms > ? ALLOW FILTERING";
-    SCAN_STATE = 4, "SELECT key, value, expires_at_ms FROM {ks}.stream_state WHERE namespace = ? AND key >= ? AND key < ? AND expires_at_ms > ? ALLOW FILTERING";
+    SELECT_STATE = 2, "SELECT value, expires_at_ms FROM {ks}.stream_state WHERE namespace = ? AND key = ?";
+    SCAN_STATE = 3, "SELECT key, value, expires_at_ms FROM {ks}.stream_state WHERE namespace = ? AND key >= ? AND key < ?";
     INSERT_SEEN = 8, "INSERT INTO {ks}.stream_seen (app_id, bucket, id, expires_at_ms, topic, partition, first_offset) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?";
     SELECT_SEEN = 3, "SELECT expires_at_ms, topic, partition, first_offset FROM {ks}.stream_seen WHERE app_id = ? AND bucket = ? AND id = ?";
     ACQUIRE_LEASE = 3, "INSERT INTO {ks}.leases (name, holder, acquired_at_ms) VALUES ('publisher', ?, ?) IF NOT EXISTS USING TTL ?";
@@ -226,12 +249,12 @@ stmts! {
     SELECT_META = 1, "SELECT value FROM {ks}.meta WHERE key = ?";
 }
 
-/// The Kafka batch key of speed partial rows: `group/topic/partition/first_offset`. The consumer group is
-/// part of it so two groups' partials of the same Kafka batch are two rows (summed by readers, as SQLite
-/// sums them), not one overwriting the other. Unambiguous: Kafka topic names cannot contain `/`, and the
-/// partition and offset are numbers, so the key splits from the right.
-pub fn batch_key(group: &str, topic: &str, partition: i32, first_offset: i64) -> String {
-    format!("{group}/{topic}/{partition}/{first_offset}")
+/// The key of a Kafka partition's speed rows: `group/topic/partition`. The consumer group is part of it so
+/// two groups reading one topic into one keyspace each keep their rows (summed by readers, as SQLite sums
+/// them). Unambiguous: Kafka topic names cannot contain `/`, and the partition is a number, so the key
+/// splits from the right.
+pub fn batch_key(group: &str, topic: &str, partition: i32) -> String {
+    format!("{group}/{topic}/{partition}")
 }
 
 /// Longest TTL Cassandra accepts (`Attributes.MAX_TTL`): 20 years.
@@ -283,10 +306,11 @@ mod tests {
     fn writes_are_idempotent_upserts_and_deletes_only() {
         for s in ALL {
             let t = s.template;
-            // The only lightweight transactions are the publisher lease's (never marked idempotent).
+            // The only lightweight transactions are the publisher lease's and the stream's commit (never
+            // marked idempotent).
             assert_eq!(
                 s.is_conditional(),
-                t.contains("{ks}.leases ") && !s.is_read(),
+                (t.contains("{ks}.leases ") && !s.is_read()) || s.name == "COMMIT_PARTITION",
                 "{}: lightweight transaction",
                 s.name
             );
@@ -327,38 +351,49 @@ mod tests {
     }
 
     #[test]
-    fn filtering_happens_only_within_one_partition() {
-        for s in ALL
-            .iter()
-            .filter(|s| s.template.contains("ALLOW FILTERING"))
-        {
-            assert!(
-                s.template.contains("WHERE namespace = ?"),
-                "{}: filtering across partitions",
-                s.name
-            );
+    fn no_statement_filters() {
+        // Expired state is hidden by the reader (its `expires_at_ms`), not filtered by the server.
+        for s in ALL {
+            assert!(!s.template.contains("ALLOW FILTERING"), "{}", s.name);
         }
     }
 
     #[test]
-    fn speed_batch_markers_are_keyed_by_group_topic_partition_first_offset() {
+    fn a_stream_commit_is_one_conditional_write_of_its_kafka_partition() {
         let ddl = TABLES
             .iter()
-            .find(|d| d.contains("{ks}.speed_batches_by_group "))
-            .expect("marker table");
+            .find(|d| d.contains("{ks}.stream_partitions "))
+            .expect("stream partition table");
         assert!(
-            ddl.contains("PRIMARY KEY ((group_id, topic, partition), first_offset))"),
+            ddl.contains("PRIMARY KEY ((group_id, topic, partition), kind, key))"),
             "{ddl}"
         );
-        assert!(!TABLES.iter().any(|d| d.contains("{ks}.speed_batches ")));
-        assert_eq!(
-            SELECT_SPEED_BATCH.cql("ks"),
-            "SELECT next_offset FROM ks.speed_batches_by_group WHERE group_id = ? AND topic = ? AND partition = ? AND first_offset = ?"
-        );
-        assert_eq!(
-            INSERT_SPEED_BATCH.cql("ks"),
-            "INSERT INTO ks.speed_batches_by_group (group_id, topic, partition, first_offset, next_offset, applied_at_ms) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
-        );
+        assert!(COMMIT_PARTITION.is_conditional());
+        assert!(COMMIT_PARTITION
+            .cql("ks")
+            .ends_with("WHERE group_id = ? AND topic = ? AND partition = ? IF next_offset = ?"));
+        // Everything the commit batch carries names the same partition key.
+        for s in [
+            UPSERT_PARTITION_COUNT,
+            UPSERT_PARTITION_STATE,
+            DELETE_PARTITION_STATE,
+        ] {
+            assert!(s.template.contains("{ks}.stream_partitions "), "{}", s.name);
+            assert!(
+                s.template.contains(
+                    "group_id = ? AND topic = ? AND partition = ? AND kind = ? AND key = ?"
+                ),
+                "{}",
+                s.name
+            );
+        }
+        // The head is read with Paxos (LOCAL_SERIAL): an unfinished commit is finished or dropped first.
+        assert!(SELECT_PARTITION_HEAD.is_serial_read());
+        assert!(ALL
+            .iter()
+            .filter(|s| s.is_serial_read())
+            .all(|s| s.name == "SELECT_PARTITION_HEAD"));
+        assert!(!TABLES.iter().any(|d| d.contains("speed_batches")));
     }
 
     #[test]
@@ -395,12 +430,7 @@ mod tests {
         assert_eq!(created, tuned);
         // The TTL'd rows written once (speed partials, batch markers) compact by time window; the rest
         // leveled.
-        let windowed = [
-            "funnel_steps_speed",
-            "daily_counts_speed",
-            "speed_batches_by_group",
-            "stream_seen",
-        ];
+        let windowed = ["funnel_steps_speed", "daily_counts_speed", "stream_seen"];
         for (table, compaction, _) in TABLE_OPTIONS {
             let twcs = windowed.contains(table);
             assert_eq!(compaction.contains("TimeWindow"), twcs, "{table}");
@@ -442,11 +472,8 @@ mod tests {
 
     #[test]
     fn helpers() {
-        assert_eq!(batch_key("g", "events", 3, 42), "g/events/3/42");
-        assert_ne!(
-            batch_key("g1", "events", 3, 42),
-            batch_key("g2", "events", 3, 42)
-        );
+        assert_eq!(batch_key("g", "events", 3), "g/events/3");
+        assert_ne!(batch_key("g1", "events", 3), batch_key("g2", "events", 3));
         assert_eq!(state_ttl_s(10_000, 0), 10);
         assert_eq!(state_ttl_s(10_001, 0), 11);
         assert_eq!(state_ttl_s(0, 10_000), 1);

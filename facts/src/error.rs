@@ -63,6 +63,18 @@ pub enum FactsError {
         first_offset: i64,
         committed: i64,
     },
+    /// A Kafka partition's commit point was not where a speed batch expected it: another consumer took the
+    /// partition over (a rebalance; this one is a zombie) or moved it on. Nothing of the batch was applied;
+    /// re-read the committed offset.
+    #[error("speed batch {topic}/{partition} at offset {first_offset} of group {group} refused: the partition's commit point moved from {expected:?} to {found:?} (another consumer took the partition over)")]
+    PartitionTakenOver {
+        group: String,
+        topic: String,
+        partition: i32,
+        first_offset: i64,
+        expected: Option<i64>,
+        found: Option<i64>,
+    },
     /// A query without a funnel version matched several versions.
     #[error("funnel {funnel_id} of app {app_id} has several versions ({versions:?}); name one")]
     AmbiguousVersion {

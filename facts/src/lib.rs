@@ -101,6 +101,8 @@ mod cql;
 mod cql_connect;
 #[cfg(feature = "cql")]
 pub mod cql_contract;
+#[cfg(all(feature = "cql", any(test, feature = "test_common")))]
+pub mod cql_memory;
 #[cfg(feature = "cql")]
 pub mod cql_session;
 pub mod cql_statements;
@@ -127,7 +129,7 @@ pub use error::CqlError;
 pub use error::FactsError;
 pub use model::{
     DailyCountFact, FunnelStepFact, FunnelTotalFact, Layer, RunId, RunMeta, RunRecord, RunStatus,
-    SpeedBatch, StateEntry, Watermark, COUNTS_WATERMARK_ID,
+    SpeedBatch, StateEntry, StreamPartition, Watermark, COUNTS_WATERMARK_ID,
 };
 pub use query::{
     CountValue, CountsAnswer, CountsDay, CountsQuery, Freshness, FunnelAnswer, FunnelDay,
@@ -238,6 +240,24 @@ impl StateReader for Store {
         now_ms: i64,
     ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
         on_backend!(self, s => s.get_states(namespace, keys, now_ms))
+    }
+    fn get_owned_states(
+        &self,
+        owner: &StreamPartition,
+        namespace: &str,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
+        on_backend!(self, s => s.get_owned_states(owner, namespace, keys, now_ms))
+    }
+    fn scan_owned_state(
+        &self,
+        owner: &StreamPartition,
+        namespace: &str,
+        key_prefix: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
+        on_backend!(self, s => s.scan_owned_state(owner, namespace, key_prefix, now_ms))
     }
     fn seen_by(&self, ids: &[SeenId], now_ms: i64) -> Result<Vec<Option<SeenBy>>, FactsError> {
         on_backend!(self, s => s.seen_by(ids, now_ms))

@@ -258,11 +258,46 @@ pub struct SpeedBatch {
     pub state_puts: Vec<StateEntry>,
     /// `(namespace, key)` to delete.
     pub state_deletes: Vec<(String, String)>,
-    /// Ids the batch applies, remembered (with this batch as their [`crate::SeenBy`]) until they expire.
+    /// Ids the batch applies, remembered (with their message's offset as their [`crate::SeenBy`]) until
+    /// they expire.
     pub seen_ids: Vec<SeenEntry>,
+    /// Namespaces of `state_puts` / `state_deletes` the batch's Kafka partition owns: only this partition's
+    /// consumer reads or writes them (the stream's pending buckets and dead-letter counters), through
+    /// [`crate::StateReader::get_owned_states`]. A backend may keep them with the partition's offset (CQL:
+    /// inside the partition's conditional commit); other namespaces are shared by all partitions.
+    pub owned_namespaces: Vec<String>,
+}
+
+/// A Kafka partition as a consumer group reads it: what owns the state of
+/// [`SpeedBatch::owned_namespaces`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub struct StreamPartition {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl StreamPartition {
+    pub fn new(group: &str, topic: &str, partition: i32) -> StreamPartition {
+        StreamPartition {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+        }
+    }
 }
 
 impl SpeedBatch {
+    /// The Kafka partition (of its consumer group) the batch belongs to.
+    pub fn owner(&self) -> StreamPartition {
+        StreamPartition::new(&self.group, &self.topic, self.partition)
+    }
+
+    /// Whether a state namespace is owned by the batch's partition.
+    pub fn owns(&self, namespace: &str) -> bool {
+        self.owned_namespaces.iter().any(|n| n == namespace)
+    }
+
     /// Refuses a batch whose offsets run backwards.
     pub(crate) fn check_offsets(&self) -> Result<(), FactsError> {
         if self.next_offset < self.first_offset {

@@ -96,19 +96,23 @@ fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
 pub struct SeenEntry {
     pub id: SeenId,
     pub expires_at_ms: i64,
+    /// Kafka offset of the message that applied the id (in the batch's partition).
+    pub offset: i64,
 }
 
-/// The batch that applied a remembered id: its topic, partition and first offset.
+/// Where a remembered id was applied: its topic, partition and the message's offset.
 ///
-/// Why it is kept: a store without transactions (CQL) writes a batch's ids before its commit, so a crash
-/// or a lost race in between leaves the ids of a batch that never committed. The retry starts at the same
-/// committed offset; an id recorded by a batch of the same partition at or past that offset is such a
-/// leftover, not a copy (a committed batch would have moved the offset past it).
+/// Why it is kept: CQL writes a batch's ids before the batch's commit (another partition than the commit
+/// point's), so a crash, a timeout or a lost race in between leaves ids of an attempt that never committed.
+/// Any retry starts at the partition's committed offset, so an id recorded at an offset of the same
+/// partition at or past it is such a leftover, not a copy; one recorded below it was applied (whoever
+/// committed that offset applied the same message, hence the same id). Rows are keyed by the id, so a
+/// retry rewrites the leftovers with the same offsets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeenBy {
     pub topic: String,
     pub partition: i32,
-    pub first_offset: i64,
+    pub offset: i64,
 }
 
 /// Hash buckets of an app's ids on CQL: one partition per (app, bucket), so an app's ids spread over this

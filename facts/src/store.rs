@@ -8,7 +8,7 @@
 use crate::error::FactsError;
 use crate::model::{
     DailyCountFact, FunnelStepFact, FunnelTotalFact, RunId, RunMeta, RunRecord, SpeedBatch,
-    Watermark,
+    StreamPartition, Watermark,
 };
 use crate::query::{CountsAnswer, CountsQuery, FunnelAnswer, FunnelQuery};
 use crate::seen::{SeenBy, SeenId};
@@ -56,11 +56,14 @@ pub trait BatchPublisher: Send + Sync {
 /// Takes consumed Kafka batches from the stream.
 ///
 /// Contract: [`StreamSink::apply_speed_batch`] is **idempotent** per `(group, topic, partition,
-/// first_offset)` — re-applying a batch changes nothing — and, on SQLite, **atomic**: the batch's speed facts,
-/// state puts/deletes, seen ids and its consumer group's committed offset are applied in one transaction. On CQL the
-/// facts and state are upserts keyed by the batch, written before the offset and the batch marker (one
-/// logged batch), so a crash in between leaves cells that re-applying the same batch rewrites. Readers see a
-/// batch's partials summed with the others' on the days at or past the watermark.
+/// first_offset)` — re-applying a batch changes nothing — and **atomic**: on SQLite the batch's speed facts,
+/// state puts/deletes, seen ids and its consumer group's committed offset are applied in one transaction. On
+/// CQL the commit point, the partition's cumulative counts and its owned state
+/// ([`SpeedBatch::owned_namespaces`]) are one conditional single-partition batch on the expected offset, so
+/// a consumer whose partition was taken over is refused ([`FactsError::PartitionTakenOver`] or
+/// [`FactsError::OffsetOverlap`], nothing applied); seen ids and shared state are idempotent upserts written
+/// before it (a retry rewrites them; see [`crate::SeenBy`]). Readers see a batch's counts summed with the
+/// other batches' on the days at or past the watermark.
 pub trait StreamSink: Send + Sync {
     /// Apply one consumed batch. `Ok(false)` (nothing changed) when it was applied before or lies wholly
     /// below the group's committed offset; [`FactsError::OffsetOverlap`] (nothing written) when it starts
@@ -98,6 +101,33 @@ pub trait StateReader: Send + Sync {
         keys.iter()
             .map(|k| self.get_state(namespace, k, now_ms))
             .collect()
+    }
+
+    /// [`StateReader::get_states`] of state a Kafka partition owns ([`SpeedBatch::owned_namespaces`]). The
+    /// default reads the shared state (a backend keeping all state in one place); CQL keeps owned state with
+    /// the partition's commit point.
+    fn get_owned_states(
+        &self,
+        owner: &StreamPartition,
+        namespace: &str,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
+        let _ = owner;
+        self.get_states(namespace, keys, now_ms)
+    }
+
+    /// [`StateReader::scan_state`] of state a Kafka partition owns. The default scans the shared state:
+    /// give a `key_prefix` that only the owner's keys have.
+    fn scan_owned_state(
+        &self,
+        owner: &StreamPartition,
+        namespace: &str,
+        key_prefix: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
+        let _ = owner;
+        self.scan_state(namespace, key_prefix, now_ms)
     }
 
     /// All unexpired entries of a namespace whose key starts with `key_prefix`, sorted by key.

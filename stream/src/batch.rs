@@ -15,7 +15,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use facts::{
-    DailyCountFact, Day, IdKind, SeenBy, SeenEntry, SeenId, SpeedBatch, StateEntry, StreamStore,
+    DailyCountFact, Day, IdKind, SeenBy, SeenEntry, SeenId, SpeedBatch, StateEntry,
+    StreamPartition, StreamStore,
 };
 
 use crate::attribution::{Bucket, Conversion};
@@ -61,10 +62,10 @@ pub struct BatchBuilder<'a> {
     buckets: HashMap<String, (String, Bucket)>,
     counts: Counts,
     conversions: Vec<Conversion>,
-    /// Valid messages pushed, in offset order, not folded in yet.
-    valid: Vec<Message>,
-    /// Ids this batch applies, with their `ts` (for the expiry), in arrival order…
-    seen_new: Vec<(SeenId, i64)>,
+    /// Valid messages pushed with their offsets, in offset order, not folded in yet.
+    valid: Vec<(i64, Message)>,
+    /// Ids this batch applies, with their `ts` (for the expiry) and offset, in arrival order…
+    seen_new: Vec<(SeenId, i64, i64)>,
     /// …and the same ids for lookups.
     seen_in_batch: HashSet<SeenId>,
     /// Wall clock at the start of the batch: what the store's expiry of seen ids is compared with.
@@ -160,7 +161,7 @@ impl<'a> BatchBuilder<'a> {
         };
         self.summary.valid += 1;
         // Folded in `finish`, after one store read for the seen ids of the whole batch.
-        self.valid.push(msg);
+        self.valid.push((offset, msg));
         Ok(())
     }
 
@@ -168,7 +169,7 @@ impl<'a> BatchBuilder<'a> {
     /// bucket (`pending`: `None` for events that do not convert), read from `stored_buckets` on first use.
     fn fold(
         &mut self,
-        msg: Message,
+        (offset, msg): (i64, Message),
         seen: SeenId,
         stored: Option<SeenBy>,
         pending: Option<String>,
@@ -180,7 +181,7 @@ impl<'a> BatchBuilder<'a> {
             return Ok(());
         }
         self.seen_in_batch.insert(seen.clone());
-        self.seen_new.push((seen, msg.ts_ms()));
+        self.seen_new.push((seen, msg.ts_ms(), offset));
         if self.keep {
             self.summary.kept.push(msg.clone());
         }
@@ -217,12 +218,13 @@ impl<'a> BatchBuilder<'a> {
         Ok(())
     }
 
-    /// Whether the batch that recorded an id committed (see [`SeenBy`]): not when it is a batch of this
-    /// partition at or past this batch's first offset, i.e. an attempt whose commit never landed.
+    /// Whether the message that recorded an id was applied (see [`SeenBy`]): not when it lies in this
+    /// partition at or past this batch's first offset (the committed offset), i.e. it was recorded by an
+    /// attempt whose commit never landed.
     fn applied_before(&self, by: &SeenBy) -> bool {
         let leftover = by.topic == self.topic
             && by.partition == self.partition
-            && by.first_offset >= self.first_offset;
+            && by.offset >= self.first_offset;
         !leftover
     }
 
@@ -236,11 +238,11 @@ impl<'a> BatchBuilder<'a> {
         // hold): the seen ids and the pending buckets. Buckets are read at the wall clock, not at their
         // first message's ts: rule 1 (`Bucket::forget_before`) forgets the same items either way.
         let valid = std::mem::take(&mut self.valid);
-        let keys: Vec<SeenId> = valid.iter().map(seen_id).collect();
+        let keys: Vec<SeenId> = valid.iter().map(|(_, m)| seen_id(m)).collect();
         let stored = self.store.seen_by(&keys, self.wall_now_ms)?;
         let pending: Vec<Option<String>> = valid
             .iter()
-            .map(|msg| {
+            .map(|(_, msg)| {
                 let touches = match msg {
                     Message::Hit(_) => true,
                     Message::Event(e) => self.cfg.for_app(&e.app_id).converts(&e.name),
@@ -255,9 +257,10 @@ impl<'a> BatchBuilder<'a> {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let buckets = self
-            .store
-            .get_states(NS_PENDING, &bucket_keys, self.wall_now_ms)?;
+        let owner = StreamPartition::new(group, &self.topic, self.partition);
+        let buckets =
+            self.store
+                .get_owned_states(&owner, NS_PENDING, &bucket_keys, self.wall_now_ms)?;
         let mut stored_buckets: HashMap<String, Option<Vec<u8>>> =
             bucket_keys.into_iter().zip(buckets).collect();
         for (((msg, key), stored), pending) in valid.into_iter().zip(keys).zip(stored).zip(pending)
@@ -301,17 +304,24 @@ impl<'a> BatchBuilder<'a> {
         let seen_ids = self
             .seen_new
             .into_iter()
-            .map(|(id, ts_ms)| {
+            .map(|(id, ts_ms, offset)| {
                 let window = self.cfg.for_app(&id.app_id).dedupe_window_ms();
                 SeenEntry {
                     id,
                     expires_at_ms: ts_ms.max(wall_now_ms).saturating_add(window),
+                    offset,
                 }
             })
             .collect();
         for (reason, n) in &summary.poison {
             let key = deadletter_key(&self.topic, self.partition, *reason);
-            let before = match self.store.get_state(NS_DEADLETTER, &key, 0)? {
+            let stored = self.store.get_owned_states(
+                &owner,
+                NS_DEADLETTER,
+                std::slice::from_ref(&key),
+                0,
+            )?;
+            let before = match stored.into_iter().next().flatten() {
                 Some(bytes) => parse_counter(&bytes).ok_or_else(|| StreamError::CorruptState {
                     namespace: NS_DEADLETTER,
                     key: key.clone(),
@@ -349,6 +359,9 @@ impl<'a> BatchBuilder<'a> {
             state_puts,
             state_deletes,
             seen_ids,
+            // Only this partition's consumer touches its pending buckets (the Kafka key is the app and
+            // fingerprint) and its dead-letter counters.
+            owned_namespaces: vec![NS_PENDING.to_string(), NS_DEADLETTER.to_string()],
         };
         Ok((batch, summary))
     }
@@ -452,7 +465,7 @@ pub(crate) mod tests {
                 .into_iter()
                 .collect();
             assert_eq!(got, want.conversions, "batch size {size}");
-            let dl = read_dead_letter_counts(&store, "t").unwrap();
+            let dl = read_dead_letter_counts(&store, "g", "t").unwrap();
             assert_eq!(
                 dl.get("bad_json").copied(),
                 want.poison.get(&PoisonReason::BadJson).copied()
@@ -698,7 +711,7 @@ pub(crate) mod tests {
             let mut counts = read_counts(&store, "a1").unwrap();
             counts.extend(read_counts(&store, "a2").unwrap());
             assert_eq!(counts, want.counts, "seed {seed}");
-            let dl = read_dead_letter_counts(&store, "t").unwrap();
+            let dl = read_dead_letter_counts(&store, "g", "t").unwrap();
             let want_dl: BTreeMap<String, u64> = want
                 .poison
                 .iter()

@@ -8,8 +8,8 @@
 //!   replay the store refuses, which rewinds the partition (below).
 //! - **Revocation**: the partition's task is dropped with whatever batch it had not applied yet (the next
 //!   owner re-reads those messages from the store's offset).
-//! - **Refused batch** (`apply_speed_batch` says it was applied before, or overlaps another consumer's
-//!   batch — a rebalance race): the task ends, the poll loop seeks the partition to the store's offset and
+//! - **Refused batch** (`apply_speed_batch` says it was applied before, overlaps another consumer's
+//!   batch, or finds the partition's commit point moved under it — a rebalance race): the task ends, the poll loop seeks the partition to the store's offset and
 //!   starts a fresh task for it. Messages fetched before the seek never reach the fresh task.
 //! - **Backpressure**: each partition task has a bounded queue; when it is full (the store is slower than
 //!   Kafka) the poll loop waits, and librdkafka stops fetching once its own queue is full.
@@ -799,9 +799,12 @@ async fn apply(
             );
             return Ok(Outcome::Refused);
         }
-        Err(e @ facts::FactsError::OffsetOverlap { .. }) => {
+        Err(
+            e @ (facts::FactsError::OffsetOverlap { .. }
+            | facts::FactsError::PartitionTakenOver { .. }),
+        ) => {
             m.batches.with_label_values(&["conflict"]).inc();
-            tracing::info!(partition, error = %e, "batch overlaps another consumer's; rewinding to the store's offset");
+            tracing::info!(partition, error = %e, "batch overlaps another consumer's (the partition's commit point moved); rewinding to the store's offset");
             return Ok(Outcome::Refused);
         }
         Err(e) => return Err(e.into()),

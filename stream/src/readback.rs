@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use facts::{CountsQuery, FactReader, StateReader};
+use facts::{CountsQuery, FactReader, StateReader, StreamPartition, StreamStore};
 
 use crate::attribution::Conversion;
 use crate::batch::{parse_counter, NS_CONVERSION, NS_DEADLETTER};
@@ -67,23 +67,30 @@ pub fn read_conversions(
         .collect()
 }
 
-/// Dead letters counted (exactly once, with the batches) for a topic, per reason, over all partitions.
+/// Dead letters counted (exactly once, with the batches) by a consumer group on a topic, per reason, over
+/// all the partitions the group committed (each partition owns its counters).
 pub fn read_dead_letter_counts(
-    store: &dyn StateReader,
+    store: &dyn StreamStore,
+    group: &str,
     topic: &str,
 ) -> Result<BTreeMap<String, u64>, StreamError> {
-    let prefix = app_prefix(topic);
     let mut out = BTreeMap::new();
-    for (key, bytes) in store.scan_state(NS_DEADLETTER, &prefix, 0)? {
-        let reason = serde_json::from_str::<(String, i32, String)>(&key)
-            .map(|k| k.2)
-            .unwrap_or(key.clone());
-        let n = parse_counter(&bytes).ok_or_else(|| StreamError::CorruptState {
-            namespace: NS_DEADLETTER,
-            key,
-            reason: "not a decimal counter".into(),
-        })?;
-        *out.entry(reason).or_default() += n;
+    for (partition, _) in store.committed_offsets(group, topic)? {
+        let owner = StreamPartition::new(group, topic, partition);
+        // `["topic",partition]` → `["topic",partition,`: this partition's keys only.
+        let full = serde_json::json!([topic, partition]).to_string();
+        let prefix = format!("{},", &full[..full.len() - 1]);
+        for (key, bytes) in store.scan_owned_state(&owner, NS_DEADLETTER, &prefix, 0)? {
+            let reason = serde_json::from_str::<(String, i32, String)>(&key)
+                .map(|k| k.2)
+                .unwrap_or(key.clone());
+            let n = parse_counter(&bytes).ok_or_else(|| StreamError::CorruptState {
+                namespace: NS_DEADLETTER,
+                key,
+                reason: "not a decimal counter".into(),
+            })?;
+            *out.entry(reason).or_default() += n;
+        }
     }
     Ok(out)
 }

@@ -66,7 +66,8 @@ fn broker_restart_loses_and_doubles_nothing() {
         "SIGTERM after a broker restart ends cleanly: {status}"
     );
 
-    let want = assert_store_matches_reference(&facts, &brokers, topic, partitions, &["a1", "a2"]);
+    let want =
+        assert_store_matches_reference(&facts, &brokers, group, topic, partitions, &["a1", "a2"]);
     assert!(want.valid + want.poison.values().sum::<u64>() >= traffic.len() as u64);
     assert!(!want.conversions.is_empty());
 }

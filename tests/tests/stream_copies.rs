@@ -102,7 +102,7 @@ fn copies_count_once_across_batches_partitions_and_kill_9() {
         "conversion records = the workload once"
     );
     assert!(want.conversions.len() > 30, "the traffic must convert");
-    let dl = stream::read_dead_letter_counts(&store, topic).expect("dead letters");
+    let dl = stream::read_dead_letter_counts(&store, group, topic).expect("dead letters");
     let want_dl: BTreeMap<String, u64> = want
         .poison
         .iter()
@@ -113,7 +113,7 @@ fn copies_count_once_across_batches_partitions_and_kill_9() {
         "poison is not copied: dead letters = the workload once"
     );
     // Also what the brute-force reference (which drops copies) computes from the topic itself.
-    assert_store_matches_reference(&facts, &brokers, topic, partitions, &["a1", "a2"]);
+    assert_store_matches_reference(&facts, &brokers, group, topic, partitions, &["a1", "a2"]);
     let check = stream::check_conversions(&store, &[]).expect("check");
     assert!(check.is_consistent(), "records = counts: {check:?}");
     assert_eq!(check.records, want.conversions.len() as i64);

@@ -133,7 +133,8 @@ fn kill_9_at_random_points_neither_loses_nor_double_counts() {
         "kills must land mid-stream: {at:?} of {total}"
     );
 
-    let want = assert_store_matches_reference(&facts, &brokers, topic, partitions, &["a1", "a2"]);
+    let want =
+        assert_store_matches_reference(&facts, &brokers, group, topic, partitions, &["a1", "a2"]);
     assert!(
         want.conversions.len() > 50,
         "the traffic must convert: {}",

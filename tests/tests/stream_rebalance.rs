@@ -137,7 +137,8 @@ fn two_processes_rebalancing_neither_lose_nor_double_count() {
     );
     assert!(a2.terminate().success());
     assert!(b.terminate().success());
-    let want = assert_store_matches_reference(&facts, &brokers, topic, partitions, &["a1", "a2"]);
+    let want =
+        assert_store_matches_reference(&facts, &brokers, group, topic, partitions, &["a1", "a2"]);
     assert!(want.conversions.len() > 50);
 
     // Dead letters on their topic: every poison (partition, offset) at least once.

@@ -120,7 +120,7 @@ fn a_batch_applied_by_another_consumer_rewinds_the_partition() {
         refused >= 2,
         "the stream's batches at the intruded offsets were refused: {refused}"
     );
-    assert_store_matches_reference(&facts_url, &brokers, topic, 1, &["a1", "a2"]);
+    assert_store_matches_reference(&facts_url, &brokers, group, topic, 1, &["a1", "a2"]);
 }
 
 fn chrono_now() -> i64 {

@@ -16,7 +16,7 @@ use crate::cql_statements as st;
 use crate::error::{CqlError, FactsError};
 use crate::model::{DailyCountFact, FunnelStepFact, RunMeta, SpeedBatch, StateEntry, Watermark};
 use crate::seen::{seen_bucket, IdKind, SeenBy, SeenEntry, SeenId, SEEN_BUCKETS};
-use crate::store::{BatchPublisher, StateReader, StreamSink};
+use crate::store::{BatchPublisher, FactReader, StateReader, StreamSink};
 use crate::url::StoreUrl;
 use crate::Day;
 
@@ -257,18 +257,28 @@ fn stream_batch(i: i64, now_ms: i64) -> SpeedBatch {
                     &format!("00000000-0000-4000-8000-{:012x}", i * 10 + j),
                 ),
                 expires_at_ms: now_ms + 86_400_000,
+                offset: i * 50 + j,
             })
             .collect(),
+        owned_namespaces: vec!["pending".into(), "deadletter".into()],
     }
 }
 
+/// An hour of stream batches (one Kafka partition, 200 ms batches) against the in-memory executor: every
+/// request within Cassandra's limits, every commit ONE conditional single-partition batch, the partitions
+/// it grows bounded (the commit point and the cumulative rows are overwritten, not appended per batch), and
+/// no TTL past 2038.
 #[test]
-fn an_hour_of_stream_batches_sets_no_ttl_past_2038() {
-    let (store, rec) = scripted(|_| Ok(Vec::new()));
+fn an_hour_of_stream_batches_stays_within_cassandra_limits() {
+    let memory = crate::cql_memory::MemorySession::new();
+    let rec = Recorder::new(memory.clone());
+    let store = crate::cql_memory::store_over(rec.clone());
     let now_ms = chrono::Utc::now().timestamp_millis();
     let mut ledger = Ledger::new();
     let mut violated = std::collections::BTreeSet::new();
     let mut ttls: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+    let c = Contract::new();
+    let mut commits = 0;
     // One hour at one batch per 200 ms, checked a thousand batches at a time (the recorder's memory).
     for chunk in 0..18 {
         for i in chunk * 1000..(chunk + 1) * 1000 {
@@ -279,24 +289,41 @@ fn an_hour_of_stream_batches_sets_no_ttl_past_2038() {
         violated.extend(violations(&requests));
         for r in &requests {
             ledger.observe(r);
-            if let Request::Execute { stmt, values } = r {
-                let ns = match (stmt.name, &values[0]) {
-                    ("UPSERT_STATE", Value::Text(ns)) => ns.clone(),
-                    ("INSERT_SEEN", _) => "seen".to_string(),
+            if let Request::Batch { statements, .. } = r {
+                commits += 1;
+                assert!(r.is_conditional(), "{}", r.name());
+                let partitions: std::collections::BTreeSet<_> = statements
+                    .iter()
+                    .map(|(s, v)| (c.effect(s, v).table, c.effect(s, v).partition))
+                    .collect();
+                assert_eq!(partitions.len(), 1, "{}", r.name());
+                let size: usize = statements
+                    .iter()
+                    .map(|(s, v)| c.effect(s, v).data_size)
+                    .sum();
+                assert!(size < 2 * 1024, "a commit of {size} bytes");
+            }
+            for (stmt, values) in r.statements() {
+                let (ns, ttl) = match (stmt.name, values.first(), values.get(6)) {
+                    ("UPSERT_STATE", Some(Value::Text(ns)), _) => (ns.clone(), values.last()),
+                    ("UPSERT_PARTITION_STATE", Some(ttl), Some(Value::Text(kind))) => {
+                        (kind.trim_start_matches("s:").to_string(), Some(ttl))
+                    }
+                    ("INSERT_SEEN", ..) => ("seen".to_string(), values.last()),
                     _ => continue,
                 };
-                if let Some(Value::Int(ttl)) = values.last() {
+                if let Some(Value::Int(ttl)) = ttl {
                     ttls.entry(ns).or_default().push(*ttl);
                 }
             }
         }
     }
     assert_eq!(violated, Default::default());
-    // The partitions an hour of batches grows (the per-batch rows are issue 25's deliver 1, not done).
+    assert_eq!(commits, 18_000, "one commit per batch");
     for table in [
         "funnel_steps_speed",
         "daily_counts_speed",
-        "speed_batches_by_group",
+        "stream_partitions",
         "stream_state",
         "stream_offsets",
         "stream_seen",
@@ -304,6 +331,14 @@ fn an_hour_of_stream_batches_sets_no_ttl_past_2038() {
         let (rows, bytes, tombstones) = ledger.largest(table);
         eprintln!("an hour of stream: largest {table} partition: {rows} rows, {bytes} bytes, {tombstones} tombstones");
     }
+    // The Kafka partition's own partition: 500 pending buckets, one count, one funnel row, one dead-letter
+    // counter — after 18,000 batches as after the first 500.
+    let (rows, bytes, tombstones) = ledger.largest("stream_partitions");
+    assert_eq!((rows, tombstones), (503, 0));
+    assert!(bytes < 503 * 300, "{bytes} bytes");
+    // Readers sum one row per Kafka partition, not one per batch.
+    assert_eq!(ledger.largest("daily_counts_speed").0, 1);
+    assert_eq!(ledger.largest("funnel_steps_speed").0, 1);
     assert_eq!(ledger.largest("stream_offsets").0, 1);
     // The hour's 180,000 ids spread over the app's 1,024 buckets: ~175 rows of ~125 bytes each.
     let seen: Vec<usize> = ledger
@@ -324,6 +359,15 @@ fn an_hour_of_stream_batches_sets_no_ttl_past_2038() {
     assert!(ttls["deadletter"].iter().all(|t| *t == 0));
     assert!(ttls["pending"].iter().all(|t| (3000..=3600).contains(t)));
     assert!(ttls["seen"].iter().all(|t| (86_000..=86_400).contains(t)));
+    // And the store reads back what an hour applied: 18,000 × 50 hits, in one row.
+    let counts = store
+        .read_counts(&crate::CountsQuery::new("shop", "hits"))
+        .unwrap();
+    assert_eq!(counts.days[0].values[0].count, 18_000 * 50);
+    assert_eq!(
+        store.committed_offsets("funnel", "events").unwrap(),
+        vec![(0, 18_000 * 50)]
+    );
 }
 
 /// Answers `SELECT_STATE` after a millisecond (every third key missing) and keeps the most requests it
@@ -354,7 +398,10 @@ impl CqlSession for Slow {
             Ok(if n.is_multiple_of(3) {
                 Vec::new()
             } else {
-                one(Value::Blob(key.as_bytes().to_vec()))
+                vec![vec![
+                    Value::Blob(key.as_bytes().to_vec()),
+                    Value::BigInt(i64::MAX),
+                ]]
             })
         })
     }
@@ -440,7 +487,7 @@ fn seen_ids_are_read_from_their_bucket_partitions() {
             (n.is_multiple_of(2) && !n.is_multiple_of(3)).then(|| SeenBy {
                 topic: "events".into(),
                 partition: 1,
-                first_offset: 10,
+                offset: 10,
             })
         })
         .collect();

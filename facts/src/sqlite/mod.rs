@@ -579,25 +579,34 @@ impl StreamSink for SqliteStore {
             for (ns, key) in &b.state_deletes {
                 del.execute(params![ns, key])?;
             }
-            // In key order: neighbouring ids share B-tree pages.
-            let mut seen: Vec<(&str, Vec<u8>, i64)> = b
+            // In key order: neighbouring ids share B-tree pages. The `first_offset` column holds the
+            // offset of the id's message (`SeenBy::offset`; files written before hold their batch's first
+            // offset, which is no later: the same answer for every committed id).
+            let mut seen: Vec<(&str, Vec<u8>, i64, i64)> = b
                 .seen_ids
                 .iter()
-                .map(|e| (e.id.app_id.as_str(), e.id.key_bytes(), e.expires_at_ms))
+                .map(|e| {
+                    (
+                        e.id.app_id.as_str(),
+                        e.id.key_bytes(),
+                        e.expires_at_ms,
+                        e.offset,
+                    )
+                })
                 .collect();
             seen.sort_unstable();
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO stream_seen (app_id, id, expires_at_ms, topic, partition, first_offset)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            for (app_id, id, expires_at_ms) in &seen {
+            for (app_id, id, expires_at_ms, offset) in &seen {
                 put.execute(params![
                     app_id,
                     id,
                     expires_at_ms,
                     b.topic,
                     b.partition,
-                    b.first_offset
+                    offset
                 ])?;
             }
         }
@@ -716,7 +725,7 @@ impl StateReader for SqliteStore {
                     Ok(SeenBy {
                         topic: r.get(0)?,
                         partition: r.get(1)?,
-                        first_offset: r.get(2)?,
+                        offset: r.get(2)?,
                     })
                 })
                 .optional()?,
@@ -1324,11 +1333,11 @@ mod tests {
         }
         let store = SqliteStore::open(&path).unwrap();
         let now = now_ms();
-        let by = |partition, first_offset| {
+        let by = |partition, offset| {
             Some(SeenBy {
                 topic: "events".into(),
                 partition,
-                first_offset,
+                offset,
             })
         };
         assert_eq!(

@@ -404,6 +404,7 @@ pub fn tail(s: &str, lines: usize) -> String {
 pub fn assert_store_matches_reference(
     facts_url: &str,
     brokers: &str,
+    group: &str,
     topic: &str,
     partitions: i32,
     apps: &[&str],
@@ -442,7 +443,7 @@ pub fn assert_store_matches_reference(
         conversions, want.conversions,
         "conversions differ from the brute-force reference"
     );
-    let dl = stream::read_dead_letter_counts(&store, topic).expect("dead letters");
+    let dl = stream::read_dead_letter_counts(&store, group, topic).expect("dead letters");
     let want_dl: BTreeMap<String, u64> = want
         .poison
         .iter()
