@@ -487,6 +487,30 @@ pub fn speed_batches_apply_exactly_once(store: &Store) {
 /// The idempotency key is `(group, topic, partition, first_offset)`: two consumer groups reading the same
 /// topic into one store both apply their batches (and each group's partials count), while each group's own
 /// replay is refused.
+pub fn speed_apps_are_the_apps_the_stream_wrote(store: &Store) {
+    let counted = app("speedapps");
+    let batch_only = app("batchonly");
+    let mut b = speed_batch(&counted, 0, 0, 1);
+    b.funnel_steps.clear();
+    assert!(store.apply_speed_batch(&b).unwrap());
+    let stepped = app("speedsteps");
+    let mut b = speed_batch(&stepped, 0, 0, 1);
+    b.daily_counts.clear();
+    assert!(store.apply_speed_batch(&b).unwrap());
+    let run = store.begin_run(&meta()).unwrap();
+    store
+        .write_funnel_steps(run, &[step(&batch_only, 9, "", 1, 1, None)])
+        .unwrap();
+    store
+        .publish(run, &[Watermark::funnel(&batch_only, "f", "1", Day(10))])
+        .unwrap();
+    let apps = store.speed_apps().unwrap();
+    assert!(apps.contains(&counted), "{apps:?}");
+    assert!(apps.contains(&stepped), "{apps:?}");
+    assert!(!apps.contains(&batch_only), "{apps:?}");
+    assert!(apps.windows(2).all(|w| w[0] < w[1]), "sorted: {apps:?}");
+}
+
 pub fn speed_batch_key_includes_the_group(store: &Store) {
     let app = app("groups");
     let topic = format!("events-{app}");
@@ -991,6 +1015,7 @@ macro_rules! conformance_suite {
             counts_publish_under_their_own_watermark,
             speed_batches_apply_exactly_once,
             speed_batch_key_includes_the_group,
+            speed_apps_are_the_apps_the_stream_wrote,
             state_is_written_with_the_batch,
             owned_state_is_written_with_the_batch,
             seen_ids_are_written_with_the_batch,

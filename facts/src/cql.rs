@@ -913,6 +913,24 @@ impl FactReader for CqlStore {
         })
     }
 
+    fn speed_apps(&self) -> Result<Vec<String>, FactsError> {
+        self.block(move |inner| -> Fut<Vec<String>> {
+            Box::pin(async move {
+                // The partition keys of the speed tables: a scan of keys only, not of their rows.
+                let counts: Vec<(String, String, String)> =
+                    inner.rows(st::SELECT_COUNT_SPEED_PARTITIONS, ()).await?;
+                let steps: Vec<(String, String, String, String)> =
+                    inner.rows(st::SELECT_STEP_SPEED_PARTITIONS, ()).await?;
+                let apps: std::collections::BTreeSet<String> = counts
+                    .into_iter()
+                    .map(|(app, _, _)| app)
+                    .chain(steps.into_iter().map(|(app, _, _, _)| app))
+                    .collect();
+                Ok(apps.into_iter().collect())
+            })
+        })
+    }
+
     fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, FactsError> {
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         self.block(move |inner| -> Fut<Vec<RunRecord>> {

@@ -215,6 +215,8 @@ stmts! {
     SELECT_COUNTS_SPEED = 3, "SELECT dimension, value, count FROM {ks}.daily_counts_speed WHERE app_id = ? AND metric = ? AND day = ?";
     DELETE_COUNTS_SPEED_DAY = 3, "DELETE FROM {ks}.daily_counts_speed WHERE app_id = ? AND metric = ? AND day = ?";
     UPSERT_SPEED_DAY = 5, "INSERT INTO {ks}.speed_days (app_id, funnel_id, funnel_version, day) VALUES (?, ?, ?, ?) USING TTL ?";
+    SELECT_COUNT_SPEED_PARTITIONS = 0, "SELECT DISTINCT app_id, metric, day FROM {ks}.daily_counts_speed";
+    SELECT_STEP_SPEED_PARTITIONS = 0, "SELECT DISTINCT app_id, funnel_id, funnel_version, day FROM {ks}.funnel_steps_speed";
     SELECT_SPEED_DAYS = 5, "SELECT day FROM {ks}.speed_days WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND day >= ? AND day <= ?";
     SELECT_SPEED_VERSIONS = 2, "SELECT funnel_version FROM {ks}.speed_days WHERE app_id = ? AND funnel_id = ?";
     DELETE_SPEED_DAY = 4, "DELETE FROM {ks}.speed_days WHERE app_id = ? AND funnel_id = ? AND funnel_version = ? AND day = ?";

@@ -280,4 +280,10 @@ impl FactReader for Store {
     fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, FactsError> {
         on_backend!(self, s => s.runs(limit))
     }
+    fn speed_apps(&self) -> Result<Vec<String>, FactsError> {
+        on_backend!(self, s => s.speed_apps())
+    }
+    fn data_version(&self) -> Result<Option<u64>, FactsError> {
+        on_backend!(self, s => s.data_version())
+    }
 }

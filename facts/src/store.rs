@@ -179,4 +179,16 @@ pub trait FactReader: Send + Sync {
 
     /// The latest `limit` batch runs, newest first (runs whose process died show as `abandoned`).
     fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, FactsError>;
+
+    /// Every app with real-time (speed) facts — daily counts or funnel steps a stream batch wrote —
+    /// sorted. With the apps the batch runs saw ([`FactReader::runs`]) these are all apps of the store;
+    /// an app the stream counts but no batch run has computed yet is only here.
+    fn speed_apps(&self) -> Result<Vec<String>, FactsError>;
+
+    /// A number that changes whenever something a reader sees may have changed (a commit by anyone, in
+    /// any process): a cache of answers keyed by it is never stale. `None` (the default): the backend
+    /// cannot tell, so answers must not be cached.
+    fn data_version(&self) -> Result<Option<u64>, FactsError> {
+        Ok(None)
+    }
 }

@@ -3,7 +3,7 @@
 //! `facts::CountsAnswer`, serialized the same way), or its CSV (`funnelizer::text`).
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use facts::{CountsAnswer, FactReader};
@@ -46,13 +46,14 @@ pub async fn read_funnel(
     State(state): State<Shared>,
     Path(id): Path<String>,
     Query(p): Query<Params>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     params::only(&p, &["app", "from", "to", "breakdown", "version", "format"])?;
     let q = params::funnel_query(&id, &p)?;
     let format = params::format(&p, &headers)?;
-    let answer = state
-        .blocking(move |s| {
+    state
+        .answer(key(&uri, format), content_type(format), move |s| {
             let answer = s.store.read_funnel(&q)?;
             if answer.days.is_empty() && !Catalog::read(s)?.knows(&q.funnel_id, &q.app_id) {
                 return Err(ApiError::not_found(format!(
@@ -60,13 +61,30 @@ pub async fn read_funnel(
                     q.funnel_id, q.app_id
                 )));
             }
-            Ok(answer)
+            match format {
+                Format::Json => json_bytes(&answer),
+                Format::Csv => write_csv(|out| funnel_csv(out, &answer)),
+            }
         })
-        .await?;
-    Ok(match format {
-        Format::Json => Json(answer).into_response(),
-        Format::Csv => csv(write_csv(|out| funnel_csv(out, &answer))?),
-    })
+        .await
+}
+
+/// The key of a kept answer: the request's path and query, and the format answered.
+pub fn key(uri: &Uri, format: Format) -> String {
+    format!("{format:?} {uri}")
+}
+
+/// The `Content-Type` of a format.
+pub fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Json => "application/json",
+        Format::Csv => "text/csv; charset=utf-8",
+    }
+}
+
+fn json_bytes(v: &impl serde::Serialize) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(v)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// `GET /api/counts?app=A[&metric=M&dimension&from&to&breakdown][&format=csv]`: one metric as
@@ -74,6 +92,7 @@ pub async fn read_funnel(
 pub async fn read_counts(
     State(state): State<Shared>,
     Query(p): Query<Params>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     params::only(
@@ -98,34 +117,34 @@ pub async fn read_counts(
         .iter()
         .map(|m| params::counts_query(m, &p))
         .collect::<Result<Vec<_>, _>>()?;
-    let answers: Vec<CountsAnswer> = state
-        .blocking(move |s| {
-            Ok(queries
+    let app = params::required(&p, "app")?.to_string();
+    state
+        .answer(key(&uri, format), content_type(format), move |s| {
+            let answers: Vec<CountsAnswer> = queries
                 .iter()
                 .map(|q| s.store.read_counts(q))
-                .collect::<Result<Vec<_>, _>>()?)
-        })
-        .await?;
-    match (format, metric.is_some()) {
-        (Format::Json, true) => Ok(Json(&answers[0]).into_response()),
-        (Format::Json, false) => Ok(Json(json!({
-            "app_id": params::required(&p, "app")?,
-            "metrics": answers,
-        }))
-        .into_response()),
-        (Format::Csv, true) => Ok(csv(write_csv(|out| counts_csv(out, &answers[0]))?)),
-        (Format::Csv, false) => {
-            // Every metric in one table: `funnel query`'s CSV with the metric in front.
-            let mut out = String::from("metric,day,layer,dimension,value,count\n");
-            for a in &answers {
-                let one = write_csv(|o| counts_csv(o, a))?;
-                for line in String::from_utf8_lossy(&one).lines().skip(1) {
-                    out.push_str(&format!("{},{line}\n", a.metric));
+                .collect::<Result<_, _>>()?;
+            match (format, metric.is_some()) {
+                (Format::Json, true) => json_bytes(&answers[0]),
+                (Format::Json, false) => json_bytes(&json!({
+                    "app_id": app,
+                    "metrics": answers,
+                })),
+                (Format::Csv, true) => write_csv(|out| counts_csv(out, &answers[0])),
+                (Format::Csv, false) => {
+                    // Every metric in one table: `funnel query`'s CSV with the metric in front.
+                    let mut out = String::from("metric,day,layer,dimension,value,count\n");
+                    for a in &answers {
+                        let one = write_csv(|o| counts_csv(o, a))?;
+                        for line in String::from_utf8_lossy(&one).lines().skip(1) {
+                            out.push_str(&format!("{},{line}\n", a.metric));
+                        }
+                    }
+                    Ok(out.into_bytes())
                 }
             }
-            Ok(csv(out.into_bytes()))
-        }
-    }
+        })
+        .await
 }
 
 /// `GET /api/runs`: what `funnel status --json` shows of the scheduler, the runs and the watermarks.

@@ -1,4 +1,5 @@
-//! What the server knows exists: the apps (those the runs saw), every funnel of the funnels file and of
+//! What the server knows exists: the apps (those the runs saw, and those only the stream counts yet),
+//! every funnel of the funnels file and of
 //! the store (per app, its published version and watermark), and the recent runs — read once per
 //! request for `/`, `/api/funnels` and the funnel pages.
 
@@ -21,6 +22,8 @@ pub struct Catalog {
     pub file: Result<FileState, String>,
     /// Every app a run saw, sorted.
     pub apps: Vec<String>,
+    /// Apps with real-time facts from the stream that no run saw yet, sorted.
+    pub stream_only: Vec<String>,
     /// Per funnel id, per app: the published watermark.
     pub published: BTreeMap<String, BTreeMap<String, Watermark>>,
     /// The newest runs first.
@@ -48,9 +51,16 @@ impl Catalog {
                 }
             }
         }
+        let stream_only = state
+            .store
+            .speed_apps()?
+            .into_iter()
+            .filter(|a| !apps.contains(a))
+            .collect();
         Ok(Catalog {
             file,
             apps: apps.into_iter().collect(),
+            stream_only,
             published,
             runs,
         })

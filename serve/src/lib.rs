@@ -19,9 +19,10 @@
 //! # }
 //! ```
 //!
-//! Modules: `config`, `error` → `funnels_file`, `jobs`, `params`, `state` → `catalog` → `api`, `pages`
-//! → `auth` → `server`.
+//! Modules: `config`, `error`, `answers` → `funnels_file`, `jobs`, `params`, `state` → `catalog` → `api`,
+//! `pages` → `auth` → `server`.
 
+mod answers;
 mod api;
 mod auth;
 mod catalog;

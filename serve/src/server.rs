@@ -74,6 +74,7 @@ impl Server {
             store: Arc::new(store),
             funnels,
             jobs: Jobs::default(),
+            answers: Default::default(),
         });
         Ok(Server {
             listener,

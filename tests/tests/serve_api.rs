@@ -578,3 +578,172 @@ fn pages_show_the_numbers_of_the_api() {
     assert_eq!(status, 400);
     assert!(page.contains("parameter `from`"), "{page}");
 }
+
+/// Answers are kept between requests (`serve/src/answers.rs`), so this checks that none outlives what
+/// it shows: a publish by another process, a speed batch, and an edit of the funnels file are each seen
+/// by the very next request of a page and a document that were read (and kept) just before.
+#[test]
+fn kept_answers_are_replaced_after_a_publish_a_stream_batch_or_a_file_edit() {
+    let s = store();
+    let srv = serve(&s, &[]);
+    let path = "/api/funnels/install_to_purchase?app=app-001";
+    let page = "/funnels/install_to_purchase?app=app-001";
+    let before = get_json(&srv.base, path);
+    assert_eq!(before, get_json(&srv.base, path));
+    assert_eq!(before["freshness"]["watermark"], NOW);
+    assert!(get(&srv.base, page)
+        .1
+        .contains(&format!("<b id=\"watermark\">{NOW}</b>")));
+
+    // Another process publishes a run with a later watermark.
+    let data = serve_support::testdata().join("snapshot");
+    run_funnel(&[
+        "run",
+        "--data",
+        data.to_str().unwrap(),
+        "--funnels",
+        s.funnels.to_str().unwrap(),
+        "--facts",
+        &s.url,
+        "--now",
+        "2026-11-03",
+        "--quiet",
+    ]);
+    let after = get_json(&srv.base, path);
+    assert_eq!(after["freshness"]["watermark"], "2026-11-03", "{after}");
+    assert_eq!(after, query_json(&s, "app-001", "install_to_purchase", &[]));
+    assert!(
+        get(&srv.base, page)
+            .1
+            .contains("<b id=\"watermark\">2026-11-03</b>"),
+        "the page kept the old run"
+    );
+
+    // A stream batch adds speed counts for a day past the watermark.
+    let counts = "/api/counts?app=app-001&metric=hits&from=2026-11-04&to=2026-11-04";
+    let empty = get_json(&srv.base, counts);
+    let store = facts::open_store(&s.url).unwrap();
+    let batch = facts::SpeedBatch {
+        group: "g".into(),
+        topic: "tracking".into(),
+        partition: 0,
+        first_offset: 0,
+        next_offset: 1,
+        daily_counts: vec![facts::DailyCountFact {
+            app_id: "app-001".into(),
+            day: "2026-11-04".parse().unwrap(),
+            metric: "hits".into(),
+            dimension: "tracker".into(),
+            value: "t-1".into(),
+            count: 7,
+        }],
+        ..Default::default()
+    };
+    assert!(facts::StreamSink::apply_speed_batch(&store, &batch).unwrap());
+    let counted = get_json(&srv.base, counts);
+    assert_ne!(counted, empty);
+    assert!(counted.to_string().contains("\"count\":7"), "{counted}");
+
+    // The funnels file gains a funnel: the index lists it at once.
+    assert!(!get(&srv.base, "/").1.contains("added_by_hand"));
+    let mut file = std::fs::read_to_string(&s.funnels).unwrap();
+    file.push_str("\n[[funnel]]\nid = \"added_by_hand\"\nwindow = \"1d\"\nsteps = [{ event = \"install\" }, { event = \"open\" }]\n");
+    std::fs::write(&s.funnels, file).unwrap();
+    assert!(get(&srv.base, "/").1.contains("added_by_hand"));
+}
+
+/// An app the stream counts but no batch run has computed yet is on `/` with its counts (per metric the
+/// total over its days and the last day's), its days and the stream's freshness; batch apps are not
+/// in that list. The speed facts are written by the stream's own batch code.
+#[test]
+fn apps_only_the_stream_counts_are_listed_on_the_index() {
+    use stream::synth::{generate, TrafficSpec};
+    use stream::{AttributionConfig, BatchBuilder};
+    let s = store();
+    let srv = serve(&s, &[]);
+    assert!(!get(&srv.base, "/").1.contains("id=\"stream-apps\""));
+
+    let store = facts::open_store(&s.url).unwrap();
+    let cfg = AttributionConfig::default();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut offset = 0i64;
+    for chunk in generate(&TrafficSpec::new(5, 80)).chunks(40) {
+        let mut b = BatchBuilder::new(&store, &cfg, "tracking", 0, offset);
+        for p in chunk {
+            b.push(offset, Some(&p.payload), None).unwrap();
+            offset += 1;
+        }
+        let (batch, _) = b.finish("g", now_ms).unwrap();
+        assert!(facts::StreamSink::apply_speed_batch(&store, &batch).unwrap());
+    }
+    let speed_apps = facts::FactReader::speed_apps(&store).unwrap();
+    assert_eq!(speed_apps, ["a1", "a2"]);
+
+    let (status, page) = get(&srv.base, "/");
+    assert_eq!(status, 200);
+    let table = page
+        .split("id=\"stream-apps\"")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no stream-only apps on /: {page}"));
+    for app in ["app-001", "app-002", "app-003"] {
+        assert!(
+            !table.contains(app),
+            "batch app {app} listed as stream-only"
+        );
+    }
+    for app in ["a1", "a2"] {
+        let row = table
+            .split("<tr>")
+            .find(|r| r.contains(&format!(">{app}</a>")))
+            .unwrap_or_else(|| panic!("{app} missing: {table}"));
+        let counts = get_json(&srv.base, &format!("/api/counts?app={app}"));
+        let mut days = std::collections::BTreeSet::new();
+        for m in counts["metrics"].as_array().unwrap() {
+            // total over all days and the last day's, as `funnel query --counts` answers them
+            let day_total = |d: &Value| -> i64 {
+                let mut by_dim = std::collections::BTreeMap::<String, i64>::new();
+                for v in d["values"].as_array().unwrap() {
+                    *by_dim.entry(v["dimension"].to_string()).or_default() +=
+                        v["count"].as_i64().unwrap();
+                }
+                by_dim.into_values().max().unwrap_or(0)
+            };
+            let with_values: Vec<&Value> = m["days"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| !d["values"].as_array().unwrap().is_empty())
+                .collect();
+            days.extend(
+                with_values
+                    .iter()
+                    .map(|d| d["day"].as_str().unwrap().to_string()),
+            );
+            let mut by_dim = std::collections::BTreeMap::<String, i64>::new();
+            for v in with_values
+                .iter()
+                .flat_map(|d| d["values"].as_array().unwrap())
+            {
+                *by_dim.entry(v["dimension"].to_string()).or_default() +=
+                    v["count"].as_i64().unwrap();
+            }
+            let total = by_dim.into_values().max().unwrap_or(0);
+            let last = with_values.last().map_or(0, |d| day_total(d));
+            let metric = m["metric"].as_str().unwrap();
+            if metric == "hits" {
+                assert!(total > 0, "{app} has no hits: {m}");
+            }
+            assert!(
+                row.contains(&format!("data-metric=\"{metric}\">{total} / {last}</td>")),
+                "{app} {metric}: expected {total} / {last} in {row}"
+            );
+        }
+        let range = format!("{} … {}", days.first().unwrap(), days.last().unwrap());
+        assert!(row.contains(&range), "{range} in {row}");
+        assert!(!row.contains("<td>–</td>"), "no freshness: {row}");
+    }
+}

@@ -331,6 +331,99 @@ async fn a_funnel_defined_in_the_form_is_computed_and_shown() {
     c.close().await.unwrap();
 }
 
+/// Actors of the generated data of the progress test: enough that the job runs for several of the
+/// page's 200 ms polls in a debug build (about a second on a 2-core machine).
+const PROGRESS_ACTORS: &str = "6000";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_is_shown_while_the_job_runs_before_the_results() {
+    if !available() {
+        return;
+    }
+    // A dataset larger than testdata, so the computation takes a while.
+    let gen = tempfile::tempdir().unwrap();
+    let data = gen.path().join("data");
+    e2e_tests::run_funnel(&[
+        "gen",
+        "--out",
+        data.to_str().unwrap(),
+        "--actors",
+        PROGRESS_ACTORS,
+        "--days",
+        "40",
+        "--apps",
+        "2",
+        "--seed",
+        "5",
+        "--end-date",
+        "2026-11-01",
+        "--ttl",
+        "0",
+        "--quiet",
+    ]);
+    let s = serve_support::store_over(
+        &data,
+        "[[funnel]]\nid = \"first\"\nwindow = \"1d\"\nsteps = [{ event = \"install\" }, { event = \"open\" }]\n",
+    );
+    let srv = serve(&s, &[]);
+    let driver = driver();
+    let c = browser(&driver).await;
+    c.goto(&format!("{}/define", srv.base)).await.unwrap();
+    let toml = "[[funnel]]\nid = \"watched\"\nwindow = \"7d\"\nsteps = [{ event = \"install\" }, { event = \"purchase\" }]\n";
+    type_into(&c, "#toml", toml).await;
+    click(&c, "#app option[value='app-002']").await;
+    click(&c, "#save").await;
+    // What the page shows while the job runs, read until the results open.
+    let mut seen: Vec<String> = Vec::new();
+    let started = Instant::now();
+    while !c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains("/funnels/watched")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "never finished: {seen:?}"
+        );
+        if let Ok(p) = c.find(Locator::Id("progress")).await {
+            if let (Ok(None), Ok(t)) = (p.attr("hidden").await, p.text().await) {
+                if !t.is_empty() && seen.last() != Some(&t) {
+                    seen.push(t);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Everything the page showed, as it kept it: the job running (its phase and share done), then
+    // done — before the results opened.
+    let shown = c
+        .execute("return sessionStorage.getItem('funnel-progress')", vec![])
+        .await
+        .unwrap();
+    let shown: Vec<Value> = serde_json::from_str(shown.as_str().unwrap()).unwrap();
+    let (last, before) = shown.split_last().unwrap();
+    assert_eq!(last["state"], "done", "{shown:?}");
+    assert_eq!(last["progress"], 1.0, "{shown:?}");
+    let running: Vec<f64> = before
+        .iter()
+        .filter(|s| s["state"] == "running")
+        .map(|s| s["progress"].as_f64().unwrap())
+        .collect();
+    assert!(
+        !running.is_empty(),
+        "the page never showed the job running: {shown:?} (seen by the driver: {seen:?})"
+    );
+    assert!(running.iter().all(|f| (0.0..=1.0).contains(f)), "{shown:?}");
+    // And the results are those of `funnel run` of that funnel alone.
+    let alone = serve_support::store_over(&data, toml);
+    let expected = per_level(&query_json(&alone, "app-002", "watched", &[]));
+    assert_eq!(page_levels(&c).await, expected);
+    screenshot(&c, "progress-done").await;
+    c.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_definition_shows_its_line_and_column() {
     let Some(Session {

@@ -9,6 +9,7 @@
 //! leaves a `running` run whose rows nobody points at; the next `begin_run` marks it `abandoned` (its pid is
 //! gone) and deletes its rows.
 
+mod readers;
 mod rows;
 mod schema;
 
@@ -29,6 +30,7 @@ use crate::query::{CountsAnswer, CountsQuery, FunnelAnswer, FunnelQuery};
 use crate::read::{self, Key};
 use crate::seen::{SeenBy, SeenId};
 use crate::store::{BatchPublisher, FactReader, StateReader, StreamSink};
+use readers::Readers;
 use rows::{parse_day, View, SPEED_RUN};
 #[cfg(test)]
 use schema::SCHEMA_VERSION;
@@ -40,11 +42,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// committed-offset check instead).
 const SPEED_BATCH_KEYS_KEPT: i64 = 10_000;
 
-/// The embedded SQLite fact store. One connection behind a mutex (SQLite connections are not `Sync`);
-/// other processes may open the same file at the same time (WAL readers never block, writers wait up to a
-/// minute for each other).
+/// The embedded SQLite fact store. Writes go through one connection behind a mutex (SQLite connections
+/// are not `Sync`); [`FactReader`] reads use a pool of read connections of their own, so they never wait
+/// for a write. Other processes may open the same file at the same time (WAL readers never block,
+/// writers wait up to a minute for each other).
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    readers: Readers,
     path: PathBuf,
 }
 
@@ -124,6 +128,7 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
+            readers: Readers::new(&path),
             path,
         };
         store.init()?;
@@ -756,83 +761,113 @@ impl StateReader for SqliteStore {
 
 impl FactReader for SqliteStore {
     fn read_funnel(&self, q: &FunnelQuery) -> Result<FunnelAnswer, FactsError> {
-        let mut conn = self.lock();
-        // One read transaction: the pointer and the rows it points at come from the same snapshot.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let answer = read::read_funnel(&View(&tx), q)?;
-        tx.finish()?;
-        Ok(answer)
+        self.readers.with(|conn| {
+            // One read transaction: the pointer and the rows it points at come from the same snapshot.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let answer = read::read_funnel(&View(&tx), q)?;
+            tx.finish()?;
+            Ok(answer)
+        })
     }
 
     fn read_counts(&self, q: &CountsQuery) -> Result<CountsAnswer, FactsError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let answer = read::read_counts(&View(&tx), q)?;
-        tx.finish()?;
-        Ok(answer)
+        self.readers.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let answer = read::read_counts(&View(&tx), q)?;
+            tx.finish()?;
+            Ok(answer)
+        })
     }
 
     fn watermarks(&self, app_id: &str) -> Result<Vec<Watermark>, FactsError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT funnel_id, funnel_version, batch_until FROM watermarks WHERE app_id = ?1
-             ORDER BY funnel_id, funnel_version",
-        )?;
-        let rows = stmt.query_map([app_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (funnel_id, funnel_version, until) = row?;
-            out.push(Watermark {
-                app_id: app_id.to_string(),
-                funnel_id,
-                funnel_version,
-                batch_until: parse_day(&until)?,
-            });
-        }
-        Ok(out)
+        self.readers.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT funnel_id, funnel_version, batch_until FROM watermarks WHERE app_id = ?1
+                 ORDER BY funnel_id, funnel_version",
+            )?;
+            let rows = stmt.query_map([app_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (funnel_id, funnel_version, until) = row?;
+                out.push(Watermark {
+                    app_id: app_id.to_string(),
+                    funnel_id,
+                    funnel_version,
+                    batch_until: parse_day(&until)?,
+                });
+            }
+            Ok(out)
+        })
     }
 
     fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, FactsError> {
-        let mut conn = self.lock();
-        Self::reap_abandoned(&mut conn)?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT run_id, started_at_ms, finished_at_ms, status, inputs, funnels, rows, error
-             FROM runs ORDER BY run_id DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, Option<String>>(7)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (run_id, started_at_ms, finished_at_ms, status, inputs, funnels, n, error) = row?;
-            out.push(RunRecord {
-                run_id: RunId(run_id),
-                started_at_ms,
-                finished_at_ms,
-                status: status.parse()?,
-                inputs: serde_json::from_str(&inputs)?,
-                funnels: serde_json::from_str(&funnels)?,
-                rows: u64::try_from(n).unwrap_or(0),
-                error,
-            });
+        let me = i64::from(std::process::id());
+        let (runs, orphaned) = self.readers.with(|conn| read_runs(conn, limit, me))?;
+        if !orphaned {
+            return Ok(runs);
         }
-        Ok(out)
+        // A run whose process died: mark it (a write, so only when there is one), then read again.
+        Self::reap_abandoned(&mut self.lock())?;
+        Ok(self.readers.with(|conn| read_runs(conn, limit, me))?.0)
     }
+
+    fn speed_apps(&self) -> Result<Vec<String>, FactsError> {
+        self.readers.with(|conn| readers::speed_apps(conn))
+    }
+
+    fn data_version(&self) -> Result<Option<u64>, FactsError> {
+        self.readers.data_version().map(Some)
+    }
+}
+
+/// The newest `limit` runs, and whether any run is `running` in a process (not `me`) that is gone.
+fn read_runs(
+    conn: &Connection,
+    limit: usize,
+    me: i64,
+) -> Result<(Vec<RunRecord>, bool), FactsError> {
+    let mut orphaned = false;
+    let mut pids = conn.prepare_cached("SELECT owner_pid FROM runs WHERE status = 'running'")?;
+    for pid in pids.query_map([], |r| r.get::<_, Option<i64>>(0))? {
+        orphaned |= pid?.is_some_and(|p| p != me && !pid_alive(p));
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT run_id, started_at_ms, finished_at_ms, status, inputs, funnels, rows, error
+         FROM runs ORDER BY run_id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, i64>(6)?,
+            r.get::<_, Option<String>>(7)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (run_id, started_at_ms, finished_at_ms, status, inputs, funnels, n, error) = row?;
+        out.push(RunRecord {
+            run_id: RunId(run_id),
+            started_at_ms,
+            finished_at_ms,
+            status: status.parse()?,
+            inputs: serde_json::from_str(&inputs)?,
+            funnels: serde_json::from_str(&funnels)?,
+            rows: u64::try_from(n).unwrap_or(0),
+            error,
+        });
+    }
+    Ok((out, orphaned))
 }
 
 #[cfg(test)]

@@ -37,16 +37,26 @@ function showError(text, editor, line, column) {
   }
 }
 
+// Each status shown is also kept in sessionStorage ("funnel-progress"), so the funnel page opened next
+// can still tell what the computation went through.
 async function follow(job, app) {
   const progress = document.getElementById("progress");
   const bar = document.getElementById("bar");
   const phase = document.getElementById("phase");
+  const shown = [];
   progress.hidden = false;
   for (;;) {
     const r = await fetch("/api/jobs/" + encodeURIComponent(job.id), { credentials: "same-origin" });
     const s = await r.json();
     bar.value = s.progress || 0;
     phase.textContent = s.state + " — " + s.phase + " " + Math.round((s.progress || 0) * 100) + "%";
+    progress.dataset.state = s.state;
+    shown.push({ state: s.state, phase: s.phase, progress: s.progress || 0 });
+    try {
+      sessionStorage.setItem("funnel-progress", JSON.stringify(shown));
+    } catch (e) {
+      // Storage may be disabled: the bar above is what matters.
+    }
     if (s.state === "done") {
       const id = s.funnels[0].id;
       window.location.href = "/funnels/" + encodeURIComponent(id) + "?app=" + encodeURIComponent(app);
@@ -56,7 +66,7 @@ async function follow(job, app) {
       showError("the computation failed: " + s.error, document.getElementById("toml"));
       return;
     }
-    await new Promise((done) => setTimeout(done, 300));
+    await new Promise((done) => setTimeout(done, 200));
   }
 }
 

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use axum::extract::{Path, Query, State};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use facts::{Day, FactReader, FunnelAnswer};
 use funnelizer::report::{human_duration, trend_chart};
 
-use super::{error_page, escape, funnel_href, layout, time, url};
+use super::{error_page, escape, funnel_href, key, layout, time, url, HTML};
 use crate::catalog::Catalog;
 use crate::error::ApiError;
 use crate::params::{self, Params};
@@ -83,20 +84,24 @@ pub async fn page(
     State(state): State<Shared>,
     Path(id): Path<String>,
     Query(p): Query<Params>,
+    uri: Uri,
 ) -> Response {
     let result = async {
         params::only(&p, &["app", "from", "to", "breakdown", "version"])?;
         if params::optional(&p, "app").is_none() {
-            return state.blocking(move |s| choose_app(s, &id)).await;
+            let (title, body) = state.blocking(move |s| choose_app(s, &id)).await?;
+            return Ok(layout(&title, &body).into_response());
         }
         let q = params::funnel_query(&id, &p)?;
-        state.blocking(move |s| body(s, q)).await
+        state
+            .answer(key(&uri), HTML, move |s| {
+                let (title, body) = body(s, q)?;
+                Ok(layout(&title, &body).0.into_bytes())
+            })
+            .await
     }
     .await;
-    match result {
-        Ok((title, body)) => layout(&title, &body).into_response(),
-        Err(e) => error_page(e),
-    }
+    result.unwrap_or_else(error_page)
 }
 
 /// Without `app`: the apps to choose from.

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{header, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use facts::{CountsQuery, Day, FactReader};
 pub use funnelizer::report::escape;
@@ -101,11 +101,19 @@ pub async fn login() -> Html<String> {
 }
 
 /// `/`: apps and funnels (of the file and of the store), the last run, freshness.
-pub async fn index(State(state): State<Shared>) -> Response {
-    match state.blocking(index_body).await {
-        Ok(body) => layout("funnels", &body).into_response(),
-        Err(e) => error_page(e),
-    }
+pub async fn index(State(state): State<Shared>, uri: Uri) -> Response {
+    let page = state.answer(key(&uri), HTML, |s| {
+        Ok(layout("funnels", &index_body(s)?).0.into_bytes())
+    });
+    page.await.unwrap_or_else(error_page)
+}
+
+/// The `Content-Type` of pages.
+pub const HTML: &str = "text/html; charset=utf-8";
+
+/// The key of a kept page: its path and query.
+pub fn key(uri: &Uri) -> String {
+    format!("page {uri}")
 }
 
 fn index_body(s: &crate::state::AppState) -> Result<String, ApiError> {
@@ -208,8 +216,10 @@ fn index_body(s: &crate::state::AppState) -> Result<String, ApiError> {
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</table>\n<h2>Daily counts</h2><ul>");
-    for app in &c.apps {
+    h.push_str("</table>\n");
+    stream_only(s, &c, &mut h)?;
+    h.push_str("<h2>Daily counts</h2><ul>");
+    for app in c.apps.iter().chain(&c.stream_only) {
         let _ = write!(
             h,
             "<li><a href=\"/counts?app={}\">{}</a></li>",
@@ -221,8 +231,63 @@ fn index_body(s: &crate::state::AppState) -> Result<String, ApiError> {
     Ok(h)
 }
 
+/// The apps only the stream has counted yet (no batch run saw them): per metric the total over the
+/// days it holds and the last day's count, the days, and when the stream last applied a batch.
+fn stream_only(s: &crate::state::AppState, c: &Catalog, h: &mut String) -> Result<(), ApiError> {
+    if c.stream_only.is_empty() {
+        return Ok(());
+    }
+    h.push_str("<h2>Real time only</h2>\n<p class=\"meta\">The stream counts these apps; no batch run has computed them yet.</p>\n<table id=\"stream-apps\"><tr><th>app</th>");
+    for m in crate::api::METRICS {
+        let _ = write!(h, "<th>{m}: total / last day</th>");
+    }
+    h.push_str("<th>days</th><th>last stream batch</th></tr>\n");
+    for app in &c.stream_only {
+        let _ = write!(
+            h,
+            "<tr><td><a href=\"/counts?app={}\">{}</a></td>",
+            escape(&url(app)),
+            escape(app)
+        );
+        let (mut days, mut applied) = (BTreeSet::<Day>::new(), None);
+        for m in crate::api::METRICS {
+            let a = s.store.read_counts(&CountsQuery::new(app, m))?;
+            // Each dimension (tracker, name) sums to the same total; one missing values must not
+            // lower it.
+            let total = |days: &[facts::CountsDay]| -> i64 {
+                let mut by_dimension: std::collections::BTreeMap<&str, i64> = Default::default();
+                for v in days.iter().flat_map(|d| &d.values) {
+                    *by_dimension.entry(&v.dimension).or_default() += v.count;
+                }
+                by_dimension.into_values().max().unwrap_or(0)
+            };
+            let last_day = a.days.iter().rev().find(|d| !d.values.is_empty());
+            let _ = write!(
+                h,
+                "<td class=\"count\" data-metric=\"{m}\">{} / {}</td>",
+                total(&a.days),
+                last_day.map_or(0, |d| total(std::slice::from_ref(d)))
+            );
+            days.extend(
+                a.days
+                    .iter()
+                    .filter(|d| !d.values.is_empty())
+                    .map(|d| d.day),
+            );
+            applied = applied.max(a.freshness.speed_applied_at_ms);
+        }
+        let range = match (days.first(), days.last()) {
+            (Some(f), Some(l)) => format!("{f} … {l}"),
+            _ => "–".into(),
+        };
+        let _ = writeln!(h, "<td>{range}</td><td>{}</td></tr>", time(applied));
+    }
+    h.push_str("</table>\n");
+    Ok(())
+}
+
 /// `/counts?app=A`: daily counts and conversions by dimension value, and which layer answered each day.
-pub async fn counts(State(state): State<Shared>, Query(p): Query<Params>) -> Response {
+pub async fn counts(State(state): State<Shared>, Query(p): Query<Params>, uri: Uri) -> Response {
     let result = async {
         params::only(&p, &["app", "from", "to"])?;
         let queries = crate::api::METRICS
@@ -235,7 +300,7 @@ pub async fn counts(State(state): State<Shared>, Query(p): Query<Params>) -> Res
             .collect::<Result<Vec<_>, ApiError>>()?;
         let app = params::required(&p, "app")?.to_string();
         state
-            .blocking(move |s| {
+            .answer(key(&uri), HTML, move |s| {
                 let mut h = format!("<h1>Daily counts of {}</h1>\n", escape(&app));
                 for q in &queries {
                     let a = s.store.read_counts(q)?;
@@ -275,15 +340,12 @@ pub async fn counts(State(state): State<Shared>, Query(p): Query<Params>) -> Res
                     }
                     h.push_str("</table>\n");
                 }
-                Ok(h)
+                Ok(layout("daily counts", &h).0.into_bytes())
             })
             .await
     }
     .await;
-    match result {
-        Ok(body) => layout("daily counts", &body).into_response(),
-        Err(e) => error_page(e),
-    }
+    result.unwrap_or_else(error_page)
 }
 
 /// `/runs`: what `funnel status` shows — scheduler attempts, runs, watermarks, last errors.

@@ -21,6 +21,8 @@ pub struct Store {
     pub url: String,
     /// The copy of testdata/funnels.toml.
     pub funnels: PathBuf,
+    /// The data the run read and the server's jobs read (`--data`).
+    pub data: PathBuf,
 }
 
 pub fn testdata() -> PathBuf {
@@ -34,11 +36,16 @@ pub fn store() -> Store {
 
 /// `funnel run` of the funnels `toml` over testdata/snapshot into a new store.
 pub fn store_of(toml: &str) -> Store {
+    store_over(&testdata().join("snapshot"), toml)
+}
+
+/// `funnel run` of the funnels `toml` over `data` into a new store.
+pub fn store_over(data: &std::path::Path, toml: &str) -> Store {
     let dir = tempfile::tempdir().unwrap();
     let funnels = dir.path().join("funnels.toml");
     std::fs::write(&funnels, toml).unwrap();
     let url = format!("sqlite:{}", dir.path().join("facts.db").display());
-    let data = testdata().join("snapshot");
+    let data = data.to_path_buf();
     run_funnel(&[
         "run",
         "--data",
@@ -51,7 +58,12 @@ pub fn store_of(toml: &str) -> Store {
         NOW,
         "--quiet",
     ]);
-    Store { dir, url, funnels }
+    Store {
+        dir,
+        url,
+        funnels,
+        data,
+    }
 }
 
 /// A running `funnel serve`.
@@ -74,7 +86,7 @@ pub fn command(store: &Store, extra: &[&str]) -> Command {
     cmd.args(["serve", "--facts", &store.url, "--funnels"])
         .arg(&store.funnels)
         .arg("--data")
-        .arg(testdata().join("snapshot"))
+        .arg(&store.data)
         .args(["--now", NOW, "--threads", "2"])
         .args(extra)
         .env_remove("FUNNEL_TOKEN")
