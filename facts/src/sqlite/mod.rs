@@ -11,6 +11,7 @@
 
 mod rows;
 mod schema;
+mod shards;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -503,6 +504,10 @@ impl BatchPublisher for SqliteStore {
         tx.commit()?;
         let _ = Self::gc(&mut conn);
         Ok(())
+    }
+
+    fn shard_store(&self) -> Option<&dyn crate::shards::ShardStore> {
+        Some(self)
     }
 }
 
