@@ -31,12 +31,14 @@ use std::time::{Duration, Instant};
 use facts::{BatchPublisher, RunId, RunRecord};
 use serde::{Deserialize, Serialize};
 use sstable_reader::{
-    discover, CqlSchema, DiscoveredTable, Discovery, ReadOptions, ScanCounters, Selection, Snapshot,
+    discover, plan_ranges_in, Partitioner, TokenSpan, CqlSchema, DiscoveredTable, Discovery, ReadOptions, ScanCounters, Selection, Snapshot,
 };
 
 use crate::batch::{evaluate_chunks, publish, thread_pool, Evaluation, Published};
 use crate::definition::{Funnel, FunnelSet};
 use crate::error::Error;
+use crate::finalize::{self, Finalize, ShardInputs, ShardOutcome};
+use crate::shard::ShardSpec;
 use crate::shuffle::{self, BucketProgress, ShuffleOptions, ShuffleStats};
 use crate::source::{Buffers, SstableSource};
 
@@ -69,6 +71,10 @@ pub struct JobOptions {
     /// extract are read from it; the others are extracted first (one pass over each), so later runs
     /// decode only new SSTables. Results are the same with and without it.
     pub cache: Option<PathBuf>,
+    /// Run as one shard of a sharded run (`None`: the whole ring, published as a run). A shard reads
+    /// only its token ranges and stores its partial facts; the shard completing the set publishes the
+    /// merged run ([`crate::finalize`]).
+    pub shard: Option<ShardSpec>,
 }
 
 impl JobOptions {
@@ -91,6 +97,7 @@ impl JobOptions {
             spill_dir: None,
             progress_interval: Duration::from_millis(200),
             cache: None,
+            shard: None,
         }
     }
 }
@@ -190,6 +197,9 @@ pub struct RunInputs {
     /// Per funnel, the labels of its levels ([`crate::Funnel::level_labels`]).
     #[serde(default)]
     pub levels: Vec<FunnelLevels>,
+    /// For a run merged from shards: its name and, per shard, what it read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharded: Option<serde_json::Value>,
 }
 
 /// The labels of one funnel version's levels.
@@ -289,6 +299,9 @@ pub struct RunReport {
     pub timings: Timings,
     /// What the extract cache did (`None`: no cache).
     pub cache: Option<extract::AttachReport>,
+    /// For a shard ([`JobOptions::shard`]): its partial and whether it finalized the run (then
+    /// [`RunReport::published`] is the merged run; otherwise it is empty, under run 0).
+    pub shard: Option<ShardOutcome>,
 }
 
 impl RunReport {
@@ -368,6 +381,10 @@ impl Job {
             conversions,
             cache,
         } = self.open(&tracker, threads)?;
+        let sharding = match &o.shard {
+            Some(spec) => Some(self.shard_spans(spec, &source)?),
+            None => None,
+        };
         let pool = thread_pool(Some(threads))?;
         let target_ranges = threads * o.ranges_per_thread.max(1);
         let (bytes_uncompressed, bytes_on_disk) = source.sizes();
@@ -395,7 +412,10 @@ impl Job {
                 })?;
             (eval, stats.ranges, Timelines::Shuffled(stats))
         } else {
-            let ranges = source.plan(target_ranges)?;
+            let ranges = match &sharding {
+                Some((_, spans)) => plan_ranges_in(&source.tables(), spans, target_ranges)?,
+                None => source.plan(target_ranges)?,
+            };
             let n = ranges.len();
             let eval =
                 tracker.ticking(Phase::Streaming, o.progress_interval, bytes_on_disk, || {
@@ -417,9 +437,20 @@ impl Job {
             now_s: o.now_s,
             apps: eval.aggregate.apps(),
             levels: FunnelLevels::of_set(set),
+            sharded: None,
         };
-        let json = serde_json::to_value(&inputs).unwrap_or_default();
-        let published = publish(store, set, &eval.aggregate, o.now_s * 1000, json)?;
+        let (published, shard) = match (&o.shard, sharding) {
+            (Some(spec), Some((p, spans))) => {
+                let (published, outcome) =
+                    self.store_partial(store, spec, p, spans, &eval, &inputs, &tracker)?;
+                (published, Some(outcome))
+            }
+            _ => {
+                let json = serde_json::to_value(&inputs).unwrap_or_default();
+                let published = publish(store, set, &eval.aggregate, o.now_s * 1000, json)?;
+                (published, None)
+            }
+        };
         let publish = publish_started.elapsed();
         tracker.phase(Phase::Done, bytes_on_disk);
         let (disk_bytes_read, rows_read, partitions) = tracker.counters.get();
@@ -447,7 +478,72 @@ impl Job {
                 total: started.elapsed(),
             },
             cache,
+            shard,
         })
+    }
+
+    /// The partitioner and token spans of a shard (refused for shuffled tables: their partitions do not
+    /// hold whole actors, so a token range does not either).
+    fn shard_spans(
+        &self,
+        spec: &ShardSpec,
+        source: &SstableSource,
+    ) -> Result<(Partitioner, Vec<TokenSpan>), Error> {
+        if source.needs_shuffle() {
+            return Err(Error::Shard {
+                message: "a table the funnels read is not partitioned by (app, actor), so a token range does not hold whole actors: run it unsharded".into(),
+            });
+        }
+        let p = source
+            .tables()
+            .first()
+            .map_or(Partitioner::Murmur3, |t| t.partitioner());
+        Ok((p, spec.spans(p)?))
+    }
+
+    /// Stores a shard's partial facts and finalizes the run when it completes the set.
+    #[allow(clippy::too_many_arguments)]
+    fn store_partial(
+        &self,
+        store: &dyn BatchPublisher,
+        spec: &ShardSpec,
+        p: Partitioner,
+        spans: Vec<TokenSpan>,
+        eval: &Evaluation,
+        inputs: &RunInputs,
+        tracker: &Tracker<'_>,
+    ) -> Result<(Published, ShardOutcome), Error> {
+        let (set, o) = (&self.set, &self.options);
+        let snapshot = format!("{:?}", o.snapshot);
+        let identity = finalize::identity(set, spec, p, o.now_s, &snapshot, &inputs.data);
+        let shard_inputs = ShardInputs {
+            spans: finalize::span_strings(&spans),
+            run: inputs.clone(),
+            actors: eval.actors,
+            disk_bytes_read: tracker.counters.get().0,
+        };
+        let (partial_bytes, outcome) =
+            finalize::put_partial(store, set, spec, identity, &eval.aggregate, &shard_inputs)?;
+        let published = match &outcome {
+            Finalize::Published(p) => p.clone(),
+            _ => Published {
+                run: RunId(0),
+                facts: Vec::new(),
+                totals: Vec::new(),
+                watermarks: Vec::new(),
+            },
+        };
+        Ok((
+            published,
+            ShardOutcome {
+                run_name: spec.run_name.clone(),
+                shard: spec.index,
+                shards: spec.count,
+                spans,
+                partial_bytes,
+                finalize: outcome,
+            },
+        ))
     }
 }
 
