@@ -185,7 +185,9 @@ pub fn finalize(
         message,
     };
     let Some(first) = heads.first() else {
-        return Err(partial("no shard has stored partial facts under this run name".into()));
+        return Err(partial(
+            "no shard has stored partial facts under this run name".into(),
+        ));
     };
     let count = first.shards;
     let missing: Vec<u32> = (1..=count)
@@ -211,7 +213,12 @@ pub fn finalize(
     let partitioner = first.identity["partitioner"]
         .as_str()
         .and_then(Partitioner::from_class)
-        .ok_or_else(|| partial(format!("unknown partitioner {}", first.identity["partitioner"])))?;
+        .ok_or_else(|| {
+            partial(format!(
+                "unknown partitioner {}",
+                first.identity["partitioner"]
+            ))
+        })?;
     let inputs: Vec<ShardInputs> = heads
         .iter()
         .map(|h| {

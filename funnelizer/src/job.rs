@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 use facts::{BatchPublisher, RunId, RunRecord};
 use serde::{Deserialize, Serialize};
 use sstable_reader::{
-    discover, plan_ranges_in, Partitioner, TokenSpan, CqlSchema, DiscoveredTable, Discovery, ReadOptions, ScanCounters, Selection, Snapshot,
+    discover, plan_ranges_in, CqlSchema, DiscoveredTable, Discovery, Partitioner, ReadOptions,
+    ScanCounters, Selection, Snapshot, TokenSpan,
 };
 
 use crate::batch::{evaluate_chunks, publish, thread_pool, Evaluation, Published};

@@ -44,6 +44,7 @@ pub use definition::{
     Exclusion, Funnel, FunnelSet, Matcher, Mode, Source, Step, TableSource, MAX_STEPS,
 };
 pub use error::{chain, line_col, DefinitionError, Error, ErrorKind};
+pub use finalize::{finalize, Finalize, ShardOutcome};
 pub use job::{
     FunnelLevels, Job, JobOptions, JobState, Phase, Progress, RunInputs, RunReport, Timelines,
     Timings,
@@ -51,7 +52,6 @@ pub use job::{
 pub use kernel::{Kernel, Outcome};
 pub use predicate::{Columns, Field, Literal, Op, Predicate};
 pub use row::{ColumnRef, OwnedRow, OwnedValue, RowView, Table, Value};
-pub use finalize::{finalize, Finalize, ShardOutcome};
 pub use shard::ShardSpec;
 pub use shuffle::ShuffleStats;
 pub use units::{parse_bytes, parse_time};

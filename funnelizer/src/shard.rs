@@ -39,10 +39,12 @@ const MAX_RUN_NAME: usize = 200;
 impl ShardSpec {
     /// Shard `position` (`"I/N"`, `1 <= I <= N`) of the run `run_name`.
     pub fn parse(run_name: &str, position: &str) -> Result<ShardSpec, Error> {
-        let bad = || Error::Shard {
+        let bad = || {
+            Error::Shard {
             message: format!(
                 "--shard {position:?}: expected I/N with 1 <= I <= N (e.g. 2/8: the second of 8 shards)"
             ),
+        }
         };
         let (i, n) = position.split_once('/').ok_or_else(bad)?;
         let (index, count) = (
@@ -154,9 +156,8 @@ pub fn read_token_ranges(path: &Path, p: Partitioner) -> Result<Vec<TokenSpan>, 
             ));
         }
     }
-    token_ring::normalize(spans.into_iter().map(|(s, _)| s).collect()).map_err(|(a, b)| {
-        at(0, format!("ranges {a:?} and {b:?} overlap"))
-    })
+    token_ring::normalize(spans.into_iter().map(|(s, _)| s).collect())
+        .map_err(|(a, b)| at(0, format!("ranges {a:?} and {b:?} overlap")))
 }
 
 /// `(start, end)` of a `START END` or `TokenRange(start_token:START, end_token:END, …)` line.
@@ -210,17 +211,29 @@ mod tests {
         );
         let spans = read_token_ranges(&path, p).unwrap();
         let t = |s: &str| token_ring::parse_token(p, s).unwrap();
-        assert_eq!(spans, [TokenSpan { lo: t("-99"), hi: 1 << 64 }]);
+        assert_eq!(
+            spans,
+            [TokenSpan {
+                lo: t("-99"),
+                hi: 1 << 64
+            }]
+        );
 
         let (_d, path) = file("1 2\n\n3 4 5\n");
         let e = read_token_ranges(&path, p).unwrap_err().to_string();
         assert!(e.ends_with(":3: expected `START END` or a `TokenRange(start_token:START, end_token:END, …)` line, found \"3 4 5\""), "{e}");
         let (_d, path) = file("1 2\n0 x\n");
         let e = read_token_ranges(&path, p).unwrap_err().to_string();
-        assert!(e.contains(":2: \"x\" is not a Murmur3Partitioner token"), "{e}");
+        assert!(
+            e.contains(":2: \"x\" is not a Murmur3Partitioner token"),
+            "{e}"
+        );
         let (_d, path) = file("0 100\n200 300\n50 60\n");
         let e = read_token_ranges(&path, p).unwrap_err().to_string();
-        assert!(e.ends_with(":3: this range overlaps the range of line 1"), "{e}");
+        assert!(
+            e.ends_with(":3: this range overlaps the range of line 1"),
+            "{e}"
+        );
         // Wrapping (100, -100] overlaps (-200, -150].
         let (_d, path) = file("100 -100\n-200 -150\n");
         let e = read_token_ranges(&path, p).unwrap_err().to_string();

@@ -96,7 +96,11 @@ fn sharded(
         assert!(outcome.partial_bytes > 0);
         // Until every shard has run once, nothing is published; from then on every shard (a retry)
         // publishes the merge again.
-        complete |= order[..=reports.len()].iter().collect::<std::collections::HashSet<_>>().len() == n as usize;
+        complete |= order[..=reports.len()]
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == n as usize;
         match (&outcome.finalize, complete) {
             (Finalize::Incomplete { missing }, false) => assert!(!missing.contains(&i)),
             (Finalize::Published(p), true) => assert!(!p.facts.is_empty()),
@@ -137,9 +141,15 @@ fn shards_in_any_order_with_a_retry_publish_the_single_runs_facts_on_testdata() 
         let read: u64 = firsts.values().map(|r| r.rows_read).sum();
         assert_eq!(read, whole.rows_read, "N = {n}: rows read by all shards");
         let actors: u64 = firsts.values().map(|r| r.actors).sum();
-        assert_eq!(actors, whole.actors, "N = {n}: every actor in exactly one shard");
+        assert_eq!(
+            actors, whole.actors,
+            "N = {n}: every actor in exactly one shard"
+        );
         for r in firsts.values() {
-            assert!(r.rows_read < whole.rows_read, "N = {n}: a shard read everything");
+            assert!(
+                r.rows_read < whole.rows_read,
+                "N = {n}: a shard read everything"
+            );
         }
     }
 }
@@ -188,15 +198,31 @@ fn shards_of_token_range_files_publish_the_single_runs_facts_and_a_gap_or_overla
     let (one, _) = single(&data, &set, NOW_S);
     let dir = tempfile::tempdir().unwrap();
     // Three "nodes'" primary ranges, one in nodetool's form, one wrapping past the ring's end.
-    let a = write(dir.path(), "a.txt", "-9223372036854775808 -3000000000000000000\n");
+    let a = write(
+        dir.path(),
+        "a.txt",
+        "-9223372036854775808 -3000000000000000000\n",
+    );
     let b = write(
         dir.path(),
         "b.txt",
         "\tTokenRange(start_token:-3000000000000000000, end_token:4000000000000000000, endpoints:[127.0.0.2])\n",
     );
-    let c = write(dir.path(), "c.txt", "4000000000000000000 -9223372036854775808\n");
-    let overlap = write(dir.path(), "d.txt", "3000000000000000000 -9223372036854775808\n");
-    let gap = write(dir.path(), "e.txt", "5000000000000000000 -9223372036854775808\n");
+    let c = write(
+        dir.path(),
+        "c.txt",
+        "4000000000000000000 -9223372036854775808\n",
+    );
+    let overlap = write(
+        dir.path(),
+        "d.txt",
+        "3000000000000000000 -9223372036854775808\n",
+    );
+    let gap = write(
+        dir.path(),
+        "e.txt",
+        "5000000000000000000 -9223372036854775808\n",
+    );
     let run = |db: &Path, i: u32, file: &Path| {
         let store = facts::open_store(&format!("sqlite:{}", db.display())).unwrap();
         let spec = ShardSpec::parse("ranges", &format!("{i}/3"))
@@ -258,16 +284,26 @@ fn a_shard_of_a_different_run_is_refused_and_finalizing_again_publishes_nothing_
     );
     assert!(e.contains("differs from its shard 1 in funnels"), "{e}");
     let e = funnelizer::finalize(&store, &set, "nightly").unwrap();
-    assert!(matches!(&e, Finalize::Incomplete { missing } if missing == &[2]), "{e:?}");
+    assert!(
+        matches!(&e, Finalize::Incomplete { missing } if missing == &[2]),
+        "{e:?}"
+    );
 
     let r = shard(2, NOW_S).unwrap();
     let Some(Finalize::Published(p)) = r.shard.map(|s| s.finalize) else {
         panic!("shard 2 completes the set")
     };
     let again = funnelizer::finalize(&store, &set, "nightly").unwrap();
-    assert!(matches!(again, Finalize::AlreadyPublished(run) if run == p.run), "{again:?}");
-    let e = funnelizer::finalize(&store, &other, "nightly").unwrap_err().to_string();
+    assert!(
+        matches!(again, Finalize::AlreadyPublished(run) if run == p.run),
+        "{again:?}"
+    );
+    let e = funnelizer::finalize(&store, &other, "nightly")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not those of the funnel set given"), "{e}");
-    let e = funnelizer::finalize(&store, &set, "nope").unwrap_err().to_string();
+    let e = funnelizer::finalize(&store, &set, "nope")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no shard has stored partial facts"), "{e}");
 }

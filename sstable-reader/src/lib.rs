@@ -113,7 +113,6 @@ pub use merge::order::compare_values;
 pub use merge::{Columns, MergeStats, MergeTable, MergedPartition, MergedRow, MergedScan};
 pub use node_schema::{find_data_dir, system_schema_keys, DroppedColumn, NodeSchema};
 pub use parallel::{for_each_ordered, plan_ranges, plan_ranges_in, TokenRange};
-pub use token_ring::TokenSpan;
 pub use partitioner::{murmur3_token, partition_order, OwnedPosition, Partitioner, RingPosition};
 pub use progress::ScanCounters;
 pub use reconcile::{resolve, OwnedCell, OwnedRow};
@@ -128,6 +127,7 @@ pub use statistics::{
     SerializationHeader, Statistics, StatsMetadata, ValidationMetadata, NO_DELETION_TIME,
 };
 pub use stats::{Stats, StatsColumn};
+pub use token_ring::TokenSpan;
 pub use types::{CqlType, UserType};
 pub use value::{counter_total, Value, ValueError};
 pub use verify::{verify, Check, Verification};

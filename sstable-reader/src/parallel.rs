@@ -358,8 +358,12 @@ pub fn plan_ranges_in(
     let mut bounds: Vec<(Option<OwnedPosition>, Option<OwnedPosition>)> = Vec::new();
     for span in spans {
         let (start, end) = (span.start(), span.end(p));
-        let from = start.as_ref().map_or(0, |s| all.partition_point(|x| *x < s));
-        let to = end.as_ref().map_or(all.len(), |e| all.partition_point(|x| *x < e));
+        let from = start
+            .as_ref()
+            .map_or(0, |s| all.partition_point(|x| *x < s));
+        let to = end
+            .as_ref()
+            .map_or(all.len(), |e| all.partition_point(|x| *x < e));
         let inside = all.get(from..to).unwrap_or(&[]);
         let k = (target.max(1) * inside.len()).div_ceil(total).max(1);
         let mut cuts: Vec<OwnedPosition> = (1..k)

@@ -66,10 +66,7 @@ pub fn equal_shard(p: Partitioner, index: u32, count: u32) -> Option<TokenSpan> 
 pub fn parse_token(p: Partitioner, text: &str) -> Option<u128> {
     match p {
         Partitioner::Murmur3 => text.parse::<i64>().ok().map(murmur3_u128),
-        Partitioner::Random => text
-            .parse::<u128>()
-            .ok()
-            .filter(|&t| Some(t) < ring_end(p)),
+        Partitioner::Random => text.parse::<u128>().ok().filter(|&t| Some(t) < ring_end(p)),
         Partitioner::ByteOrdered => None,
     }
 }
@@ -135,14 +132,26 @@ mod tests {
         let p = Partitioner::Murmur3;
         let t = |s: &str| parse_token(p, s).unwrap();
         let spans = cassandra_range(p, t("-10"), t("20")).unwrap();
-        assert_eq!(spans, [TokenSpan { lo: t("-9"), hi: t("21") }]);
+        assert_eq!(
+            spans,
+            [TokenSpan {
+                lo: t("-9"),
+                hi: t("21")
+            }]
+        );
         // Wrapping: (100, -100] is (100, MAX] and [MIN, -100].
         let wrap = cassandra_range(p, t("100"), t("-100")).unwrap();
         assert_eq!(
             wrap,
             [
-                TokenSpan { lo: 0, hi: t("-99") },
-                TokenSpan { lo: t("101"), hi: 1 << 64 }
+                TokenSpan {
+                    lo: 0,
+                    hi: t("-99")
+                },
+                TokenSpan {
+                    lo: t("101"),
+                    hi: 1 << 64
+                }
             ]
         );
         let a = cassandra_range(p, t("-100"), t("100")).unwrap();

@@ -120,7 +120,12 @@ impl ShardStore for SqliteStore {
         self.lock().execute(
             "INSERT OR REPLACE INTO shard_runs (run_name, run_id, attempts, finalized_at_ms)
              VALUES (?1, ?2, ?3, ?4)",
-            params![run_name, f.run.0, f.attempts, to_i64("time", f.at_ms.max(0) as u64)?],
+            params![
+                run_name,
+                f.run.0,
+                f.attempts,
+                to_i64("time", f.at_ms.max(0) as u64)?
+            ],
         )?;
         Ok(())
     }
@@ -153,7 +158,9 @@ mod tests {
         let store = SqliteStore::open(dir.path().join("f.db")).unwrap();
         store.put_partial(&partial(1, 2, 100, b"one")).unwrap();
         store.put_partial(&partial(2, 2, 100, b"two")).unwrap();
-        store.put_partial(&partial(1, 2, 100, b"one again")).unwrap();
+        store
+            .put_partial(&partial(1, 2, 100, b"one again"))
+            .unwrap();
         let heads = store.partial_heads("nightly").unwrap();
         let got: Vec<_> = heads
             .iter()

@@ -263,13 +263,19 @@ mod tests {
         let set = set();
         let (mut one, mut parts) = (Aggregator::new(), vec![Aggregator::new(); 3]);
         for i in 0..500i64 {
-            let o = outcome(i * 7_919_000 % 400_000_000, &[0, (i * 37) % 50 * 1000 + i % 3]);
+            let o = outcome(
+                i * 7_919_000 % 400_000_000,
+                &[0, (i * 37) % 50 * 1000 + i % 3],
+            );
             let o = Outcome {
                 step_ts_ms: o.step_ts_ms.iter().map(|t| t + o.entry_ts_ms).collect(),
                 level: 1 + (i % 4 != 0) as usize,
                 ..o
             };
-            let (app, os) = (["a1", "a2"][(i % 2) as usize], ["ios", "web", ""][(i % 3) as usize]);
+            let (app, os) = (
+                ["a1", "a2"][(i % 2) as usize],
+                ["ios", "web", ""][(i % 3) as usize],
+            );
             one.add(app, (i % 2) as usize, &o, os);
             parts[(i % 3) as usize].add(app, (i % 2) as usize, &o, os);
         }
