@@ -45,6 +45,7 @@ use crate::url::CqlUrl;
 mod contract_tests;
 mod publish;
 mod runs;
+mod shards;
 
 use runs::RunsRow;
 
@@ -705,6 +706,10 @@ impl BatchPublisher for CqlStore {
         })?;
         self.staged().remove(&run.0);
         Ok(())
+    }
+
+    fn shard_store(&self) -> Option<&dyn crate::shards::ShardStore> {
+        Some(self)
     }
 }
 
