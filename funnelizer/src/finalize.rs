@@ -18,7 +18,7 @@ use crate::aggregate::Aggregator;
 use crate::batch::{publish, Published};
 use crate::definition::FunnelSet;
 use crate::error::Error;
-use crate::job::RunInputs;
+use crate::inputs::{FunnelLevels, RunInputs};
 use crate::shard::ShardSpec;
 
 /// What every shard of one run must share (stored with each partial; see [`facts::PartialHead`]).
@@ -319,7 +319,7 @@ fn merged_inputs(
         conversions: union(&|r| &r.conversions),
         now_s: shards.first().map_or(0, |s| s.run.now_s),
         apps: merged.apps(),
-        levels: crate::job::FunnelLevels::of_set(set),
+        levels: FunnelLevels::of_set(set),
         ..RunInputs::default()
     };
     inputs.sharded = Some(serde_json::json!({

@@ -18,7 +18,9 @@
 //! Modules, bottom up: `row` (what the kernel reads) → `predicate` + `definition` (the file format) →
 //! `classify` + `kernel` (one actor, every funnel) and [`reference`] (the same by brute force) →
 //! `aggregate` (facts) → `batch` (workers, publishing) → `source` (timelines from SSTables) and
-//! `shuffle` → `job`; `units` parses sizes and times.
+//! `shuffle` → `job`, with `shard` (which token ranges a shard reads) and `finalize` (partials
+//! of sharded runs, merged and published exactly); `inputs` is what a run records; `units` parses sizes
+//! and times.
 
 mod aggregate;
 mod batch;
@@ -26,6 +28,7 @@ mod classify;
 mod definition;
 mod error;
 pub mod finalize;
+mod inputs;
 mod job;
 mod kernel;
 mod predicate;
@@ -45,10 +48,8 @@ pub use definition::{
 };
 pub use error::{chain, line_col, DefinitionError, Error, ErrorKind};
 pub use finalize::{finalize, Finalize, ShardOutcome};
-pub use job::{
-    FunnelLevels, Job, JobOptions, JobState, Phase, Progress, RunInputs, RunReport, Timelines,
-    Timings,
-};
+pub use inputs::{FunnelLevels, RunInputs};
+pub use job::{Job, JobOptions, JobState, Phase, Progress, RunReport, Timelines, Timings};
 pub use kernel::{Kernel, Outcome};
 pub use predicate::{Columns, Field, Literal, Op, Predicate};
 pub use row::{ColumnRef, OwnedRow, OwnedValue, RowView, Table, Value};

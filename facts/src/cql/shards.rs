@@ -11,6 +11,9 @@ use crate::error::{CqlError, FactsError};
 use crate::model::RunId;
 use crate::shards::{conflict, Finalized, PartialHead, ShardPartial, ShardStore};
 
+/// The values of one [`st::INSERT_PARTIAL_CHUNK`]: run name, shard, attempt, chunk number, bytes, TTL.
+type ChunkRow<'a> = (&'a str, i32, &'a str, i32, Vec<u8>, i32);
+
 /// A row of [`st::SELECT_PARTIAL_HEADS`].
 type HeadRow = (i32, i32, String, String, String, i64, i32, i64);
 
@@ -59,7 +62,7 @@ impl ShardStore for CqlStore {
                         return Err(e);
                     }
                 }
-                let chunks: Vec<(&str, i32, &str, i32, Vec<u8>, i32)> = partial
+                let chunks: Vec<ChunkRow<'_>> = partial
                     .body
                     .chunks(st::PARTIAL_CHUNK_BYTES)
                     .enumerate()
