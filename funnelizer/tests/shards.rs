@@ -307,3 +307,35 @@ fn a_shard_of_a_different_run_is_refused_and_finalizing_again_publishes_nothing_
         .to_string();
     assert!(e.contains("no shard has stored partial facts"), "{e}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
+
+    /// Any number of shards, any order, any shards retried (before or after the set completes): the
+    /// published facts are the single run's.
+    #[test]
+    fn any_order_and_retries_publish_the_single_runs_facts(
+        n in 2u32..=5,
+        seed in proptest::prelude::any::<u64>(),
+        retries in 0usize..=3,
+    ) {
+        let (data, set) = testdata();
+        let one = single_cached(&data, &set);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut order: Vec<u32> = (1..=n).collect();
+        order.shuffle(&mut rng);
+        for _ in 0..retries {
+            let again = rng.random_range(1..=n);
+            let at = rng.random_range(0..=order.len());
+            order.insert(at, again);
+        }
+        let (rows, _) = sharded(&data, &set, NOW_S, n, &order);
+        proptest::prop_assert_eq!(rows, one, "N = {}, order {:?}", n, order);
+    }
+}
+
+/// The single run's rows on the testdata, computed once for all proptest cases.
+fn single_cached(data: &Path, set: &FunnelSet) -> Vec<String> {
+    static ONE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    ONE.get_or_init(|| single(data, set, NOW_S).0).clone()
+}
