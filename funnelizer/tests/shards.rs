@@ -339,3 +339,21 @@ fn single_cached(data: &Path, set: &FunnelSet) -> Vec<String> {
     static ONE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     ONE.get_or_init(|| single(data, set, NOW_S).0).clone()
 }
+
+#[test]
+fn shards_reading_an_extract_cache_publish_the_single_runs_facts_cold_and_warm() {
+    let (data, set) = testdata();
+    let (one, _) = single(&data, &set, NOW_S);
+    let cache = tempfile::tempdir().unwrap();
+    for pass in ["cold", "warm"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("f.db");
+        let store = facts::open_store(&format!("sqlite:{}", db.display())).unwrap();
+        for i in [2, 3, 1] {
+            let mut o = options(&data, NOW_S, ShardSpec::parse("c", &format!("{i}/3")).ok());
+            o.cache = Some(cache.path().to_path_buf());
+            Job::new(set.clone(), o).run(&store).unwrap();
+        }
+        assert_eq!(published_rows(&db), one, "{pass} cache");
+    }
+}
