@@ -6,7 +6,8 @@
 #     time over the single run's (target <= 0.35), and each shard's partial-facts size.
 #  2. A simulated 8-node cluster (`funnel gen --nodes 8 --rf 3`): the single run and 8 shards as separate
 #     processes; facts equal; the time of each shard.
-#   bench/shards.sh [DATA=bench-data/ev]      N=4 shards; SIM_ACTORS=40000 actors of the simulation
+#   bench/shards.sh [DATA=bench-data/ev]      N=4 shards; SIM_ACTORS=40000 actors of the simulation;
+#   PROBES=0 skips the cold/warm single-thread rates
 # The binary: a release build without LTO in its own target dir (FUNNEL_BIN to use another):
 #   cargo build --release -p cli --target-dir target/nolto --config profile.release.lto=false \
 #     --config profile.release.codegen-units=16 --config profile.release.debug=0
@@ -54,18 +55,22 @@ def compare(data_path, shards, label, funnels_file):
     rows = [l for l in s_err.splitlines() if l.startswith("run ")]
     print(f"[{label}] single run: wall {s_wall:.2f} s, CPU {s_cpu:.2f} s  ({rows[0] if rows else ''})")
     sharded_db = os.path.join(out, f"{label}-sharded.db")
-    walls, cpus = [], []
+    walls, cpus, reads = [], [], []
     for i in range(1, shards + 1):
         wall, cpu, err = run(common + ["--facts", f"sqlite:{sharded_db}", "--shard", f"{i}/{shards}",
                                        "--run-name", label])
         size = re.search(r"partial facts ([0-9.]+) kB", err)
         read = re.search(r"\(([0-9]+) row versions read", err)
-        walls.append(wall); cpus.append(cpu)
+        walls.append(wall); cpus.append(cpu); reads.append(int(read.group(1)) if read else 0)
         print(f"[{label}] shard {i}/{shards}: wall {wall:.2f} s, CPU {cpu:.2f} s, "
               f"{read.group(1) if read else '?'} row versions read, partial facts {size.group(1) if size else '?'} kB")
     same = published(single_db) == published(sharded_db)
     n_rows = len(published(single_db)[0])
     print(f"[{label}] facts of the {shards} shards equal the single run's: {same} ({n_rows} funnel_steps rows)")
+    s_read = re.search(r"\(([0-9]+) row versions read", s_err)
+    if s_read:
+        print(f"[{label}] row versions read by all shards / single run: {sum(reads) / int(s_read.group(1)):.4f} "
+              "(1: no shard decodes another's ranges)")
     print(f"[{label}] CPU of all shards / single run: {sum(cpus) / s_cpu:.3f} (target <= 1.15)")
     print(f"[{label}] slowest shard wall / single run wall, one thread each: {max(walls) / s_wall:.3f} "
           f"(target <= 0.35; ideal 1/{shards} = {1 / shards:.3f})")
@@ -93,9 +98,10 @@ def per_core(label, wall, cpu, err):
 print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
 probe = ["run", "--quiet", "--data", data, "--funnels", funnels, "--now", now, "--threads", "1",
          "--facts", f"sqlite:{os.path.join(out, 'probe.db')}"]
-evict(data)
-per_core("cold (page cache of the data dropped)", *run(probe))
-per_core("warm (data in the page cache)", *run(probe))
+if os.environ.get("PROBES", "1") != "0":  # PROBES=0: skip the cold/warm single-thread rates
+    evict(data)
+    per_core("cold (page cache of the data dropped)", *run(probe))
+    per_core("warm (data in the page cache)", *run(probe))
 compare(data, n, "bench-data", funnels)
 sim = os.path.join(out, "sim8")
 subprocess.run([bin, "gen", "--quiet", "--out", sim, "--actors", str(sim_actors), "--days", "14",
