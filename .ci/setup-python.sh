@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Creates .tools/venv with the Python tools the tests use as outside oracles:
+# Creates .tools/venv with the Python tools the tests use:
 #   chdb       ClickHouse in-process, runs windowFunnel (the oracle for `ordered` and `strict_order`)
 #   cqlite-py  an independent Cassandra SSTable reader (checks what our writer writes)
+#   pyspark    Apache Spark with its jars: the sharded-run job of deploy/spark/ on a local standalone
+#              cluster (tests/tests/spark_shards.rs; Spark needs a JRE, which .ci/test installs)
 # Reused when present.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -9,7 +11,7 @@ venv="$root/.tools/venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import chdb, cqlite' 2>/dev/null; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'chdb>=3' 'cqlite-py>=0.17'
+if ! "$venv/bin/python" -c 'import chdb, cqlite, pyspark' 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'chdb>=3' 'cqlite-py>=0.17' 'pyspark>=3.5,<4.1'
 fi
-"$venv/bin/python" -c 'import chdb, cqlite; print("python tools ready:", chdb.__version__)'
+"$venv/bin/python" -c 'import chdb, cqlite, pyspark; print("python tools ready:", chdb.__version__, "pyspark", pyspark.__version__)'

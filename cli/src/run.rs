@@ -34,7 +34,7 @@ use crate::progress::Bars;
 #[command(verbatim_doc_comment, after_long_help = EXIT_CODES)]
 pub struct Args {
     /// Data.db files, table, snapshot, keyspace, data or node directories.
-    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
+    #[arg(long, required_unless_present = "finalize", num_args = 1.., value_name = "PATH")]
     pub data: Vec<PathBuf>,
     /// Funnel definitions (TOML; the format and semantics: docs/FUNNELS.md).
     #[arg(long, value_name = "FILE")]
@@ -57,6 +57,8 @@ pub struct Args {
     pub snapshot: SnapshotArg,
     #[command(flatten)]
     pub cache: CacheArg,
+    #[command(flatten)]
+    pub shard: crate::shard::ShardArg,
     /// CREATE TABLE statements (default: schema.cql next to the files).
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
@@ -92,6 +94,9 @@ Exit codes:
 
 /// Runs the job and prints its summary. Its errors decide the exit code (`main::exit_code`).
 pub fn run(args: Args) -> Result<ExitCode> {
+    if let Some(name) = &args.shard.finalize {
+        return crate::shard::finalize(&args.funnels, &args.facts, name);
+    }
     let set = FunnelSet::load(&args.funnels).map_err(funnelizer::Error::from)?;
     let mut options = JobOptions::new(args.data.clone(), parse_now(args.now.as_deref())?);
     options.snapshot = args.snapshot.snapshot.clone();
@@ -101,6 +106,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     options.memory_budget = args.memory_budget;
     options.spill_dir = args.spill_dir.clone();
     options.cache = args.cache.cache.clone();
+    options.shard = args.shard.spec()?;
     let store = facts::open_store(&args.facts)
         .with_context(|| format!("opening {}", facts::url::redact(&args.facts)))?;
     let mut job = Job::new(set, options);
@@ -108,7 +114,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         job = job.with_progress(bars);
     }
     let report = job.run(&store)?;
-    print_summary(job.funnels(), &report);
+    if crate::shard::published(report.shard.as_ref()) {
+        crate::levels::print_summary(job.funnels(), &report);
+    }
+    crate::shard::print(report.shard.as_ref());
     eprintln!("{}", run_line(&report));
     eprintln!("{}", timelines_line(&report));
     crate::cache::print_attach(report.cache.as_ref());
@@ -180,27 +189,6 @@ fn shuffle_summary(s: &ShuffleStats, budget: u64) -> String {
         s.rows as f64 / s.partition_time.as_secs_f64().max(1e-9) / 1e6,
         s.evaluate_time.as_secs_f64()
     )
-}
-
-/// Actors per level of each funnel (all apps, days and breakdowns), with the conversion from level 1;
-/// levels are named as `Funnel::level_label` names them (`≥ 2 steps` in unordered funnels).
-fn print_summary(set: &FunnelSet, r: &RunReport) {
-    println!(
-        "{:<24} {:>4}  {:<28} {:>12} {:>8}",
-        "funnel", "step", "name", "actors", "of step 1"
-    );
-    for f in &set.funnels {
-        let per_level = r.actors_per_level(f);
-        for (i, n) in per_level.iter().enumerate() {
-            let pct = match per_level[0] {
-                0 => "–".into(),
-                first => format!("{:.1}%", *n as f64 * 100.0 / first as f64),
-            };
-            let id = if i == 0 { f.id.as_str() } else { "" };
-            let label = f.level_label(i + 1);
-            println!("{id:<24} {:>4}  {label:<28} {n:>12} {pct:>8}", i + 1);
-        }
-    }
 }
 
 #[cfg(test)]

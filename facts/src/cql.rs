@@ -45,6 +45,7 @@ use crate::url::CqlUrl;
 mod contract_tests;
 mod publish;
 mod runs;
+mod shards;
 mod stream_sink;
 
 use runs::RunsRow;
@@ -709,6 +710,10 @@ impl BatchPublisher for CqlStore {
         })?;
         self.staged().remove(&run.0);
         Ok(())
+    }
+
+    fn shard_store(&self) -> Option<&dyn crate::shards::ShardStore> {
+        Some(self)
     }
 }
 

@@ -133,6 +133,16 @@ pub const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS {ks}.leases (name text PRIMARY KEY, holder bigint, acquired_at_ms bigint)",
     // Runs whose rows may be collected once `due_at_ms` passed (superseded runs keep their rows for a
     // grace period: readers may hold their pointer). One row per superseded run, few alive at a time.
+    // Partial facts of sharded runs: the heads, one partition per run name, one row per shard (a retry
+    // overwrites its row); the bodies in chunks of at most `PARTIAL_CHUNK_BYTES`, one partition each, so
+    // no partition grows with the data; and the last finalization of each run name.
+    "CREATE TABLE IF NOT EXISTS {ks}.shard_partials (run_name text, shard int, shards int, identity text, \
+     attempt text, inputs text, body_bytes bigint, chunks int, written_at_ms bigint, \
+     PRIMARY KEY ((run_name), shard))",
+    "CREATE TABLE IF NOT EXISTS {ks}.shard_partial_chunks (run_name text, shard int, attempt text, chunk int, \
+     data blob, PRIMARY KEY ((run_name, shard, attempt, chunk)))",
+    "CREATE TABLE IF NOT EXISTS {ks}.shard_runs (run_name text PRIMARY KEY, run_id bigint, attempts text, \
+     finalized_at_ms bigint)",
     "CREATE TABLE IF NOT EXISTS {ks}.gc_queue (shard int, due_at_ms bigint, run_id bigint, \
      PRIMARY KEY ((shard), due_at_ms, run_id))",
 ];
@@ -170,6 +180,9 @@ pub const TABLE_OPTIONS: &[(&str, &str, u32)] = &[
     ("meta", LCS, GC_GRACE_S),
     ("leases", LCS, GC_GRACE_S),
     ("gc_queue", LCS, GC_GRACE_S),
+    ("shard_partials", LCS, GC_GRACE_S),
+    ("shard_partial_chunks", LCS, GC_GRACE_S),
+    ("shard_runs", LCS, GC_GRACE_S),
 ];
 
 /// The `ALTER TABLE` setting a table's options (`{ks}` = keyspace).
@@ -247,6 +260,14 @@ stmts! {
     ENQUEUE_GC = 2, "INSERT INTO {ks}.gc_queue (shard, due_at_ms, run_id) VALUES (0, ?, ?)";
     SELECT_GC_DUE = 1, "SELECT due_at_ms, run_id FROM {ks}.gc_queue WHERE shard = 0 AND due_at_ms <= ?";
     DELETE_GC = 2, "DELETE FROM {ks}.gc_queue WHERE shard = 0 AND due_at_ms = ? AND run_id = ?";
+    UPSERT_PARTIAL_HEAD = 10, "INSERT INTO {ks}.shard_partials (run_name, shard, shards, identity, attempt, inputs, body_bytes, chunks, written_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?";
+    SELECT_PARTIAL_HEADS = 1, "SELECT shard, shards, identity, attempt, inputs, body_bytes, chunks, written_at_ms FROM {ks}.shard_partials WHERE run_name = ?";
+    SELECT_PARTIAL_HEAD = 2, "SELECT attempt, body_bytes, chunks FROM {ks}.shard_partials WHERE run_name = ? AND shard = ?";
+    INSERT_PARTIAL_CHUNK = 6, "INSERT INTO {ks}.shard_partial_chunks (run_name, shard, attempt, chunk, data) VALUES (?, ?, ?, ?, ?) USING TTL ?";
+    SELECT_PARTIAL_CHUNK = 4, "SELECT data FROM {ks}.shard_partial_chunks WHERE run_name = ? AND shard = ? AND attempt = ? AND chunk = ?";
+    DELETE_PARTIAL_CHUNK = 4, "DELETE FROM {ks}.shard_partial_chunks WHERE run_name = ? AND shard = ? AND attempt = ? AND chunk = ?";
+    UPSERT_SHARD_RUN = 4, "INSERT INTO {ks}.shard_runs (run_name, run_id, attempts, finalized_at_ms) VALUES (?, ?, ?, ?)";
+    SELECT_SHARD_RUN = 1, "SELECT run_id, attempts, finalized_at_ms FROM {ks}.shard_runs WHERE run_name = ?";
     UPSERT_META = 2, "INSERT INTO {ks}.meta (key, value) VALUES (?, ?)";
     SELECT_META = 1, "SELECT value FROM {ks}.meta WHERE key = ?";
 }
@@ -258,6 +279,12 @@ stmts! {
 pub fn batch_key(group: &str, topic: &str, partition: i32) -> String {
     format!("{group}/{topic}/{partition}")
 }
+
+/// Largest chunk of a partial body (one partition, one cell): far below `max_mutation_size`.
+pub const PARTIAL_CHUNK_BYTES: usize = 512 * 1024;
+
+/// TTL of the partial facts of sharded runs: 30 days (working state; the published run is what stays).
+pub const PARTIAL_TTL_S: i32 = 30 * 86_400;
 
 /// Longest TTL Cassandra accepts (`Attributes.MAX_TTL`): 20 years.
 pub const MAX_TTL_S: i64 = 20 * 365 * 86_400;

@@ -39,6 +39,15 @@ pub enum FactsError {
     /// I/O around the store (creating its directory, …).
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A shard's partial facts disagree with another shard's of the same sharded run (different funnels,
+    /// `--now`, inputs or shard count): mixing them would publish facts of no single run.
+    #[error("shard {shard} of run {run_name:?} differs from its shard {other} in {field}: refusing to mix them (use another --run-name, or rerun the shards alike)")]
+    ShardMismatch {
+        run_name: String,
+        shard: u32,
+        other: u32,
+        field: String,
+    },
     /// The run id is unknown to this store.
     #[error("unknown run {0}")]
     UnknownRun(i64),

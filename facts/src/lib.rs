@@ -114,6 +114,7 @@ mod model;
 mod query;
 mod read;
 mod seen;
+mod shards;
 mod sqlite;
 mod store;
 pub mod url;
@@ -136,6 +137,7 @@ pub use query::{
     FunnelQuery, StepValue,
 };
 pub use seen::{seen_bucket, IdKind, SeenBy, SeenEntry, SeenId, SEEN_BUCKETS};
+pub use shards::{Finalized, PartialHead, ShardPartial, ShardStore};
 pub use sqlite::SqliteStore;
 pub use store::{BatchPublisher, FactReader, StateReader, StreamSink, StreamStore};
 pub use url::{CqlUrl, StoreUrl};
@@ -201,6 +203,9 @@ impl BatchPublisher for Store {
     }
     fn fail_run(&self, run: RunId, error: &str) -> Result<(), FactsError> {
         on_backend!(self, s => s.fail_run(run, error))
+    }
+    fn shard_store(&self) -> Option<&dyn ShardStore> {
+        on_backend!(self, s => s.shard_store())
     }
 }
 

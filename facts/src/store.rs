@@ -12,6 +12,7 @@ use crate::model::{
 };
 use crate::query::{CountsAnswer, CountsQuery, FunnelAnswer, FunnelQuery};
 use crate::seen::{SeenBy, SeenId};
+use crate::shards::ShardStore;
 
 /// Publishes batch runs: `begin_run` → `write_*` (any number of calls, rows staged under the run) →
 /// `publish` or `fail_run`.
@@ -51,6 +52,11 @@ pub trait BatchPublisher: Send + Sync {
 
     /// Mark a running run failed with an error message; its staged rows are dropped.
     fn fail_run(&self, run: RunId, error: &str) -> Result<(), FactsError>;
+
+    /// Where this store keeps the partial facts of sharded runs (`None`: it cannot).
+    fn shard_store(&self) -> Option<&dyn ShardStore> {
+        None
+    }
 }
 
 /// Takes consumed Kafka batches from the stream.

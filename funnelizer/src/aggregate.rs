@@ -13,6 +13,8 @@
 
 use facts::{Day, FunnelStepFact, FunnelTotalFact};
 
+mod partial;
+
 use crate::definition::FunnelSet;
 use crate::kernel::Outcome;
 

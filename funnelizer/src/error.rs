@@ -129,6 +129,31 @@ pub enum Error {
     /// (entries that cannot be written or read only make the run read those SSTables' Data.db).
     #[error(transparent)]
     Cache(extract::Error),
+    /// A shard argument is wrong (`--shard I/N`, a run name), or the run cannot be sharded as asked.
+    #[error("{message}")]
+    Shard {
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A token-range file (`--token-ranges`) is wrong at a line.
+    #[error("{path}:{line}: {message}")]
+    TokenRanges {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0: the file as a whole).
+        line: usize,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// The stored partial facts of a sharded run cannot be merged: a body that does not decode, shards
+    /// whose token ranges overlap or leave a gap, a funnel set that differs from the partials'.
+    #[error("partial facts of run {run_name:?}: {message}")]
+    Partial {
+        /// The sharded run.
+        run_name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The fact store failed (the run is then marked failed; readers keep the previous results).
     #[error("fact store")]
     Store(#[from] facts::FactsError),
@@ -152,9 +177,13 @@ impl Error {
     /// Which kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Definition(_) | Error::Time { .. } | Error::Size { .. } | Error::Schema(_) => {
-                ErrorKind::Config
-            }
+            Error::Definition(_)
+            | Error::Time { .. }
+            | Error::Size { .. }
+            | Error::Schema(_)
+            | Error::Shard { .. }
+            | Error::TokenRanges { .. } => ErrorKind::Config,
+            Error::Partial { .. } => ErrorKind::Store,
             Error::NoTable { .. }
             | Error::KeyNamesUnknown { .. }
             | Error::Mapping { .. }

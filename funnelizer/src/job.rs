@@ -28,16 +28,19 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use facts::{BatchPublisher, RunId, RunRecord};
-use serde::{Deserialize, Serialize};
+use facts::{BatchPublisher, RunId};
 use sstable_reader::{
-    discover, CqlSchema, DiscoveredTable, Discovery, ReadOptions, ScanCounters, Selection, Snapshot,
+    discover, plan_ranges_in, CqlSchema, DiscoveredTable, Discovery, Partitioner, ReadOptions,
+    ScanCounters, Selection, Snapshot, TokenSpan,
 };
 
 use crate::batch::{evaluate_chunks, publish, thread_pool, Evaluation, Published};
 use crate::definition::{Funnel, FunnelSet};
 use crate::error::Error;
+use crate::finalize::{self, Finalize, ShardInputs, ShardOutcome};
+use crate::inputs::{FunnelLevels, RunInputs};
 use crate::row::Table;
+use crate::shard::ShardSpec;
 use crate::shuffle::{self, BucketProgress, ShuffleOptions, ShuffleStats};
 use crate::source::{scan_columns, Buffers, SstableSource};
 
@@ -70,6 +73,10 @@ pub struct JobOptions {
     /// extract are read from it; the others are extracted first (one pass over each), so later runs
     /// decode only new SSTables. Results are the same with and without it.
     pub cache: Option<PathBuf>,
+    /// Run as one shard of a sharded run (`None`: the whole ring, published as a run). A shard reads
+    /// only its token ranges and stores its partial facts; the shard completing the set publishes the
+    /// merged run ([`crate::finalize`]).
+    pub shard: Option<ShardSpec>,
 }
 
 impl JobOptions {
@@ -92,6 +99,7 @@ impl JobOptions {
             spill_dir: None,
             progress_interval: Duration::from_millis(200),
             cache: None,
+            shard: None,
         }
     }
 }
@@ -172,84 +180,6 @@ pub struct Timings {
     pub total: Duration,
 }
 
-/// What a run read, as recorded with it in the fact store (`RunRecord::inputs`): the data paths, the
-/// SSTables of each table, `--now`, the apps seen, and the labels of every funnel's levels (so readers
-/// can name the steps of what they show without the definition file).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct RunInputs {
-    /// The data paths given.
-    pub data: Vec<String>,
-    /// The events table's Data.db files.
-    pub events: Vec<String>,
-    /// The conversions table's Data.db files.
-    pub conversions: Vec<String>,
-    /// Seconds since the epoch at which TTLs were judged.
-    pub now_s: i64,
-    /// The apps the run saw.
-    pub apps: Vec<String>,
-    /// Per funnel, the labels of its levels ([`crate::Funnel::level_labels`]).
-    #[serde(default)]
-    pub levels: Vec<FunnelLevels>,
-}
-
-/// The labels of one funnel version's levels.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FunnelLevels {
-    /// The funnel.
-    pub id: String,
-    /// Its version.
-    pub version: String,
-    /// Level 1 first.
-    pub labels: Vec<String>,
-}
-
-impl FunnelLevels {
-    /// The labels of every funnel of `set`.
-    pub fn of_set(set: &FunnelSet) -> Vec<FunnelLevels> {
-        set.funnels
-            .iter()
-            .map(|f| FunnelLevels {
-                id: f.id.clone(),
-                version: f.version.clone(),
-                labels: f.level_labels(),
-            })
-            .collect()
-    }
-}
-
-impl RunInputs {
-    /// The inputs of a run this job published (`None` for runs of other writers).
-    pub fn of(run: &RunRecord) -> Option<RunInputs> {
-        serde_json::from_value(run.inputs.clone()).ok()
-    }
-
-    /// Every Data.db the run read.
-    pub fn sstables(&self) -> impl Iterator<Item = &str> {
-        self.events
-            .iter()
-            .chain(&self.conversions)
-            .map(String::as_str)
-    }
-
-    /// The labels of funnel `id`'s `version`, level 1 first.
-    pub fn labels(&self, id: &str, version: &str) -> Option<&[String]> {
-        self.levels
-            .iter()
-            .find(|l| l.id == id && l.version == version)
-            .map(|l| l.labels.as_slice())
-    }
-
-    /// The labels of funnel `id`'s `version` recorded by the newest of `runs` that computed it.
-    pub fn labels_in(runs: &[RunRecord], id: &str, version: &str) -> Option<Vec<String>> {
-        let mut runs: Vec<&RunRecord> = runs.iter().collect();
-        runs.sort_by_key(|r| std::cmp::Reverse(r.run_id));
-        runs.iter()
-            .filter_map(|r| RunInputs::of(r))
-            .find_map(|i| i.labels(id, version).map(<[String]>::to_vec))
-    }
-}
-
 /// Everything a finished job did, for its caller to print or show.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -290,6 +220,9 @@ pub struct RunReport {
     pub timings: Timings,
     /// What the extract cache did (`None`: no cache).
     pub cache: Option<extract::AttachReport>,
+    /// For a shard ([`JobOptions::shard`]): its partial and whether it finalized the run (then
+    /// [`RunReport::published`] is the merged run; otherwise it is empty, under run 0).
+    pub shard: Option<ShardOutcome>,
 }
 
 impl RunReport {
@@ -369,6 +302,10 @@ impl Job {
             conversions,
             cache,
         } = self.open(&tracker, threads)?;
+        let sharding = match &o.shard {
+            Some(spec) => Some(self.shard_spans(spec, &source)?),
+            None => None,
+        };
         let pool = thread_pool(Some(threads))?;
         let target_ranges = threads * o.ranges_per_thread.max(1);
         let (bytes_uncompressed, bytes_on_disk) = source.sizes();
@@ -396,7 +333,10 @@ impl Job {
                 })?;
             (eval, stats.ranges, Timelines::Shuffled(stats))
         } else {
-            let ranges = source.plan(target_ranges)?;
+            let ranges = match &sharding {
+                Some((_, spans)) => plan_ranges_in(&source.tables(), spans, target_ranges)?,
+                None => source.plan(target_ranges)?,
+            };
             let n = ranges.len();
             let eval =
                 tracker.ticking(Phase::Streaming, o.progress_interval, bytes_on_disk, || {
@@ -418,9 +358,20 @@ impl Job {
             now_s: o.now_s,
             apps: eval.aggregate.apps(),
             levels: FunnelLevels::of_set(set),
+            sharded: None,
         };
-        let json = serde_json::to_value(&inputs).unwrap_or_default();
-        let published = publish(store, set, &eval.aggregate, o.now_s * 1000, json)?;
+        let (published, shard) = match (&o.shard, sharding) {
+            (Some(spec), Some((p, spans))) => {
+                let (published, outcome) =
+                    self.store_partial(store, spec, p, spans, &eval, &inputs, &tracker)?;
+                (published, Some(outcome))
+            }
+            _ => {
+                let json = serde_json::to_value(&inputs).unwrap_or_default();
+                let published = publish(store, set, &eval.aggregate, o.now_s * 1000, json)?;
+                (published, None)
+            }
+        };
         let publish = publish_started.elapsed();
         tracker.phase(Phase::Done, bytes_on_disk);
         let (disk_bytes_read, rows_read, partitions) = tracker.counters.get();
@@ -448,7 +399,72 @@ impl Job {
                 total: started.elapsed(),
             },
             cache,
+            shard,
         })
+    }
+
+    /// The partitioner and token spans of a shard (refused for shuffled tables: their partitions do not
+    /// hold whole actors, so a token range does not either).
+    fn shard_spans(
+        &self,
+        spec: &ShardSpec,
+        source: &SstableSource,
+    ) -> Result<(Partitioner, Vec<TokenSpan>), Error> {
+        if source.needs_shuffle() {
+            return Err(Error::Shard {
+                message: "a table the funnels read is not partitioned by (app, actor), so a token range does not hold whole actors: run it unsharded".into(),
+            });
+        }
+        let p = source
+            .tables()
+            .first()
+            .map_or(Partitioner::Murmur3, |t| t.partitioner());
+        Ok((p, spec.spans(p)?))
+    }
+
+    /// Stores a shard's partial facts and finalizes the run when it completes the set.
+    #[allow(clippy::too_many_arguments)]
+    fn store_partial(
+        &self,
+        store: &dyn BatchPublisher,
+        spec: &ShardSpec,
+        p: Partitioner,
+        spans: Vec<TokenSpan>,
+        eval: &Evaluation,
+        inputs: &RunInputs,
+        tracker: &Tracker<'_>,
+    ) -> Result<(Published, ShardOutcome), Error> {
+        let (set, o) = (&self.set, &self.options);
+        let snapshot = format!("{:?}", o.snapshot);
+        let identity = finalize::identity(set, spec, p, o.now_s, &snapshot, &inputs.data);
+        let shard_inputs = ShardInputs {
+            spans: finalize::span_strings(&spans),
+            run: inputs.clone(),
+            actors: eval.actors,
+            disk_bytes_read: tracker.counters.get().0,
+        };
+        let (partial_bytes, outcome) =
+            finalize::put_partial(store, set, spec, identity, &eval.aggregate, &shard_inputs)?;
+        let published = match &outcome {
+            Finalize::Published(p) => p.clone(),
+            _ => Published {
+                run: RunId(0),
+                facts: Vec::new(),
+                totals: Vec::new(),
+                watermarks: Vec::new(),
+            },
+        };
+        Ok((
+            published,
+            ShardOutcome {
+                run_name: spec.run_name.clone(),
+                shard: spec.index,
+                shards: spec.count,
+                spans,
+                partial_bytes,
+                finalize: outcome,
+            },
+        ))
     }
 }
 

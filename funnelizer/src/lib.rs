@@ -18,19 +18,24 @@
 //! Modules, bottom up: `row` (what the kernel reads) → `predicate` + `definition` (the file format) →
 //! `classify` + `kernel` (one actor, every funnel) and [`reference`] (the same by brute force) →
 //! `aggregate` (facts) → `batch` (workers, publishing) → `source` (timelines from SSTables) and
-//! `shuffle` → `job`; `units` parses sizes and times.
+//! `shuffle` → `job`, with `shard` (which token ranges a shard reads) and `finalize` (partials
+//! of sharded runs, merged and published exactly); `inputs` is what a run records; `units` parses sizes
+//! and times.
 
 mod aggregate;
 mod batch;
 mod classify;
 mod definition;
 mod error;
+pub mod finalize;
+mod inputs;
 mod job;
 mod kernel;
 mod predicate;
 pub mod reference;
 pub mod report;
 mod row;
+pub mod shard;
 mod shuffle;
 mod source;
 pub mod text;
@@ -42,12 +47,12 @@ pub use definition::{
     Exclusion, Funnel, FunnelSet, Matcher, Mode, Source, Step, TableSource, MAX_STEPS,
 };
 pub use error::{chain, line_col, DefinitionError, Error, ErrorKind};
-pub use job::{
-    FunnelLevels, Job, JobOptions, JobState, Phase, Progress, RunInputs, RunReport, Timelines,
-    Timings,
-};
+pub use finalize::{finalize, Finalize, ShardOutcome};
+pub use inputs::{FunnelLevels, RunInputs};
+pub use job::{Job, JobOptions, JobState, Phase, Progress, RunReport, Timelines, Timings};
 pub use kernel::{Kernel, Outcome};
 pub use predicate::{Columns, Field, Literal, Op, Predicate};
 pub use row::{ColumnRef, OwnedRow, OwnedValue, RowView, Table, Value};
+pub use shard::ShardSpec;
 pub use shuffle::ShuffleStats;
 pub use units::{parse_bytes, parse_time};

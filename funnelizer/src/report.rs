@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use facts::{Day, FunnelStepFact};
 
-use crate::job::FunnelLevels;
+use crate::inputs::FunnelLevels;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {

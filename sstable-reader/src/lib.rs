@@ -96,6 +96,7 @@ mod scylla;
 mod sstable;
 mod statistics;
 mod stats;
+pub mod token_ring;
 mod types;
 mod value;
 mod verify;
@@ -114,7 +115,7 @@ pub use merge::{
     Columns, MergeStats, MergeTable, MergedPartition, MergedRow, MergedScan, MetaItem,
 };
 pub use node_schema::{find_data_dir, system_schema_keys, DroppedColumn, NodeSchema};
-pub use parallel::{for_each_ordered, plan_ranges, TokenRange};
+pub use parallel::{for_each_ordered, plan_ranges, plan_ranges_in, TokenRange};
 pub use partitioner::{murmur3_token, partition_order, OwnedPosition, Partitioner, RingPosition};
 pub use progress::ScanCounters;
 pub use reconcile::{resolve, OwnedCell, OwnedMarker, OwnedRow};
@@ -129,6 +130,7 @@ pub use statistics::{
     SerializationHeader, Statistics, StatsMetadata, ValidationMetadata, NO_DELETION_TIME,
 };
 pub use stats::{Stats, StatsColumn};
+pub use token_ring::TokenSpan;
 pub use types::{CqlType, UserType};
 pub use value::{counter_total, Value, ValueError};
 pub use verify::{verify, Check, Verification};

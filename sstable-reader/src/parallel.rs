@@ -33,6 +33,7 @@ use crate::merge::MergeTable;
 use crate::partitioner::{OwnedPosition, Partitioner};
 use crate::partitions;
 use crate::sstable::SSTable;
+use crate::token_ring::TokenSpan;
 
 /// One range of the ring: partitions at or after `start` and before `end` (`None`: the ring's ends).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,6 +294,111 @@ pub fn plan_ranges(tables: &[&MergeTable], target: usize) -> Result<Vec<TokenRan
             index: i,
             start: (i > 0).then(|| splits[i - 1].clone()),
             end: (i < n - 1).then(|| splits[i].clone()),
+            spans,
+        });
+    }
+    Ok(ranges)
+}
+
+/// Cuts the token `spans` (sorted, disjoint: [`crate::token_ring::normalize`]) into about `target`
+/// ranges for `tables`, each within one span, split at sampled keys like [`plan_ranges`]: a shard's scan
+/// seeks to its spans and never reads a partition outside them. Fails when an SSTable has no index to
+/// seek by (neither Summary.db + Index.db nor Partitions.db), or the partitioner has no token space.
+pub fn plan_ranges_in(
+    tables: &[&MergeTable],
+    spans: &[TokenSpan],
+    target: usize,
+) -> Result<Vec<TokenRange>> {
+    let Some(first) = tables.first() else {
+        return Ok(Vec::new());
+    };
+    let p = first.partitioner();
+    if let Some(t) = tables.iter().find(|t| t.partitioner() != p) {
+        return Err(Error::unsupported(
+            t.sstables()[0].data_path(),
+            format!(
+                "tables merged together must share a partitioner ({} and {})",
+                p.name(),
+                t.partitioner().name()
+            ),
+        ));
+    }
+    if crate::token_ring::ring_end(p).is_none() {
+        return Err(Error::unsupported(
+            first.sstables()[0].data_path(),
+            format!("token ranges of the {} (it has no token space)", p.name()),
+        ));
+    }
+    let mut sampled: Vec<Vec<Sampled>> = Vec::new();
+    for t in tables {
+        let mut v = Vec::new();
+        for s in t.sstables() {
+            match sample(s, p)? {
+                Some(x) => v.push(x),
+                None => {
+                    return Err(Error::unsupported(
+                        s.data_path(),
+                        "reading only some token ranges of an SSTable without an index \
+                         (Summary.db + Index.db, or Partitions.db) to seek by",
+                    ))
+                }
+            }
+        }
+        sampled.push(v);
+    }
+    let mut all: Vec<&OwnedPosition> = sampled
+        .iter()
+        .flatten()
+        .flat_map(|s| s.samples.iter().map(|(p, _)| p))
+        .collect();
+    all.sort();
+    all.dedup();
+    let total = all.len().max(1);
+    // The bounds of each range, in ring order: the span's ends and quantile splits within it.
+    let mut bounds: Vec<(Option<OwnedPosition>, Option<OwnedPosition>)> = Vec::new();
+    for span in spans {
+        let (start, end) = (span.start(), span.end(p));
+        let from = start
+            .as_ref()
+            .map_or(0, |s| all.partition_point(|x| *x < s));
+        let to = end
+            .as_ref()
+            .map_or(all.len(), |e| all.partition_point(|x| *x < e));
+        let inside = all.get(from..to).unwrap_or(&[]);
+        let k = (target.max(1) * inside.len()).div_ceil(total).max(1);
+        let mut cuts: Vec<OwnedPosition> = (1..k)
+            .filter_map(|i| inside.get(i * inside.len() / k).map(|x| (*x).clone()))
+            .filter(|x| start.as_ref().is_none_or(|s| x > s))
+            .collect();
+        cuts.dedup();
+        let mut lo = start.clone();
+        for cut in cuts {
+            bounds.push((lo, Some(cut.clone())));
+            lo = Some(cut);
+        }
+        bounds.push((lo, end));
+    }
+    let offset = |s: &Sampled, at: &Option<OwnedPosition>, is_end: bool| match at {
+        Some(at) => s.offset_of(at, p),
+        None => Ok(if is_end { s.data_len } else { 0 }),
+    };
+    let mut ranges = Vec::with_capacity(bounds.len());
+    for (index, (start, end)) in bounds.into_iter().enumerate() {
+        let spans = sampled
+            .iter()
+            .map(|v| {
+                v.iter()
+                    .map(|s| {
+                        let (a, b) = (offset(s, &start, false)?, offset(s, &end, true)?);
+                        Ok((a < b).then_some((a, b)))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        ranges.push(TokenRange {
+            index,
+            start,
+            end,
             spans,
         });
     }

@@ -775,3 +775,147 @@ fn init_creates_a_replicated_keyspace_then_tunes_every_table() {
     let v = violations(&requests);
     assert_eq!(v, ["SELECT_WATERMARK_APPS: reads across partitions"]);
 }
+
+/// A session keeping the partial-facts tables in memory (heads, chunks, finalizations), answering their
+/// reads from what was written; every other request succeeds with no rows.
+fn partial_tables() -> impl Fn(&Request) -> Result<RowSet, FactsError> + Send + Sync {
+    type Heads = std::collections::BTreeMap<(String, i32), Vec<Value>>;
+    type Chunks = std::collections::BTreeMap<(String, i32, String, i32), Value>;
+    let heads: Mutex<Heads> = Mutex::new(Heads::new());
+    let chunks: Mutex<Chunks> = Mutex::new(Chunks::new());
+    let t = |v: &Value| match v {
+        Value::Text(s) => s.clone(),
+        _ => String::new(),
+    };
+    let i = |v: &Value| match v {
+        Value::Int(n) => *n,
+        _ => -1,
+    };
+    move |r| {
+        let Request::Execute { stmt, values } = r else {
+            return Ok(Vec::new());
+        };
+        let v = values;
+        Ok(match stmt.name {
+            "UPSERT_PARTIAL_HEAD" => {
+                heads
+                    .lock()
+                    .unwrap()
+                    .insert((t(&v[0]), i(&v[1])), v[1..9].to_vec());
+                Vec::new()
+            }
+            "SELECT_PARTIAL_HEADS" => heads
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|((n, _), _)| *n == t(&v[0]))
+                .map(|(_, row)| row.clone())
+                .collect(),
+            "SELECT_PARTIAL_HEAD" => heads
+                .lock()
+                .unwrap()
+                .get(&(t(&v[0]), i(&v[1])))
+                .map(|row| vec![vec![row[3].clone(), row[5].clone(), row[6].clone()]])
+                .unwrap_or_default(),
+            "INSERT_PARTIAL_CHUNK" => {
+                chunks
+                    .lock()
+                    .unwrap()
+                    .insert((t(&v[0]), i(&v[1]), t(&v[2]), i(&v[3])), v[4].clone());
+                Vec::new()
+            }
+            "DELETE_PARTIAL_CHUNK" => {
+                chunks
+                    .lock()
+                    .unwrap()
+                    .remove(&(t(&v[0]), i(&v[1]), t(&v[2]), i(&v[3])));
+                Vec::new()
+            }
+            "SELECT_PARTIAL_CHUNK" => chunks
+                .lock()
+                .unwrap()
+                .get(&(t(&v[0]), i(&v[1]), t(&v[2]), i(&v[3])))
+                .map(|d| vec![vec![d.clone()]])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        })
+    }
+}
+
+#[test]
+fn partials_of_sharded_runs_round_trip_in_bounded_chunks_and_a_retry_drops_its_old_attempt() {
+    use crate::shards::{PartialHead, ShardPartial, ShardStore};
+    let (store, rec) = scripted(partial_tables());
+    let partial = |shard: u32, attempt: &str, body: Vec<u8>, now: i64| ShardPartial {
+        head: PartialHead {
+            run_name: "nightly".into(),
+            shard,
+            shards: 4,
+            identity: serde_json::json!({"funnels": [["f", "1"]], "now_s": now}),
+            attempt: attempt.into(),
+            inputs: serde_json::json!({"spans": [["0", "1"]]}),
+            body_bytes: body.len() as u64,
+            written_at_ms: 1,
+        },
+        body,
+    };
+    // 1.3 MB: three chunks.
+    let big: Vec<u8> = (0..1_300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    store.put_partial(&partial(1, "a", big.clone(), 5)).unwrap();
+    store
+        .put_partial(&partial(2, "b", vec![1, 2, 3], 5))
+        .unwrap();
+    assert_eq!(
+        store.partial_body("nightly", 1, "a").unwrap().as_deref(),
+        Some(big.as_slice())
+    );
+    // A retry of shard 1 replaces it; its old chunks are deleted.
+    store.put_partial(&partial(1, "c", vec![9; 10], 5)).unwrap();
+    assert_eq!(store.partial_body("nightly", 1, "a").unwrap(), None);
+    assert_eq!(
+        store.partial_body("nightly", 1, "c").unwrap(),
+        Some(vec![9; 10])
+    );
+    let heads = store.partial_heads("nightly").unwrap();
+    let got: Vec<_> = heads
+        .iter()
+        .map(|h| (h.shard, h.attempt.as_str(), h.body_bytes))
+        .collect();
+    assert_eq!(got, [(1, "c", 10), (2, "b", 3)]);
+    // Another run under the same name is refused before anything is written.
+    let before = rec.requests().len();
+    let e = store.put_partial(&partial(3, "d", vec![1], 6)).unwrap_err();
+    assert!(e.to_string().contains("now_s (6 here, 5 there)"), "{e}");
+    let after = rec.requests();
+    assert!(after[before..]
+        .iter()
+        .all(|r| stmt(r).starts_with("SELECT")));
+
+    assert_eq!(violations(&after), Vec::<String>::new());
+    let mut ledger = Ledger::new();
+    after.iter().for_each(|r| ledger.observe(r));
+    let (_, chunk_bytes, _) = ledger.largest("shard_partial_chunks");
+    assert!(
+        chunk_bytes <= st::PARTIAL_CHUNK_BYTES + 200,
+        "{chunk_bytes}"
+    );
+    let (rows, _, _) = ledger.largest("shard_partials");
+    assert_eq!(rows, 2, "one head row per shard");
+    let live_chunks = ledger
+        .partitions
+        .iter()
+        .filter(|((t, _), p)| t == "shard_partial_chunks" && !p.rows.is_empty())
+        .count();
+    assert_eq!(
+        live_chunks, 2,
+        "the replaced attempt's 3 chunks are deleted"
+    );
+    // Heads and chunks expire; the finalization is a single-row upsert.
+    for r in &after {
+        if let Request::Execute { stmt, values } = r {
+            if matches!(stmt.name, "UPSERT_PARTIAL_HEAD" | "INSERT_PARTIAL_CHUNK") {
+                assert_eq!(values.last(), Some(&Value::Int(st::PARTIAL_TTL_S)));
+            }
+        }
+    }
+}

@@ -12,6 +12,7 @@
 mod readers;
 mod rows;
 mod schema;
+mod shards;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -508,6 +509,10 @@ impl BatchPublisher for SqliteStore {
         tx.commit()?;
         let _ = Self::gc(&mut conn);
         Ok(())
+    }
+
+    fn shard_store(&self) -> Option<&dyn crate::shards::ShardStore> {
+        Some(self)
     }
 }
 

@@ -15,8 +15,10 @@ use crate::error::FactsError;
 ///   namespace `seen` with JSON keys and values: about four times the bytes per id, so every batch
 ///   dirtied that many more pages).
 ///
+/// - 5: partial facts of sharded runs, `shard_partials` and `shard_runs` (new tables only).
+///
 /// [`migrate`] brings a file of any older version to this one in place, in one transaction.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The reserved breakdown value under which schema ≤ 2 stored all-breakdowns totals in `funnel_steps`.
 const LEGACY_TOTAL_BREAKDOWN: &str = "\u{1}all";
@@ -64,6 +66,28 @@ CREATE TABLE IF NOT EXISTS stream_seen (
     PRIMARY KEY (app_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS stream_seen_expiry ON stream_seen (expires_at_ms);
+";
+
+/// Partial facts of sharded runs (schema 5): one row per (run name, shard) — a retry replaces it — and
+/// one per run name recording its last finalization.
+const SHARDS: &str = "
+CREATE TABLE IF NOT EXISTS shard_partials (
+    run_name TEXT NOT NULL,
+    shard INTEGER NOT NULL,
+    shards INTEGER NOT NULL,
+    identity TEXT NOT NULL,
+    attempt TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    body BLOB NOT NULL,
+    written_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run_name, shard)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shard_runs (
+    run_name TEXT NOT NULL PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    attempts TEXT NOT NULL,
+    finalized_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// The `stream_state` namespace where schema ≤ 3 kept the seen ids.
@@ -187,6 +211,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &std::path::Path) -> Result<(
     tx.execute_batch(TABLES)?;
     tx.execute_batch(FUNNEL_TOTALS)?;
     tx.execute_batch(STREAM_SEEN)?;
+    tx.execute_batch(SHARDS)?;
     if speed_batches_key_lacks_group(&tx)? {
         // Schema 1 → 2: rebuild `speed_batches` with `group_id` in its key. Lossless: schema 1 already
         // stored `group_id` in every row.
