@@ -38,6 +38,15 @@ fn component(dir: &Path, suffix: &str) -> Option<PathBuf> {
         .find(|p| p.to_string_lossy().ends_with(suffix))
 }
 
+/// The failed checks of verifying `data`, each as "what: error".
+fn failed_checks(data: &Path) -> Vec<String> {
+    verify(data)
+        .checks
+        .iter()
+        .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.what)))
+        .collect()
+}
+
 #[test]
 fn intact_fixtures_pass_every_check() {
     for fixture in FIXTURES {
@@ -78,13 +87,8 @@ fn a_damaged_component_fails_its_check_naming_the_file() {
             }
             std::fs::write(&file, &bytes).unwrap();
             let data = component(&dir, "Data.db").unwrap();
-            let v = verify(&data);
-            assert!(!v.is_ok(), "{fixture} {suffix}: damage not found: {v:?}");
-            let failed: Vec<String> = v
-                .checks
-                .iter()
-                .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.what)))
-                .collect();
+            let failed = failed_checks(&data);
+            assert!(!failed.is_empty(), "{fixture} {suffix}: damage not found");
             let name = file.file_name().unwrap().to_string_lossy().into_owned();
             assert!(
                 failed
@@ -110,12 +114,7 @@ fn a_bloom_filter_missing_a_partition_key_fails_its_check() {
                 bytes.truncate(bytes.len() - 3);
             }
             std::fs::write(&file, &bytes).unwrap();
-            let v = verify(&component(&dir, "Data.db").unwrap());
-            let failed: Vec<String> = v
-                .checks
-                .iter()
-                .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.what)))
-                .collect();
+            let failed = failed_checks(&component(&dir, "Data.db").unwrap());
             assert!(
                 failed.len() == 1 && failed[0].contains("-Filter.db"),
                 "{fixture} {damage}: {failed:?}"
@@ -151,12 +150,7 @@ fn pre_na_statistics_that_disagree_with_the_data_fail_their_check() {
         .expect("the maximum timestamp");
     bytes[at..at + 8].copy_from_slice(&(max - 1_000_000).to_be_bytes());
     std::fs::write(&file, &bytes).unwrap();
-    let v = verify(&data);
-    let failed: Vec<String> = v
-        .checks
-        .iter()
-        .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.what)))
-        .collect();
+    let failed = failed_checks(&data);
     assert!(
         failed.len() == 1
             && failed[0].contains("md-1-big-Statistics.db")
@@ -222,12 +216,7 @@ fn a_damaged_promoted_row_index_fails_its_check() {
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0x20;
         std::fs::write(&file, &bytes).unwrap();
-        let v = verify(&data);
-        let failed: Vec<String> = v
-            .checks
-            .iter()
-            .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.what)))
-            .collect();
+        let failed = failed_checks(&data);
         assert!(
             failed.len() == 1
                 && failed[0].starts_with("Index.db promoted row indexes")
