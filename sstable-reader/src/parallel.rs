@@ -195,6 +195,38 @@ impl Sampled<'_> {
     }
 }
 
+/// Samples every SSTable of `tables`, per table; `Ok(Err(sstable))`: the first SSTable without an
+/// index to sample.
+fn sample_tables<'t>(
+    tables: &[&'t MergeTable],
+    p: Partitioner,
+) -> Result<std::result::Result<Vec<Vec<Sampled<'t>>>, &'t SSTable>> {
+    let mut sampled = Vec::with_capacity(tables.len());
+    for t in tables {
+        let mut v = Vec::new();
+        for s in t.sstables() {
+            match sample(s, p)? {
+                Some(x) => v.push(x),
+                None => return Ok(Err(s)),
+            }
+        }
+        sampled.push(v);
+    }
+    Ok(Ok(sampled))
+}
+
+/// Every sampled position, in ring order, each once.
+fn sorted_samples<'s>(sampled: &'s [Vec<Sampled<'_>>]) -> Vec<&'s OwnedPosition> {
+    let mut all: Vec<&OwnedPosition> = sampled
+        .iter()
+        .flatten()
+        .flat_map(|s| s.samples.iter().map(|(p, _)| p))
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
 /// Cuts the ring into about `target` ranges for `tables` (all with the same partitioner).
 pub fn plan_ranges(tables: &[&MergeTable], target: usize) -> Result<Vec<TokenRange>> {
     let whole = || TokenRange {
@@ -234,24 +266,10 @@ pub fn plan_ranges(tables: &[&MergeTable], target: usize) -> Result<Vec<TokenRan
     if target <= 1 {
         return Ok(vec![whole()]);
     }
-    let mut sampled: Vec<Vec<Sampled>> = Vec::new();
-    for t in tables {
-        let mut v = Vec::new();
-        for s in t.sstables() {
-            match sample(s, p)? {
-                Some(x) => v.push(x),
-                None => return Ok(vec![whole()]),
-            }
-        }
-        sampled.push(v);
-    }
-    let mut all: Vec<&OwnedPosition> = sampled
-        .iter()
-        .flatten()
-        .flat_map(|s| s.samples.iter().map(|(p, _)| p))
-        .collect();
-    all.sort();
-    all.dedup();
+    let Ok(sampled) = sample_tables(tables, p)? else {
+        return Ok(vec![whole()]);
+    };
+    let all = sorted_samples(&sampled);
     let mut splits: Vec<OwnedPosition> = (1..target)
         .filter_map(|i| all.get(i * all.len() / target).map(|p| (*p).clone()))
         .collect();
@@ -329,30 +347,14 @@ pub fn plan_ranges_in(
             format!("token ranges of the {} (it has no token space)", p.name()),
         ));
     }
-    let mut sampled: Vec<Vec<Sampled>> = Vec::new();
-    for t in tables {
-        let mut v = Vec::new();
-        for s in t.sstables() {
-            match sample(s, p)? {
-                Some(x) => v.push(x),
-                None => {
-                    return Err(Error::unsupported(
-                        s.data_path(),
-                        "reading only some token ranges of an SSTable without an index \
-                         (Summary.db + Index.db, or Partitions.db) to seek by",
-                    ))
-                }
-            }
-        }
-        sampled.push(v);
-    }
-    let mut all: Vec<&OwnedPosition> = sampled
-        .iter()
-        .flatten()
-        .flat_map(|s| s.samples.iter().map(|(p, _)| p))
-        .collect();
-    all.sort();
-    all.dedup();
+    let sampled = sample_tables(tables, p)?.map_err(|s| {
+        Error::unsupported(
+            s.data_path(),
+            "reading only some token ranges of an SSTable without an index \
+             (Summary.db + Index.db, or Partitions.db) to seek by",
+        )
+    })?;
+    let all = sorted_samples(&sampled);
     let total = all.len().max(1);
     // The bounds of each range, in ring order: the span's ends and quantile splits within it.
     let mut bounds: Vec<(Option<OwnedPosition>, Option<OwnedPosition>)> = Vec::new();
