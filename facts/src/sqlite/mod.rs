@@ -908,7 +908,17 @@ mod tests {
         .unwrap()
     }
 
-    fn fact(day: i32) -> FunnelStepFact {
+    /// A run's metadata that says nothing (for tests of the store's mechanics).
+    pub(super) fn meta() -> RunMeta {
+        RunMeta {
+            started_at_ms: 0,
+            inputs: serde_json::Value::Null,
+            funnels: vec![],
+        }
+    }
+
+    /// Step 1 of funnel `f` of app `a` on `day`, with `actors`.
+    pub(super) fn fact(day: i32, actors: u64) -> FunnelStepFact {
         FunnelStepFact {
             app_id: "a".into(),
             funnel_id: "f".into(),
@@ -916,7 +926,7 @@ mod tests {
             day: Day(day),
             breakdown: String::new(),
             step: 1,
-            actors: 1,
+            actors,
             ttc_median_s: None,
             ttc_p90_s: None,
         }
@@ -927,14 +937,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.db");
         let store = SqliteStore::open(&path).unwrap();
-        let meta = RunMeta {
-            started_at_ms: 0,
-            inputs: serde_json::Value::Null,
-            funnels: vec![],
-        };
+        let meta = meta();
         let crashed = store.begin_run(&meta).unwrap();
         store
-            .write_funnel_steps(crashed, &[fact(1), fact(2)])
+            .write_funnel_steps(crashed, &[fact(1, 1), fact(2, 1)])
             .unwrap();
         // Pretend the run belonged to a process that has exited.
         let mut child = std::process::Command::new("true").spawn().unwrap();
@@ -971,19 +977,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.db");
         let store = SqliteStore::open(&path).unwrap();
-        let meta = RunMeta {
-            started_at_ms: 0,
-            inputs: serde_json::Value::Null,
-            funnels: vec![],
-        };
+        let meta = meta();
         let wm = [Watermark::funnel("a", "f", "1", Day(5))];
         let r1 = store.begin_run(&meta).unwrap();
-        store.write_funnel_steps(r1, &[fact(1), fact(2)]).unwrap();
+        store
+            .write_funnel_steps(r1, &[fact(1, 1), fact(2, 1)])
+            .unwrap();
         store.publish(r1, &wm).unwrap();
         let r2 = store.begin_run(&meta).unwrap();
-        store.write_funnel_steps(r2, &[fact(1), fact(3)]).unwrap();
+        store
+            .write_funnel_steps(r2, &[fact(1, 1), fact(3, 1)])
+            .unwrap();
         // Staged for a key it does not publish: discarded.
-        let mut other = fact(1);
+        let mut other = fact(1, 1);
         other.funnel_id = "g".into();
         store.write_funnel_steps(r2, &[other]).unwrap();
         store.publish(r2, &wm).unwrap();
@@ -997,11 +1003,7 @@ mod tests {
         let path = dir.path().join("f.db");
         let writer = SqliteStore::open(&path).unwrap();
         let reader = SqliteStore::open(&path).unwrap();
-        let meta = RunMeta {
-            started_at_ms: 0,
-            inputs: serde_json::Value::Null,
-            funnels: vec![],
-        };
+        let meta = meta();
         let wm = [Watermark::funnel("a", "f", "1", Day(60))];
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
@@ -1033,7 +1035,7 @@ mod tests {
                     let rows: Vec<_> = (part * 20..part * 20 + 20)
                         .map(|d| FunnelStepFact {
                             actors: k,
-                            ..fact(d)
+                            ..fact(d, 1)
                         })
                         .collect();
                     writer.write_funnel_steps(run, &rows).unwrap();
@@ -1247,7 +1249,7 @@ mod tests {
                     day: "2024-05-02".parse().unwrap(),
                     breakdown: "web".into(),
                     actors: 6,
-                    ..fact(0)
+                    ..fact(0, 1)
                 }],
             )
             .unwrap();
@@ -1303,7 +1305,7 @@ mod tests {
             breakdown: breakdown.into(),
             step,
             actors,
-            ..fact(0)
+            ..fact(0, 1)
         };
         store
             .write_funnel_steps(

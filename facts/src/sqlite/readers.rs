@@ -117,33 +117,12 @@ mod tests {
 
     use rusqlite::params;
 
+    use super::super::tests::{fact, meta};
     use super::super::SqliteStore;
     use crate::day::Day;
-    use crate::model::{FunnelStepFact, RunMeta, RunStatus, Watermark};
+    use crate::model::{RunStatus, Watermark};
     use crate::store::{BatchPublisher, FactReader};
     use crate::{CountsQuery, FunnelQuery};
-
-    fn meta() -> RunMeta {
-        RunMeta {
-            started_at_ms: 0,
-            inputs: serde_json::Value::Null,
-            funnels: vec![],
-        }
-    }
-
-    fn fact(day: i32, actors: u64) -> FunnelStepFact {
-        FunnelStepFact {
-            app_id: "a".into(),
-            funnel_id: "f".into(),
-            funnel_version: "1".into(),
-            day: Day(day),
-            breakdown: String::new(),
-            step: 1,
-            actors,
-            ttc_median_s: None,
-            ttc_p90_s: None,
-        }
-    }
 
     /// Reads finish while the store's own writer is mid-transaction and another process holds the
     /// file's write lock (before: every read waited for the writer's mutex, and `runs` took the write
