@@ -71,6 +71,7 @@
 //! Errors ([`Error`]) name the file, and for damaged bytes the offset and what was expected.
 
 pub mod bytes;
+mod cardinality;
 mod clustering;
 mod compression;
 mod cql;

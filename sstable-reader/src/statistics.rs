@@ -84,9 +84,13 @@ pub struct Statistics {
     pub validation: Option<ValidationMetadata>,
     pub stats: Option<StatsMetadata>,
     pub header: Option<SerializationHeader>,
+    /// Where the compaction component's key cardinality estimate lies in the file (offset, length),
+    /// for `verify`: a read does not use it.
+    pub cardinality: Option<(usize, usize)>,
 }
 
 const VALIDATION: i32 = 0;
+const COMPACTION: i32 = 1;
 const STATS: i32 = 2;
 const HEADER: i32 = 3;
 
@@ -151,6 +155,7 @@ impl Statistics {
             validation: None,
             stats: None,
             header: None,
+            cardinality: None,
         };
         let mut sorted = toc.clone();
         sorted.sort_by_key(|(_, off)| *off);
@@ -188,6 +193,27 @@ impl Statistics {
                         partitioner: String::from_utf8_lossy(p).into_owned(),
                         bloom_filter_fp_chance: fp,
                     });
+                }
+                COMPACTION => {
+                    // From `ma` on (every version read here) the component is the estimate alone,
+                    // as an int length and its bytes.
+                    let mut c = Cursor::new(body);
+                    let len = c
+                        .i32()
+                        .map_err(|_| corrupt(at(&c), "the key cardinality estimate's length"))?;
+                    match usize::try_from(len) {
+                        Ok(len) if len <= c.remaining() => {
+                            out.cardinality = Some((at(&c), len));
+                        }
+                        _ => {
+                            return Err(corrupt(
+                                off,
+                                &format!(
+                                    "a key cardinality estimate inside the component, found a length of {len}"
+                                ),
+                            ))
+                        }
+                    }
                 }
                 STATS => {
                     let mut c = Cursor::new(body);

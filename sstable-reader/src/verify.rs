@@ -9,8 +9,9 @@
 //! (its keys at the positions it names, one per index interval, Data.db's first and last keys).
 //! Statistics.db must agree with what Data.db holds — one partition per count of its partition size
 //! histogram, every timestamp within its minimum and maximum, the histograms' fixed bucket offsets —
-//! which is the only check of a Statistics.db from before `na` (it has no checksums). Each check is
-//! reported on its own.
+//! which is the only check of a Statistics.db from before `na` (it has no checksums) — and its key
+//! cardinality estimate must be the HyperLogLog++ that Data.db's keys build. Each check is reported on
+//! its own.
 
 use std::path::{Path, PathBuf};
 
@@ -99,6 +100,15 @@ pub fn verify(path: &Path) -> Verification {
         "Statistics.db (agrees with Data.db: partitions, timestamps)",
         check_statistics(&sst, positions.len(), seen),
     );
+    if let Some(at) = sst.statistics.cardinality {
+        let checked = check_cardinality(&sst, at, &positions);
+        let what = if matches!(checked, Ok(false)) {
+            "Statistics.db key cardinality estimate (a format not known here: not compared)"
+        } else {
+            "Statistics.db key cardinality estimate (the HyperLogLog++ of Data.db's keys)"
+        };
+        record(what, checked.map(|_| ()));
+    }
     if sst.descriptor.path(Component::Filter).exists() {
         record(
             "Filter.db (holds every partition key)",
@@ -414,6 +424,34 @@ fn check_statistics(sst: &SSTable, partitions: usize, seen: Seen) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// The compaction component's key cardinality estimate (at `(offset, length)` in Statistics.db) against
+/// the one Data.db's keys build. An estimate in a format this reader does not know is not compared
+/// (`Ok(false)`).
+fn check_cardinality(
+    sst: &SSTable,
+    (offset, len): (usize, usize),
+    positions: &[(Vec<u8>, u64)],
+) -> Result<bool> {
+    let path = sst.descriptor.path(Component::Statistics);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let stored = bytes.get(offset..offset + len).ok_or_else(|| {
+        Error::corrupt(
+            &path,
+            offset as u64,
+            format!("a key cardinality estimate of {len} bytes"),
+        )
+    })?;
+    crate::cardinality::check(stored, positions.iter().map(|(k, _)| k.as_slice())).map_err(
+        |(at, what)| {
+            Error::corrupt(
+                &path,
+                (offset + at) as u64,
+                format!("a key cardinality estimate holding {what}"),
+            )
+        },
+    )
 }
 
 /// An estimated histogram's bucket offsets are Cassandra's fixed series (`EstimatedHistogram.newOffsets`:

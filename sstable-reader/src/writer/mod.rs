@@ -11,7 +11,6 @@ mod compression;
 mod data;
 mod encode;
 pub(crate) mod filter;
-mod hll;
 mod index;
 mod model;
 mod scylla;

@@ -21,8 +21,8 @@ use super::encode::{
     put_bool, put_f64, put_i32, put_i64, put_int_bytes, put_java_utf, put_u16, put_unsigned_vint,
     put_vint_bytes,
 };
-use super::hll::Cardinality;
 use super::model::{Cell, CellState, ColumnContent, MarkerDeletion, Partition, Row, Unfiltered};
+use crate::cardinality::Cardinality;
 use crate::partitioner::murmur3_token;
 
 pub const MURMUR3_PARTITIONER: &str = "org.apache.cassandra.dht.Murmur3Partitioner";
