@@ -9,10 +9,11 @@ use sstable_reader::{discover, verify, Error, Selection};
 
 /// Check SSTables whole: TOC.txt lists exactly the SSTable's files; Statistics checksums (before
 /// `na`: its counts, timestamps and histograms against Data.db) and its key cardinality estimate
-/// (recomputed from Data.db's keys), CompressionInfo, CRC.db,
-/// Digest.crc32, every chunk's checksum and every row; Index.db (with the promoted row index of
-/// wide partitions) and Summary.db, or BTI Partitions.db (with its keys)/Rows.db, list exactly
-/// Data.db's partitions; Filter.db is exactly the bloom filter of Data.db's keys.
+/// (recomputed from Data.db's keys), CompressionInfo, CRC.db, Digest.crc32, every chunk's checksum
+/// and every row; Index.db (with the promoted row index of wide partitions) and Summary.db, or BTI
+/// Partitions.db (with its keys) and Rows.db (with its row indexes: block offsets, open deletions,
+/// separators), list exactly Data.db's partitions; Filter.db is exactly the bloom filter of
+/// Data.db's keys.
 ///
 /// Prints `ok PATH` per intact SSTable, `DAMAGED PATH` with each failed check (naming the
 /// component, and the offset of damaged bytes) per damaged one, and `UNSUPPORTED PATH` for a

@@ -91,6 +91,7 @@ mod progress;
 mod promoted;
 mod reconcile;
 mod row;
+mod rows_index;
 mod scanner;
 mod schema;
 mod scylla;

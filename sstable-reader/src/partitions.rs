@@ -130,15 +130,24 @@ fn bits12(b: &[u8], base: usize, i: usize) -> Option<u64> {
     })
 }
 
-/// Decodes the node at `pos` of `trie` (the trie bytes only): pushes its children's positions and
-/// transition bytes onto `kids` in transition order and returns its payload and the payload's hash
-/// byte (the low byte of the key's filter hash, where the writer stored one).
+/// A node's payload: where its bytes start and the node's payload flags (`pb`, 1..=15), whose meaning
+/// is the trie's (a Partitions.db or a Rows.db payload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawPayload {
+    pub at: usize,
+    pub flags: u8,
+}
+
+/// Decodes the node at `pos` of `trie` (the trie bytes only; nodes before `lo` belong to another
+/// trie): pushes its children's positions and transition bytes onto `kids` in transition order and
+/// returns its payload, if any.
 fn node(
     trie: &[u8],
     path: &Path,
     pos: usize,
+    lo: usize,
     kids: &mut Vec<(u64, u8)>,
-) -> Result<Option<(Target, Option<u8>)>> {
+) -> Result<Option<RawPayload>> {
     let first = *trie
         .get(pos)
         .ok_or_else(|| Error::corrupt(path, pos as u64, "a trie node"))?;
@@ -158,7 +167,7 @@ fn node(
         if d == 0 && none_allowed {
             return Ok(());
         }
-        if d == 0 || d > pos as u64 {
+        if d == 0 || d > (pos - lo) as u64 {
             return Err(Error::corrupt(
                 path,
                 pos as u64,
@@ -250,25 +259,96 @@ fn node(
             pointers(pos + 3, range, bpp, true, &|i| (start as usize + i) as u8)?
         }
     };
-    if flags == 0 {
-        return Ok(None);
-    }
-    // Flags 8..15: a hash byte, then flags - 7 bytes; 1..7: flags bytes (`PartitionIndex.getIndexPos`).
-    let (skip, n) = if flags >= 8 {
-        (1, flags as usize - 7)
+    Ok((flags != 0).then_some(RawPayload {
+        at: payload_at,
+        flags,
+    }))
+}
+
+/// A Partitions.db payload (`PartitionIndex.getIndexPos`): flags 8..15 mean a hash byte, then
+/// flags - 7 bytes; 1..7 mean that many bytes, a sign-extended integer: `~position` in Data.db when
+/// negative, else the position of the partition's entry in Rows.db. Returns it and the hash byte.
+fn partition_payload(
+    trie: &[u8],
+    path: &Path,
+    node: usize,
+    p: RawPayload,
+) -> Result<(Target, Option<u8>)> {
+    let (skip, n) = if p.flags >= 8 {
+        (1, p.flags as usize - 7)
     } else {
-        (0, flags as usize)
+        (0, p.flags as usize)
     };
-    let raw = uint(trie, payload_at + skip, n).ok_or_else(|| short("its payload"))?;
-    let shift = 64 - 8 * n as u32;
-    let v = ((raw << shift) as i64) >> shift;
+    let v = sized_int(trie, p.at + skip, n).ok_or_else(|| {
+        Error::corrupt(
+            path,
+            node as u64,
+            format!(
+                "a whole trie node (its {n}-byte payload) before the end of the trie at {}",
+                trie.len()
+            ),
+        )
+    })?;
     let target = if v < 0 {
         Target::Data(!v as u64)
     } else {
         Target::Rows(v as u64)
     };
-    let hash = (skip == 1).then(|| trie[payload_at]);
-    Ok(Some((target, hash)))
+    Ok((target, (skip == 1).then(|| trie[p.at])))
+}
+
+/// The sign-extended big-endian integer of `n` (1..=8) bytes at `at` (`SizedInts.read`).
+pub(crate) fn sized_int(b: &[u8], at: usize, n: usize) -> Option<i64> {
+    let raw = uint(b, at, n)?;
+    let shift = 64 - 8 * n as u32;
+    Some(((raw << shift) as i64) >> shift)
+}
+
+/// Visits the nodes with a payload of the trie rooted at `root` in `trie` (whose nodes before `lo`
+/// belong to another trie), in order, with the path of transitions that leads to each. A node reached
+/// twice, or a pointer outside `lo..root`, is an error.
+pub(crate) fn walk_nodes(
+    trie: &[u8],
+    path: &Path,
+    root: u64,
+    lo: usize,
+    mut visit: impl FnMut(&[u8], usize, RawPayload) -> Result<()>,
+) -> Result<()> {
+    let span = trie.len().saturating_sub(lo);
+    let mut seen = vec![0u64; span.div_ceil(64)];
+    // (node, depth, transition into it); the path holds the transitions from the root.
+    let mut stack = vec![(root, 0usize, 0u8)];
+    let mut key = Vec::new();
+    let mut kids = Vec::new();
+    while let Some((pos, depth, transition)) = stack.pop() {
+        key.truncate(depth.saturating_sub(1));
+        if depth > 0 {
+            key.push(transition);
+        }
+        let p = usize::try_from(pos).unwrap_or(usize::MAX);
+        if p < lo || p >= trie.len() {
+            return Err(Error::corrupt(
+                path,
+                pos,
+                format!("a trie node between {lo} and {}", trie.len()),
+            ));
+        }
+        let (w, bit) = ((p - lo) / 64, 1u64 << ((p - lo) % 64));
+        if seen[w] & bit != 0 {
+            return Err(Error::corrupt(
+                path,
+                pos,
+                "a tree (this node is reached by two paths)",
+            ));
+        }
+        seen[w] |= bit;
+        kids.clear();
+        if let Some(payload) = node(trie, path, p, lo, &mut kids)? {
+            visit(&key, p, payload)?;
+        }
+        stack.extend(kids.iter().rev().map(|&(k, t)| (k, depth + 1, t)));
+    }
+    Ok(())
 }
 
 /// Every payload of Partitions.db `b`, in key order, checked against the footer's key count.
@@ -291,33 +371,19 @@ pub fn walk(
     let trie = &b[..end];
     let mut count = 0u64;
     if end > 0 {
-        let mut seen = vec![0u64; end.div_ceil(64)];
-        // (node, depth, transition into it); the path holds the transitions from the root.
-        let mut stack = vec![(footer.root, 0usize, 0u8)];
-        let mut key = Vec::new();
-        let mut kids = Vec::new();
-        while let Some((pos, depth, transition)) = stack.pop() {
-            key.truncate(depth.saturating_sub(1));
-            if depth > 0 {
-                key.push(transition);
-            }
-            let p = pos as usize;
-            let (w, bit) = (p / 64, 1u64 << (p % 64));
-            if seen[w] & bit != 0 {
-                return Err(Error::corrupt(
-                    path,
-                    pos,
-                    "a tree (this node is reached by two paths)",
-                ));
-            }
-            seen[w] |= bit;
-            kids.clear();
-            if let Some((target, hash)) = node(trie, path, p, &mut kids)? {
-                visit(&key, Payload { node: pos, target }, hash);
-                count += 1;
-            }
-            stack.extend(kids.iter().rev().map(|&(k, t)| (k, depth + 1, t)));
-        }
+        walk_nodes(trie, path, footer.root, 0, |key, node, raw| {
+            let (target, hash) = partition_payload(trie, path, node, raw)?;
+            visit(
+                key,
+                Payload {
+                    node: node as u64,
+                    target,
+                },
+                hash,
+            );
+            count += 1;
+            Ok(())
+        })?;
     }
     if count != footer.key_count {
         return Err(Error::corrupt(

@@ -2,11 +2,12 @@
 //! is opened and checked (TOC, Statistics.db and its checksums, CompressionInfo.db, CRC.db,
 //! Digest.crc32 against the whole Data.db, every chunk's checksum and every row decoded), and the
 //! partition index (Index.db and Summary.db, or BTI Partitions.db and Rows.db) must list exactly the
-//! partitions Data.db holds, at their positions, Index.db's promoted row indexes the blocks of their
-//! rows, and Partitions.db's trie paths and hash bytes their keys. TOC.txt must list exactly the SSTable's files. The
-//! bloom filter (Filter.db) must be the one its keys build: every partition key in it (a key it says
-//! is absent would be skipped by a read by key) and no other bit set. Summary.db must sample Index.db
-//! (its keys at the positions it names, one per index interval, Data.db's first and last keys).
+//! partitions Data.db holds, at their positions, Index.db's promoted row indexes and Rows.db's row
+//! index tries the blocks of their rows, and Partitions.db's trie paths and hash bytes their keys.
+//! TOC.txt must list exactly the SSTable's files. The bloom filter (Filter.db) must be the one its
+//! keys build: every partition key in it (a key it says is absent would be skipped by a read by key)
+//! and no other bit set. Summary.db must sample Index.db (its keys at the positions it names, one per
+//! index interval, Data.db's first and last keys).
 //! Statistics.db must agree with what Data.db holds — one partition per count of its partition size
 //! histogram, every timestamp within its minimum and maximum, the histograms' fixed bucket offsets —
 //! which is the only check of a Statistics.db from before `na` (it has no checksums) — and its key
@@ -19,9 +20,10 @@ use crate::descriptor::{Component, Descriptor, FormatKind};
 use crate::error::{Error, Result};
 use crate::index::{PartitionIndex, Summary};
 use crate::partitioner::{murmur3_token, murmur3_x64_128};
-use crate::partitions::{data_positions, PartitionTrie};
+use crate::partitions::{data_positions, PartitionTrie, Target};
 use crate::promoted::{self, Prefix};
 use crate::row::{BoundKind, DeletionTime, Unfiltered};
+use crate::rows_index;
 use crate::scanner::Projection;
 use crate::sstable::{ReadOptions, SSTable};
 use crate::writer::filter::BloomFilter;
@@ -154,6 +156,10 @@ pub fn verify(path: &Path) -> Verification {
             record(
                 "Partitions.db keys (trie paths, hash bytes, first and last keys of Data.db's keys)",
                 check_trie_keys(&sst, &positions),
+            );
+            record(
+                "Rows.db row indexes (blocks of Data.db's rows, partition deletions)",
+                check_rows_index(&sst, &positions),
             );
         }
     }
@@ -627,6 +633,172 @@ fn check_promoted(sst: &SSTable, positions: &[(Vec<u8>, u64)]) -> Result<()> {
             return Err(wrong(format!(
                 "have blocks that tile the partition's {length} bytes, found gaps or overlaps"
             )));
+        }
+    }
+    Ok(())
+}
+
+/// The byte-comparable clusterings of the unfiltered before a block and of its first.
+type Bounds = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Each BTI row index (Rows.db) against Data.db: the entry's key, position and partition deletion are
+/// the partition's; its trie holds, in separator order (the first empty), one payload per block —
+/// at offsets of the partition's unfiltereds, increasing, the first at its first unfiltered, each with
+/// the range deletion open there, reached by a separator between the block's first clustering and the
+/// one before — and a last one at the partition's end-of-partition flag, after its last clustering.
+fn check_rows_index(sst: &SSTable, positions: &[(Vec<u8>, u64)]) -> Result<()> {
+    let trie = PartitionTrie::open(&sst.descriptor)?;
+    let (_, payloads) = trie.parse()?;
+    if !payloads.iter().any(|p| matches!(p.target, Target::Rows(_))) {
+        return Ok(());
+    }
+    let path = sst.descriptor.path(Component::Rows);
+    let rows = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let uint = sst.descriptor.version.has_uint_deletion_time();
+    let types: Vec<_> = sst.schema.clustering.iter().map(|c| c.ty.clone()).collect();
+    let mut scan = sst.scanner(Projection::none(&sst.schema));
+    let mut lo = 0usize;
+    for (n, payload) in payloads.iter().enumerate() {
+        let Target::Rows(at) = payload.target else {
+            continue;
+        };
+        let index = rows_index::parse(&rows, &path, at, lo, uint)?;
+        lo = rows_index::entry_end(&rows, at, uint).unwrap_or(lo);
+        let wrong = |what: String| {
+            Error::corrupt(&path, at, format!("partition {n}'s row index to {what}"))
+        };
+        let Some((key, data_position)) = positions.get(n) else {
+            return Err(wrong("index a partition of Data.db, found none".into()));
+        };
+        if index.key != *key || index.data_position != *data_position {
+            return Err(wrong(format!(
+                "name the partition's key and position {data_position}, found position {}",
+                index.data_position
+            )));
+        }
+        let end = positions.get(n + 1).map_or(sst.data.len(), |(_, p)| *p);
+        scan.set_range(*data_position, end);
+        let Some(header) = scan.next_partition()? else {
+            return Err(wrong(format!(
+                "index a partition at {data_position}, found none"
+            )));
+        };
+        if header.deletion != index.deletion {
+            return Err(wrong(format!(
+                "hold the partition deletion {:?}, found {:?}",
+                header.deletion, index.deletion
+            )));
+        }
+        // Each unfiltered's offset and the range deletion open where it starts; at block starts, the
+        // byte-comparable clusterings of the unfiltered before and of this one (`None`: a marker, or
+        // a type not encoded), which the block's separator lies between.
+        let at_block: std::collections::HashSet<u64> =
+            index.blocks.iter().map(|b| b.offset).collect();
+        let mut bounds: std::collections::HashMap<u64, Bounds> = std::collections::HashMap::new();
+        let mut starts: Vec<(u64, Option<DeletionTime>)> = Vec::new();
+        let mut open = None;
+        let mut previous: Option<Vec<u8>> = None;
+        loop {
+            let (offset, current) = match scan.next_unfiltered()? {
+                None => break,
+                Some(Unfiltered::Row(r)) if r.is_static() => continue,
+                Some(Unfiltered::Row(r)) => {
+                    let values: Vec<Option<&[u8]>> =
+                        (0..r.clustering_len()).map(|i| r.clustering(i)).collect();
+                    let offset = r.position() - data_position;
+                    starts.push((offset, open));
+                    (offset, rows_index::comparable_clustering(&values, &types))
+                }
+                Some(Unfiltered::Marker(m)) => {
+                    let offset = m.position() - data_position;
+                    starts.push((offset, open));
+                    open = m.start_deletion;
+                    (offset, None)
+                }
+            };
+            if at_block.contains(&offset) {
+                bounds.insert(offset, (previous.take(), current.clone()));
+            }
+            previous = current;
+        }
+        // Where the partition's end-of-partition flag is (the scan stopped after it).
+        let length = (scan.position() - data_position).saturating_sub(1);
+        let (blocks, last) = match index.blocks.split_last() {
+            Some((last, blocks)) if blocks.len() as u64 == index.block_count => (blocks, last),
+            _ => {
+                return Err(wrong(format!(
+                    "hold its {} blocks and the partition's end, found {} payloads",
+                    index.block_count,
+                    index.blocks.len()
+                )))
+            }
+        };
+        if blocks.first().is_some_and(|b| !b.separator.is_empty()) {
+            return Err(wrong(
+                "start with the empty separator, found another".into(),
+            ));
+        }
+        let mut next = 0;
+        for (i, b) in blocks.iter().enumerate() {
+            let found = starts[next..].iter().position(|(o, _)| *o == b.offset);
+            let at_start = i > 0 || starts.first().is_some_and(|(o, _)| *o == b.offset);
+            let Some(k) = found.filter(|_| at_start) else {
+                return Err(Error::corrupt(
+                    &path,
+                    b.node,
+                    format!(
+                        "partition {n}'s row index block {i} to start at one of its unfiltereds after the previous block, found offset {}",
+                        b.offset
+                    ),
+                ));
+            };
+            next += k;
+            if b.open != starts[next].1 {
+                return Err(Error::corrupt(
+                    &path,
+                    b.node,
+                    format!(
+                        "partition {n}'s row index block {i} to hold the deletion open at its start ({:?}), found {:?}",
+                        starts[next].1, b.open
+                    ),
+                ));
+            }
+            next += 1;
+            if let (Some((Some(before), Some(first))), true) = (bounds.get(&b.offset), i > 0) {
+                if !(before.as_slice() < b.separator.as_slice() && b.separator <= *first) {
+                    return Err(Error::corrupt(
+                        &path,
+                        b.node,
+                        format!(
+                            "partition {n}'s row index block {i} to be reached by a separator between its first clustering and the one before, found {:02x?}",
+                            b.separator
+                        ),
+                    ));
+                }
+            }
+        }
+        if previous
+            .as_ref()
+            .is_some_and(|last_row| last.separator.as_slice() <= last_row.as_slice())
+        {
+            return Err(Error::corrupt(
+                &path,
+                last.node,
+                format!(
+                    "partition {n}'s row index to end with a separator after its last clustering, found {:02x?}",
+                    last.separator
+                ),
+            ));
+        }
+        if last.offset != length || last.open.is_some() {
+            return Err(Error::corrupt(
+                &path,
+                last.node,
+                format!(
+                    "partition {n}'s row index to end at the partition's end ({length}) with no deletion open, found {} ({:?})",
+                    last.offset, last.open
+                ),
+            ));
         }
     }
     Ok(())

@@ -280,3 +280,40 @@ fn a_damaged_promoted_row_index_fails_its_check() {
         );
     }
 }
+
+/// A BTI row index (Rows.db) is not used by a read (partitions are scanned whole), so only verify can
+/// tell it is damaged: every single changed byte of the real `da` fixtures' Rows.db — entry keys,
+/// positions, roots, block counts, deletions, trie nodes, block offsets and separators — fails the
+/// Rows.db check and names the file; the read is unchanged.
+#[test]
+fn every_changed_byte_of_a_bti_row_index_fails_its_check() {
+    for fixture in [
+        "cassandra/legacy/da/legacy_tables/legacy_da_clust",
+        "cassandra/legacy/da/legacy_tables/legacy_da_clust_counter",
+    ] {
+        let (_tmp, dir) = copy(fixture);
+        let data = component(&dir, "Data.db").unwrap();
+        let file = component(&dir, "Rows.db").unwrap();
+        let original = std::fs::read(&file).unwrap();
+        let rows = common::dump(&dir);
+        let mut missed = Vec::new();
+        for i in 0..original.len() {
+            let mut bytes = original.clone();
+            bytes[i] ^= 0x20;
+            std::fs::write(&file, &bytes).unwrap();
+            let v = verify(&data);
+            let named = v.checks.iter().any(|c| {
+                c.error
+                    .as_ref()
+                    .is_some_and(|e| e.to_string().contains("-Rows.db"))
+            });
+            if !named {
+                missed.push(i);
+            }
+            if i == original.len() / 2 {
+                assert_eq!(common::dump(&dir), rows, "{fixture}");
+            }
+        }
+        assert!(missed.is_empty(), "{fixture}: bytes {missed:?}");
+    }
+}
