@@ -10,14 +10,13 @@ use facts::{
     StreamSink, Watermark,
 };
 
-use crate::common::open_store;
+use crate::common::FactsArg;
 
 /// `funnel facts demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Fact store URL.
-    #[arg(long, env = "FUNNEL_FACTS", value_name = "URL")]
-    pub facts: String,
+    #[command(flatten)]
+    pub facts: FactsArg,
     /// Application id to write under.
     #[arg(long, default_value = "demo")]
     pub app: String,
@@ -148,7 +147,7 @@ fn demo_counts(a: &DemoArgs, day: Day, salt: u64) -> Vec<DailyCountFact> {
 }
 
 pub(crate) fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(&a.facts)?;
+    let store = a.facts.open()?;
     store.init().context("creating the fact tables")?;
     let until = a.batch_until.unwrap_or_else(Day::today);
     let first = until.plus(-(a.days.min(36_000) as i32));

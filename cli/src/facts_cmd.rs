@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::common::open_store;
+use crate::common::FactsArg;
 use crate::demo::{demo, DemoArgs};
 
 /// Manage the fact store shared by batch runs, the stream and the dashboard.
@@ -39,9 +39,8 @@ pub enum FactsCommand {
 /// `funnel facts init`.
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// Fact store: `sqlite:PATH` or `cql://host:port[,host…]/keyspace[?user=U&password=P&tls=true&rf=N]`.
-    #[arg(long, env = "FUNNEL_FACTS", value_name = "URL")]
-    pub facts: String,
+    #[command(flatten)]
+    pub facts: FactsArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -52,8 +51,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(&a.facts)?;
+    let store = a.facts.open()?;
     store.init().context("creating the fact tables")?;
-    println!("fact tables ready in {}", facts::url::redact(&a.facts));
+    println!("fact tables ready in {}", facts::url::redact(&a.facts.url));
     Ok(ExitCode::SUCCESS)
 }

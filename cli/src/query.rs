@@ -40,9 +40,8 @@ use funnelizer::RunInputs;
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["funnel", "counts"])))]
 pub struct Args {
-    /// Fact store: `sqlite:PATH` or `cql://host:port[,host…]/keyspace[?user=U&password=P&tls=true]`.
-    #[arg(long, env = "FUNNEL_FACTS", value_name = "URL")]
-    pub facts: String,
+    #[command(flatten)]
+    pub facts: crate::common::FactsArg,
     /// Application id.
     #[arg(long, value_name = "APP")]
     pub app: String,
@@ -85,8 +84,7 @@ fn parse_day(s: &str) -> Result<Day, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let store = facts::open_store(&args.facts)
-        .with_context(|| format!("opening fact store {}", facts::url::redact(&args.facts)))?;
+    let store = args.facts.open()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if let Some(funnel) = &args.funnel {

@@ -19,9 +19,8 @@ use funnelizer::{FunnelLevels, RunInputs};
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Fact store URL.
-    #[arg(long, env = "FUNNEL_FACTS", value_name = "URL")]
-    pub facts: String,
+    #[command(flatten)]
+    pub facts: crate::common::FactsArg,
     /// Output file.
     #[arg(long, value_name = "FILE", default_value = "report.html")]
     pub out: PathBuf,
@@ -75,8 +74,7 @@ pub fn read_facts(
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let store =
-        facts::open_store(&args.facts).with_context(|| format!("opening {}", args.facts))?;
+    let store = args.facts.open()?;
     let runs = store.runs(100)?;
     let last = runs
         .iter()

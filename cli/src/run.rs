@@ -39,14 +39,8 @@ pub struct Args {
     /// Funnel definitions (TOML; the format and semantics: docs/FUNNELS.md).
     #[arg(long, value_name = "FILE")]
     pub funnels: PathBuf,
-    /// Fact store URL.
-    #[arg(
-        long,
-        env = "FUNNEL_FACTS",
-        value_name = "URL",
-        default_value = "sqlite:facts.db"
-    )]
-    pub facts: String,
+    #[command(flatten)]
+    pub facts: crate::common::DefaultFactsArg,
     /// Judge TTLs at this time and set the watermark to its day (RFC 3339, date or seconds; default: now).
     #[arg(long, value_name = "TS")]
     pub now: Option<String>,
@@ -95,7 +89,7 @@ Exit codes:
 /// Runs the job and prints its summary. Its errors decide the exit code (`main::exit_code`).
 pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(name) = &args.shard.finalize {
-        return crate::shard::finalize(&args.funnels, &args.facts, name);
+        return crate::shard::finalize(&args.funnels, &args.facts.url, name);
     }
     let set = FunnelSet::load(&args.funnels).map_err(funnelizer::Error::from)?;
     let mut options = JobOptions::new(args.data.clone(), parse_now(args.now.as_deref())?);
@@ -107,8 +101,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     options.spill_dir = args.spill_dir.clone();
     options.cache = args.cache.cache.clone();
     options.shard = args.shard.spec()?;
-    let store = facts::open_store(&args.facts)
-        .with_context(|| format!("opening {}", facts::url::redact(&args.facts)))?;
+    let store = args.facts.open()?;
     let mut job = Job::new(set, options);
     if let Some(bars) = Bars::for_stderr(args.quiet) {
         job = job.with_progress(bars);

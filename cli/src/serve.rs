@@ -27,14 +27,8 @@ use crate::common::{parse_now, SnapshotArg};
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Fact store URL.
-    #[arg(
-        long,
-        env = "FUNNEL_FACTS",
-        value_name = "URL",
-        default_value = "sqlite:facts.db"
-    )]
-    pub facts: String,
+    #[command(flatten)]
+    pub facts: crate::common::DefaultFactsArg,
     /// Funnel definitions (TOML): listed on the pages, rewritten when a funnel is defined in the browser.
     #[arg(long, value_name = "FILE")]
     pub funnels: PathBuf,
@@ -71,7 +65,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let mut config = serve::Config::new(args.facts, args.funnels, args.data);
+    let mut config = serve::Config::new(args.facts.url, args.funnels, args.data);
     config.listen = args.listen;
     config.token = args.token;
     config.snapshot = args.snapshot.snapshot;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use funnelizer::{Finalize, FunnelSet, ShardOutcome, ShardSpec};
 
 /// The shard flags of `funnel run`.
@@ -49,8 +49,7 @@ impl ShardArg {
 pub fn finalize(funnels: &Path, facts_url: &str, name: &str) -> Result<ExitCode> {
     let set = FunnelSet::load(funnels).map_err(funnelizer::Error::from)?;
     funnelizer::shard::check_run_name(name)?;
-    let store = facts::open_store(facts_url)
-        .with_context(|| format!("opening {}", facts::url::redact(facts_url)))?;
+    let store = crate::common::open_store(facts_url)?;
     let outcome = funnelizer::finalize(&store, &set, name)?;
     if let Finalize::Incomplete { missing } = &outcome {
         return Err(funnelizer::Error::Partial {

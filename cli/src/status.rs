@@ -23,14 +23,8 @@ use scheduler::{sstables_read, Status};
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Fact store URL.
-    #[arg(
-        long,
-        env = "FUNNEL_FACTS",
-        value_name = "URL",
-        default_value = "sqlite:facts.db"
-    )]
-    pub facts: String,
+    #[command(flatten)]
+    pub facts: crate::common::DefaultFactsArg,
     /// The scheduler's state file (default: next to a SQLite store).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
@@ -61,15 +55,14 @@ fn one_line(s: &str, max: usize) -> String {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    if let Ok(facts::StoreUrl::Sqlite(path)) = args.facts.parse::<facts::StoreUrl>() {
+    if let Ok(facts::StoreUrl::Sqlite(path)) = args.facts.url.parse::<facts::StoreUrl>() {
         // Opening would create an empty store; a typo should say so instead.
         anyhow::ensure!(path.exists(), "no fact store at {}", path.display());
     }
-    let store = facts::open_store(&args.facts)
-        .with_context(|| format!("opening {}", facts::url::redact(&args.facts)))?;
+    let store = args.facts.open()?;
     let status = Status::read(
         &store,
-        &args.facts,
+        &args.facts.url,
         args.state.as_deref(),
         &args.app,
         args.limit,

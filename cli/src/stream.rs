@@ -66,9 +66,8 @@ pub struct Args {
     /// Consumer group; offsets are kept per group in the fact store.
     #[arg(long)]
     pub group: String,
-    /// Fact store URL, e.g. `sqlite:facts.db`.
-    #[arg(long, env = "FUNNEL_FACTS")]
-    pub facts: String,
+    #[command(flatten)]
+    pub facts: crate::common::FactsArg,
     /// Attribution settings (TOML): windows, first/last click, conversion events, per app.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -133,8 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         opts.kafka
             .push((k.trim().to_string(), v.trim().to_string()));
     }
-    let store = facts::open_store(&args.facts)
-        .with_context(|| format!("opening the fact store {}", args.facts))?;
+    let store = args.facts.open()?;
     // No DDL here: concurrent CREATE TABLEs from consumers starting together split table ids on
     // Cassandra. Tables come from `funnel facts init` (SQLite files create theirs when opened).
     let store: Arc<dyn facts::StreamStore> = Arc::new(store);
