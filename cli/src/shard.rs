@@ -87,6 +87,9 @@ fn finalize_line(name: &str, f: &Finalize) -> String {
         Finalize::Superseded { run, current } => format!(
             "run {name:?}: merged as run {run}, not published: run {current} is newer (another shard finalized at the same time?)"
         ),
+        Finalize::Overtaken { shard } => format!(
+            "run {name:?}: not published here: a retry of shard {shard} replaced its partial meanwhile and finalizes with it"
+        ),
         _ => format!("run {name:?}: {f:?}"),
     }
 }

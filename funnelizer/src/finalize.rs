@@ -126,6 +126,12 @@ pub enum Finalize {
         /// The newer run.
         current: i64,
     },
+    /// A retry of this shard replaced its partial while this finalization read the partials: not
+    /// published here — the retry finalizes with its own partial.
+    Overtaken {
+        /// The shard that was run again.
+        shard: u32,
+    },
 }
 
 fn shard_store(store: &dyn BatchPublisher) -> Result<&dyn ShardStore, Error> {
@@ -264,14 +270,9 @@ pub fn finalize(
     }
     let mut merged = Aggregator::new();
     for h in &heads {
-        let body = shards
-            .partial_body(run_name, h.shard, &h.attempt)?
-            .ok_or_else(|| {
-                partial(format!(
-                    "shard {} was replaced by a retry while finalizing: finalize again",
-                    h.shard
-                ))
-            })?;
+        let Some(body) = shards.partial_body(run_name, h.shard, &h.attempt)? else {
+            return Ok(Finalize::Overtaken { shard: h.shard });
+        };
         merged
             .merge_partial(set, &body)
             .map_err(|e| partial(format!("shard {} (attempt {}): {e}", h.shard, h.attempt)))?;

@@ -308,6 +308,61 @@ fn a_shard_of_a_different_run_is_refused_and_finalizing_again_publishes_nothing_
     assert!(e.contains("no shard has stored partial facts"), "{e}");
 }
 
+/// Shards retried at the same instant from separate connections (as separate processes would), each
+/// replacing its partial and finalizing while the other does: every shard run succeeds, each
+/// finalization publishes, is superseded, finds its partials published already or overtaken by the
+/// other's retry — and the published facts stay the single run's.
+#[test]
+fn shards_finalizing_at_the_same_instant_publish_the_single_runs_facts() {
+    let (data, set) = testdata();
+    let one = single_cached(&data, &set);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("f.db").display());
+    let run_shard = |i: u32| {
+        let store = facts::open_store(&url).unwrap();
+        let spec = ShardSpec::parse("nightly", &format!("{i}/2")).unwrap();
+        Job::new(set.clone(), options(&data, NOW_S, Some(spec)))
+            .run(&store)
+            .map(|r| r.shard.unwrap().finalize)
+    };
+    run_shard(1).unwrap();
+    run_shard(2).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| run_shard(1));
+            let b = s.spawn(|| run_shard(2));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        for outcome in [a, b] {
+            let outcome = outcome.unwrap();
+            match &outcome {
+                Finalize::Published(_)
+                | Finalize::Superseded { .. }
+                | Finalize::AlreadyPublished(_)
+                | Finalize::Overtaken { .. } => {}
+                other => panic!("{other:?}"),
+            }
+            seen.insert(
+                format!("{outcome:?}")
+                    .split([' ', '('])
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        assert_eq!(published_rows(&dir.path().join("f.db")), one);
+    }
+    // Whatever the interleavings, the last partials are published (again, or already).
+    let store = facts::open_store(&url).unwrap();
+    let last = funnelizer::finalize(&store, &set, "nightly").unwrap();
+    assert!(
+        matches!(last, Finalize::AlreadyPublished(_) | Finalize::Published(_)),
+        "{last:?}"
+    );
+    assert!(seen.contains("Published"), "{seen:?}");
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
 
