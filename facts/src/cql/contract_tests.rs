@@ -305,7 +305,7 @@ fn an_hour_of_stream_batches_stays_within_cassandra_limits() {
             }
             for (stmt, values) in r.statements() {
                 let (ns, ttl) = match (stmt.name, values.first(), values.get(6)) {
-                    ("UPSERT_STATE", Some(Value::Text(ns)), _) => (ns.clone(), values.last()),
+                    ("UPSERT_RECORD", Some(Value::Text(ns)), _) => (ns.clone(), values.last()),
                     ("UPSERT_PARTITION_STATE", Some(ttl), Some(Value::Text(kind))) => {
                         (kind.trim_start_matches("s:").to_string(), Some(ttl))
                     }
@@ -324,7 +324,9 @@ fn an_hour_of_stream_batches_stays_within_cassandra_limits() {
         "funnel_steps_speed",
         "daily_counts_speed",
         "stream_partitions",
-        "stream_state",
+        "stream_records",
+        "stream_record_apps",
+        "stream_record_days",
         "stream_offsets",
         "stream_seen",
     ] {
@@ -336,6 +338,14 @@ fn an_hour_of_stream_batches_stays_within_cassandra_limits() {
     let (rows, bytes, tombstones) = ledger.largest("stream_partitions");
     assert_eq!((rows, tombstones), (503, 0));
     assert!(bytes < 503 * 300, "{bytes} bytes");
+    // The conversions (one per batch, all clicked today) are one app's records of one day: their own
+    // partition, listed by one index row per app and per day; nothing lands in the legacy table.
+    let (rows, bytes, tombstones) = ledger.largest("stream_records");
+    assert_eq!((rows, tombstones), (18_000, 0));
+    assert!(bytes < 18_000 * 420, "{bytes} bytes");
+    assert_eq!(ledger.largest("stream_record_apps").0, 1);
+    assert_eq!(ledger.largest("stream_record_days").0, 1);
+    assert_eq!(ledger.largest("stream_state"), (0, 0, 0));
     // Readers sum one row per Kafka partition, not one per batch.
     assert_eq!(ledger.largest("daily_counts_speed").0, 1);
     assert_eq!(ledger.largest("funnel_steps_speed").0, 1);
@@ -370,7 +380,122 @@ fn an_hour_of_stream_batches_stays_within_cassandra_limits() {
     );
 }
 
-/// Answers `SELECT_STATE` after a millisecond (every third key missing) and keeps the most requests it
+/// Conversions of a week, two apps, clicked on the day of their batch: each (app, day) its own bounded
+/// partition, found again by readers through the indexes with single-partition reads only (before, every
+/// record of every app and day was one row of `stream_state`'s one `conversion` partition).
+#[test]
+fn a_week_of_conversions_keeps_each_app_and_day_in_its_own_partition() {
+    let memory = crate::cql_memory::MemorySession::new();
+    let rec = Recorder::new(memory.clone());
+    let store = crate::cql_memory::store_over(rec.clone());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let first_day_ms = Day::from_unix_ms(now_ms).plus(-6).start_unix_ms();
+    for day in 0..7i64 {
+        for j in 0..1000i64 {
+            let i = day * 1000 + j;
+            let mut b = stream_batch(i, now_ms);
+            let app = if i % 2 == 0 { "shop" } else { "blog" };
+            let hit_ts = first_day_ms + day * 86_400_000 + j * 60_000;
+            b.state_puts[1].key = format!("[\"{app}\",\"actor{i}\",{hit_ts},\"hit{i}\"]");
+            assert!(store.apply_speed_batch(&b).unwrap());
+        }
+    }
+    let requests = rec.requests();
+    rec.clear();
+    assert_eq!(violations(&requests), Vec::<String>::new());
+    let mut ledger = Ledger::new();
+    requests.iter().for_each(|r| ledger.observe(r));
+    let records: Vec<usize> = ledger
+        .partitions
+        .iter()
+        .filter(|((t, _), _)| t == "stream_records")
+        .map(|(_, p)| p.rows.len())
+        .collect();
+    assert_eq!(records, vec![500; 14], "one partition per app and day");
+    assert_eq!(ledger.largest("stream_record_apps").0, 2);
+    assert_eq!(ledger.largest("stream_record_days").0, 7);
+    assert_eq!(ledger.largest("stream_state"), (0, 0, 0));
+    // The indexes are written once per (app, day) by a process, not once per batch.
+    let indexed = requests
+        .iter()
+        .filter(|r| stmt(r) == "UPSERT_RECORD_DAY")
+        .count();
+    assert_eq!(indexed, 14);
+    // Every record back, in key order: the apps, each app's days, then the undated partition and the 14
+    // (app, day) partitions — each a single-partition read.
+    let all = store.scan_state("conversion", "", 0).unwrap();
+    assert_eq!(all.len(), 7000);
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
+    let reads = rec.requests();
+    rec.clear();
+    assert_eq!(violations(&reads), Vec::<String>::new());
+    assert_eq!(reads.len(), 1 + 2 + 15);
+    // One app: its days, then its partitions only.
+    let shop = store.scan_state("conversion", "[\"shop\",", 0).unwrap();
+    assert_eq!(shop.len(), 3500);
+    assert_eq!(rec.requests().len(), 1 + 1 + 7);
+    // A record by key: one single-row read of its partition.
+    rec.clear();
+    let (key, value) = &shop[0];
+    assert_eq!(
+        store.get_state("conversion", key, 0).unwrap().as_ref(),
+        Some(value)
+    );
+    assert_eq!(rec.requests().len(), 1);
+}
+
+/// `funnel facts init` on a keyspace of the previous layout copies its conversion records (one partition
+/// of `stream_state`) into their (app, day) partitions, once.
+#[test]
+fn init_moves_the_legacy_conversion_records_once() {
+    const LEGACY_PUT: st::Stmt = st::Stmt {
+        name: "LEGACY_PUT_STATE",
+        template: "INSERT INTO {ks}.stream_state (namespace, key, value, expires_at_ms) VALUES (?, ?, ?, ?)",
+        arity: 4,
+    };
+    let memory = crate::cql_memory::MemorySession::new();
+    let rec = Recorder::new(memory.clone());
+    let store = crate::cql_memory::store_over(rec.clone());
+    let day_ms = 1_717_236_000_000i64;
+    let key = |i: i64| {
+        let ts = day_ms + (i % 3) * 86_400_000;
+        format!("[\"shop\",\"u{i}\",{ts},\"h{i}\",\"e{i}\"]")
+    };
+    let legacy = |ns: &str, key: String| {
+        let put = Request::execute(LEGACY_PUT, (ns, key, vec![7u8], i64::MAX));
+        memory.execute(&put).unwrap();
+    };
+    for i in 0..300 {
+        legacy("conversion", key(i));
+    }
+    // Pending state of that layout is not carried over (docs/CASSANDRA.md).
+    legacy("pending", "[\"shop\",\"fp\"]".into());
+    assert!(store.scan_state("conversion", "", 0).unwrap().is_empty());
+    store.init().unwrap();
+    let got = store.scan_state("conversion", "", 0).unwrap();
+    assert_eq!(got.len(), 300);
+    assert_eq!(
+        store.get_state("conversion", &key(7), 0).unwrap(),
+        Some(vec![7u8])
+    );
+    assert_eq!(
+        store.get_state("pending", "[\"shop\",\"fp\"]", 0).unwrap(),
+        None
+    );
+    let mut ledger = Ledger::new();
+    rec.requests().iter().for_each(|r| ledger.observe(r));
+    assert_eq!(ledger.largest("stream_records").0, 100, "three days");
+    // Again: the legacy table is not read twice.
+    rec.clear();
+    store.init().unwrap();
+    assert!(!rec
+        .requests()
+        .iter()
+        .any(|r| stmt(r) == "SELECT_LEGACY_STATE"));
+    assert_eq!(store.scan_state("conversion", "", 0).unwrap().len(), 300);
+}
+
+/// Answers `SELECT_RECORD` after a millisecond (every third key missing) and keeps the most requests it
 /// ever had in flight at once.
 struct Slow {
     in_flight: std::sync::atomic::AtomicUsize,
@@ -388,7 +513,7 @@ impl CqlSession for Slow {
             let Request::Execute { values, .. } = request else {
                 return Ok(Vec::new());
             };
-            let Value::Text(key) = &values[1] else {
+            let Value::Text(key) = &values[3] else {
                 return Ok(Vec::new());
             };
             let n: u32 = key
