@@ -1044,3 +1044,183 @@ fn partials_of_sharded_runs_round_trip_in_bounded_chunks_and_a_retry_drops_its_o
         }
     }
 }
+
+/// What a simulated publish wrote: bytes (data size, as Cassandra counts a mutation), writes, the largest
+/// run partition's rows, row deletions, and every violation of Cassandra's limits.
+#[derive(Default)]
+struct PublishTally {
+    bytes: usize,
+    writes: usize,
+    partition_rows: std::collections::HashMap<(String, Vec<u8>), usize>,
+    row_deletes: usize,
+    violations: std::collections::BTreeSet<String>,
+}
+
+/// The 90-day publish simulation (finding 7): 50 apps × 100 funnels, one publish per day, each staging
+/// the open window (yesterday and today, one row per day) over a previous run that holds every earlier
+/// day. The session answers a key's pointer with the previous run and the carry-forward read with that
+/// run's rows; it counts what each publish writes. A publish on day n depends only on the n days of
+/// history, so days 1, 30 and 90 stand for the sequence.
+fn simulate_publish_on_day(n: i32) -> PublishTally {
+    let day0 = Day(20_000);
+    let tally = Arc::new(Mutex::new(PublishTally::default()));
+    let status = Mutex::new("running");
+    let first_staged = Mutex::new(Value::Null);
+    let t2 = tally.clone();
+    let c = Contract::new();
+    let now = now_s();
+    // Not recorded: a publish on day 90 sends ~460,000 requests; each is tallied as it passes.
+    let Ok(StoreUrl::Cql(url)) = "cql://127.0.0.1/funnel".parse() else {
+        panic!("url")
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let script = Script(Box::new(move |r| {
+        let mut t = t2.lock().unwrap();
+        t.violations.extend(c.violations(r, now));
+        for (s, v) in r.statements() {
+            let e = c.effect(s, v);
+            if e.is_write {
+                t.writes += 1;
+                t.bytes += e.data_size;
+                if e.is_delete && e.clustering.as_ref().is_some_and(|ck| !ck.is_empty()) {
+                    t.row_deletes += 1;
+                }
+                if !e.is_delete {
+                    *t.partition_rows
+                        .entry((e.table.clone(), e.partition.clone().unwrap_or_default()))
+                        .or_default() += 1;
+                }
+            }
+        }
+        drop(t);
+        let values = match r {
+            Request::Execute { values, .. } => values.clone(),
+            _ => Vec::new(),
+        };
+        match stmt(r) {
+            "UPSERT_RUN_KEY" => {
+                *first_staged.lock().unwrap() = values[4].clone();
+                Ok(Vec::new())
+            }
+            "SELECT_RUN_KEY" => Ok(one(first_staged.lock().unwrap().clone())),
+            // The key's pointer: the previous day's run (run id 1).
+            "SELECT_WATERMARK" if n > 0 => Ok(vec![vec![
+                text(&day0.plus(n).to_string()),
+                Value::BigInt(1),
+                Value::BigInt(0),
+            ]]),
+            // The previous run's rows before the staged window: one per day since day 0.
+            "SELECT_STEPS" => {
+                let Value::Text(hi) = &values[5] else {
+                    return Ok(Vec::new());
+                };
+                let hi: Day = hi.parse().unwrap();
+                Ok(day0
+                    .through(hi)
+                    .map(|d| {
+                        vec![
+                            values[0].clone(),
+                            values[1].clone(),
+                            values[2].clone(),
+                            text(&d.to_string()),
+                            text(""),
+                            Value::Int(1),
+                            Value::BigInt(7),
+                            Value::Null,
+                            Value::Null,
+                        ]
+                    })
+                    .collect())
+            }
+            _ => healthy(&status, r),
+        }
+    }));
+    let store = CqlStore::with_session(&url, Arc::new(script), rt);
+    let run = store.begin_run(&meta()).unwrap();
+    let today = day0.plus(n);
+    let marks = marks(50, 100);
+    let rows: Vec<FunnelStepFact> = marks
+        .iter()
+        .flat_map(|w| {
+            [today.plus(-1), today].map(|day| FunnelStepFact {
+                app_id: w.app_id.clone(),
+                funnel_id: w.funnel_id.clone(),
+                funnel_version: w.funnel_version.clone(),
+                day,
+                breakdown: String::new(),
+                step: 1,
+                actors: 7,
+                ttc_median_s: None,
+                ttc_p90_s: None,
+            })
+        })
+        .collect();
+    store.write_funnel_steps(run, &rows).unwrap();
+    let marks: Vec<Watermark> = marks
+        .into_iter()
+        .map(|w| Watermark {
+            batch_until: today.plus(1),
+            ..w
+        })
+        .collect();
+    store.publish(run, &marks).unwrap();
+    drop(store);
+    Arc::try_unwrap(tally)
+        .ok()
+        .map(|m| m.into_inner().unwrap())
+        .unwrap_or_default()
+}
+
+/// Every publish of the 90 days stays within Cassandra's limits (batch thresholds, one partition per
+/// flip, no row tombstones, run partitions of one row per day), and this measures what a publish writes as
+/// history grows: today every publish copies the whole carried-forward history into its new run.
+#[test]
+fn ninety_days_of_daily_publishes_of_50_apps_by_100_funnels_measured() {
+    let mut written = Vec::new();
+    for n in [1, 30, 90] {
+        let t = simulate_publish_on_day(n);
+        assert_eq!(t.violations, Default::default(), "day {n}");
+        assert_eq!(
+            t.row_deletes, 0,
+            "day {n}: row tombstones a read would scan"
+        );
+        let largest = t
+            .partition_rows
+            .iter()
+            .filter(|((table, _), _)| table == "funnel_steps")
+            .map(|(_, rows)| *rows)
+            .max()
+            .unwrap_or(0);
+        // A run partition holds one row per day of its key's history (here one step, no breakdown).
+        assert_eq!(largest, (n + 1) as usize, "day {n}");
+        eprintln!(
+            "publish on day {n}: {} writes, {} bytes written, largest run partition {largest} rows",
+            t.writes, t.bytes
+        );
+        written.push((n, t.bytes));
+    }
+    // Finding 7, measured: the bytes a publish writes grow with the days of history it carries forward.
+    let per_day = |i: usize| written[i].1 as f64 / written[0].1 as f64;
+    eprintln!(
+        "bytes per publish relative to day 1: day 30 {:.1}x, day 90 {:.1}x",
+        per_day(1),
+        per_day(2)
+    );
+}
+
+/// Deliver 2's bound, not met yet (finding 7: immutable past days are not written once): the bytes of a
+/// publish on day 90 are within twice those of day 10. Run with `--ignored` to see today's numbers fail it.
+#[test]
+#[ignore = "finding 7 is open: every publish re-copies carried-forward history (docs/CASSANDRA.md, Known limits)"]
+fn a_publish_writes_bytes_bounded_by_the_open_window_not_by_history() {
+    let day10 = simulate_publish_on_day(10).bytes;
+    let day90 = simulate_publish_on_day(90).bytes;
+    assert!(
+        day90 <= 2 * day10,
+        "a publish on day 90 wrote {day90} bytes, on day 10 {day10}"
+    );
+}
