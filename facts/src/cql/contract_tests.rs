@@ -1070,14 +1070,6 @@ fn simulate_publish_on_day(n: i32) -> PublishTally {
     let c = Contract::new();
     let now = now_s();
     // Not recorded: a publish on day 90 sends ~460,000 requests; each is tallied as it passes.
-    let Ok(StoreUrl::Cql(url)) = "cql://127.0.0.1/funnel".parse() else {
-        panic!("url")
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
     let script = Script(Box::new(move |r| {
         let mut t = t2.lock().unwrap();
         t.violations.extend(c.violations(r, now));
@@ -1139,7 +1131,7 @@ fn simulate_publish_on_day(n: i32) -> PublishTally {
             _ => healthy(&status, r),
         }
     }));
-    let store = CqlStore::with_session(&url, Arc::new(script), rt);
+    let store = crate::cql_memory::store_over(Arc::new(script));
     let run = store.begin_run(&meta()).unwrap();
     let today = day0.plus(n);
     let marks = marks(50, 100);

@@ -14,7 +14,8 @@
 //! 3. **Before the commit**, idempotent upserts outside the partition: seen ids (each keyed by its id,
 //!    carrying its message's offset, so a retry rewrites them and a leftover of an attempt that never
 //!    committed is recognised — [`crate::SeenBy`]) and shared state (conversion records: keyed by the
-//!    conversion, the same record whoever applies the message; partitioned by app and day, [`super::shared_state`]).
+//!    conversion, the same record whoever applies the message; one partition per app and day,
+//!    [`super::shared_state`]).
 //! 4. **Commit**: ONE conditional batch on the partition, `IF next_offset = <head>`: the new commit point,
 //!    the changed cumulative values and the owned state. Paxos makes it atomic and isolated; a consumer
 //!    whose partition was taken over finds the offset moved and is refused — nothing of its batch lands.
