@@ -19,7 +19,7 @@
 //! Every method blocks on the store's own tokio runtime (do not call from async code without
 //! `spawn_blocking`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -46,6 +46,7 @@ mod contract_tests;
 mod publish;
 mod runs;
 mod shards;
+mod shared_state;
 mod stream_sink;
 
 use runs::RunsRow;
@@ -71,6 +72,8 @@ struct Inner {
     url: CqlUrl,
     /// Commit points of the Kafka partitions this store committed to ([`stream_sink`]).
     heads: Mutex<HashMap<StreamPartition, stream_sink::Head>>,
+    /// `stream_records` partitions this process indexed ([`shared_state`]).
+    indexed: Mutex<HashSet<(String, String, String)>>,
 }
 
 /// A fact store in a Cassandra/Scylla keyspace.
@@ -144,6 +147,7 @@ impl CqlStore {
                 session,
                 url: url.clone(),
                 heads: Mutex::new(HashMap::new()),
+                indexed: Mutex::new(HashSet::new()),
             }),
             rt,
             staged: Mutex::new(HashMap::new()),
@@ -590,6 +594,7 @@ impl CqlStore {
                 inner.send(Request::Ddl { cql }).await?;
             }
             inner.migrate_legacy_totals().await?;
+            inner.migrate_legacy_state().await?;
             Ok(())
         })
     }
@@ -741,45 +746,25 @@ impl StateReader for CqlStore {
         key: &str,
         now_ms: i64,
     ) -> Result<Option<Vec<u8>>, FactsError> {
-        let (ns, key) = (namespace.to_string(), key.to_string());
-        self.block(move |inner| -> Fut<Option<Vec<u8>>> {
-            Box::pin(async move {
-                let v: Option<StateRow> = inner.first(st::SELECT_STATE, (ns, key)).await?;
-                Ok(v.and_then(|r| live_state(r, now_ms)))
-            })
-        })
+        let got = self.get_states(namespace, &[key.to_string()], now_ms)?;
+        Ok(got.into_iter().next().flatten())
     }
 
     /// [`CONCURRENCY`] single-row reads in flight, answers in the order asked (the trait's default would
-    /// wait for each round trip in turn: a batch's pending buckets, one after the other).
+    /// wait for each round trip in turn).
     fn get_states(
         &self,
         namespace: &str,
         keys: &[String],
         now_ms: i64,
     ) -> Result<Vec<Option<Vec<u8>>>, FactsError> {
-        let values: Vec<(String, String)> = keys
-            .iter()
-            .map(|k| (namespace.to_string(), k.clone()))
-            .collect();
+        let (ns, keys) = (namespace.to_string(), keys.to_vec());
         self.block(move |inner| -> Fut<Vec<Option<Vec<u8>>>> {
-            Box::pin(async move {
-                let rows: Vec<Option<StateRow>> = stream::iter(values)
-                    .map(|v| {
-                        let inner = inner.clone();
-                        async move { inner.first::<StateRow>(st::SELECT_STATE, v).await }
-                    })
-                    .buffered(CONCURRENCY)
-                    .try_collect()
-                    .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| r.and_then(|r| live_state(r, now_ms)))
-                    .collect())
-            })
+            Box::pin(async move { inner.get_records(&ns, &keys, now_ms).await })
         })
     }
 
+    /// Single-partition reads of the partitions the indexes list ([`shared_state`]).
     fn scan_state(
         &self,
         namespace: &str,
@@ -788,16 +773,7 @@ impl StateReader for CqlStore {
     ) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
         let (ns, prefix) = (namespace.to_string(), key_prefix.to_string());
         self.block(move |inner| -> Fut<Vec<(String, Vec<u8>)>> {
-            Box::pin(async move {
-                let upper = format!("{prefix}\u{10FFFF}");
-                let rows: Vec<(String, Vec<u8>, i64)> =
-                    inner.rows(st::SCAN_STATE, (ns, &prefix, upper)).await?;
-                Ok(rows
-                    .into_iter()
-                    .filter(|(k, _, exp)| k.starts_with(&prefix) && *exp > now_ms)
-                    .map(|(k, v, _)| (k, v))
-                    .collect())
-            })
+            Box::pin(async move { inner.scan_records(&ns, &prefix, now_ms).await })
         })
     }
 
@@ -835,15 +811,6 @@ impl StateReader for CqlStore {
     fn count_seen(&self, _now_ms: i64) -> Result<Option<u64>, FactsError> {
         Ok(None)
     }
-}
-
-/// A row of [`st::SELECT_STATE`]: value and expiry.
-type StateRow = (Vec<u8>, i64);
-
-/// A state value unless expired at `now_ms` (expiry is filtered here, not with `ALLOW FILTERING`: the TTL
-/// drops the row later, the reader hides it from its `expires_at_ms` on).
-fn live_state((value, expires_at_ms): StateRow, now_ms: i64) -> Option<Vec<u8>> {
-    (expires_at_ms > now_ms).then_some(value)
 }
 
 /// A row of [`st::SELECT_SEEN`]: expiry, topic, partition, the message's offset.

@@ -680,8 +680,16 @@ mod tests {
         // TTLs: 20 years is the maximum, and the expiry must be before 2038-01-19T03:14:07Z.
         let state = |ttl: i32| {
             Request::execute(
-                st::UPSERT_STATE,
-                ("conversion", "k", vec![1u8], i64::MAX, ttl),
+                st::UPSERT_RECORD,
+                (
+                    "conversion",
+                    "shop",
+                    "2024-06-01",
+                    "k",
+                    vec![1u8],
+                    i64::MAX,
+                    ttl,
+                ),
             )
         };
         assert!(c.violations(&state(0), now).is_empty());

@@ -26,6 +26,12 @@
 //! the upgrade do not convert. `speed_batches_by_group` is no longer read or written (`DROP TABLE
 //! ks.speed_batches_by_group` at leisure).
 //!
+//! Upgrading a keyspace written before `stream_records` (the shared state — conversion records — was
+//! `stream_state`, one partition per namespace): stop the stream, run `funnel facts init`, start the stream.
+//! `init` copies the namespace `conversion` of `stream_state` ([`SELECT_LEGACY_STATE`], one partition read
+//! in pages) into `stream_records` and its indexes, once (`meta` key [`LEGACY_STATE_MOVED`]); the old rows
+//! stay (`DROP TABLE ks.stream_state` at leisure; `init` recreates it empty).
+//!
 //! Upgrading a keyspace created before `funnel_totals` (all-breakdowns totals were `funnel_steps` rows under
 //! the breakdown `"\u{1}all"`, [`LEGACY_TOTAL_BREAKDOWN`]): run `funnel facts init` once with the new
 //! version, before its first publish. CQL has no `INSERT … SELECT`, so `init` migrates in code: it creates
@@ -70,6 +76,13 @@ impl Stmt {
 /// The breakdown value under which keyspaces written before `funnel_totals` stored the all-breakdowns
 /// totals in `funnel_steps` (see the module docs on upgrading).
 pub const LEGACY_TOTAL_BREAKDOWN: &str = "\u{1}all";
+
+/// The shared-state namespaces `init` copies from the legacy `stream_state` (the stream's conversion
+/// records; its other namespaces of that layout were owned state, see the module docs).
+pub const LEGACY_SHARED_NAMESPACES: &[&str] = &["conversion"];
+
+/// `meta` key set once `init` copied [`LEGACY_SHARED_NAMESPACES`] to `stream_records`.
+pub const LEGACY_STATE_MOVED: &str = "stream_state_moved_at_ms";
 
 /// Default TTL (seconds) of speed partials and applied-batch markers: 120 days. Speed rows below the
 /// watermark are also deleted at publish; the TTL only bounds what a stopped batch side leaves.
@@ -121,8 +134,21 @@ pub const TABLES: &[&str] = &[
      next_offset bigint static, batch_first bigint static, batch_next bigint static, commit_ts bigint static, \
      last_cells text static, count bigint, at_ts bigint, value blob, expires_at_ms bigint, \
      PRIMARY KEY ((group_id, topic, partition), kind, key))",
+    // Legacy: the shared state of versions before `stream_records`, one partition per namespace (all
+    // conversion records in one partition, forever). Only read, once, by `init`'s upgrade.
     "CREATE TABLE IF NOT EXISTS {ks}.stream_state (namespace text, key text, value blob, expires_at_ms bigint, \
      PRIMARY KEY ((namespace), key))",
+    // The stream's shared state (conversion records): one partition per (namespace, app, day) — the app
+    // and the day of the timestamp a key carries (`crate::cql` `shared_state`) — so no partition grows
+    // with history; each key one row.
+    "CREATE TABLE IF NOT EXISTS {ks}.stream_records (namespace text, app_id text, day text, key text, value blob, \
+     expires_at_ms bigint, PRIMARY KEY ((namespace, app_id, day), key))",
+    // How readers find those partitions without a scan: the apps of a namespace (one row per app), and
+    // the days of an app (one row per day).
+    "CREATE TABLE IF NOT EXISTS {ks}.stream_record_apps (namespace text, app_id text, \
+     PRIMARY KEY ((namespace), app_id))",
+    "CREATE TABLE IF NOT EXISTS {ks}.stream_record_days (namespace text, app_id text, day text, \
+     PRIMARY KEY ((namespace, app_id), day))",
     // The stream's seen ids: one partition per (app, hash bucket of the id, `crate::seen_bucket`), each
     // id one row expiring by TTL at the end of its dedupe window.
     "CREATE TABLE IF NOT EXISTS {ks}.stream_seen (app_id text, bucket int, id blob, expires_at_ms bigint, \
@@ -176,6 +202,9 @@ pub const TABLE_OPTIONS: &[(&str, &str, u32)] = &[
     ("stream_offsets", LCS, GC_GRACE_S),
     ("stream_partitions", LCS, GC_GRACE_S),
     ("stream_state", LCS, GC_GRACE_S),
+    ("stream_records", LCS, GC_GRACE_S),
+    ("stream_record_apps", LCS, GC_GRACE_S),
+    ("stream_record_days", LCS, GC_GRACE_S),
     ("stream_seen", TWCS, GC_GRACE_TTL_ONLY_S),
     ("meta", LCS, GC_GRACE_S),
     ("leases", LCS, GC_GRACE_S),
@@ -247,10 +276,15 @@ stmts! {
     UPSERT_PARTITION_COUNT = 8, "UPDATE {ks}.stream_partitions USING TTL ? SET count = ?, at_ts = ? WHERE group_id = ? AND topic = ? AND partition = ? AND kind = ? AND key = ?";
     UPSERT_PARTITION_STATE = 8, "UPDATE {ks}.stream_partitions USING TTL ? SET value = ?, expires_at_ms = ? WHERE group_id = ? AND topic = ? AND partition = ? AND kind = ? AND key = ?";
     DELETE_PARTITION_STATE = 5, "DELETE FROM {ks}.stream_partitions WHERE group_id = ? AND topic = ? AND partition = ? AND kind = ? AND key = ?";
-    UPSERT_STATE = 5, "INSERT INTO {ks}.stream_state (namespace, key, value, expires_at_ms) VALUES (?, ?, ?, ?) USING TTL ?";
-    DELETE_STATE = 2, "DELETE FROM {ks}.stream_state WHERE namespace = ? AND key = ?";
-    SELECT_STATE = 2, "SELECT value, expires_at_ms FROM {ks}.stream_state WHERE namespace = ? AND key = ?";
-    SCAN_STATE = 3, "SELECT key, value, expires_at_ms FROM {ks}.stream_state WHERE namespace = ? AND key >= ? AND key < ?";
+    SELECT_LEGACY_STATE = 1, "SELECT key, value, expires_at_ms FROM {ks}.stream_state WHERE namespace = ?";
+    UPSERT_RECORD = 7, "INSERT INTO {ks}.stream_records (namespace, app_id, day, key, value, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?";
+    DELETE_RECORD = 4, "DELETE FROM {ks}.stream_records WHERE namespace = ? AND app_id = ? AND day = ? AND key = ?";
+    SELECT_RECORD = 4, "SELECT value, expires_at_ms FROM {ks}.stream_records WHERE namespace = ? AND app_id = ? AND day = ? AND key = ?";
+    SCAN_RECORDS = 5, "SELECT key, value, expires_at_ms FROM {ks}.stream_records WHERE namespace = ? AND app_id = ? AND day = ? AND key >= ? AND key < ?";
+    UPSERT_RECORD_APP = 2, "INSERT INTO {ks}.stream_record_apps (namespace, app_id) VALUES (?, ?)";
+    SELECT_RECORD_APPS = 1, "SELECT app_id FROM {ks}.stream_record_apps WHERE namespace = ?";
+    UPSERT_RECORD_DAY = 3, "INSERT INTO {ks}.stream_record_days (namespace, app_id, day) VALUES (?, ?, ?)";
+    SELECT_RECORD_DAYS = 2, "SELECT day FROM {ks}.stream_record_days WHERE namespace = ? AND app_id = ?";
     INSERT_SEEN = 8, "INSERT INTO {ks}.stream_seen (app_id, bucket, id, expires_at_ms, topic, partition, first_offset) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?";
     SELECT_SEEN = 3, "SELECT expires_at_ms, topic, partition, first_offset FROM {ks}.stream_seen WHERE app_id = ? AND bucket = ? AND id = ?";
     ACQUIRE_LEASE = 3, "INSERT INTO {ks}.leases (name, holder, acquired_at_ms) VALUES ('publisher', ?, ?) IF NOT EXISTS USING TTL ?";

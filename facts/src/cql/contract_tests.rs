@@ -305,7 +305,7 @@ fn an_hour_of_stream_batches_stays_within_cassandra_limits() {
             }
             for (stmt, values) in r.statements() {
                 let (ns, ttl) = match (stmt.name, values.first(), values.get(6)) {
-                    ("UPSERT_STATE", Some(Value::Text(ns)), _) => (ns.clone(), values.last()),
+                    ("UPSERT_RECORD", Some(Value::Text(ns)), _) => (ns.clone(), values.last()),
                     ("UPSERT_PARTITION_STATE", Some(ttl), Some(Value::Text(kind))) => {
                         (kind.trim_start_matches("s:").to_string(), Some(ttl))
                     }
@@ -324,7 +324,9 @@ fn an_hour_of_stream_batches_stays_within_cassandra_limits() {
         "funnel_steps_speed",
         "daily_counts_speed",
         "stream_partitions",
-        "stream_state",
+        "stream_records",
+        "stream_record_apps",
+        "stream_record_days",
         "stream_offsets",
         "stream_seen",
     ] {
@@ -336,6 +338,14 @@ fn an_hour_of_stream_batches_stays_within_cassandra_limits() {
     let (rows, bytes, tombstones) = ledger.largest("stream_partitions");
     assert_eq!((rows, tombstones), (503, 0));
     assert!(bytes < 503 * 300, "{bytes} bytes");
+    // The conversions (one per batch, all clicked today) are one app's records of one day: their own
+    // partition, listed by one index row per app and per day; nothing lands in the legacy table.
+    let (rows, bytes, tombstones) = ledger.largest("stream_records");
+    assert_eq!((rows, tombstones), (18_000, 0));
+    assert!(bytes < 18_000 * 420, "{bytes} bytes");
+    assert_eq!(ledger.largest("stream_record_apps").0, 1);
+    assert_eq!(ledger.largest("stream_record_days").0, 1);
+    assert_eq!(ledger.largest("stream_state"), (0, 0, 0));
     // Readers sum one row per Kafka partition, not one per batch.
     assert_eq!(ledger.largest("daily_counts_speed").0, 1);
     assert_eq!(ledger.largest("funnel_steps_speed").0, 1);
@@ -370,7 +380,122 @@ fn an_hour_of_stream_batches_stays_within_cassandra_limits() {
     );
 }
 
-/// Answers `SELECT_STATE` after a millisecond (every third key missing) and keeps the most requests it
+/// Conversions of a week, two apps, clicked on the day of their batch: each (app, day) its own bounded
+/// partition, found again by readers through the indexes with single-partition reads only (before, every
+/// record of every app and day was one row of `stream_state`'s one `conversion` partition).
+#[test]
+fn a_week_of_conversions_keeps_each_app_and_day_in_its_own_partition() {
+    let memory = crate::cql_memory::MemorySession::new();
+    let rec = Recorder::new(memory.clone());
+    let store = crate::cql_memory::store_over(rec.clone());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let first_day_ms = Day::from_unix_ms(now_ms).plus(-6).start_unix_ms();
+    for day in 0..7i64 {
+        for j in 0..1000i64 {
+            let i = day * 1000 + j;
+            let mut b = stream_batch(i, now_ms);
+            let app = if i % 2 == 0 { "shop" } else { "blog" };
+            let hit_ts = first_day_ms + day * 86_400_000 + j * 60_000;
+            b.state_puts[1].key = format!("[\"{app}\",\"actor{i}\",{hit_ts},\"hit{i}\"]");
+            assert!(store.apply_speed_batch(&b).unwrap());
+        }
+    }
+    let requests = rec.requests();
+    rec.clear();
+    assert_eq!(violations(&requests), Vec::<String>::new());
+    let mut ledger = Ledger::new();
+    requests.iter().for_each(|r| ledger.observe(r));
+    let records: Vec<usize> = ledger
+        .partitions
+        .iter()
+        .filter(|((t, _), _)| t == "stream_records")
+        .map(|(_, p)| p.rows.len())
+        .collect();
+    assert_eq!(records, vec![500; 14], "one partition per app and day");
+    assert_eq!(ledger.largest("stream_record_apps").0, 2);
+    assert_eq!(ledger.largest("stream_record_days").0, 7);
+    assert_eq!(ledger.largest("stream_state"), (0, 0, 0));
+    // The indexes are written once per (app, day) by a process, not once per batch.
+    let indexed = requests
+        .iter()
+        .filter(|r| stmt(r) == "UPSERT_RECORD_DAY")
+        .count();
+    assert_eq!(indexed, 14);
+    // Every record back, in key order: the apps, each app's days, then the undated partition and the 14
+    // (app, day) partitions — each a single-partition read.
+    let all = store.scan_state("conversion", "", 0).unwrap();
+    assert_eq!(all.len(), 7000);
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
+    let reads = rec.requests();
+    rec.clear();
+    assert_eq!(violations(&reads), Vec::<String>::new());
+    assert_eq!(reads.len(), 1 + 2 + 15);
+    // One app: its days, then its partitions only.
+    let shop = store.scan_state("conversion", "[\"shop\",", 0).unwrap();
+    assert_eq!(shop.len(), 3500);
+    assert_eq!(rec.requests().len(), 1 + 1 + 7);
+    // A record by key: one single-row read of its partition.
+    rec.clear();
+    let (key, value) = &shop[0];
+    assert_eq!(
+        store.get_state("conversion", key, 0).unwrap().as_ref(),
+        Some(value)
+    );
+    assert_eq!(rec.requests().len(), 1);
+}
+
+/// `funnel facts init` on a keyspace of the previous layout copies its conversion records (one partition
+/// of `stream_state`) into their (app, day) partitions, once.
+#[test]
+fn init_moves_the_legacy_conversion_records_once() {
+    const LEGACY_PUT: st::Stmt = st::Stmt {
+        name: "LEGACY_PUT_STATE",
+        template: "INSERT INTO {ks}.stream_state (namespace, key, value, expires_at_ms) VALUES (?, ?, ?, ?)",
+        arity: 4,
+    };
+    let memory = crate::cql_memory::MemorySession::new();
+    let rec = Recorder::new(memory.clone());
+    let store = crate::cql_memory::store_over(rec.clone());
+    let day_ms = 1_717_236_000_000i64;
+    let key = |i: i64| {
+        let ts = day_ms + (i % 3) * 86_400_000;
+        format!("[\"shop\",\"u{i}\",{ts},\"h{i}\",\"e{i}\"]")
+    };
+    let legacy = |ns: &str, key: String| {
+        let put = Request::execute(LEGACY_PUT, (ns, key, vec![7u8], i64::MAX));
+        memory.execute(&put).unwrap();
+    };
+    for i in 0..300 {
+        legacy("conversion", key(i));
+    }
+    // Pending state of that layout is not carried over (docs/CASSANDRA.md).
+    legacy("pending", "[\"shop\",\"fp\"]".into());
+    assert!(store.scan_state("conversion", "", 0).unwrap().is_empty());
+    store.init().unwrap();
+    let got = store.scan_state("conversion", "", 0).unwrap();
+    assert_eq!(got.len(), 300);
+    assert_eq!(
+        store.get_state("conversion", &key(7), 0).unwrap(),
+        Some(vec![7u8])
+    );
+    assert_eq!(
+        store.get_state("pending", "[\"shop\",\"fp\"]", 0).unwrap(),
+        None
+    );
+    let mut ledger = Ledger::new();
+    rec.requests().iter().for_each(|r| ledger.observe(r));
+    assert_eq!(ledger.largest("stream_records").0, 100, "three days");
+    // Again: the legacy table is not read twice.
+    rec.clear();
+    store.init().unwrap();
+    assert!(!rec
+        .requests()
+        .iter()
+        .any(|r| stmt(r) == "SELECT_LEGACY_STATE"));
+    assert_eq!(store.scan_state("conversion", "", 0).unwrap().len(), 300);
+}
+
+/// Answers `SELECT_RECORD` after a millisecond (every third key missing) and keeps the most requests it
 /// ever had in flight at once.
 struct Slow {
     in_flight: std::sync::atomic::AtomicUsize,
@@ -388,7 +513,7 @@ impl CqlSession for Slow {
             let Request::Execute { values, .. } = request else {
                 return Ok(Vec::new());
             };
-            let Value::Text(key) = &values[1] else {
+            let Value::Text(key) = &values[3] else {
                 return Ok(Vec::new());
             };
             let n: u32 = key
@@ -918,4 +1043,286 @@ fn partials_of_sharded_runs_round_trip_in_bounded_chunks_and_a_retry_drops_its_o
             }
         }
     }
+}
+
+/// What a simulated publish wrote: bytes (data size, as Cassandra counts a mutation), writes, the largest
+/// run partition's rows, row deletions, and every violation of Cassandra's limits.
+#[derive(Default)]
+struct PublishTally {
+    bytes: usize,
+    writes: usize,
+    partition_rows: std::collections::HashMap<(String, Vec<u8>), usize>,
+    row_deletes: usize,
+    violations: std::collections::BTreeSet<String>,
+}
+
+/// The 90-day publish simulation (finding 7): 50 apps × 100 funnels, one publish per day, each staging
+/// the open window (yesterday and today, one row per day) over a previous run that holds every earlier
+/// day. The session answers a key's pointer with the previous run and the carry-forward read with that
+/// run's rows; it counts what each publish writes. A publish on day n depends only on the n days of
+/// history, so days 1, 30 and 90 stand for the sequence.
+fn simulate_publish_on_day(n: i32) -> PublishTally {
+    let day0 = Day(20_000);
+    let tally = Arc::new(Mutex::new(PublishTally::default()));
+    let status = Mutex::new("running");
+    let first_staged = Mutex::new(Value::Null);
+    let t2 = tally.clone();
+    let c = Contract::new();
+    let now = now_s();
+    // Not recorded: a publish on day 90 sends ~460,000 requests; each is tallied as it passes.
+    let script = Script(Box::new(move |r| {
+        let mut t = t2.lock().unwrap();
+        t.violations.extend(c.violations(r, now));
+        for (s, v) in r.statements() {
+            let e = c.effect(s, v);
+            if e.is_write {
+                t.writes += 1;
+                t.bytes += e.data_size;
+                if e.is_delete && e.clustering.as_ref().is_some_and(|ck| !ck.is_empty()) {
+                    t.row_deletes += 1;
+                }
+                if !e.is_delete {
+                    *t.partition_rows
+                        .entry((e.table.clone(), e.partition.clone().unwrap_or_default()))
+                        .or_default() += 1;
+                }
+            }
+        }
+        drop(t);
+        let values = match r {
+            Request::Execute { values, .. } => values.clone(),
+            _ => Vec::new(),
+        };
+        match stmt(r) {
+            "UPSERT_RUN_KEY" => {
+                *first_staged.lock().unwrap() = values[4].clone();
+                Ok(Vec::new())
+            }
+            "SELECT_RUN_KEY" => Ok(one(first_staged.lock().unwrap().clone())),
+            // The key's pointer: the previous day's run (run id 1).
+            "SELECT_WATERMARK" if n > 0 => Ok(vec![vec![
+                text(&day0.plus(n).to_string()),
+                Value::BigInt(1),
+                Value::BigInt(0),
+            ]]),
+            // The previous run's rows before the staged window: one per day since day 0.
+            "SELECT_STEPS" => {
+                let Value::Text(hi) = &values[5] else {
+                    return Ok(Vec::new());
+                };
+                let hi: Day = hi.parse().unwrap();
+                Ok(day0
+                    .through(hi)
+                    .map(|d| {
+                        vec![
+                            values[0].clone(),
+                            values[1].clone(),
+                            values[2].clone(),
+                            text(&d.to_string()),
+                            text(""),
+                            Value::Int(1),
+                            Value::BigInt(7),
+                            Value::Null,
+                            Value::Null,
+                        ]
+                    })
+                    .collect())
+            }
+            _ => healthy(&status, r),
+        }
+    }));
+    let store = crate::cql_memory::store_over(Arc::new(script));
+    let run = store.begin_run(&meta()).unwrap();
+    let today = day0.plus(n);
+    let marks = marks(50, 100);
+    let rows: Vec<FunnelStepFact> = marks
+        .iter()
+        .flat_map(|w| {
+            [today.plus(-1), today].map(|day| FunnelStepFact {
+                app_id: w.app_id.clone(),
+                funnel_id: w.funnel_id.clone(),
+                funnel_version: w.funnel_version.clone(),
+                day,
+                breakdown: String::new(),
+                step: 1,
+                actors: 7,
+                ttc_median_s: None,
+                ttc_p90_s: None,
+            })
+        })
+        .collect();
+    store.write_funnel_steps(run, &rows).unwrap();
+    let marks: Vec<Watermark> = marks
+        .into_iter()
+        .map(|w| Watermark {
+            batch_until: today.plus(1),
+            ..w
+        })
+        .collect();
+    store.publish(run, &marks).unwrap();
+    drop(store);
+    Arc::try_unwrap(tally)
+        .ok()
+        .map(|m| m.into_inner().unwrap())
+        .unwrap_or_default()
+}
+
+/// Every publish of the 90 days stays within Cassandra's limits (batch thresholds, one partition per
+/// flip, no row tombstones, run partitions of one row per day), and this measures what a publish writes as
+/// history grows: today every publish copies the whole carried-forward history into its new run.
+#[test]
+fn ninety_days_of_daily_publishes_of_50_apps_by_100_funnels_measured() {
+    let mut written = Vec::new();
+    for n in [1, 30, 90] {
+        let t = simulate_publish_on_day(n);
+        assert_eq!(t.violations, Default::default(), "day {n}");
+        assert_eq!(
+            t.row_deletes, 0,
+            "day {n}: row tombstones a read would scan"
+        );
+        let largest = t
+            .partition_rows
+            .iter()
+            .filter(|((table, _), _)| table == "funnel_steps")
+            .map(|(_, rows)| *rows)
+            .max()
+            .unwrap_or(0);
+        // A run partition holds one row per day of its key's history (here one step, no breakdown).
+        assert_eq!(largest, (n + 1) as usize, "day {n}");
+        eprintln!(
+            "publish on day {n}: {} writes, {} bytes written, largest run partition {largest} rows",
+            t.writes, t.bytes
+        );
+        written.push((n, t.bytes));
+    }
+    // Finding 7, measured: the bytes a publish writes grow with the days of history it carries forward.
+    let per_day = |i: usize| written[i].1 as f64 / written[0].1 as f64;
+    eprintln!(
+        "bytes per publish relative to day 1: day 30 {:.1}x, day 90 {:.1}x",
+        per_day(1),
+        per_day(2)
+    );
+}
+
+/// Deliver 2's bound, not met yet (finding 7: immutable past days are not written once): the bytes of a
+/// publish on day 90 are within twice those of day 10. Run with `--ignored` to see today's numbers fail it.
+#[test]
+#[ignore = "finding 7 is open: every publish re-copies carried-forward history (docs/CASSANDRA.md, Known limits)"]
+fn a_publish_writes_bytes_bounded_by_the_open_window_not_by_history() {
+    let day10 = simulate_publish_on_day(10).bytes;
+    let day90 = simulate_publish_on_day(90).bytes;
+    assert!(
+        day90 <= 2 * day10,
+        "a publish on day 90 wrote {day90} bytes, on day 10 {day10}"
+    );
+}
+
+/// The 90 daily publishes at a small scale (2 apps × 3 funnels with breakdowns, counts) on the in-memory
+/// executor and on SQLite: each publish stages yesterday (revised) and today over the carried-forward
+/// history; every dashboard read answers as SQLite's, reads scan no row tombstone, and every request stays
+/// within Cassandra's limits.
+#[test]
+fn ninety_daily_publishes_read_back_as_sqlite() {
+    let memory = crate::cql_memory::MemorySession::new();
+    let rec = Recorder::new(memory.clone());
+    let cql = crate::cql_memory::store_over(rec.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = crate::SqliteStore::open(dir.path().join("facts.db")).unwrap();
+    let stores = [crate::Store::Cql(cql), crate::Store::Sqlite(sqlite)];
+    let day0 = Day(20_000);
+    let keys: Vec<(String, String)> = (0..2)
+        .flat_map(|a| (0..3).map(move |f| (format!("app-{a}"), format!("funnel-{f}"))))
+        .collect();
+    let mut ledger = Ledger::new();
+    let mut violated = std::collections::BTreeSet::new();
+    for n in 0..90 {
+        let today = day0.plus(n);
+        let days = [today.plus(-1), today];
+        let mut steps = Vec::new();
+        let mut counts = Vec::new();
+        for (app, fid) in &keys {
+            for day in days {
+                // Yesterday's numbers are revised by today's run.
+                let base = (day.0 as u64 % 17) + 3 * (today.0 - day.0) as u64;
+                for b in 0..3 {
+                    for step in 1..=3u32 {
+                        steps.push(FunnelStepFact {
+                            app_id: app.clone(),
+                            funnel_id: fid.clone(),
+                            funnel_version: "v1".into(),
+                            day,
+                            breakdown: format!("b{b}"),
+                            step,
+                            actors: base + 10 * b as u64 + 4 - step as u64,
+                            ttc_median_s: None,
+                            ttc_p90_s: None,
+                        });
+                    }
+                }
+            }
+        }
+        for a in 0..2 {
+            for day in days {
+                counts.push(DailyCountFact {
+                    app_id: format!("app-{a}"),
+                    day,
+                    metric: "hits".into(),
+                    dimension: "tracker".into(),
+                    value: "web".into(),
+                    count: i64::from(day.0 % 11 + today.0 - day.0),
+                });
+            }
+        }
+        let mut marks: Vec<Watermark> = keys
+            .iter()
+            .map(|(app, fid)| Watermark::funnel(app, fid, "v1", today.plus(1)))
+            .collect();
+        marks.extend((0..2).map(|a| Watermark::counts(&format!("app-{a}"), "hits", today.plus(1))));
+        for store in &stores {
+            let run = store.begin_run(&meta()).unwrap();
+            store.write_funnel_steps(run, &steps).unwrap();
+            store.write_daily_counts(run, &counts).unwrap();
+            store.publish(run, &marks).unwrap();
+        }
+        let requests = rec.requests();
+        rec.clear();
+        violated.extend(violations(&requests));
+        requests.iter().for_each(|r| ledger.observe(r));
+    }
+    assert_eq!(violated, Default::default());
+    for (app, fid) in &keys {
+        for breakdown in [false, true] {
+            let mut q = crate::FunnelQuery::new(app, fid);
+            q.breakdown = breakdown;
+            let [c, s] = stores
+                .each_ref()
+                .map(|st| format!("{:?}", st.read_funnel(&q).unwrap().days));
+            // The days and their values (the freshness names each store's own run ids and times).
+            assert!(c == s, "{app} {fid}: the stores answer differently");
+            assert!(c.contains(&format!("{:?}", day0.plus(89))), "{app} {fid}");
+            assert!(c.contains(&format!("{:?}", day0.plus(-1))), "{app} {fid}");
+        }
+    }
+    for a in 0..2 {
+        let mut q = crate::CountsQuery::new(&format!("app-{a}"), "hits");
+        q.breakdown = true;
+        let [c, s] = stores
+            .each_ref()
+            .map(|st| format!("{:?}", st.read_counts(&q).unwrap().days));
+        assert!(c == s, "app-{a}: the stores answer differently");
+    }
+    // Dashboard reads scan run partitions: each written once, dropped whole, never row-deleted.
+    for table in [
+        "funnel_steps",
+        "funnel_totals",
+        "daily_counts",
+        "watermarks",
+    ] {
+        let (rows, bytes, tombstones) = ledger.largest(table);
+        eprintln!("90 publishes: largest {table} partition {rows} rows, {bytes} bytes, {tombstones} tombstones");
+        assert!(tombstones < crate::cql_contract::TOMBSTONE_WARN, "{table}");
+        assert_eq!(tombstones, 0, "{table}");
+    }
+    // One row per day, breakdown and step of the key's history: it grows with history (finding 7).
+    assert_eq!(ledger.largest("funnel_steps").0, 91 * 3 * 3);
 }

@@ -14,7 +14,8 @@
 //! 3. **Before the commit**, idempotent upserts outside the partition: seen ids (each keyed by its id,
 //!    carrying its message's offset, so a retry rewrites them and a leftover of an attempt that never
 //!    committed is recognised — [`crate::SeenBy`]) and shared state (conversion records: keyed by the
-//!    conversion, the same record whoever applies the message).
+//!    conversion, the same record whoever applies the message; one partition per app and day,
+//!    [`super::shared_state`]).
 //! 4. **Commit**: ONE conditional batch on the partition, `IF next_offset = <head>`: the new commit point,
 //!    the changed cumulative values and the owned state. Paxos makes it atomic and isolated; a consumer
 //!    whose partition was taken over finds the offset moved and is refused — nothing of its batch lands.
@@ -357,22 +358,10 @@ impl Inner {
             })
             .collect();
         self.exec_all(st::INSERT_SEEN, seen).await?;
-        // In order: a put and a delete of one key in the same batch leave it deleted.
-        for s in b.state_puts.iter().filter(|s| !b.owns(&s.namespace)) {
-            let ttl = st::state_ttl_s(s.expires_at_ms, now);
-            self.exec(
-                st::UPSERT_STATE,
-                (&s.namespace, &s.key, &s.value, s.expires_at_ms, ttl),
-            )
-            .await?;
-        }
-        let deletes: Vec<(String, String)> = b
-            .state_deletes
-            .iter()
-            .filter(|(ns, _)| !b.owns(ns))
-            .cloned()
-            .collect();
-        self.exec_all(st::DELETE_STATE, deletes).await
+        let puts = b.state_puts.iter().filter(|s| !b.owns(&s.namespace));
+        let deletes = b.state_deletes.iter().filter(|(ns, _)| !b.owns(ns));
+        self.write_records(puts.collect(), deletes.collect(), now)
+            .await
     }
 
     /// Copy cumulative values to the readers' tables, each with the commit timestamp that set it.
