@@ -155,7 +155,10 @@ mod tests {
             tx.send(msg(o, now())).await.unwrap();
         }
         let cut = cutter.next_batch(&mut rx).await;
-        assert_eq!(cut.msgs.iter().map(|m| m.offset).collect::<Vec<_>>(), [6, 7]);
+        assert_eq!(
+            cut.msgs.iter().map(|m| m.offset).collect::<Vec<_>>(),
+            [6, 7]
+        );
         drop(tx);
         let cut = cutter.next_batch(&mut rx).await;
         assert!(cut.closed, "a revoked partition's queue closes");
