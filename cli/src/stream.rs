@@ -83,8 +83,8 @@ pub struct Args {
     /// Cut a partition's batch at this many messages…
     #[arg(long, default_value_t = 2000)]
     pub batch_max_messages: usize,
-    /// …or this many milliseconds after its first message.
-    #[arg(long, default_value_t = 200)]
+    /// …or this many milliseconds after its first message was received.
+    #[arg(long, default_value_t = ::stream::consumer::DEFAULT_BATCH_MAX_MS)]
     pub batch_max_ms: u64,
     /// Where a partition the store has no offset for starts.
     #[arg(long, value_enum, default_value_t = Start::Earliest)]

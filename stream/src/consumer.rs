@@ -42,6 +42,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::batch::{BatchBuilder, BatchSummary};
 use crate::config::AttributionConfig;
+use crate::cutter::{Cut, Cutter, Item, Owned};
 use crate::deadletter::DeadLetterSink;
 use crate::metrics::Metrics;
 use crate::StreamError;
@@ -53,6 +54,11 @@ pub enum StartFrom {
     Latest,
 }
 
+/// The default batch age limit (`--batch-max-ms`): at 8,000 msg/s over 4 partitions a batch is ~100
+/// messages, 80 store transactions a second in all; under a backlog batches fill to their size limit
+/// anyway. See docs/STREAM.md, "Speed".
+pub const DEFAULT_BATCH_MAX_MS: u64 = 50;
+
 /// Everything `run` needs besides the store and sinks.
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
@@ -62,7 +68,8 @@ pub struct StreamOptions {
     pub attribution: AttributionConfig,
     /// A batch is cut at this many messages…
     pub batch_max_messages: usize,
-    /// …or this long after its first message arrived.
+    /// …or this long after its first message arrived (its receipt from librdkafka, not when the partition's
+    /// task took it from its queue). This bounds what batching adds to a message's latency.
     pub batch_max_wait: Duration,
     /// Per-partition queue between the poll loop and the partition's task.
     pub queue_capacity: usize,
@@ -83,7 +90,7 @@ impl StreamOptions {
             group: group.to_string(),
             attribution: AttributionConfig::default(),
             batch_max_messages: 2_000,
-            batch_max_wait: Duration::from_millis(200),
+            batch_max_wait: Duration::from_millis(DEFAULT_BATCH_MAX_MS),
             queue_capacity: 10_000,
             start: StartFrom::Earliest,
             kafka: Vec::new(),
@@ -154,6 +161,16 @@ impl Ctx {
             .lag
             .with_label_values(&[&partition.to_string()])
             .set((high - at).max(0));
+    }
+
+    /// Sets a partition's lag from a high watermark once the store's offset is known (after a batch).
+    fn observe_high(&self, partition: i32, high: i64) {
+        if let Some(Some(at)) = lock(&self.positions).get(&partition) {
+            self.metrics
+                .lag
+                .with_label_values(&[&partition.to_string()])
+                .set((high - at).max(0));
+        }
     }
 
     /// A partition's store offset moved to `next` (a batch was applied).
@@ -257,19 +274,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 type Kafka = StreamConsumer<Ctx>;
-
-/// A message copied out of librdkafka's buffer.
-struct Owned {
-    offset: i64,
-    payload: Option<Vec<u8>>,
-    timestamp_ms: Option<i64>,
-}
-
-enum Item {
-    Msg(Owned),
-    /// Apply what you have, commit synchronously, then acknowledge and stop.
-    Flush(oneshot::Sender<()>),
-}
 
 /// A partition task asks the poll loop to rewind it to the store's offset.
 struct Rewind {
@@ -411,6 +415,7 @@ pub async fn run(
             offset: msg.offset(),
             payload: msg.payload().map(<[u8]>::to_vec),
             timestamp_ms: msg.timestamp().to_millis(),
+            arrived: tokio::time::Instant::now(),
         };
         drop(msg);
         if !tasks.live.contains_key(&partition) {
@@ -651,51 +656,19 @@ async fn partition_task(
     start: Option<i64>,
     mut rx: mpsc::Receiver<Item>,
 ) {
-    // The next offset this task accepts; `None` until the first message when the store had no offset.
-    let mut next: Option<i64> = start;
-    let mut skipped_stale = 0u64;
+    let mut cutter = Cutter::new(
+        partition,
+        shared.opts.batch_max_messages,
+        shared.opts.batch_max_wait,
+        start,
+    );
     loop {
-        let batch_start = next;
-        let mut msgs: Vec<Owned> = Vec::new();
-        let mut deadline: Option<tokio::time::Instant> = None;
-        let mut flush: Option<oneshot::Sender<()>> = None;
-        let mut closed = false;
-        loop {
-            let item = match deadline {
-                Some(d) => tokio::select! {
-                    i = rx.recv() => i,
-                    _ = tokio::time::sleep_until(d) => break,
-                },
-                None => rx.recv().await,
-            };
-            match item {
-                None => {
-                    closed = true;
-                    break;
-                }
-                Some(Item::Flush(ack)) => {
-                    flush = Some(ack);
-                    break;
-                }
-                Some(Item::Msg(m)) => {
-                    if next.is_some_and(|n| m.offset < n) {
-                        skipped_stale += 1;
-                        if skipped_stale == 1 || skipped_stale.is_power_of_two() {
-                            tracing::debug!(partition, offset = m.offset, expected = ?next, skipped_stale, "skipping a message below the resume offset");
-                        }
-                        continue;
-                    }
-                    next = Some(m.offset + 1);
-                    msgs.push(m);
-                    if deadline.is_none() {
-                        deadline = Some(tokio::time::Instant::now() + shared.opts.batch_max_wait);
-                    }
-                    if msgs.len() >= shared.opts.batch_max_messages {
-                        break;
-                    }
-                }
-            }
-        }
+        let batch_start = cutter.next;
+        let Cut {
+            msgs,
+            flush,
+            closed,
+        } = cutter.next_batch(&mut rx).await;
         if closed {
             // Revoked: the unapplied messages belong to the next owner.
             return;
@@ -703,7 +676,7 @@ async fn partition_task(
         if !msgs.is_empty() {
             let first_offset = batch_start.unwrap_or(msgs[0].offset);
             match apply(&shared, partition, first_offset, msgs, flush.is_some()).await {
-                Ok(Outcome::Applied(n)) => next = Some(n),
+                Ok(Outcome::Applied(n)) => cutter.next = Some(n),
                 Ok(Outcome::Refused) => {
                     let _ = shared.rewind_tx.send(Rewind {
                         partition,
@@ -851,7 +824,12 @@ async fn apply(
         tracing::debug!(partition, error = %e, "kafka offset commit failed");
     }
     shared.consumer.context().applied(partition, next);
-    refresh_lag(shared, partition);
+    // The high watermark of the last fetch response is in librdkafka's memory; the broker is asked only
+    // while there is none.
+    match crate::watermark::cached_high(&*shared.consumer, &shared.opts.topic, partition) {
+        Some(high) => shared.consumer.context().observe_high(partition, high),
+        None => refresh_lag(shared, partition),
+    }
     if let Some(obs) = &shared.observer {
         obs(&AppliedBatch {
             partition,

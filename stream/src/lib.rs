@@ -51,6 +51,7 @@ pub mod check;
 pub mod config;
 pub mod consumer;
 pub mod counts;
+mod cutter;
 pub mod deadletter;
 pub mod fingerprint;
 pub mod message;
@@ -60,6 +61,7 @@ pub mod raw;
 pub mod readback;
 pub mod reference;
 pub mod synth;
+mod watermark;
 
 pub use attribution::{Bucket, Conversion, MatchKind};
 pub use batch::{BatchBuilder, BatchSummary};
