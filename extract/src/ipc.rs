@@ -141,3 +141,100 @@ impl IpcFile {
             .ok_or_else(|| format!("record batch {index} is empty"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, Int64Array, StringArray};
+    use arrow_ipc::writer::FileWriter;
+    use arrow_schema::{DataType, Field, Schema};
+
+    /// An IPC file of two batches of two columns.
+    fn file() -> Vec<u8> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let mut out = Vec::new();
+        let mut w = FileWriter::try_new(&mut out, &schema).unwrap();
+        for base in [0i64, 100] {
+            let n = Int64Array::from_iter_values(base..base + 3);
+            let s = StringArray::from(vec![Some("a"), None, Some("c")]);
+            w.write(&RecordBatch::try_new(schema.clone(), vec![Arc::new(n), Arc::new(s)]).unwrap())
+                .unwrap();
+        }
+        w.finish().unwrap();
+        drop(w);
+        out
+    }
+
+    fn mapped(bytes: &[u8]) -> Arc<Mmap> {
+        let mut m = memmap2::MmapOptions::new()
+            .len(bytes.len())
+            .map_anon()
+            .unwrap();
+        m.copy_from_slice(bytes);
+        Arc::new(m.make_read_only().unwrap())
+    }
+
+    #[test]
+    fn batches_are_decoded_from_the_map_and_decoders_shared_by_projection() {
+        let bytes = file();
+        let f = IpcFile::open(mapped(&bytes), bytes.len()).unwrap();
+        assert_eq!(f.batches(), 2);
+        let d = f.decoder(vec![0]).unwrap();
+        assert!(Arc::ptr_eq(&d, &f.decoder(vec![0]).unwrap()));
+        assert!(!Arc::ptr_eq(&d, &f.decoder(vec![0, 1]).unwrap()));
+        let b = f.batch(&d, 1).unwrap();
+        assert_eq!(b.num_columns(), 1);
+        let n = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(n.values(), &[100, 101, 102]);
+        // Uncompressed values are used where they lie in the map.
+        let map_range = f.buffer.as_ptr() as usize..f.buffer.as_ptr() as usize + f.buffer.len();
+        assert!(map_range.contains(&(n.values().as_ptr() as usize)));
+        let all = f.batch(&f.decoder(vec![0, 1]).unwrap(), 0).unwrap();
+        let s = all
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!((s.value(0), s.is_null(1), s.value(2)), ("a", true, "c"));
+        assert!(f.batch(&d, 2).unwrap_err().contains("fewer record batches"));
+    }
+
+    #[test]
+    fn blocks_past_the_end_and_bad_footers_are_errors_not_panics() {
+        let bytes = file();
+        // The batches' bytes cut out, the footer kept: its blocks point past the end.
+        let footer_at = bytes.len()
+            - 10
+            - read_footer_length(bytes[bytes.len() - 10..].try_into().unwrap()).unwrap();
+        let mut cut = bytes[..64].to_vec();
+        cut.extend_from_slice(&bytes[footer_at..]);
+        let f = IpcFile::open(mapped(&cut), cut.len()).unwrap();
+        let d = f.decoder(vec![0]).unwrap();
+        let e = f.batch(&d, 1).unwrap_err();
+        assert!(e.contains("past the end"), "{e}");
+        // A footer longer than the file.
+        let mut long = bytes.clone();
+        let n = long.len();
+        long[n - 10..n - 6].copy_from_slice(&(n as i32).to_le_bytes());
+        let e = IpcFile::open(mapped(&long), n).err().unwrap();
+        assert!(e.contains("footer"), "{e}");
+        // Too short to hold a footer; a flipped footer byte.
+        assert!(IpcFile::open(mapped(&bytes[..4]), 4).is_err());
+        for at in footer_at..n - 10 {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0xff;
+            if let Ok(f) = IpcFile::open(mapped(&bad), n) {
+                for p in [vec![0], vec![1], vec![0, 1]] {
+                    if let Ok(d) = f.decoder(p) {
+                        for i in 0..f.batches() {
+                            let _ = f.batch(&d, i);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
