@@ -51,6 +51,9 @@ impl IpcFile {
         let footer = arrow_ipc::root_as_footer(&bytes[start..len - END])
             .map_err(|e| format!("its footer: {e}"))?;
         let ipc_schema = footer.schema().ok_or("no schema in the footer")?;
+        if !ipc_schema.endianness().equals_to_target_endianness() {
+            return Err("written on a machine of the other endianness".into());
+        }
         let schema =
             Arc::new(arrow_ipc::convert::try_fb_to_schema(ipc_schema).map_err(|e| e.to_string())?);
         let mut metadata = HashMap::new();
