@@ -32,6 +32,7 @@ mod cache;
 mod container;
 mod error;
 mod identity;
+mod ipc;
 pub mod layout;
 mod reader;
 mod summary;

@@ -2,7 +2,6 @@
 //! SSTable's Data.db. A cursor decodes only the record batches that overlap its span of Data.db and only
 //! the columns its projection needs, and hands each partition's entries to the merge's stage.
 
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use arrow_array::{
     Array, BinaryArray, FixedSizeBinaryArray, Int32Array, Int64Array, MapArray, PrimitiveArray,
     RecordBatch, UInt16Array, UInt64Array, UInt8Array,
 };
-use arrow_ipc::reader::FileReader;
+use arrow_ipc::reader::FileDecoder;
 use arrow_schema::{DataType, SchemaRef};
 use memmap2::Mmap;
 use sstable_reader::{
@@ -22,26 +21,14 @@ use sstable_reader::{
 
 use crate::container;
 use crate::error::{Error, Result};
+use crate::ipc::IpcFile;
 use crate::layout::{self, KIND_MARKER, KIND_PARTITION, KIND_ROW, KIND_STATIC, META_BYTES};
 use crate::summary::{Identity, Summary};
-
-/// The verified bytes of an extract's Arrow IPC file (the mapped file without its trailer).
-#[derive(Clone)]
-struct Body {
-    map: Arc<Mmap>,
-    len: usize,
-}
-
-impl AsRef<[u8]> for Body {
-    fn as_ref(&self) -> &[u8] {
-        &self.map[..self.len]
-    }
-}
 
 /// An opened, verified extract of one SSTable.
 pub struct Extract {
     path: PathBuf,
-    body: Body,
+    file: IpcFile,
     summary: Summary,
     schema: TableSchema,
     arrow: SchemaRef,
@@ -59,15 +46,6 @@ impl std::fmt::Debug for Extract {
             .field("summary", &self.summary)
             .finish()
     }
-}
-
-fn file_reader(
-    path: &Path,
-    body: &Body,
-    projection: Option<Vec<usize>>,
-) -> Result<FileReader<Cursor<Body>>> {
-    FileReader::try_new(Cursor::new(body.clone()), projection)
-        .map_err(|e| Error::damaged(path, e.to_string()))
 }
 
 /// Whether the file's column has the type the layout gives it (text may be stored plain).
@@ -88,13 +66,9 @@ impl Extract {
         // in place; a replaced entry keeps its old inode alive while mapped.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let len = container::payload(path, &map)?.len();
-        let body = Body {
-            map: Arc::new(map),
-            len,
-        };
-        let reader = file_reader(path, &body, None)?;
-        let summary: Summary = reader
-            .custom_metadata()
+        let file = IpcFile::open(Arc::new(map), len).map_err(|e| Error::damaged(path, e))?;
+        let summary: Summary = file
+            .metadata()
             .get(layout::METADATA_KEY)
             .ok_or_else(|| {
                 Error::damaged(path, format!("no {} in the footer", layout::METADATA_KEY))
@@ -123,7 +97,17 @@ impl Extract {
                 ));
             }
         }
-        let arrow = reader.schema();
+        if file.batches() != summary.batches.len() {
+            return Err(Error::damaged(
+                path,
+                format!(
+                    "{} record batches, its footer lists {}",
+                    file.batches(),
+                    summary.batches.len()
+                ),
+            ));
+        }
+        let arrow = file.schema().clone();
         let held = layout::held_projection(&sst.schema, &summary.columns);
         if layout::held_names(&sst.schema, &held) != summary.columns {
             return Err(Error::damaged(
@@ -150,7 +134,7 @@ impl Extract {
         let data = &sst.data;
         Ok(Extract {
             path: path.to_path_buf(),
-            body,
+            file,
             summary,
             schema: sst.schema.clone(),
             arrow,
@@ -215,11 +199,13 @@ impl PartitionFeed for Extract {
         end: u64,
         projection: &Projection,
     ) -> sstable_reader::Result<Box<dyn FeedCursor + '_>> {
-        let reader = file_reader(&self.path, &self.body, Some(self.projected(projection)))
-            .map_err(sstable_reader::Error::external)?;
+        let decoder = self
+            .file
+            .decoder(self.projected(projection))
+            .map_err(|e| sstable_reader::Error::external(Error::damaged(&self.path, e)))?;
         Ok(Box::new(ExtractCursor {
             ext: self,
-            reader,
+            decoder,
             next_batch: 0,
             batch: None,
             row: 0,
@@ -485,7 +471,7 @@ fn cell_meta(
 
 struct ExtractCursor<'e> {
     ext: &'e Extract,
-    reader: FileReader<Cursor<Body>>,
+    decoder: Arc<FileDecoder>,
     next_batch: usize,
     batch: Option<Batch>,
     row: usize,
@@ -512,15 +498,12 @@ impl ExtractCursor<'_> {
         if self.next_batch >= batches.len() || batches[self.next_batch].0 >= self.end {
             return Ok(false);
         }
-        self.reader
-            .set_index(self.next_batch)
-            .map_err(|e| self.damaged(e.to_string()))?;
+        let rb = self
+            .ext
+            .file
+            .batch(&self.decoder, self.next_batch)
+            .map_err(|e| self.damaged(e))?;
         self.next_batch += 1;
-        let rb = match self.reader.next() {
-            Some(Ok(b)) => b,
-            Some(Err(e)) => return Err(self.damaged(e.to_string())),
-            None => return Err(self.damaged("fewer record batches than its footer lists".into())),
-        };
         let batch = Batch::new(&rb, &self.ext.schema).map_err(|e| self.damaged(e))?;
         self.batch = Some(batch);
         self.row = 0;

@@ -107,9 +107,9 @@ pub struct FeedCell<'a> {
 /// partition. Per row: [`FeedStage::begin_row`], its cells and complex deletions, then
 /// [`FeedStage::end_row`]; markers go to [`FeedStage::marker`].
 pub struct FeedStage<'a> {
+    /// The partition's bytes (clustering values, paths, values) go straight into its arena: a feed has
+    /// no window of Data.db to copy at the end.
     stager: Stager<'a>,
-    /// The partition's bytes (clustering values, paths, values), copied into the arena at the end.
-    bytes: &'a mut Vec<u8>,
     clustering: &'a mut Vec<Slot>,
     projection: &'a Projection,
     is_static: bool,
@@ -121,15 +121,12 @@ pub struct FeedStage<'a> {
 impl<'a> FeedStage<'a> {
     pub(super) fn new(
         stager: Stager<'a>,
-        bytes: &'a mut Vec<u8>,
         clustering: &'a mut Vec<Slot>,
         projection: &'a Projection,
         direct: Option<DirectOut<'a>>,
     ) -> FeedStage<'a> {
-        bytes.clear();
         FeedStage {
             stager,
-            bytes,
             clustering,
             projection,
             is_static: false,
@@ -138,13 +135,9 @@ impl<'a> FeedStage<'a> {
         }
     }
 
+    #[inline]
     fn push(&mut self, b: &[u8]) -> Result<(u32, u32)> {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(b);
-        match (u32::try_from(start), u32::try_from(self.bytes.len())) {
-            (Ok(s), Ok(e)) => Ok((s, e)),
-            _ => Err(too_wide()),
-        }
+        self.stager.push_bytes(b).map_err(|_| too_wide())
     }
 
     fn wanted(&self, column: usize) -> bool {
@@ -281,9 +274,9 @@ impl<'a> FeedStage<'a> {
         self.rows
     }
 
-    /// Copies the partition's bytes into the arena, where the staged offsets point.
+    /// Ends the partition (its bytes are in the arena already).
     pub(super) fn finish(self) -> Result<()> {
-        self.stager.finish(self.bytes).map_err(|_| too_wide())
+        self.stager.finish(&[]).map_err(|_| too_wide())
     }
 }
 

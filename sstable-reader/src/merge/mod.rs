@@ -395,7 +395,6 @@ impl MergeTable {
             sources,
             part: MergedPartition::default(),
             scratch: Scratch::default(),
-            feed_bytes: Vec::new(),
             feed_clustering: Vec::new(),
             now,
             contributing: Vec::new(),
@@ -507,8 +506,7 @@ pub struct MergedScan<'t> {
     sources: Vec<Source<'t>>,
     part: MergedPartition,
     scratch: Scratch,
-    /// Reused buffers of partitions staged from feeds.
-    feed_bytes: Vec<u8>,
+    /// Reused clustering slots of partitions staged from feeds.
     feed_clustering: Vec<stage::Slot>,
     now: i64,
     contributing: Vec<usize>,
@@ -696,13 +694,8 @@ impl<'t> MergedScan<'t> {
                         expired,
                         now: self.now,
                     };
-                    let mut stage = FeedStage::new(
-                        stager,
-                        &mut self.feed_bytes,
-                        &mut self.feed_clustering,
-                        projection,
-                        Some(out),
-                    );
+                    let mut stage =
+                        FeedStage::new(stager, &mut self.feed_clustering, projection, Some(out));
                     cursor.stage(&mut stage)?;
                     self.stats.rows_read += stage.rows();
                     stage.finish()?;
@@ -734,13 +727,8 @@ impl<'t> MergedScan<'t> {
             let scan = match &mut s.input {
                 Input::Sst(scan) => scan,
                 Input::Feed { cursor, projection } => {
-                    let mut stage = FeedStage::new(
-                        stager,
-                        &mut self.feed_bytes,
-                        &mut self.feed_clustering,
-                        projection,
-                        None,
-                    );
+                    let mut stage =
+                        FeedStage::new(stager, &mut self.feed_clustering, projection, None);
                     cursor.stage(&mut stage)?;
                     self.stats.rows_read += stage.rows();
                     stage.finish()?;

@@ -321,6 +321,16 @@ impl<'a> Stager<'a> {
         Ok(())
     }
 
+    /// Appends bytes of the source's partition to the arena as they come (a feed's partition, which
+    /// has no window to copy at the end); returns their window offsets.
+    #[inline]
+    pub fn push_bytes(&mut self, b: &[u8]) -> Result<(u32, u32), TooWide> {
+        let base = self.base as usize;
+        let start = self.arena.bytes.len() - base;
+        self.arena.bytes.extend_from_slice(b);
+        r32(start, self.arena.bytes.len() - base)
+    }
+
     /// Copies the source's partition (`window`: the scanner's window up to the partition's end) into
     /// the arena, where the recorded offsets point.
     pub fn finish(self, window: &[u8]) -> Result<(), TooWide> {
