@@ -19,7 +19,7 @@ use crate::common::{parse_now, write_or_quit, SnapshotArg};
 /// merged as Cassandra answers `SELECT *` at `--now` (deletions and TTLs applied), columns in
 /// `SELECT *` order, CQL types mapped to Arrow types (docs/EXPORT.md has the table). The ring is cut
 /// into token ranges scanned in parallel; each range writes its own files, `part-RRRRR-FFFF.parquet`
-/// (or `.arrow`), in ring order by name, at most --rows-per-file rows each. Files are written under
+/// (or `.arrow`), in ring order by name, a new file at the first partition boundary past --rows-per-file. Files are written under
 /// hidden temporary names and renamed when the whole export succeeded: a failed export leaves no file.
 /// The written files are listed on stdout.
 ///
@@ -59,7 +59,7 @@ pub struct Args {
     /// Worker threads (default: the available cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Start another file after this many rows (in whole record batches of 65536 rows).
+    /// Start another file at the first partition boundary at or past this many rows.
     #[arg(long, value_name = "N", default_value_t = 10_000_000)]
     rows_per_file: u64,
     /// Replace the `part-*` files an earlier export left in --out (refused otherwise).

@@ -31,7 +31,7 @@ pub struct ExportOptions {
     /// TTLs are judged at this time (seconds since the epoch).
     pub now: i64,
     pub threads: usize,
-    /// A range's file is closed after about this many rows (whole batches) and another one begun.
+    /// A range's file ends at the first partition boundary at or past this many rows, and another begins.
     pub rows_per_file: u64,
     /// Rows per record batch (and Parquet page flush); a Parquet row group holds four batches.
     pub batch_rows: usize,
@@ -256,7 +256,10 @@ fn export_range(
     };
     while let Some(p) = scan.next_partition()? {
         batch.add_partition(p)?;
-        if batch.rows() >= batch_rows || batch.bytes() >= BATCH_BYTES {
+        // A file ends at the first partition boundary at or past `rows_per_file` rows.
+        let in_file = file.as_ref().map_or(0, PartFile::rows);
+        let room = options.rows_per_file.saturating_sub(in_file).max(1);
+        if batch.rows() as u64 >= room.min(batch_rows as u64) || batch.bytes() >= BATCH_BYTES {
             if failed.load(Ordering::Relaxed) {
                 // Another range failed: the export is lost, stop early.
                 return Ok(done);

@@ -1,13 +1,13 @@
 """Reads the files of a `funnel export` with DuckDB or chdb (ClickHouse) and compares every row and value
 with `funnel dump`'s JSON lines of the same table.
 
-usage: export_compare.py duckdb|chdb parquet|arrow DIR DUMP.jsonl
+usage: export_compare.py duckdb|chdb parquet|arrow DIR DUMP.jsonl [parquet|arrow DIR DUMP.jsonl …]
 
 Both sides are brought to one canonical form, directed by the column types of the exported files' Arrow
 schema (read with pyarrow): timestamps as epoch milliseconds, uuids as lower-case text, blobs as bytes,
 maps as dicts, tuples/UDTs as lists of field values, durations in dump's text form, numbers as numbers
 (float columns rounded to float32), decimal and varint text as text. Rows are compared as multisets.
-Prints one JSON summary; exits 1 when the rows differ.
+Prints one JSON summary line per export; exits 1 when the rows of any differ.
 """
 
 import collections
@@ -153,7 +153,16 @@ def read_chdb(fmt, pattern, schema):
 
 
 def main():
-    reader, fmt, out_dir, dump_path = sys.argv[1:5]
+    reader, rest = sys.argv[1], sys.argv[2:]
+    if not rest or len(rest) % 3:
+        raise SystemExit(__doc__)
+    ok = True
+    for i in range(0, len(rest), 3):
+        ok = compare(reader, *rest[i : i + 3]) and ok
+    sys.exit(0 if ok else 1)
+
+
+def compare(reader, fmt, out_dir, dump_path):
     pattern = os.path.join(out_dir, f"*.{fmt}")
     files = sorted(glob.glob(pattern))
     if not files:
@@ -183,8 +192,10 @@ def main():
         "only_in_export": extra,
         "only_in_dump": missing,
     }
-    print(json.dumps(summary))
-    sys.exit(0 if got == want and len(rows) == len(dumped) else 1)
+    same = got == want and len(rows) == len(dumped)
+    summary["same"] = same
+    print(json.dumps(summary), flush=True)
+    return same
 
 
 if __name__ == "__main__":
