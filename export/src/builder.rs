@@ -368,3 +368,158 @@ fn take_offsets(offsets: &mut Vec<i32>) -> OffsetBuffer<i32> {
     let done = std::mem::replace(offsets, vec![0]);
     OffsetBuffer::new(ScalarBuffer::from(done))
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, Int64Type};
+    use arrow_array::Array;
+    use sstable_reader::UserType;
+
+    use super::*;
+    use crate::mapping::arrow_field;
+
+    fn builder(ty: &CqlType) -> Builder {
+        Builder::new(ty, arrow_field("c", ty, true).unwrap().data_type())
+    }
+
+    #[test]
+    fn udts_tuples_and_durations_become_structs_with_nulls_where_absent() {
+        let udt = CqlType::Udt(Box::new(UserType {
+            keyspace: "ks".into(),
+            name: "address".into(),
+            fields: vec![
+                ("street".into(), CqlType::Text),
+                ("zip".into(), CqlType::Int),
+            ],
+        }));
+        let mut b = builder(&udt);
+        let mut empties = 0;
+        b.append(
+            &Value::Tuple(vec![Value::Text("Main St"), Value::Int(1234)]),
+            &mut empties,
+        )
+        .unwrap();
+        // A UDT value missing its trailing field (written before the field was added).
+        b.append(&Value::Tuple(vec![Value::Text("Elm St")]), &mut empties)
+            .unwrap();
+        b.append_null();
+        let a = b.finish().unwrap();
+        let s = a.as_struct();
+        assert_eq!(s.len(), 3);
+        assert!(s.is_null(2) && s.is_valid(1));
+        assert_eq!(s.column(0).as_string::<i32>().value(1), "Elm St");
+        let zip = s.column(1).as_primitive::<Int32Type>();
+        assert_eq!(zip.value(0), 1234);
+        assert!(zip.is_null(1));
+
+        let mut d = builder(&CqlType::Duration);
+        let v = Value::Duration {
+            months: 1,
+            days: -2,
+            nanos: 45_050_000_000_000,
+        };
+        d.append(&v, &mut empties).unwrap();
+        let a = d.finish().unwrap();
+        let s = a.as_struct();
+        assert_eq!(s.column(1).as_primitive::<Int32Type>().value(0), -2);
+        assert_eq!(
+            s.column(2).as_primitive::<Int64Type>().value(0),
+            45_050_000_000_000
+        );
+        assert_eq!(empties, 0);
+    }
+
+    #[test]
+    fn nested_collections_keep_their_offsets_across_batches() {
+        let ty = CqlType::from_cql("map<text, frozen<list<int>>>", &|_| None).unwrap();
+        let mut b = builder(&ty);
+        let mut empties = 0;
+        let list = |xs: &[i32]| Value::List(xs.iter().map(|&x| Value::Int(x)).collect());
+        b.append(
+            &Value::Map(vec![
+                (Value::Text("a"), list(&[1, 2])),
+                (Value::Text("b"), list(&[])),
+            ]),
+            &mut empties,
+        )
+        .unwrap();
+        b.append_null();
+        b.append(
+            &Value::Map(vec![(Value::Text("c"), list(&[3]))]),
+            &mut empties,
+        )
+        .unwrap();
+        let first = b.finish().unwrap();
+        let m = first.as_map();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.value_offsets(), &[0, 2, 2, 3]);
+        assert!(m.is_null(1));
+        let lists = m.values().as_list::<i32>();
+        assert_eq!(lists.value_offsets(), &[0, 2, 2, 3]);
+        // The next batch starts from zero again.
+        b.append(
+            &Value::Map(vec![(Value::Text("d"), list(&[4, 5, 6]))]),
+            &mut empties,
+        )
+        .unwrap();
+        let second = b.finish().unwrap();
+        assert_eq!(second.as_map().value_offsets(), &[0, 1]);
+        assert_eq!(
+            second.as_map().values().as_list::<i32>().value_offsets(),
+            &[0, 3]
+        );
+    }
+
+    #[test]
+    fn empty_values_become_counted_nulls_and_an_empty_map_key_is_refused() {
+        let mut empties = 0;
+        let mut b = builder(&CqlType::Int);
+        b.append(&Value::Empty, &mut empties).unwrap();
+        b.append(&Value::Int(7), &mut empties).unwrap();
+        let a = b.finish().unwrap();
+        assert!(a.is_null(0) && a.is_valid(1));
+        assert_eq!(empties, 1);
+
+        let ty = CqlType::Map(Box::new(CqlType::Int), Box::new(CqlType::Text));
+        let mut m = builder(&ty);
+        let err = m
+            .append(
+                &Value::Map(vec![(Value::Empty, Value::Text("x"))]),
+                &mut empties,
+            )
+            .unwrap_err();
+        assert!(err.0.contains("map key"), "{err:?}");
+    }
+
+    #[test]
+    fn text_forms_and_a_mismatch() {
+        let mut empties = 0;
+        let mut b = builder(&CqlType::Decimal);
+        b.append(
+            &Value::Decimal {
+                scale: 5,
+                unscaled: &[0x04, 0x25, 0xdc],
+            },
+            &mut empties,
+        )
+        .unwrap();
+        let a = b.finish().unwrap();
+        assert_eq!(a.as_string::<i32>().value(0), "2.71836");
+        let mut b = builder(&CqlType::Inet);
+        b.append(&Value::Inet([127, 0, 0, 1].into()), &mut empties)
+            .unwrap();
+        b.append(
+            &Value::Inet(std::net::Ipv6Addr::LOCALHOST.into()),
+            &mut empties,
+        )
+        .unwrap();
+        let a = b.finish().unwrap();
+        assert_eq!(a.as_string::<i32>().value(0), "127.0.0.1");
+        assert_eq!(a.as_string::<i32>().value(1), "::1");
+        let err = builder(&CqlType::BigInt)
+            .append(&Value::Text("x"), &mut empties)
+            .unwrap_err();
+        assert!(err.0.contains("an integer"), "{err:?}");
+    }
+}

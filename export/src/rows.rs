@@ -199,6 +199,11 @@ impl Batch<'_> {
                         continue;
                     };
                     if c.ty.is_multi_cell() {
+                        self.bytes += from
+                            .cells()
+                            .filter(|cell| cell.column == i)
+                            .map(|cell| cell.value.len() + cell.path.map_or(0, <[u8]>::len))
+                            .sum::<usize>();
                         let v = multi_cell(&c.ty, from, i).map_err(|e| fail(e.to_string()))?;
                         b.append(&v, &mut self.empties).map_err(|e| fail(e.0))?;
                         continue;
