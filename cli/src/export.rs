@@ -62,6 +62,10 @@ pub struct Args {
     /// Start another file at the first partition boundary at or past this many rows.
     #[arg(long, value_name = "N", default_value_t = 10_000_000)]
     rows_per_file: u64,
+    /// Uuid and timeuuid columns as `text` (the canonical form; every engine reads it, Spark 4 too) or
+    /// `binary` (16 bytes, Parquet's UUID type: DuckDB and ClickHouse read UUIDs; Spark 4 refuses it).
+    #[arg(long, value_parser = ["text", "binary"], default_value = "text")]
+    uuid: String,
     /// Replace the `part-*` files an earlier export left in --out (refused otherwise).
     #[arg(long)]
     overwrite: bool,
@@ -119,6 +123,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     options.threads = threads;
     options.rows_per_file = args.rows_per_file.max(1);
     options.overwrite = args.overwrite;
+    if args.uuid == "binary" {
+        options.uuids = export::mapping::Uuids::Binary;
+    }
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| Mutex::new(None));
     let draw = |s: &ExportState| draw(bar.as_ref(), s);
     let report = export_table(&table, &name, &options, bar.as_ref().map(|_| &draw as _))

@@ -2,7 +2,7 @@
 //! collections, tuples and UDTs. The builder's shape follows the field [`crate::mapping`] chose, so the
 //! arrays it finishes always match the file's schema.
 
-use std::fmt::Write;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -27,7 +27,7 @@ pub enum Builder {
     Int64(Int64Builder),
     Float32(Float32Builder),
     Float64(Float64Builder),
-    /// Text, and the text forms of inet, decimal and varint.
+    /// Text, and the text forms of uuids, inet, decimal and varint.
     Utf8(StringBuilder),
     Binary(BinaryBuilder),
     Uuid(FixedSizeBinaryBuilder),
@@ -75,7 +75,9 @@ impl Builder {
             (T::Float, _) => Builder::Float32(Float32Builder::with_capacity(n)),
             (T::Double, _) => Builder::Float64(Float64Builder::with_capacity(n)),
             (T::Blob | T::Custom(_), _) => Builder::Binary(BinaryBuilder::new()),
-            (T::Uuid | T::TimeUuid, _) => Builder::Uuid(FixedSizeBinaryBuilder::new(16)),
+            (T::Uuid | T::TimeUuid, DataType::FixedSizeBinary(_)) => {
+                Builder::Uuid(FixedSizeBinaryBuilder::new(16))
+            }
             (T::Timestamp, _) => {
                 Builder::Timestamp(TimestampMillisecondBuilder::new().with_timezone(UTC))
             }
@@ -115,7 +117,7 @@ impl Builder {
                         .collect(),
                 }
             }
-            // Text, inet, decimal, varint (and nothing else: mapping gives every other type above).
+            // Text, inet, decimal, varint, uuids as text (mapping gives every other type above).
             _ => Builder::Utf8(StringBuilder::new()),
         }
     }
@@ -172,6 +174,15 @@ impl Builder {
             (Builder::Float32(b), Value::Float(x)) => b.append_value(*x),
             (Builder::Float64(b), Value::Double(x)) => b.append_value(*x),
             (Builder::Utf8(b), Value::Text(s)) => b.append_value(s),
+            (Builder::Utf8(b), Value::Uuid(u)) => {
+                for (i, x) in u.iter().enumerate() {
+                    if matches!(i, 4 | 6 | 8 | 10) {
+                        let _ = b.write_char('-');
+                    }
+                    let _ = write!(b, "{x:02x}");
+                }
+                b.append_value("");
+            }
             (Builder::Utf8(b), Value::Inet(ip)) => {
                 let _ = write!(b, "{ip}");
                 b.append_value("");
@@ -277,7 +288,7 @@ impl Builder {
                 "an integer"
             }
             Builder::Float32(_) | Builder::Float64(_) => "a floating-point number",
-            Builder::Utf8(_) => "text, inet, decimal or varint",
+            Builder::Utf8(_) => "text, uuid, inet, decimal or varint",
             Builder::Binary(_) => "a blob",
             Builder::Uuid(_) => "a uuid",
             Builder::Timestamp(_) => "a timestamp",
@@ -377,10 +388,13 @@ mod tests {
     use sstable_reader::UserType;
 
     use super::*;
-    use crate::mapping::arrow_field;
+    use crate::mapping::{arrow_field, Uuids};
 
     fn builder(ty: &CqlType) -> Builder {
-        Builder::new(ty, arrow_field("c", ty, true).unwrap().data_type())
+        Builder::new(
+            ty,
+            arrow_field("c", ty, true, Uuids::Text).unwrap().data_type(),
+        )
     }
 
     #[test]
@@ -517,6 +531,17 @@ mod tests {
         let a = b.finish().unwrap();
         assert_eq!(a.as_string::<i32>().value(0), "127.0.0.1");
         assert_eq!(a.as_string::<i32>().value(1), "::1");
+        let mut b = builder(&CqlType::TimeUuid);
+        let u = [
+            0x06, 0x61, 0x58, 0xf8, 0xcb, 0xc9, 0x11, 0xf1, 0x91, 0xd3, 0x29, 0x30, 0x83, 0x4b,
+            0x1e, 0x9b,
+        ];
+        b.append(&Value::Uuid(u), &mut empties).unwrap();
+        let a = b.finish().unwrap();
+        assert_eq!(
+            a.as_string::<i32>().value(0),
+            "066158f8-cbc9-11f1-91d3-2930834b1e9b"
+        );
         let err = builder(&CqlType::BigInt)
             .append(&Value::Text("x"), &mut empties)
             .unwrap_err();

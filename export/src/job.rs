@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use sstable_reader::{plan_ranges, MergeTable, ScanCounters, TokenRange};
 
 use crate::error::{Error, Result};
+use crate::mapping::Uuids;
 use crate::outdir::OutDir;
 use crate::part::{ClosedPart, Format, PartFile};
 use crate::rows::{Batch, Plan};
@@ -37,6 +38,8 @@ pub struct ExportOptions {
     pub batch_rows: usize,
     /// Replace the files of an earlier export in `out`.
     pub overwrite: bool,
+    /// Uuids as text (default) or 16 bytes.
+    pub uuids: Uuids,
 }
 
 impl ExportOptions {
@@ -51,6 +54,7 @@ impl ExportOptions {
             rows_per_file: 10_000_000,
             batch_rows: 65_536,
             overwrite: false,
+            uuids: Uuids::Text,
         }
     }
 }
@@ -94,7 +98,7 @@ pub fn export_table(
     options: &ExportOptions,
     progress: Option<&(dyn Fn(&ExportState) + Sync)>,
 ) -> Result<ExportReport> {
-    let plan = Plan::new(table.schema(), name, &options.columns)?;
+    let plan = Plan::new(table.schema(), name, &options.columns, options.uuids)?;
     let out = OutDir::prepare(
         &options.out,
         &options.data,

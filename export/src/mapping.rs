@@ -1,7 +1,9 @@
 //! CQL types → Arrow types: the one mapping both output formats use (the table in docs/EXPORT.md).
 //!
-//! Choices where CQL and Arrow differ: uuid and timeuuid are 16 bytes with the `arrow.uuid` extension
-//! (Parquet's UUID logical type, which DuckDB reads as UUID); decimal and varint are their exact decimal
+//! Choices where CQL and Arrow differ: uuid and timeuuid are their canonical text (36 characters, lower
+//! case), which every engine reads — Spark 4 refuses Parquet's UUID type — or, with [`Uuids::Binary`],
+//! 16 bytes with the `arrow.uuid` extension (Parquet's UUID logical type: DuckDB and ClickHouse read
+//! it as UUID, in less than half the space); decimal and varint are their exact decimal
 //! text, since a CQL decimal has a scale per value and a varint any length, and Arrow's decimals have
 //! neither; inet is its text form; duration is a struct of months, days and nanoseconds (Parquet has no
 //! month-day-nano interval); tuples are structs of fields `f0`, `f1`, …; UDTs structs of their fields.
@@ -15,10 +17,26 @@ use sstable_reader::CqlType;
 /// The time zone of exported timestamps (CQL timestamps are milliseconds since the epoch, UTC).
 pub const UTC: &str = "UTC";
 
+/// How uuid and timeuuid values are exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Uuids {
+    /// The canonical text form (`066158f8-cbc9-11f1-91d3-2930834b1e9b`): every reader takes it.
+    #[default]
+    Text,
+    /// 16 bytes, `arrow.uuid` (Parquet UUID): DuckDB and ClickHouse read UUIDs; Spark 4 cannot.
+    Binary,
+}
+
 /// The Arrow field of a value of `ty` named `name`, or why the type cannot be exported.
-pub fn arrow_field(name: &str, ty: &CqlType, nullable: bool) -> Result<Field, String> {
+pub fn arrow_field(
+    name: &str,
+    ty: &CqlType,
+    nullable: bool,
+    uuids: Uuids,
+) -> Result<Field, String> {
     use CqlType as T;
     let data_type = match ty.base() {
+        T::Uuid | T::TimeUuid if uuids == Uuids::Text => DataType::Utf8,
         T::Uuid | T::TimeUuid => {
             return Ok(
                 Field::new(name, DataType::FixedSizeBinary(16), nullable).with_extension_type(Uuid)
@@ -38,11 +56,11 @@ pub fn arrow_field(name: &str, ty: &CqlType, nullable: bool) -> Result<Field, St
         T::Time => DataType::Time64(TimeUnit::Nanosecond),
         T::Empty => DataType::Null,
         T::Duration => DataType::Struct(duration_fields()),
-        T::List(e) | T::Set(e) => DataType::List(Arc::new(arrow_field("item", e, true)?)),
+        T::List(e) | T::Set(e) => DataType::List(Arc::new(arrow_field("item", e, true, uuids)?)),
         T::Map(k, v) => {
             let entries = Fields::from(vec![
-                arrow_field("key", k, false)?,
-                arrow_field("value", v, true)?,
+                arrow_field("key", k, false, uuids)?,
+                arrow_field("value", v, true, uuids)?,
             ]);
             let entries = Field::new("entries", DataType::Struct(entries), false);
             DataType::Map(Arc::new(entries), false)
@@ -51,7 +69,7 @@ pub fn arrow_field(name: &str, ty: &CqlType, nullable: bool) -> Result<Field, St
             let fields = items
                 .iter()
                 .enumerate()
-                .map(|(i, t)| arrow_field(&format!("f{i}"), t, true))
+                .map(|(i, t)| arrow_field(&format!("f{i}"), t, true, uuids))
                 .collect::<Result<Vec<_>, _>>()?;
             DataType::Struct(fields.into())
         }
@@ -59,7 +77,7 @@ pub fn arrow_field(name: &str, ty: &CqlType, nullable: bool) -> Result<Field, St
             let fields = u
                 .fields
                 .iter()
-                .map(|(n, t)| arrow_field(n, t, true))
+                .map(|(n, t)| arrow_field(n, t, true, uuids))
                 .collect::<Result<Vec<_>, _>>()?;
             DataType::Struct(fields.into())
         }
@@ -100,7 +118,7 @@ mod tests {
     }
 
     fn mapped(cql: &str) -> DataType {
-        arrow_field("c", &ty(cql), true)
+        arrow_field("c", &ty(cql), true, Uuids::Text)
             .expect(cql)
             .data_type()
             .clone()
@@ -138,15 +156,19 @@ mod tests {
     }
 
     #[test]
-    fn uuids_carry_the_uuid_extension() {
+    fn uuids_are_text_or_carry_the_uuid_extension() {
         for cql in ["uuid", "timeuuid"] {
-            let f = arrow_field("id", &ty(cql), false).unwrap();
+            let f = arrow_field("id", &ty(cql), false, Uuids::Text).unwrap();
+            assert_eq!(f.data_type(), &DataType::Utf8);
+            assert_eq!(f.extension_type_name(), None);
+            let f = arrow_field("id", &ty(cql), false, Uuids::Binary).unwrap();
             assert_eq!(f.data_type(), &DataType::FixedSizeBinary(16));
             assert_eq!(f.extension_type_name(), Some("arrow.uuid"), "{cql}");
             assert!(!f.is_nullable());
         }
         // Also inside collections.
-        let DataType::List(item) = mapped("list<timeuuid>") else {
+        let list = arrow_field("c", &ty("list<timeuuid>"), true, Uuids::Binary).unwrap();
+        let DataType::List(item) = list.data_type() else {
             panic!("a list")
         };
         assert_eq!(item.extension_type_name(), Some("arrow.uuid"));
@@ -191,7 +213,7 @@ mod tests {
     #[test]
     fn a_composite_type_is_refused_with_a_reason() {
         let t = CqlType::Composite(vec![CqlType::Text, CqlType::Int]);
-        let err = arrow_field("k", &t, true).unwrap_err();
+        let err = arrow_field("k", &t, true, Uuids::Text).unwrap_err();
         assert!(err.contains("composite"), "{err}");
     }
 }

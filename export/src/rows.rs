@@ -14,7 +14,7 @@ use sstable_reader::{
 
 use crate::builder::Builder;
 use crate::error::{Error, Result};
-use crate::mapping::arrow_field;
+use crate::mapping::{arrow_field, Uuids};
 
 /// Where the values of an exported column come from.
 #[derive(Debug, Clone, Copy)]
@@ -43,9 +43,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The columns of `schema` named in `only` (all when empty), each mapped to Arrow; `table` names the
-    /// table in errors.
-    pub fn new(schema: &TableSchema, table: &str, only: &[String]) -> Result<Plan> {
+    /// The columns of `schema` named in `only` (all when empty), each mapped to Arrow (uuids as `uuids`
+    /// says); `table` names the table in errors.
+    pub fn new(schema: &TableSchema, table: &str, only: &[String], uuids: Uuids) -> Result<Plan> {
         if let Some(bad) = only.iter().find(|n| schema.column(n).is_none()) {
             let known: Vec<&str> = schema
                 .select_order()
@@ -65,7 +65,7 @@ impl Plan {
                 continue;
             }
             let key = matches!(c.kind, ColumnKind::PartitionKey);
-            fields.push(arrow_field(&c.name, &c.ty, !key).map_err(|why| {
+            fields.push(arrow_field(&c.name, &c.ty, !key, uuids).map_err(|why| {
                 Error::UnsupportedType {
                     table: table.into(),
                     column: c.name.clone(),

@@ -1,7 +1,7 @@
 """Reads the files of a `funnel export` with DuckDB or chdb (ClickHouse) and compares every row and value
 with `funnel dump`'s JSON lines of the same table.
 
-usage: export_compare.py duckdb|chdb parquet|arrow DIR DUMP.jsonl [parquet|arrow DIR DUMP.jsonl …]
+usage: export_compare.py duckdb|chdb|spark parquet|arrow DIR DUMP.jsonl [parquet|arrow DIR DUMP.jsonl …]
 
 Both sides are brought to one canonical form, directed by the column types of the exported files' Arrow
 schema (read with pyarrow): timestamps as epoch milliseconds, uuids as lower-case text, blobs as bytes,
@@ -152,6 +152,21 @@ def read_chdb(fmt, pattern, schema):
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def read_spark(fmt, out_dir):
+    from pyspark.sql import SparkSession
+
+    if fmt != "parquet":
+        raise SystemExit("Spark reads the Parquet export only")
+    spark = (
+        SparkSession.builder.master("local[1]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    # Timestamps come back as naive datetimes in the session's zone (UTC).
+    return [r.asDict(recursive=True) for r in spark.read.parquet(out_dir).collect()]
+
+
 def main():
     reader, rest = sys.argv[1], sys.argv[2:]
     if not rest or len(rest) % 3:
@@ -170,6 +185,8 @@ def compare(reader, fmt, out_dir, dump_path):
     schema = schema_of(fmt, files)
     if reader == "duckdb":
         rows = read_duckdb(fmt, pattern, files)
+    elif reader == "spark":
+        rows = read_spark(fmt, out_dir)
     else:
         rows = read_chdb(fmt, pattern, schema)
     with open(dump_path) as f:

@@ -1,7 +1,7 @@
 //! `funnel export` end to end: the real binary exports tables to Parquet and Arrow IPC files, DuckDB and
 //! chdb (ClickHouse) read them back (tests/oracle/export_compare.py), and every row and value must equal
 //! `funnel dump`'s JSON lines — for testdata's events, hits and conversions, and for real Cassandra 3.11
-//! SSTables holding one table per CQL type. Then the errors: unknown table and column, an output directory
+//! SSTables holding one table per CQL type; Spark reads the Parquet files of events. Then the errors: unknown table and column, an output directory
 //! inside the data or not a directory, files of an earlier export (refused unless --overwrite).
 //! Under `CI` a missing venv fails the tests; otherwise they are skipped with a reason.
 
@@ -100,11 +100,11 @@ struct Check {
     label: String,
 }
 
-/// Reads every check's files with DuckDB and with chdb (one oracle process per reader) and compares them
-/// with their dumps: every value, and the row count.
-fn compare_all(py: &Path, checks: &[Check]) {
+/// Reads every check's files with each reader (`duckdb`, `chdb`, `spark`; one oracle process per reader)
+/// and compares them with their dumps: every value, and the row count.
+fn compare_all(py: &Path, checks: &[Check], readers: &[&str]) {
     let oracle = workspace_root().join("tests/oracle/export_compare.py");
-    for reader in ["duckdb", "chdb"] {
+    for &reader in readers {
         let mut cmd = Command::new(py);
         cmd.arg(&oracle).arg(reader);
         for c in checks {
@@ -157,9 +157,19 @@ fn duckdb_and_chdb_read_every_row_and_value_funnel_dump_prints() {
                 rows: rows as u64,
                 label: format!("{table} {format}"),
             });
+            // Uuids as 16 bytes (Parquet UUID / arrow.uuid) too.
+            let out = dir.path().join(format!("{table}-{format}-binary-uuids"));
+            export(&data, &qualified, format, &out, &["--uuid", "binary"]);
+            checks.push(Check {
+                format,
+                out,
+                dump: dumped.clone(),
+                rows: rows as u64,
+                label: format!("{table} {format} with binary uuids"),
+            });
         }
     }
-    compare_all(&py, &checks);
+    compare_all(&py, &checks, &["duckdb", "chdb"]);
 }
 
 #[test]
@@ -195,7 +205,7 @@ fn real_cassandra_sstables_of_every_cql_type_round_trip() {
             });
         }
     }
-    compare_all(&py, &checks);
+    compare_all(&py, &checks, &["duckdb", "chdb"]);
 }
 
 #[test]
@@ -249,7 +259,7 @@ fn columns_and_files_per_rows() {
         rows,
         label: "hits' props, fingerprint and ts".into(),
     };
-    compare_all(&py, &[check]);
+    compare_all(&py, &[check], &["duckdb", "chdb"]);
     let schema = Command::new(&py)
         .args([
             "-c",
@@ -260,6 +270,47 @@ fn columns_and_files_per_rows() {
         .unwrap();
     // SELECT * order: partition key, clustering, then the other columns by name.
     assert_eq!(text(&schema.stdout).trim(), "fingerprint,ts,props");
+}
+
+/// Spark (pyspark, local[1]) reads the Parquet export of events — uuids as text, since Spark 4 refuses
+/// Parquet's UUID type — and every value equals `funnel dump`'s.
+#[test]
+fn spark_reads_the_parquet_export() {
+    let Some(py) = python() else { return };
+    let spark = Command::new(&py)
+        .args(["-c", "import pyspark"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let java = Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !(spark && java) {
+        let reason = "pyspark in the venv and java are needed (.ci/test installs both)";
+        assert!(std::env::var_os("CI").is_none(), "{reason}");
+        eprintln!("SKIPPED: {reason}");
+        return;
+    }
+    let data = workspace_root().join("testdata/snapshot");
+    let dir = tempfile::tempdir().unwrap();
+    let dumped = dir.path().join("events.jsonl");
+    let rows = dump(&data, "tracking.events", &dumped) as u64;
+    let out = dir.path().join("events");
+    export(
+        &data,
+        "tracking.events",
+        "parquet",
+        &out,
+        &["--threads", "2"],
+    );
+    let check = Check {
+        format: "parquet",
+        out,
+        dump: dumped,
+        rows,
+        label: "events".into(),
+    };
+    compare_all(&py, &[check], &["spark"]);
 }
 
 fn parquet_rows(py: &Path, file: &Path) -> u64 {
