@@ -148,7 +148,8 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let data = t.path().join("data");
         std::fs::create_dir_all(data.join("ks/t-1")).unwrap();
-        let inside = OutDir::prepare(&data.join("ks/out"), &[data.clone()], Format::Parquet, true);
+        let datas = [data.clone()];
+        let inside = OutDir::prepare(&data.join("ks/out"), &datas, Format::Parquet, true);
         assert!(
             matches!(&inside, Err(Error::OutDir { what, .. }) if what.contains("is inside")),
             "{inside:?}"
@@ -160,21 +161,21 @@ mod tests {
         );
 
         let out = t.path().join("out");
-        let ok = OutDir::prepare(&out, &[data.clone()], Format::Parquet, false).unwrap();
+        let ok = OutDir::prepare(&out, &datas, Format::Parquet, false).unwrap();
         assert!(ok.replaced.is_empty());
         std::fs::write(out.join("part-00000-0000.parquet"), b"x").unwrap();
-        let again = OutDir::prepare(&out, &[data.clone()], Format::Parquet, false);
+        let again = OutDir::prepare(&out, &datas, Format::Parquet, false);
         assert!(
             matches!(&again, Err(Error::OutDir { what, .. }) if what.contains("--overwrite")),
             "{again:?}"
         );
         // Another format's files are no obstacle; --overwrite replaces the earlier parts.
-        OutDir::prepare(&out, &[data.clone()], Format::Arrow, false).unwrap();
-        let over = OutDir::prepare(&out, &[data.clone()], Format::Parquet, true).unwrap();
+        OutDir::prepare(&out, &datas, Format::Arrow, false).unwrap();
+        let over = OutDir::prepare(&out, &datas, Format::Parquet, true).unwrap();
         assert_eq!(over.replaced.len(), 1);
         // Files an export did not write are never replaced.
         std::fs::write(out.join("mine.parquet"), b"x").unwrap();
-        let foreign = OutDir::prepare(&out, &[data], Format::Parquet, true);
+        let foreign = OutDir::prepare(&out, &datas, Format::Parquet, true);
         assert!(
             matches!(&foreign, Err(Error::OutDir { what, .. }) if what.contains("mine.parquet")),
             "{foreign:?}"

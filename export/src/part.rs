@@ -34,9 +34,10 @@ impl Format {
     }
 }
 
+// Boxed: both writers are hundreds of bytes, of very different sizes.
 enum Writer {
-    Parquet(ArrowWriter<BufWriter<File>>),
-    Arrow(FileWriter<BufWriter<File>>),
+    Parquet(Box<ArrowWriter<BufWriter<File>>>),
+    Arrow(Box<FileWriter<BufWriter<File>>>),
 }
 
 /// An output file being written.
@@ -93,14 +94,14 @@ impl PartFile {
                     .set_max_row_group_row_count(Some(row_group_rows.max(1)))
                     .set_created_by(format!("funnel export {}", env!("CARGO_PKG_VERSION")))
                     .build();
-                Writer::Parquet(
+                Writer::Parquet(Box::new(
                     ArrowWriter::try_new(out, schema.clone(), Some(props))
                         .map_err(|e| part.parquet(e))?,
-                )
+                ))
             }
-            Format::Arrow => {
-                Writer::Arrow(FileWriter::try_new(out, schema).map_err(|e| part.arrow(e))?)
-            }
+            Format::Arrow => Writer::Arrow(Box::new(
+                FileWriter::try_new(out, schema).map_err(|e| part.arrow(e))?,
+            )),
         });
         Ok(part)
     }
