@@ -272,6 +272,47 @@ fn columns_and_files_per_rows() {
     assert_eq!(text(&schema.stdout).trim(), "fingerprint,ts,props");
 }
 
+/// With `--cache`, the second export reads every SSTable from its extract, and still equals the dump.
+#[test]
+fn export_through_the_extract_cache() {
+    let Some(py) = python() else { return };
+    let data = workspace_root().join("testdata/snapshot");
+    let dir = tempfile::tempdir().unwrap();
+    let dumped = dir.path().join("conversions.jsonl");
+    let rows = dump(&data, "tracking.conversions", &dumped) as u64;
+    let cache = dir.path().join("cache");
+    let c = cache.to_str().unwrap();
+    let mut checks = Vec::new();
+    for (i, format) in ["parquet", "arrow"].into_iter().enumerate() {
+        let out = dir.path().join(format!("conversions-{format}"));
+        let o = Command::new(funnel_bin())
+            .args(["export", "--table", "tracking.conversions", "--data"])
+            .arg(&data)
+            .args(["--format", format, "--out"])
+            .arg(&out)
+            .args(["--now", NOW])
+            .args(["--cache", c])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        // The first export fills the cache, the second reads from it alone.
+        let want = if i == 0 {
+            "0 SSTables read from extracts"
+        } else {
+            "3 SSTables read from extracts, 0 extracted"
+        };
+        assert!(text(&o.stderr).contains(want), "{}", text(&o.stderr));
+        checks.push(Check {
+            format,
+            out,
+            dump: dumped.clone(),
+            rows,
+            label: format!("conversions {format} through the cache"),
+        });
+    }
+    compare_all(&py, &checks, &["duckdb"]);
+}
+
 /// Spark (pyspark, local[1]) reads the Parquet export of events — uuids as text, since Spark 4 refuses
 /// Parquet's UUID type — and every value equals `funnel dump`'s.
 #[test]
