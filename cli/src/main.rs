@@ -9,6 +9,7 @@ mod cpu;
 mod demo;
 mod dump;
 mod expired;
+mod export;
 mod facts_cmd;
 mod gen;
 mod levels;
@@ -46,6 +47,7 @@ struct Cli {
 enum Command {
     Cache(cache::Args),
     Dump(dump::Args),
+    Export(export::Args),
     Gen(gen::Args),
     Stats(stats::Args),
     Query(query::Args),
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Cache(args) => cache::run(args),
         Command::Dump(args) => dump::run(args),
+        Command::Export(args) => export::run(args),
         Command::Gen(args) => gen::run(args),
         Command::Stats(args) => stats::run(args),
         Command::Query(args) => query::run(args),
