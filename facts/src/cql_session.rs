@@ -1,5 +1,6 @@
 //! The session seam of the CQL store: every request the store sends — each prepared statement, each batch,
-//! each DDL of `init` — is one [`Request`] handed to a [`CqlSession`]. The driver is one implementation
+//! each DDL of `init` — is one [`Request`] handed to a [`CqlSession`], and so is every upsert of the
+//! stream's raw rows (`stream::raw`, its own statements and keyspace). The driver is one implementation
 //! ([`DriverSession`]); [`Recorder`] wraps any other and keeps what was sent, so tests can check every
 //! request against Cassandra's own limits ([`crate::cql_contract`]) and inject faults between requests.
 //!
