@@ -38,8 +38,8 @@
 //!
 //! # Tables
 //! [`RawWriter::connect`] with `init = true` (`funnel stream --raw URL --init-raw`) creates the keyspace
-//! (replication factor `?rf=N`, default 3) and both tables if missing ([`create_statements`]); without it the
-//! tables must exist. TLS (`tls=true`) is not supported here yet and is refused, never downgraded.
+//! (replication factor `?rf=N`, default 3) and both tables if missing and sets their compaction (time
+//! windows of a day, [`RAW_COMPACTION`]) ([`create_statements`]); without it the tables must exist. TLS (`tls=true`) is not supported here yet and is refused, never downgraded.
 //!
 //! Tested without a server: the exact statements, every column of the row mapping bound with the CQL type
 //! of its column, and a day of synthetic traffic written through a recorded in-memory executor, every
@@ -103,12 +103,29 @@ pub fn cql(template: &str, keyspace: &str) -> String {
     template.replace("{ks}", keyspace)
 }
 
-/// What `--init-raw` runs, in order: the keyspace, then both tables.
+/// Compaction of both raw tables: time windows of a day. Rows are written once (a replay rewrites the
+/// same cells within minutes) and all expire by the tables' TTL, so whole SSTables drop when their window's
+/// rows have expired, instead of expired cells being rewritten by size-tiered merges for 60 days.
+pub const RAW_COMPACTION: &str = "{'class': 'TimeWindowCompactionStrategy', \
+     'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}";
+
+/// `gc_grace_seconds` of both raw tables: 3 hours. They are never deleted, only expire, so no tombstone
+/// needs a repair to reach every replica before it is purged.
+pub const RAW_GC_GRACE_S: u32 = 3 * 3600;
+
+/// What `--init-raw` runs, in order: the keyspace, both tables, then their compaction and grace (`ALTER
+/// TABLE … WITH`, so tables created before are upgraded too).
 pub fn create_statements(keyspace: &str, replication_factor: u32) -> Vec<String> {
+    let options = |table| {
+        let ddl = facts::cql_statements::table_options_ddl(table, RAW_COMPACTION, RAW_GC_GRACE_S);
+        cql(&ddl, keyspace)
+    };
     vec![
         facts::cql_statements::create_keyspace(keyspace, replication_factor),
         cql(CREATE_HITS, keyspace),
         cql(CREATE_EVENTS, keyspace),
+        options("hits"),
+        options("events"),
     ]
 }
 
@@ -470,6 +487,10 @@ mod tests {
                 "CREATE TABLE IF NOT EXISTS tracking.events (app_id text, actor_id text, ts timestamp, event_id timeuuid, \
                  name text, ip inet, user_agent text, props map<text,text>, \
                  PRIMARY KEY ((app_id, actor_id), ts, event_id)) WITH default_time_to_live = 5184000".to_string(),
+                "ALTER TABLE tracking.hits WITH compaction = {'class': 'TimeWindowCompactionStrategy', \
+                 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1} AND gc_grace_seconds = 10800".to_string(),
+                "ALTER TABLE tracking.events WITH compaction = {'class': 'TimeWindowCompactionStrategy', \
+                 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1} AND gc_grace_seconds = 10800".to_string(),
             ]
         );
         assert!(CREATE_HITS.contains(&format!("default_time_to_live = {RAW_TTL_S}")));
