@@ -1217,6 +1217,35 @@ mod tests {
         assert_eq!(run(&m, st::SELECT_LEASE, ()), vec![vec![Value::BigInt(2)]]);
     }
 
+    /// Timestamps order by value and timeuuids by their time first (`TimeUUIDType`), not by their bytes:
+    /// the raw rows' clustering (`ts`, id).
+    #[test]
+    fn timestamps_and_timeuuids_order_as_cassandra_orders_them() {
+        assert_eq!(
+            compare(&Value::Timestamp(-1), &Value::Timestamp(2)),
+            Ordering::Less
+        );
+        // 6a1d2f10-3b1a-11ef-… (2024) against 00000001-0000-1fff-… (later: a larger time_hi), whose
+        // bytes sort first.
+        let early = [
+            0x6a, 0x1d, 0x2f, 0x10, 0x3b, 0x1a, 0x11, 0xef, 0x9a, 0x8c, 0, 0, 0, 0, 0, 2,
+        ];
+        let late = [0, 0, 0, 1, 0, 0, 0x1f, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1];
+        assert!(late < early);
+        assert_eq!(
+            compare(&Value::Timeuuid(early), &Value::Timeuuid(late)),
+            Ordering::Less
+        );
+        assert_eq!(uuid_time(&late), 0x0fff_0000_0000_0001);
+        // Same time: by bytes.
+        let mut other = early;
+        other[15] = 3;
+        assert_eq!(
+            compare(&Value::Timeuuid(early), &Value::Timeuuid(other)),
+            Ordering::Less
+        );
+    }
+
     #[test]
     fn reads_follow_clustering_order_ranges_and_limits() {
         let m = MemorySession::new();
