@@ -430,14 +430,6 @@ mod driver {
             }
         }
 
-        /// A session to the URL's nodes with the store's policies (token- and DC-aware routing, timeouts,
-        /// monotonic client timestamps: [`crate::cql_connect`]), for clients beside the store (the
-        /// stream's raw rows). TLS is the store's ([`crate::CqlStore::connect`]) only.
-        pub async fn connect(url: &crate::CqlUrl) -> Result<DriverSession, FactsError> {
-            crate::cql_connect::connect(url, scylla::client::session_builder::SessionBuilder::new())
-                .await
-        }
-
         /// Prepares `s` now (it is otherwise prepared on first use), so a missing table fails at start.
         pub async fn prepare(&self, s: &Stmt) -> Result<(), FactsError> {
             self.prepared(s).await.map(|_| ())

@@ -54,6 +54,7 @@ use facts::cql_session::{CqlSession, DriverSession, Request, Value};
 use facts::cql_statements::Stmt;
 use facts::{CqlUrl, StoreUrl};
 use futures::stream::{self, TryStreamExt};
+use scylla::client::session_builder::SessionBuilder;
 use scylla::value::{CqlTimestamp, CqlTimeuuid};
 use tokio::sync::Semaphore;
 
@@ -320,7 +321,7 @@ pub fn rows_of(msgs: &[Message]) -> RawRows {
 
 /// Writes raw rows to a keyspace through the CQL session seam ([`facts::cql_session`]): prepared
 /// statements, `LOCAL_QUORUM`, idempotent (the seam derives both from the statement), token- and DC-aware
-/// routing ([`DriverSession::connect`]). Cheap to share (`Arc`); async, runs on the caller's tokio runtime.
+/// routing ([`facts::cql_connect`]). Cheap to share (`Arc`); async, runs on the caller's tokio runtime.
 pub struct RawWriter {
     session: Arc<dyn CqlSession>,
     /// The driver session behind `session`, when connected to a cluster.
@@ -357,7 +358,8 @@ impl RawWriter {
         if url.tls {
             return Err(RawError::TlsUnsupported(url.nodes.join(",")));
         }
-        let driver = DriverSession::connect(url)
+        // The store's driver policies: token- and DC-aware routing, timeouts, monotonic client timestamps.
+        let driver = facts::cql_connect::connect(url, SessionBuilder::new())
             .await
             .map_err(|e| RawError::Connect {
                 nodes: url.nodes.join(","),
