@@ -53,12 +53,21 @@ pub struct Table {
     pub columns: BTreeMap<String, String>,
     pub partition_key: Vec<String>,
     pub clustering: Vec<String>,
+    /// `default_time_to_live` (seconds; 0: none): the TTL of a write without `USING TTL`.
+    pub default_ttl_s: i64,
 }
 
 /// Tables by name, parsed from [`TABLES`].
 pub fn schema() -> BTreeMap<String, Table> {
+    schema_with(&[])
+}
+
+/// [`schema`] and the tables of `extra` DDL (`CREATE TABLE … {ks}.name (…)`): tables other clients create
+/// in their own keyspace, such as the stream's raw rows.
+pub fn schema_with(extra: &[&str]) -> BTreeMap<String, Table> {
     TABLES
         .iter()
+        .chain(extra)
         .filter_map(|d| parse_table(d))
         .map(|t| (t.name.clone(), t))
         .collect()
@@ -120,6 +129,12 @@ fn parse_table(ddl: &str) -> Option<Table> {
         columns: BTreeMap::new(),
         partition_key: Vec::new(),
         clustering: Vec::new(),
+        default_ttl_s: rest[end? + 1..]
+            .split("default_time_to_live = ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0),
     };
     for part in split_top(body) {
         if let Some(pk) = part.strip_prefix("PRIMARY KEY") {
@@ -256,12 +271,13 @@ fn shape(s: &Stmt, tables: &BTreeMap<String, Table>) -> Shape {
             .unwrap_or("");
         for a in sets.split(", ") {
             if let Some((c, v)) = a.split_once(" = ") {
-                value(
-                    &mut sh,
-                    c.trim(),
-                    v.trim(),
-                    Role::Column(c.trim().to_string()),
-                );
+                let (c, v) = (c.trim(), v.trim());
+                // `c = c + ?` appends to a collection: its bound value is the column's (new) cells.
+                let v = match v.strip_prefix(c).map(str::trim) {
+                    Some("+ ?") => "?",
+                    _ => v,
+                };
+                value(&mut sh, c, v, Role::Column(c.to_string()));
             }
         }
     }
@@ -309,7 +325,7 @@ pub struct Effect {
     pub clustering: Option<Vec<Vec<u8>>>,
     /// Data size of the mutation it makes (0 for reads).
     pub data_size: usize,
-    /// `USING TTL` value (0: none).
+    /// `USING TTL` value, or the table's `default_time_to_live` (0: none).
     pub ttl_s: i64,
     pub is_write: bool,
     pub is_delete: bool,
@@ -326,6 +342,28 @@ fn bytes(v: &Value) -> Vec<u8> {
         Value::Double(d) => d.to_be_bytes().to_vec(),
         Value::Blob(b) => b.clone(),
         Value::Bool(b) => vec![u8::from(*b)],
+        Value::Timestamp(ms) => ms.to_be_bytes().to_vec(),
+        Value::Timeuuid(b) => b.to_vec(),
+        Value::Inet(std::net::IpAddr::V4(ip)) => ip.octets().to_vec(),
+        Value::Inet(std::net::IpAddr::V6(ip)) => ip.octets().to_vec(),
+        Value::TextMap(m) => m
+            .iter()
+            .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()].concat())
+            .collect(),
+    }
+}
+
+/// Data size of one column's cells: one cell, or for a non-frozen collection a cell per element (its
+/// path — the map key — and value) and the column's deletion time (`ComplexColumnData.dataSize`).
+fn cells_size(v: &Value) -> usize {
+    match v {
+        Value::TextMap(m) => {
+            DELETION
+                + m.iter()
+                    .map(|(k, v)| CELL_OVERHEAD + k.len() + v.len())
+                    .sum::<usize>()
+        }
+        v => CELL_OVERHEAD + v.size(),
     }
 }
 
@@ -343,8 +381,13 @@ impl Default for Contract {
 
 impl Contract {
     pub fn new() -> Contract {
+        Contract::with_tables(&[])
+    }
+
+    /// Checks requests against [`schema_with`] `extra` tables (the stream's raw rows).
+    pub fn with_tables(extra: &[&str]) -> Contract {
         Contract {
-            tables: schema(),
+            tables: schema_with(extra),
             shapes: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -378,6 +421,10 @@ impl Contract {
             }
         }
         let table = self.tables.get(&sh.table);
+        // A write without `USING TTL` expires by the table's `default_time_to_live`.
+        if ttl == 0 && sh.kind != Kind::Select && sh.kind != Kind::Delete {
+            ttl = table.map_or(0, |t| t.default_ttl_s);
+        }
         let key_of = |names: &[String]| -> Option<Vec<Vec<u8>>> {
             names
                 .iter()
@@ -426,7 +473,7 @@ impl Contract {
         let cells: usize = cols
             .iter()
             .filter(|(c, _)| !is_key(c))
-            .map(|(_, v)| CELL_OVERHEAD + v.size())
+            .map(|(_, v)| cells_size(v))
             .sum();
         let data_size = match sh.kind {
             Kind::Insert => ck_bytes + if ttl > 0 { LIVENESS_EXPIRING } else { LIVENESS } + cells,
@@ -562,6 +609,14 @@ impl Ledger {
         Ledger::default()
     }
 
+    /// A ledger of [`Contract::with_tables`] `extra` tables too.
+    pub fn with_tables(extra: &[&str]) -> Ledger {
+        Ledger {
+            contract: Contract::with_tables(extra),
+            partitions: BTreeMap::new(),
+        }
+    }
+
     /// Apply the writes of a request.
     pub fn observe(&mut self, request: &Request) {
         for (s, v) in request.statements() {
@@ -617,6 +672,54 @@ mod tests {
         assert_eq!(w.partition_key, ["app_id"]);
         assert_eq!(w.clustering, ["funnel_id", "funnel_version"]);
         assert_eq!(tables["meta"].partition_key, ["key"]);
+    }
+
+    /// Another client's table (the stream's raw rows): a map appended to is a cell per entry (path and
+    /// value) plus the column's deletion time, and a write without `USING TTL` takes the table's
+    /// `default_time_to_live`, which the TTL limits then check.
+    #[test]
+    fn appends_size_a_cell_per_entry_and_the_table_ttl_applies() {
+        const DDL: &str =
+            "CREATE TABLE IF NOT EXISTS {ks}.raw (a text, ts timestamp, id timeuuid, \
+                           ip inet, props map<text,text>, PRIMARY KEY ((a), ts, id)) \
+                           WITH default_time_to_live = 5184000";
+        const UP: Stmt = Stmt {
+            name: "TEST_RAW_UP",
+            template:
+                "UPDATE {ks}.raw SET ip = ?, props = props + ? WHERE a = ? AND ts = ? AND id = ?",
+            arity: 5,
+        };
+        let c = Contract::with_tables(&[DDL]);
+        assert_eq!(shape(&UP, &c.tables).binds.len(), 5);
+        let values = [
+            Value::Inet("203.0.113.9".parse().unwrap()),
+            Value::TextMap(BTreeMap::from([
+                ("k".to_string(), "vv".to_string()),
+                ("kk".to_string(), "v".to_string()),
+            ])),
+            Value::Text("app".into()),
+            Value::Timestamp(7),
+            Value::Timeuuid([1; 16]),
+        ];
+        let e = c.effect(&UP, &values);
+        // clustering 8 + 16; ip 16 + 4; props 12 + 2 × (16 + 3).
+        assert_eq!(e.data_size, 24 + 20 + 12 + 38);
+        assert_eq!(e.ttl_s, 5_184_000);
+        assert_eq!(
+            e.clustering,
+            Some(vec![7i64.to_be_bytes().to_vec(), vec![1; 16]])
+        );
+        assert!(c
+            .violations(&Request::execute(UP, values.to_vec()), 0)
+            .is_empty());
+        // The same table TTL written in 2038 would expire past Cassandra's limit.
+        let late = MAX_DELETION_TIME_S - 86_400;
+        let v = c.violations(&Request::execute(UP, values.to_vec()), late);
+        assert!(v.iter().any(|m| m.contains("2038")), "{v:?}");
+        // Without the extra DDL the table is unknown: no partition key, a violation.
+        assert!(!Contract::new()
+            .violations(&Request::execute(UP, values.to_vec()), 0)
+            .is_empty());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 
-use crate::cql_contract::schema;
+use crate::cql_contract::schema_with;
 use crate::cql_session::{CqlSession, Reply, Request, RowSet, Value};
 use crate::cql_statements::{Stmt, TABLES};
 use crate::error::{CqlError, FactsError};
@@ -58,6 +58,11 @@ fn compare(a: &Value, b: &Value) -> Ordering {
         (Value::Double(x), Value::Double(y)) => x.total_cmp(y),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         (Value::Text(x), Value::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Value::Timestamp(x), Value::Timestamp(y)) => x.cmp(y),
+        // `TimeUUIDType`: by the UUID's time, then its bytes.
+        (Value::Timeuuid(x), Value::Timeuuid(y)) => {
+            (uuid_time(x), x.as_slice()).cmp(&(uuid_time(y), y.as_slice()))
+        }
         (Value::Blob(x), Value::Blob(y)) => x.cmp(y),
         (Value::Null, Value::Null) => Ordering::Equal,
         (Value::Null, _) => Ordering::Less,
@@ -65,6 +70,18 @@ fn compare(a: &Value, b: &Value) -> Ordering {
         _ => format!("{a:?}").cmp(&format!("{b:?}")),
     }
 }
+
+/// The 60-bit timestamp of a version-1 UUID (`time_hi` without the version, `time_mid`, `time_low`).
+fn uuid_time(b: &[u8; 16]) -> u64 {
+    let hi = u64::from(u16::from_be_bytes([b[6], b[7]]) & 0x0fff);
+    let mid = u64::from(u16::from_be_bytes([b[4], b[5]]));
+    let low = u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    hi << 48 | mid << 32 | low
+}
+
+/// The cell name of one entry of a non-frozen map: each entry is a cell of its own (its path is the key),
+/// so an append writes the entries' cells and leaves the others.
+const ENTRY: char = '\u{0}';
 
 /// One cell: its value (`None`: a cell tombstone, as an `INSERT` of `null` writes), timestamp and expiry.
 #[derive(Debug, Clone)]
@@ -158,11 +175,25 @@ impl Partition {
         let marker = row
             .marker
             .is_some_and(|(ts, exp)| ts > shadow && exp.is_none_or(|e| e > now_ms));
-        let cells: HashMap<String, Value> = row
-            .cells
-            .iter()
-            .filter_map(|(c, cell)| cell.live(now_ms, shadow).map(|v| (c.clone(), v.clone())))
-            .collect();
+        let mut cells: HashMap<String, Value> = HashMap::new();
+        for (c, cell) in &row.cells {
+            let Some(v) = cell.live(now_ms, shadow) else {
+                continue;
+            };
+            match (c.split_once(ENTRY), v) {
+                (Some((col, key)), Value::Text(v)) => {
+                    let map = cells
+                        .entry(col.to_string())
+                        .or_insert_with(|| Value::TextMap(BTreeMap::new()));
+                    if let Value::TextMap(m) = map {
+                        m.insert(key.to_string(), v.clone());
+                    }
+                }
+                _ => {
+                    cells.insert(c.clone(), v.clone());
+                }
+            }
+        }
         (marker || !cells.is_empty()).then_some(cells)
     }
 }
@@ -176,12 +207,14 @@ struct TableDef {
     /// Column names in DDL order.
     columns: Vec<String>,
     desc: bool,
+    /// `default_time_to_live` (seconds; 0: none).
+    default_ttl_s: i64,
 }
 
-fn table_defs() -> HashMap<String, TableDef> {
-    let parsed = schema();
+fn table_defs(extra: &[&str]) -> HashMap<String, TableDef> {
+    let parsed = schema_with(extra);
     let mut out = HashMap::new();
-    for ddl in TABLES {
+    for ddl in TABLES.iter().chain(extra) {
         let Some(name) = ddl
             .split("{ks}.")
             .nth(1)
@@ -212,6 +245,7 @@ fn table_defs() -> HashMap<String, TableDef> {
                 statics,
                 columns,
                 desc: ddl.contains(" DESC)"),
+                default_ttl_s: t.default_ttl_s,
             },
         );
     }
@@ -253,6 +287,8 @@ struct Parsed {
     kind: Kind,
     /// INSERT columns / UPDATE assignments.
     sets: Vec<(String, Operand)>,
+    /// Columns assigned `col = col + ?`: a collection appended to.
+    appends: Vec<String>,
     restrictions: Vec<(String, Op, Operand)>,
     conditions: Vec<(String, Operand)>,
     if_not_exists: bool,
@@ -311,6 +347,7 @@ fn parse(s: &Stmt) -> Result<Parsed, FactsError> {
         table,
         kind: Kind::Insert,
         sets: Vec::new(),
+        appends: Vec::new(),
         restrictions: Vec::new(),
         conditions: Vec::new(),
         if_not_exists: false,
@@ -415,6 +452,13 @@ fn parse(s: &Stmt) -> Result<Parsed, FactsError> {
             let (c, v) = a
                 .split_once(" = ")
                 .ok_or_else(|| unsupported("an assignment", s.name))?;
+            let v = match v.strip_prefix(c).map(str::trim) {
+                Some("+ ?") => {
+                    p.appends.push(c.trim().to_string());
+                    "?"
+                }
+                _ => v,
+            };
             if v.contains(' ') {
                 return Err(unsupported(
                     "an assignment other than `col = value`",
@@ -515,9 +559,15 @@ struct Db {
 
 impl MemorySession {
     pub fn new() -> Arc<MemorySession> {
+        MemorySession::with_tables(&[])
+    }
+
+    /// An executor that also knows the tables of `extra` DDL (another client's, such as the stream's raw
+    /// rows; `CREATE TABLE … {ks}.name (…)`).
+    pub fn with_tables(extra: &[&str]) -> Arc<MemorySession> {
         Arc::new(MemorySession {
-            tables: table_defs(),
-            types: schema(),
+            tables: table_defs(extra),
+            types: schema_with(extra),
             parsed: Mutex::new(HashMap::new()),
             data: Mutex::new(Db::default()),
             skew_ms: AtomicI64::new(0),
@@ -700,7 +750,13 @@ impl MemorySession {
             .partition_of(b)?
             .ok_or_else(|| unsupported("a write without a whole partition key", "write"))?;
         let ck = self.clustering_of(b)?;
-        let expires = (b.ttl_s > 0).then(|| now_ms + b.ttl_s * 1000);
+        // Without `USING TTL`, a write expires by the table's `default_time_to_live`.
+        let ttl_s = if b.parsed.ttl {
+            b.ttl_s
+        } else {
+            def.default_ttl_s
+        };
+        let expires = (ttl_s > 0).then(|| now_ms + ttl_s * 1000);
         let ts = b.timestamp.unwrap_or(ts);
         let p = db
             .tables
@@ -728,6 +784,22 @@ impl MemorySession {
                     ));
                 }
                 for (c, v) in b.sets.iter().filter(|(c, _)| !is_key(c)) {
+                    if let Value::TextMap(entries) = v {
+                        if !b.parsed.appends.contains(c) {
+                            // Assigning a non-frozen collection first deletes it (a tombstone).
+                            return Err(unsupported("assigning a whole collection", "write"));
+                        }
+                        let row = p.rows.entry(ck.clone()).or_default();
+                        for (k, e) in entries {
+                            let cell = Cell {
+                                value: Some(Value::Text(e.clone())),
+                                ts,
+                                expires_at_ms: expires,
+                            };
+                            put(&mut row.cells, &format!("{c}{ENTRY}{k}"), cell);
+                        }
+                        continue;
+                    }
                     let cell = Cell {
                         value: (*v != Value::Null).then(|| v.clone()),
                         ts,
@@ -1143,6 +1215,35 @@ mod tests {
         m.advance(61_000);
         assert_eq!(take(2), vec![vec![Value::Bool(true)]]);
         assert_eq!(run(&m, st::SELECT_LEASE, ()), vec![vec![Value::BigInt(2)]]);
+    }
+
+    /// Timestamps order by value and timeuuids by their time first (`TimeUUIDType`), not by their bytes:
+    /// the raw rows' clustering (`ts`, id).
+    #[test]
+    fn timestamps_and_timeuuids_order_as_cassandra_orders_them() {
+        assert_eq!(
+            compare(&Value::Timestamp(-1), &Value::Timestamp(2)),
+            Ordering::Less
+        );
+        // 6a1d2f10-3b1a-11ef-… (2024) against 00000001-0000-1fff-… (later: a larger time_hi), whose
+        // bytes sort first.
+        let early = [
+            0x6a, 0x1d, 0x2f, 0x10, 0x3b, 0x1a, 0x11, 0xef, 0x9a, 0x8c, 0, 0, 0, 0, 0, 2,
+        ];
+        let late = [0, 0, 0, 1, 0, 0, 0x1f, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1];
+        assert!(late < early);
+        assert_eq!(
+            compare(&Value::Timeuuid(early), &Value::Timeuuid(late)),
+            Ordering::Less
+        );
+        assert_eq!(uuid_time(&late), 0x0fff_0000_0000_0001);
+        // Same time: by bytes.
+        let mut other = early;
+        other[15] = 3;
+        assert_eq!(
+            compare(&Value::Timeuuid(early), &Value::Timeuuid(other)),
+            Ordering::Less
+        );
     }
 
     #[test]

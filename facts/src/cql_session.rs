@@ -1,5 +1,6 @@
 //! The session seam of the CQL store: every request the store sends — each prepared statement, each batch,
-//! each DDL of `init` — is one [`Request`] handed to a [`CqlSession`]. The driver is one implementation
+//! each DDL of `init` — is one [`Request`] handed to a [`CqlSession`], and so is every upsert of the
+//! stream's raw rows (`stream::raw`, its own statements and keyspace). The driver is one implementation
 //! ([`DriverSession`]); [`Recorder`] wraps any other and keeps what was sent, so tests can check every
 //! request against Cassandra's own limits ([`crate::cql_contract`]) and inject faults between requests.
 //!
@@ -8,7 +9,9 @@
 //! statement — its consistency, serial consistency and idempotency. Values are the store's own small enum,
 //! not the driver's, so a request can be built, recorded and sized without a server.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +28,14 @@ pub enum Value {
     Double(f64),
     Blob(Vec<u8>),
     Bool(bool),
+    /// `timestamp`: milliseconds since the Unix epoch.
+    Timestamp(i64),
+    /// `timeuuid`: the 16 bytes of a version-1 UUID.
+    Timeuuid([u8; 16]),
+    /// `inet`.
+    Inet(IpAddr),
+    /// `map<text,text>`: as a bound value of `col = col + ?`, the entries appended.
+    TextMap(BTreeMap<String, String>),
 }
 
 impl Value {
@@ -37,10 +48,17 @@ impl Value {
             Value::Int(_) => 4,
             Value::Blob(b) => b.len(),
             Value::Bool(_) => 1,
+            Value::Timestamp(_) => 8,
+            Value::Timeuuid(_) => 16,
+            Value::Inet(IpAddr::V4(_)) => 4,
+            Value::Inet(IpAddr::V6(_)) => 16,
+            // A non-frozen map is one cell per entry: key (the cell path) and value.
+            Value::TextMap(m) => m.iter().map(|(k, v)| k.len() + v.len()).sum(),
         }
     }
 
-    fn kind(&self) -> &'static str {
+    /// The CQL type the value binds to.
+    pub fn cql_type(&self) -> &'static str {
         match self {
             Value::Null => "null",
             Value::Text(_) => "text",
@@ -49,6 +67,10 @@ impl Value {
             Value::Double(_) => "double",
             Value::Blob(_) => "blob",
             Value::Bool(_) => "boolean",
+            Value::Timestamp(_) => "timestamp",
+            Value::Timeuuid(_) => "timeuuid",
+            Value::Inet(_) => "inet",
+            Value::TextMap(_) => "map<text,text>",
         }
     }
 }
@@ -81,6 +103,9 @@ bind! {
     bool => |v| Value::Bool(v);
     Vec<u8> => |v| Value::Blob(v);
     &Vec<u8> => |v| Value::Blob(v.clone());
+    IpAddr => |v| Value::Inet(v);
+    BTreeMap<String, String> => |v| Value::TextMap(v);
+    &BTreeMap<String, String> => |v| Value::TextMap(v.clone());
 }
 
 impl<T: Bind> Bind for Option<T> {
@@ -131,7 +156,7 @@ bind_row! {
 
 fn mismatch(expected: &'static str, got: &Value) -> FactsError {
     FactsError::from(CqlError::Decode {
-        reason: format!("expected a {expected} column, got {}", got.kind()),
+        reason: format!("expected a {expected} column, got {}", got.cql_type()),
     })
 }
 
@@ -160,6 +185,8 @@ from_value! {
     f64, "double", Double;
     Vec<u8>, "blob", Blob;
     bool, "boolean", Bool;
+    IpAddr, "inet", Inet;
+    BTreeMap<String, String>, "map<text,text>", TextMap;
 }
 
 impl<T: FromValue> FromValue for Option<T> {
@@ -374,7 +401,7 @@ mod driver {
     use scylla::statement::batch::{Batch, BatchType};
     use scylla::statement::prepared::PreparedStatement;
     use scylla::statement::{Consistency as DriverConsistency, SerialConsistency};
-    use scylla::value::{CqlValue, Row};
+    use scylla::value::{CqlTimestamp, CqlTimeuuid, CqlValue, Row};
 
     use super::{BatchKind, CqlSession, Reply, Request, RowSet, Value};
     use crate::cql_statements::Stmt;
@@ -401,6 +428,16 @@ mod driver {
                 read_profile,
                 prepared: Mutex::new(HashMap::new()),
             }
+        }
+
+        /// Prepares `s` now (it is otherwise prepared on first use), so a missing table fails at start.
+        pub async fn prepare(&self, s: &Stmt) -> Result<(), FactsError> {
+            self.prepared(s).await.map(|_| ())
+        }
+
+        /// The driver session (tests read rows back through it).
+        pub fn session(&self) -> &Session {
+            &self.session
         }
 
         async fn prepared(&self, s: &Stmt) -> Result<PreparedStatement, FactsError> {
@@ -507,7 +544,7 @@ mod driver {
         Ok(out)
     }
 
-    fn driver_row(values: &[Value]) -> Vec<Option<CqlValue>> {
+    pub(super) fn driver_row(values: &[Value]) -> Vec<Option<CqlValue>> {
         values
             .iter()
             .map(|v| match v {
@@ -518,8 +555,32 @@ mod driver {
                 Value::Double(d) => Some(CqlValue::Double(*d)),
                 Value::Blob(b) => Some(CqlValue::Blob(b.clone())),
                 Value::Bool(b) => Some(CqlValue::Boolean(*b)),
+                Value::Timestamp(ms) => Some(CqlValue::Timestamp(CqlTimestamp(*ms))),
+                Value::Timeuuid(b) => Some(CqlValue::Timeuuid(CqlTimeuuid::from_bytes(*b))),
+                Value::Inet(ip) => Some(CqlValue::Inet(*ip)),
+                Value::TextMap(m) => Some(CqlValue::Map(
+                    m.iter()
+                        .map(|(k, v)| (CqlValue::Text(k.clone()), CqlValue::Text(v.clone())))
+                        .collect(),
+                )),
             })
             .collect()
+    }
+
+    /// A `map<text,text>` read back (any other map is not a column the store reads).
+    fn text_map(entries: Vec<(CqlValue, CqlValue)>) -> Result<Value, FactsError> {
+        entries
+            .into_iter()
+            .map(|kv| match kv {
+                (CqlValue::Text(k), CqlValue::Text(v)) => Ok((k, v)),
+                other => Err(FactsError::from(CqlError::Decode {
+                    reason: format!(
+                        "unexpected map entry {other:?}, expected text keys and values"
+                    ),
+                })),
+            })
+            .collect::<Result<_, _>>()
+            .map(Value::TextMap)
     }
 
     fn from_driver_row(row: Row) -> Result<Vec<Value>, FactsError> {
@@ -533,6 +594,10 @@ mod driver {
                 Some(CqlValue::Double(d)) => Ok(Value::Double(d)),
                 Some(CqlValue::Blob(b)) => Ok(Value::Blob(b)),
                 Some(CqlValue::Boolean(b)) => Ok(Value::Bool(b)),
+                Some(CqlValue::Timestamp(t)) => Ok(Value::Timestamp(t.0)),
+                Some(CqlValue::Timeuuid(u)) => Ok(Value::Timeuuid(*u.as_bytes())),
+                Some(CqlValue::Inet(ip)) => Ok(Value::Inet(ip)),
+                Some(CqlValue::Map(entries)) => text_map(entries),
                 Some(other) => Err(FactsError::from(CqlError::Decode {
                     reason: format!("unexpected column value {other:?}"),
                 })),
@@ -576,5 +641,85 @@ mod tests {
             "{bad}"
         );
         assert!(<(i64,)>::from_row(vec![]).is_err());
+    }
+
+    /// The raw rows' types reach the driver as the values their columns take: serialized the way the
+    /// driver serializes a prepared statement's values against the server's column types.
+    #[test]
+    fn raw_row_types_serialize_as_their_cql_types() {
+        use scylla::frame::response::result::{
+            CollectionType, ColumnSpec, ColumnType, NativeType, TableSpec,
+        };
+        use scylla::serialize::row::{RowSerializationContext, SerializeRow};
+        use scylla::serialize::writers::RowWriter;
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        let id = [
+            0x5f, 0x0c, 0x6b, 0x2e, 0x3b, 0x1a, 0x11, 0xef, 0x9a, 0x8c, 0x02, 0x42, 0xac, 0x12, 0,
+            2,
+        ];
+        let values = vec![
+            Value::Timestamp(1_795_168_800_250),
+            Value::Timeuuid(id),
+            Value::Inet(ip),
+            Value::TextMap(BTreeMap::from([("plan".to_string(), "free".to_string())])),
+        ];
+        let native = |t| ColumnType::Native(t);
+        let types = [
+            native(NativeType::Timestamp),
+            native(NativeType::Timeuuid),
+            native(NativeType::Inet),
+            ColumnType::Collection {
+                frozen: false,
+                typ: CollectionType::Map(
+                    Box::new(native(NativeType::Text)),
+                    Box::new(native(NativeType::Text)),
+                ),
+            },
+        ];
+        let names = ["ts", "id", "ip", "props"];
+        let specs: Vec<ColumnSpec<'static>> = names
+            .iter()
+            .zip(types.clone())
+            .map(|(n, t)| ColumnSpec::borrowed(n, t, TableSpec::borrowed("ks", "t")))
+            .collect();
+        let mut buf = Vec::new();
+        let mut w = RowWriter::new(&mut buf);
+        driver::driver_row(&values)
+            .serialize(&RowSerializationContext::from_specs(&specs), &mut w)
+            .unwrap();
+        assert_eq!(w.value_count(), 4);
+        let mut expected = Vec::new();
+        expected.extend(8i32.to_be_bytes());
+        expected.extend(1_795_168_800_250i64.to_be_bytes());
+        expected.extend(16i32.to_be_bytes());
+        expected.extend(id);
+        expected.extend(16i32.to_be_bytes());
+        expected.extend(
+            "2001:db8::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        // map: [bytes len][n][len key][key][len value][value]
+        expected.extend(20i32.to_be_bytes());
+        expected.extend(1i32.to_be_bytes());
+        expected.extend(4i32.to_be_bytes());
+        expected.extend(b"plan");
+        expected.extend(4i32.to_be_bytes());
+        expected.extend(b"free");
+        assert_eq!(buf, expected);
+        // And a value of the wrong type is refused before it is sent (text where a timestamp goes).
+        let mut buf = Vec::new();
+        let wrong = driver::driver_row(&[Value::Text("2026-11-20".into())]);
+        let ts_only = &specs[..1];
+        assert!(wrong
+            .serialize(
+                &RowSerializationContext::from_specs(ts_only),
+                &mut RowWriter::new(&mut buf)
+            )
+            .is_err());
+        assert_eq!(Value::Inet(ip).size(), 16);
+        assert_eq!(values[3].size(), 8);
+        assert_eq!(values[3].cql_type(), "map<text,text>");
     }
 }

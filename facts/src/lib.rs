@@ -98,7 +98,7 @@
 #[cfg(feature = "cql")]
 mod cql;
 #[cfg(feature = "cql")]
-mod cql_connect;
+pub mod cql_connect;
 #[cfg(feature = "cql")]
 pub mod cql_contract;
 #[cfg(all(feature = "cql", any(test, feature = "test_common")))]

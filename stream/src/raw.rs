@@ -1,6 +1,7 @@
 //! Raw rows: every valid hit becomes a row of `tracking.hits` and every valid event a row of
 //! `tracking.events` (the 60-day raw tables, `default_time_to_live = 5184000`; docs/STREAM.md), written to
-//! Cassandra/ScyllaDB through the `scylla` driver (`funnel stream --raw cql://…`).
+//! Cassandra/ScyllaDB through the store's CQL session seam ([`facts::cql_session`]: the `scylla` driver
+//! with the store's policies, or any recorded session in tests) (`funnel stream --raw cql://…`).
 //!
 //! # Exactly once
 //! A batch's raw rows are written *before* the batch is applied to the fact store and before its offset is
@@ -12,7 +13,9 @@
 //!
 //! # Statements
 //! Prepared statements only ([`UPSERT_HIT`], [`UPSERT_EVENT`]), marked idempotent so the driver's default
-//! retry policy may retry them (it retries only idempotent statements), at `LOCAL_QUORUM`. Writes run with
+//! retry policy may retry them (it retries only idempotent statements), at `LOCAL_QUORUM` — both derived by
+//! the seam from the statement ([`facts::cql_session::Request`]), token-aware and, with `dc=NAME` in the
+//! URL, datacenter-aware routing, monotonic client timestamps and 5 s timeouts. Writes run with
 //! bounded concurrency: at most [`CONCURRENCY`] requests in flight per process, across all partitions.
 //! No counters, no lightweight transactions, no logged batches.
 //!
@@ -35,25 +38,24 @@
 //!
 //! # Tables
 //! [`RawWriter::connect`] with `init = true` (`funnel stream --raw URL --init-raw`) creates the keyspace
-//! (replication factor `?rf=N`, default 3) and both tables if missing ([`create_statements`]); without it the
-//! tables must exist. TLS (`tls=true`) is not supported here yet and is refused, never downgraded.
+//! (replication factor `?rf=N`, default 3) and both tables if missing and sets their compaction (time
+//! windows of a day, [`RAW_COMPACTION`]) ([`create_statements`]); without it the tables must exist. TLS (`tls=true`) is not supported here yet and is refused, never downgraded.
 //!
-//! Tested without a server: the exact statements, and every column of the row mapping serialized against
-//! the tables' CQL types. With a server: `stream/tests/raw_cql.rs`, compiled in when `FUNNEL_CQL_NODES`
+//! Tested without a server: the exact statements, every column of the row mapping bound with the CQL type
+//! of its column, and a day of synthetic traffic written through a recorded in-memory executor, every
+//! request checked against Cassandra's limits (`stream/tests/raw_contract.rs`). With a server: `stream/tests/raw_cql.rs`, compiled in when `FUNNEL_CQL_NODES`
 //! names a node at build time (`FUNNEL_CQL_NODES=127.0.0.1:9042 cargo test -p stream --test raw_cql`).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use facts::cql_session::{CqlSession, DriverSession, Request, Value};
+use facts::cql_statements::Stmt;
 use facts::{CqlUrl, StoreUrl};
 use futures::stream::{self, TryStreamExt};
-use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
-use scylla::statement::prepared::PreparedStatement;
-use scylla::statement::Consistency;
 use scylla::value::{CqlTimestamp, CqlTimeuuid};
-use scylla::SerializeRow;
 use tokio::sync::Semaphore;
 
 use crate::fingerprint::fingerprint;
@@ -77,27 +79,54 @@ pub const CREATE_EVENTS: &str =
      event_id timeuuid, name text, ip inet, user_agent text, props map<text,text>, \
      PRIMARY KEY ((app_id, actor_id), ts, event_id)) WITH default_time_to_live = 5184000";
 
+/// Both raw tables' DDL (what the contract tests and the in-memory executor take as schema).
+pub const TABLES: &[&str] = &[CREATE_HITS, CREATE_EVENTS];
+
 /// One hit: every column, `props` appended (no collection tombstone), so re-writing it is idempotent.
-pub const UPSERT_HIT: &str =
-    "UPDATE {ks}.hits SET tracker = ?, referrer = ?, ip = ?, user_agent = ?, props = props + ? \
-     WHERE app_id = ? AND fingerprint = ? AND ts = ? AND hit_id = ?";
+pub const UPSERT_HIT: Stmt = Stmt {
+    name: "RAW_UPSERT_HIT",
+    template:
+        "UPDATE {ks}.hits SET tracker = ?, referrer = ?, ip = ?, user_agent = ?, props = props + ? \
+     WHERE app_id = ? AND fingerprint = ? AND ts = ? AND hit_id = ?",
+    arity: 9,
+};
 
 /// One event: every column, `props` appended (no collection tombstone), so re-writing it is idempotent.
-pub const UPSERT_EVENT: &str =
-    "UPDATE {ks}.events SET name = ?, ip = ?, user_agent = ?, props = props + ? \
-     WHERE app_id = ? AND actor_id = ? AND ts = ? AND event_id = ?";
+pub const UPSERT_EVENT: Stmt = Stmt {
+    name: "RAW_UPSERT_EVENT",
+    template: "UPDATE {ks}.events SET name = ?, ip = ?, user_agent = ?, props = props + ? \
+     WHERE app_id = ? AND actor_id = ? AND ts = ? AND event_id = ?",
+    arity: 8,
+};
 
 /// A statement template for a keyspace.
 pub fn cql(template: &str, keyspace: &str) -> String {
     template.replace("{ks}", keyspace)
 }
 
-/// What `--init-raw` runs, in order: the keyspace, then both tables.
+/// Compaction of both raw tables: time windows of a day. Rows are written once (a replay rewrites the
+/// same cells within minutes) and all expire by the tables' TTL, so whole SSTables drop when their window's
+/// rows have expired, instead of expired cells being rewritten by size-tiered merges for 60 days.
+pub const RAW_COMPACTION: &str = "{'class': 'TimeWindowCompactionStrategy', \
+     'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}";
+
+/// `gc_grace_seconds` of both raw tables: 3 hours. They are never deleted, only expire, so no tombstone
+/// needs a repair to reach every replica before it is purged.
+pub const RAW_GC_GRACE_S: u32 = 3 * 3600;
+
+/// What `--init-raw` runs, in order: the keyspace, both tables, then their compaction and grace (`ALTER
+/// TABLE … WITH`, so tables created before are upgraded too).
 pub fn create_statements(keyspace: &str, replication_factor: u32) -> Vec<String> {
+    let options = |table| {
+        let ddl = facts::cql_statements::table_options_ddl(table, RAW_COMPACTION, RAW_GC_GRACE_S);
+        cql(&ddl, keyspace)
+    };
     vec![
         facts::cql_statements::create_keyspace(keyspace, replication_factor),
         cql(CREATE_HITS, keyspace),
         cql(CREATE_EVENTS, keyspace),
+        options("hits"),
+        options("events"),
     ]
 }
 
@@ -128,7 +157,7 @@ pub enum RawError {
 }
 
 /// A row of `tracking.hits`; fields named and typed as its columns.
-#[derive(Debug, Clone, PartialEq, SerializeRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HitRow {
     pub app_id: String,
     pub fingerprint: String,
@@ -142,7 +171,7 @@ pub struct HitRow {
 }
 
 /// A row of `tracking.events`; fields named and typed as its columns.
-#[derive(Debug, Clone, PartialEq, SerializeRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
     pub app_id: String,
     pub actor_id: String,
@@ -152,6 +181,39 @@ pub struct EventRow {
     pub ip: IpAddr,
     pub user_agent: String,
     pub props: BTreeMap<String, String>,
+}
+
+impl HitRow {
+    /// The values of [`UPSERT_HIT`], in the order of its bind markers.
+    pub fn values(&self) -> Vec<Value> {
+        vec![
+            Value::Text(self.tracker.clone()),
+            Value::Text(self.referrer.clone()),
+            Value::Inet(self.ip),
+            Value::Text(self.user_agent.clone()),
+            Value::TextMap(self.props.clone()),
+            Value::Text(self.app_id.clone()),
+            Value::Text(self.fingerprint.clone()),
+            Value::Timestamp(self.ts.0),
+            Value::Timeuuid(*self.hit_id.as_bytes()),
+        ]
+    }
+}
+
+impl EventRow {
+    /// The values of [`UPSERT_EVENT`], in the order of its bind markers.
+    pub fn values(&self) -> Vec<Value> {
+        vec![
+            Value::Text(self.name.clone()),
+            Value::Inet(self.ip),
+            Value::Text(self.user_agent.clone()),
+            Value::TextMap(self.props.clone()),
+            Value::Text(self.app_id.clone()),
+            Value::Text(self.actor_id.clone()),
+            Value::Timestamp(self.ts.0),
+            Value::Timeuuid(*self.event_id.as_bytes()),
+        ]
+    }
 }
 
 /// One message's raw row.
@@ -257,12 +319,14 @@ pub fn rows_of(msgs: &[Message]) -> RawRows {
     out
 }
 
-/// Writes raw rows to a keyspace. Cheap to share (`Arc`); async, runs on the caller's tokio runtime.
+/// Writes raw rows to a keyspace through the CQL session seam ([`facts::cql_session`]): prepared
+/// statements, `LOCAL_QUORUM`, idempotent (the seam derives both from the statement), token- and DC-aware
+/// routing ([`facts::cql_connect`]). Cheap to share (`Arc`); async, runs on the caller's tokio runtime.
 pub struct RawWriter {
-    session: Session,
+    session: Arc<dyn CqlSession>,
+    /// The driver session behind `session`, when connected to a cluster.
+    driver: Option<Arc<DriverSession>>,
     keyspace: String,
-    insert_hit: PreparedStatement,
-    insert_event: PreparedStatement,
     in_flight: Arc<Semaphore>,
 }
 
@@ -275,8 +339,8 @@ impl std::fmt::Debug for RawWriter {
 }
 
 impl RawWriter {
-    /// Connects to `url` (`cql://host:port[,host…]/keyspace?user=..&password=..&rf=N`, parsed by
-    /// [`facts::StoreUrl`]); with `init`, creates the keyspace and tables if missing; prepares the inserts.
+    /// Connects to `url` (`cql://host:port[,host…]/keyspace?user=..&password=..&rf=N&dc=NAME`, parsed by
+    /// [`facts::StoreUrl`]); with `init`, creates the keyspace and tables if missing; prepares the upserts.
     pub async fn connect(url: &str, init: bool) -> Result<RawWriter, RawError> {
         let redacted = facts::url::redact(url);
         let cql = match url.parse::<StoreUrl>()? {
@@ -294,126 +358,98 @@ impl RawWriter {
         if url.tls {
             return Err(RawError::TlsUnsupported(url.nodes.join(",")));
         }
-        let mut b = SessionBuilder::new().known_nodes(&url.nodes);
-        if let (Some(user), Some(pw)) = (&url.user, &url.password) {
-            b = b.user(user, pw);
-        }
-        let session = b.build().await.map_err(|e| RawError::Connect {
-            nodes: url.nodes.join(","),
-            reason: e.to_string(),
-        })?;
+        // The store's driver policies: token- and DC-aware routing, timeouts, monotonic client timestamps.
+        let driver = facts::cql_connect::connect(url, SessionBuilder::new())
+            .await
+            .map_err(|e| RawError::Connect {
+                nodes: url.nodes.join(","),
+                reason: e.to_string(),
+            })?;
+        let driver = Arc::new(driver);
         let ks = url.keyspace.clone();
         if init {
             for ddl in create_statements(&ks, url.replication_factor) {
-                session
-                    .query_unpaged(ddl.as_str(), ())
-                    .await
-                    .map_err(|e| RawError::Init {
-                        what: ddl.clone(),
-                        reason: e.to_string(),
-                    })?;
-            }
-            session
-                .await_schema_agreement()
-                .await
-                .map_err(|e| RawError::Init {
-                    what: "schema agreement".into(),
+                // DDL through the seam: sent unprepared, then a wait for schema agreement.
+                let request = Request::Ddl { cql: ddl.clone() };
+                driver.send(&request).await.map_err(|e| RawError::Init {
+                    what: ddl,
                     reason: e.to_string(),
                 })?;
+            }
         }
-        let insert_hit = prepare(&session, &cql(UPSERT_HIT, &ks)).await?;
-        let insert_event = prepare(&session, &cql(UPSERT_EVENT, &ks)).await?;
-        Ok(RawWriter {
+        // Prepared now, so missing tables fail at start rather than at the first batch.
+        for stmt in [UPSERT_HIT, UPSERT_EVENT] {
+            driver.prepare(&stmt).await.map_err(|e| RawError::Prepare {
+                statement: stmt.cql(&ks),
+                reason: e.to_string(),
+            })?;
+        }
+        let mut writer = RawWriter::over(driver.clone(), &ks);
+        writer.driver = Some(driver);
+        Ok(writer)
+    }
+
+    /// A writer sending through any session (tests: a recorded in-memory executor).
+    pub fn over(session: Arc<dyn CqlSession>, keyspace: &str) -> RawWriter {
+        RawWriter {
             session,
-            keyspace: ks,
-            insert_hit,
-            insert_event,
+            driver: None,
+            keyspace: keyspace.to_string(),
             in_flight: Arc::new(Semaphore::new(CONCURRENCY)),
-        })
+        }
     }
 
     pub fn keyspace(&self) -> &str {
         &self.keyspace
     }
 
-    /// The driver session (integration tests read the rows back through it).
-    pub fn session(&self) -> &Session {
-        &self.session
+    /// The driver session, when connected to a cluster (integration tests read the rows back through it).
+    pub fn driver(&self) -> Option<&DriverSession> {
+        self.driver.as_deref()
     }
 
     /// Writes every row; `Ok` only when all were written. Stops at the first failure (already written rows
     /// stay: they are idempotent upserts the retry rewrites).
     pub async fn write(&self, rows: &RawRows) -> Result<(), RawError> {
-        let hits = rows.hits.iter().map(|r| Ok(RawRef::Hit(r)));
-        let events = rows.events.iter().map(|r| Ok(RawRef::Event(r)));
+        let hits = rows.hits.iter().map(|h| {
+            Ok((
+                Request::execute(UPSERT_HIT, h.values()),
+                "hits",
+                h.app_id.as_str(),
+            ))
+        });
+        let events = rows.events.iter().map(|e| {
+            Ok((
+                Request::execute(UPSERT_EVENT, e.values()),
+                "events",
+                e.app_id.as_str(),
+            ))
+        });
         stream::iter(hits.chain(events))
-            .try_for_each_concurrent(CONCURRENCY, |row| self.write_one(row))
+            .try_for_each_concurrent(CONCURRENCY, |(request, table, app_id)| async move {
+                let failed = |reason: String| RawError::Write {
+                    table,
+                    app_id: app_id.to_string(),
+                    reason,
+                };
+                let _permit = self
+                    .in_flight
+                    .acquire()
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                self.session
+                    .send(&request)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| failed(e.to_string()))
+            })
             .await
     }
-
-    async fn write_one(&self, row: RawRef<'_>) -> Result<(), RawError> {
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|e| RawError::Write {
-                table: row.table(),
-                app_id: row.app_id().to_string(),
-                reason: e.to_string(),
-            })?;
-        let result = match row {
-            RawRef::Hit(h) => self.session.execute_unpaged(&self.insert_hit, h).await,
-            RawRef::Event(e) => self.session.execute_unpaged(&self.insert_event, e).await,
-        };
-        result.map(|_| ()).map_err(|e| RawError::Write {
-            table: row.table(),
-            app_id: row.app_id().to_string(),
-            reason: e.to_string(),
-        })
-    }
-}
-
-#[derive(Clone, Copy)]
-enum RawRef<'a> {
-    Hit(&'a HitRow),
-    Event(&'a EventRow),
-}
-
-impl RawRef<'_> {
-    fn table(&self) -> &'static str {
-        match self {
-            RawRef::Hit(_) => "hits",
-            RawRef::Event(_) => "events",
-        }
-    }
-
-    fn app_id(&self) -> &str {
-        match self {
-            RawRef::Hit(h) => &h.app_id,
-            RawRef::Event(e) => &e.app_id,
-        }
-    }
-}
-
-async fn prepare(session: &Session, text: &str) -> Result<PreparedStatement, RawError> {
-    let mut p = session.prepare(text).await.map_err(|e| RawError::Prepare {
-        statement: text.to_string(),
-        reason: e.to_string(),
-    })?;
-    // Full-row upserts: safe to retry (the driver's retry policy only retries idempotent statements).
-    p.set_is_idempotent(true);
-    p.set_consistency(Consistency::LocalQuorum);
-    Ok(p)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use scylla::frame::response::result::{
-        CollectionType, ColumnSpec, ColumnType, NativeType, TableSpec,
-    };
-    use scylla::serialize::row::{RowSerializationContext, SerializeRow};
-    use scylla::serialize::writers::RowWriter;
 
     const HIT: &str = r#"{"type": "hit", "app_id": "a1", "hit_id": "5F0C6B2E-3B1A-11EF-9A8C-0242AC120002",
         "ts": "2026-11-20T10:00:00.250Z", "tracker": "fb", "referrer": "https://news.example/article",
@@ -434,12 +470,12 @@ mod tests {
     #[test]
     fn the_exact_statements() {
         assert_eq!(
-            cql(UPSERT_HIT, "tracking"),
+            UPSERT_HIT.cql("tracking"),
             "UPDATE tracking.hits SET tracker = ?, referrer = ?, ip = ?, user_agent = ?, props = props + ? \
              WHERE app_id = ? AND fingerprint = ? AND ts = ? AND hit_id = ?"
         );
         assert_eq!(
-            cql(UPSERT_EVENT, "tracking"),
+            UPSERT_EVENT.cql("tracking"),
             "UPDATE tracking.events SET name = ?, ip = ?, user_agent = ?, props = props + ? \
              WHERE app_id = ? AND actor_id = ? AND ts = ? AND event_id = ?"
         );
@@ -453,6 +489,10 @@ mod tests {
                 "CREATE TABLE IF NOT EXISTS tracking.events (app_id text, actor_id text, ts timestamp, event_id timeuuid, \
                  name text, ip inet, user_agent text, props map<text,text>, \
                  PRIMARY KEY ((app_id, actor_id), ts, event_id)) WITH default_time_to_live = 5184000".to_string(),
+                "ALTER TABLE tracking.hits WITH compaction = {'class': 'TimeWindowCompactionStrategy', \
+                 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1} AND gc_grace_seconds = 10800".to_string(),
+                "ALTER TABLE tracking.events WITH compaction = {'class': 'TimeWindowCompactionStrategy', \
+                 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1} AND gc_grace_seconds = 10800".to_string(),
             ]
         );
         assert!(CREATE_HITS.contains(&format!("default_time_to_live = {RAW_TTL_S}")));
@@ -488,10 +528,12 @@ mod tests {
 
     #[test]
     fn upserts_write_every_column_of_their_table_and_only_upsert() {
-        for (insert, ddl) in [(UPSERT_HIT, CREATE_HITS), (UPSERT_EVENT, CREATE_EVENTS)] {
+        for (stmt, ddl) in [(UPSERT_HIT, CREATE_HITS), (UPSERT_EVENT, CREATE_EVENTS)] {
+            let insert = stmt.template;
             let mut cols: Vec<String> = table_columns(ddl).into_iter().map(|c| c.0).collect();
             let mut bound = bound_columns(insert);
             assert_eq!(insert.matches('?').count(), cols.len());
+            assert_eq!(stmt.arity, cols.len());
             cols.sort();
             bound.sort();
             assert_eq!(bound, cols, "{insert}");
@@ -509,67 +551,26 @@ mod tests {
         }
     }
 
-    fn cql_type(t: &str) -> ColumnType<'static> {
-        match t {
-            "text" => ColumnType::Native(NativeType::Text),
-            "timestamp" => ColumnType::Native(NativeType::Timestamp),
-            "timeuuid" => ColumnType::Native(NativeType::Timeuuid),
-            "inet" => ColumnType::Native(NativeType::Inet),
-            "map<text,text>" => ColumnType::Collection {
-                frozen: false,
-                typ: CollectionType::Map(
-                    Box::new(ColumnType::Native(NativeType::Text)),
-                    Box::new(ColumnType::Native(NativeType::Text)),
-                ),
-            },
-            other => panic!("type {other} not in the raw tables"),
-        }
-    }
-
-    /// Serializes `row` for the table's columns with their CQL types, as the driver does for the prepared
-    /// insert: fails on a missing field or a Rust type that does not fit the column's CQL type.
-    fn serialize(row: &impl SerializeRow, ddl: &'static str) -> Vec<u8> {
-        try_serialize(row, ddl).unwrap_or_else(|e| panic!("row does not fit {ddl}: {e}"))
-    }
-
-    /// [`serialize`] in the order of the upsert's bind markers — what the driver sends for it (fields are
-    /// matched by name).
-    fn serialize_for_upsert(row: &impl SerializeRow, ddl: &'static str, upsert: &str) -> Vec<u8> {
+    /// The CQL types of the upsert's bind markers, in order, from the table's DDL.
+    fn bound_types(upsert: &Stmt, ddl: &str) -> Vec<String> {
         let types = table_columns(ddl);
-        let cols: Vec<(String, String)> = bound_columns(upsert)
+        bound_columns(upsert.template)
             .into_iter()
-            .map(|c| {
-                let t = types.iter().find(|t| t.0 == c).unwrap().1.clone();
-                (c, t)
-            })
-            .collect();
-        try_serialize_columns(row, &cols)
-            .unwrap_or_else(|e| panic!("row does not fit {upsert}: {e}"))
+            .map(|c| types.iter().find(|t| t.0 == c).unwrap().1.clone())
+            .collect()
     }
 
-    fn try_serialize(row: &impl SerializeRow, ddl: &'static str) -> Result<Vec<u8>, String> {
-        try_serialize_columns(row, &table_columns(ddl))
-    }
-
-    fn try_serialize_columns(
-        row: &impl SerializeRow,
-        cols: &[(String, String)],
-    ) -> Result<Vec<u8>, String> {
-        let names: Vec<&'static str> = cols
-            .iter()
-            .map(|c| &*Box::leak(c.0.clone().into_boxed_str()))
-            .collect();
-        let specs: Vec<ColumnSpec<'static>> = cols
-            .iter()
-            .zip(&names)
-            .map(|((_, t), n)| ColumnSpec::borrowed(n, cql_type(t), TableSpec::borrowed("ks", "t")))
-            .collect();
-        let ctx = RowSerializationContext::from_specs(&specs);
-        let mut buf = Vec::new();
-        let mut w = RowWriter::new(&mut buf);
-        row.serialize(&ctx, &mut w).map_err(|e| e.to_string())?;
-        assert_eq!(w.value_count(), cols.len());
-        Ok(buf)
+    /// Where a value does not bind to its marker's column type: (marker, column type, value type).
+    fn type_mismatches(values: &[Value], upsert: &Stmt, ddl: &str) -> Vec<(usize, String, String)> {
+        let types = bound_types(upsert, ddl);
+        assert_eq!(values.len(), types.len(), "{}", upsert.name);
+        types
+            .into_iter()
+            .zip(values)
+            .enumerate()
+            .filter(|(_, (t, v))| t != v.cql_type())
+            .map(|(i, (t, v))| (i, t, v.cql_type().to_string()))
+            .collect()
     }
 
     #[test]
@@ -597,25 +598,24 @@ mod tests {
             }
         );
         assert_eq!(row.fingerprint.len(), 16);
-        let sent = serialize_for_upsert(&row, CREATE_HITS, UPSERT_HIT);
-        // The first bound value is `tracker`.
-        assert_eq!(&sent[..6], &[0, 0, 0, 2, b'f', b'b']);
-        let bytes = serialize(&row, CREATE_HITS);
-        // ts: 8-byte big-endian epoch ms right after app_id and fingerprint (each [len][bytes]).
-        let ts_at = 4 + 2 + 4 + 16;
-        assert_eq!(&bytes[ts_at..ts_at + 4], &8i32.to_be_bytes());
         assert_eq!(
-            &bytes[ts_at + 4..ts_at + 12],
-            &1_795_168_800_250i64.to_be_bytes()
+            type_mismatches(&row.values(), &UPSERT_HIT, CREATE_HITS),
+            vec![]
         );
-        // hit_id: 16 bytes of the UUID.
-        let id_at = ts_at + 12;
-        assert_eq!(&bytes[id_at..id_at + 4], &16i32.to_be_bytes());
+        let hit_id = uuid::Uuid::parse_str("5f0c6b2e-3b1a-11ef-9a8c-0242ac120002").unwrap();
         assert_eq!(
-            &bytes[id_at + 4..id_at + 20],
-            uuid::Uuid::parse_str("5f0c6b2e-3b1a-11ef-9a8c-0242ac120002")
-                .unwrap()
-                .as_bytes()
+            row.values(),
+            vec![
+                Value::Text("fb".into()),
+                Value::Text("https://news.example/article".into()),
+                Value::Inet(ip),
+                Value::Text(ua.into()),
+                Value::TextMap(row.props.clone()),
+                Value::Text("a1".into()),
+                Value::Text(fingerprint(ip, ua)),
+                Value::Timestamp(1_795_168_800_250),
+                Value::Timeuuid(*hit_id.as_bytes()),
+            ]
         );
     }
 
@@ -638,57 +638,31 @@ mod tests {
                 props: BTreeMap::from([("plan".to_string(), "free".to_string())]),
             }
         );
-        let sent = serialize_for_upsert(&row, CREATE_EVENTS, UPSERT_EVENT);
-        assert_eq!(&sent[..11], b"\0\0\0\x07install");
-        let bytes = serialize(&row, CREATE_EVENTS);
-        // ip (6th column): 16 bytes of IPv6 as inet.
-        let mut at = 0;
-        for _ in 0..5 {
-            let len = i32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
-            at += 4 + len as usize;
-        }
-        assert_eq!(&bytes[at..at + 4], &16i32.to_be_bytes());
-        assert_eq!(&bytes[at + 4..at + 20], &ip_octets(ip));
-    }
-
-    fn ip_octets(ip: IpAddr) -> Vec<u8> {
-        match ip {
-            IpAddr::V4(v) => v.octets().to_vec(),
-            IpAddr::V6(v) => v.octets().to_vec(),
-        }
+        assert_eq!(
+            type_mismatches(&row.values(), &UPSERT_EVENT, CREATE_EVENTS),
+            vec![]
+        );
+        let values = row.values();
+        assert_eq!(values[0], Value::Text("install".into()));
+        assert_eq!(values[1], Value::Inet(ip));
+        assert_eq!(values[6], Value::Timestamp(1_795_168_051_250));
     }
 
     #[test]
-    fn a_row_with_wrong_types_does_not_fit_the_table() {
-        // The serialization check above is able to fail: text where a timestamp is expected.
-        #[derive(SerializeRow)]
-        struct Wrong {
-            app_id: String,
-            fingerprint: String,
-            ts: String,
-            hit_id: CqlTimeuuid,
-            tracker: String,
-            referrer: String,
-            ip: IpAddr,
-            user_agent: String,
-            props: BTreeMap<String, String>,
-        }
+    fn values_in_the_wrong_order_do_not_fit_the_upsert() {
+        // The type check above is able to fail: the ts and id markers swapped.
         let RawRow::Hit(h) = row_of(&parse(HIT)).unwrap() else {
-            panic!()
+            panic!("not a hit row")
         };
-        let wrong = Wrong {
-            app_id: h.app_id,
-            fingerprint: h.fingerprint,
-            ts: "2026-11-20".into(),
-            hit_id: h.hit_id,
-            tracker: h.tracker,
-            referrer: h.referrer,
-            ip: h.ip,
-            user_agent: h.user_agent,
-            props: h.props,
-        };
-        let err = try_serialize(&wrong, CREATE_HITS).unwrap_err();
-        assert!(err.contains("ts"), "{err}");
+        let mut values = h.values();
+        values.swap(7, 8);
+        assert_eq!(
+            type_mismatches(&values, &UPSERT_HIT, CREATE_HITS),
+            vec![
+                (7, "timestamp".to_string(), "timeuuid".to_string()),
+                (8, "timeuuid".to_string(), "timestamp".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -62,7 +62,7 @@ async fn rows_are_written_once_whatever_the_retries() {
     for _ in 0..3 {
         writer.write(&rows).await.expect("write");
     }
-    let s = writer.session();
+    let s = writer.driver().expect("connected to a cluster").session();
     let h: &HitRow = &rows.hits[0];
     let got = s
         .query_unpaged(
