@@ -70,8 +70,9 @@ pub struct JobOptions {
     /// How often a [`Progress`] sink hears from a running scan.
     pub progress_interval: Duration,
     /// The directory of columnar extracts of the SSTables (`None`: no cache). SSTables with a valid
-    /// extract are read from it; the others are extracted first (one pass over each), so later runs
-    /// decode only new SSTables. Results are the same with and without it.
+    /// extract are read from it; the others' extracts are built from the run's own scan of them (one
+    /// pass; shuffled and sharded runs extract them first), so later runs decode only new SSTables.
+    /// Results are the same with and without it.
     pub cache: Option<PathBuf>,
     /// Run as one shard of a sharded run (`None`: the whole ring, published as a run). A shard reads
     /// only its token ranges and stores its partial facts; the shard completing the set publishes the
