@@ -80,6 +80,10 @@ pub(crate) struct Builders {
     statics: Vec<Option<ColumnBuilder>>,
     regulars: Vec<Option<ColumnBuilder>>,
     pub(crate) entries: usize,
+    /// Rows since the last flush whose `bound`, `key`, `position`, `token`, `del`, `end` and `shadow`
+    /// are all null (rows without a deletion: nearly all), appended to those columns at once
+    /// ([`Builders::flush_nulls`]) rather than ten nulls per row.
+    row_nulls: usize,
     /// A column that does not fit its storage, and why (the extract is written again with it plain).
     pub(crate) replan: Option<(String, String)>,
 }
@@ -180,7 +184,24 @@ impl Builders {
             statics: column_builders(&schema.statics, plain, |j| held.includes_static(j)),
             regulars: column_builders(&schema.regulars, plain, |j| held.includes_regular(j)),
             entries: 0,
+            row_nulls: 0,
             replan: None,
+        }
+    }
+
+    /// Appends the nulls of the rows counted in `row_nulls` (before any other entry's values).
+    fn flush_nulls(&mut self) {
+        let n = std::mem::take(&mut self.row_nulls);
+        if n == 0 {
+            return;
+        }
+        self.bound.append_nulls(n);
+        self.key.append_nulls(n);
+        self.position.append_nulls(n);
+        self.token.append_nulls(n);
+        for b in [&mut self.del, &mut self.end, &mut self.shadow] {
+            b.0.append_nulls(n);
+            b.1.append_nulls(n);
         }
     }
 
@@ -203,6 +224,7 @@ impl Builders {
         position: u64,
         d: DeletionTime,
     ) -> Result<(), arrow_schema::ArrowError> {
+        self.flush_nulls();
         self.kind.append_value(KIND_PARTITION);
         self.bound.append_null();
         self.key.append_value(key);
@@ -267,13 +289,18 @@ impl Builders {
         let lv = r.liveness();
         self.kind
             .append_value(if r.is_static() { KIND_STATIC } else { KIND_ROW });
-        self.bound.append_null();
-        self.key.append_null();
-        self.position.append_null();
-        self.token.append_null();
-        deletion(&mut self.del, Some(r.deletion()));
-        deletion(&mut self.end, None);
-        deletion(&mut self.shadow, Some(r.shadowable_deletion()));
+        if r.deletion().is_live() && r.shadowable_deletion().is_live() {
+            self.row_nulls += 1;
+        } else {
+            self.flush_nulls();
+            self.bound.append_null();
+            self.key.append_null();
+            self.position.append_null();
+            self.token.append_null();
+            deletion(&mut self.del, Some(r.deletion()));
+            deletion(&mut self.end, None);
+            deletion(&mut self.shadow, Some(r.shadowable_deletion()));
+        }
         if lv.is_empty() {
             self.lv_ts.append_null();
             self.lv_ttl.append_null();
@@ -404,6 +431,7 @@ impl Builders {
     }
 
     pub(crate) fn marker(&mut self, m: &MarkerRef<'_>) -> Result<(), String> {
+        self.flush_nulls();
         self.kind.append_value(KIND_MARKER);
         self.bound.append_value(m.kind.ordinal());
         self.key.append_null();
@@ -425,6 +453,7 @@ impl Builders {
         &mut self,
         schema: &SchemaRef,
     ) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        self.flush_nulls();
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(self.kind.finish()),
             Arc::new(self.bound.finish()),
