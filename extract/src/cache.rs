@@ -83,6 +83,24 @@ pub struct BuildProgress {
     pub bytes_done: AtomicU64,
 }
 
+/// The entries of a table's SSTables to build ([`Cache::plan_columns`]).
+#[derive(Debug, Default)]
+pub struct Missing {
+    /// (SSTable index in the table, its identity, the columns to hold: `None` all).
+    pub(crate) entries: Vec<(usize, Identity, Option<Vec<String>>)>,
+}
+
+impl Missing {
+    /// How many entries are to be built.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 /// What a cache directory holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -232,17 +250,15 @@ impl Cache {
         }
     }
 
-    /// Builds the entry of `sst` holding the static and regular columns `columns` (`None`: all) — a
-    /// temporary file renamed into place — and opens it.
-    fn build(
-        &self,
-        sst: &SSTable,
-        id: &Identity,
-        columns: Option<Vec<String>>,
-    ) -> Result<(Extract, u64)> {
+    /// The options entries are written with.
+    pub(crate) fn options(&self) -> &WriteOptions {
+        &self.options
+    }
+
+    /// Where the entry of `id` goes, and a temporary name in the same directory to write it first.
+    pub(crate) fn temp_path(&self, id: &Identity) -> (PathBuf, PathBuf) {
         let path = self.entry_path(id);
         let parent = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -251,6 +267,20 @@ impl Cache {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let temp = parent.join(format!(".tmp-{}-{nanos}-{name}", std::process::id()));
+        (path, temp)
+    }
+
+    /// Builds the entry of `sst` holding the static and regular columns `columns` (`None`: all) — a
+    /// temporary file renamed into place — and opens it.
+    pub(crate) fn build(
+        &self,
+        sst: &SSTable,
+        id: &Identity,
+        columns: Option<Vec<String>>,
+    ) -> Result<(Extract, u64)> {
+        let (path, temp) = self.temp_path(id);
+        let parent = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         let options = self.options.clone().holding(columns);
         let written = write_extract_file(sst, &temp, id.clone(), &options)
             .and_then(|_| std::fs::rename(&temp, &path).map_err(|e| Error::io(&path, e)));
@@ -286,10 +316,23 @@ impl Cache {
         threads: usize,
         progress: Option<&BuildProgress>,
     ) -> Result<AttachReport> {
-        let started = Instant::now();
+        let (mut report, missing) = self.plan_columns(table, columns)?;
+        report += self.build_missing(table, missing, threads, progress)?;
+        Ok(report)
+    }
+
+    /// Attaches the valid entries of the SSTables of `table` that hold `columns` (deleting damaged
+    /// ones) and returns, with what it found, the entries to build: missing ones with just those
+    /// static and regular columns, and entries lacking some widened to what they held and what is
+    /// asked. Build them apart ([`Cache::build_missing`]) or during a scan ([`crate::ColdBuild`]).
+    pub fn plan_columns(
+        &self,
+        table: &mut MergeTable,
+        columns: &Columns,
+    ) -> Result<(AttachReport, Missing)> {
         let mut report = AttachReport::default();
-        let mut found: Vec<Option<Extract>> = Vec::new();
-        let mut missing = Vec::new();
+        let mut found: Vec<(usize, Extract)> = Vec::new();
+        let mut missing = Missing::default();
         for (i, sst) in table.sstables().iter().enumerate() {
             let id = identity(sst)?;
             let wanted = match columns {
@@ -312,12 +355,36 @@ impl Cache {
                 );
             }
             let all = layout::held_names(&sst.schema, &Projection::all(&sst.schema));
-            if hit.is_some() {
-                report.hits += 1;
-            } else {
-                missing.push((i, id, (names != all).then_some(names)));
+            match hit {
+                Some(e) => {
+                    report.hits += 1;
+                    found.push((i, e));
+                }
+                None => missing
+                    .entries
+                    .push((i, id, (names != all).then_some(names))),
             }
-            found.push(hit);
+        }
+        for (i, e) in found {
+            table.attach_feed(i, Arc::new(e))?;
+        }
+        Ok((report, missing))
+    }
+
+    /// Builds the entries `missing` of [`Cache::plan_columns`] (one pass over each SSTable, `threads`
+    /// at a time, before any scan) and attaches them.
+    pub fn build_missing(
+        &self,
+        table: &mut MergeTable,
+        missing: Missing,
+        threads: usize,
+        progress: Option<&BuildProgress>,
+    ) -> Result<AttachReport> {
+        let started = Instant::now();
+        let mut report = AttachReport::default();
+        let missing = missing.entries;
+        if missing.is_empty() {
+            return Ok(report);
         }
         if let Some(p) = progress {
             p.total.fetch_add(missing.len(), Ordering::Relaxed);
@@ -327,7 +394,6 @@ impl Cache {
                 .sum();
             p.bytes_total.fetch_add(bytes, Ordering::Relaxed);
         }
-        let build_started = Instant::now();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .build()
@@ -351,12 +417,13 @@ impl Cache {
             })
         });
         let results = results.into_inner().unwrap_or_default();
+        let mut built = Vec::new();
         for (i, r) in results {
             match r {
                 Ok((e, bytes)) => {
                     report.built += 1;
                     report.bytes_written += bytes;
-                    found[i] = Some(e);
+                    built.push((i, e));
                 }
                 // The SSTable itself is damaged: the run must fail as it would without the cache.
                 Err(Error::Reader(e)) => return Err(Error::Reader(e)),
@@ -366,15 +433,10 @@ impl Cache {
                 }
             }
         }
-        if !missing.is_empty() {
-            report.build_time = build_started.elapsed();
+        report.build_time = started.elapsed();
+        for (i, e) in built {
+            table.attach_feed(i, Arc::new(e))?;
         }
-        for (i, e) in found.into_iter().enumerate() {
-            if let Some(e) = e {
-                table.attach_feed(i, Arc::new(e))?;
-            }
-        }
-        tracing::debug!("cache attach took {:?}", started.elapsed());
         Ok(report)
     }
 

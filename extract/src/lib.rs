@@ -25,11 +25,16 @@
 //! - [`Extract`]: an opened, checksum-verified extract; a [`sstable_reader::PartitionFeed`], so the
 //!   reader's merge ([`sstable_reader::MergeTable::attach_feed`]) runs over it unchanged, and TTL
 //!   expiry is decided at the scan's `now`, never at extraction.
+//! - [`ColdBuild`]: the entries a run builds from its own scan (one pass over each SSTable), a
+//!   [`Chunk`] per range of the ring fed by a [`sstable_reader::ScanTap`].
 //! - [`Cache`]: a directory of extracts keyed by the SSTable's identity ([`Identity`]), written
 //!   atomically, verified on every open, dropped and rebuilt when damaged.
 
 mod cache;
+mod chunk;
+mod cold;
 mod container;
+mod entry;
 mod error;
 mod identity;
 mod ipc;
@@ -38,7 +43,9 @@ mod reader;
 mod summary;
 mod writer;
 
-pub use cache::{AttachReport, BuildProgress, Cache, CacheStats, GcReport};
+pub use cache::{AttachReport, BuildProgress, Cache, CacheStats, GcReport, Missing};
+pub use chunk::Chunk;
+pub use cold::{ColdBuild, Tapped};
 pub use error::{Error, Result};
 pub use identity::{identity, identity_at};
 pub use layout::FORMAT_VERSION;

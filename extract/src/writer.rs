@@ -12,15 +12,15 @@ use arrow_array::builder::{
 };
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_ipc::writer::{DictionaryHandling, FileWriter, IpcWriteOptions};
 use arrow_ipc::CompressionType;
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::SchemaRef;
 use sstable_reader::{
     Cell, DeletionTime, LivenessInfo, MarkerRef, Projection, RowRef, SSTable, TableSchema,
     Unfiltered,
 };
 
-use crate::container;
+use crate::chunk::Chunk;
+use crate::entry::EntryFile;
 use crate::error::{Error, Result};
 use crate::layout::{self, Storage, KIND_MARKER, KIND_PARTITION, KIND_ROW, KIND_STATIC};
 use crate::summary::{Identity, Summary};
@@ -62,7 +62,7 @@ impl ColumnBuilder {
 }
 
 /// Builds the record batches of one SSTable's extract.
-struct Builders {
+pub(crate) struct Builders {
     kind: UInt8Builder,
     bound: UInt8Builder,
     key: BinaryBuilder,
@@ -79,9 +79,13 @@ struct Builders {
     /// Per static / regular column of the SSTable: its builder, `None` when the extract does not hold it.
     statics: Vec<Option<ColumnBuilder>>,
     regulars: Vec<Option<ColumnBuilder>>,
-    entries: usize,
+    pub(crate) entries: usize,
+    /// Rows since the last flush whose `bound`, `key`, `position`, `token`, `del`, `end` and `shadow`
+    /// are all null (rows without a deletion: nearly all), appended to those columns at once
+    /// ([`Builders::flush_nulls`]) rather than ten nulls per row.
+    row_nulls: usize,
     /// A column that does not fit its storage, and why (the extract is written again with it plain).
-    replan: Option<(String, String)>,
+    pub(crate) replan: Option<(String, String)>,
 }
 
 /// A clustering column's values: variable-length, or of its type's width.
@@ -151,7 +155,7 @@ fn inherits(c: &Cell<'_>, lv: &LivenessInfo) -> bool {
 }
 
 impl Builders {
-    fn new(schema: &TableSchema, plain: &[String], held: &Projection) -> Builders {
+    pub(crate) fn new(schema: &TableSchema, plain: &[String], held: &Projection) -> Builders {
         Builders {
             kind: UInt8Builder::new(),
             bound: UInt8Builder::new(),
@@ -180,7 +184,24 @@ impl Builders {
             statics: column_builders(&schema.statics, plain, |j| held.includes_static(j)),
             regulars: column_builders(&schema.regulars, plain, |j| held.includes_regular(j)),
             entries: 0,
+            row_nulls: 0,
             replan: None,
+        }
+    }
+
+    /// Appends the nulls of the rows counted in `row_nulls` (before any other entry's values).
+    fn flush_nulls(&mut self) {
+        let n = std::mem::take(&mut self.row_nulls);
+        if n == 0 {
+            return;
+        }
+        self.bound.append_nulls(n);
+        self.key.append_nulls(n);
+        self.position.append_nulls(n);
+        self.token.append_nulls(n);
+        for b in [&mut self.del, &mut self.end, &mut self.shadow] {
+            b.0.append_nulls(n);
+            b.1.append_nulls(n);
         }
     }
 
@@ -196,13 +217,14 @@ impl Builders {
         Ok(())
     }
 
-    fn partition(
+    pub(crate) fn partition(
         &mut self,
         key: &[u8],
         token: u128,
         position: u64,
         d: DeletionTime,
     ) -> Result<(), arrow_schema::ArrowError> {
+        self.flush_nulls();
         self.kind.append_value(KIND_PARTITION);
         self.bound.append_null();
         self.key.append_value(key);
@@ -263,17 +285,22 @@ impl Builders {
         Ok(())
     }
 
-    fn row(&mut self, r: &RowRef<'_>, scratch: &mut Vec<u8>) -> Result<(), String> {
+    pub(crate) fn row(&mut self, r: &RowRef<'_>, scratch: &mut Vec<u8>) -> Result<(), String> {
         let lv = r.liveness();
         self.kind
             .append_value(if r.is_static() { KIND_STATIC } else { KIND_ROW });
-        self.bound.append_null();
-        self.key.append_null();
-        self.position.append_null();
-        self.token.append_null();
-        deletion(&mut self.del, Some(r.deletion()));
-        deletion(&mut self.end, None);
-        deletion(&mut self.shadow, Some(r.shadowable_deletion()));
+        if r.deletion().is_live() && r.shadowable_deletion().is_live() {
+            self.row_nulls += 1;
+        } else {
+            self.flush_nulls();
+            self.bound.append_null();
+            self.key.append_null();
+            self.position.append_null();
+            self.token.append_null();
+            deletion(&mut self.del, Some(r.deletion()));
+            deletion(&mut self.end, None);
+            deletion(&mut self.shadow, Some(r.shadowable_deletion()));
+        }
         if lv.is_empty() {
             self.lv_ts.append_null();
             self.lv_ttl.append_null();
@@ -403,7 +430,8 @@ impl Builders {
         Ok(())
     }
 
-    fn marker(&mut self, m: &MarkerRef<'_>) -> Result<(), String> {
+    pub(crate) fn marker(&mut self, m: &MarkerRef<'_>) -> Result<(), String> {
+        self.flush_nulls();
         self.kind.append_value(KIND_MARKER);
         self.bound.append_value(m.kind.ordinal());
         self.key.append_null();
@@ -421,7 +449,11 @@ impl Builders {
         Ok(())
     }
 
-    fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    pub(crate) fn finish(
+        &mut self,
+        schema: &SchemaRef,
+    ) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        self.flush_nulls();
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(self.kind.finish()),
             Arc::new(self.bound.finish()),
@@ -528,56 +560,21 @@ impl WriteOptions {
 
 /// Extracts one SSTable as it goes: give it the scanner's partitions and unfiltereds in order.
 pub struct ExtractWriter<W: Write> {
-    builders: Builders,
-    schema: SchemaRef,
-    writer: FileWriter<container::Checksummed<W>>,
-    batches: Vec<(u64, u64)>,
-    first_position: Option<u64>,
-    last_position: u64,
-    partitions: u64,
-    rows: u64,
-    path: std::path::PathBuf,
-    scratch: Vec<u8>,
-    /// The names of the static and regular columns held (the footer's list).
-    columns: Vec<String>,
+    chunk: Chunk,
+    file: EntryFile<W>,
 }
 
 impl<W: Write> ExtractWriter<W> {
     /// Starts the extract of an SSTable with `schema` on `out` (`path` names it in errors).
     pub fn new(out: W, path: &Path, schema: &TableSchema, options: &WriteOptions) -> Result<Self> {
-        let held = options.held(schema);
-        let arrow: Schema = layout::arrow_schema(schema, &options.plain, &held);
-        let schema_ref = Arc::new(arrow);
-        let ipc = IpcWriteOptions::default()
-            .try_with_compression(options.compression)
-            .map(|o| o.with_dictionary_handling(DictionaryHandling::Delta))
-            .map_err(|e| Error::arrow(path, e))?;
-        let writer =
-            FileWriter::try_new_with_options(container::Checksummed::new(out), &schema_ref, ipc)
-                .map_err(|e| Error::arrow(path, e))?;
+        let arrow = Chunk::arrow_schema(schema, options);
         Ok(ExtractWriter {
-            builders: Builders::new(schema, &options.plain, &held),
-            schema: schema_ref,
-            writer,
-            batches: Vec::new(),
-            first_position: None,
-            last_position: 0,
-            partitions: 0,
-            rows: 0,
-            path: path.to_path_buf(),
-            scratch: Vec::new(),
-            columns: layout::held_names(schema, &held),
+            chunk: Chunk::new(path, schema, &arrow, options),
+            file: EntryFile::new(out, path, schema, &arrow, options)?,
         })
     }
 
-    fn unsupported(&self, what: String) -> Error {
-        Error::Unsupported {
-            path: self.path.clone(),
-            what,
-        }
-    }
-
-    /// Starts a partition (ending the current batch first when it is full).
+    /// Starts a partition (writing the current batch first when it is full).
     pub fn partition(
         &mut self,
         key: &[u8],
@@ -585,76 +582,21 @@ impl<W: Write> ExtractWriter<W> {
         position: u64,
         deletion: DeletionTime,
     ) -> Result<()> {
-        if self.builders.entries >= BATCH_ENTRIES {
-            self.flush()?;
-        }
-        self.first_position.get_or_insert(position);
-        self.last_position = position;
-        self.partitions += 1;
-        let path = self.path.clone();
-        self.builders
-            .partition(key, token, position, deletion)
-            .map_err(|e| Error::arrow(&path, e))
+        self.chunk.partition(key, token, position, deletion)?;
+        self.file.write(&mut self.chunk)
     }
 
     /// The next row or marker of the current partition.
     pub fn unfiltered(&mut self, u: &Unfiltered<'_>) -> Result<()> {
-        let r = match u {
-            Unfiltered::Row(r) => {
-                self.rows += 1;
-                self.builders.row(r, &mut self.scratch)
-            }
-            Unfiltered::Marker(m) => self.builders.marker(m),
-        };
-        r.map_err(|what| self.unsupported(what))
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        if self.builders.entries == 0 {
-            return Ok(());
-        }
-        let batch = self
-            .builders
-            .finish(&self.schema)
-            .map_err(|e| Error::arrow(&self.path, e))?;
-        if let Some((column, why)) = self.builders.replan.take() {
-            return Err(Error::Replan {
-                path: self.path.clone(),
-                column,
-                why,
-            });
-        }
-        self.writer
-            .write(&batch)
-            .map_err(|e| Error::arrow(&self.path, e))?;
-        self.batches
-            .push((self.first_position.take().unwrap_or(0), self.last_position));
-        Ok(())
+        self.chunk.unfiltered(u)
     }
 
     /// Ends the extract: the last batch, the footer with its [`Summary`] and the checksummed trailer.
     pub fn finish(mut self, identity: Identity) -> Result<(W, Summary)> {
-        self.flush()?;
-        let summary = Summary {
-            format: layout::FORMAT_VERSION,
-            identity,
-            partitions: self.partitions,
-            rows: self.rows,
-            batches: std::mem::take(&mut self.batches),
-            columns: std::mem::take(&mut self.columns),
-        };
-        let json = serde_json::to_string(&summary)
-            .map_err(|e| Error::damaged(&self.path, e.to_string()))?;
-        self.writer.write_metadata(layout::METADATA_KEY, json);
-        self.writer
-            .finish()
-            .map_err(|e| Error::arrow(&self.path, e))?;
-        let inner = self
-            .writer
-            .into_inner()
-            .map_err(|e| Error::arrow(&self.path, e))?;
-        let out = inner.finish().map_err(|e| Error::io(&self.path, e))?;
-        Ok((out, summary))
+        self.chunk.close()?;
+        self.file.write(&mut self.chunk)?;
+        self.file.count(&self.chunk);
+        self.file.finish(identity)
     }
 }
 

@@ -8,6 +8,8 @@
 //! older than the first recomputed day forward from the previous run (their raw events may have expired).
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use facts::{BatchPublisher, Day, FunnelStepFact, FunnelTotalFact, RunId, RunMeta, Watermark};
 use rayon::prelude::*;
@@ -125,7 +127,9 @@ pub struct Evaluation {
 
 /// Evaluates all funnels over independent `chunks` in parallel on `pool`. `scan(chunk, worker)` streams
 /// the chunk's actors into the worker ([`Worker::observe_actor`] or [`Worker::offer`]); a failing chunk
-/// fails the whole evaluation with its error.
+/// fails the whole evaluation with its error. Chunks are taken in their order, each by the next free
+/// worker: ranges of the ring complete roughly in ring order (a cold cache run writes its entries in
+/// that order, holding only the ranges completed ahead of the next one).
 pub fn evaluate_chunks<C, F, E>(
     set: &FunnelSet,
     chunks: Vec<C>,
@@ -142,18 +146,25 @@ where
         a.0.merge(b.0);
         (a.0, a.1 + b.1, a.2 + b.2)
     };
+    let workers = pool.current_num_threads().min(chunks.len()).max(1);
+    let queue = Mutex::new(chunks.into_iter());
+    let failed = AtomicBool::new(false);
     let (aggregate, actors, rows) = pool.install(|| {
-        chunks
+        (0..workers)
             .into_par_iter()
-            .try_fold(
-                || Worker::new(set),
-                |mut w, chunk| {
-                    scan(chunk, &mut w)?;
-                    Ok::<_, E>(w)
-                },
-            )
-            .map(|w| w.map(|w| (w.actors, w.rows, w.into_aggregator())))
-            .map(|w| w.map(|(a, r, g)| (g, a, r)))
+            .map(|_| {
+                let mut w = Worker::new(set);
+                while !failed.load(Ordering::Relaxed) {
+                    let next = queue.lock().map(|mut q| q.next());
+                    let Ok(Some(chunk)) = next else { break };
+                    if let Err(e) = scan(chunk, &mut w) {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+                let (actors, rows) = (w.actors, w.rows);
+                Ok::<Partial, E>((w.into_aggregator(), actors, rows))
+            })
             .try_reduce(|| (Aggregator::new(), 0, 0), |a, b| Ok(merge(a, b)))
     })?;
     Ok(Evaluation {

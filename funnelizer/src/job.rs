@@ -70,8 +70,9 @@ pub struct JobOptions {
     /// How often a [`Progress`] sink hears from a running scan.
     pub progress_interval: Duration,
     /// The directory of columnar extracts of the SSTables (`None`: no cache). SSTables with a valid
-    /// extract are read from it; the others are extracted first (one pass over each), so later runs
-    /// decode only new SSTables. Results are the same with and without it.
+    /// extract are read from it; the others' extracts are built from the run's own scan of them (one
+    /// pass; shuffled and sharded runs extract them first), so later runs decode only new SSTables.
+    /// Results are the same with and without it.
     pub cache: Option<PathBuf>,
     /// Run as one shard of a sharded run (`None`: the whole ring, published as a run). A shard reads
     /// only its token ranges and stores its partial facts; the shard completing the set publishes the
@@ -297,7 +298,7 @@ impl Job {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
         let Opened {
-            source,
+            mut source,
             events,
             conversions,
             cache,
@@ -348,6 +349,15 @@ impl Job {
             (eval, n, Timelines::Streamed)
         };
         let scan = scan_started.elapsed();
+        let mut cache = cache;
+        let builds = std::mem::take(&mut source.cold);
+        for (build, table) in builds.into_iter().zip(source.tables()) {
+            let Some(build) = build else { continue };
+            let built = build.finish(table)?;
+            if let Some(c) = cache.as_mut() {
+                *c += built;
+            }
+        }
 
         tracker.phase(Phase::Publishing, bytes_on_disk);
         let publish_started = Instant::now();
@@ -501,38 +511,66 @@ impl Job {
             Some(c) => Some(c.open(schema.as_ref(), options)?),
             None => None,
         };
-        let cache = match &o.cache {
-            Some(dir) => {
-                let cache = extract::Cache::open(dir, &o.data)?;
-                let total = |t: &sstable_reader::MergeTable| {
-                    t.sstables().iter().map(|s| s.data.file_len()).sum::<u64>()
-                };
-                // A table no funnel reads is not scanned (`SstableSource::new`): not extracted either.
-                let uses_conv = set.funnels.iter().any(|f| f.uses(Table::Conversions));
-                let cv_read = cv.as_mut().filter(|_| uses_conv);
-                let bytes = total(&ev) + cv_read.as_deref().map_or(0, total);
-                // Entries hold the columns the funnels read (and are widened when a later one reads more).
-                let columns = scan_columns(set, Table::Events, ev.schema());
-                let mut report =
-                    tracker.ticking(Phase::Extracting, o.progress_interval, bytes, || {
-                        cache.attach_columns(&mut ev, &columns, threads, Some(&tracker.build))
-                    })?;
-                if let Some(cv) = cv_read {
-                    let columns = scan_columns(set, Table::Conversions, cv.schema());
-                    report +=
-                        tracker.ticking(Phase::Extracting, o.progress_interval, bytes, || {
-                            cache.attach_columns(cv, &columns, threads, Some(&tracker.build))
-                        })?;
-                }
-                Some(report)
+        // A table no funnel reads is not scanned (`SstableSource::new`): not extracted either.
+        let uses_conv = set.funnels.iter().any(|f| f.uses(Table::Conversions));
+        // Valid cache entries are attached now; the others are built below.
+        let mut planned = None;
+        if let Some(dir) = &o.cache {
+            let cache = extract::Cache::open(dir, &o.data)?;
+            // Entries hold the columns the funnels read (and are widened when a later one reads more).
+            let columns = scan_columns(set, Table::Events, ev.schema());
+            let (mut report, ev_missing) = cache.plan_columns(&mut ev, &columns)?;
+            let mut cv_missing = extract::Missing::default();
+            if let Some(cv) = cv.as_mut().filter(|_| uses_conv) {
+                let columns = scan_columns(set, Table::Conversions, cv.schema());
+                let (r, m) = cache.plan_columns(cv, &columns)?;
+                report += r;
+                cv_missing = m;
             }
-            None => None,
-        };
+            planned = Some((cache, report, [ev_missing, cv_missing]));
+        }
         // Without a schema file the key columns are only `pk0…`, `ck0…`.
         let named = |t: &DiscoveredTable| schema.is_some() || !t.schema_files.is_empty();
         let key_names = [named(events), conversions.is_some_and(named)];
+        let mut source = SstableSource::new(set, ev, cv, o.now_s, key_names)?;
+        let cache = match planned {
+            None => None,
+            Some((cache, mut report, [ev_missing, cv_missing])) => {
+                // A streamed run over the whole ring builds the entries from its own scan (one pass);
+                // a shuffled or sharded one extracts those SSTables first (a shard reads part of them).
+                if !source.needs_shuffle() && o.shard.is_none() {
+                    source.cold = [
+                        Some(extract::ColdBuild::new(&cache, &source.events, ev_missing)),
+                        source
+                            .conversions
+                            .as_ref()
+                            .map(|cv| extract::ColdBuild::new(&cache, cv, cv_missing)),
+                    ];
+                } else {
+                    let total = |t: &sstable_reader::MergeTable| {
+                        t.sstables().iter().map(|s| s.data.file_len()).sum::<u64>()
+                    };
+                    let bytes =
+                        total(&source.events) + source.conversions.as_ref().map_or(0, total);
+                    let (ev, cv) = (&mut source.events, source.conversions.as_mut());
+                    report +=
+                        tracker.ticking(Phase::Extracting, o.progress_interval, bytes, || {
+                            cache.build_missing(ev, ev_missing, threads, Some(&tracker.build))
+                        })?;
+                    if let Some(cv) = cv {
+                        report += tracker.ticking(
+                            Phase::Extracting,
+                            o.progress_interval,
+                            bytes,
+                            || cache.build_missing(cv, cv_missing, threads, Some(&tracker.build)),
+                        )?;
+                    }
+                }
+                Some(report)
+            }
+        };
         Ok(Opened {
-            source: SstableSource::new(set, ev, cv, o.now_s, key_names)?,
+            source,
             events: paths(&events.files),
             conversions: conversions.map(|c| paths(&c.files)).unwrap_or_default(),
             cache,

@@ -16,6 +16,7 @@
 
 use std::fmt::Write as _;
 
+use extract::{ColdBuild, Tapped};
 use sstable_reader::{
     counter_total, plan_ranges, split_composite, write_value, Columns, CqlType, MergeTable,
     MergedPartition, MergedRow, MergedScan, ScanCounters, TableSchema, TokenRange,
@@ -381,6 +382,8 @@ pub struct SstableSource {
     pub(crate) conversions: Option<MergeTable>,
     pub(crate) maps: [Option<TableMap>; 2],
     pub(crate) now_s: i64,
+    /// Per table (events, conversions): the cache entries built while the ranges are scanned.
+    pub(crate) cold: [Option<ColdBuild>; 2],
 }
 
 impl SstableSource {
@@ -426,6 +429,7 @@ impl SstableSource {
             conversions,
             maps,
             now_s,
+            cold: [None, None],
         })
     }
 
@@ -464,13 +468,37 @@ impl SstableSource {
         Ok(plan_ranges(&self.tables(), target)?)
     }
 
-    /// Streams every actor of `range` into `worker`; adds progress to `counters`.
+    /// Streams every actor of `range` into `worker`; adds progress to `counters`. SSTables whose cache
+    /// entry the run builds ([`SstableSource::cold`]) feed it as they are read.
     pub fn scan_range<'a>(
         &'a self,
         range: &TokenRange,
         worker: &mut Worker<'_>,
         bufs: &mut Buffers,
         counters: Option<&'a ScanCounters>,
+    ) -> Result<(), Error> {
+        let mut taps: [Vec<Tapped>; 2] = [0, 1].map(|t| {
+            self.cold[t]
+                .as_ref()
+                .map_or_else(Vec::new, ColdBuild::chunks)
+        });
+        self.scan_merged(range, worker, bufs, counters, &mut taps)?;
+        // The range was read whole: its chunks are part of the entries.
+        for (t, tapped) in taps.into_iter().enumerate() {
+            if let (Some(build), Some(spans)) = (&self.cold[t], range.spans.get(t)) {
+                build.submit(range.index, spans, tapped);
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_merged<'a>(
+        &'a self,
+        range: &TokenRange,
+        worker: &mut Worker<'_>,
+        bufs: &mut Buffers,
+        counters: Option<&'a ScanCounters>,
+        taps: &mut [Vec<Tapped>; 2],
     ) -> Result<(), Error> {
         let empty = Vec::new();
         let [Some(emap), cmap] = &self.maps else {
@@ -483,12 +511,14 @@ impl SstableSource {
             Some(k) => s.report_to(k),
             None => s,
         };
-        let mut ev = with(self.events.scan_spans(
+        let [ev_taps, cv_taps] = taps;
+        let mut ev: MergedScan<'_> = with(self.events.scan_spans(
             &emap.projection,
             self.now_s,
             range.spans.first().unwrap_or(&empty),
         )?);
-        let mut cv = match (&self.conversions, cmap) {
+        tap(&mut ev, ev_taps);
+        let mut cv: Option<MergedScan<'_>> = match (&self.conversions, cmap) {
             (Some(t), Some(m)) => Some(with(t.scan_spans(
                 &m.projection,
                 self.now_s,
@@ -496,6 +526,9 @@ impl SstableSource {
             )?)),
             _ => None,
         };
+        if let Some(cv) = cv.as_mut() {
+            tap(cv, cv_taps);
+        }
         let mut e = ev.next_partition()?;
         let mut c = match cv.as_mut() {
             Some(s) => s.next_partition()?,
@@ -531,6 +564,13 @@ impl SstableSource {
             }
         }
         Ok(())
+    }
+}
+
+/// Attaches each chunk to the scan of its SSTable (marking those the scan reads).
+fn tap<'s>(scan: &mut MergedScan<'s>, taps: &'s mut [Tapped]) {
+    for (sst, chunk, attached) in taps.iter_mut() {
+        *attached = scan.tap(*sst, Box::new(chunk)).is_ok();
     }
 }
 

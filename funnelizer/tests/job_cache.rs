@@ -79,6 +79,21 @@ fn facts_are_byte_identical_without_cache_cold_and_warm() {
     let (c1, c2) = (r1.cache.unwrap(), r2.cache.unwrap());
     assert_eq!((c1.hits, c1.built), (0, sstables), "{c1:?}");
     assert_eq!((c2.hits, c2.built, c2.dropped), (sstables, 0, 0), "{c2:?}");
+    // One pass: the cold run built the entries from its own scan of every Data.db, range by range
+    // (no extraction pass first, no reading of the fresh entries), and the warm run read only those.
+    assert!(
+        r1.ranges > 1,
+        "the scan must run over several ranges ({})",
+        r1.ranges
+    );
+    assert_eq!(
+        r1.disk_bytes_read, r0.disk_bytes_read,
+        "cold reads Data.db once"
+    );
+    assert_ne!(
+        r2.disk_bytes_read, r0.disk_bytes_read,
+        "warm reads the entries"
+    );
 }
 
 /// Entries hold the columns the funnels read: a funnel set reading only event names builds narrow

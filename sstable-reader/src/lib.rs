@@ -114,7 +114,7 @@ pub use json::{format_seconds, format_timestamp_ms, format_timestamp_us, write_v
 pub use merge::feed::{FeedCell, FeedCursor, FeedStage, PartitionFeed};
 pub use merge::order::compare_values;
 pub use merge::{
-    Columns, MergeStats, MergeTable, MergedPartition, MergedRow, MergedScan, MetaItem,
+    Columns, MergeStats, MergeTable, MergedPartition, MergedRow, MergedScan, MetaItem, ScanTap,
 };
 pub use node_schema::{find_data_dir, system_schema_keys, DroppedColumn, NodeSchema};
 pub use parallel::{for_each_ordered, plan_ranges, plan_ranges_in, TokenRange};

@@ -434,6 +434,12 @@ impl<'s> Scanner<'s> {
     /// The next row or range tombstone marker of the current partition; `None` at its end.
     pub fn next_unfiltered(&mut self) -> Result<Option<Unfiltered<'_>>> {
         self.reader.release(self.pos);
+        self.next_unfiltered_kept()
+    }
+
+    /// [`Scanner::next_unfiltered`] without releasing what was read of the partition, so that
+    /// [`Scanner::rewind_partition`] can decode it again (a merge's tap reads a partition first).
+    pub(crate) fn next_unfiltered_kept(&mut self) -> Result<Option<Unfiltered<'_>>> {
         let mut own = Buffers {
             cells: std::mem::take(&mut self.cells),
             complex: std::mem::take(&mut self.complex),

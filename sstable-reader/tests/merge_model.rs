@@ -657,6 +657,52 @@ fn with_extracts_holding(
     table
 }
 
+/// The SSTables at `paths` merged with each one's partitions read from its cache entry (under `dir`),
+/// the entries built by tapped scans of ranges of the ring (what a cold `funnel run --cache` does),
+/// holding the static and regular `columns` (`None`: all). The ranges are scanned last first, so every
+/// chunk but the first waits for those before it.
+fn built_while_scanning(
+    paths: &[std::path::PathBuf],
+    dir: &Path,
+    columns: Option<Vec<String>>,
+) -> MergeTable {
+    let open = || {
+        let ssts = paths
+            .iter()
+            .map(|p| SSTable::open(p, None, ReadOptions::default()).unwrap())
+            .collect();
+        MergeTable::new(ssts).unwrap()
+    };
+    let cache_dir = dir.join(format!("cache-{}", columns.is_some()));
+    let cache = extract::Cache::open(&cache_dir, paths).unwrap();
+    let cols = columns.map_or(Columns::All, Columns::Named);
+    let table = open();
+    let (report, missing) = cache.plan_columns(&mut open(), &cols).unwrap();
+    assert_eq!((report.hits, missing.len()), (0, paths.len()));
+    let build = extract::ColdBuild::new(&cache, &table, missing);
+    let ranges = sstable_reader::plan_ranges(&[&table], 4).unwrap();
+    for range in ranges.iter().rev() {
+        let mut chunks = build.chunks();
+        {
+            let mut scan = table.scan_spans(&cols, NOW, &range.spans[0]).unwrap();
+            for (sst, chunk, attached) in chunks.iter_mut() {
+                *attached = scan.tap(*sst, Box::new(chunk)).is_ok();
+            }
+            while scan.next_partition().unwrap().is_some() {}
+        }
+        build.submit(range.index, &range.spans[0], chunks);
+    }
+    let report = build.finish(&table).unwrap();
+    assert_eq!(
+        (report.built, report.skipped.clone()),
+        (paths.len(), Vec::<String>::new())
+    );
+    let mut warm = open();
+    let (report, missing) = cache.plan_columns(&mut warm, &cols).unwrap();
+    assert_eq!((report.hits, missing.len()), (paths.len(), 0));
+    warm
+}
+
 /// How a history's writes are spread over SSTables.
 #[derive(Clone, Copy, PartialEq)]
 enum Layout {
@@ -727,6 +773,8 @@ fn check_against_model(layout: Layout, gens: usize, keys: usize, seeds: std::ops
         let table = MergeTable::new(ssts).unwrap();
         let extracted = with_extracts(&paths, dir.path());
         let narrow = with_extracts_holding(&paths, dir.path(), Some(vec!["v".into()]));
+        let one_pass = built_while_scanning(&paths, dir.path(), None);
+        let one_pass_v = built_while_scanning(&paths, dir.path(), Some(vec!["v".into()]));
         // The merge over columnar extracts of the same SSTables gives the same rows at any `now`, TTLs
         // expiring between two of them included (expiry times lie within NOW ± 1000 s); extracts
         // holding only `v` answer scans of `v`, and leave scans of more to the Data.db files.
@@ -742,6 +790,16 @@ fn check_against_model(layout: Layout, gens: usize, keys: usize, seeds: std::ops
                     render_at(&narrow, &columns, now),
                     expected,
                     "seed {seed}: extracts holding v at now {now}, {columns:?}"
+                );
+                assert_eq!(
+                    render_at(&one_pass, &columns, now),
+                    expected,
+                    "seed {seed}: entries built while scanning, at now {now}, {columns:?}"
+                );
+                assert_eq!(
+                    render_at(&one_pass_v, &columns, now),
+                    expected,
+                    "seed {seed}: entries holding v built while scanning, at now {now}, {columns:?}"
                 );
             }
         }

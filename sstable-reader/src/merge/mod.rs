@@ -42,8 +42,10 @@ mod direct;
 pub mod feed;
 pub(crate) mod order;
 mod stage;
+mod tap;
 
 pub use deletions::MetaItem;
+pub use tap::ScanTap;
 
 use std::cmp::Ordering;
 use std::path::Path;
@@ -382,6 +384,7 @@ impl MergeTable {
             };
             sources.push(Source {
                 input,
+                tap: None,
                 sst: i,
                 has: false,
                 done: false,
@@ -396,6 +399,7 @@ impl MergeTable {
             part: MergedPartition::default(),
             scratch: Scratch::default(),
             feed_clustering: Vec::new(),
+            tap_bufs: tap::TapBuffers::default(),
             now,
             contributing: Vec::new(),
             stats: MergeStats::default(),
@@ -450,6 +454,8 @@ impl Input<'_> {
 
 struct Source<'t> {
     input: Input<'t>,
+    /// Sees every partition of the SSTable before the merge ([`MergedScan::tap`]).
+    tap: Option<Box<dyn ScanTap + 't>>,
     sst: usize,
     has: bool,
     done: bool,
@@ -508,6 +514,7 @@ pub struct MergedScan<'t> {
     scratch: Scratch,
     /// Reused clustering slots of partitions staged from feeds.
     feed_clustering: Vec<stage::Slot>,
+    tap_bufs: tap::TapBuffers,
     now: i64,
     contributing: Vec<usize>,
     stats: MergeStats,
@@ -551,6 +558,28 @@ impl<'t> MergedScan<'t> {
 
     pub fn table(&self) -> &'t MergeTable {
         self.table
+    }
+
+    /// Gives every partition this scan reads of SSTable `sst` (of [`MergeTable::sstables`]) from its
+    /// Data.db to `tap`, whole and unfiltered, before the merge (see [`ScanTap`]). Returns `tap` back
+    /// when the scan does not read that Data.db (the SSTable has no data in the scan's spans, or a
+    /// feed is read instead).
+    pub fn tap(
+        &mut self,
+        sst: usize,
+        tap: Box<dyn ScanTap + 't>,
+    ) -> std::result::Result<(), Box<dyn ScanTap + 't>> {
+        match self
+            .sources
+            .iter_mut()
+            .find(|s| s.sst == sst && matches!(s.input, Input::Sst(_)))
+        {
+            Some(s) => {
+                s.tap = Some(tap);
+                Ok(())
+            }
+            None => Err(tap),
+        }
     }
 
     /// Leaves every row to the general decoder and every partition to the general merge (what the lean
@@ -602,6 +631,10 @@ impl<'t> MergedScan<'t> {
                             }
                         };
                         self.sources[i].token = token;
+                        let s = &mut self.sources[i];
+                        if let (Some(tap), Input::Sst(scan)) = (&mut s.tap, &mut s.input) {
+                            tap::read(scan, token, h, tap.as_mut(), &mut self.tap_bufs)?;
+                        }
                     }
                 }
             }
