@@ -22,13 +22,13 @@ use std::time::{Duration, Instant, SystemTime};
 use rayon::prelude::*;
 use sstable_reader::{Columns, MergeTable, Projection, SSTable};
 
+use crate::builders::WriteOptions;
 use crate::error::{Error, Result};
 use crate::identity::identity;
 use crate::layout::{self, FORMAT_VERSION};
 use crate::reader::Extract;
 use crate::summary::Identity;
 use crate::write_extract_file;
-use crate::writer::WriteOptions;
 
 /// Temporary files of writers that died are removed by [`Cache::gc`] after this long.
 const STALE_TEMP: Duration = Duration::from_secs(3600);

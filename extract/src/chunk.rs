@@ -10,9 +10,9 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use sstable_reader::{DeletionTime, PartitionHeader, ScanTap, TableSchema, Unfiltered};
 
+use crate::builders::{Builders, WriteOptions, BATCH_ENTRIES};
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::writer::{Builders, WriteOptions, BATCH_ENTRIES};
 
 /// A finished record batch and the Data.db positions of its first and last partitions.
 pub(crate) type Batch = (RecordBatch, (u64, u64));

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use arrow_schema::SchemaRef;
 use sstable_reader::{MergeTable, TableSchema};
 
+use crate::builders::WriteOptions;
 use crate::cache::{AttachReport, Cache, Missing};
 use crate::chunk::Chunk;
 use crate::entry::EntryFile;
 use crate::error::{Error, Result};
 use crate::summary::Identity;
-use crate::writer::WriteOptions;
 
 /// One range's chunk of one SSTable: `(SSTable index, chunk, attached)`; `attached` says that the
 /// range's scan fed it (it read that SSTable's Data.db in the range).

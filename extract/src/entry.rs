@@ -18,12 +18,12 @@ use arrow_ipc::writer::{DictionaryHandling, FileWriter, IpcWriteOptions};
 use arrow_schema::{DataType, SchemaRef};
 use sstable_reader::{Projection, TableSchema};
 
+use crate::builders::{WriteOptions, DICTIONARY_LIMIT};
 use crate::chunk::Chunk;
 use crate::container;
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::summary::{Identity, Summary};
-use crate::writer::{WriteOptions, DICTIONARY_LIMIT};
 
 /// The entry's dictionary of one column: its values in order, and their indexes.
 #[derive(Default)]

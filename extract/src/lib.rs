@@ -30,6 +30,7 @@
 //! - [`Cache`]: a directory of extracts keyed by the SSTable's identity ([`Identity`]), written
 //!   atomically, verified on every open, dropped and rebuilt when damaged.
 
+mod builders;
 mod cache;
 mod chunk;
 mod cold;
@@ -43,6 +44,7 @@ mod reader;
 mod summary;
 mod writer;
 
+pub use builders::{WriteOptions, BATCH_ENTRIES, DICTIONARY_LIMIT};
 pub use cache::{AttachReport, BuildProgress, Cache, CacheStats, GcReport, Missing};
 pub use chunk::Chunk;
 pub use cold::{ColdBuild, Tapped};
@@ -51,7 +53,7 @@ pub use identity::{identity, identity_at};
 pub use layout::FORMAT_VERSION;
 pub use reader::Extract;
 pub use summary::{Identity, Summary};
-pub use writer::{write_extract, ExtractWriter, WriteOptions, BATCH_ENTRIES, DICTIONARY_LIMIT};
+pub use writer::{write_extract, ExtractWriter};
 
 use std::io::BufWriter;
 use std::path::Path;
