@@ -483,6 +483,19 @@ pub struct MergeStats {
     pub rows_expired: u64,
 }
 
+impl MergeStats {
+    /// Counts a partition returned by the one-version fast path, which read `rows_read` rows.
+    #[inline]
+    fn direct(&mut self, rows_read: u64, part: &MergedPartition) {
+        self.rows_read += rows_read;
+        self.partitions += 1;
+        self.direct_partitions += 1;
+        self.partition_versions += 1;
+        self.rows_live += part.rows.len() as u64;
+        self.rows_expired += part.expired;
+    }
+}
+
 impl std::ops::AddAssign for MergeStats {
     /// Sums the stats of scans of several ranges.
     fn add_assign(&mut self, o: MergeStats) {
@@ -689,12 +702,7 @@ impl<'t> MergedScan<'t> {
                 let dropped = &self.table.dropped;
                 if let Some(rows) = direct::read(scan, part, maps, dropped, self.now)? {
                     s.has = false;
-                    self.stats.rows_read += rows;
-                    self.stats.partitions += 1;
-                    self.stats.direct_partitions += 1;
-                    self.stats.partition_versions += 1;
-                    self.stats.rows_live += part.rows.len() as u64;
-                    self.stats.rows_expired += part.expired;
+                    self.stats.direct(rows, part);
                     return Ok(Some(&self.part));
                 }
             }
@@ -730,14 +738,10 @@ impl<'t> MergedScan<'t> {
                     let mut stage =
                         FeedStage::new(stager, &mut self.feed_clustering, projection, Some(out));
                     cursor.stage(&mut stage)?;
-                    self.stats.rows_read += stage.rows();
+                    let read = stage.rows();
                     stage.finish()?;
                     s.has = false;
-                    self.stats.partitions += 1;
-                    self.stats.direct_partitions += 1;
-                    self.stats.partition_versions += 1;
-                    self.stats.rows_live += part.rows.len() as u64;
-                    self.stats.rows_expired += part.expired;
+                    self.stats.direct(read, part);
                     return Ok(Some(&self.part));
                 }
             }
