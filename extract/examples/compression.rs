@@ -17,11 +17,11 @@ use std::time::Instant;
 
 use arrow_ipc::CompressionType;
 use rayon::prelude::*;
-use sstable_reader::{
-    discover, for_each_ordered, plan_ranges, Columns, MergeTable, ReadOptions, Selection,
-};
+use sstable_reader::{discover, Columns, ReadOptions, Selection};
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+mod common;
+
+use common::{scan, Res};
 
 /// The process's CPU time (user + system) in seconds.
 fn cpu_seconds() -> Res<f64> {
@@ -33,36 +33,6 @@ fn cpu_seconds() -> Res<f64> {
     let utime: f64 = f.get(11).ok_or("no utime")?.parse()?;
     let stime: f64 = f.get(12).ok_or("no stime")?.parse()?;
     Ok((utime + stime) / 100.0)
-}
-
-fn scan(table: &MergeTable, columns: &Columns, now: i64, threads: usize) -> Res<(u64, u64)> {
-    let ranges = plan_ranges(&[table], threads * 8)?;
-    let (mut rows, mut sum) = (0u64, 0u64);
-    for_each_ordered(
-        &ranges,
-        threads,
-        |r| {
-            let mut scan = table.scan_spans(columns, now, &r.spans[0])?;
-            let (mut n, mut s) = (0u64, 0u64);
-            while let Some(p) = scan.next_partition()? {
-                for row in p.rows() {
-                    n += 1;
-                    for c in row.cells() {
-                        s = s.wrapping_mul(31).wrapping_add(
-                            c.value.len() as u64 + c.value.first().copied().unwrap_or(0) as u64,
-                        );
-                    }
-                }
-            }
-            Ok((n, s))
-        },
-        |_, (n, s)| {
-            rows += n;
-            sum = sum.wrapping_add(s);
-            Ok(true)
-        },
-    )?;
-    Ok((rows, sum))
 }
 
 struct Codec {
